@@ -1,0 +1,1 @@
+"""The card side of hcepay: an HCE-style credit payment applet as a sans-IO state machine."""

@@ -1,0 +1,1 @@
+"""The credit authority's cryptography, shared by the card and the terminal (PROTOCOL.md §5)."""

@@ -1,0 +1,62 @@
+"""The `hcepay` command: one typer app; each cli_* module registers its own commands."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_vectors
+from reader.cli_common import ExitCode, stderr
+
+app = typer.Typer(
+    name="hcepay",
+    help=(
+        "hcepay: an ISO 7816 card-emulation simulator for mobile credit payment.\n\n"
+        "Start with `hcepay demo` (one complete payment, in-process, nothing to set up)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="Log more (-v: one line per APDU).")
+    ] = 0,
+) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+for module in (cli_decode, cli_authority, cli_card, cli_pay, cli_vectors):
+    module.register(app)
+
+
+def main() -> None:
+    """Entry point: run the app; turn any unexpected exception into one line and exit 70."""
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        stderr.print("hcepay: interrupted")
+        sys.exit(130)
+    except Exception as exc:  # the last resort: a bug, reported in one line
+        if os.environ.get("HCEPAY_DEBUG"):
+            raise
+        stderr.print(
+            f"hcepay: internal error: {type(exc).__name__}: {exc} (HCEPAY_DEBUG=1 for a traceback)",
+            markup=False,
+        )
+        sys.exit(int(ExitCode.INTERNAL))
+
+
+if __name__ == "__main__":
+    main()
