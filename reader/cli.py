@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_vectors
+from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_pcsc, cli_vectors
 from reader.cli_common import ExitCode, stderr
 
 app = typer.Typer(
@@ -35,7 +35,7 @@ def _root(
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-for module in (cli_decode, cli_authority, cli_card, cli_pay, cli_vectors):
+for module in (cli_decode, cli_authority, cli_card, cli_pcsc, cli_pay, cli_vectors):
     module.register(app)
 
 
