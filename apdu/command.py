@@ -1,0 +1,152 @@
+"""Command APDUs of ISO 7816-4 5.1: cases 1 to 4, short and extended length fields.
+
+Each of the seven forms is one compiled construct format (parse and build from one
+definition); which form an APDU has follows from its length alone (ISO 7816-4 5.1.2),
+decided here before the format runs, so a format never meets a truncated input.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import construct as cs
+
+from apdu.errors import DecodeError, EncodeError
+
+SHORT_MAX_DATA = 255
+SHORT_MAX_LE = 256
+EXTENDED_MAX_DATA = 65535
+EXTENDED_MAX_LE = 65536
+HEADER_LENGTH = 4
+
+_HEADER = ("cla" / cs.Int8ub, "ins" / cs.Int8ub, "p1" / cs.Int8ub, "p2" / cs.Int8ub)
+_EXT = cs.Const(b"\x00")  # the marker byte of extended length fields
+_FORMATS: dict[str, cs.Construct] = {
+    "1": cs.Struct(*_HEADER),
+    "2S": cs.Struct(*_HEADER, "le" / cs.Int8ub),
+    "3S": cs.Struct(*_HEADER, "data" / cs.Prefixed(cs.Int8ub, cs.GreedyBytes)),
+    "4S": cs.Struct(*_HEADER, "data" / cs.Prefixed(cs.Int8ub, cs.GreedyBytes), "le" / cs.Int8ub),
+    "2E": cs.Struct(*_HEADER, _EXT, "le" / cs.Int16ub),
+    "3E": cs.Struct(*_HEADER, _EXT, "data" / cs.Prefixed(cs.Int16ub, cs.GreedyBytes)),
+    "4E": cs.Struct(
+        *_HEADER, _EXT, "data" / cs.Prefixed(cs.Int16ub, cs.GreedyBytes), "le" / cs.Int16ub
+    ),
+}
+
+
+class _Compiled:
+    """A compiled construct format called without its per-call wrapper (the hot path)."""
+
+    def __init__(self, fmt: cs.Construct) -> None:
+        compiled = fmt.compile()
+        self._parse = compiled.parsefunc
+        self._build = compiled.buildfunc
+        self._pctx = cs.Container(_params={}, _parsing=True, _building=False, _index=None)
+        self._bctx = cs.Container(_params={}, _parsing=False, _building=True, _index=None)
+
+    def parse(self, raw: bytes) -> Any:
+        return self._parse(io.BytesIO(raw), self._pctx)
+
+    def build(self, obj: dict[str, Any]) -> bytes:
+        stream = io.BytesIO()
+        self._build(obj, stream, self._bctx)
+        return stream.getvalue()
+
+
+_CODECS = {case: _Compiled(fmt) for case, fmt in _FORMATS.items()}
+_C1, _C2S, _C3S, _C4S = _CODECS["1"], _CODECS["2S"], _CODECS["3S"], _CODECS["4S"]
+_C2E, _C3E, _C4E = _CODECS["2E"], _CODECS["3E"], _CODECS["4E"]
+
+
+def _case_of(raw: bytes) -> str:
+    """The form of an encoded command, from its length and length bytes (ISO 7816-4 5.1.2)."""
+    size = len(raw)
+    if size < HEADER_LENGTH:
+        raise DecodeError("command APDU shorter than its 4-byte header", size)
+    if size == HEADER_LENGTH:
+        return "1"
+    if size == 5:
+        return "2S"
+    lc = raw[4]
+    if lc:
+        if size == 5 + lc:
+            return "3S"
+        if size == 6 + lc:
+            return "4S"
+        raise DecodeError(f"Lc {lc} does not match the {size - 5} bytes after it", 4)
+    if size == 6:
+        raise DecodeError("extended length field truncated", 5)
+    if size == 7:
+        return "2E"
+    lc = raw[5] << 8 | raw[6]
+    if lc == 0:
+        raise DecodeError("extended Lc of 0 followed by data", 5)
+    if size == 7 + lc:
+        return "3E"
+    if size == 9 + lc:
+        return "4E"
+    raise DecodeError(f"extended Lc {lc} does not match the {size - 7} bytes after it", 5)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAPDU:
+    """A command APDU (ISO 7816-4 5.1). `le` None: no Le field; `extended`: the encoding form."""
+
+    cla: int
+    ins: int
+    p1: int
+    p2: int
+    data: bytes = b""
+    le: int | None = None
+    extended: bool = False
+
+    @classmethod
+    def parse(cls, raw: bytes) -> CommandAPDU:
+        """Decode any of the seven forms; DecodeError on a bad length or stray bytes."""
+        case = _case_of(raw)
+        m = _CODECS[case].parse(raw)  # a construct Container: item access is its fast path
+        cla, ins, p1, p2 = m["cla"], m["ins"], m["p1"], m["p2"]
+        if case == "1":
+            return cls(cla, ins, p1, p2)
+        extended = case[1] == "E"
+        data = m["data"] if case[0] != "2" else b""
+        if case[0] == "3":
+            return cls(cla, ins, p1, p2, data, None, extended)
+        le = m["le"] or (EXTENDED_MAX_LE if extended else SHORT_MAX_LE)
+        return cls(cla, ins, p1, p2, data, le, extended)
+
+    def to_bytes(self) -> bytes:
+        """Encode in the form `extended` names; EncodeError for a field out of range."""
+        for name in ("cla", "ins", "p1", "p2"):
+            if not 0 <= getattr(self, name) <= 0xFF:
+                raise EncodeError(f"{name.upper()} {getattr(self, name)} is not a byte")
+        case = self.case
+        if case == "1" and self.extended:
+            raise EncodeError("case 1 has no extended form")
+        max_data, max_le = (
+            (EXTENDED_MAX_DATA, EXTENDED_MAX_LE)
+            if self.extended
+            else (SHORT_MAX_DATA, SHORT_MAX_LE)
+        )
+        if len(self.data) > max_data:
+            raise EncodeError(f"{len(self.data)} data bytes exceed the {max_data} of this form")
+        fields: dict[str, Any] = {"cla": self.cla, "ins": self.ins, "p1": self.p1, "p2": self.p2}
+        if self.le is not None:
+            if not 1 <= self.le <= max_le:
+                raise EncodeError(f"Le {self.le} outside 1..{max_le}")
+            fields["le"] = self.le % max_le
+        fields["data"] = self.data
+        return _CODECS[case].build(fields)
+
+    @property
+    def case(self) -> str:
+        """The ISO 7816-4 case: "1", "2S", "3S", "4S", "2E", "3E" or "4E"."""
+        if not self.data:
+            if self.le is None:
+                return "1"
+            return "2E" if self.extended else "2S"
+        if self.le is None:
+            return "3E" if self.extended else "3S"
+        return "4E" if self.extended else "4S"

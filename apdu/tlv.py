@@ -1,0 +1,201 @@
+"""BER-TLV: tags of 1 to 3 bytes, short and long (81, 82) lengths, nested templates.
+
+ISO 7816-4 5.2 and EMV Book 3 Annex B (PROTOCOL.md §1). Reading skips 00/FF padding between
+TLVs, refuses the indefinite length (80) and any value that runs past its container, and
+bounds the nesting depth; writing uses minimal lengths and never pads. The long length forms
+are construct formats; the tag/length walk is a bounded hand loop (the hot path).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import construct as cs
+
+from apdu.errors import DecodeError, EncodeError
+
+MAX_TAG_BYTES = 3
+MAX_LENGTH = 0xFFFF
+DEFAULT_MAX_DEPTH = 8
+_PADDING = (0x00, 0xFF)
+_CONSTRUCTED_BIT = 0x20
+_MORE_TAG_BYTES = 0x1F
+_LONG_FORM = 0x80
+
+# Long length forms (ISO 7816-4 5.2.2.2): 81 xx for 128..255, 82 xx xx for 256..65535.
+_LONG_LENGTHS: dict[int, cs.Construct] = {
+    0x81: cs.Int8ub.compile(),
+    0x82: cs.Int16ub.compile(),
+}
+_LONG_HEADERS: tuple[tuple[int, cs.Construct], ...] = (
+    (0xFF, cs.Struct(cs.Const(b"\x81"), "n" / cs.Int8ub).compile()),
+    (0xFFFF, cs.Struct(cs.Const(b"\x82"), "n" / cs.Int16ub).compile()),
+)
+
+
+def tag_bytes(tag: int) -> bytes:
+    """The encoded tag (ISO 7816-4 5.2.2.1); EncodeError when `tag` is no valid BER tag."""
+    size = max(1, (tag.bit_length() + 7) // 8)
+    if tag < 0 or size > MAX_TAG_BYTES:
+        raise EncodeError(f"tag {tag:#x} is not a 1 to 3 byte BER tag")
+    raw = tag.to_bytes(size, "big")
+    first_ok = (raw[0] & _MORE_TAG_BYTES == _MORE_TAG_BYTES) == (size > 1)
+    middle_ok = all(b & 0x80 for b in raw[1:-1])
+    last_ok = size == 1 or not raw[-1] & 0x80
+    if not (first_ok and middle_ok and last_ok) or raw[0] in _PADDING:
+        raise EncodeError(f"tag {tag:X} is not a valid BER tag encoding")
+    return raw
+
+
+def is_constructed(tag: int) -> bool:
+    """b6 of the first tag byte: the value is itself BER-TLV (ISO 7816-4 5.2.2.1)."""
+    first = tag >> (8 * max(0, (tag.bit_length() - 1) // 8))
+    return bool(first & _CONSTRUCTED_BIT)
+
+
+@dataclass(frozen=True, slots=True)
+class Tlv:
+    """One data object: `value` is the raw value; `children` are parsed when constructed."""
+
+    tag: int
+    value: bytes
+    children: tuple[Tlv, ...] = ()
+
+    @property
+    def constructed(self) -> bool:
+        """True when the tag says the value is a sequence of TLVs."""
+        return is_constructed(self.tag)
+
+    def find(self, tag: int) -> Tlv | None:
+        """The first descendant with `tag`, depth-first (the depth is bounded by decode)."""
+        for child in self.children:
+            if child.tag == tag:
+                return child
+            found = child.find(tag)
+            if found is not None:
+                return found
+        return None
+
+    def find_all(self, tag: int) -> tuple[Tlv, ...]:
+        """Every descendant with `tag`, depth-first."""
+        found: list[Tlv] = []
+        for child in self.children:
+            if child.tag == tag:
+                found.append(child)
+            found.extend(child.find_all(tag))
+        return tuple(found)
+
+
+def primitive(tag: int, value: bytes) -> Tlv:
+    """A primitive data object; EncodeError for a constructed tag."""
+    if is_constructed(tag):
+        raise EncodeError(f"tag {tag:X} is constructed: use constructed()")
+    tag_bytes(tag)
+    return Tlv(tag, bytes(value))
+
+
+def constructed(tag: int, *children: Tlv) -> Tlv:
+    """A template holding `children` (its value is their encoding)."""
+    if not is_constructed(tag):
+        raise EncodeError(f"tag {tag:X} is primitive: use primitive()")
+    tag_bytes(tag)
+    return Tlv(tag, encode(*children), tuple(children))
+
+
+def _length_bytes(length: int) -> bytes:
+    """Minimal length field (ISO 7816-4 5.2.2.2)."""
+    if length < _LONG_FORM:
+        return bytes((length,))
+    for limit, fmt in _LONG_HEADERS:
+        if length <= limit:
+            return bytes(fmt.build({"n": length}))
+    raise EncodeError(f"value of {length} bytes exceeds {MAX_LENGTH}")
+
+
+def encode(*items: Tlv) -> bytes:
+    """Encode data objects with minimal lengths and no padding."""
+    out = bytearray()
+    for item in items:
+        out += tag_bytes(item.tag)
+        out += _length_bytes(len(item.value))
+        out += item.value
+    return bytes(out)
+
+
+def _read_header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """Read tag and length at `pos`: (tag, value start, value end)."""
+    start = pos
+    first = data[pos]
+    tag = first
+    pos += 1
+    if first & _MORE_TAG_BYTES == _MORE_TAG_BYTES:
+        for _ in range(MAX_TAG_BYTES - 1):
+            if pos >= end:
+                raise DecodeError("tag runs past the end", start)
+            b = data[pos]
+            tag = tag << 8 | b
+            pos += 1
+            if not b & 0x80:
+                break
+        else:
+            raise DecodeError(f"tag longer than {MAX_TAG_BYTES} bytes", start)
+    if pos >= end:
+        raise DecodeError(f"length of tag {tag:X} missing", pos)
+    b = data[pos]
+    if b < _LONG_FORM:
+        length = b
+        pos += 1
+    else:
+        fmt = _LONG_LENGTHS.get(b)
+        if fmt is None:
+            kind = "indefinite length" if b == _LONG_FORM else f"length form {b:02X}"
+            raise DecodeError(f"{kind} not allowed for tag {tag:X}", pos)
+        size = b - _LONG_FORM
+        if pos + 1 + size > end:
+            raise DecodeError(f"length of tag {tag:X} runs past the end", pos)
+        length = fmt.parse(data[pos + 1 : pos + 1 + size])
+        pos += 1 + size
+    if pos + length > end:
+        raise DecodeError(
+            f"value of tag {tag:X} runs past the end (needs {length}, has {end - pos})", pos
+        )
+    return tag, pos, pos + length
+
+
+def _decode_item(data: bytes, pos: int, end: int, depth: int, max_depth: int) -> tuple[Tlv, int]:
+    tag, vstart, vend = _read_header(data, pos, end)
+    value = data[vstart:vend]
+    if is_constructed(tag):
+        if depth >= max_depth:
+            raise DecodeError(f"templates nested deeper than {max_depth} at tag {tag:X}", pos)
+        children = _decode_range(data, vstart, vend, depth + 1, max_depth)
+        return Tlv(tag, value, children), vend
+    return Tlv(tag, value), vend
+
+
+def _decode_range(data: bytes, pos: int, end: int, depth: int, max_depth: int) -> tuple[Tlv, ...]:
+    items: list[Tlv] = []
+    while pos < end:  # every pass consumes at least one byte
+        if data[pos] in _PADDING:
+            pos += 1
+            continue
+        item, pos = _decode_item(data, pos, end, depth, max_depth)
+        items.append(item)
+    return tuple(items)
+
+
+def decode(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> tuple[Tlv, ...]:
+    """Decode a sequence of TLVs (00/FF padding skipped); DecodeError on malformed input."""
+    data = bytes(data)
+    return _decode_range(data, 0, len(data), 0, max_depth)
+
+
+def decode_one(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Tlv:
+    """Decode exactly one TLV with nothing before or after it."""
+    data = bytes(data)
+    if not data:
+        raise DecodeError("no TLV in empty data", 0)
+    item, end = _decode_item(data, 0, len(data), 0, max_depth)
+    if end != len(data):
+        raise DecodeError(f"{len(data) - end} trailing bytes after tag {item.tag:X}", end)
+    return item
