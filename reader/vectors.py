@@ -1,0 +1,535 @@
+"""Conformance vectors and traces: one JSON format, one exchange a file (PROTOCOL.md §8).
+
+The model (`Vector`, `Step`, `Pattern` with its `..` masks), loading with clear errors,
+the comparison that finds the first difference, and the two replays:
+
+* `replay_card_vector(vector, transport)` sends each step's command to a card and compares
+  each response with the expected bytes (card side);
+* `replay_terminal_vector(vector, ...)` runs the terminal's flow against a scripted card that
+  answers from the vector and checks the commands, the verdict, the reason and the log
+  (terminal side).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+VECTOR_VERSION = 1
+MAX_VECTOR_FILE_BYTES = 1 << 20  # a vector is a few kilobytes; refuse anything absurd
+MAX_STEPS = 256
+MAX_APDU_BYTES = 65_544  # extended case 4: 4 + 3 + 65535 + 2 (ISO 7816-4 5.1)
+WILDCARD = ".."
+
+
+class VectorError(ValueError):
+    """A vector that cannot be loaded: `.where` (file or field path) and `.reason`."""
+
+    def __init__(self, reason: str, where: str = "") -> None:
+        self.reason = reason
+        self.where = where
+        super().__init__(f"{where}: {reason}" if where else reason)
+
+
+class Verdict(StrEnum):
+    """What the terminal decides about one payment (PROTOCOL.md §7)."""
+
+    APPROVED = "approved"
+    DECLINED = "declined"
+    REFUSED = "refused"
+
+
+class Side(StrEnum):
+    """Which side a vector tests: the card's answers, or the terminal's decisions."""
+
+    CARD = "card"
+    TERMINAL = "terminal"
+
+
+# ---------------------------------------------------------------------------- patterns
+
+
+def _parse_hex(text: str, where: str, *, masks: bool) -> tuple[bytes, tuple[bool, ...]]:
+    """Hex pairs (upper or lower case), and `..` where `masks` allows: (bytes, known flags)."""
+    if not isinstance(text, str):
+        raise VectorError("expected a hex string", where)
+    compact = "".join(text.split())
+    if len(compact) % 2:
+        raise VectorError(f"odd number of hex digits ({len(compact)})", where)
+    if len(compact) // 2 > MAX_APDU_BYTES:
+        raise VectorError(f"longer than {MAX_APDU_BYTES} bytes", where)
+    data = bytearray()
+    known: list[bool] = []
+    for index in range(0, len(compact), 2):
+        pair = compact[index : index + 2]
+        if pair == WILDCARD:
+            if not masks:
+                raise VectorError(f"'..' is not allowed here (byte {index // 2})", where)
+            data.append(0)
+            known.append(False)
+            continue
+        try:
+            data.append(int(pair, 16))
+        except ValueError:
+            raise VectorError(f"{pair!r} is not a hex byte (byte {index // 2})", where) from None
+        known.append(True)
+    return bytes(data), tuple(known)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """Expected response bytes where some may be `..`: unknown in advance (PROTOCOL.md §8)."""
+
+    data: bytes  # a masked position holds 00
+    known: tuple[bool, ...]
+
+    @classmethod
+    def exact(cls, data: bytes) -> Pattern:
+        """A pattern with every byte known."""
+        return cls(bytes(data), (True,) * len(data))
+
+    @classmethod
+    def parse(cls, text: str, where: str = "") -> Pattern:
+        """Parse `6F..9000` style text; VectorError on anything else."""
+        data, known = _parse_hex(text, where, masks=True)
+        return cls(data, known)
+
+    @property
+    def masked(self) -> bool:
+        """True when at least one byte is `..`."""
+        return not all(self.known)
+
+    def to_hex(self) -> str:
+        """Upper-case hex with `..` for masked bytes."""
+        return "".join(
+            f"{b:02X}" if k else WILDCARD for b, k in zip(self.data, self.known, strict=True)
+        )
+
+    def differing(self, got: bytes) -> tuple[int, ...]:
+        """Offsets where `got` differs from the known bytes, plus any length excess or lack."""
+        common = min(len(got), len(self.data))
+        offsets = [i for i in range(common) if self.known[i] and self.data[i] != got[i]]
+        offsets.extend(range(common, max(len(got), len(self.data))))
+        return tuple(offsets)
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command and its expected response (PROTOCOL.md §8: `c`, `r`, optional `note`)."""
+
+    command: bytes
+    response: Pattern
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CardStart:
+    """The card's starting state: which profile, its ATC and its used credit (minor units)."""
+
+    profile: str
+    atc: int = 0
+    used: int = 0
+
+
+@dataclass(frozen=True)
+class TerminalValues:
+    """The terminal's values of one exchange (PROTOCOL.md §8 `terminal`).
+
+    `unpredictable_number`, `date` (YYMMDD) and `time` (HHMMSS) are the protocol's; the rest
+    are this project's extensions for terminal-side vectors (docs/conformance.md): the amount
+    and currency asked, the authority key expiry, revoked serials and accounts+ATCs already in
+    the log (to prove that a replayed authorization is refused).
+    """
+
+    unpredictable_number: bytes
+    date: str
+    time: str
+    amount: int | None = None
+    currency: int | None = None
+    authority_expires: str | None = None  # YYYY-MM-DD
+    revoked: tuple[int, ...] = ()
+    logged: tuple[tuple[str, int], ...] = ()  # (account, ATC) rows already in the log
+
+
+@dataclass(frozen=True)
+class Expect:
+    """A terminal-side vector's expected verdict and reason (`expect`)."""
+
+    verdict: Verdict
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Vector:
+    """One conformance vector or recorded trace (PROTOCOL.md §8)."""
+
+    name: str
+    description: str
+    steps: tuple[Step, ...]
+    card: CardStart | None = None
+    terminal: TerminalValues | None = None
+    expect: Expect | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # unknown keys, kept on save
+
+    @property
+    def side(self) -> Side:
+        """A vector with `expect` tests the terminal; without it, the card."""
+        return Side.TERMINAL if self.expect is not None else Side.CARD
+
+
+# ---------------------------------------------------------------------------- JSON
+
+
+def _require(obj: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in obj:
+        raise VectorError(f"missing {key!r}", where)
+    value = obj[key]
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        raise VectorError(f"{key!r} must be {kind.__name__}", where)
+    return value
+
+
+def _optional(obj: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    return _require(obj, key, kind, where) if key in obj else None
+
+
+def _digits(text: str, count: int, where: str) -> str:
+    if not isinstance(text, str) or len(text) != count or not text.isdigit():
+        raise VectorError(f"expected {count} decimal digits, got {text!r}", where)
+    return text
+
+
+def _parse_card(obj: Any, where: str) -> CardStart:
+    if not isinstance(obj, dict):
+        raise VectorError("must be an object", where)
+    profile = _require(obj, "profile", str, where)
+    if not profile or "/" in profile or profile.startswith("."):
+        raise VectorError(f"bad profile name {profile!r}", where)
+    atc = _optional(obj, "atc", int, where) or 0
+    if not 0 <= atc <= 0xFFFF:
+        raise VectorError(f"atc {atc} out of 0..65535", where)
+    used_text = obj.get("used", "000000000000")
+    used = int(_digits(used_text, 12, f"{where}.used"))
+    return CardStart(profile, atc, used)
+
+
+def _parse_terminal(obj: Any, where: str) -> TerminalValues:
+    if not isinstance(obj, dict):
+        raise VectorError("must be an object", where)
+    un, _ = _parse_hex(_require(obj, "unpredictable_number", str, where), where, masks=False)
+    if len(un) != 4:
+        raise VectorError("unpredictable_number must be 4 bytes", where)
+    date = _digits(_require(obj, "date", str, where), 6, f"{where}.date")
+    time = _digits(_require(obj, "time", str, where), 6, f"{where}.time")
+    amount = _optional(obj, "amount", int, where)
+    currency = _optional(obj, "currency", int, where)
+    if amount is not None and not 0 <= amount <= 999_999_999_999:
+        raise VectorError(f"amount {amount} out of n12", where)
+    if currency is not None and not 0 <= currency <= 999:
+        raise VectorError(f"currency {currency} out of n3", where)
+    expires = _optional(obj, "authority_expires", str, where)
+    revoked = _optional(obj, "revoked", list, where) or []
+    if len(revoked) > MAX_STEPS or not all(
+        isinstance(s, int) and not isinstance(s, bool) for s in revoked
+    ):
+        raise VectorError("revoked must be a short list of serial numbers", where)
+    logged_raw = _optional(obj, "logged", list, where) or []
+    logged: list[tuple[str, int]] = []
+    for index, row in enumerate(logged_raw[: MAX_STEPS + 1]):
+        row_where = f"{where}.logged[{index}]"
+        if index == MAX_STEPS:
+            raise VectorError("too many rows", row_where)
+        if not isinstance(row, dict):
+            raise VectorError("must be an object", row_where)
+        logged.append(
+            (_require(row, "account", str, row_where), _require(row, "atc", int, row_where))
+        )
+    return TerminalValues(un, date, time, amount, currency, expires, tuple(revoked), tuple(logged))
+
+
+def _parse_expect(obj: Any, where: str) -> Expect:
+    if not isinstance(obj, dict):
+        raise VectorError("must be an object", where)
+    text = _require(obj, "verdict", str, where)
+    try:
+        verdict = Verdict(text)
+    except ValueError:
+        choices = ", ".join(v.value for v in Verdict)
+        raise VectorError(f"verdict {text!r} is not one of {choices}", where) from None
+    return Expect(verdict, _optional(obj, "reason", str, where) or "")
+
+
+def vector_from_json(obj: Any, where: str = "") -> Vector:
+    """Validate a parsed JSON value as a vector (PROTOCOL.md §8); VectorError names the field."""
+    if not isinstance(obj, dict):
+        raise VectorError("a vector is a JSON object", where)
+    version = obj.get("hcepay_vector")
+    if version != VECTOR_VERSION:
+        raise VectorError(f"'hcepay_vector' must be {VECTOR_VERSION}, got {version!r}", where)
+    name = _require(obj, "name", str, where)
+    description = _optional(obj, "description", str, where) or ""
+    raw_steps = _require(obj, "steps", list, where)
+    if not raw_steps:
+        raise VectorError("'steps' is empty", where)
+    if len(raw_steps) > MAX_STEPS:
+        raise VectorError(f"more than {MAX_STEPS} steps", where)
+    steps: list[Step] = []
+    for index, raw in enumerate(raw_steps):
+        step_where = f"{where}.steps[{index}]" if where else f"steps[{index}]"
+        if not isinstance(raw, dict):
+            raise VectorError("a step is an object with 'c' and 'r'", step_where)
+        command, _ = _parse_hex(_require(raw, "c", str, step_where), f"{step_where}.c", masks=False)
+        response = Pattern.parse(_require(raw, "r", str, step_where), f"{step_where}.r")
+        if len(command) < 4:
+            raise VectorError("a command APDU has at least 4 bytes", f"{step_where}.c")
+        if len(response.data) < 2:
+            raise VectorError("a response APDU has at least its 2-byte status word", step_where)
+        steps.append(Step(command, response, _optional(raw, "note", str, step_where) or ""))
+    card = _parse_card(obj["card"], f"{where}.card") if obj.get("card") is not None else None
+    terminal = (
+        _parse_terminal(obj["terminal"], f"{where}.terminal")
+        if obj.get("terminal") is not None
+        else None
+    )
+    expect = _parse_expect(obj["expect"], f"{where}.expect") if "expect" in obj else None
+    if expect is not None:
+        if terminal is None:
+            raise VectorError("a terminal-side vector needs 'terminal' values", where)
+        for index, step in enumerate(steps):
+            if step.response.masked:
+                raise VectorError(
+                    "a terminal-side vector's responses cannot hold '..'",
+                    f"{where}.steps[{index}].r",
+                )
+    known = {"hcepay_vector", "name", "description", "card", "terminal", "expect", "steps"}
+    extra = {k: v for k, v in obj.items() if k not in known}
+    return Vector(name, description, tuple(steps), card, terminal, expect, extra)
+
+
+def vector_to_json(vector: Vector) -> dict[str, Any]:
+    """The vector as the JSON object of PROTOCOL.md §8 (upper-case hex)."""
+    out: dict[str, Any] = {"hcepay_vector": VECTOR_VERSION, "name": vector.name}
+    out["description"] = vector.description
+    if vector.card is not None:
+        out["card"] = {
+            "profile": vector.card.profile,
+            "atc": vector.card.atc,
+            "used": f"{vector.card.used:012d}",
+        }
+    if vector.terminal is not None:
+        t = vector.terminal
+        terminal: dict[str, Any] = {
+            "unpredictable_number": t.unpredictable_number.hex().upper(),
+            "date": t.date,
+            "time": t.time,
+        }
+        if t.amount is not None:
+            terminal["amount"] = t.amount
+        if t.currency is not None:
+            terminal["currency"] = t.currency
+        if t.authority_expires is not None:
+            terminal["authority_expires"] = t.authority_expires
+        if t.revoked:
+            terminal["revoked"] = list(t.revoked)
+        if t.logged:
+            terminal["logged"] = [{"account": a, "atc": n} for a, n in t.logged]
+        out["terminal"] = terminal
+    if vector.expect is not None:
+        out["expect"] = {"verdict": vector.expect.verdict.value, "reason": vector.expect.reason}
+    out.update(vector.extra)
+    steps = []
+    for step in vector.steps:
+        item = {"c": step.command.hex().upper(), "r": step.response.to_hex()}
+        if step.note:
+            item["note"] = step.note
+        steps.append(item)
+    out["steps"] = steps
+    return out
+
+
+def dumps(vector: Vector) -> str:
+    """The vector as the text of its file: indented JSON, a newline at the end."""
+    return json.dumps(vector_to_json(vector), indent=2) + "\n"
+
+
+def loads(text: str, where: str = "") -> Vector:
+    """Parse and validate vector text; VectorError on bad JSON or a bad field."""
+    if len(text) > MAX_VECTOR_FILE_BYTES:
+        raise VectorError(f"larger than {MAX_VECTOR_FILE_BYTES} bytes", where)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise VectorError(
+            f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", where
+        ) from None
+    return vector_from_json(obj, where)
+
+
+def load(path: Path) -> Vector:
+    """Load one vector file; VectorError (never OSError) when it cannot be read or is invalid."""
+    try:
+        if path.stat().st_size > MAX_VECTOR_FILE_BYTES:
+            raise VectorError(f"larger than {MAX_VECTOR_FILE_BYTES} bytes", str(path))
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise VectorError(exc.strerror or "cannot be read", str(path)) from None
+    except UnicodeDecodeError:
+        raise VectorError("not UTF-8 text", str(path)) from None
+    return loads(text, str(path))
+
+
+def save(path: Path, vector: Vector) -> None:
+    """Write one vector file (the text of `dumps`)."""
+    path.write_text(dumps(vector), encoding="utf-8")
+
+
+def collect(paths: Iterable[Path], *, limit: int = 10_000) -> list[Path]:
+    """Vector files named by `paths`: files as given, folders searched for `*.json` (sorted)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*.json")
+                    if p.is_file() and "profiles" not in p.relative_to(path).parts
+                )
+            )
+        else:
+            found.append(path)
+        if len(found) > limit:
+            raise VectorError(f"more than {limit} vector files", str(path))
+    return found
+
+
+# ---------------------------------------------------------------------------- differences
+
+
+class Problem(StrEnum):
+    """What kind of difference a replay found."""
+
+    RESPONSE = "response"  # the card answered other bytes
+    COMMAND = "command"  # the terminal sent another command
+    MISSING_COMMAND = "missing command"  # the terminal stopped before the vector's end
+    EXTRA_COMMAND = "extra command"  # the terminal sent more than the vector holds
+    VERDICT = "verdict"
+    REASON = "reason"
+    LOG = "log"  # a refusal left a row, or an approval none
+    TRANSPORT = "transport"  # the card could not be reached
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The first place where a replay departs from its vector.
+
+    `step` is the step index (0-based, None for a verdict or log difference), `offset` the
+    first differing byte, `positions` every differing byte offset (for marking them).
+    """
+
+    problem: Problem
+    expected: str
+    got: str
+    step: int | None = None
+    offset: int | None = None
+    positions: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        """One line: where, then expected vs got."""
+        where = []
+        if self.step is not None:
+            where.append(f"step {self.step + 1}")
+        if self.offset is not None:
+            where.append(f"byte {self.offset}")
+        place = ", ".join(where)
+        head = f"{self.problem.value} differs" + (f" at {place}" if place else "")
+        return f"{head}: expected {self.expected or '(nothing)'}, got {self.got or '(nothing)'}"
+
+
+def compare_response(step: int, expected: Pattern, got: bytes) -> Difference | None:
+    """Compare a response with its pattern, `..` bytes excepted (PROTOCOL.md §8)."""
+    positions = expected.differing(got)
+    if not positions:
+        return None
+    return Difference(
+        Problem.RESPONSE, expected.to_hex(), got.hex().upper(), step, positions[0], positions
+    )
+
+
+def compare_command(step: int, expected: bytes, got: bytes) -> Difference | None:
+    """Compare the command a terminal sent with the vector's (every byte counts)."""
+    positions = Pattern.exact(expected).differing(got)
+    if not positions:
+        return None
+    return Difference(
+        Problem.COMMAND, expected.hex().upper(), got.hex().upper(), step, positions[0], positions
+    )
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """The outcome of replaying one vector: `passed` when nothing differs."""
+
+    name: str
+    side: Side
+    steps: int  # how many steps the vector holds
+    done: int  # how many steps were exchanged before the first difference or the end
+    difference: Difference | None = None
+    verdict: Verdict | None = None  # terminal side: what the terminal decided
+    reason: str = ""
+    path: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """True when the replay matched the vector in full."""
+        return self.difference is None
+
+
+class Transport(Protocol):
+    """The transport shape the replay needs (reader.transport.Transport satisfies it)."""
+
+    name: str
+
+    def connect(self) -> bytes: ...
+    def transmit(self, command: bytes) -> bytes: ...
+    def disconnect(self) -> None: ...
+
+
+def replay_card_vector(
+    vector: Vector, transport: Transport, *, connect: bool = True
+) -> ReplayResult:
+    """Send each command of `vector` to the card behind `transport`; compare each response.
+
+    Card-side replay (PROTOCOL.md §8). `transport` must be a *bare* transport (no chaining
+    wrapper): the vector's own steps hold the `61xx` / `6Cxx` answers and the GET RESPONSE
+    commands. The card's starting state is the caller's business (`in_process_card` builds
+    one from the vector's `card` object; a phone or served card starts where it is). With
+    `connect` the transport is connected first and disconnected at the end. Returns at the
+    first difference; a transport failure is reported as a `Problem.TRANSPORT` difference.
+    """
+    from reader.transport import TransportError  # the terminal's typed transport error
+
+    done = 0
+    try:
+        if connect:
+            transport.connect()
+        try:
+            for index, step in enumerate(vector.steps):
+                got = transport.transmit(step.command)
+                difference = compare_response(index, step.response, got)
+                if difference is not None:
+                    return ReplayResult(vector.name, Side.CARD, len(vector.steps), done, difference)
+                done += 1
+        finally:
+            if connect:
+                transport.disconnect()
+    except TransportError as exc:
+        problem = Difference(Problem.TRANSPORT, "a response", str(exc), done)
+        return ReplayResult(vector.name, Side.CARD, len(vector.steps), done, problem)
+    return ReplayResult(vector.name, Side.CARD, len(vector.steps), done)

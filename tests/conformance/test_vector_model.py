@@ -1,0 +1,147 @@
+"""The vector model of PROTOCOL.md §8: loading, `..` masks, first differences, the table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.console import Console
+
+from reader import cli_vectors
+from reader import vectors as vx
+
+SAMPLE: dict[str, Any] = {
+    "hcepay_vector": 1,
+    "name": "approve-basic",
+    "description": "one approved payment of 12.34 CNY",
+    "card": {"profile": "test-card-1", "atc": 0, "used": "000000000000"},
+    "terminal": {"unpredictable_number": "1A2B3C4D", "date": "261128", "time": "120000"},
+    "steps": [
+        {"c": "00A404000E325041592E5359532E444446303100", "r": "6F..9000"},
+        {"c": "80A8000002830000", "r": "770A9000", "note": "credit payment request"},
+    ],
+}
+
+
+def test_the_protocol_example_loads() -> None:
+    vector = vx.vector_from_json(SAMPLE)
+    assert vector.name == "approve-basic"
+    assert vector.side is vx.Side.CARD
+    assert vector.card == vx.CardStart("test-card-1", 0, 0)
+    assert vector.terminal is not None
+    assert vector.terminal.unpredictable_number == bytes.fromhex("1A2B3C4D")
+    assert vector.steps[0].response.known == (True, False, True, True)
+    assert vector.steps[1].note == "credit payment request"
+
+
+def test_dumps_then_loads_is_identity() -> None:
+    vector = vx.vector_from_json(SAMPLE)
+    assert vx.loads(vx.dumps(vector)) == vector
+    assert json.loads(vx.dumps(vector))["steps"][0]["r"] == "6F..9000"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda v: v.update(hcepay_vector=2), "'hcepay_vector' must be 1"),
+        (lambda v: v.pop("name"), "missing 'name'"),
+        (lambda v: v.update(steps=[]), "'steps' is empty"),
+        (lambda v: v["steps"][1].update(c="80A8ZZ"), "steps[1].c: 'ZZ' is not a hex byte (byte 2)"),
+        (lambda v: v["steps"][0].update(c="00A4..00"), "'..' is not allowed here"),
+        (lambda v: v["steps"][0].update(r="900"), "odd number of hex digits"),
+        (lambda v: v["steps"][0].update(r="90"), "at least its 2-byte status word"),
+        (lambda v: v["card"].update(atc=70000), "atc 70000 out of 0..65535"),
+        (lambda v: v["card"].update(used="12"), "expected 12 decimal digits"),
+        (lambda v: v["terminal"].update(date="2611"), "expected 6 decimal digits"),
+        (lambda v: v.update(expect={"verdict": "maybe"}), "verdict 'maybe' is not one of"),
+        (lambda v: v.update(expect={"verdict": "refused"}), "responses cannot hold '..'"),
+        (lambda v: v["card"].update(profile="../etc"), "bad profile name"),
+    ],
+)
+def test_bad_vectors_say_what_and_where(change: Any, message: str) -> None:
+    obj = json.loads(json.dumps(SAMPLE))
+    change(obj)
+    with pytest.raises(vx.VectorError) as info:
+        vx.vector_from_json(obj)
+    assert message in str(info.value)
+
+
+def test_load_reports_bad_json_and_missing_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{\n  nope", encoding="utf-8")
+    with pytest.raises(vx.VectorError, match=r"bad.json: not JSON: .* line 2"):
+        vx.load(bad)
+    with pytest.raises(vx.VectorError, match=r"absent\.json"):
+        vx.load(tmp_path / "absent.json")
+
+
+def test_collect_skips_profiles(tmp_path: Path) -> None:
+    (tmp_path / "profiles" / "p").mkdir(parents=True)
+    (tmp_path / "profiles" / "p" / "card.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "card").mkdir()
+    (tmp_path / "card" / "b.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "card" / "a.json").write_text("{}", encoding="utf-8")
+    assert [p.name for p in vx.collect([tmp_path])] == ["a.json", "b.json"]
+
+
+def test_masked_bytes_match_anything_and_others_are_compared() -> None:
+    pattern = vx.Pattern.parse("6F..9000")
+    assert vx.compare_response(0, pattern, bytes.fromhex("6F009000")) is None
+    assert vx.compare_response(0, pattern, bytes.fromhex("6FFF9000")) is None
+    difference = vx.compare_response(3, pattern, bytes.fromhex("6F116A83"))
+    assert difference is not None
+    assert (difference.step, difference.offset, difference.positions) == (3, 2, (2, 3))
+    assert difference.expected == "6F..9000" and difference.got == "6F116A83"
+    assert difference.describe() == (
+        "response differs at step 4, byte 2: expected 6F..9000, got 6F116A83"
+    )
+
+
+def test_a_length_difference_points_past_the_shorter() -> None:
+    pattern = vx.Pattern.parse("01029000")
+    short = vx.compare_response(0, pattern, bytes.fromhex("9000"))
+    assert short is not None and short.offset == 0
+    longer = vx.compare_response(0, pattern, bytes.fromhex("0102900000"))
+    assert longer is not None and longer.positions == (4,)
+
+
+@given(st.binary(min_size=2, max_size=300), st.data())
+def test_flipping_any_known_byte_is_found_where_it_is(expected: bytes, data: st.DataObject) -> None:
+    offset = data.draw(st.integers(0, len(expected) - 1))
+    flip = data.draw(st.integers(1, 255))
+    got = bytearray(expected)
+    got[offset] ^= flip
+    difference = vx.compare_response(0, vx.Pattern.exact(expected), bytes(got))
+    assert difference is not None
+    assert difference.offset == offset and difference.positions == (offset,)
+
+
+@given(st.binary(min_size=2, max_size=64), st.data())
+def test_pattern_text_round_trips(raw: bytes, data: st.DataObject) -> None:
+    known = tuple(data.draw(st.lists(st.booleans(), min_size=len(raw), max_size=len(raw))))
+    pattern = vx.Pattern(bytes(b if k else 0 for b, k in zip(raw, known, strict=True)), known)
+    assert vx.Pattern.parse(pattern.to_hex()) == pattern
+
+
+def test_the_table_marks_the_differing_bytes() -> None:
+    difference = vx.compare_response(1, vx.Pattern.parse("770A9000"), bytes.fromhex("770B9000"))
+    assert difference is not None
+    result = vx.ReplayResult("approve-basic", vx.Side.CARD, 2, 1, difference)
+    console = Console(record=True, width=200, color_system="truecolor")
+    console.print(cli_vectors.results_table([result]))
+    text = console.export_text()
+    assert "approve-basic" in text and "FAIL" in text and "1/2" in text
+    assert "step 2, byte 1" in text
+    cell = cli_vectors.difference_cell(difference)
+    red = [cell.plain[s.start : s.end] for s in cell.spans if "red" in str(s.style)]
+    assert red == ["0A", "0B"]
+
+
+def test_a_long_response_shows_a_window_around_the_difference() -> None:
+    text = cli_vectors.marked("00" * 100, [50], around=50)
+    assert text.plain.startswith("…") and text.plain.endswith("…")
+    assert len(text.plain) == 2 + 2 * (2 * cli_vectors.CONTEXT_BYTES + 1)
