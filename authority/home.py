@@ -1,0 +1,102 @@
+"""The home folder and the paths inside it (docs/architecture.md "Home folder layout")."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Final
+
+from authority.errors import KeyFileError
+
+HOME_ENV: Final = "HCEPAY_HOME"
+MAX_SERIAL: Final = 0xFFFFFF
+
+
+def resolve_home(explicit: Path | None) -> Path:
+    """The home folder: `--home`, else $HCEPAY_HOME, else ~/.hcepay."""
+    if explicit is not None:
+        return explicit.expanduser()
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".hcepay"
+
+
+def index_hex(index: int) -> str:
+    """The `8F` index as two upper-case hex digits ("01")."""
+    if not 0 <= index <= 0xFF:
+        raise ValueError(f"authority key index {index} does not fit one byte")
+    return f"{index:02X}"
+
+
+def authority_dir(home: Path) -> Path:
+    """<home>/authority: the authority's private keys and serials."""
+    return home / "authority"
+
+
+def ca_private_path(home: Path, index: int) -> Path:
+    """<home>/authority/ca-IDX.pem (PKCS#8, 0600)."""
+    return authority_dir(home) / f"ca-{index_hex(index)}.pem"
+
+
+def ca_public_path(home: Path, index: int) -> Path:
+    """<home>/authority/ca-IDX.pub.pem."""
+    return authority_dir(home) / f"ca-{index_hex(index)}.pub.pem"
+
+
+def serials_path(home: Path) -> Path:
+    """<home>/authority/serials.json ({"next_serial": N})."""
+    return authority_dir(home) / "serials.json"
+
+
+def terminal_dir(home: Path) -> Path:
+    """<home>/terminal: the terminal's key store."""
+    return home / "terminal"
+
+
+def cards_dir(home: Path) -> Path:
+    """<home>/cards: one folder per issued card."""
+    return home / "cards"
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a file whole or not at all (temp file in the same folder, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _read_next_serial(path: Path) -> int:
+    if not path.exists():
+        return 1
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        value = raw["next_serial"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise KeyFileError(str(path), f"unreadable serials file ({type(exc).__name__})") from None
+    if not isinstance(value, int) or not 1 <= value <= MAX_SERIAL + 1:
+        raise KeyFileError(str(path), "next_serial must be an integer 1..16777216")
+    return value
+
+
+def peek_serial(home: Path) -> int:
+    """The serial the next license will get (1 when none was issued)."""
+    return _read_next_serial(serials_path(home))
+
+
+def allocate_serial(home: Path) -> int:
+    """Take the next license serial and store its successor (PROTOCOL.md §5.1: unique)."""
+    path = serials_path(home)
+    serial = _read_next_serial(path)
+    if serial > MAX_SERIAL:
+        raise KeyFileError(str(path), "no license serials left (3 bytes)")
+    write_atomic(path, (json.dumps({"next_serial": serial + 1}) + "\n").encode())
+    return serial
