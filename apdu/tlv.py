@@ -47,10 +47,37 @@ def tag_bytes(tag: int) -> bytes:
     return raw
 
 
+# The protocol's private tags DF01 (available credit, n12) and DF03 (CDOL1 data) carry plain
+# values although b6 of DF is set (PROTOCOL.md §3, §9): they are read as primitive.
+PRIVATE_PRIMITIVES = frozenset({0xDF01, 0xDF03})
+
+
 def is_constructed(tag: int) -> bool:
     """b6 of the first tag byte: the value is itself BER-TLV (ISO 7816-4 5.2.2.1)."""
+    if tag in PRIVATE_PRIMITIVES:
+        return False
     first = tag >> (8 * max(0, (tag.bit_length() - 1) // 8))
     return bool(first & _CONSTRUCTED_BIT)
+
+
+def read_tag(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """Read a BER tag at `pos` (ISO 7816-4 5.2.2.1): (tag, position after it)."""
+    start = pos
+    first = data[pos]
+    tag = first
+    pos += 1
+    if first & _MORE_TAG_BYTES == _MORE_TAG_BYTES:
+        for _ in range(MAX_TAG_BYTES - 1):
+            if pos >= end:
+                raise DecodeError("tag runs past the end", start)
+            b = data[pos]
+            tag = tag << 8 | b
+            pos += 1
+            if not b & 0x80:
+                break
+        else:
+            raise DecodeError(f"tag longer than {MAX_TAG_BYTES} bytes", start)
+    return tag, pos
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,21 +151,7 @@ def encode(*items: Tlv) -> bytes:
 
 def _read_header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
     """Read tag and length at `pos`: (tag, value start, value end)."""
-    start = pos
-    first = data[pos]
-    tag = first
-    pos += 1
-    if first & _MORE_TAG_BYTES == _MORE_TAG_BYTES:
-        for _ in range(MAX_TAG_BYTES - 1):
-            if pos >= end:
-                raise DecodeError("tag runs past the end", start)
-            b = data[pos]
-            tag = tag << 8 | b
-            pos += 1
-            if not b & 0x80:
-                break
-        else:
-            raise DecodeError(f"tag longer than {MAX_TAG_BYTES} bytes", start)
+    tag, pos = read_tag(data, pos, end)
     if pos >= end:
         raise DecodeError(f"length of tag {tag:X} missing", pos)
     b = data[pos]

@@ -1,0 +1,112 @@
+"""Data object lists: parse, build, fill and split (EMV Book 3 5.4; PROTOCOL.md §1).
+
+A DOL is a list of (tag, length); its entries are a construct format (a BER tag then one
+length byte). Filling follows EMV Book 3 5.4: numeric (`n`) values are truncated or padded
+with zeros on the left, others on the right; a tag with no value is filled with zeros.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import construct as cs
+
+from apdu.elements import format_of
+from apdu.errors import DecodeError, EncodeError
+from apdu.tlv import MAX_TAG_BYTES, read_tag, tag_bytes
+
+MAX_ENTRY_LENGTH = 0xFF
+MAX_ENTRIES = 64
+
+
+class _BerTag(cs.Construct):  # type: ignore[misc]
+    """A BER tag as a construct field (ISO 7816-4 5.2.2.1), as an int."""
+
+    def _parse(self, stream: Any, context: Any, path: Any) -> int:
+        start = stream.tell()
+        raw = stream.read(MAX_TAG_BYTES)
+        stream.seek(start)
+        if not raw:
+            raise DecodeError("tag missing", start)
+        tag, size = read_tag(raw, 0, len(raw))
+        stream.seek(start + size)
+        return tag
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: Any) -> int:
+        stream.write(tag_bytes(obj))
+        return int(obj)
+
+
+_ENTRY = cs.Struct("tag" / _BerTag(), "length" / cs.Int8ub)
+
+
+@dataclass(frozen=True, slots=True)
+class DolEntry:
+    """One DOL entry: the tag asked for and how many bytes of it (EMV Book 3 5.4)."""
+
+    tag: int
+    length: int
+
+
+def parse_dol(data: bytes) -> tuple[DolEntry, ...]:
+    """Parse a DOL; DecodeError on a truncated entry or a repeated tag."""
+    stream = io.BytesIO(bytes(data))
+    entries: list[DolEntry] = []
+    seen: set[int] = set()
+    for _ in range(MAX_ENTRIES):
+        start = stream.tell()
+        if start >= len(data):
+            return tuple(entries)
+        try:
+            entry = _ENTRY.parse_stream(stream)
+        except cs.ConstructError:
+            raise DecodeError("DOL entry truncated: length missing", len(data)) from None
+        if entry["tag"] in seen:
+            raise DecodeError(f"tag {entry['tag']:X} repeated in DOL", start)
+        seen.add(entry["tag"])
+        entries.append(DolEntry(entry["tag"], entry["length"]))
+    raise DecodeError(f"DOL longer than {MAX_ENTRIES} entries", stream.tell())
+
+
+def build_dol(entries: Sequence[DolEntry]) -> bytes:
+    """Encode a DOL; EncodeError for a bad tag or a length outside 0..255."""
+    out = bytearray()
+    for entry in entries:
+        if not 0 <= entry.length <= MAX_ENTRY_LENGTH:
+            raise EncodeError(f"DOL length {entry.length} of tag {entry.tag:X} is not a byte")
+        out += _ENTRY.build({"tag": entry.tag, "length": entry.length})
+    return bytes(out)
+
+
+def fit(tag: int, value: bytes, length: int) -> bytes:
+    """Fit one value to `length` bytes by its format (EMV Book 3 5.4)."""
+    if format_of(tag) == "n":
+        return value[-length:].rjust(length, b"\x00") if length else b""
+    return value[:length].ljust(length, b"\x00")
+
+
+def fill_dol(entries: Sequence[DolEntry], values: Mapping[int, bytes]) -> bytes:
+    """The DOL data a terminal sends: each entry's value fitted, missing tags zero-filled."""
+    out = bytearray()
+    for entry in entries:
+        value = values.get(entry.tag)
+        out += bytes(entry.length) if value is None else fit(entry.tag, value, entry.length)
+    return bytes(out)
+
+
+def split_dol(entries: Sequence[DolEntry], data: bytes) -> dict[int, bytes]:
+    """Cut DOL data back into values by tag; DecodeError when the length does not match."""
+    expected = sum(entry.length for entry in entries)
+    if len(data) != expected:
+        raise DecodeError(f"DOL data of {len(data)} bytes, the DOL asks for {expected}", 0)
+    values: dict[int, bytes] = {}
+    pos = 0
+    for entry in entries:
+        if entry.tag in values:
+            raise DecodeError(f"tag {entry.tag:X} repeated in DOL", pos)
+        values[entry.tag] = bytes(data[pos : pos + entry.length])
+        pos += entry.length
+    return values
