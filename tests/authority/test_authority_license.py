@@ -1,0 +1,231 @@
+"""The APP public key license, laid out by hand from PROTOCOL.md §5.1."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import date
+
+import pytest
+
+from authority import iso9796
+from authority.errors import LicenseError, LicenseReason
+from authority.iso9796 import HASH_SHA1, HASH_SHA256
+from authority.license import (
+    LicenseFields,
+    account_from_digits,
+    expiry_mmyy,
+    issue_license,
+    open_license,
+)
+from authority.rsa import RsaPrivateKey, RsaPublicKey
+
+Sign = Callable[[RsaPrivateKey, int], int]
+
+ACCOUNT_5A = bytes.fromhex("6200123456789012")
+ACCOUNT = bytes.fromhex("6200123456789012FFFF")
+EXPIRY = bytes.fromhex("1230")  # December 2030
+SERIAL = 7
+# the value of record 1, as a card would hold it (P§4): 5A, 5F24, 5F20, 8C, 8F
+RECORD1 = bytes.fromhex(
+    "5A086200123456789012"
+    "5F2403301231"
+    "5F200D544553542F43415244204F4E45"
+    "8C159F02065F2A029A039F21039C019F37049F160F9F1C08"
+    "8F0101"
+)
+TODAY = date(2026, 11, 29)
+
+
+def _hand_built(ca_size: int, app: RsaPublicKey, algorithm: int) -> tuple[bytes, bytes, bytes]:
+    """(recovered data, remainder, exponent) written field by field from the §5.1 table."""
+    hash_length = {HASH_SHA1: 20, HASH_SHA256: 32}[algorithm]
+    room = ca_size - (54 if algorithm == HASH_SHA256 else 42)
+    modulus = app.n.to_bytes(app.size, "big")
+    exponent = b"\x03" if app.e == 3 else b"\x01\x00\x01"
+    if app.size <= room:
+        leftmost, remainder = modulus + b"\xbb" * (room - app.size), b""
+    else:
+        leftmost, remainder = modulus[:room], modulus[room:]
+    fields = (
+        b"\x04"  # format
+        + ACCOUNT  # credit account id, cn, F-padded to 10
+        + EXPIRY  # MMYY
+        + SERIAL.to_bytes(3, "big")  # serial
+        + bytes([algorithm])  # hash algorithm
+        + b"\x01"  # APP key algorithm: RSA
+        + bytes([app.size])  # APP key length
+        + bytes([len(exponent)])  # APP exponent length
+        + leftmost
+    )
+    h = hashlib.new("sha256" if algorithm == HASH_SHA256 else "sha1")
+    h.update(fields + remainder + exponent + RECORD1)
+    digest = h.digest()
+    assert len(digest) == hash_length
+    recovered = b"\x6a" + fields + digest + b"\xbc"
+    assert len(recovered) == ca_size
+    return recovered, remainder, exponent
+
+
+def _fields(app: RsaPublicKey, algorithm: int = HASH_SHA256) -> LicenseFields:
+    return LicenseFields(ACCOUNT, EXPIRY, SERIAL, algorithm, app)
+
+
+def _open(ca: RsaPublicKey, lic: bytes, rem: bytes, exp: bytes, **kw: object) -> LicenseFields:
+    args: dict[str, object] = {"account": ACCOUNT_5A, "today": TODAY}
+    args.update(kw)
+    return open_license(ca, lic, rem, exp, RECORD1, **args)  # type: ignore[arg-type]
+
+
+def _reason(ca: RsaPublicKey, lic: bytes, rem: bytes, exp: bytes, **kw: object) -> LicenseReason:
+    with pytest.raises(LicenseError) as info:
+        _open(ca, lic, rem, exp, **kw)
+    return info.value.reason
+
+
+@pytest.mark.parametrize("algorithm", [HASH_SHA256, HASH_SHA1])
+def test_known_answer_with_remainder(
+    ca_key: RsaPrivateKey, app_key: RsaPrivateKey, textbook_sign: Sign, algorithm: int
+) -> None:
+    recovered, remainder, exponent = _hand_built(128, app_key.public, algorithm)
+    assert len(remainder) == 128 - (128 - (54 if algorithm == HASH_SHA256 else 42))
+    hand_signed = textbook_sign(ca_key, int.from_bytes(recovered, "big")).to_bytes(128, "big")
+    issued = issue_license(ca_key, _fields(app_key.public, algorithm), RECORD1)
+    assert issued.license == hand_signed
+    assert (issued.remainder, issued.exponent) == (remainder, exponent)
+    assert exponent == b"\x01\x00\x01"
+    opened = _open(ca_key.public, hand_signed, remainder, exponent, allow_sha1=True)
+    assert opened == _fields(app_key.public, algorithm)
+    assert iso9796.recover(ca_key.public, hand_signed) == recovered
+
+
+def test_known_answer_with_bb_padding(
+    big_ca_key: RsaPrivateKey, app_key: RsaPrivateKey, textbook_sign: Sign
+) -> None:
+    recovered, remainder, exponent = _hand_built(248, app_key.public, HASH_SHA256)
+    assert remainder == b""
+    assert recovered[21 + 128 : 21 + 194] == b"\xbb" * 66
+    hand_signed = textbook_sign(big_ca_key, int.from_bytes(recovered, "big")).to_bytes(248, "big")
+    issued = issue_license(big_ca_key, _fields(app_key.public), RECORD1)
+    assert issued.license == hand_signed
+    assert _open(big_ca_key.public, hand_signed, b"", exponent) == _fields(app_key.public)
+
+
+def test_app_key_of_exponent_3(ca_key: RsaPrivateKey, big_ca_key: RsaPrivateKey) -> None:
+    issued = issue_license(big_ca_key, _fields(ca_key.public), RECORD1)
+    assert issued.exponent == b"\x03"
+    opened = _open(big_ca_key.public, issued.license, issued.remainder, issued.exponent)
+    assert opened.app_key == ca_key.public
+
+
+def test_every_single_byte_change_is_refused(ca_key: RsaPrivateKey, app_key: RsaPrivateKey) -> None:
+    issued = issue_license(ca_key, _fields(app_key.public), RECORD1)
+    lic = issued.license
+    for i in range(len(lic)):
+        changed = lic[:i] + bytes([lic[i] ^ 0x01]) + lic[i + 1 :]
+        with pytest.raises(LicenseError):
+            _open(ca_key.public, changed, issued.remainder, issued.exponent)
+    rem = issued.remainder
+    for i in range(len(rem)):
+        changed = rem[:i] + bytes([rem[i] ^ 0x01]) + rem[i + 1 :]
+        assert _reason(ca_key.public, lic, changed, issued.exponent) is LicenseReason.BAD_HASH
+
+
+def test_record1_change_is_refused(ca_key: RsaPrivateKey, app_key: RsaPrivateKey) -> None:
+    issued = issue_license(ca_key, _fields(app_key.public), RECORD1)
+    with pytest.raises(LicenseError) as info:
+        open_license(
+            ca_key.public,
+            issued.license,
+            issued.remainder,
+            issued.exponent,
+            RECORD1[:-1] + b"\x02",
+            account=ACCOUNT_5A,
+            today=TODAY,
+        )
+    assert info.value.reason is LicenseReason.BAD_HASH
+
+
+def test_wrong_authority_key_is_refused(
+    ca_key: RsaPrivateKey, app_key: RsaPrivateKey, big_ca_key: RsaPrivateKey
+) -> None:
+    issued = issue_license(ca_key, _fields(app_key.public), RECORD1)
+    other = app_key.public  # another 1024-bit key
+    reason = _reason(other, issued.license, issued.remainder, issued.exponent)
+    assert reason in {
+        LicenseReason.BAD_HEADER,
+        LicenseReason.BAD_TRAILER,
+        LicenseReason.OUT_OF_RANGE,
+    }
+    wrong_size = _reason(big_ca_key.public, issued.license, issued.remainder, issued.exponent)
+    assert wrong_size is LicenseReason.BAD_LENGTH
+
+
+def test_policy_refusals_each_with_its_reason(
+    ca_key: RsaPrivateKey, app_key: RsaPrivateKey
+) -> None:
+    issued = issue_license(ca_key, _fields(app_key.public), RECORD1)
+    args = (ca_key.public, issued.license, issued.remainder, issued.exponent)
+    assert _open(*args, today=date(2030, 12, 31)).serial == SERIAL  # last valid day
+    assert _reason(*args, today=date(2031, 1, 1)) is LicenseReason.EXPIRED
+    assert _reason(*args, revoked={SERIAL}) is LicenseReason.REVOKED
+    assert _open(*args, revoked={SERIAL + 1}).serial == SERIAL
+    assert (
+        _reason(*args, account=bytes.fromhex("6200123456789013")) is LicenseReason.ACCOUNT_MISMATCH
+    )
+    assert _open(*args, account=ACCOUNT).account == ACCOUNT  # already padded to 10
+
+
+def test_sha1_only_in_legacy_mode(ca_key: RsaPrivateKey, app_key: RsaPrivateKey) -> None:
+    issued = issue_license(ca_key, _fields(app_key.public, HASH_SHA1), RECORD1)
+    args = (ca_key.public, issued.license, issued.remainder, issued.exponent)
+    assert _reason(*args) is LicenseReason.SHA1_NOT_ENABLED
+    assert _open(*args, allow_sha1=True).hash_algorithm == HASH_SHA1
+
+
+def _sign_edited(
+    ca_key: RsaPrivateKey, app: RsaPublicKey, offset: int, value: int
+) -> tuple[bytes, bytes, bytes]:
+    recovered, remainder, exponent = _hand_built(128, app, HASH_SHA256)
+    edited = recovered[:offset] + bytes([value]) + recovered[offset + 1 :]
+    return iso9796.sign(ca_key, edited), remainder, exponent
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "reason"),
+    [
+        (1, 0x05, LicenseReason.BAD_FORMAT),
+        (17, 0x03, LicenseReason.UNKNOWN_HASH_ALGORITHM),
+    ],
+)
+def test_signed_but_malformed_is_refused(
+    ca_key: RsaPrivateKey, app_key: RsaPrivateKey, offset: int, value: int, reason: LicenseReason
+) -> None:
+    lic, rem, exp = _sign_edited(ca_key, app_key.public, offset, value)
+    assert _reason(ca_key.public, lic, rem, exp) is reason
+
+
+def test_bad_hash_in_a_well_signed_license(ca_key: RsaPrivateKey, app_key: RsaPrivateKey) -> None:
+    lic, rem, exp = _sign_edited(ca_key, app_key.public, 100, 0x00)  # inside the hash
+    assert _reason(ca_key.public, lic, rem, exp) is LicenseReason.BAD_HASH
+
+
+def test_issue_refuses_bad_fields(ca_key: RsaPrivateKey, app_key: RsaPrivateKey) -> None:
+    bad = [
+        LicenseFields(ACCOUNT[:9], EXPIRY, 1, HASH_SHA256, app_key.public),
+        LicenseFields(ACCOUNT, bytes.fromhex("1330"), 1, HASH_SHA256, app_key.public),
+        LicenseFields(ACCOUNT, EXPIRY, 1 << 24, HASH_SHA256, app_key.public),
+        LicenseFields(ACCOUNT, EXPIRY, 1, 0x03, app_key.public),
+    ]
+    for fields in bad:
+        with pytest.raises(ValueError):
+            issue_license(ca_key, fields, RECORD1)
+
+
+def test_field_helpers() -> None:
+    assert account_from_digits("6200123456789012") == ACCOUNT
+    assert account_from_digits("1234567890123456789") == bytes.fromhex("1234567890123456789F")
+    assert expiry_mmyy(12, 2030) == EXPIRY
+    for digits in ("", "12a4", "1" * 20):
+        with pytest.raises(ValueError):
+            account_from_digits(digits)

@@ -1,0 +1,141 @@
+"""Raw RSA and ISO/IEC 9796-2 scheme 1 (PROTOCOL.md §5)."""
+
+from __future__ import annotations
+
+import pickle
+import secrets
+from collections.abc import Callable
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa as crypto_rsa
+
+from authority import iso9796
+from authority.errors import InvalidKeyError, RecoveryError, RecoveryReason, SigningFaultError
+from authority.rsa import RsaPrivateKey, RsaPublicKey, from_cryptography, generate
+
+Sign = Callable[[RsaPrivateKey, int], int]
+
+
+def _secret_texts(primes: tuple[int, int, int]) -> list[str]:
+    p, q, _ = primes
+    return [str(p)[:20], str(q)[:20], f"{p:x}"[:20], f"{q:x}"[:20]]
+
+
+def test_private_op_equals_textbook_rsa(
+    ca_key: RsaPrivateKey, app_key: RsaPrivateKey, textbook_sign: Sign
+) -> None:
+    for key in (ca_key, app_key):
+        for _ in range(5):
+            x = secrets.randbelow(key.public.n)
+            s = key.private_op(x)
+            assert s == textbook_sign(key, x)
+            assert key.public.public_op(s) == x
+
+
+def test_private_op_refuses_input_not_below_modulus(ca_key: RsaPrivateKey) -> None:
+    with pytest.raises(ValueError, match="below the modulus"):
+        ca_key.private_op(ca_key.public.n)
+
+
+def test_fault_is_caught_before_the_result_leaves(
+    published_primes: dict[int, tuple[int, int, int]],
+) -> None:
+    key = RsaPrivateKey(*next(iter(published_primes.values())))
+    key._dp = key._dp + 1  # a glitched CRT half
+    with pytest.raises(SigningFaultError) as info:
+        key.private_op(12345)
+    for text in _secret_texts(published_primes[key.public.n]):
+        assert text not in str(info.value)
+
+
+def test_repr_and_errors_hold_no_private_material(
+    ca_key: RsaPrivateKey, published_primes: dict[int, tuple[int, int, int]]
+) -> None:
+    assert repr(ca_key) == "RsaPrivateKey(bits=1024, e=3)"
+    with pytest.raises(TypeError):
+        pickle.dumps(ca_key)
+    p, q, _ = published_primes[ca_key.public.n]
+    with pytest.raises(InvalidKeyError) as info:
+        RsaPrivateKey(p, q + 2, 3)
+    for text in _secret_texts((p, q, 3)):
+        assert text not in str(info.value)
+
+
+@pytest.mark.parametrize("bits", [1016, 1025, 1992, 2048])
+def test_generate_refuses_sizes_outside_the_protocol(bits: int) -> None:
+    with pytest.raises(InvalidKeyError, match="1024 to 1984"):
+        generate(bits, 3)
+
+
+def test_generate_refuses_other_exponents() -> None:
+    with pytest.raises(InvalidKeyError, match="3 or 65537"):
+        generate(1024, 17)
+
+
+def test_generate_gives_the_exact_size_and_exponent(
+    key_cache: Callable[[int, int], RsaPrivateKey],
+) -> None:
+    key = key_cache(1032, 65537)
+    assert (key.public.bits, key.public.size, key.public.e) == (1032, 129, 65537)
+    assert key.public.exponent_bytes() == b"\x01\x00\x01"
+
+
+def test_public_key_checks() -> None:
+    with pytest.raises(InvalidKeyError):
+        RsaPublicKey((1 << 1023) + 2, 3)  # even
+    with pytest.raises(InvalidKeyError):
+        RsaPublicKey((1 << 1022) + 1, 3)  # 1023 bits
+    assert RsaPublicKey((1 << 1023) + 1, 3).exponent_bytes() == b"\x03"
+
+
+def test_cryptography_round_trip(ca_key: RsaPrivateKey) -> None:
+    back = from_cryptography(ca_key.to_cryptography())
+    assert back.public == ca_key.public
+    assert back.private_op(99) == ca_key.private_op(99)
+
+
+def test_from_cryptography_refuses_a_2048_bit_key() -> None:
+    big = crypto_rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with pytest.raises(InvalidKeyError):
+        from_cryptography(big)
+
+
+def _recovered(size: int, fill: int = 0x11) -> bytes:
+    return bytes([iso9796.HEADER]) + bytes([fill]) * (size - 2) + bytes([iso9796.TRAILER])
+
+
+def test_sign_recover_round_trip(ca_key: RsaPrivateKey, textbook_sign: Sign) -> None:
+    x = _recovered(ca_key.public.size)
+    s = iso9796.sign(ca_key, x)
+    assert s == textbook_sign(ca_key, int.from_bytes(x, "big")).to_bytes(128, "big")
+    assert iso9796.recover(ca_key.public, s) == x
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x6a" + b"\x00" * 126 + b"\xbb",  # bad trailer
+        b"\x6b" + b"\x00" * 126 + b"\xbc",  # bad header
+        b"\x6a" + b"\x00" * 125 + b"\xbc",  # short
+    ],
+)
+def test_sign_refuses_malformed_recovered_data(ca_key: RsaPrivateKey, data: bytes) -> None:
+    with pytest.raises(ValueError):
+        iso9796.sign(ca_key, data)
+
+
+def test_recover_reasons(ca_key: RsaPrivateKey, textbook_sign: Sign) -> None:
+    pub = ca_key.public
+
+    def reason(sig: bytes) -> RecoveryReason:
+        with pytest.raises(RecoveryError) as info:
+            iso9796.recover(pub, sig)
+        return info.value.reason
+
+    assert reason(b"\x00" * 127) is RecoveryReason.BAD_LENGTH
+    assert reason(pub.modulus_bytes()) is RecoveryReason.OUT_OF_RANGE
+    bad_header = b"\x6b" + b"\x00" * 126 + b"\xbc"
+    bad_trailer = b"\x6a" + b"\x00" * 126 + b"\xbd"
+    for data, want in ((bad_header, "BAD_HEADER"), (bad_trailer, "BAD_TRAILER")):
+        sig = textbook_sign(ca_key, int.from_bytes(data, "big")).to_bytes(128, "big")
+        assert reason(sig) is RecoveryReason[want]
