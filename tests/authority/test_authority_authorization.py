@@ -1,0 +1,143 @@
+"""The payment authorization, laid out by hand from PROTOCOL.md §5.2."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import pytest
+
+from authority import iso9796
+from authority.authorization import DynamicData, open_authorization, sign_authorization
+from authority.errors import AuthorizationError, AuthorizationReason
+from authority.iso9796 import HASH_SHA1, HASH_SHA256
+from authority.rsa import RsaPrivateKey, RsaPublicKey
+
+Sign = Callable[[RsaPrivateKey, int], int]
+
+ACCOUNT = bytes.fromhex("6200123456789012FFFF")
+UN = bytes.fromhex("1A2B3C4D")
+# CDOL1 data as a terminal sends it (P§3): amount, currency, date, time, type, UN, ids
+CDOL1_DATA = bytes.fromhex("000000001234015626112812000000") + UN + b"MERCHANT0000001" + b"TERM0001"
+DYNAMIC = DynamicData(
+    atc=1, cid=0x40, amount=1234, currency=156, unpredictable_number=UN, account=ACCOUNT
+)
+
+
+def _hand_built(app_size: int, algorithm: int) -> bytes:
+    """The recovered data of DYNAMIC, field by field from the §5.2 table."""
+    dynamic = (
+        bytes.fromhex("0001")  # ATC
+        + bytes.fromhex("40")  # CID: approved
+        + bytes.fromhex("000000001234")  # amount authorised, n12
+        + bytes.fromhex("0156")  # currency, n4
+        + UN  # unpredictable number
+        + ACCOUNT  # credit account id, cn
+    )
+    assert len(dynamic) == 25
+    pad = b"\xbb" * (app_size - (62 if algorithm == HASH_SHA256 else 50))
+    fields = b"\x05" + bytes([algorithm]) + bytes([25]) + dynamic + pad
+    name = "sha256" if algorithm == HASH_SHA256 else "sha1"
+    digest = hashlib.new(name, fields + CDOL1_DATA).digest()
+    recovered = b"\x6a" + fields + digest + b"\xbc"
+    assert len(recovered) == app_size
+    return recovered
+
+
+def _reason(app: RsaPublicKey, auth: bytes, cdol1: bytes = CDOL1_DATA, **kw: bool) -> str:
+    with pytest.raises(AuthorizationError) as info:
+        open_authorization(app, auth, cdol1, **kw)
+    return info.value.reason
+
+
+@pytest.mark.parametrize("algorithm", [HASH_SHA256, HASH_SHA1])
+def test_known_answer(app_key: RsaPrivateKey, textbook_sign: Sign, algorithm: int) -> None:
+    recovered = _hand_built(128, algorithm)
+    hand_signed = textbook_sign(app_key, int.from_bytes(recovered, "big")).to_bytes(128, "big")
+    assert sign_authorization(app_key, DYNAMIC, CDOL1_DATA, algorithm) == hand_signed
+    assert open_authorization(app_key.public, hand_signed, CDOL1_DATA, allow_sha1=True) == DYNAMIC
+
+
+def test_known_answer_declined_with_a_1984_bit_key(
+    big_ca_key: RsaPrivateKey, textbook_sign: Sign
+) -> None:
+    declined = DynamicData(0xFFFE, 0x00, 999_999_999_999, 9999, UN, ACCOUNT)
+    signed = sign_authorization(big_ca_key, declined, CDOL1_DATA)
+    recovered = iso9796.recover(big_ca_key.public, signed)
+    assert recovered[4:29] == bytes.fromhex("FFFE009999999999999999") + UN + ACCOUNT
+    assert recovered[29 : 248 - 33] == b"\xbb" * (248 - 62)
+    assert textbook_sign(big_ca_key, int.from_bytes(recovered, "big")) == int.from_bytes(
+        signed, "big"
+    )
+    assert open_authorization(big_ca_key.public, signed, CDOL1_DATA) == declined
+
+
+def test_every_single_byte_change_is_refused(app_key: RsaPrivateKey) -> None:
+    auth = sign_authorization(app_key, DYNAMIC, CDOL1_DATA)
+    for i in range(len(auth)):
+        changed = auth[:i] + bytes([auth[i] ^ 0x01]) + auth[i + 1 :]
+        with pytest.raises(AuthorizationError):
+            open_authorization(app_key.public, changed, CDOL1_DATA)
+
+
+def test_every_cdol1_change_is_refused(app_key: RsaPrivateKey) -> None:
+    auth = sign_authorization(app_key, DYNAMIC, CDOL1_DATA)
+    for i in range(len(CDOL1_DATA)):
+        changed = CDOL1_DATA[:i] + bytes([CDOL1_DATA[i] ^ 0x01]) + CDOL1_DATA[i + 1 :]
+        assert _reason(app_key.public, auth, changed) is AuthorizationReason.BAD_HASH
+
+
+def test_wrong_key_and_length(app_key: RsaPrivateKey, ca_key: RsaPrivateKey) -> None:
+    auth = sign_authorization(app_key, DYNAMIC, CDOL1_DATA)
+    assert _reason(ca_key.public, auth) in {
+        AuthorizationReason.BAD_HEADER,
+        AuthorizationReason.BAD_TRAILER,
+        AuthorizationReason.OUT_OF_RANGE,
+    }
+    assert _reason(app_key.public, auth[:-1]) is AuthorizationReason.BAD_LENGTH
+
+
+def test_sha1_only_in_legacy_mode(app_key: RsaPrivateKey) -> None:
+    auth = sign_authorization(app_key, DYNAMIC, CDOL1_DATA, HASH_SHA1)
+    assert _reason(app_key.public, auth) is AuthorizationReason.SHA1_NOT_ENABLED
+    assert open_authorization(app_key.public, auth, CDOL1_DATA, allow_sha1=True) == DYNAMIC
+
+
+def _signed_edit(app_key: RsaPrivateKey, offset: int, value: int, rehash: bool) -> bytes:
+    x = bytearray(_hand_built(128, HASH_SHA256))
+    x[offset] = value
+    if rehash:
+        x[-33:-1] = hashlib.sha256(bytes(x[1:-33]) + CDOL1_DATA).digest()
+    return iso9796.sign(app_key, bytes(x))
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "rehash", "reason"),
+    [
+        (1, 0x04, False, AuthorizationReason.BAD_FORMAT),
+        (2, 0x07, False, AuthorizationReason.UNKNOWN_HASH_ALGORITHM),
+        (3, 24, False, AuthorizationReason.BAD_DATA_LENGTH),
+        (50, 0x00, False, AuthorizationReason.BAD_HASH),
+        (40, 0xBA, True, AuthorizationReason.BAD_PAD),
+        (7, 0x0A, True, AuthorizationReason.BAD_DYNAMIC_DATA),  # amount nibble above 9
+    ],
+)
+def test_signed_but_malformed_is_refused(
+    app_key: RsaPrivateKey, offset: int, value: int, rehash: bool, reason: AuthorizationReason
+) -> None:
+    assert _reason(app_key.public, _signed_edit(app_key, offset, value, rehash)) is reason
+
+
+@pytest.mark.parametrize(
+    "dynamic",
+    [
+        DynamicData(0x10000, 0x40, 1, 156, UN, ACCOUNT),
+        DynamicData(1, 0x40, 10**12, 156, UN, ACCOUNT),
+        DynamicData(1, 0x40, 1, 10000, UN, ACCOUNT),
+        DynamicData(1, 0x40, 1, 156, UN[:3], ACCOUNT),
+        DynamicData(1, 0x40, -1, 156, UN, ACCOUNT),
+    ],
+)
+def test_sign_refuses_data_that_does_not_fit(app_key: RsaPrivateKey, dynamic: DynamicData) -> None:
+    with pytest.raises(ValueError):
+        sign_authorization(app_key, dynamic, CDOL1_DATA)
