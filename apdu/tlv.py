@@ -47,15 +47,15 @@ def tag_bytes(tag: int) -> bytes:
     return raw
 
 
-# The protocol's private tags DF01 (available credit, n12) and DF03 (CDOL1 data) carry plain
-# values although b6 of DF is set (PROTOCOL.md §3, §9): they are read as primitive.
-PRIVATE_PRIMITIVES = frozenset({0xDF01, 0xDF03})
+# The protocol's private tag DF02 (the last GENERATE AC answer) holds TLVs although b6 of DF
+# is clear (PROTOCOL.md §9: DF02{77{...}, DF03 ...}): it is read and written as a template.
+PRIVATE_TEMPLATES = frozenset({0xDF02})
 
 
 def is_constructed(tag: int) -> bool:
     """b6 of the first tag byte: the value is itself BER-TLV (ISO 7816-4 5.2.2.1)."""
-    if tag in PRIVATE_PRIMITIVES:
-        return False
+    if tag in PRIVATE_TEMPLATES:
+        return True
     first = tag >> (8 * max(0, (tag.bit_length() - 1) // 8))
     return bool(first & _CONSTRUCTED_BIT)
 

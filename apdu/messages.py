@@ -1,0 +1,493 @@
+"""The protocol's commands and templates (PROTOCOL.md §2-§4, §9): no other module assembles tags.
+
+Each response template is a frozen dataclass with `build_x(m) -> bytes` and
+`parse_x(data) -> m`. A parser raises DecodeError, naming the tag, for a missing template,
+a missing mandatory tag, a tag repeated anywhere in the template (PROTOCOL.md §7 check 1),
+a field of the wrong size, or bytes after the template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apdu import tlv
+from apdu.command import CommandAPDU
+from apdu.dol import DolEntry, build_dol, parse_dol
+from apdu.errors import DecodeError, EncodeError
+from apdu.sw import INS
+from apdu.tlv import Tlv, constructed, primitive
+
+PPSE_NAME = b"2PAY.SYS.DDF01"
+PSE_NAME = b"1PAY.SYS.DDF01"
+CREDIT_AID = bytes.fromhex("F04843455041590001")
+APP_LABEL = b"HCE CREDIT"
+# PROTOCOL.md §3: the PDOL in the app's FCI and CDOL1 in record 1.
+PDOL: tuple[DolEntry, ...] = (
+    DolEntry(0x9F02, 6),
+    DolEntry(0x5F2A, 2),
+    DolEntry(0x9F37, 4),
+    DolEntry(0x9F1A, 2),
+    DolEntry(0x9A, 3),
+    DolEntry(0x9F16, 15),
+    DolEntry(0x9F1C, 8),
+)
+CDOL1: tuple[DolEntry, ...] = (
+    DolEntry(0x9F02, 6),
+    DolEntry(0x5F2A, 2),
+    DolEntry(0x9A, 3),
+    DolEntry(0x9F21, 3),
+    DolEntry(0x9C, 1),
+    DolEntry(0x9F37, 4),
+    DolEntry(0x9F16, 15),
+    DolEntry(0x9F1C, 8),
+)
+AIP = b"\x01\x00"
+AFL = bytes.fromhex("08010301")
+SFI = 1
+TAG_AVAILABLE_CREDIT = 0xDF01
+TAG_LAST_ANSWER = 0xDF02
+TAG_LAST_CDOL1 = 0xDF03
+
+CLA_ISO = 0x00
+CLA_PROPRIETARY = 0x80
+SELECT_BY_NAME = 0x04
+GENERATE_AC_TC_CDA = 0x50  # P1: a TC with combined signature (PROTOCOL.md §3)
+LE_MAX = 256
+AID_SIZES = range(5, 17)  # ISO 7816-5
+LABEL_SIZES = range(17)
+MAX_ENTRIES = 16
+
+
+def _byte(value: int, what: str) -> bytes:
+    if not 0 <= value <= 0xFF:
+        raise EncodeError(f"{what} {value} is not a byte")
+    return bytes((value,))
+
+
+# --- commands (PROTOCOL.md §3) ---------------------------------------------------------
+
+
+def select(name: bytes) -> CommandAPDU:
+    """SELECT by DF name: 00 A4 04 00 Lc name 00."""
+    return CommandAPDU(CLA_ISO, INS.SELECT, SELECT_BY_NAME, 0x00, bytes(name), LE_MAX)
+
+
+def gpo(pdol_data: bytes) -> CommandAPDU:
+    """GET PROCESSING OPTIONS: 80 A8 00 00 Lc 83 L data 00."""
+    data = tlv.encode(primitive(0x83, pdol_data))
+    return CommandAPDU(CLA_PROPRIETARY, INS.GET_PROCESSING_OPTIONS, 0x00, 0x00, data, LE_MAX)
+
+
+def gpo_pdol_data(command_data: bytes) -> bytes:
+    """The PDOL data inside a GPO command's 83 template; DecodeError otherwise."""
+    item = tlv.decode_one(command_data)
+    if item.tag != 0x83:
+        raise DecodeError(f"command template 83 missing (found tag {item.tag:X})", 0)
+    return item.value
+
+
+def read_record(record: int, sfi: int = SFI) -> CommandAPDU:
+    """READ RECORD: 00 B2 rec (sfi<<3 | 4) 00 (ISO 7816-4 7.3.3)."""
+    if not 1 <= record <= 0xFE:
+        raise EncodeError(f"record number {record} outside 1..254")
+    if not 1 <= sfi <= 30:
+        raise EncodeError(f"SFI {sfi} outside 1..30")
+    return CommandAPDU(CLA_ISO, INS.READ_RECORD, record, sfi << 3 | 4, b"", LE_MAX)
+
+
+def generate_ac(cdol1_data: bytes) -> CommandAPDU:
+    """GENERATE AC: 80 AE 50 00 Lc CDOL1 data 00."""
+    return CommandAPDU(
+        CLA_PROPRIETARY, INS.GENERATE_AC, GENERATE_AC_TC_CDA, 0x00, bytes(cdol1_data), LE_MAX
+    )
+
+
+def get_data(tag: int) -> CommandAPDU:
+    """GET DATA: 80 CA tag-hi tag-lo 00."""
+    if not 0 < tag <= 0xFFFF:
+        raise EncodeError(f"GET DATA tag {tag:#x} is not a 1 or 2 byte tag")
+    return CommandAPDU(CLA_PROPRIETARY, INS.GET_DATA, tag >> 8, tag & 0xFF, b"", LE_MAX)
+
+
+def get_response(le: int) -> CommandAPDU:
+    """GET RESPONSE: 00 C0 00 00 Le (Le 0 as in SW2 of 61 00 means 256)."""
+    if not 0 <= le <= LE_MAX:
+        raise EncodeError(f"GET RESPONSE Le {le} outside 0..256")
+    return CommandAPDU(CLA_ISO, INS.GET_RESPONSE, 0x00, 0x00, b"", le or LE_MAX)
+
+
+# --- parsing helpers ------------------------------------------------------------------
+
+
+def _check_unique(node: Tlv, repeatable: frozenset[int] = frozenset()) -> None:
+    """No tag twice anywhere in `node`; each `repeatable` entry is checked on its own."""
+    seen: set[int] = set()
+    stack = list(node.children)
+    while stack:  # bounded: the decoded tree is finite and its depth bounded by tlv.decode
+        child = stack.pop()
+        if child.tag in repeatable:
+            _check_unique(child)
+            continue
+        if child.tag in seen:
+            raise DecodeError(f"tag {child.tag:X} repeated in template {node.tag:X}", 0)
+        seen.add(child.tag)
+        stack.extend(child.children)
+
+
+def _template(data: bytes, tag: int, repeatable: frozenset[int] = frozenset()) -> Tlv:
+    """Exactly one template `tag` and nothing after it, no repeated tag."""
+    item = tlv.decode_one(data)
+    if item.tag != tag:
+        raise DecodeError(f"template {tag:X} missing (found tag {item.tag:X})", 0)
+    _check_unique(item, repeatable)
+    return item
+
+
+def _field(node: Tlv, tag: int, sizes: range | None = None) -> Tlv:
+    """The mandatory child `tag` of `node`, with a value size in `sizes`."""
+    for child in node.children:
+        if child.tag == tag:
+            if sizes is not None and len(child.value) not in sizes:
+                raise DecodeError(
+                    f"tag {tag:X} has {len(child.value)} bytes, "
+                    f"expected {sizes.start}..{sizes.stop - 1}",
+                    0,
+                )
+            return child
+    raise DecodeError(f"mandatory tag {tag:X} missing from template {node.tag:X}", 0)
+
+
+def _optional(node: Tlv, tag: int) -> Tlv | None:
+    return next((child for child in node.children if child.tag == tag), None)
+
+
+# --- directory entries (PROTOCOL.md §3) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    """One application in a PPSE FCI or PSE record: 61{4F AID, 50 label, 87 priority}."""
+
+    aid: bytes
+    label: bytes
+    priority: int
+
+
+def _entry_tlv(entry: DirectoryEntry) -> Tlv:
+    if len(entry.aid) not in AID_SIZES:
+        raise EncodeError(f"AID of {len(entry.aid)} bytes, expected 5..16")
+    return constructed(
+        0x61,
+        primitive(0x4F, entry.aid),
+        primitive(0x50, entry.label),
+        primitive(0x87, _byte(entry.priority, "priority")),
+    )
+
+
+def _parse_entries(node: Tlv) -> tuple[DirectoryEntry, ...]:
+    entries = tuple(
+        DirectoryEntry(
+            _field(child, 0x4F, AID_SIZES).value,
+            _field(child, 0x50, LABEL_SIZES).value,
+            _field(child, 0x87, range(1, 2)).value[0],
+        )
+        for child in node.children
+        if child.tag == 0x61
+    )
+    if not entries:
+        raise DecodeError(f"mandatory tag 61 missing from template {node.tag:X}", 0)
+    if len(entries) > MAX_ENTRIES:
+        raise DecodeError(f"more than {MAX_ENTRIES} directory entries", 0)
+    return entries
+
+
+@dataclass(frozen=True, slots=True)
+class PpseFci:
+    """SELECT PPSE answer: 6F{84 name, A5{BF0C{61{...}...}}} (PROTOCOL.md §3)."""
+
+    df_name: bytes
+    entries: tuple[DirectoryEntry, ...]
+
+
+def build_ppse_fci(m: PpseFci) -> bytes:
+    """Encode a PPSE FCI."""
+    bf0c = constructed(0xBF0C, *(_entry_tlv(e) for e in m.entries))
+    return tlv.encode(constructed(0x6F, primitive(0x84, m.df_name), constructed(0xA5, bf0c)))
+
+
+def parse_ppse_fci(data: bytes) -> PpseFci:
+    """Decode a PPSE FCI."""
+    root = _template(data, 0x6F, frozenset({0x61}))
+    bf0c = _field(_field(root, 0xA5), 0xBF0C)
+    return PpseFci(_field(root, 0x84).value, _parse_entries(bf0c))
+
+
+@dataclass(frozen=True, slots=True)
+class PseFci:
+    """SELECT PSE answer: 6F{84 name, A5{88 SFI}} (PROTOCOL.md §3)."""
+
+    df_name: bytes
+    sfi: int
+
+
+def build_pse_fci(m: PseFci) -> bytes:
+    """Encode a PSE FCI."""
+    if not 1 <= m.sfi <= 30:
+        raise EncodeError(f"SFI {m.sfi} outside 1..30")
+    a5 = constructed(0xA5, primitive(0x88, bytes((m.sfi,))))
+    return tlv.encode(constructed(0x6F, primitive(0x84, m.df_name), a5))
+
+
+def parse_pse_fci(data: bytes) -> PseFci:
+    """Decode a PSE FCI."""
+    root = _template(data, 0x6F)
+    sfi = _field(_field(root, 0xA5), 0x88, range(1, 2)).value[0]
+    if not 1 <= sfi <= 30:
+        raise DecodeError(f"tag 88 holds SFI {sfi}, outside 1..30", 0)
+    return PseFci(_field(root, 0x84).value, sfi)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryRecord:
+    """A record of the PSE directory: 70{61{...}...} (PROTOCOL.md §3)."""
+
+    entries: tuple[DirectoryEntry, ...]
+
+
+def build_directory_record(m: DirectoryRecord) -> bytes:
+    """Encode a PSE directory record."""
+    return tlv.encode(constructed(0x70, *(_entry_tlv(e) for e in m.entries)))
+
+
+def parse_directory_record(data: bytes) -> DirectoryRecord:
+    """Decode a PSE directory record."""
+    return DirectoryRecord(_parse_entries(_template(data, 0x70, frozenset({0x61}))))
+
+
+# --- the app (PROTOCOL.md §3, §4) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AppFci:
+    """SELECT AID answer: 6F{84 AID, A5{50 label, 87 priority, 9F38 PDOL}}."""
+
+    aid: bytes
+    label: bytes
+    priority: int
+    pdol: bytes
+
+
+def build_app_fci(m: AppFci) -> bytes:
+    """Encode the app's FCI."""
+    a5 = constructed(
+        0xA5,
+        primitive(0x50, m.label),
+        primitive(0x87, _byte(m.priority, "priority")),
+        primitive(0x9F38, m.pdol),
+    )
+    return tlv.encode(constructed(0x6F, primitive(0x84, m.aid), a5))
+
+
+def parse_app_fci(data: bytes) -> AppFci:
+    """Decode the app's FCI; the PDOL must itself parse."""
+    root = _template(data, 0x6F)
+    a5 = _field(root, 0xA5)
+    pdol = _field(a5, 0x9F38).value
+    parse_dol(pdol)
+    return AppFci(
+        _field(root, 0x84, AID_SIZES).value,
+        _field(a5, 0x50, LABEL_SIZES).value,
+        _field(a5, 0x87, range(1, 2)).value[0],
+        pdol,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GpoResponse:
+    """GPO answer: 77{82 AIP, 94 AFL, 9F36 ATC}."""
+
+    aip: bytes
+    afl: bytes
+    atc: int
+
+
+def _atc(atc: int) -> bytes:
+    if not 0 <= atc <= 0xFFFF:
+        raise EncodeError(f"ATC {atc} outside 0..65535")
+    return atc.to_bytes(2, "big")
+
+
+def build_gpo_response(m: GpoResponse) -> bytes:
+    """Encode the GPO answer."""
+    return tlv.encode(
+        constructed(
+            0x77, primitive(0x82, m.aip), primitive(0x94, m.afl), primitive(0x9F36, _atc(m.atc))
+        )
+    )
+
+
+def parse_gpo_response(data: bytes) -> GpoResponse:
+    """Decode the GPO answer; the AFL is a whole number of 4-byte entries."""
+    root = _template(data, 0x77)
+    afl = _field(root, 0x94, range(4, 253)).value
+    if len(afl) % 4:
+        raise DecodeError(f"tag 94 has {len(afl)} bytes, not a multiple of 4", 0)
+    return GpoResponse(
+        _field(root, 0x82, range(2, 3)).value,
+        afl,
+        int.from_bytes(_field(root, 0x9F36, range(2, 3)).value, "big"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Record1:
+    """Record 1: 70{5A account, 5F24 expiry YYMMDD, 5F20 holder, 8C CDOL1, 8F CA index}."""
+
+    account: bytes
+    expiry: bytes
+    holder: bytes
+    cdol1: bytes
+    ca_index: int
+
+
+def build_record1(r: Record1) -> bytes:
+    """Encode record 1 (the whole 70 template)."""
+    if not 1 <= len(r.account) <= 10:
+        raise EncodeError(f"account id of {len(r.account)} bytes, expected 1..10")
+    if len(r.expiry) != 3:
+        raise EncodeError(f"expiry of {len(r.expiry)} bytes, expected 3 (YYMMDD)")
+    return tlv.encode(
+        constructed(
+            0x70,
+            primitive(0x5A, r.account),
+            primitive(0x5F24, r.expiry),
+            primitive(0x5F20, r.holder),
+            primitive(0x8C, r.cdol1),
+            primitive(0x8F, _byte(r.ca_index, "CA index")),
+        )
+    )
+
+
+def parse_record1(data: bytes) -> tuple[Record1, bytes]:
+    """Decode record 1: the record and the value inside 70 (what the license hash covers)."""
+    root = _template(data, 0x70)
+    cdol1 = _field(root, 0x8C).value
+    parse_dol(cdol1)
+    record = Record1(
+        _field(root, 0x5A, range(1, 11)).value,
+        _field(root, 0x5F24, range(3, 4)).value,
+        _field(root, 0x5F20).value,
+        cdol1,
+        _field(root, 0x8F, range(1, 2)).value[0],
+    )
+    return record, root.value
+
+
+@dataclass(frozen=True, slots=True)
+class Record2:
+    """Record 2: 70{9F46 APP public key license}."""
+
+    license: bytes
+
+
+def build_record2(r: Record2) -> bytes:
+    """Encode record 2."""
+    return tlv.encode(constructed(0x70, primitive(0x9F46, r.license)))
+
+
+def parse_record2(data: bytes) -> Record2:
+    """Decode record 2."""
+    return Record2(_field(_template(data, 0x70), 0x9F46, range(1, 0x10000)).value)
+
+
+@dataclass(frozen=True, slots=True)
+class Record3:
+    """Record 3: 70{9F47 exponent, 9F48 remainder (absent when empty)}."""
+
+    exponent: bytes
+    remainder: bytes
+
+
+def build_record3(r: Record3) -> bytes:
+    """Encode record 3."""
+    items = [primitive(0x9F47, r.exponent)]
+    if r.remainder:
+        items.append(primitive(0x9F48, r.remainder))
+    return tlv.encode(constructed(0x70, *items))
+
+
+def parse_record3(data: bytes) -> Record3:
+    """Decode record 3."""
+    root = _template(data, 0x70)
+    remainder = _optional(root, 0x9F48)
+    return Record3(
+        _field(root, 0x9F47, range(1, 4)).value,
+        remainder.value if remainder is not None else b"",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateAcResponse:
+    """GENERATE AC answer: 77{9F27 CID, 9F36 ATC, 9F4B authorization}."""
+
+    cid: int
+    atc: int
+    authorization: bytes
+
+
+def build_generate_ac_response(m: GenerateAcResponse) -> bytes:
+    """Encode the GENERATE AC answer."""
+    return tlv.encode(
+        constructed(
+            0x77,
+            primitive(0x9F27, _byte(m.cid, "CID")),
+            primitive(0x9F36, _atc(m.atc)),
+            primitive(0x9F4B, m.authorization),
+        )
+    )
+
+
+def parse_generate_ac_response(data: bytes) -> GenerateAcResponse:
+    """Decode the GENERATE AC answer."""
+    root = _template(data, 0x77)
+    return GenerateAcResponse(
+        _field(root, 0x9F27, range(1, 2)).value[0],
+        int.from_bytes(_field(root, 0x9F36, range(2, 3)).value, "big"),
+        _field(root, 0x9F4B, range(1, 0x10000)).value,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LastAnswer:
+    """GET DATA DF02: DF02{77{...} as sent, DF03 CDOL1 data} (PROTOCOL.md §9)."""
+
+    answer: bytes
+    cdol1_data: bytes
+
+
+def build_last_answer(m: LastAnswer) -> bytes:
+    """Encode the last GENERATE AC answer; `answer` must be a GENERATE AC template."""
+    try:
+        parse_generate_ac_response(m.answer)
+    except DecodeError as exc:
+        raise EncodeError(f"last answer is no GENERATE AC template: {exc}") from None
+    answer = tlv.decode_one(m.answer)
+    return tlv.encode(constructed(TAG_LAST_ANSWER, answer, primitive(TAG_LAST_CDOL1, m.cdol1_data)))
+
+
+def parse_last_answer(data: bytes) -> LastAnswer:
+    """Decode GET DATA DF02; the inner 77 must be a valid GENERATE AC answer."""
+    root = _template(data, TAG_LAST_ANSWER)
+    answer = tlv.encode(_field(root, 0x77))
+    parse_generate_ac_response(answer)
+    return LastAnswer(answer, _field(root, TAG_LAST_CDOL1).value)
+
+
+def pdol_bytes() -> bytes:
+    """The PDOL as the app puts it in its FCI (PROTOCOL.md §3)."""
+    return build_dol(PDOL)
+
+
+def cdol1_bytes() -> bytes:
+    """CDOL1 as record 1 holds it (PROTOCOL.md §3)."""
+    return build_dol(CDOL1)
