@@ -1,9 +1,153 @@
-"""Commands registered by this module (placeholder until its issue lands)."""
+"""`hcepay decode`: a command or response APDU, and any BER-TLV in its data, as a tree or JSON."""
 
 from __future__ import annotations
 
+import json
+import string
+from typing import Annotated, Any
+
 import typer
+
+from apdu import tlv
+from apdu.command import CommandAPDU
+from apdu.elements import format_of, name_of
+from apdu.errors import DecodeError
+from apdu.response import ResponseAPDU
+from apdu.sw import describe, ins_name
+from reader.cli_common import ExitCode, JsonOption, fail, stdout
+
+MAX_INPUT_HEX = 2 * (65536 + 9)  # the longest extended APDU
+_PRINTABLE = frozenset(string.printable.encode()) - frozenset(b"\t\n\r\x0b\x0c")
+
+
+def _parse_hex(text: str) -> bytes:
+    cleaned = "".join(text.split()).replace(":", "")
+    if len(cleaned) > MAX_INPUT_HEX:
+        fail(f"input longer than {MAX_INPUT_HEX} hex digits", ExitCode.DECLINED)
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        fail("input is not hexadecimal", ExitCode.DECLINED)
+
+
+def _tlv_tree(data: bytes) -> tuple[tlv.Tlv, ...] | None:
+    """The TLVs in `data`, or None when the data is not BER-TLV (a DF name, DOL data)."""
+    if not data:
+        return None
+    try:
+        return tlv.decode(data)
+    except DecodeError:
+        return None
+
+
+def _tlv_json(item: tlv.Tlv) -> dict[str, Any]:
+    node: dict[str, Any] = {
+        "tag": f"{item.tag:X}",
+        "name": name_of(item.tag),
+        "value": item.value.hex().upper(),
+    }
+    if item.constructed:
+        node["children"] = [_tlv_json(child) for child in item.children]
+    return node
+
+
+def _text_of(item: tlv.Tlv) -> str:
+    if format_of(item.tag) in ("an", "ans") or (
+        item.value and all(b in _PRINTABLE for b in item.value) and len(item.value) > 3
+    ):
+        return f' "{item.value.decode("ascii", "replace")}"'
+    return ""
+
+
+def _tlv_lines(items: tuple[tlv.Tlv, ...], depth: int = 0) -> list[str]:
+    lines: list[str] = []
+    for item in items:
+        head = f"{'  ' * depth}{item.tag:X} {name_of(item.tag)}"
+        if item.constructed:
+            lines.append(f"{head} ({len(item.value)} bytes)")
+            lines.extend(_tlv_lines(item.children, depth + 1))
+        else:
+            lines.append(f"{head}: {item.value.hex().upper()}{_text_of(item)}")
+    return lines
+
+
+def decode_command(raw: bytes) -> dict[str, Any]:
+    """The fields of a command APDU (ISO 7816-4 5.1) as a JSON-ready dict."""
+    cmd = CommandAPDU.parse(raw)
+    tree = _tlv_tree(cmd.data)
+    return {
+        "kind": "command",
+        "case": cmd.case,
+        "cla": f"{cmd.cla:02X}",
+        "ins": f"{cmd.ins:02X}",
+        "ins_name": ins_name(cmd.ins),
+        "p1": f"{cmd.p1:02X}",
+        "p2": f"{cmd.p2:02X}",
+        "lc": len(cmd.data) if cmd.data else None,
+        "data": cmd.data.hex().upper(),
+        "le": cmd.le,
+        "tlv": [_tlv_json(t) for t in tree] if tree is not None else None,
+    }
+
+
+def decode_response(raw: bytes) -> dict[str, Any]:
+    """The fields of a response APDU as a JSON-ready dict."""
+    rsp = ResponseAPDU.parse(raw)
+    tree = _tlv_tree(rsp.data)
+    return {
+        "kind": "response",
+        "data": rsp.data.hex().upper(),
+        "sw": f"{rsp.sw:04X}",
+        "sw_meaning": describe(rsp.sw),
+        "tlv": [_tlv_json(t) for t in tree] if tree is not None else None,
+    }
+
+
+def _print_text(result: dict[str, Any], raw: bytes, response: bool) -> None:
+    if response:
+        rsp = ResponseAPDU.parse(raw)
+        stdout.print(f"response: {len(rsp.data)} data bytes")
+        stdout.print(f"SW    {result['sw_meaning']}")
+        data = rsp.data
+    else:
+        cmd = CommandAPDU.parse(raw)
+        stdout.print(f"command, case {result['case']}")
+        stdout.print(f"CLA   {result['cla']}")
+        stdout.print(f"INS   {result['ins']} {result['ins_name']}")
+        stdout.print(f"P1 P2 {result['p1']} {result['p2']}")
+        if cmd.data:
+            stdout.print(f"Lc    {len(cmd.data)}")
+        if cmd.le is not None:
+            stdout.print(f"Le    {cmd.le}")
+        data = cmd.data
+    if data:
+        stdout.print(f"data  {data.hex().upper()}")
+    tree = _tlv_tree(data)
+    if tree:
+        stdout.print("TLV:")
+        for line in _tlv_lines(tree, 1):
+            stdout.print(line, markup=False)
+
+
+def decode(
+    hex_apdu: Annotated[str, typer.Argument(metavar="HEX", help="The APDU in hex.")],
+    response: Annotated[
+        bool, typer.Option("--response", "-r", help="Decode a response APDU (data + SW).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Decode a command APDU (or, with --response, a response APDU) and any BER-TLV inside."""
+    raw = _parse_hex(hex_apdu)
+    try:
+        result = decode_response(raw) if response else decode_command(raw)
+    except DecodeError as exc:
+        fail(str(exc), ExitCode.DECLINED)
+    if as_json:
+        stdout.print(json.dumps(result), markup=False)
+    else:
+        _print_text(result, raw, response)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add `hcepay decode` to the root app."""
+    app.command("decode")(decode)
