@@ -1,0 +1,140 @@
+"""Command and response APDUs (ISO 7816-4 5.1): known answers, round trips, malformed input."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from apdu.command import CommandAPDU
+from apdu.errors import DecodeError, EncodeError
+from apdu.response import ResponseAPDU
+
+
+@pytest.mark.parametrize(
+    ("hex_apdu", "case", "lc", "le"),
+    [
+        ("00A4040007A000000003101000", "4S", 7, 256),
+        ("00B2010C00", "2S", 0, 256),
+        ("0084000008", "2S", 0, 8),
+        ("00A40400", "1", 0, None),
+        ("80CA9F3600", "2S", 0, 256),
+        ("00A4040002AABB", "3S", 2, None),
+        ("00B20000000000", "2E", 0, 65536),
+        ("00B2000000012C", "2E", 0, 300),
+        ("00DA0000000003AABBCC", "3E", 3, None),
+    ],
+)
+def test_known_answers(hex_apdu: str, case: str, lc: int, le: int | None) -> None:
+    raw = bytes.fromhex(hex_apdu)
+    cmd = CommandAPDU.parse(raw)
+    assert (cmd.case, len(cmd.data), cmd.le) == (case, lc, le)
+    assert cmd.to_bytes() == raw
+
+
+def test_select_fields() -> None:
+    cmd = CommandAPDU.parse(bytes.fromhex("00A4040007A000000003101000"))
+    assert cmd == CommandAPDU(0x00, 0xA4, 0x04, 0x00, bytes.fromhex("A0000000031010"), 256)
+
+
+def test_extended_case_4_with_300_bytes() -> None:
+    data = bytes(range(256)) + bytes(44)
+    raw = bytes.fromhex("80E00000") + b"\x00\x01\x2c" + data + b"\x00\x00"
+    cmd = CommandAPDU.parse(raw)
+    assert cmd.case == "4E"
+    assert cmd.data == data
+    assert cmd.le == 65536
+    assert cmd.extended
+    assert cmd.to_bytes() == raw
+
+
+@pytest.mark.parametrize(
+    ("hex_apdu", "offset"),
+    [
+        ("", 0),  # empty
+        ("00A404", 3),  # truncated header
+        ("00A4040007A0000000031010000000", 4),  # trailing bytes after Le
+        ("00A4040007A00000", 4),  # Lc too long for the data
+        ("00A40400020102030405", 4),  # Lc too short for the data
+        ("00A4040000AA", 5),  # extended length truncated
+        ("00A4040000000011", 5),  # extended Lc 0 with data
+        ("00A404000000050102", 5),  # extended Lc past the end
+        ("00A40400000002010203", 5),  # extended: one stray byte
+    ],
+)
+def test_malformed_commands(hex_apdu: str, offset: int) -> None:
+    with pytest.raises(DecodeError) as info:
+        CommandAPDU.parse(bytes.fromhex(hex_apdu))
+    assert info.value.offset == offset
+    assert str(info.value).endswith(f"at offset {offset}")
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        CommandAPDU(0x100, 0, 0, 0),
+        CommandAPDU(0, 0, -1, 0),
+        CommandAPDU(0, 0, 0, 0, bytes(256)),
+        CommandAPDU(0, 0, 0, 0, b"", 257),
+        CommandAPDU(0, 0, 0, 0, b"", 0),
+        CommandAPDU(0, 0, 0, 0, bytes(65536), None, True),
+        CommandAPDU(0, 0, 0, 0, b"", 65537, True),
+        CommandAPDU(0, 0, 0, 0, b"", None, True),
+    ],
+)
+def test_unencodable_commands(cmd: CommandAPDU) -> None:
+    with pytest.raises(EncodeError):
+        cmd.to_bytes()
+
+
+_byte = st.integers(0, 255)
+
+
+@st.composite
+def commands(draw: st.DrawFn) -> CommandAPDU:
+    extended = draw(st.booleans())
+    max_data, max_le = (700, 65536) if extended else (255, 256)
+    data = draw(st.binary(max_size=max_data))
+    le = draw(st.none() | st.integers(1, max_le))
+    if extended and not data and le is None:
+        extended = False
+    return CommandAPDU(draw(_byte), draw(_byte), draw(_byte), draw(_byte), data, le, extended)
+
+
+@given(commands())
+def test_parse_of_build_is_identity(cmd: CommandAPDU) -> None:
+    assert CommandAPDU.parse(cmd.to_bytes()) == cmd
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_parse_or_raise_decode_error(raw: bytes) -> None:
+    try:
+        cmd = CommandAPDU.parse(raw)
+    except DecodeError as exc:
+        assert 0 <= exc.offset <= len(raw)
+    else:
+        assert cmd.to_bytes() == raw  # build(parse(x)) == x for every valid encoding
+
+
+@given(st.binary(min_size=2, max_size=300))
+def test_response_round_trip(raw: bytes) -> None:
+    rsp = ResponseAPDU.parse(raw)
+    assert rsp.to_bytes() == raw
+    assert rsp.sw == rsp.sw1 << 8 | rsp.sw2
+    assert rsp.data == raw[:-2]
+
+
+def test_response_fields() -> None:
+    rsp = ResponseAPDU.parse(bytes.fromhex("6F009000"))
+    assert (rsp.data, rsp.sw, rsp.sw1, rsp.sw2) == (b"\x6f\x00", 0x9000, 0x90, 0x00)
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x90"])
+def test_response_too_short(raw: bytes) -> None:
+    with pytest.raises(DecodeError, match="status word"):
+        ResponseAPDU.parse(raw)
+
+
+def test_response_sw_out_of_range() -> None:
+    with pytest.raises(EncodeError):
+        ResponseAPDU(b"", 0x10000).to_bytes()
