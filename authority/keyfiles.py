@@ -28,6 +28,7 @@ def save_private(path: Path, key: RsaPrivateKey) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_atomic(path, pem, 0o600)
 
 

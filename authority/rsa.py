@@ -78,7 +78,7 @@ class RsaPublicKey:
 class RsaPrivateKey:
     """An RSA private key; its repr and errors never show d, p or q."""
 
-    __slots__ = ("_d", "_dp", "_dq", "_n", "_p", "_q", "_qinv", "public")
+    __slots__ = ("_d", "_dp", "_dq", "_n", "_n_int", "_p", "_q", "_qinv", "public")
 
     public: RsaPublicKey
 
@@ -98,6 +98,7 @@ class RsaPrivateKey:
         d = gmpy2.invert(e, lam)
         self.public = public
         self._n = gmpy2.mpz(public.n)
+        self._n_int = public.n
         self._p, self._q, self._d = mp, mq, d
         self._dp = d % (mp - 1)
         self._dq = d % (mq - 1)
@@ -134,9 +135,11 @@ class RsaPrivateKey:
         """A fresh random r, invertible mod n, and its inverse (bounded tries)."""
         n = self._n
         for _ in range(_BLINDING_TRIES):
-            r = gmpy2.mpz(secrets.randbelow(int(n) - 2) + 2)
-            if gmpy2.gcd(r, n) == 1:
+            r = gmpy2.mpz(secrets.randbelow(self._n_int - 2) + 2)
+            try:
                 return r, gmpy2.invert(r, n)
+            except ZeroDivisionError:  # r shares a factor with n: astronomically rare
+                continue
         raise SigningFaultError("no blinding factor found")
 
     def to_cryptography(self) -> crypto_rsa.RSAPrivateKey:

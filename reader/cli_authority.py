@@ -1,9 +1,230 @@
-"""Commands registered by this module (placeholder until its issue lands)."""
+"""`hcepay authority init | revoke | show`: the credit authority's keys and the terminal's store.
+
+Home folder layout: docs/architecture.md; keys and licenses: PROTOCOL.md §5, §7.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+
+from authority.errors import InvalidKeyError, KeyFileError
+from authority.home import (
+    authority_dir,
+    ca_private_path,
+    ca_public_path,
+    index_hex,
+    peek_serial,
+    serials_path,
+    write_atomic,
+)
+from authority.keyfiles import load_public, save_private, save_public
+from authority.keystore import AuthorityKey, KeyStore, load_keystore, save_keystore
+from authority.rsa import DEFAULT_BITS, DEFAULT_EXPONENT, RsaPublicKey, generate
+from reader.cli_common import HomeOption, JsonOption, fail, home_folder, stdout
+
+DEFAULT_YEARS = 5
+MAX_SERIAL = 0xFFFFFF
+_CA_FILE = re.compile(r"ca-([0-9A-F]{2})\.pub\.pem")
+
+authority_app = typer.Typer(
+    name="authority",
+    help="The credit authority: its RSA keys, license serials and the terminal's key store.",
+    no_args_is_help=True,
+)
+
+
+def _index(text: str) -> int:
+    """The `8F` index from two hex digits ("01")."""
+    if not re.fullmatch(r"[0-9A-Fa-f]{2}", text):
+        fail(f"--index {text!r}: must be two hex digits, such as 01")
+    return int(text, 16)
+
+
+def _expiry(text: str | None, today: date) -> date:
+    if text is None:
+        try:
+            return today.replace(year=today.year + DEFAULT_YEARS)
+        except ValueError:  # 29 February
+            return today.replace(year=today.year + DEFAULT_YEARS, day=28)
+    try:
+        expires = date.fromisoformat(text)
+    except ValueError:
+        fail(f"--expires {text!r}: must be a date YYYY-MM-DD")
+    if expires < today:
+        fail(f"--expires {text}: already past")
+    return expires
+
+
+def _keystore(home: Path) -> KeyStore:
+    try:
+        return load_keystore(home)
+    except KeyFileError as exc:
+        fail(str(exc))
+
+
+@authority_app.command("init")
+def init(
+    home: HomeOption = None,
+    index: Annotated[str, typer.Option("--index", help="Key index (8F), two hex digits.")] = "01",
+    bits: Annotated[
+        int, typer.Option("--bits", help="Modulus size: 1024 to 1984 in steps of 8.")
+    ] = DEFAULT_BITS,
+    exponent: Annotated[
+        int, typer.Option("--exponent", help="Public exponent: 3 or 65537.")
+    ] = DEFAULT_EXPONENT,
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", help="Key expiry in the terminal, YYYY-MM-DD (default +5y)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing key of that index.")
+    ] = False,
+) -> None:
+    """Make an authority key pair and give its public key to the terminal's store."""
+    folder = home_folder(home)
+    idx = _index(index)
+    until = _expiry(expires, date.today())
+    private_path = ca_private_path(folder, idx)
+    if private_path.exists() and not force:
+        fail(f"{private_path} exists: an authority key of index {index_hex(idx)} (use --force)")
+    try:
+        key = generate(bits, exponent)
+    except InvalidKeyError as exc:
+        fail(exc.reason)
+    store = _keystore(folder)
+    try:
+        save_private(private_path, key)
+        save_public(ca_public_path(folder, idx), key.public)
+        if not serials_path(folder).exists():
+            write_atomic(serials_path(folder), b'{"next_serial": 1}\n')
+        save_keystore(folder, store.with_key(AuthorityKey(idx, key.public, until)))
+    except (OSError, KeyFileError) as exc:
+        fail(f"cannot write the authority key: {exc}")
+    stdout.print(
+        f"authority key {index_hex(idx)}: {key.public.bits} bits, e = {key.public.e}, "
+        f"in {private_path} (0600); terminal accepts it until {until.isoformat()}",
+        markup=False,
+    )
+
+
+@authority_app.command("revoke")
+def revoke(
+    serial: Annotated[int, typer.Argument(help="The license serial to refuse from now on.")],
+    home: HomeOption = None,
+) -> None:
+    """Add a license serial to the terminal's revocation list (PROTOCOL.md §7)."""
+    if not 0 <= serial <= MAX_SERIAL:
+        fail(f"serial {serial}: must be 0 to {MAX_SERIAL}")
+    folder = home_folder(home)
+    store = _keystore(folder)
+    if serial in store.revoked:
+        stdout.print(f"serial {serial} was already revoked", markup=False)
+        return
+    try:
+        save_keystore(folder, store.with_revoked(serial))
+    except (OSError, KeyFileError) as exc:
+        fail(f"cannot write the key store: {exc}")
+    stdout.print(f"serial {serial} revoked", markup=False)
+
+
+def _authority_keys(home: Path) -> dict[int, RsaPublicKey | str]:
+    """The authority's public keys by index (or why one cannot be read), bounded."""
+    found: dict[int, RsaPublicKey | str] = {}
+    folder = authority_dir(home)
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("ca-*.pub.pem"))[:256]:
+        match = _CA_FILE.fullmatch(path.name)
+        if match is None:
+            continue
+        try:
+            found[int(match.group(1), 16)] = load_public(path)
+        except KeyFileError as exc:
+            found[int(match.group(1), 16)] = exc.reason
+    return found
+
+
+@authority_app.command("show")
+def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """List the authority keys, the terminal's accepted keys and the revoked serials."""
+    folder = home_folder(home)
+    store = _keystore(folder)
+    ca_keys = _authority_keys(folder)
+    try:
+        next_serial: int | None = peek_serial(folder)
+    except KeyFileError as exc:
+        fail(str(exc))
+    if not serials_path(folder).exists():
+        next_serial = None
+    today = date.today()
+    rows: list[dict[str, Any]] = []
+    for idx in sorted(set(ca_keys) | set(store.keys)):
+        held = ca_keys.get(idx)
+        accepted = store.lookup(idx)
+        key = accepted.key if accepted else held if isinstance(held, RsaPublicKey) else None
+        rows.append(
+            {
+                "index": index_hex(idx),
+                "bits": key.bits if key else None,
+                "exponent": key.e if key else None,
+                "authority_private_key": ca_private_path(folder, idx).exists(),
+                "authority_public_key": isinstance(held, RsaPublicKey),
+                "problem": held if isinstance(held, str) else None,
+                "terminal_expires": accepted.expires.isoformat() if accepted else None,
+                "terminal_status": (
+                    "not held"
+                    if accepted is None
+                    else "valid"
+                    if accepted.usable(today)
+                    else "expired"
+                ),
+                "same_key": (
+                    None
+                    if accepted is None or not isinstance(held, RsaPublicKey)
+                    else held == accepted.key
+                ),
+            }
+        )
+    if as_json:
+        doc = {
+            "home": str(folder),
+            "keys": rows,
+            "next_serial": next_serial,
+            "revoked": sorted(store.revoked),
+        }
+        stdout.print(json.dumps(doc, indent=2), markup=False)
+        return
+    table = Table(title=f"credit authority keys in {folder}")
+    for column in ("index", "bits", "e", "private key", "terminal", "expires"):
+        table.add_column(column)
+    for row in rows:
+        status = row["terminal_status"]
+        if row["same_key"] is False:
+            status = "differs from the authority's key"
+        table.add_row(
+            row["index"],
+            str(row["bits"] or "?"),
+            str(row["exponent"] or "?"),
+            "yes" if row["authority_private_key"] else "no",
+            status,
+            row["terminal_expires"] or "-",
+        )
+    stdout.print(table)
+    stdout.print(f"next license serial: {next_serial if next_serial else '-'}", markup=False)
+    revoked = ", ".join(str(s) for s in sorted(store.revoked)[:50]) or "none"
+    more = " ..." if len(store.revoked) > 50 else ""
+    stdout.print(f"revoked serials: {revoked}{more}", markup=False)
+    if not rows:
+        stdout.print("no authority key yet: run `hcepay authority init`", markup=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the `authority` sub-app to the root app."""
+    app.add_typer(authority_app, name="authority")
