@@ -1,0 +1,119 @@
+"""`hcepay authority init | revoke | show` (docs/architecture.md home folder layout)."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from authority.keyfiles import load_private, load_public
+from authority.keystore import load_keystore
+from reader.cli_authority import register
+
+Invoke = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Invoke:
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None: ...
+
+    register(app)
+    runner = CliRunner()
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        result = runner.invoke(app, [*args, "--home", str(tmp_path)])
+        return result.exit_code, result.stdout, result.stderr
+
+    return invoke
+
+
+def test_init_writes_keys_serials_and_terminal_store(run: Invoke, tmp_path: Path) -> None:
+    code, out, _ = run("authority", "init", "--bits", "1024", "--exponent", "65537")
+    assert code == 0, out
+    private = tmp_path / "authority" / "ca-01.pem"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    key = load_private(private)
+    assert (key.public.bits, key.public.e) == (1024, 65537)
+    assert load_public(tmp_path / "authority" / "ca-01.pub.pem") == key.public
+    assert json.loads((tmp_path / "authority" / "serials.json").read_text()) == {"next_serial": 1}
+    store = load_keystore(tmp_path)
+    held = store.lookup(1)
+    assert held is not None and held.key == key.public
+    today = date.today()
+    assert held.expires.year == today.year + 5
+
+
+def test_init_with_index_and_expiry_and_no_overwrite(run: Invoke, tmp_path: Path) -> None:
+    code, _, _ = run(
+        "authority", "init", "--index", "A2", "--bits", "1024", "--expires", "2040-06-30"
+    )
+    assert code == 0
+    held = load_keystore(tmp_path).lookup(0xA2)
+    assert held is not None and held.expires == date(2040, 6, 30)
+    first = load_public(tmp_path / "authority" / "ca-A2.pub.pem")
+    code, _, err = run("authority", "init", "--index", "a2", "--bits", "1024")
+    assert code == 2 and "exists" in err and len(err.strip().splitlines()) == 1
+    assert load_public(tmp_path / "authority" / "ca-A2.pub.pem") == first
+    code, _, _ = run("authority", "init", "--index", "A2", "--bits", "1024", "--force")
+    assert code == 0
+    assert load_public(tmp_path / "authority" / "ca-A2.pub.pem") != first
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--bits", "1000"),
+        ("--bits", "2048"),
+        ("--exponent", "5"),
+        ("--index", "1"),
+        ("--index", "GG"),
+        ("--expires", "2020-01-01"),
+        ("--expires", "tomorrow"),
+    ],
+)
+def test_init_usage_errors_are_one_line(run: Invoke, args: tuple[str, str]) -> None:
+    code, out, err = run("authority", "init", *args)
+    assert code == 2
+    assert err.startswith("hcepay: error: ")
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in out + err
+
+
+def test_revoke_and_show(run: Invoke, tmp_path: Path) -> None:
+    assert run("authority", "init", "--bits", "1024")[0] == 0
+    assert run("authority", "revoke", "7")[0] == 0
+    assert run("authority", "revoke", "7")[0] == 0  # idempotent
+    assert run("authority", "revoke", "16777216")[0] == 2
+    assert load_keystore(tmp_path).revoked == frozenset({7})
+    code, out, _ = run("authority", "show", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["revoked"] == [7]
+    assert doc["next_serial"] == 1
+    (row,) = doc["keys"]
+    assert row["index"] == "01" and row["bits"] == 1024 and row["exponent"] == 3
+    assert row["authority_private_key"] is True and row["terminal_status"] == "valid"
+    assert row["same_key"] is True
+    code, out, _ = run("authority", "show")
+    assert code == 0 and "01" in out and "valid" in out and "revoked serials: 7" in out
+
+
+def test_show_on_an_empty_home(run: Invoke) -> None:
+    code, out, _ = run("authority", "show")
+    assert code == 0 and "authority init" in out
+
+
+def test_broken_keystore_is_one_line(run: Invoke, tmp_path: Path) -> None:
+    (tmp_path / "terminal").mkdir()
+    (tmp_path / "terminal" / "keystore.json").write_text("{")
+    code, _, err = run("authority", "revoke", "3")
+    assert code == 2 and "key store" in err and len(err.strip().splitlines()) == 1

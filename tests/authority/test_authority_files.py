@@ -1,0 +1,177 @@
+"""Key files, the terminal's key store, the home folder and serials (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from datetime import date
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from authority.errors import KeyFileError
+from authority.home import allocate_serial, peek_serial, resolve_home, serials_path
+from authority.keyfiles import load_private, load_public, save_private, save_public
+from authority.keystore import (
+    AuthorityKey,
+    KeyStore,
+    keystore_path,
+    load_keystore,
+    save_keystore,
+)
+from authority.rsa import RsaPrivateKey
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_private_key_round_trip_is_0600(tmp_path: Path, ca_key: RsaPrivateKey) -> None:
+    path = tmp_path / "authority" / "ca-01.pem"
+    save_private(path, ca_key)
+    assert _mode(path) == 0o600
+    assert _mode(path.parent) == 0o700
+    assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    loaded = load_private(path)
+    assert loaded.public == ca_key.public
+    assert loaded.private_op(42) == ca_key.private_op(42)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
+def test_private_key_readable_by_others_is_refused(
+    tmp_path: Path, ca_key: RsaPrivateKey, mode: int
+) -> None:
+    path = tmp_path / "ca-01.pem"
+    save_private(path, ca_key)
+    os.chmod(path, mode)
+    with pytest.raises(KeyFileError) as info:
+        load_private(path)
+    assert "readable by group or others" in str(info.value)
+    assert f"chmod 600 {path}" in str(info.value)
+    assert load_private(path, published_test_key=True).public == ca_key.public
+
+
+def test_public_key_round_trip(tmp_path: Path, app_key: RsaPrivateKey) -> None:
+    path = tmp_path / "app.pub.pem"
+    save_public(path, app_key.public)
+    assert path.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
+    assert load_public(path) == app_key.public
+
+
+def test_bad_key_files(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing.pem"
+    with pytest.raises(KeyFileError, match="no such file"):
+        load_private(missing)
+    with pytest.raises(KeyFileError, match="no such file"):
+        load_public(missing)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"not a key")
+    os.chmod(garbage, 0o600)
+    with pytest.raises(KeyFileError, match="PKCS#8"):
+        load_private(garbage)
+    with pytest.raises(KeyFileError, match="SubjectPublicKeyInfo"):
+        load_public(garbage)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    ec_path = tmp_path / "ec.pem"
+    ec_path.write_bytes(
+        ec_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.chmod(ec_path, 0o600)
+    with pytest.raises(KeyFileError, match="not an RSA private key"):
+        load_private(ec_path)
+
+
+def test_private_key_error_holds_no_key_material(tmp_path: Path, ca_key: RsaPrivateKey) -> None:
+    path = tmp_path / "ca-01.pem"
+    save_private(path, ca_key)
+    pem = path.read_text()
+    os.chmod(path, 0o644)
+    with pytest.raises(KeyFileError) as info:
+        load_private(path)
+    body_line = pem.splitlines()[1]
+    assert body_line not in str(info.value)
+
+
+def test_keystore_round_trip(
+    tmp_path: Path, ca_key: RsaPrivateKey, big_ca_key: RsaPrivateKey
+) -> None:
+    assert load_keystore(tmp_path) == KeyStore()
+    store = (
+        KeyStore()
+        .with_key(AuthorityKey(1, ca_key.public, date(2031, 12, 31)))
+        .with_key(AuthorityKey(0xA2, big_ca_key.public, date(2027, 1, 1)))
+        .with_revoked(5)
+        .with_revoked(0xFFFFFF)
+    )
+    save_keystore(tmp_path, store)
+    doc = json.loads(keystore_path(tmp_path).read_text())
+    assert doc == {
+        "keys": {"01": {"expires": "2031-12-31"}, "A2": {"expires": "2027-01-01"}},
+        "revoked": [5, 0xFFFFFF],
+    }
+    assert (tmp_path / "terminal" / "ca-A2.pub.pem").exists()
+    loaded = load_keystore(tmp_path)
+    assert loaded == store
+    key = loaded.lookup(1)
+    assert key is not None and key.key == ca_key.public
+    assert key.usable(date(2031, 12, 31)) and not key.usable(date(2032, 1, 1))
+    assert loaded.lookup(2) is None
+    with pytest.raises(ValueError):
+        store.with_revoked(1 << 24)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json",
+        "[]",
+        '{"keys": []}',
+        '{"keys": {"1": {"expires": "2030-01-01"}}}',
+        '{"keys": {"01": {"expires": "soon"}}}',
+        '{"revoked": ["5"]}',
+        '{"revoked": [16777216]}',
+        '{"revoked": [true]}',
+    ],
+)
+def test_malformed_keystore_is_refused(tmp_path: Path, content: str) -> None:
+    path = keystore_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    with pytest.raises(KeyFileError, match="key store"):
+        load_keystore(tmp_path)
+
+
+def test_keystore_missing_public_key_is_refused(tmp_path: Path) -> None:
+    path = keystore_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"keys": {"01": {"expires": "2030-01-01"}}}')
+    with pytest.raises(KeyFileError, match="no such file"):
+        load_keystore(tmp_path)
+
+
+def test_resolve_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HCEPAY_HOME", str(tmp_path / "env"))
+    assert resolve_home(tmp_path / "explicit") == tmp_path / "explicit"
+    assert resolve_home(None) == tmp_path / "env"
+    monkeypatch.delenv("HCEPAY_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert resolve_home(None) == tmp_path / "user" / ".hcepay"
+
+
+def test_serials_are_unique_and_persist(tmp_path: Path) -> None:
+    assert peek_serial(tmp_path) == 1
+    assert [allocate_serial(tmp_path) for _ in range(3)] == [1, 2, 3]
+    assert json.loads(serials_path(tmp_path).read_text()) == {"next_serial": 4}
+    serials_path(tmp_path).write_text('{"next_serial": 16777216}')
+    with pytest.raises(KeyFileError, match="no license serials left"):
+        allocate_serial(tmp_path)
+    serials_path(tmp_path).write_text("{}")
+    with pytest.raises(KeyFileError, match="serials"):
+        allocate_serial(tmp_path)
