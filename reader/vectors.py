@@ -13,7 +13,7 @@ the comparison that finds the first difference, and the two replays:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -533,3 +533,56 @@ def replay_card_vector(
         problem = Difference(Problem.TRANSPORT, "a response", str(exc), done)
         return ReplayResult(vector.name, Side.CARD, len(vector.steps), done, problem)
     return ReplayResult(vector.name, Side.CARD, len(vector.steps), done)
+
+
+# ---------------------------------------------------------------------------- terminal side
+
+
+class ScriptedCard:
+    """A transport whose card answers from a terminal-side vector (PROTOCOL.md §8).
+
+    Each command the terminal sends must equal the next step's `c`; the answer is that
+    step's `r`. The first departure is kept in `difference` and ends the exchange with a
+    TransportError, so the terminal's flow stops there.
+    """
+
+    name = "scripted card"
+
+    def __init__(self, steps: Sequence[Step], atr: bytes = b"\x3b\x80\x80\x01\x01") -> None:
+        self.steps = tuple(steps)
+        self.atr = atr
+        self.index = 0
+        self.difference: Difference | None = None
+
+    def connect(self) -> bytes:
+        """Power on: the ATR (applet/atr.py)."""
+        return self.atr
+
+    def transmit(self, command: bytes) -> bytes:
+        """The vector's response to the expected command; TransportError on any departure."""
+        from reader.transport import TransportError
+
+        if self.difference is not None:
+            raise TransportError("the scripted card has left the exchange")
+        if self.index >= len(self.steps):
+            self.difference = Difference(
+                Problem.EXTRA_COMMAND, "", command.hex().upper(), self.index
+            )
+            raise TransportError("the terminal sent more commands than the vector holds")
+        step = self.steps[self.index]
+        difference = compare_command(self.index, step.command, command)
+        if difference is not None:
+            self.difference = difference
+            raise TransportError("the terminal sent another command than the vector's")
+        self.index += 1
+        return step.response.data
+
+    def disconnect(self) -> None:
+        """Nothing to release."""
+
+    def finish(self) -> Difference | None:
+        """The first difference, or a missing command when the terminal stopped early."""
+        if self.difference is None and self.index < len(self.steps):
+            step = self.steps[self.index]
+            return Difference(Problem.MISSING_COMMAND, step.command.hex().upper(), "", self.index)
+        return self.difference
