@@ -29,8 +29,8 @@ class _BerTag(cs.Construct):  # type: ignore[misc]
         start = stream.tell()
         raw = stream.read(MAX_TAG_BYTES)
         stream.seek(start)
-        if not raw:
-            raise DecodeError("tag missing", start)
+        if raw[0] in (0x00, 0xFF):
+            raise DecodeError(f"byte {raw[0]:02X} is no DOL tag", start)
         tag, size = read_tag(raw, 0, len(raw))
         stream.seek(start + size)
         return tag

@@ -1,0 +1,111 @@
+"""DOLs (EMV Book 3 5.4; PROTOCOL.md §1, §3): parse, build, fill, split."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from apdu.dol import DolEntry, build_dol, fill_dol, fit, parse_dol, split_dol
+from apdu.elements import ELEMENTS
+from apdu.errors import DecodeError, EncodeError
+from apdu.messages import CDOL1, PDOL
+
+PDOL_HEX = "9F02065F2A029F37049F1A029A039F160F9F1C08"
+
+
+def test_protocol_pdol_known_answer() -> None:
+    assert parse_dol(bytes.fromhex(PDOL_HEX)) == PDOL
+    assert build_dol(PDOL) == bytes.fromhex(PDOL_HEX)
+    assert sum(e.length for e in CDOL1) == 42
+
+
+def test_fill_pads_numeric_left_and_others_right() -> None:
+    values = {
+        0x9F02: bytes.fromhex("1234"),  # n: left-padded
+        0x9F16: b"SHOP",  # ans: right-padded
+        0x9A: bytes.fromhex("20261128"),  # n: truncated on the left
+        0x9F1C: b"TERMINAL-0001",  # an: truncated on the right
+    }
+    data = fill_dol(PDOL, values)
+    parts = split_dol(PDOL, data)
+    assert parts[0x9F02] == bytes.fromhex("000000001234")
+    assert parts[0x9F16] == b"SHOP" + bytes(11)
+    assert parts[0x9A] == bytes.fromhex("261128")
+    assert parts[0x9F1C] == b"TERMINAL"
+    assert parts[0x9F37] == bytes(4)  # missing: zero-filled
+    assert parts[0x5F2A] == bytes(2)
+
+
+def test_unknown_tag_is_binary() -> None:
+    assert fit(0x9F7F, b"\x01\x02\x03", 2) == b"\x01\x02"
+    assert fit(0x9F02, b"\x01", 0) == b""
+    assert fill_dol([DolEntry(0xDF7F, 3)], {}) == bytes(3)
+
+
+@pytest.mark.parametrize(
+    ("hex_dol", "reason"),
+    [
+        ("9F", "tag runs past the end"),
+        ("9F02", "length missing"),
+        ("9F02069F0201", "tag 9F02 repeated"),
+        ("DF818181", "tag longer than 3 bytes"),
+        ("9F020600", "byte 00 is no DOL tag"),
+    ],
+)
+def test_malformed_dol(hex_dol: str, reason: str) -> None:
+    with pytest.raises(DecodeError, match=reason):
+        parse_dol(bytes.fromhex(hex_dol))
+
+
+def test_dol_entry_count_is_bounded() -> None:
+    many = b"".join(bytes((0x9F, i, 1)) for i in range(0x70))
+    with pytest.raises(DecodeError, match="longer than 64 entries"):
+        parse_dol(many)
+
+
+def test_split_refuses_wrong_length_and_repeats() -> None:
+    with pytest.raises(DecodeError, match="41 bytes, the DOL asks for 42"):
+        split_dol(CDOL1, bytes(41))
+    with pytest.raises(DecodeError, match="repeated"):
+        split_dol([DolEntry(0x9A, 1), DolEntry(0x9A, 1)], b"\x01\x02")
+
+
+def test_build_refuses_bad_entries() -> None:
+    with pytest.raises(EncodeError):
+        build_dol([DolEntry(0x9A, 256)])
+    with pytest.raises(EncodeError):
+        build_dol([DolEntry(0x1F, 1)])
+
+
+_tags = st.sampled_from(sorted(t for t in ELEMENTS if t <= 0xFFFF and t not in (0x80,)))
+_dols = st.lists(
+    st.builds(DolEntry, _tags, st.integers(0, 255)), max_size=12, unique_by=lambda e: e.tag
+)
+
+
+@given(_dols)
+def test_dol_round_trip(entries: list[DolEntry]) -> None:
+    assert parse_dol(build_dol(entries)) == tuple(entries)
+
+
+@given(_dols, st.data())
+def test_fill_then_split(entries: list[DolEntry], data: st.DataObject) -> None:
+    values = {e.tag: data.draw(st.binary(max_size=e.length)) for e in entries}
+    filled = fill_dol(entries, values)
+    assert len(filled) == sum(e.length for e in entries)
+    parts = split_dol(entries, filled)
+    for e in entries:
+        v = values[e.tag]
+        assert len(parts[e.tag]) == e.length
+        pad = bytes(e.length - len(v))
+        assert parts[e.tag] == (pad + v if ELEMENTS[e.tag].format == "n" else v + pad)
+
+
+@given(st.binary(max_size=100))
+def test_any_bytes_parse_or_raise_decode_error(data: bytes) -> None:
+    try:
+        entries = parse_dol(data)
+    except DecodeError:
+        return
+    assert build_dol(entries) == data

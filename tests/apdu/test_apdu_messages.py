@@ -1,0 +1,272 @@
+"""The protocol's commands and templates (PROTOCOL.md §3, §4, §9)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from apdu import messages as m
+from apdu import tlv
+from apdu.errors import DecodeError, EncodeError
+
+PPSE_FCI_HEX = (
+    "6F31840E325041592E5359532E4444463031A51FBF0C1C611A4F09F04843455041590001"
+    "500A48434520435245444954870101"
+)
+
+
+def test_command_known_answers() -> None:
+    assert m.select(m.PPSE_NAME).to_bytes().hex().upper() == (
+        "00A404000E325041592E5359532E444446303100"
+    )
+    assert m.select(m.CREDIT_AID).to_bytes().hex().upper() == "00A4040009F0484345504159000100"
+    assert m.read_record(1).to_bytes().hex().upper() == "00B2010C00"
+    assert m.read_record(2, sfi=2).to_bytes().hex().upper() == "00B2021400"
+    assert m.gpo(b"\x01\x02").to_bytes().hex().upper() == "80A8000004830201020" + "0"
+    assert m.generate_ac(bytes(42)).to_bytes()[:5].hex().upper() == "80AE50002A"
+    assert m.get_data(0x9F36).to_bytes().hex().upper() == "80CA9F3600"
+    assert m.get_data(m.TAG_LAST_ANSWER).to_bytes().hex().upper() == "80CADF0200"
+    assert m.get_response(0x0C).to_bytes().hex().upper() == "00C000000C"
+    assert m.get_response(0).to_bytes().hex().upper() == "00C0000000"
+
+
+def test_gpo_pdol_data() -> None:
+    assert m.gpo_pdol_data(m.gpo(b"\xaa\xbb").data) == b"\xaa\xbb"
+    with pytest.raises(DecodeError, match="template 83 missing"):
+        m.gpo_pdol_data(bytes.fromhex("8402AABB"))
+    with pytest.raises(DecodeError, match="trailing"):
+        m.gpo_pdol_data(bytes.fromhex("8301AABB"))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: m.read_record(0),
+        lambda: m.read_record(1, sfi=31),
+        lambda: m.get_data(0x10000),
+        lambda: m.get_response(257),
+    ],
+)
+def test_command_arguments_checked(call: Callable[[], object]) -> None:
+    with pytest.raises(EncodeError):
+        call()
+
+
+def test_ppse_known_answer() -> None:
+    fci = m.PpseFci(m.PPSE_NAME, (m.DirectoryEntry(m.CREDIT_AID, m.APP_LABEL, 1),))
+    assert m.build_ppse_fci(fci).hex().upper() == PPSE_FCI_HEX
+    assert m.parse_ppse_fci(bytes.fromhex(PPSE_FCI_HEX)) == fci
+
+
+def test_record1_value_is_inside_70() -> None:
+    r = m.Record1(bytes.fromhex("6200123456789012"), b"\x30\x12\x31", b"A/B", m.cdol1_bytes(), 1)
+    data = m.build_record1(r)
+    parsed, value = m.parse_record1(data)
+    assert parsed == r
+    assert data == b"\x70" + bytes((len(value),)) + value
+
+
+def test_record3_remainder_absent_when_empty() -> None:
+    data = m.build_record3(m.Record3(b"\x03", b""))
+    assert data == bytes.fromhex("70049F470103")
+    assert m.parse_record3(data) == m.Record3(b"\x03", b"")
+
+
+def test_last_answer_known_answer() -> None:
+    answer = m.build_generate_ac_response(m.GenerateAcResponse(0x40, 5, b"\x01\x02"))
+    assert answer == bytes.fromhex("770E9F2701409F360200059F4B020102")
+    data = m.build_last_answer(m.LastAnswer(answer, b"\xcc" * 3))
+    assert data == bytes.fromhex("DF0216") + answer + bytes.fromhex("DF0303CCCCCC")
+    assert m.parse_last_answer(data) == m.LastAnswer(answer, b"\xcc" * 3)
+    with pytest.raises(EncodeError, match="no GENERATE AC template"):
+        m.build_last_answer(m.LastAnswer(b"\x70\x00", b""))
+
+
+# --- malformed templates (built with the TLV layer, so each row breaks one thing) -------
+
+P, C = tlv.primitive, tlv.constructed
+
+
+def _enc(item: tlv.Tlv) -> bytes:
+    return tlv.encode(item)
+
+
+def _gpo(*extra: tlv.Tlv, aip: bytes = m.AIP, afl: bytes = m.AFL) -> bytes:
+    return _enc(C(0x77, P(0x82, aip), P(0x94, afl), P(0x9F36, b"\x00\x01"), *extra))
+
+
+def _entry(*extra: tlv.Tlv) -> tlv.Tlv:
+    return C(0x61, P(0x4F, m.CREDIT_AID), P(0x50, m.APP_LABEL), P(0x87, b"\x01"), *extra)
+
+
+def _ppse(*entries: tlv.Tlv) -> bytes:
+    return _enc(C(0x6F, P(0x84, m.PPSE_NAME), C(0xA5, C(0xBF0C, *entries))))
+
+
+def _app_fci(pdol: bytes) -> bytes:
+    a5 = C(0xA5, P(0x50, m.APP_LABEL), P(0x87, b"\x01"), P(0x9F38, pdol))
+    return _enc(C(0x6F, P(0x84, m.CREDIT_AID), a5))
+
+
+_GAC = m.build_generate_ac_response(m.GenerateAcResponse(0x40, 1, b"\x01"))
+
+MALFORMED: list[tuple[Callable[[bytes], Any], bytes, str]] = [
+    (m.parse_gpo_response, bytes.fromhex("7000"), "template 77 missing"),
+    (
+        m.parse_gpo_response,
+        _enc(C(0x77, P(0x82, m.AIP), P(0x94, m.AFL))),
+        "mandatory tag 9F36 missing from template 77",
+    ),
+    (m.parse_gpo_response, _gpo() + b"\x00", "1 trailing bytes after tag 77"),
+    (m.parse_gpo_response, _gpo()[:-1], "value of tag 77 runs past the end"),
+    (m.parse_gpo_response, _gpo(P(0x9F36, b"\x00\x02")), "tag 9F36 repeated in template 77"),
+    (
+        m.parse_gpo_response,
+        _gpo(C(0x70, P(0x82, m.AIP))),
+        "tag 82 repeated in template 77",  # repeated anywhere, even nested
+    ),
+    (m.parse_gpo_response, _gpo(afl=m.AFL + b"\x01"), "not a multiple of 4"),
+    (m.parse_gpo_response, _gpo(aip=b"\x01"), "tag 82 has 1 bytes"),
+    (m.parse_ppse_fci, _enc(C(0x6F, P(0x84, m.PPSE_NAME))), "tag A5 missing"),
+    (m.parse_ppse_fci, _ppse(), "mandatory tag 61 missing"),
+    (m.parse_ppse_fci, _ppse(_entry(P(0x87, b"\x02"))), "tag 87 repeated in template 61"),
+    (m.parse_ppse_fci, _ppse(*[_entry()] * 17), "more than 16 directory entries"),
+    (
+        m.parse_pse_fci,
+        _enc(C(0x6F, P(0x84, m.PSE_NAME), C(0xA5, P(0x88, b"\x1f")))),
+        "outside 1..30",
+    ),
+    (m.parse_directory_record, bytes.fromhex("7000"), "mandatory tag 61 missing"),
+    (m.parse_app_fci, _app_fci(bytes.fromhex("9F02")), "length missing"),
+    (m.parse_record2, bytes.fromhex("70035A0112"), "mandatory tag 9F46 missing"),
+    (m.parse_record3, bytes.fromhex("70049F480101"), "mandatory tag 9F47 missing"),
+    (m.parse_generate_ac_response, bytes.fromhex("77049F270140"), "tag 9F36 missing"),
+    (
+        m.parse_last_answer,
+        _enc(C(m.TAG_LAST_ANSWER, P(m.TAG_LAST_CDOL1, b"\xcc"))),
+        "mandatory tag 77 missing",
+    ),
+    (
+        m.parse_last_answer,
+        _enc(C(m.TAG_LAST_ANSWER, tlv.decode_one(_GAC))),
+        "mandatory tag DF03 missing",
+    ),
+]
+
+
+@pytest.mark.parametrize(("parse", "data", "reason"), MALFORMED)
+def test_malformed_templates(parse: Callable[[bytes], Any], data: bytes, reason: str) -> None:
+    with pytest.raises(DecodeError, match=reason):
+        parse(data)
+
+
+# --- round trips -----------------------------------------------------------------------
+
+_aids = st.binary(min_size=5, max_size=16)
+_labels = st.binary(max_size=16)
+_entries = st.builds(m.DirectoryEntry, _aids, _labels, st.integers(0, 255))
+_entry_tuples = st.lists(_entries, min_size=1, max_size=4).map(tuple)
+
+
+@given(st.binary(max_size=16), _entry_tuples)
+def test_ppse_round_trip(name: bytes, entries: tuple[m.DirectoryEntry, ...]) -> None:
+    fci = m.PpseFci(name, entries)
+    data = m.build_ppse_fci(fci)
+    assert m.parse_ppse_fci(data) == fci
+    assert m.build_ppse_fci(m.parse_ppse_fci(data)) == data
+
+
+@given(st.binary(max_size=16), st.integers(1, 30), _entry_tuples)
+def test_pse_round_trips(name: bytes, sfi: int, entries: tuple[m.DirectoryEntry, ...]) -> None:
+    assert m.parse_pse_fci(m.build_pse_fci(m.PseFci(name, sfi))) == m.PseFci(name, sfi)
+    record = m.DirectoryRecord(entries)
+    assert m.parse_directory_record(m.build_directory_record(record)) == record
+
+
+@given(_aids, _labels, st.integers(0, 255))
+def test_app_fci_round_trip(aid: bytes, label: bytes, priority: int) -> None:
+    fci = m.AppFci(aid, label, priority, m.pdol_bytes())
+    assert m.parse_app_fci(m.build_app_fci(fci)) == fci
+
+
+@given(st.binary(min_size=2, max_size=2), st.integers(1, 8), st.integers(0, 0xFFFF))
+def test_gpo_round_trip(aip: bytes, afl_entries: int, atc: int) -> None:
+    rsp = m.GpoResponse(aip, m.AFL * afl_entries, atc)
+    assert m.parse_gpo_response(m.build_gpo_response(rsp)) == rsp
+
+
+@given(
+    st.binary(min_size=1, max_size=10),
+    st.binary(min_size=3, max_size=3),
+    st.binary(max_size=26),
+    st.integers(0, 255),
+    st.binary(min_size=1, max_size=300),
+    st.binary(min_size=1, max_size=3),
+    st.binary(max_size=200),
+)
+def test_records_round_trip(
+    account: bytes,
+    expiry: bytes,
+    holder: bytes,
+    ca_index: int,
+    license_: bytes,
+    exponent: bytes,
+    remainder: bytes,
+) -> None:
+    r1 = m.Record1(account, expiry, holder, m.cdol1_bytes(), ca_index)
+    assert m.parse_record1(m.build_record1(r1))[0] == r1
+    assert m.parse_record2(m.build_record2(m.Record2(license_))) == m.Record2(license_)
+    r3 = m.Record3(exponent, remainder)
+    assert m.parse_record3(m.build_record3(r3)) == r3
+
+
+@given(st.integers(0, 255), st.integers(0, 0xFFFF), st.binary(min_size=1, max_size=300))
+def test_generate_ac_and_last_answer_round_trip(cid: int, atc: int, auth: bytes) -> None:
+    rsp = m.GenerateAcResponse(cid, atc, auth)
+    answer = m.build_generate_ac_response(rsp)
+    assert m.parse_generate_ac_response(answer) == rsp
+    last = m.LastAnswer(answer, bytes(42))
+    assert m.parse_last_answer(m.build_last_answer(last)) == last
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: m.build_record1(m.Record1(bytes(11), b"\x30\x12\x31", b"", b"", 1)),
+        lambda: m.build_record1(m.Record1(bytes(8), b"\x30\x12", b"", b"", 1)),
+        lambda: m.build_record1(m.Record1(bytes(8), b"\x30\x12\x31", b"", b"", 256)),
+        lambda: m.build_gpo_response(m.GpoResponse(m.AIP, m.AFL, 0x10000)),
+        lambda: m.build_pse_fci(m.PseFci(m.PSE_NAME, 0)),
+        lambda: m.build_ppse_fci(m.PpseFci(m.PPSE_NAME, (m.DirectoryEntry(b"\x01", b"", 1),))),
+        lambda: m.build_app_fci(m.AppFci(m.CREDIT_AID, m.APP_LABEL, 300, b"")),
+    ],
+)
+def test_builders_refuse_bad_fields(build: Callable[[], bytes]) -> None:
+    with pytest.raises(EncodeError):
+        build()
+
+
+@given(st.binary(max_size=120))
+def test_parsers_raise_only_decode_error(data: bytes) -> None:
+    parsers: list[Callable[[bytes], object]] = [
+        m.parse_ppse_fci,
+        m.parse_pse_fci,
+        m.parse_directory_record,
+        m.parse_app_fci,
+        m.parse_gpo_response,
+        m.parse_record1,
+        m.parse_record2,
+        m.parse_record3,
+        m.parse_generate_ac_response,
+        m.parse_last_answer,
+        m.gpo_pdol_data,
+        tlv.decode_one,
+    ]
+    for parse in parsers:
+        with contextlib.suppress(DecodeError):
+            parse(data)

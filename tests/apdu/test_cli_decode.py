@@ -1,0 +1,69 @@
+"""`hcepay decode`: fields, TLV tree, JSON, and a one-line error with exit 1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from reader.cli import app
+
+runner = CliRunner()
+PPSE_RSP = (
+    "6F31840E325041592E5359532E4444463031A51FBF0C1C611A4F09F04843455041590001"
+    "500A484345204352454449548701019000"
+)
+
+
+def test_command_text() -> None:
+    result = runner.invoke(app, ["decode", "00A4040007A000000003101000"])
+    assert result.exit_code == 0
+    assert "case 4S" in result.stdout
+    assert "A4 SELECT" in result.stdout
+    assert "Lc    7" in result.stdout and "Le    256" in result.stdout
+
+
+def test_command_json_with_tlv() -> None:
+    result = runner.invoke(app, ["decode", "--json", "80A80000048302313200"])
+    assert result.exit_code == 0
+    out = json.loads(result.stdout)
+    assert out["kind"] == "command" and out["case"] == "4S" and out["cla"] == "80"
+    assert out["ins_name"] == "GET PROCESSING OPTIONS" and out["lc"] == 4 and out["le"] == 256
+    assert out["tlv"] == [{"tag": "83", "name": "Command Template", "value": "3132"}]
+
+
+def test_response_tree() -> None:
+    result = runner.invoke(app, ["decode", "--response", PPSE_RSP])
+    assert result.exit_code == 0
+    assert "9000 ok" in result.stdout
+    assert "      BF0C FCI Issuer Discretionary Data" in result.stdout
+    assert '50 Application Label: 48434520435245444954 "HCE CREDIT"' in result.stdout
+
+
+def test_response_json() -> None:
+    result = runner.invoke(app, ["decode", "--response", "--json", PPSE_RSP])
+    out = json.loads(result.stdout)
+    assert out["kind"] == "response" and out["sw"] == "9000"
+    assert out["tlv"][0]["tag"] == "6F"
+    assert out["tlv"][0]["children"][1]["children"][0]["tag"] == "BF0C"
+
+
+def test_non_tlv_data_has_no_tree() -> None:
+    result = runner.invoke(app, ["decode", "--json", "00A404000E325041592E5359532E444446303100"])
+    assert json.loads(result.stdout)["tlv"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["decode", "00A40400FF00"], "Lc 255 does not match the 1 bytes after it at offset 4"),
+        (["decode", "--response", "90"], "shorter than its 2-byte status word at offset 1"),
+        (["decode", "zz"], "input is not hexadecimal"),
+    ],
+)
+def test_malformed_exits_1(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
