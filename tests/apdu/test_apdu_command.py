@@ -138,3 +138,8 @@ def test_response_too_short(raw: bytes) -> None:
 def test_response_sw_out_of_range() -> None:
     with pytest.raises(EncodeError):
         ResponseAPDU(b"", 0x10000).to_bytes()
+
+
+@given(commands())
+def test_hand_builder_equals_the_construct_format(cmd: CommandAPDU) -> None:
+    assert cmd.to_bytes() == cmd.build_with_format()
