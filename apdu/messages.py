@@ -1,9 +1,10 @@
 """The protocol's commands and templates (PROTOCOL.md §2-§4, §9): no other module assembles tags.
 
 Each response template is a frozen dataclass with `build_x(m) -> bytes` and
-`parse_x(data) -> m`. A parser raises DecodeError, naming the tag, for a missing template,
-a missing mandatory tag, a tag repeated anywhere in the template (PROTOCOL.md §7 check 1),
-a field of the wrong size, or bytes after the template.
+`parse_x(data) -> m`; the discovery templates live in apdu/directory.py and are re-exported
+here. A parser raises DecodeError, naming the tag, for a missing template, a missing
+mandatory tag, a tag repeated anywhere in the template (PROTOCOL.md §7 check 1), a field of
+the wrong size, or bytes after the template.
 """
 
 from __future__ import annotations
@@ -12,10 +13,25 @@ from dataclasses import dataclass
 
 from apdu import tlv
 from apdu.command import CommandAPDU
+from apdu.directory import (
+    AID_SIZES,
+    LABEL_SIZES,
+    DirectoryEntry,
+    DirectoryRecord,
+    PpseFci,
+    PseFci,
+    build_directory_record,
+    build_ppse_fci,
+    build_pse_fci,
+    parse_directory_record,
+    parse_ppse_fci,
+    parse_pse_fci,
+)
 from apdu.dol import DolEntry, build_dol, parse_dol
 from apdu.errors import DecodeError, EncodeError
 from apdu.sw import INS
-from apdu.tlv import Tlv, constructed, primitive
+from apdu.templates import byte_field, field, optional, template
+from apdu.tlv import constructed, primitive
 
 PPSE_NAME = b"2PAY.SYS.DDF01"
 PSE_NAME = b"1PAY.SYS.DDF01"
@@ -53,15 +69,6 @@ CLA_PROPRIETARY = 0x80
 SELECT_BY_NAME = 0x04
 GENERATE_AC_TC_CDA = 0x50  # P1: a TC with combined signature (PROTOCOL.md §3)
 LE_MAX = 256
-AID_SIZES = range(5, 17)  # ISO 7816-5
-LABEL_SIZES = range(17)
-MAX_ENTRIES = 16
-
-
-def _byte(value: int, what: str) -> bytes:
-    if not 0 <= value <= 0xFF:
-        raise EncodeError(f"{what} {value} is not a byte")
-    return bytes((value,))
 
 
 # --- commands (PROTOCOL.md §3) ---------------------------------------------------------
@@ -116,154 +123,6 @@ def get_response(le: int) -> CommandAPDU:
     return CommandAPDU(CLA_ISO, INS.GET_RESPONSE, 0x00, 0x00, b"", le or LE_MAX)
 
 
-# --- parsing helpers ------------------------------------------------------------------
-
-
-def _check_unique(node: Tlv, repeatable: frozenset[int] = frozenset()) -> None:
-    """No tag twice anywhere in `node`; each `repeatable` entry is checked on its own."""
-    seen: set[int] = set()
-    stack = list(node.children)
-    while stack:  # bounded: the decoded tree is finite and its depth bounded by tlv.decode
-        child = stack.pop()
-        if child.tag in repeatable:
-            _check_unique(child)
-            continue
-        if child.tag in seen:
-            raise DecodeError(f"tag {child.tag:X} repeated in template {node.tag:X}", 0)
-        seen.add(child.tag)
-        stack.extend(child.children)
-
-
-def _template(data: bytes, tag: int, repeatable: frozenset[int] = frozenset()) -> Tlv:
-    """Exactly one template `tag` and nothing after it, no repeated tag."""
-    item = tlv.decode_one(data)
-    if item.tag != tag:
-        raise DecodeError(f"template {tag:X} missing (found tag {item.tag:X})", 0)
-    _check_unique(item, repeatable)
-    return item
-
-
-def _field(node: Tlv, tag: int, sizes: range | None = None) -> Tlv:
-    """The mandatory child `tag` of `node`, with a value size in `sizes`."""
-    for child in node.children:
-        if child.tag == tag:
-            if sizes is not None and len(child.value) not in sizes:
-                raise DecodeError(
-                    f"tag {tag:X} has {len(child.value)} bytes, "
-                    f"expected {sizes.start}..{sizes.stop - 1}",
-                    0,
-                )
-            return child
-    raise DecodeError(f"mandatory tag {tag:X} missing from template {node.tag:X}", 0)
-
-
-def _optional(node: Tlv, tag: int) -> Tlv | None:
-    return next((child for child in node.children if child.tag == tag), None)
-
-
-# --- directory entries (PROTOCOL.md §3) ------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DirectoryEntry:
-    """One application in a PPSE FCI or PSE record: 61{4F AID, 50 label, 87 priority}."""
-
-    aid: bytes
-    label: bytes
-    priority: int
-
-
-def _entry_tlv(entry: DirectoryEntry) -> Tlv:
-    if len(entry.aid) not in AID_SIZES:
-        raise EncodeError(f"AID of {len(entry.aid)} bytes, expected 5..16")
-    return constructed(
-        0x61,
-        primitive(0x4F, entry.aid),
-        primitive(0x50, entry.label),
-        primitive(0x87, _byte(entry.priority, "priority")),
-    )
-
-
-def _parse_entries(node: Tlv) -> tuple[DirectoryEntry, ...]:
-    entries = tuple(
-        DirectoryEntry(
-            _field(child, 0x4F, AID_SIZES).value,
-            _field(child, 0x50, LABEL_SIZES).value,
-            _field(child, 0x87, range(1, 2)).value[0],
-        )
-        for child in node.children
-        if child.tag == 0x61
-    )
-    if not entries:
-        raise DecodeError(f"mandatory tag 61 missing from template {node.tag:X}", 0)
-    if len(entries) > MAX_ENTRIES:
-        raise DecodeError(f"more than {MAX_ENTRIES} directory entries", 0)
-    return entries
-
-
-@dataclass(frozen=True, slots=True)
-class PpseFci:
-    """SELECT PPSE answer: 6F{84 name, A5{BF0C{61{...}...}}} (PROTOCOL.md §3)."""
-
-    df_name: bytes
-    entries: tuple[DirectoryEntry, ...]
-
-
-def build_ppse_fci(m: PpseFci) -> bytes:
-    """Encode a PPSE FCI."""
-    bf0c = constructed(0xBF0C, *(_entry_tlv(e) for e in m.entries))
-    return tlv.encode(constructed(0x6F, primitive(0x84, m.df_name), constructed(0xA5, bf0c)))
-
-
-def parse_ppse_fci(data: bytes) -> PpseFci:
-    """Decode a PPSE FCI."""
-    root = _template(data, 0x6F, frozenset({0x61}))
-    bf0c = _field(_field(root, 0xA5), 0xBF0C)
-    return PpseFci(_field(root, 0x84).value, _parse_entries(bf0c))
-
-
-@dataclass(frozen=True, slots=True)
-class PseFci:
-    """SELECT PSE answer: 6F{84 name, A5{88 SFI}} (PROTOCOL.md §3)."""
-
-    df_name: bytes
-    sfi: int
-
-
-def build_pse_fci(m: PseFci) -> bytes:
-    """Encode a PSE FCI."""
-    if not 1 <= m.sfi <= 30:
-        raise EncodeError(f"SFI {m.sfi} outside 1..30")
-    a5 = constructed(0xA5, primitive(0x88, bytes((m.sfi,))))
-    return tlv.encode(constructed(0x6F, primitive(0x84, m.df_name), a5))
-
-
-def parse_pse_fci(data: bytes) -> PseFci:
-    """Decode a PSE FCI."""
-    root = _template(data, 0x6F)
-    sfi = _field(_field(root, 0xA5), 0x88, range(1, 2)).value[0]
-    if not 1 <= sfi <= 30:
-        raise DecodeError(f"tag 88 holds SFI {sfi}, outside 1..30", 0)
-    return PseFci(_field(root, 0x84).value, sfi)
-
-
-@dataclass(frozen=True, slots=True)
-class DirectoryRecord:
-    """A record of the PSE directory: 70{61{...}...} (PROTOCOL.md §3)."""
-
-    entries: tuple[DirectoryEntry, ...]
-
-
-def build_directory_record(m: DirectoryRecord) -> bytes:
-    """Encode a PSE directory record."""
-    return tlv.encode(constructed(0x70, *(_entry_tlv(e) for e in m.entries)))
-
-
-def parse_directory_record(data: bytes) -> DirectoryRecord:
-    """Decode a PSE directory record."""
-    return DirectoryRecord(_parse_entries(_template(data, 0x70, frozenset({0x61}))))
-
-
 # --- the app (PROTOCOL.md §3, §4) ------------------------------------------------------
 
 
@@ -282,7 +141,7 @@ def build_app_fci(m: AppFci) -> bytes:
     a5 = constructed(
         0xA5,
         primitive(0x50, m.label),
-        primitive(0x87, _byte(m.priority, "priority")),
+        primitive(0x87, byte_field(m.priority, "priority")),
         primitive(0x9F38, m.pdol),
     )
     return tlv.encode(constructed(0x6F, primitive(0x84, m.aid), a5))
@@ -290,14 +149,14 @@ def build_app_fci(m: AppFci) -> bytes:
 
 def parse_app_fci(data: bytes) -> AppFci:
     """Decode the app's FCI; the PDOL must itself parse."""
-    root = _template(data, 0x6F)
-    a5 = _field(root, 0xA5)
-    pdol = _field(a5, 0x9F38).value
+    root = template(data, 0x6F)
+    a5 = field(root, 0xA5)
+    pdol = field(a5, 0x9F38).value
     parse_dol(pdol)
     return AppFci(
-        _field(root, 0x84, AID_SIZES).value,
-        _field(a5, 0x50, LABEL_SIZES).value,
-        _field(a5, 0x87, range(1, 2)).value[0],
+        field(root, 0x84, AID_SIZES).value,
+        field(a5, 0x50, LABEL_SIZES).value,
+        field(a5, 0x87, range(1, 2)).value[0],
         pdol,
     )
 
@@ -328,14 +187,14 @@ def build_gpo_response(m: GpoResponse) -> bytes:
 
 def parse_gpo_response(data: bytes) -> GpoResponse:
     """Decode the GPO answer; the AFL is a whole number of 4-byte entries."""
-    root = _template(data, 0x77)
-    afl = _field(root, 0x94, range(4, 253)).value
+    root = template(data, 0x77)
+    afl = field(root, 0x94, range(4, 253)).value
     if len(afl) % 4:
         raise DecodeError(f"tag 94 has {len(afl)} bytes, not a multiple of 4", 0)
     return GpoResponse(
-        _field(root, 0x82, range(2, 3)).value,
+        field(root, 0x82, range(2, 3)).value,
         afl,
-        int.from_bytes(_field(root, 0x9F36, range(2, 3)).value, "big"),
+        int.from_bytes(field(root, 0x9F36, range(2, 3)).value, "big"),
     )
 
 
@@ -363,22 +222,22 @@ def build_record1(r: Record1) -> bytes:
             primitive(0x5F24, r.expiry),
             primitive(0x5F20, r.holder),
             primitive(0x8C, r.cdol1),
-            primitive(0x8F, _byte(r.ca_index, "CA index")),
+            primitive(0x8F, byte_field(r.ca_index, "CA index")),
         )
     )
 
 
 def parse_record1(data: bytes) -> tuple[Record1, bytes]:
     """Decode record 1: the record and the value inside 70 (what the license hash covers)."""
-    root = _template(data, 0x70)
-    cdol1 = _field(root, 0x8C).value
+    root = template(data, 0x70)
+    cdol1 = field(root, 0x8C).value
     parse_dol(cdol1)
     record = Record1(
-        _field(root, 0x5A, range(1, 11)).value,
-        _field(root, 0x5F24, range(3, 4)).value,
-        _field(root, 0x5F20).value,
+        field(root, 0x5A, range(1, 11)).value,
+        field(root, 0x5F24, range(3, 4)).value,
+        field(root, 0x5F20).value,
         cdol1,
-        _field(root, 0x8F, range(1, 2)).value[0],
+        field(root, 0x8F, range(1, 2)).value[0],
     )
     return record, root.value
 
@@ -397,7 +256,7 @@ def build_record2(r: Record2) -> bytes:
 
 def parse_record2(data: bytes) -> Record2:
     """Decode record 2."""
-    return Record2(_field(_template(data, 0x70), 0x9F46, range(1, 0x10000)).value)
+    return Record2(field(template(data, 0x70), 0x9F46, range(1, 0x10000)).value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,10 +277,10 @@ def build_record3(r: Record3) -> bytes:
 
 def parse_record3(data: bytes) -> Record3:
     """Decode record 3."""
-    root = _template(data, 0x70)
-    remainder = _optional(root, 0x9F48)
+    root = template(data, 0x70)
+    remainder = optional(root, 0x9F48)
     return Record3(
-        _field(root, 0x9F47, range(1, 4)).value,
+        field(root, 0x9F47, range(1, 4)).value,
         remainder.value if remainder is not None else b"",
     )
 
@@ -440,7 +299,7 @@ def build_generate_ac_response(m: GenerateAcResponse) -> bytes:
     return tlv.encode(
         constructed(
             0x77,
-            primitive(0x9F27, _byte(m.cid, "CID")),
+            primitive(0x9F27, byte_field(m.cid, "CID")),
             primitive(0x9F36, _atc(m.atc)),
             primitive(0x9F4B, m.authorization),
         )
@@ -449,11 +308,11 @@ def build_generate_ac_response(m: GenerateAcResponse) -> bytes:
 
 def parse_generate_ac_response(data: bytes) -> GenerateAcResponse:
     """Decode the GENERATE AC answer."""
-    root = _template(data, 0x77)
+    root = template(data, 0x77)
     return GenerateAcResponse(
-        _field(root, 0x9F27, range(1, 2)).value[0],
-        int.from_bytes(_field(root, 0x9F36, range(2, 3)).value, "big"),
-        _field(root, 0x9F4B, range(1, 0x10000)).value,
+        field(root, 0x9F27, range(1, 2)).value[0],
+        int.from_bytes(field(root, 0x9F36, range(2, 3)).value, "big"),
+        field(root, 0x9F4B, range(1, 0x10000)).value,
     )
 
 
@@ -477,10 +336,10 @@ def build_last_answer(m: LastAnswer) -> bytes:
 
 def parse_last_answer(data: bytes) -> LastAnswer:
     """Decode GET DATA DF02; the inner 77 must be a valid GENERATE AC answer."""
-    root = _template(data, TAG_LAST_ANSWER)
-    answer = tlv.encode(_field(root, 0x77))
+    root = template(data, TAG_LAST_ANSWER)
+    answer = tlv.encode(field(root, 0x77))
     parse_generate_ac_response(answer)
-    return LastAnswer(answer, _field(root, TAG_LAST_CDOL1).value)
+    return LastAnswer(answer, field(root, TAG_LAST_CDOL1).value)
 
 
 def pdol_bytes() -> bytes:
@@ -491,3 +350,59 @@ def pdol_bytes() -> bytes:
 def cdol1_bytes() -> bytes:
     """CDOL1 as record 1 holds it (PROTOCOL.md §3)."""
     return build_dol(CDOL1)
+
+
+__all__ = [
+    "AFL",
+    "AIP",
+    "APP_LABEL",
+    "CDOL1",
+    "CREDIT_AID",
+    "PDOL",
+    "PPSE_NAME",
+    "PSE_NAME",
+    "SFI",
+    "TAG_AVAILABLE_CREDIT",
+    "TAG_LAST_ANSWER",
+    "TAG_LAST_CDOL1",
+    "AppFci",
+    "DirectoryEntry",
+    "DirectoryRecord",
+    "GenerateAcResponse",
+    "GpoResponse",
+    "LastAnswer",
+    "PpseFci",
+    "PseFci",
+    "Record1",
+    "Record2",
+    "Record3",
+    "build_app_fci",
+    "build_directory_record",
+    "build_generate_ac_response",
+    "build_gpo_response",
+    "build_last_answer",
+    "build_ppse_fci",
+    "build_pse_fci",
+    "build_record1",
+    "build_record2",
+    "build_record3",
+    "cdol1_bytes",
+    "generate_ac",
+    "get_data",
+    "get_response",
+    "gpo",
+    "gpo_pdol_data",
+    "parse_app_fci",
+    "parse_directory_record",
+    "parse_generate_ac_response",
+    "parse_gpo_response",
+    "parse_last_answer",
+    "parse_ppse_fci",
+    "parse_pse_fci",
+    "parse_record1",
+    "parse_record2",
+    "parse_record3",
+    "pdol_bytes",
+    "read_record",
+    "select",
+]
