@@ -1,0 +1,952 @@
+#!/usr/bin/env python3
+"""Generate the conformance suite from vectors/profiles/test-card-1 (PROTOCOL.md §8).
+
+    python scripts/gen_vectors.py            rewrite vectors/card/ and vectors/terminal/
+    python scripts/gen_vectors.py --check    exit 1 when a committed file differs
+
+Deterministic: fixed terminal values, a fresh in-memory card per vector, and ISO/IEC 9796-2
+scheme 1 signing (deterministic). Card-side vectors are what the card must answer; the
+generator also asserts each scenario's status words against PROTOCOL.md §6, so the suite
+cannot silently record a card bug. Terminal-side vectors are recorded by running the
+terminal's flow against a card that alters one thing, with the verdict and reason expected.
+"""
+
+# ruff: noqa: E501  (the descriptions are data: one line each)
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from applet.card import Card  # noqa: E402
+
+from apdu import messages as m  # noqa: E402
+from apdu.command import CommandAPDU  # noqa: E402
+from apdu.dol import fill_dol  # noqa: E402
+from apdu.errors import DecodeError  # noqa: E402
+from apdu.response import ResponseAPDU  # noqa: E402
+from apdu.sw import (  # noqa: E402
+    INS,
+    SW,
+    SW1_MORE_DATA,
+    SW1_WRONG_LE,
+)
+from apdu.tlv import Tlv, tag_bytes  # noqa: E402
+from apdu.tlv import constructed as tlv_constructed  # noqa: E402
+from apdu.tlv import encode as tlv_encode  # noqa: E402
+from apdu.tlv import primitive as tlv_primitive  # noqa: E402
+from authority import iso9796  # noqa: E402
+from authority.authorization import DynamicData, sign_authorization  # noqa: E402
+from authority.iso9796 import HASH_SHA256  # noqa: E402
+from authority.keyfiles import load_private  # noqa: E402
+from authority.license import LicenseFields, account_from_digits, build_recovered  # noqa: E402
+from reader import vectors as vx  # noqa: E402
+
+PROFILE = "test-card-1"
+PROFILES = ROOT / "vectors" / "profiles"
+TERMINAL = vx.TerminalValues(bytes.fromhex("1A2B3C4D"), "261128", "120000")
+AMOUNT = 1234  # 12.34 in minor units
+CURRENCY = 156
+MAX_CHAIN = 16
+LE_MAX = 256
+
+
+class Session:
+    """One card session that records every command and response as a step."""
+
+    def __init__(self, card: Card) -> None:
+        self.card = card
+        self.steps: list[vx.Step] = []
+        card.power_on()
+
+    def send(self, command: bytes, note: str = "") -> ResponseAPDU:
+        """Send one command as it is; record the step."""
+        response = self.card.process(command)
+        self.steps.append(vx.Step(command, vx.Pattern.exact(response), note))
+        return ResponseAPDU.parse(response)
+
+    def exchange(self, command: bytes, note: str = "") -> ResponseAPDU:
+        """Send a command, then GET RESPONSE / re-issue on 61xx / 6Cxx (P§3), bounded."""
+        response = self.send(command, note)
+        data = b""
+        for _ in range(MAX_CHAIN):
+            if response.sw1 == SW1_MORE_DATA:
+                data += response.data
+                response = self.send(m.get_response(response.sw2 or 256).to_bytes(), "GET RESPONSE")
+            elif response.sw1 == SW1_WRONG_LE:
+                command = command[:-1] + bytes([response.sw2])
+                response = self.send(command, "repeated with the Le the card asked for")
+            else:
+                return ResponseAPDU(data + response.data, response.sw)
+        raise RuntimeError("chaining did not end")
+
+
+def card_for(atc: int = 0, used: int = 0) -> tuple[Card, vx.CardStart]:
+    """A fresh in-process card of the test profile in the given state."""
+    start = vx.CardStart(PROFILE, atc, used)
+    return vx.in_process_card(start, PROFILES), start
+
+
+def bcd(number: int, digits: int) -> bytes:
+    """n format: packed BCD, right-justified (P§1)."""
+    return bytes.fromhex(f"{number:0{digits}d}")
+
+
+def values(amount: int = AMOUNT, currency: int = CURRENCY) -> dict[int, bytes]:
+    """The terminal's data elements for the PDOL and CDOL1 (P§3), from terminal.json."""
+    config = json.loads((PROFILES / PROFILE / "terminal.json").read_text(encoding="utf-8"))
+    return {
+        0x9F02: bcd(amount, 12),
+        0x5F2A: bcd(currency, 4),
+        0x9F37: TERMINAL.unpredictable_number,
+        0x9F1A: bcd(int(config["country"]), 4),
+        0x9A: bytes.fromhex(TERMINAL.date),
+        0x9F21: bytes.fromhex(TERMINAL.time),
+        0x9C: b"\x00",
+        0x9F16: config["merchant_id"].encode("ascii"),
+        0x9F1C: config["terminal_id"].encode("ascii"),
+    }
+
+
+def gpo(session: Session, amount: int = AMOUNT, currency: int = CURRENCY) -> ResponseAPDU:
+    """GPO with the PDOL filled from the terminal's values."""
+    data = fill_dol(m.PDOL, values(amount, currency))
+    return session.exchange(m.gpo(data).to_bytes(), "credit payment request (GPO)")
+
+
+def generate_ac(session: Session, amount: int = AMOUNT, currency: int = CURRENCY) -> ResponseAPDU:
+    """GENERATE AC with the CDOL1 filled from the terminal's values."""
+    data = fill_dol(m.CDOL1, values(amount, currency))
+    return session.exchange(m.generate_ac(data).to_bytes(), "payment deduction request")
+
+
+def select_ppse(session: Session) -> ResponseAPDU:
+    return session.exchange(m.select(m.PPSE_NAME).to_bytes(), "SELECT PPSE")
+
+
+def select_aid(session: Session) -> ResponseAPDU:
+    return session.exchange(m.select(m.CREDIT_AID).to_bytes(), "SELECT AID")
+
+
+def read_records(session: Session) -> None:
+    for record in (1, 2, 3):
+        ok(session.exchange(m.read_record(record).to_bytes(), f"READ RECORD {record}"))
+
+
+def ok(response: ResponseAPDU) -> ResponseAPDU:
+    if response.sw != SW.OK:
+        raise AssertionError(f"expected 9000, the card answered {response.sw:04X}")
+    return response
+
+
+def expect_sw(response: ResponseAPDU, sw: int) -> None:
+    if response.sw != sw:
+        raise AssertionError(f"PROTOCOL.md §6 wants {sw:04X}, the card answered {response.sw:04X}")
+
+
+def payment(session: Session, amount: int = AMOUNT) -> ResponseAPDU:
+    ok(select_ppse(session))
+    ok(select_aid(session))
+    ok(gpo(session, amount))
+    read_records(session)
+    return ok(generate_ac(session, amount))
+
+
+def cid_of(response: ResponseAPDU) -> int:
+    return m.parse_generate_ac_response(response.data).cid
+
+
+# ---------------------------------------------------------------------------- card side
+
+CardScenario = Callable[[], tuple[vx.CardStart, list[vx.Step], str]]
+CARD: dict[str, CardScenario] = {}
+
+
+def card_vector(
+    name: str, description: str, atc: int = 0, used: int = 0
+) -> Callable[[Callable[[Session], None]], Callable[[Session], None]]:
+    """Register a card-side scenario: it drives a Session of a fresh card in that state."""
+
+    def register(run: Callable[[Session], None]) -> Callable[[Session], None]:
+        def build() -> tuple[vx.CardStart, list[vx.Step], str]:
+            card, start = card_for(atc, used)
+            session = Session(card)
+            run(session)
+            return start, session.steps, description
+
+        CARD[name] = build
+        return run
+
+    return register
+
+
+@card_vector(
+    "card-ppse-discovery",
+    "SELECT PPSE returns the directory FCI with the credit AID, label HCE CREDIT and priority 1 (P§3 discovery).",
+)
+def _ppse(s: Session) -> None:
+    fci = m.parse_ppse_fci(ok(select_ppse(s)).data)
+    assert fci.entries[0].aid == m.CREDIT_AID
+
+
+@card_vector(
+    "card-pse-discovery",
+    "The contact PSE is answered with its FCI (SFI 1), its directory record 1 names the credit AID, record 2 is 6A83 (P§3 discovery).",
+)
+def _pse(s: Session) -> None:
+    fci = m.parse_pse_fci(ok(s.exchange(m.select(m.PSE_NAME).to_bytes(), "SELECT PSE")).data)
+    ok(s.exchange(m.read_record(1, fci.sfi).to_bytes(), "READ RECORD 1 of the PSE directory"))
+    expect_sw(
+        s.exchange(m.read_record(2, fci.sfi).to_bytes(), "READ RECORD 2: none"), SW.RECORD_NOT_FOUND
+    )
+
+
+@card_vector(
+    "card-select-aid",
+    "SELECT AID returns the application FCI: AID, label, priority and the PDOL of P§3.",
+)
+def _select(s: Session) -> None:
+    fci = m.parse_app_fci(ok(select_aid(s)).data)
+    assert fci.pdol == m.pdol_bytes()
+
+
+@card_vector(
+    "card-approve-basic",
+    "A complete approved payment of 12.34 CNY from ATC 0 and nothing used: GPO answers ATC 0001, the records carry the license, GENERATE AC answers CID 40 with the authorization (chained with 61xx when longer than 256 bytes).",
+)
+def _approve(s: Session) -> None:
+    assert cid_of(payment(s)) == 0x40
+
+
+@card_vector(
+    "card-decline-over-limit",
+    "An amount over the available credit (limit - used) is declined: CID 00, still signed, and nothing is deducted (P§6).",
+    used=99_000,
+)
+def _decline(s: Session) -> None:
+    assert cid_of(payment(s, amount=1001)) == 0x00
+    ok(s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "available credit unchanged"))
+
+
+@card_vector(
+    "card-approve-exact-limit",
+    "An amount equal to the available credit is approved (amount <= limit - used, P§6), and the available credit becomes 0.",
+    used=98_766,
+)
+def _exact(s: Session) -> None:
+    assert cid_of(payment(s)) == 0x40
+    ok(s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "available credit is now 0"))
+
+
+@card_vector(
+    "card-chaining-le-00",
+    "GENERATE AC with Le 00 and a response over 256 bytes: the card answers the first 256 bytes with 61xx, GET RESPONSE fetches the rest (P§3 chaining).",
+)
+def _chaining(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    command = m.generate_ac(fill_dol(m.CDOL1, values())).to_bytes()
+    first = s.send(command, "GENERATE AC, Le 00")
+    if first.sw1 == SW1_MORE_DATA:
+        ok(s.send(m.get_response(first.sw2 or 256).to_bytes(), "GET RESPONSE"))
+    else:
+        ok(first)
+
+
+@card_vector(
+    "card-wrong-le-6c",
+    "READ RECORD 1 with a non-zero Le shorter than the record: the card answers 6Cxx with the right length, and the command repeated with that Le gets the record (P§3).",
+)
+def _wrong_le(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    command = m.read_record(1).to_bytes()[:-1] + b"\x05"
+    first = s.send(command, "READ RECORD 1 with Le 05")
+    assert first.sw1 == SW1_WRONG_LE, f"{first.sw:04X}"
+    ok(s.send(command[:-1] + bytes([first.sw2]), "READ RECORD 1 with the Le the card gave"))
+
+
+@card_vector(
+    "card-get-data-atc",
+    "GET DATA 9F36 returns the ATC as a TLV, before and after a GPO (P§3).",
+    atc=41,
+)
+def _get_atc(s: Session) -> None:
+    ok(select_aid(s))
+    ok(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC before GPO: 0029"))
+    ok(gpo(s))
+    ok(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC after GPO: 002A"))
+
+
+@card_vector(
+    "card-get-data-available-credit",
+    "GET DATA DF01 returns the available credit (limit - used) as n12 (P§3).",
+    used=12_345,
+)
+def _get_credit(s: Session) -> None:
+    ok(select_aid(s))
+    ok(s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "available credit"))
+
+
+@card_vector(
+    "card-get-data-unknown-tag", "GET DATA of a tag the card does not hold answers 6A88 (P§6)."
+)
+def _get_unknown(s: Session) -> None:
+    ok(select_aid(s))
+    expect_sw(
+        s.exchange(m.get_data(0x9F13).to_bytes(), "GET DATA 9F13"), SW.REFERENCED_DATA_NOT_FOUND
+    )
+
+
+@card_vector(
+    "card-get-data-last-answer",
+    "GET DATA DF02 answers 6A88 before any payment, then the last GENERATE AC answer with its CDOL1 data after one (P§9).",
+)
+def _last_answer(s: Session) -> None:
+    ok(select_aid(s))
+    expect_sw(
+        s.exchange(m.get_data(m.TAG_LAST_ANSWER).to_bytes(), "no answer yet"),
+        SW.REFERENCED_DATA_NOT_FOUND,
+    )
+    payment(s)
+    ok(s.exchange(m.get_data(m.TAG_LAST_ANSWER).to_bytes(), "the last answer"))
+
+
+@card_vector(
+    "card-atc-progression",
+    "Three payments in one session: the ATC goes 0001, 0002, 0003, one per GPO, and the available credit goes down by each approval (P§6).",
+)
+def _three(s: Session) -> None:
+    for _ in range(3):
+        assert cid_of(payment(s)) == 0x40
+    ok(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC is 0003"))
+    ok(s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "limit less 3 x 12.34"))
+
+
+@card_vector(
+    "card-new-select-restarts",
+    "A SELECT AID in the middle of a payment starts again: GENERATE AC is then refused with 6985 until a new GPO (P§6 state machine).",
+)
+def _restart(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    ok(select_aid(s))
+    expect_sw(generate_ac(s), SW.CONDITIONS_NOT_SATISFIED)
+    ok(gpo(s))
+    assert cid_of(ok(generate_ac(s))) == 0x40
+
+
+@card_vector(
+    "card-sw-wrong-length-short",
+    "A command shorter than 4 bytes answers 6700 and leaves the state as it was (P§6).",
+)
+def _short(s: Session) -> None:
+    ok(select_aid(s))
+    expect_sw(s.send(b"\x00\xa4\x04", "3 bytes"), SW.WRONG_LENGTH)
+    ok(gpo(s))
+
+
+@card_vector(
+    "card-sw-wrong-length-lc", "A command whose Lc does not match its data answers 6700 (P§6)."
+)
+def _lc(s: Session) -> None:
+    ok(select_aid(s))
+    expect_sw(
+        s.send(bytes.fromhex("80A8000010830100"), "Lc 10 with 3 bytes of data"), SW.WRONG_LENGTH
+    )
+    ok(gpo(s))
+
+
+@card_vector("card-sw-unknown-cla", "An unknown class byte answers 6E00 (P§6).")
+def _cla(s: Session) -> None:
+    ok(select_aid(s))
+    expect_sw(s.send(bytes.fromhex("90B2010C00"), "CLA 90"), SW.CLA_NOT_SUPPORTED)
+
+
+@card_vector("card-sw-unknown-ins", "An unknown instruction answers 6D00 (P§6).")
+def _ins(s: Session) -> None:
+    ok(select_aid(s))
+    expect_sw(s.send(bytes.fromhex("0020008000"), "INS 20 (VERIFY)"), SW.INS_NOT_SUPPORTED)
+
+
+@card_vector(
+    "card-sw-wrong-p1p2",
+    "READ RECORD with P2 not naming SFI 1 by record number answers 6A86 (P§6).",
+)
+def _p1p2(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    expect_sw(s.send(bytes.fromhex("00B2010000"), "READ RECORD P2 00"), SW.INCORRECT_P1P2)
+
+
+@card_vector(
+    "card-sw-record-not-found", "READ RECORD 4 of SFI 1 (the AFL lists 1 to 3) answers 6A83 (P§6)."
+)
+def _record(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    expect_sw(s.exchange(m.read_record(4).to_bytes(), "READ RECORD 4"), SW.RECORD_NOT_FOUND)
+
+
+@card_vector("card-sw-aid-not-found", "SELECT of an AID the card does not hold answers 6A82 (P§6).")
+def _aid(s: Session) -> None:
+    expect_sw(
+        s.send(m.select(bytes.fromhex("A0000000031010")).to_bytes(), "SELECT A0000000031010"),
+        SW.FILE_NOT_FOUND,
+    )
+
+
+@card_vector("card-sw-gpo-before-select", "GPO before SELECT AID answers 6985, wrong state (P§6).")
+def _gpo_state(s: Session) -> None:
+    expect_sw(gpo(s), SW.CONDITIONS_NOT_SATISFIED)
+
+
+@card_vector(
+    "card-sw-generate-ac-before-gpo",
+    "GENERATE AC after SELECT AID but before GPO answers 6985, wrong state, and the ATC does not move (P§6).",
+)
+def _genac_state(s: Session) -> None:
+    ok(select_aid(s))
+    expect_sw(generate_ac(s), SW.CONDITIONS_NOT_SATISFIED)
+    ok(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0000"))
+
+
+@card_vector(
+    "card-sw-second-generate-ac",
+    "A second GENERATE AC after the same GPO answers 6985 and deducts nothing more (P§6).",
+)
+def _second(s: Session) -> None:
+    payment(s)
+    expect_sw(generate_ac(s), SW.CONDITIONS_NOT_SATISFIED)
+    ok(s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "one deduction only"))
+
+
+@card_vector(
+    "card-sw-amount-differs",
+    "GENERATE AC whose amount differs from the GPO's answers 6A80, and a GENERATE AC with the GPO's amount is then accepted (P§6).",
+)
+def _amount(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    expect_sw(generate_ac(s, amount=AMOUNT + 1), SW.WRONG_DATA)
+    assert cid_of(ok(generate_ac(s))) == 0x40
+
+
+@card_vector(
+    "card-sw-currency-differs",
+    "GENERATE AC whose currency differs from the GPO's answers 6A80 (P§6).",
+)
+def _currency(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    expect_sw(generate_ac(s, currency=978), SW.WRONG_DATA)
+
+
+@card_vector(
+    "card-atc-last-value",
+    "A card at ATC FFFE accepts one more GPO (ATC FFFF), then answers 6985 to every GPO (P§6).",
+    atc=0xFFFE,
+)
+def _last(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    ok(select_aid(s))
+    expect_sw(gpo(s), SW.CONDITIONS_NOT_SATISFIED)
+
+
+@card_vector(
+    "card-sw-atc-ffff",
+    "A card whose ATC is FFFF answers 6985 to GPO for ever, even after a new SELECT (P§6).",
+    atc=0xFFFF,
+)
+def _ffff(s: Session) -> None:
+    ok(select_aid(s))
+    expect_sw(gpo(s), SW.CONDITIONS_NOT_SATISFIED)
+    ok(select_aid(s))
+    expect_sw(gpo(s), SW.CONDITIONS_NOT_SATISFIED)
+
+
+@card_vector(
+    "card-read-records-before-gpo", "READ RECORD before GPO answers 6985, wrong state (P§6)."
+)
+def _rr_state(s: Session) -> None:
+    ok(select_aid(s))
+    expect_sw(
+        s.exchange(m.read_record(1).to_bytes(), "READ RECORD 1 before GPO"),
+        SW.CONDITIONS_NOT_SATISFIED,
+    )
+
+
+# ---------------------------------------------------------------------------- terminal side
+
+Alter = Callable[[bytes, bytes], bytes]  # (command, whole response) -> response to send
+
+
+class TamperCard:
+    """A Card that alters one whole response of the real card, then chains it itself (P§3).
+
+    The real card's 61xx parts are gathered into the whole response first, so an alteration
+    can touch any byte; the altered response goes out in parts of at most Le (256 for 00).
+    """
+
+    def __init__(self, inner: Card, alter: Alter) -> None:
+        self.inner = inner
+        self.alter = alter
+        self.pending = b""  # the rest of an altered response, with its status word
+        self.seen: dict[str, bytes] = {}
+
+    def power_on(self) -> bytes:
+        self.pending = b""
+        return self.inner.power_on()
+
+    def deactivate(self, reason: str) -> None:
+        self.pending = b""
+        self.inner.deactivate(reason)
+
+    def process(self, apdu: bytes) -> bytes:
+        try:
+            command = CommandAPDU.parse(apdu)
+        except DecodeError:
+            return self.inner.process(apdu)
+        le = command.le or LE_MAX
+        if command.ins == INS.GET_RESPONSE and self.pending:
+            return self._serve(self.pending[:-2], self.pending[-2:], le)
+        raw = self.inner.process(apdu)
+        whole = raw[:-2]
+        for _ in range(MAX_CHAIN):
+            if raw[-2] != SW1_MORE_DATA:
+                break
+            raw = self.inner.process(m.get_response(raw[-1] or LE_MAX).to_bytes())
+            whole += raw[:-2]
+        if raw[-2] == SW1_WRONG_LE:
+            return raw
+        if command.ins == INS.READ_RECORD:
+            self.seen[f"record{command.p1}"] = whole
+        altered = self.alter(apdu, whole + raw[-2:])
+        return self._serve(altered[:-2], altered[-2:], le)
+
+    def _serve(self, data: bytes, sw: bytes, le: int) -> bytes:
+        if len(data) <= le:
+            self.pending = b""
+            return data + sw
+        rest = data[le:]
+        self.pending = rest + sw
+        return data[:le] + bytes([SW1_MORE_DATA, min(len(rest), LE_MAX) & 0xFF])
+
+
+def value_span(data: bytes, tag: int) -> tuple[int, int]:
+    """Where the value of the one `tag` in `data` starts and ends (BER length, P§1)."""
+    raw_tag = tag_bytes(tag)
+    start = data.find(raw_tag)
+    assert start >= 0 and data.find(raw_tag, start + 1) < 0, f"tag {tag:X} not unique"
+    at = start + len(raw_tag)
+    first = data[at]
+    if first < 0x80:
+        return at + 1, at + 1 + first
+    size = first & 0x7F
+    length = int.from_bytes(data[at + 1 : at + 1 + size], "big")
+    return at + 1 + size, at + 1 + size + length
+
+
+def is_record(command: bytes, record: int) -> bool:
+    return command[1] == INS.READ_RECORD and command[2] == record and command[3] == 0x0C
+
+
+def is_ins(command: bytes, ins: int) -> bool:
+    return command[1] == ins
+
+
+def flip(tag: int, where: str, when: Callable[[bytes], bool]) -> Alter:
+    """XOR 01 into the first, middle or last byte of the value of `tag`."""
+
+    def alter(command: bytes, response: bytes) -> bytes:
+        if not when(command) or response[-2:] != b"\x90\x00":
+            return response
+        start, end = value_span(response, tag)
+        offset = {"start": start, "middle": (start + end) // 2, "end": end - 1}[where]
+        return response[:offset] + bytes([response[offset] ^ 1]) + response[offset + 1 :]
+
+    return alter
+
+
+def replace_value(tag: int, value: bytes, when: Callable[[bytes], bool]) -> Alter:
+    """Put another value of the same length in place of `tag`'s."""
+
+    def alter(command: bytes, response: bytes) -> bytes:
+        if not when(command):
+            return response
+        start, end = value_span(response, tag)
+        assert len(value) == end - start
+        return response[:start] + value + response[end:]
+
+    return alter
+
+
+def answer(when: Callable[[bytes], bool], make: Callable[[bytes], bytes]) -> Alter:
+    """Answer `make(response)` in place of the real response."""
+    return lambda command, response: make(response) if when(command) else response
+
+
+class Keys:
+    """The profile's published test keys and card description."""
+
+    def __init__(self) -> None:
+        folder = PROFILES / PROFILE
+        self.ca = load_private(folder / "ca-01.pem", published_test_key=True)
+        self.app = load_private(folder / "app.pem", published_test_key=True)
+        self.card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+        self.account = account_from_digits(self.card["account"])
+
+
+def license_record(keys: Keys, tamper: TamperCard, **changes: object) -> bytes:
+    """Record 2 with a license re-issued by the test authority with `changes` (P§5.1)."""
+    record1 = tamper.seen["record1"]
+    _, value = m.parse_record1(record1)
+    expiry = keys.card["expiry"]
+    fields = LicenseFields(
+        account=keys.account,
+        expiry=bytes.fromhex(expiry[2:4] + expiry[0:2]),
+        serial=int(keys.card["serial"]),
+        hash_algorithm=HASH_SHA256,
+        app_key=keys.app.public,
+    )
+    fields = replace(fields, **changes)  # type: ignore[arg-type]
+    algorithm = fields.hash_algorithm
+    built = build_recovered(replace(fields, hash_algorithm=HASH_SHA256), keys.ca.public.size, value)
+    recovered = bytearray(built.license)
+    recovered[17] = algorithm  # header, format, account 10, expiry 2, serial 3, then the algorithm
+    signed = iso9796.sign(keys.ca, bytes(recovered))
+    return m.build_record2(m.Record2(signed)) + b"\x90\x00"
+
+
+def authorization_answer(keys: Keys, cdol1: bytes, **changes: object) -> Callable[[bytes], bytes]:
+    """A GENERATE AC answer re-signed by the APP key over altered dynamic data (P§5.2)."""
+
+    def make(response: bytes) -> bytes:
+        answer_ = m.parse_generate_ac_response(response[:-2])
+        dynamic = DynamicData(
+            atc=answer_.atc,
+            cid=answer_.cid,
+            amount=AMOUNT,
+            currency=CURRENCY,
+            unpredictable_number=TERMINAL.unpredictable_number,
+            account=keys.account,
+        )
+        dynamic = replace(dynamic, **changes)  # type: ignore[arg-type]
+        signed = sign_authorization(keys.app, dynamic, cdol1)
+        return m.build_generate_ac_response(replace(answer_, authorization=signed)) + b"\x90\x00"
+
+    return make
+
+
+def gpo_template(*children: Tlv) -> bytes:
+    return tlv_encode(tlv_constructed(0x77, *children)) + b"\x90\x00"
+
+
+@dataclass(frozen=True)
+class TerminalScenario:
+    """One terminal-side vector: what the card alters, what the terminal must decide."""
+
+    name: str
+    description: str
+    verdict: vx.Verdict
+    alter: Callable[[Keys, TamperCard], Alter] | None = None
+    used: int = 0
+    amount: int = AMOUNT
+    authority_expires: str | None = None
+    revoked: tuple[int, ...] = ()
+    logged_atc: int | None = None
+
+
+def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
+    """The terminal-side suite: the two verdicts and each refusal of P§7."""
+    cdol1 = fill_dol(m.CDOL1, values())
+    refused = vx.Verdict.REFUSED
+    genac = lambda c: is_ins(c, INS.GENERATE_AC)  # noqa: E731
+    gpo_ = lambda c: is_ins(c, INS.GET_PROCESSING_OPTIONS)  # noqa: E731
+    rec = lambda n: lambda c: is_record(c, n)  # noqa: E731
+    atc = tlv_primitive(0x9F36, b"\x00\x01")
+    aip, afl = tlv_primitive(0x82, m.AIP), tlv_primitive(0x94, m.AFL)
+    s = TerminalScenario
+    return [
+        s(
+            "terminal-approve",
+            "An honest card approves 12.34 CNY: every check of P§7 passes, the terminal approves and logs one row.",
+            vx.Verdict.APPROVED,
+        ),
+        s(
+            "terminal-decline",
+            "An honest card declines an amount over its available credit with a signed CID 00: the terminal reports a decline (P§5.2).",
+            vx.Verdict.DECLINED,
+            used=99_000,
+            amount=1001,
+        ),
+        s(
+            "terminal-unknown-index",
+            "Record 1 names authority key index 02, which the terminal does not hold: refused (P§7 check 2).",
+            refused,
+            lambda k, t: replace_value(0x8F, b"\x02", rec(1)),
+        ),
+        s(
+            "terminal-expired-authority-key",
+            "The terminal's authority key 01 expired before the transaction date: refused (P§7 check 2).",
+            refused,
+            authority_expires="2020-01-31",
+        ),
+        s(
+            "terminal-license-byte-start",
+            "The first byte of the license 9F46 is changed: its recovered data is wrong, refused (P§7 check 3).",
+            refused,
+            lambda k, t: flip(0x9F46, "start", rec(2)),
+        ),
+        s(
+            "terminal-license-byte-middle",
+            "A middle byte of the license 9F46 is changed: refused (P§7 check 3).",
+            refused,
+            lambda k, t: flip(0x9F46, "middle", rec(2)),
+        ),
+        s(
+            "terminal-license-byte-end",
+            "The last byte of the license 9F46 is changed: refused (P§7 check 3).",
+            refused,
+            lambda k, t: flip(0x9F46, "end", rec(2)),
+        ),
+        s(
+            "terminal-license-short",
+            "The license is one byte shorter than N_CA: refused (P§7 check 3).",
+            refused,
+            lambda k, t: answer(
+                rec(2),
+                lambda r: (
+                    m.build_record2(m.Record2(m.parse_record2(r[:-2]).license[:-1])) + b"\x90\x00"
+                ),
+            ),
+        ),
+        s(
+            "terminal-license-sha1",
+            "A license signed by the authority with hash algorithm 01 (SHA-1), which the terminal does not enable: refused (P§5, §7 check 3).",
+            refused,
+            lambda k, t: answer(rec(2), lambda r: license_record(k, t, hash_algorithm=0x01)),
+        ),
+        s(
+            "terminal-license-unknown-hash",
+            "A license signed by the authority naming hash algorithm 07, which does not exist: refused (P§7 check 3).",
+            refused,
+            lambda k, t: answer(rec(2), lambda r: license_record(k, t, hash_algorithm=0x07)),
+        ),
+        s(
+            "terminal-license-account-mismatch",
+            "A license validly signed for another account than record 1's 5A: refused (P§7 check 3).",
+            refused,
+            lambda k, t: answer(
+                rec(2),
+                lambda r: license_record(k, t, account=account_from_digits("6200999999999999")),
+            ),
+        ),
+        s(
+            "terminal-license-expired",
+            "A license validly signed but expired in January 2020: refused (P§7 check 3).",
+            refused,
+            lambda k, t: answer(rec(2), lambda r: license_record(k, t, expiry=b"\x01\x20")),
+        ),
+        s(
+            "terminal-license-revoked",
+            "The license serial is on the terminal's revoked list: refused (P§7 check 3).",
+            refused,
+            revoked=(int(keys.card["serial"]),),
+        ),
+        s(
+            "terminal-record1-changed",
+            "A byte of the holder name in record 1 is changed: the license hash covers record 1, refused (P§5.1, §7 check 3).",
+            refused,
+            lambda k, t: flip(0x5F20, "start", rec(1)),
+        ),
+        s(
+            "terminal-authorization-byte-start",
+            "The first byte of the authorization 9F4B is changed: refused (P§7 check 4).",
+            refused,
+            lambda k, t: flip(0x9F4B, "start", genac),
+        ),
+        s(
+            "terminal-authorization-byte-middle",
+            "A middle byte of the authorization 9F4B is changed: refused (P§7 check 4).",
+            refused,
+            lambda k, t: flip(0x9F4B, "middle", genac),
+        ),
+        s(
+            "terminal-authorization-byte-end",
+            "The last byte of the authorization 9F4B is changed: refused (P§7 check 4).",
+            refused,
+            lambda k, t: flip(0x9F4B, "end", genac),
+        ),
+        s(
+            "terminal-atc-mismatch",
+            "GENERATE AC answers ATC 0002 after the GPO's 0001: refused (P§7 check 4).",
+            refused,
+            lambda k, t: replace_value(0x9F36, b"\x00\x02", genac),
+        ),
+        s(
+            "terminal-cid-mismatch",
+            "GENERATE AC answers CID 00 while the authorization signs 40: refused (P§7 check 4).",
+            refused,
+            lambda k, t: replace_value(0x9F27, b"\x00", genac),
+        ),
+        s(
+            "terminal-amount-mismatch",
+            "The authorization is validly signed over amount 12.35 for a 12.34 transaction: refused (P§7 check 4).",
+            refused,
+            lambda k, t: answer(genac, authorization_answer(k, cdol1, amount=AMOUNT + 1)),
+        ),
+        s(
+            "terminal-currency-mismatch",
+            "The authorization is validly signed over currency 978 for a 156 transaction: refused (P§7 check 4).",
+            refused,
+            lambda k, t: answer(genac, authorization_answer(k, cdol1, currency=978)),
+        ),
+        s(
+            "terminal-un-mismatch",
+            "The authorization is validly signed over another unpredictable number (an old answer): refused (P§7 check 4).",
+            refused,
+            lambda k, t: answer(
+                genac, authorization_answer(k, cdol1, unpredictable_number=b"\xde\xad\xbe\xef")
+            ),
+        ),
+        s(
+            "terminal-authorization-account-mismatch",
+            "The authorization is validly signed over another account id: refused (P§7 check 4).",
+            refused,
+            lambda k, t: answer(
+                genac,
+                authorization_answer(k, cdol1, account=account_from_digits("6200999999999999")),
+            ),
+        ),
+        s(
+            "terminal-replayed-authorization",
+            "The log already holds this account with ATC 0001: the same (account, ATC) is refused as a replay and not stored twice (P§7 check 5).",
+            refused,
+            logged_atc=1,
+        ),
+        s(
+            "terminal-truncated-record",
+            "Record 1 is cut short by 5 bytes (status 9000 kept): refused (P§7 check 1).",
+            refused,
+            lambda k, t: answer(rec(1), lambda r: r[:-7] + r[-2:]),
+        ),
+        s(
+            "terminal-truncated-generate-ac",
+            "The GENERATE AC answer is cut short by 10 bytes: refused (P§7 check 1).",
+            refused,
+            lambda k, t: answer(genac, lambda r: r[:-12] + r[-2:]),
+        ),
+        s(
+            "terminal-missing-tag",
+            "The GPO answer lacks the ATC 9F36: refused (P§7 check 1).",
+            refused,
+            lambda k, t: answer(gpo_, lambda r: gpo_template(aip, afl)),
+        ),
+        s(
+            "terminal-repeated-tag",
+            "The GPO answer holds the ATC 9F36 twice: refused (P§7 check 1).",
+            refused,
+            lambda k, t: answer(gpo_, lambda r: gpo_template(aip, afl, atc, atc)),
+        ),
+        s(
+            "terminal-non-9000-record",
+            "READ RECORD 3 answers 6A83: refused (P§7 check 1).",
+            refused,
+            lambda k, t: answer(rec(3), lambda r: b"\x6a\x83"),
+        ),
+        s(
+            "terminal-non-9000-generate-ac",
+            "GENERATE AC answers 6985: refused (P§7 check 1).",
+            refused,
+            lambda k, t: answer(genac, lambda r: b"\x69\x85"),
+        ),
+    ]
+
+
+def build_terminal_vectors() -> dict[str, vx.Vector]:
+    """Every terminal-side vector: the terminal's flow against a card that alters one thing."""
+    keys = Keys()
+    out: dict[str, vx.Vector] = {}
+    for scenario in terminal_scenarios(keys):
+        card, start = card_for(used=scenario.used)
+        tamper = TamperCard(card, lambda c, r: r)
+        if scenario.alter is not None:
+            tamper.alter = scenario.alter(keys, tamper)
+        logged = ((keys.card["account"], scenario.logged_atc),) if scenario.logged_atc else ()
+        values_ = replace(
+            TERMINAL,
+            amount=scenario.amount,
+            currency=CURRENCY,
+            authority_expires=scenario.authority_expires,
+            revoked=scenario.revoked,
+            logged=logged,
+        )
+        draft = vx.Vector(scenario.name, scenario.description, (), start, values_)
+        run = vx.record_terminal(draft, PROFILES, tamper)
+        if run.verdict is not scenario.verdict:
+            raise AssertionError(
+                f"{scenario.name}: the terminal decided {run.verdict} ({run.reason})"
+            )
+        out[scenario.name] = replace(
+            draft, steps=run.steps, expect=vx.Expect(run.verdict, run.reason)
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------- the suite
+
+
+def build_card_vectors() -> dict[str, vx.Vector]:
+    """Every card-side vector, by file name."""
+    out: dict[str, vx.Vector] = {}
+    for name, build in CARD.items():
+        start, steps, description = build()
+        out[name] = vx.Vector(name, description, tuple(steps), start, TERMINAL)
+    return out
+
+
+def build_all() -> dict[Path, str]:
+    """Every vector file's path (relative to ROOT) and text."""
+    files: dict[Path, str] = {}
+    for name, vector in build_card_vectors().items():
+        files[Path("vectors/card") / f"{name}.json"] = vx.dumps(vector)
+    for name, vector in build_terminal_vectors().items():
+        files[Path("vectors/terminal") / f"{name}.json"] = vx.dumps(vector)
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare, do not write")
+    args = parser.parse_args(argv)
+    files = build_all()
+    stale = []
+    for relative, text in files.items():
+        path = ROOT / relative
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current != text:
+            stale.append(relative)
+            if not args.check:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+    for folder in ("vectors/card", "vectors/terminal"):
+        for path in sorted((ROOT / folder).glob("*.json")):
+            if path.relative_to(ROOT) not in files:
+                stale.append(path.relative_to(ROOT))
+                if not args.check:
+                    path.unlink()
+    verb = "differ" if args.check else "written"
+    print(f"{len(files)} vectors; {len(stale)} {verb}: {', '.join(map(str, stale)) or 'none'}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
