@@ -1,0 +1,305 @@
+"""Serve a card to pcscd through vsmartcard's vpcd driver.
+
+vpcd runs inside pcscd and listens (reader "Virtual PCD 00 00" on TCP 35963, "... 00 01" on
+35964); the card is the TCP client. Each message either way is a 2-byte big-endian length,
+then the payload. From vpcd, a 1-byte payload is a control byte (`Control`); any other payload
+is a command APDU. The card answers an APDU with its response APDU and an ATR request with the
+ATR; power off, power on and reset get no answer.
+
+Two layers: `FrameReader` is pure (bytes in, whole messages out, never half a frame), and
+`VpcdClient` is the socket loop around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from applet.card import Card
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 35963
+LENGTH_SIZE = 2
+MAX_PAYLOAD = 0xFFFF
+MAX_BUFFER = 4 * (LENGTH_SIZE + MAX_PAYLOAD)  # feed() refuses more unread bytes than this
+
+
+class Control(IntEnum):
+    """vpcd's control bytes (a 1-byte payload from the reader)."""
+
+    POWER_OFF = 0
+    POWER_ON = 1
+    RESET = 2
+    ATR_REQUEST = 4
+
+
+class FrameError(Exception):
+    """A vpcd message that breaks the framing or carries an unknown control byte."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ControlMessage:
+    """A control byte from vpcd."""
+
+    control: Control
+
+
+@dataclass(frozen=True)
+class ApduMessage:
+    """A command APDU from vpcd (any bytes but one: the card judges the APDU)."""
+
+    apdu: bytes
+
+
+Message = ControlMessage | ApduMessage
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """Frame one payload: 2-byte big-endian length, then the payload."""
+    if len(payload) > MAX_PAYLOAD:
+        raise FrameError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    return len(payload).to_bytes(LENGTH_SIZE, "big") + payload
+
+
+class FrameReader:
+    """A pure vpcd frame reader: feed it bytes as they come, take whole messages out.
+
+    `next_message()` returns None until a whole frame is buffered; it never returns part of
+    one. An unknown control byte is consumed and raised as `FrameError`, so the reader stays
+    in step and the caller may carry on.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    @property
+    def pending(self) -> int:
+        """How many bytes are buffered and not yet returned as a message."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes (bounded: at most MAX_BUFFER unread bytes)."""
+        if len(self._buffer) + len(data) > MAX_BUFFER:
+            raise FrameError(f"more than {MAX_BUFFER} unread bytes")
+        self._buffer += data
+
+    def next_message(self) -> Message | None:
+        """The next whole message, or None when the buffer holds no whole frame yet."""
+        if len(self._buffer) < LENGTH_SIZE:
+            return None
+        length = int.from_bytes(self._buffer[:LENGTH_SIZE], "big")
+        end = LENGTH_SIZE + length
+        if len(self._buffer) < end:
+            return None
+        payload = bytes(self._buffer[LENGTH_SIZE:end])
+        del self._buffer[:end]
+        if length != 1:
+            return ApduMessage(payload)
+        try:
+            return ControlMessage(Control(payload[0]))
+        except ValueError:
+            raise FrameError(f"unknown control byte {payload[0]:02X}") from None
+
+    def messages(self) -> list[Message]:
+        """Every whole message buffered now (unknown control bytes are raised, see above)."""
+        out: list[Message] = []
+        while (message := self.next_message()) is not None:
+            out.append(message)
+        return out
+
+
+def answer(card: Card, message: Message) -> bytes | None:
+    """What the card sends back for one message (None: no answer), vpcd's rules."""
+    if isinstance(message, ApduMessage):
+        return card.process(message.apdu)
+    match message.control:
+        case Control.ATR_REQUEST:
+            return card.power_on()
+        case Control.POWER_ON | Control.RESET:
+            card.power_on()
+            return None
+        case Control.POWER_OFF:
+            card.deactivate("power off")
+            return None
+
+
+@dataclass(frozen=True)
+class VpcdConfig:
+    """Where vpcd listens and how patiently we reconnect."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    poll_interval: float = 0.2  # how often a blocked recv looks at the stop flag (s)
+    backoff_initial: float = 0.05
+    backoff_max: float = 2.0
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """Parse `HOST:PORT` (or `PORT`, or `HOST`) into a host and a port."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        if text.isdigit():
+            host, port_text = DEFAULT_HOST, text
+        else:
+            host, port_text = text, str(DEFAULT_PORT)
+    host = host.strip("[]") or DEFAULT_HOST
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad vpcd address {text!r}: expected HOST:PORT with a port 1-65535")
+    return host, int(port_text)
+
+
+class VpcdClient:
+    """Serve one card to vpcd until `stop()`: reconnect with backoff when pcscd goes away.
+
+    `abort()` drops the connection at once and withholds the answer being computed, as a card
+    leaving the field would; the loop then reconnects (the card comes back) unless stopped.
+    """
+
+    def __init__(
+        self,
+        card: Card,
+        config: VpcdConfig | None = None,
+        *,
+        on_connect: Callable[[], None] | None = None,
+    ) -> None:
+        self.card = card
+        self.config = config or VpcdConfig()
+        self._stop = threading.Event()
+        self._abort = threading.Event()
+        self._connected = threading.Event()
+        self._on_connect = on_connect
+        self.apdus = 0
+
+    @property
+    def connected(self) -> threading.Event:
+        """Set while a connection to vpcd is up."""
+        return self._connected
+
+    def stop(self) -> None:
+        """Ask the loop to end (it returns within one poll interval)."""
+        self._stop.set()
+
+    def abort(self) -> None:
+        """Drop the connection now without answering (the card leaves the field)."""
+        self._abort.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called."""
+        return self._stop.is_set()
+
+    def serve_forever(self) -> None:
+        """Connect, serve, reconnect; return when stopped. The card is deactivated at the end."""
+        backoff = self.config.backoff_initial
+        address = f"{self.config.host}:{self.config.port}"
+        warned = False
+        try:
+            while not self._stop.is_set():
+                try:
+                    sock = socket.create_connection(
+                        (self.config.host, self.config.port), timeout=self.config.poll_interval
+                    )
+                except OSError as exc:
+                    if not warned:
+                        log.warning("vpcd at %s not reachable (%s): retrying", address, exc)
+                        warned = True
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, self.config.backoff_max)
+                    continue
+                warned = False
+                backoff = self.config.backoff_initial
+                log.info("connected to vpcd at %s", address)
+                try:
+                    self._serve_connection(sock)
+                finally:
+                    sock.close()
+                    self._connected.clear()
+                    self.card.deactivate("field lost")
+                if not self._stop.is_set():
+                    log.warning("vpcd at %s closed the connection: reconnecting", address)
+        finally:
+            self.card.deactivate("server stopped")
+            log.info("stopped serving vpcd at %s (%d APDUs)", address, self.apdus)
+
+    def _serve_connection(self, sock: socket.socket) -> None:
+        """Serve one connection until it closes, we are stopped, or aborted."""
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._abort.clear()
+        self._connected.set()
+        if self._on_connect is not None:
+            self._on_connect()
+        reader = FrameReader()
+        while not self._stop.is_set() and not self._abort.is_set():
+            # Linux turns quick ACKs off again after a while: set it before every recv, or
+            # delayed ACKs cost ~40 ms per APDU.
+            if hasattr(socket, "TCP_QUICKACK"):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                log.warning("vpcd connection error: %s", exc)
+                return
+            if not data:
+                return
+            try:
+                reader.feed(data)
+                while (message := self._next(reader)) is not None:
+                    reply = self._handle(message)
+                    if self._abort.is_set():
+                        log.info("card removed: connection dropped without an answer")
+                        return
+                    if reply is not None:
+                        sock.sendall(encode_frame(reply))
+            except FrameError as exc:
+                log.warning("vpcd framing error: %s: dropping the connection", exc.reason)
+                return
+            except OSError as exc:
+                log.warning("vpcd connection error: %s", exc)
+                return
+
+    @staticmethod
+    def _next(reader: FrameReader) -> Message | None:
+        """The next message; an unknown control byte is logged and skipped (bounded)."""
+        for _ in range(MAX_BUFFER):
+            try:
+                return reader.next_message()
+            except FrameError as exc:
+                if not exc.reason.startswith("unknown control byte"):
+                    raise
+                log.warning("vpcd: ignoring %s", exc.reason)
+        return None
+
+    def _handle(self, message: Message) -> bytes | None:
+        """Answer one message, with one log line per APDU."""
+        reply = answer(self.card, message)
+        if isinstance(message, ApduMessage):
+            self.apdus += 1
+            if log.isEnabledFor(logging.INFO):
+                log.info("C %s R %s", message.apdu.hex().upper(), (reply or b"").hex().upper())
+        else:
+            log.debug("vpcd control %s", message.control.name)
+        return reply
+
+
+def serve_in_thread(
+    card: Card, config: VpcdConfig | None = None
+) -> tuple[VpcdClient, threading.Thread]:
+    """Start serving `card` in a daemon thread; stop with client.stop() then thread.join()."""
+    client = VpcdClient(card, config)
+    thread = threading.Thread(target=client.serve_forever, name="vpcd-card", daemon=True)
+    thread.start()
+    return client, thread

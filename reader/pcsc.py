@@ -1,0 +1,224 @@
+"""The terminal's PC/SC transport: any reader pcscd knows, through pyscard's `scard` layer.
+
+Reader names and indices are the ones pyscard (and `pcsc_scan`) shows. Every PC/SC failure
+becomes one `TransportError` with a reason a user can act on (PC/SC part 5, SCARD_E_*/W_*).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from smartcard import scard
+
+from reader.transport import TransportError
+
+MAX_RESPONSE = 65538  # an extended-length response and its status word
+
+
+class Hresult(IntEnum):
+    """The PC/SC return codes we tell apart (pcsc-lite pcsclite.h)."""
+
+    SUCCESS = 0x00000000
+    INVALID_HANDLE = 0x80100003
+    UNKNOWN_READER = 0x80100009
+    TIMEOUT = 0x8010000A
+    SHARING_VIOLATION = 0x8010000B
+    NO_SMARTCARD = 0x8010000C
+    PROTO_MISMATCH = 0x8010000F
+    COMM_ERROR = 0x80100013
+    NOT_TRANSACTED = 0x80100016
+    READER_UNAVAILABLE = 0x80100017
+    NO_SERVICE = 0x8010001D
+    SERVICE_STOPPED = 0x8010001E
+    NO_READERS_AVAILABLE = 0x8010002E
+    UNSUPPORTED_CARD = 0x80100065
+    UNRESPONSIVE_CARD = 0x80100066
+    UNPOWERED_CARD = 0x80100067
+    RESET_CARD = 0x80100068
+    REMOVED_CARD = 0x80100069
+
+
+CARD_REMOVED = "card removed"
+NO_CARD = "no card in reader"
+READER_BUSY = "reader busy"
+NO_PCSCD = "pcscd not running"
+
+_REASONS: dict[int, str] = {
+    Hresult.NO_SMARTCARD: NO_CARD,
+    Hresult.REMOVED_CARD: CARD_REMOVED,
+    Hresult.NOT_TRANSACTED: CARD_REMOVED,
+    Hresult.UNRESPONSIVE_CARD: CARD_REMOVED,
+    Hresult.UNPOWERED_CARD: CARD_REMOVED,
+    Hresult.RESET_CARD: "card reset by another application",
+    Hresult.COMM_ERROR: CARD_REMOVED,
+    Hresult.INVALID_HANDLE: CARD_REMOVED,
+    Hresult.READER_UNAVAILABLE: "reader unavailable",
+    Hresult.SHARING_VIOLATION: READER_BUSY,
+    Hresult.NO_SERVICE: NO_PCSCD,
+    Hresult.SERVICE_STOPPED: NO_PCSCD,
+    Hresult.NO_READERS_AVAILABLE: "no reader connected",
+    Hresult.UNSUPPORTED_CARD: "card not supported (no T=0 or T=1)",
+    Hresult.PROTO_MISMATCH: "card not supported (no T=0 or T=1)",
+    Hresult.TIMEOUT: "reader timed out",
+}
+
+
+def reason_for(hresult: int) -> str:
+    """The user-facing reason for a PC/SC return code."""
+    code = hresult & 0xFFFFFFFF
+    if code in _REASONS:
+        return _REASONS[code]
+    return f"PC/SC error {code:08X} ({scard.SCardGetErrorMessage(hresult)})"
+
+
+def _check(hresult: int, *, reader: str | None = None) -> None:
+    """Raise the TransportError for a failed PC/SC call."""
+    code = hresult & 0xFFFFFFFF
+    if code == Hresult.SUCCESS:
+        return
+    if code == Hresult.UNKNOWN_READER and reader is not None:
+        raise TransportError(f"no reader named {reader}")
+    raise TransportError(reason_for(code))
+
+
+def _call(function: Any, *args: Any) -> Any:
+    """Call one scard function; its own exceptions (bad arguments, a lost library) become
+    TransportError too."""
+    try:
+        return function(*args)
+    except (scard.error, TypeError, ValueError, OSError) as exc:
+        raise TransportError(f"PC/SC call {function.__name__} failed: {exc}") from exc
+
+
+def _establish() -> int:
+    """A fresh PC/SC context."""
+    hresult, context = _call(scard.SCardEstablishContext, scard.SCARD_SCOPE_USER)
+    _check(hresult)
+    return int(context)
+
+
+def _release(context: int) -> None:
+    with contextlib.suppress(TransportError):
+        _call(scard.SCardReleaseContext, context)
+
+
+def _reader_names(context: int) -> list[str]:
+    hresult, names = _call(scard.SCardListReaders, context, [])
+    if hresult & 0xFFFFFFFF == Hresult.NO_READERS_AVAILABLE:
+        return []
+    _check(hresult)
+    return [str(name) for name in names]
+
+
+@dataclass(frozen=True)
+class ReaderInfo:
+    """One reader as pcscd lists it: its index, its name, the ATR of its card (None: empty)."""
+
+    index: int
+    name: str
+    atr: bytes | None
+
+
+def list_readers() -> list[ReaderInfo]:
+    """Every reader pcscd knows, with the ATR of a present card (no connection is made)."""
+    context = _establish()
+    try:
+        names = _reader_names(context)
+        if not names:
+            return []
+        states = [(name, scard.SCARD_STATE_UNAWARE) for name in names]
+        hresult, results = _call(scard.SCardGetStatusChange, context, 0, states)
+        _check(hresult)
+        infos = []
+        for index, (name, event_state, atr) in enumerate(results):
+            present = bool(event_state & scard.SCARD_STATE_PRESENT) and bool(atr)
+            infos.append(ReaderInfo(index, str(name), bytes(atr) if present else None))
+        return infos
+    finally:
+        _release(context)
+
+
+def resolve_reader(reader: str | int, names: list[str]) -> str:
+    """A reader's name from a name or an index (a string of digits that names no reader is
+    taken as an index)."""
+    if isinstance(reader, str) and reader in names:
+        return reader
+    if isinstance(reader, int) or reader.isdigit():
+        index = int(reader)
+        if 0 <= index < len(names):
+            return names[index]
+        raise TransportError(f"no reader number {index} ({len(names)} readers)")
+    raise TransportError(f"no reader named {reader}")
+
+
+class PcscTransport:
+    """`Transport` over a PC/SC reader: connect (exclusive, T=0 or T=1), transmit, disconnect.
+
+    Exclusive by default: no other application can slip a SELECT into our payment; a reader
+    held by another application gives `TransportError("reader busy")`.
+    """
+
+    def __init__(self, reader: str | int, *, exclusive: bool = True) -> None:
+        self.reader = reader
+        self.exclusive = exclusive
+        self.name = f"pcsc:{reader}"
+        self._context: int | None = None
+        self._card: int | None = None
+        self._pci = scard.SCARD_PCI_T1
+
+    def connect(self) -> bytes:
+        """Connect to the card in the reader and return its ATR."""
+        if self._card is not None:
+            self.disconnect()
+        context = _establish()
+        try:
+            name = resolve_reader(self.reader, _reader_names(context))
+            self.name = f"pcsc:{name}"
+            share = scard.SCARD_SHARE_EXCLUSIVE if self.exclusive else scard.SCARD_SHARE_SHARED
+            protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+            hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
+            _check(hresult, reader=name)
+            self._pci = (
+                scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
+            )
+            hresult, _reader, _state, _protocol, atr = _call(scard.SCardStatus, card)
+            if hresult & 0xFFFFFFFF != Hresult.SUCCESS:
+                _call(scard.SCardDisconnect, card, scard.SCARD_LEAVE_CARD)
+                _check(hresult, reader=name)
+        except BaseException:
+            _release(context)
+            raise
+        self._context, self._card = context, int(card)
+        return bytes(atr)
+
+    def transmit(self, command: bytes) -> bytes:
+        """Send one command APDU; return the response APDU (data and status word)."""
+        if self._card is None:
+            raise TransportError("not connected")
+        hresult, response = _call(scard.SCardTransmit, self._card, self._pci, list(command))
+        _check(hresult)
+        if not response:  # vpcd's card closed the connection: pcscd answers nothing
+            raise TransportError(CARD_REMOVED)
+        if len(response) < 2 or len(response) > MAX_RESPONSE:
+            raise TransportError(f"reader returned a response of {len(response)} bytes")
+        return bytes(response)
+
+    def disconnect(self) -> None:
+        """Reset the card (its applet returns to IDLE) and release the reader; never raises."""
+        card, context = self._card, self._context
+        self._card = self._context = None
+        if card is not None:
+            with contextlib.suppress(TransportError):
+                _call(scard.SCardDisconnect, card, scard.SCARD_RESET_CARD)
+        if context is not None:
+            _release(context)
+
+    def __enter__(self) -> PcscTransport:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
