@@ -1,0 +1,229 @@
+"""vpcd framing (pure) and the socket loop against a stand-in vpcd listener."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from applet.vpcd import (
+    MAX_BUFFER,
+    ApduMessage,
+    Control,
+    ControlMessage,
+    FrameError,
+    FrameReader,
+    Message,
+    VpcdClient,
+    VpcdConfig,
+    encode_frame,
+    parse_endpoint,
+)
+
+ATR = bytes.fromhex("3B80800101")
+
+
+def _payload(message: Message) -> bytes:
+    return bytes([message.control]) if isinstance(message, ControlMessage) else message.apdu
+
+
+messages = st.one_of(
+    st.sampled_from(list(Control)).map(ControlMessage),
+    st.binary(max_size=300).filter(lambda b: len(b) != 1).map(ApduMessage),
+)
+
+
+@settings(max_examples=200)
+@given(st.lists(messages, max_size=12), st.data())
+def test_any_split_of_the_stream_gives_back_exactly_the_messages(
+    sent: list[Message], data: st.DataObject
+) -> None:
+    stream = b"".join(encode_frame(_payload(m)) for m in sent)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=20)))
+    reader = FrameReader()
+    received: list[Message] = []
+    start = 0
+    for cut in [*cuts, len(stream)]:
+        reader.feed(stream[start:cut])
+        start = cut
+        received.extend(reader.messages())
+    assert received == sent
+    assert reader.pending == 0
+
+
+@given(st.binary(min_size=2, max_size=400))
+def test_a_partial_frame_is_never_returned(frame_payload: bytes) -> None:
+    frame = encode_frame(frame_payload)
+    reader = FrameReader()
+    for i in range(len(frame) - 1):
+        reader.feed(frame[i : i + 1])
+        assert reader.next_message() is None
+    reader.feed(frame[-1:])
+    assert reader.next_message() is not None
+
+
+def test_control_bytes_and_apdus() -> None:
+    reader = FrameReader()
+    reader.feed(bytes.fromhex("000104000100000102000101000500A40400000000"))
+    assert reader.messages() == [
+        ControlMessage(Control.ATR_REQUEST),
+        ControlMessage(Control.POWER_OFF),
+        ControlMessage(Control.RESET),
+        ControlMessage(Control.POWER_ON),
+        ApduMessage(bytes.fromhex("00A4040000")),
+        ApduMessage(b""),
+    ]
+
+
+def test_an_unknown_control_byte_is_consumed_and_raised() -> None:
+    reader = FrameReader()
+    reader.feed(bytes.fromhex("000103000101"))
+    with pytest.raises(FrameError, match="unknown control byte 03"):
+        reader.next_message()
+    assert reader.next_message() == ControlMessage(Control.POWER_ON)
+
+
+def test_the_buffer_is_bounded() -> None:
+    reader = FrameReader()
+    reader.feed(b"\xff\xff" + bytes(MAX_BUFFER - 2))
+    with pytest.raises(FrameError):
+        reader.feed(b"\x00")
+
+
+def test_a_payload_longer_than_the_length_field_is_refused() -> None:
+    with pytest.raises(FrameError):
+        encode_frame(bytes(0x10000))
+    assert encode_frame(b"\x90\x00") == bytes.fromhex("00029000")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:35964", ("127.0.0.1", 35964)),
+        ("35964", ("127.0.0.1", 35964)),
+        ("localhost", ("localhost", 35963)),
+        ("[::1]:35963", ("::1", 35963)),
+    ],
+)
+def test_parse_endpoint(text: str, expected: tuple[str, int]) -> None:
+    assert parse_endpoint(text) == expected
+
+
+@pytest.mark.parametrize("text", ["host:0", "host:70000", "host:port", ":"])
+def test_parse_endpoint_refuses_bad_ports(text: str) -> None:
+    with pytest.raises(ValueError, match="bad vpcd address"):
+        parse_endpoint(text)
+
+
+class RecordingCard:
+    """A Card that records what happens to it and answers APDUs with their reverse + 9000."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def power_on(self) -> bytes:
+        self.events.append("power_on")
+        return ATR
+
+    def process(self, apdu: bytes) -> bytes:
+        self.events.append(f"process {apdu.hex()}")
+        return apdu[::-1] + b"\x90\x00"
+
+    def deactivate(self, reason: str) -> None:
+        self.events.append(f"deactivate {reason}")
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A stand-in for vpcd: a listening socket on a free local port."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(5)
+    yield server
+    server.close()
+
+
+def _recv_frame(conn: socket.socket) -> bytes:
+    reader = FrameReader()
+    for _ in range(100):
+        message = reader.next_message()
+        if message is not None:
+            assert isinstance(message, ApduMessage)
+            return message.apdu
+        chunk = conn.recv(4096)
+        assert chunk, "the card closed the connection"
+        reader.feed(chunk)
+    raise AssertionError("no frame")
+
+
+def test_the_loop_answers_reconnects_and_stops(listener: socket.socket) -> None:
+    card = RecordingCard()
+    port = listener.getsockname()[1]
+    client = VpcdClient(card, VpcdConfig(port=port, poll_interval=0.05, backoff_initial=0.01))
+    thread = threading.Thread(target=client.serve_forever, daemon=True)
+    thread.start()
+
+    conn, _ = listener.accept()
+    conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+    assert _recv_frame(conn) == ATR
+    # an APDU split over two writes still gets one answer
+    frame = encode_frame(bytes.fromhex("80CA9F3600"))
+    conn.sendall(frame[:3])
+    conn.sendall(frame[3:])
+    assert _recv_frame(conn) == bytes.fromhex("00369FCA80") + b"\x90\x00"
+    conn.close()  # pcscd restarts: the card comes back by itself
+
+    conn, _ = listener.accept()
+    conn.sendall(encode_frame(bytes([Control.POWER_OFF])) + encode_frame(b"\x00\xb2"))
+    assert _recv_frame(conn) == b"\xb2\x00\x90\x00"
+    client.stop()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+    conn.close()
+    assert card.events == [
+        "power_on",
+        "process 80ca9f3600",
+        "deactivate field lost",
+        "deactivate power off",
+        "process 00b2",
+        "deactivate field lost",
+        "deactivate server stopped",
+    ]
+    assert client.apdus == 2
+
+
+def test_abort_withholds_the_answer_and_drops_the_connection(listener: socket.socket) -> None:
+    card = RecordingCard()
+    port = listener.getsockname()[1]
+    client = VpcdClient(card, VpcdConfig(port=port, poll_interval=0.05, backoff_initial=0.01))
+    original = card.process
+
+    def process_then_leave(apdu: bytes) -> bytes:
+        client.abort()
+        return original(apdu)
+
+    card.process = process_then_leave  # type: ignore[method-assign]
+    thread = threading.Thread(target=client.serve_forever, daemon=True)
+    thread.start()
+    conn, _ = listener.accept()
+    conn.settimeout(2)
+    conn.sendall(encode_frame(b"\x80\xae\x50\x00"))
+    assert conn.recv(16) == b""  # closed, no answer
+    client.stop()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+    conn.close()
+
+
+def test_stop_while_vpcd_is_unreachable_returns_promptly() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again: nobody listens there
+    client = VpcdClient(RecordingCard(), VpcdConfig(port=port, backoff_initial=0.01))
+    thread = threading.Thread(target=client.serve_forever, daemon=True)
+    thread.start()
+    client.stop()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
