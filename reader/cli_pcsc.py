@@ -1,9 +1,133 @@
-"""Commands registered by this module (placeholder until its issue lands)."""
+"""`hcepay readers` and `hcepay card serve`: the PC/SC side of the command line.
+
+`card serve` puts a card from the home folder into a vpcd reader of a running pcscd (vpcd
+listens; the card is its TCP client), so that any PC/SC application can talk to it.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from applet.vpcd import DEFAULT_HOST, DEFAULT_PORT, VpcdClient, VpcdConfig, parse_endpoint
+from reader.cli_common import ExitCode, HomeOption, JsonOption, fail, home_folder, stderr, stdout
+
+log = logging.getLogger(__name__)
+
+MAX_CARD_FOLDERS = 10_000
+
+
+def readers(as_json: JsonOption = False) -> None:
+    """List the PC/SC readers pcscd knows, with the ATR of the card in each."""
+    from reader.pcsc import list_readers
+    from reader.transport import TransportError
+
+    try:
+        infos = list_readers()
+    except TransportError as exc:
+        fail(exc.reason, ExitCode.TRANSPORT)
+    if as_json:
+        rows = [
+            {"index": i.index, "name": i.name, "atr": i.atr.hex().upper() if i.atr else None}
+            for i in infos
+        ]
+        stdout.print(json.dumps(rows, indent=2), markup=False)
+        return
+    if not infos:
+        stderr.print("no PC/SC reader (is vsmartcard-vpcd installed?)")
+        return
+    table = Table("index", "name", "ATR")
+    for info in infos:
+        atr = info.atr.hex(" ").upper() if info.atr else "(no card)"
+        table.add_row(str(info.index), info.name, atr)
+    stdout.print(table)
+
+
+def _card_folder(home: Path, account: str | None) -> Path:
+    """The card folder to serve: --card ACCOUNT, else the only card in the home folder."""
+    cards = home / "cards"
+    if account is not None:
+        if not account.isdigit() or len(account) > 19:
+            fail(f"bad account {account!r}: expected up to 19 digits")
+        folder = cards / account
+        if not (folder / "card.json").is_file():
+            fail(f"no card {account} in {cards} (issue one with `hcepay card issue`)")
+        return folder
+    found = []
+    if cards.is_dir():
+        for i, child in enumerate(sorted(cards.iterdir())):
+            if i >= MAX_CARD_FOLDERS:
+                break
+            if (child / "card.json").is_file():
+                found.append(child)
+    if not found:
+        fail(f"no card in {cards} (issue one with `hcepay card issue`)")
+    if len(found) > 1:
+        names = ", ".join(f.name for f in found[:5])
+        fail(f"{len(found)} cards in {cards} ({names}): pick one with --card ACCOUNT")
+    return found[0]
+
+
+def serve(
+    vpcd: Annotated[
+        str,
+        typer.Option(
+            "--vpcd",
+            metavar="HOST:PORT",
+            help="Where vpcd listens: 35963 is reader 'Virtual PCD 00 00', 35964 '... 00 01'.",
+        ),
+    ] = f"{DEFAULT_HOST}:{DEFAULT_PORT}",
+    card: Annotated[
+        str | None,
+        typer.Option(
+            "--card", metavar="ACCOUNT", help="The card to serve (default: the only one)."
+        ),
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Serve a card to pcscd through vpcd until Ctrl-C (reconnects when pcscd restarts).
+
+    `-v` logs one line per APDU.
+    """
+    from applet import open_card
+
+    try:
+        host, port = parse_endpoint(vpcd)
+    except ValueError as exc:
+        fail(str(exc))
+    folder = _card_folder(home_folder(home), card)
+    try:
+        runtime = open_card(folder)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot open card {folder.name}: {exc}")
+    client = VpcdClient(runtime, VpcdConfig(host=host, port=port))
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        client.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stderr.print(f"serving card {folder.name} to vpcd at {host}:{port} (Ctrl-C stops)")
+    try:
+        client.serve_forever()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    stderr.print(f"stopped: {client.apdus} APDUs served, card state saved")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add `readers` to the root app and `serve` to the `card` sub-app."""
+    app.command("readers")(readers)
+    from reader import cli_card
+
+    card_app: typer.Typer | None = getattr(cli_card, "card_app", None)
+    if card_app is not None:
+        card_app.command("serve")(serve)

@@ -1,0 +1,146 @@
+"""The PC/SC stack for integration tests: pcscd with vpcd, and cards served to its readers.
+
+Where pcscd or the virtual reader is missing, tests skip with the reason; when CI is set they
+fail instead (CI starts pcscd through scripts/dev and must never skip silently).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from applet.atr import ATR
+from applet.vpcd import VpcdClient, VpcdConfig
+
+READERS = ("Virtual PCD 00 00", "Virtual PCD 00 01")
+PORTS = (35963, 35964)
+INTEGRATION_DIR = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder needs pcscd: mark it `integration`."""
+    for item in items:
+        if INTEGRATION_DIR in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail when CI is set."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: scripts/dev test must start pcscd with vpcd)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pcsc_stack() -> tuple[str, ...]:
+    """pcscd is running and lists both vpcd readers (else skip, or fail in CI)."""
+    try:
+        from reader.transport import TransportError
+
+        from reader.pcsc import list_readers
+    except ImportError as exc:  # pyscard without libpcsclite
+        unavailable(f"pyscard unusable: {exc}")
+        raise
+    try:
+        names = [info.name for info in list_readers()]
+    except TransportError as exc:
+        unavailable(f"PC/SC: {exc.reason}")
+        raise
+    missing = [name for name in READERS if name not in names]
+    if missing:
+        unavailable(f"no reader {missing[0]!r}: is vsmartcard-vpcd installed? (readers: {names})")
+    return READERS
+
+
+def card_atr(reader: str) -> bytes | None:
+    """The ATR pcscd shows for `reader` (None when it holds no card)."""
+    from reader.pcsc import list_readers
+
+    return next((info.atr for info in list_readers() if info.name == reader), None)
+
+
+def wait_for(reader: str, present: bool, timeout: float = 5.0) -> None:
+    """Wait until pcscd sees a card in `reader` (or sees it gone); pcscd polls every 400 ms."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (card_atr(reader) is not None) == present:
+            return
+        time.sleep(0.03)
+    raise AssertionError(
+        f"{reader}: card still {'absent' if present else 'present'} after {timeout}s"
+    )
+
+
+class EchoCard:
+    """A bare card: answers 9000 to everything (with the command's data echoed, case 3/4)."""
+
+    def __init__(self) -> None:
+        self.apdus = 0
+
+    def power_on(self) -> bytes:
+        return ATR
+
+    def process(self, apdu: bytes) -> bytes:
+        self.apdus += 1
+        data = apdu[5 : 5 + apdu[4]] if len(apdu) > 5 else b""
+        return data + b"\x90\x00"
+
+    def deactivate(self, reason: str) -> None:
+        """Nothing to save."""
+
+
+@dataclass
+class ServedCard:
+    """A card served in a thread to one vpcd slot."""
+
+    client: VpcdClient
+    thread: threading.Thread
+    reader: str
+    stopped: bool = field(default=False)
+
+    def stop(self) -> None:
+        """Stop serving; wait until pcscd sees the card gone."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.client.stop()
+        self.thread.join(timeout=5)
+        assert not self.thread.is_alive(), "the vpcd loop did not stop"
+        wait_for(self.reader, present=False)
+
+
+Serve = Callable[..., ServedCard]
+
+
+@pytest.fixture
+def serve(pcsc_stack: tuple[str, ...]) -> Iterator[Serve]:
+    """serve(card, slot=0) -> ServedCard: the card is in the reader when this returns; every
+    card served is stopped (and seen gone) at teardown."""
+    served: list[ServedCard] = []
+
+    def start(card: object, slot: int = 0) -> ServedCard:
+        reader = pcsc_stack[slot]
+        wait_for(reader, present=False)
+        client = VpcdClient(card, VpcdConfig(port=PORTS[slot], poll_interval=0.05))  # type: ignore[arg-type]
+        thread = threading.Thread(target=client.serve_forever, name=f"vpcd-{slot}", daemon=True)
+        thread.start()
+        one = ServedCard(client, thread, reader)
+        served.append(one)
+        wait_for(reader, present=True)
+        return one
+
+    yield start
+    for one in served:
+        one.stop()
+
+
+@pytest.fixture
+def echo_card() -> EchoCard:
+    """A fresh bare card."""
+    return EchoCard()
