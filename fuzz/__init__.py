@@ -1,0 +1,1 @@
+"""Fuzz targets for hcepay (issue 8): codecs, the applet and the terminal flow."""
