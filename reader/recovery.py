@@ -1,0 +1,127 @@
+"""Torn-transaction recovery, the terminal's side (PROTOCOL.md §9). Sans-IO.
+
+Before GENERATE AC the terminal holds a pending entry (account, ATC, CDOL1 data). At the next
+contact with that card, after SELECT AID, it sends GET DATA `DF02` and hands the answer to
+`decide`: the payment is recorded once when the card's last answer carries the pending ATC
+and CDOL1 data and its authorization verifies and approves; otherwise the entry is closed
+as not paid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+from apdu import messages
+from apdu.dol import split_dol
+from apdu.errors import DecodeError
+from apdu.response import ResponseAPDU
+from apdu.sw import SW
+from authority.authorization import DynamicData, from_bcd, open_authorization
+from authority.errors import AuthorizationError
+from authority.rsa import RsaPublicKey
+
+
+class Cid(IntEnum):
+    """Cryptogram information data `9F27` (PROTOCOL.md §5.2)."""
+
+    DECLINED = 0x00
+    APPROVED = 0x40
+
+
+class NotPaidReason(StrEnum):
+    """Why a pending entry is closed as not paid (PROTOCOL.md §9)."""
+
+    NO_ANSWER = "the card holds no last answer (6A88)"
+    CARD_ERROR = "the card refused GET DATA DF02"
+    MALFORMED = "the card's last answer is malformed"
+    OTHER_TRANSACTION = "the card's last answer is for another transaction"
+    NOT_VERIFIED = "the last answer's authorization does not verify"
+    MISMATCH = "the authorization does not match the pending entry"
+    DECLINED = "the card declined the payment"
+
+
+@dataclass(frozen=True)
+class PendingEntry:
+    """What the terminal wrote durably before GENERATE AC (PROTOCOL.md §9)."""
+
+    account: bytes  # 5A value, 10 bytes cn F-padded (as in the authorization)
+    atc: int  # the GPO's ATC
+    cdol1_data: bytes  # exactly as sent in GENERATE AC
+
+
+@dataclass(frozen=True)
+class RecordOnce:
+    """The torn payment was approved: record it now, once (the log's (account, ATC) key)."""
+
+    pending: PendingEntry
+    answer: messages.GenerateAcResponse
+    dynamic: DynamicData
+
+
+@dataclass(frozen=True)
+class CloseNotPaid:
+    """Close the pending entry: no payment was made, or none can be proven."""
+
+    pending: PendingEntry
+    reason: NotPaidReason
+    detail: str = ""
+
+
+Decision = RecordOnce | CloseNotPaid
+
+
+def last_answer_command() -> bytes:
+    """`80 CA DF 02 00`, the GET DATA that reads the card's last answer."""
+    return messages.get_data(messages.TAG_LAST_ANSWER).to_bytes()
+
+
+def _expected(pending: PendingEntry) -> tuple[int, int, bytes]:
+    """Amount, currency and unpredictable number from the CDOL1 data (PROTOCOL.md §3)."""
+    values = split_dol(messages.CDOL1, pending.cdol1_data)
+    return from_bcd(values[0x9F02]), from_bcd(values[0x5F2A]), values[0x9F37]
+
+
+def decide(
+    pending: PendingEntry,
+    response: ResponseAPDU,
+    app_key: RsaPublicKey,
+    *,
+    allow_sha1: bool = False,
+) -> Decision:
+    """Record once or close as not paid, from the card's answer to GET DATA DF02 (P§9)."""
+    if response.sw == SW.REFERENCED_DATA_NOT_FOUND:
+        return CloseNotPaid(pending, NotPaidReason.NO_ANSWER)
+    if response.sw != SW.OK:
+        return CloseNotPaid(pending, NotPaidReason.CARD_ERROR, f"{response.sw:04X}")
+    try:
+        last = messages.parse_last_answer(response.data)
+        answer = messages.parse_generate_ac_response(last.answer)
+    except DecodeError as exc:
+        return CloseNotPaid(pending, NotPaidReason.MALFORMED, str(exc))
+    if answer.atc != pending.atc or last.cdol1_data != pending.cdol1_data:
+        return CloseNotPaid(pending, NotPaidReason.OTHER_TRANSACTION, f"ATC {answer.atc}")
+    try:
+        dynamic = open_authorization(
+            app_key, answer.authorization, pending.cdol1_data, allow_sha1=allow_sha1
+        )
+    except AuthorizationError as exc:
+        return CloseNotPaid(pending, NotPaidReason.NOT_VERIFIED, exc.reason.value)
+    try:
+        amount, currency, unpredictable = _expected(pending)
+    except (DecodeError, ValueError, KeyError) as exc:
+        return CloseNotPaid(pending, NotPaidReason.MISMATCH, f"pending CDOL1 data: {exc}")
+    expected = (pending.atc, answer.cid, amount, currency, unpredictable, pending.account)
+    got = (
+        dynamic.atc,
+        dynamic.cid,
+        dynamic.amount,
+        dynamic.currency,
+        dynamic.unpredictable_number,
+        dynamic.account,
+    )
+    if got != expected:
+        return CloseNotPaid(pending, NotPaidReason.MISMATCH)
+    if dynamic.cid != Cid.APPROVED:
+        return CloseNotPaid(pending, NotPaidReason.DECLINED, f"CID {dynamic.cid:02X}")
+    return RecordOnce(pending, answer, dynamic)

@@ -1,0 +1,123 @@
+"""PROTOCOL.md §9, the terminal's decision: record the torn payment once, or close it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from apdu.response import ResponseAPDU
+from authority.rsa import RsaPrivateKey, generate
+from reader.recovery import (
+    CloseNotPaid,
+    NotPaidReason,
+    RecordOnce,
+    decide,
+    last_answer_command,
+)
+
+
+def _ok(data: bytes) -> ResponseAPDU:
+    return ResponseAPDU(data, 0x9000)
+
+
+def test_get_data_df02_command_bytes() -> None:
+    assert last_answer_command() == bytes.fromhex("80CADF0200")
+
+
+def test_approved_last_answer_is_recorded(make_last_answer, app_private: RsaPrivateKey) -> None:
+    pending, last = make_last_answer()
+    decision = decide(pending, _ok(last), app_private.public)
+    assert isinstance(decision, RecordOnce)
+    assert decision.dynamic.amount == 1234
+    assert decision.dynamic.atc == 7
+    assert decision.answer.cid == 0x40
+
+
+def test_no_answer_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
+    pending, _ = make_last_answer()
+    decision = decide(pending, ResponseAPDU(b"", 0x6A88), app_private.public)
+    assert decision == CloseNotPaid(pending, NotPaidReason.NO_ANSWER)
+
+
+def test_card_error_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
+    pending, _ = make_last_answer()
+    decision = decide(pending, ResponseAPDU(b"", 0x6985), app_private.public)
+    assert isinstance(decision, CloseNotPaid)
+    assert decision.reason is NotPaidReason.CARD_ERROR
+
+
+def test_declined_is_not_paid(make_last_answer, app_private: RsaPrivateKey) -> None:
+    pending, last = make_last_answer(cid=0x00)
+    decision = decide(pending, _ok(last), app_private.public)
+    assert isinstance(decision, CloseNotPaid)
+    assert decision.reason is NotPaidReason.DECLINED
+
+
+def test_other_atc_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
+    pending, last = make_last_answer(atc=8)
+    decision = decide(replace(pending, atc=7), _ok(last), app_private.public)
+    assert isinstance(decision, CloseNotPaid)
+    assert decision.reason is NotPaidReason.OTHER_TRANSACTION
+
+
+def test_other_cdol1_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
+    pending, last = make_last_answer()
+    other = replace(pending, cdol1_data=bytes(len(pending.cdol1_data)))
+    decision = decide(other, _ok(last), app_private.public)
+    assert isinstance(decision, CloseNotPaid)
+    assert decision.reason is NotPaidReason.OTHER_TRANSACTION
+
+
+def test_signed_amount_mismatch_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
+    pending, last = make_last_answer(signed_amount=999)
+    decision = decide(pending, _ok(last), app_private.public)
+    assert isinstance(decision, CloseNotPaid)
+    assert decision.reason is NotPaidReason.MISMATCH
+
+
+def test_other_account_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
+    pending, last = make_last_answer()
+    other = replace(pending, account=bytes.fromhex("6200999999999999FFFF"))
+    decision = decide(other, _ok(last), app_private.public)
+    assert isinstance(decision, CloseNotPaid)
+    assert decision.reason is NotPaidReason.MISMATCH
+
+
+def test_wrong_key_does_not_verify(make_last_answer) -> None:
+    pending, last = make_last_answer()
+    stranger = generate(1024, 65537)
+    decision = decide(pending, _ok(last), stranger.public)
+    assert isinstance(decision, CloseNotPaid)
+    assert decision.reason is NotPaidReason.NOT_VERIFIED
+
+
+@settings(max_examples=300, deadline=None)
+@given(position=st.integers(min_value=0, max_value=10_000), value=st.integers(1, 255))
+def test_any_flipped_byte_never_records_a_wrong_payment(
+    make_last_answer, app_private: RsaPrivateKey, position: int, value: int
+) -> None:
+    pending, last = make_last_answer()
+    i = position % len(last)
+    tampered = last[:i] + bytes([last[i] ^ value]) + last[i + 1 :]
+    decision = decide(pending, _ok(tampered), app_private.public)
+    if isinstance(decision, RecordOnce):  # only a flip that keeps the same verified payment
+        assert decision.dynamic.amount == 1234 and decision.dynamic.atc == 7
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=300), sw=st.integers(0, 0xFFFF))
+def test_garbage_gives_a_decision(make_last_answer, app_private, data: bytes, sw: int) -> None:
+    pending, _ = make_last_answer()
+    decision = decide(pending, ResponseAPDU(data, sw), app_private.public)
+    assert isinstance(decision, CloseNotPaid)
+
+
+@pytest.mark.parametrize("cut", [1, 10, 50, 100])
+def test_truncated_answer_is_malformed(make_last_answer, app_private, cut: int) -> None:
+    pending, last = make_last_answer()
+    decision = decide(pending, _ok(last[:-cut]), app_private.public)
+    assert isinstance(decision, CloseNotPaid)
+    assert decision.reason is NotPaidReason.MALFORMED
