@@ -1,0 +1,191 @@
+"""The spool: verified authorizations the log could not take (issue 8, item 2).
+
+When the transaction log cannot be written (read-only folder, disk full, a failing
+connection), the terminal keeps the verified payment in a spool file next to the log,
+`<log>.spool`, one JSON object a line, appended and fsynced. If that folder is not writable
+either, the spool goes to a per-user folder under the system temporary directory. `hcepay log
+recover` imports the spool into the log: each entry once (the log refuses a second
+(account, ATC)), and the entries that could not be imported stay in the spool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+SpoolValue = str | int | None
+SpoolEntry = Mapping[str, SpoolValue]
+
+SPOOL_SUFFIX = ".spool"
+MAX_ENTRIES = 100_000  # bound on one spool file (STYLE.md habit 5)
+MAX_LINE = 64 * 1024
+
+
+class SpoolError(Exception):
+    """The spool could not be written or read; `.reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Imported(Enum):
+    """What the log did with one spooled entry."""
+
+    INSERTED = "inserted"
+    DUPLICATE = "duplicate"  # (account, ATC) already in the log: nothing to do
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """Counts of one `hcepay log recover` run."""
+
+    inserted: int
+    duplicates: int
+    remaining: int
+    bad_lines: int
+
+
+def primary_path(log_path: Path) -> Path:
+    """The spool next to the log: `<log>.spool`."""
+    return log_path.with_name(log_path.name + SPOOL_SUFFIX)
+
+
+def fallback_path(log_path: Path) -> Path:
+    """The spool used when the log's folder is not writable (per user, per log)."""
+    key = hashlib.sha256(str(log_path.resolve()).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"hcepay-spool-{os.getuid()}"
+    return folder / f"{key}{SPOOL_SUFFIX}"
+
+
+def spool_paths(log_path: Path) -> tuple[Path, Path]:
+    """Where a spool for this log may be, in the order they are tried."""
+    return primary_path(log_path), fallback_path(log_path)
+
+
+def _append(path: Path, line: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(f"short write ({written} of {len(line)} bytes)")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def append(log_path: Path, entry: SpoolEntry) -> Path:
+    """Keep one verified payment durably; returns the spool file it went to (SpoolError)."""
+    line = json.dumps(dict(entry), sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    if len(line) > MAX_LINE:
+        raise SpoolError(f"entry of {len(line)} bytes exceeds {MAX_LINE}")
+    errors: list[str] = []
+    for path in spool_paths(log_path):
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _append(path, line)
+        except OSError as exc:
+            errors.append(f"{path}: {exc.strerror or exc}")
+            continue
+        return path
+    raise SpoolError("; ".join(errors))
+
+
+def read(path: Path) -> tuple[list[dict[str, SpoolValue]], int]:
+    """The entries of one spool file and the count of unreadable lines (SpoolError)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return [], 0
+    except OSError as exc:
+        raise SpoolError(f"{path}: {exc.strerror or exc}") from None
+    entries: list[dict[str, SpoolValue]] = []
+    bad = 0
+    for line in raw.splitlines()[:MAX_ENTRIES]:
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line) if len(line) <= MAX_LINE else None
+        except (ValueError, UnicodeDecodeError):
+            value = None
+        if isinstance(value, dict) and all(
+            isinstance(v, str | int) or v is None for v in value.values()
+        ):
+            entries.append(value)
+        else:
+            bad += 1  # a torn last line after a crash mid-append
+    return entries, bad
+
+
+def pending_count(log_path: Path) -> int:
+    """How many spooled entries wait for `hcepay log recover`."""
+    total = 0
+    for path in dict.fromkeys(spool_paths(log_path)):
+        total += len(read(path)[0])
+    return total
+
+
+def _rewrite(path: Path, entries: list[dict[str, SpoolValue]]) -> None:
+    """Replace the spool atomically with the entries still to import (or remove it)."""
+    if not entries:
+        path.unlink(missing_ok=True)
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    data = b"".join(
+        json.dumps(e, sort_keys=True, separators=(",", ":")).encode() + b"\n" for e in entries
+    )
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _keep_unreadable(path: Path) -> None:
+    """Copy the spool aside as `<spool>.bad` before a rewrite drops its unreadable lines."""
+    try:
+        _append(path.with_name(path.name + ".bad"), path.read_bytes())
+    except OSError as exc:
+        raise SpoolError(f"{path}: {exc.strerror or exc}") from None
+
+
+def import_spool(
+    log_path: Path, insert: Callable[[dict[str, SpoolValue]], Imported]
+) -> ImportReport:
+    """Feed every spooled entry to `insert` (the log's writer); keep those that fail.
+
+    `insert` raises on a log that still cannot be written: the entry stays spooled.
+    """
+    inserted = duplicates = remaining = bad_lines = 0
+    for path in dict.fromkeys(spool_paths(log_path)):
+        entries, bad = read(path)
+        bad_lines += bad
+        if bad:
+            _keep_unreadable(path)
+        if not entries:
+            continue
+        keep: list[dict[str, SpoolValue]] = []
+        for entry in entries:
+            try:
+                outcome = insert(entry)
+            except Exception:  # the log is still broken: the entry must not be lost
+                keep.append(entry)
+                continue
+            if outcome is Imported.INSERTED:
+                inserted += 1
+            else:
+                duplicates += 1
+        remaining += len(keep)
+        try:
+            _rewrite(path, keep)
+        except OSError as exc:
+            raise SpoolError(f"{path}: {exc.strerror or exc}") from None
+    return ImportReport(inserted, duplicates, remaining, bad_lines)

@@ -1,0 +1,115 @@
+"""The spool (issue 8 item 2): verified payments the log could not take are kept and imported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reader.spool import (
+    Imported,
+    SpoolError,
+    append,
+    fallback_path,
+    import_spool,
+    pending_count,
+    primary_path,
+    read,
+)
+
+
+def _entry(atc: int) -> dict[str, str | int | None]:
+    return {"account": "6200123456789012FFFF", "atc": atc, "amount": 100 + atc, "cid": 64}
+
+
+def test_append_goes_next_to_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "terminal.db"
+    path = append(log, _entry(1))
+    assert path == primary_path(log) == tmp_path / "terminal.db.spool"
+    assert (path.stat().st_mode & 0o777) == 0o600
+    append(log, _entry(2))
+    assert read(path) == ([_entry(1), _entry(2)], 0)
+    assert pending_count(log) == 2
+
+
+def test_read_only_folder_uses_the_fallback(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    log = folder / "terminal.db"
+    monkeypatch.setattr("reader.spool._append", _failing_for(primary_path(log)))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    path = append(log, _entry(3))
+    assert path == fallback_path(log)
+    assert path.parent.parent == tmp_path / "tmp"
+    assert pending_count(log) == 1
+
+
+def _failing_for(bad: Path):
+    from reader import spool
+
+    real = spool._append
+
+    def append_or_fail(path: Path, line: bytes) -> None:
+        if path == bad:
+            raise OSError(30, "Read-only file system")
+        real(path, line)
+
+    return append_or_fail
+
+
+def test_nowhere_to_write_is_a_typed_error(tmp_path: Path, monkeypatch) -> None:
+    def fail(path: Path, line: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("reader.spool._append", fail)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    with pytest.raises(SpoolError, match="No space left"):
+        append(tmp_path / "terminal.db", _entry(1))
+
+
+def test_import_inserts_once_and_clears(tmp_path: Path) -> None:
+    log = tmp_path / "terminal.db"
+    for atc in (1, 2, 3):
+        append(log, _entry(atc))
+    seen: set[int] = {2}
+
+    def insert(entry: dict[str, str | int | None]) -> Imported:
+        atc = entry["atc"]
+        assert isinstance(atc, int)
+        if atc in seen:
+            return Imported.DUPLICATE
+        seen.add(atc)
+        return Imported.INSERTED
+
+    report = import_spool(log, insert)
+    assert (report.inserted, report.duplicates, report.remaining) == (2, 1, 0)
+    assert not primary_path(log).exists()
+    assert seen == {1, 2, 3}
+    assert import_spool(log, insert).inserted == 0
+
+
+def test_failed_import_keeps_the_entry(tmp_path: Path) -> None:
+    log = tmp_path / "terminal.db"
+    append(log, _entry(1))
+    append(log, _entry(2))
+
+    def insert(entry: dict[str, str | int | None]) -> Imported:
+        if entry["atc"] == 2:
+            raise OSError("disk full")
+        return Imported.INSERTED
+
+    report = import_spool(log, insert)
+    assert (report.inserted, report.remaining) == (1, 1)
+    assert read(primary_path(log))[0] == [_entry(2)]
+
+
+def test_torn_last_line_is_counted_and_kept_aside(tmp_path: Path) -> None:
+    log = tmp_path / "terminal.db"
+    append(log, _entry(1))
+    with primary_path(log).open("ab") as f:
+        f.write(b'{"account":"62001')  # a crash in the middle of an append
+    entries, bad = read(primary_path(log))
+    assert (entries, bad) == ([_entry(1)], 1)
+    report = import_spool(log, lambda e: Imported.INSERTED)
+    assert (report.inserted, report.bad_lines) == (1, 1)
+    assert b'{"account":"62001' in (tmp_path / "terminal.db.spool.bad").read_bytes()
