@@ -1,0 +1,161 @@
+"""Round trips through pcscd + vpcd: our served card next to a bare echo card, same run.
+
+    python bench/transport.py [--apdus 3000] [--payments 30]
+
+Needs a running pcscd with vpcd (`scripts/dev pcscd`), both virtual readers free. Each card
+is served by its own process (as `hcepay card serve` does): the bare card (answers `90 00`)
+on "Virtual PCD 00 00", ours on "Virtual PCD 00 01". Printed:
+- per APDU: the bare round trip (the floor), ours for GET DATA and SELECT PPSE, and the ratio
+  (goal: ours <= 1.2 x bare);
+- a whole payment over vpcd next to the same payment in-process (goal: vpcd <= in-process
+  + 12 bare round trips).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from applet.atr import ATR  # noqa: E402
+from applet.vpcd import VpcdClient, VpcdConfig  # noqa: E402
+
+PROFILE = ROOT / "vectors" / "profiles" / "test-card-1"
+ECHO_READER, CARD_READER = "Virtual PCD 00 00", "Virtual PCD 00 01"
+ECHO_PORT, CARD_PORT = 35963, 35964
+GET_DATA_ATC = bytes.fromhex("80CA9F3600")
+SELECT_PPSE = bytes.fromhex("00A404000E325041592E5359532E444446303100")
+BLOCK = 100  # APDUs per block; blocks of the two cards alternate, so drift hits both alike
+
+
+class EchoCard:
+    """The bare card: `90 00` to everything, nothing else."""
+
+    def power_on(self) -> bytes:
+        return ATR
+
+    def process(self, apdu: bytes) -> bytes:
+        return b"\x90\x00"
+
+    def deactivate(self, reason: str) -> None:
+        """Nothing to do."""
+
+
+def serve(kind: str, port: int, folder: str | None) -> None:
+    """Child process: serve the echo card or our card to vpcd until terminated."""
+    import signal
+
+    if kind == "echo":
+        card: object = EchoCard()
+    else:
+        from applet import open_card
+
+        assert folder is not None
+        card = open_card(Path(folder))
+    client = VpcdClient(card, VpcdConfig(port=port))  # type: ignore[arg-type]
+    signal.signal(signal.SIGTERM, lambda *_: client.stop())
+    client.serve_forever()
+
+
+def wait_present(reader: str, timeout: float = 10.0) -> None:
+    from reader.pcsc import list_readers
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(i.name == reader and i.atr for i in list_readers()):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"bench: no card in {reader} after {timeout}s")
+
+
+def per_apdu(transmit: Callable[[bytes], bytes], apdu: bytes, count: int) -> list[float]:
+    """Seconds per round trip, one sample per APDU."""
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        transmit(apdu)
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--apdus", type=int, default=3000)
+    parser.add_argument("--payments", type=int, default=30)
+    parser.add_argument("--serve", choices=["echo", "card"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port, args.folder)
+        return
+
+    from reader.transport import TransportError
+
+    from reader.pcsc import PcscTransport, list_readers
+
+    try:
+        busy = [i.name for i in list_readers() if i.atr]
+    except TransportError as exc:
+        raise SystemExit(f"bench: {exc.reason} (start it: scripts/dev pcscd)") from None
+    if busy:
+        raise SystemExit(f"bench: readers in use: {busy}; stop the cards served there")
+
+    work = Path(tempfile.mkdtemp(prefix="hcepay-bench-"))
+    folder = work / "card"
+    shutil.copytree(PROFILE, folder)
+    me = [sys.executable, str(Path(__file__).resolve())]
+    children = [
+        subprocess.Popen([*me, "--serve", "echo", "--port", str(ECHO_PORT)]),
+        subprocess.Popen(
+            [*me, "--serve", "card", "--port", str(CARD_PORT), "--folder", str(folder)]
+        ),
+    ]
+    try:
+        wait_present(ECHO_READER)
+        wait_present(CARD_READER)
+        echo, card = PcscTransport(ECHO_READER), PcscTransport(CARD_READER)
+        echo.connect()
+        card.connect()
+        assert card.transmit(SELECT_PPSE)[-2:] == b"\x90\x00", "our card did not answer"
+        samples: dict[str, list[float]] = {"bare": [], "GET DATA": [], "SELECT PPSE": []}
+        for _ in range(max(1, args.apdus // BLOCK)):
+            samples["bare"] += per_apdu(echo.transmit, GET_DATA_ATC, BLOCK)
+            samples["GET DATA"] += per_apdu(card.transmit, GET_DATA_ATC, BLOCK)
+            samples["SELECT PPSE"] += per_apdu(card.transmit, SELECT_PPSE, BLOCK)
+        echo.disconnect()
+        card.disconnect()
+        bare = statistics.median(samples["bare"])
+        print(f"per APDU round trip through pcscd + vpcd (median of {len(samples['bare'])}):")
+        for name, values in samples.items():
+            median = statistics.median(values)
+            mean = statistics.fmean(values)
+            print(
+                f"  {name:12s} {median * 1e6:8.1f} us   x{median / bare:5.2f} of bare"
+                f"   (+{(median - bare) * 1e6:6.1f} us; mean {mean * 1e6:.1f} us)"
+            )
+        payments(folder, work, bare, args.payments)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def payments(folder: Path, work: Path, bare: float, count: int) -> None:
+    """A whole payment over vpcd vs in-process (filled in once reader.flow is there)."""
+    del folder, work, bare, count
+
+
+if __name__ == "__main__":
+    main()
