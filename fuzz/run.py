@@ -66,6 +66,10 @@ def load(name: str) -> Callable[[bytes], None]:
 
 
 def seeds(name: str) -> list[bytes]:
+    own = getattr(importlib.import_module(TARGETS[name][0]), "seeds", None)
+    if callable(own):
+        made: list[bytes] = own()
+        return made
     kind = TARGETS[name][2]
     return command_seeds() if kind == "commands" else response_seeds()
 

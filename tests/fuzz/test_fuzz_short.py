@@ -53,7 +53,6 @@ def test_a_finding_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         "        raise KeyError('planted')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.syspath_prepend(str(ROOT))
     from fuzz import run
 
     monkeypatch.setitem(run.TARGETS, "planted", ("planted_target", "fuzz_planted", "commands"))
