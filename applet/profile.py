@@ -1,0 +1,248 @@
+"""Card folders and profiles (docs/architecture.md): card.json, app.pem, state.json; issuing.
+
+A card folder holds what a card presents (`card.json`), its APP key pair and its durable
+state. A profile in `vectors/profiles/` has the same shape, with published test keys
+(`"published_test_keys": true` in card.json waives the 0600 check on app.pem).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from apdu import messages as m
+from applet.errors import StateFileError
+from applet.payment import CardData, CardEnv, PaymentApplet
+from applet.runtime import CardRuntime
+from applet.state import MAX_USED, CardState
+from applet.store import FileStateStore, StateStore
+from authority.errors import KeyFileError
+from authority.home import write_atomic
+from authority.iso9796 import HASH_SHA256
+from authority.keyfiles import load_private, save_private, save_public
+from authority.license import LicenseFields, account_from_digits, issue_license
+from authority.rsa import RsaPrivateKey
+
+CARD_FILE: Final = "card.json"
+APP_KEY_FILE: Final = "app.pem"
+APP_PUBLIC_FILE: Final = "app.pub.pem"
+CARD_VERSION: Final = 1
+MAX_CARD_TEXT: Final = 64 * 1024
+MAX_HOLDER: Final = 26  # EMV 5F20: 2 to 26 characters
+DEFAULT_CURRENCY: Final = 156
+
+
+@dataclass(frozen=True)
+class CardProfile:
+    """card.json: what a card presents and its credit limit (docs/architecture.md)."""
+
+    account: str  # digits, up to 19
+    expiry: str  # YYMMDD
+    holder: str
+    limit: int  # minor units
+    currency: int  # ISO 4217 numeric
+    ca_index: int
+    license: bytes
+    remainder: bytes
+    exponent: bytes
+    serial: int
+    published_test_keys: bool = False
+
+    def __post_init__(self) -> None:
+        account_from_digits(self.account)
+        if len(self.expiry) != 6 or not self.expiry.isdigit():
+            raise ValueError("expiry must be YYMMDD")
+        if not self.holder.isascii() or len(self.holder) > MAX_HOLDER:
+            raise ValueError(f"holder must be ASCII, at most {MAX_HOLDER} characters")
+        if not 0 <= self.limit <= MAX_USED:
+            raise ValueError("limit must fit n12")
+        if not 0 <= self.currency <= 9999 or not 1 <= self.ca_index <= 0xFF:
+            raise ValueError("currency must fit n4 and ca_index 1..255")
+
+    @property
+    def account_5a(self) -> bytes:
+        """The `5A` value: the digits as cn, F-padded to a whole byte (PROTOCOL.md §1, §4)."""
+        digits = self.account
+        return bytes.fromhex(digits + "F" * (len(digits) % 2))
+
+    def card_data(self) -> CardData:
+        """The applet's view of this card."""
+        return CardData(
+            self.account_5a,
+            bytes.fromhex(self.expiry),
+            self.holder.encode("ascii"),
+            self.ca_index,
+            self.limit,
+            self.license,
+            self.remainder,
+            self.exponent,
+        )
+
+    def to_json(self) -> str:
+        """card.json text."""
+        obj: dict[str, Any] = {
+            "hcepay_card": CARD_VERSION,
+            "account": self.account,
+            "expiry": self.expiry,
+            "holder": self.holder,
+            "limit": self.limit,
+            "currency": self.currency,
+            "ca_index": self.ca_index,
+            "license": self.license.hex().upper(),
+            "remainder": self.remainder.hex().upper(),
+            "exponent": self.exponent.hex().upper(),
+            "serial": self.serial,
+        }
+        if self.published_test_keys:
+            obj["published_test_keys"] = True
+        return json.dumps(obj, indent=2) + "\n"
+
+
+def _field(obj: dict[str, Any], key: str, kind: type) -> Any:
+    value = obj.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"{key!r} must be {kind.__name__}")
+    return value
+
+
+def profile_from_json(text: str) -> CardProfile:
+    """Parse card.json; ValueError names the bad field."""
+    obj = json.loads(text)
+    if not isinstance(obj, dict) or obj.get("hcepay_card") != CARD_VERSION:
+        raise ValueError(f"not an hcepay card (version {CARD_VERSION})")
+    return CardProfile(
+        account=_field(obj, "account", str),
+        expiry=_field(obj, "expiry", str),
+        holder=_field(obj, "holder", str),
+        limit=_field(obj, "limit", int),
+        currency=_field(obj, "currency", int),
+        ca_index=_field(obj, "ca_index", int),
+        license=bytes.fromhex(_field(obj, "license", str)),
+        remainder=bytes.fromhex(_field(obj, "remainder", str)),
+        exponent=bytes.fromhex(_field(obj, "exponent", str)),
+        serial=_field(obj, "serial", int),
+        published_test_keys=obj.get("published_test_keys") is True,
+    )
+
+
+def load_profile(folder: Path) -> CardProfile:
+    """Read `<folder>/card.json`; StateFileError when missing or malformed."""
+    path = folder / CARD_FILE
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_CARD_TEXT + 1)
+        if len(raw) > MAX_CARD_TEXT:
+            raise ValueError("too large")
+        return profile_from_json(raw.decode("utf-8"))
+    except FileNotFoundError:
+        raise StateFileError(str(path), "no such file") from None
+    except OSError as exc:
+        raise StateFileError(str(path), f"cannot read ({exc.strerror})") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise StateFileError(str(path), f"bad card description: {exc}") from None
+
+
+def load_app_key(folder: Path, profile: CardProfile) -> RsaPrivateKey:
+    """The APP private key; StateFileError (a ValueError) when it cannot be used."""
+    try:
+        return load_private(folder / APP_KEY_FILE, published_test_key=profile.published_test_keys)
+    except KeyFileError as exc:
+        raise StateFileError(str(folder / APP_KEY_FILE), str(exc)) from None
+
+
+def open_card(folder: Path, store: StateStore | None = None) -> CardRuntime:
+    """A card ready to serve: the folder's description and key, its state in `store`.
+
+    The default store is the folder's own `state.json` (FileStateStore). Raises
+    StateFileError (a ValueError) or OSError when the folder cannot be used.
+    """
+    profile = load_profile(folder)
+    key = load_app_key(folder, profile)
+    applet = PaymentApplet(CardEnv(profile.card_data(), key))
+    return CardRuntime(applet, store if store is not None else FileStateStore(folder))
+
+
+def record1_value(profile_fields: CardData) -> bytes:
+    """The value of record 1 (inside its 70), which the license hash covers (P§5.1)."""
+    d = profile_fields
+    record = m.Record1(d.account, d.expiry, d.holder, m.cdol1_bytes(), d.ca_index)
+    _, value = m.parse_record1(m.build_record1(record))
+    return value
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    """What `hcepay card issue` asks for."""
+
+    account: str
+    limit: int
+    expiry: str  # YYMMDD, the last day of the expiry month
+    holder: str
+    ca_index: int
+    serial: int
+    currency: int = DEFAULT_CURRENCY
+    published_test_keys: bool = False
+
+
+def issue_card(
+    folder: Path, request: IssueRequest, ca: RsaPrivateKey, app: RsaPrivateKey
+) -> CardProfile:
+    """Write a new card folder: card.json (with a license signed by `ca`), app key pair,
+    and (for a card, not a profile) a fresh state.json. Refuses an existing card.json."""
+    if (folder / CARD_FILE).exists():
+        raise FileExistsError(f"{folder / CARD_FILE} exists already")
+    draft = CardProfile(
+        request.account,
+        request.expiry,
+        request.holder,
+        request.limit,
+        request.currency,
+        request.ca_index,
+        b"",
+        b"",
+        b"",
+        request.serial,
+        request.published_test_keys,
+    )
+    fields = LicenseFields(
+        account=account_from_digits(request.account),
+        expiry=bytes.fromhex(request.expiry[2:4] + request.expiry[0:2]),  # YYMMDD -> MMYY
+        serial=request.serial,
+        hash_algorithm=HASH_SHA256,
+        app_key=app.public,
+    )
+    issued = issue_license(ca, fields, record1_value(draft.card_data()))
+    profile = CardProfile(
+        draft.account,
+        draft.expiry,
+        draft.holder,
+        draft.limit,
+        draft.currency,
+        draft.ca_index,
+        issued.license,
+        issued.remainder,
+        issued.exponent,
+        draft.serial,
+        draft.published_test_keys,
+    )
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    save_private(folder / APP_KEY_FILE, app)
+    save_public(folder / APP_PUBLIC_FILE, app.public)
+    if not request.published_test_keys:
+        FileStateStore(folder).commit(CardState())
+    write_atomic(folder / CARD_FILE, profile.to_json().encode("utf-8"))
+    return profile
+
+
+__all__ = [
+    "CardProfile",
+    "IssueRequest",
+    "issue_card",
+    "load_app_key",
+    "load_profile",
+    "open_card",
+    "profile_from_json",
+    "record1_value",
+]

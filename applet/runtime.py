@@ -1,0 +1,118 @@
+"""The card runtime: parse, route, chain, store, answer (PROTOCOL.md §3, §6; ISO 7816-4 5.1).
+
+`CardRuntime` is the Card every transport serves. It parses the command (`6700` when
+malformed), hands it to the applet, stores the durable part of the new state *before*
+the response leaves (an answer whose state was not stored is never sent), and splits a
+long response into `61xx` parts fetched with GET RESPONSE, or answers `6Cxx` to a non-zero
+Le shorter than the data (without storing anything: the terminal repeats the command).
+A CardError becomes its status word; any other exception is a bug and answers `6F00`.
+Sans-IO: the store is injected.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from apdu.command import CommandAPDU
+from apdu.errors import DecodeError
+from apdu.sw import INS, SW, SW1_MORE_DATA, SW1_WRONG_LE
+from applet.atr import ATR
+from applet.errors import CardError, ConditionsNotSatisfied, IncorrectP1P2, WrongLength
+from applet.payment import AppState, Cla, PaymentApplet
+from applet.store import StateStore
+
+log = logging.getLogger(__name__)
+
+SHORT_LE_MAX: Final = 256
+MAX_COMMAND: Final = 4 + 3 + 65535 + 3  # the longest extended APDU (ISO 7816-4 5.1)
+
+
+def _sw(sw: int) -> bytes:
+    return sw.to_bytes(2, "big")
+
+
+class CardRuntime:
+    """A Card around a PaymentApplet and a StateStore (docs/architecture.md `applet/`)."""
+
+    def __init__(self, applet: PaymentApplet, store: StateStore, atr: bytes = ATR) -> None:
+        self.applet = applet
+        self.store = store
+        self.atr = atr
+        self._state = AppState(store.load())
+        self._pending = b""  # the rest of a chained response
+        self._reload = False  # a commit failed: the stored state is re-read before going on
+
+    @property
+    def state(self) -> AppState:
+        """The applet's current state (durable part and session)."""
+        return self._state
+
+    def power_on(self) -> bytes:
+        """Reset: IDLE, no pending response; answer the ATR."""
+        self._reset()
+        return self.atr
+
+    def deactivate(self, reason: str) -> None:
+        """Power off, deselect or field lost: back to IDLE (P§6)."""
+        log.debug("deactivated: %s", reason)
+        self._reset()
+
+    def process(self, apdu: bytes) -> bytes:
+        """One command APDU in, one response APDU out; never raises."""
+        try:
+            return self._process(bytes(apdu))
+        except CardError as exc:
+            log.debug("%s: %04X %s", apdu[:4].hex().upper(), exc.sw, exc.detail)
+            return _sw(exc.sw)
+        except Exception:  # a bug or a storage failure: 6F00, and nothing was sent
+            log.exception("command %s failed", apdu[:5].hex().upper())
+            return _sw(SW.UNKNOWN)
+
+    def _reset(self) -> None:
+        self._pending = b""
+        self._state = self.applet.reset(self._state)
+
+    def _process(self, apdu: bytes) -> bytes:
+        if self._reload:
+            self._state = AppState(self.store.load())
+            self._reload = False
+        if len(apdu) > MAX_COMMAND:
+            raise WrongLength("command longer than an extended APDU")
+        try:
+            cmd = CommandAPDU.parse(apdu)
+        except DecodeError as exc:
+            raise WrongLength(str(exc)) from None
+        if cmd.ins == INS.GET_RESPONSE and cmd.cla == Cla.ISO:
+            return self._get_response(cmd)
+        self._pending = b""
+        data, new = self.applet.handle(cmd, self._state)
+        if cmd.le is not None and cmd.le < len(data) and (cmd.le != SHORT_LE_MAX or cmd.extended):
+            # 6Cxx: nothing stored, nothing changed; the terminal repeats with Le = xx.
+            return _sw(SW1_WRONG_LE << 8 | min(len(data), SHORT_LE_MAX) % SHORT_LE_MAX)
+        if new.card != self._state.card:
+            self._reload = True
+            self.store.commit(new.card)  # raises: 6F00, the answer is never sent
+            self._reload = False
+        self._state = new
+        limit = cmd.le if cmd.le is not None else SHORT_LE_MAX
+        return self._send(data, limit)
+
+    def _send(self, data: bytes, limit: int) -> bytes:
+        if len(data) <= limit:
+            self._pending = b""
+            return data + _sw(SW.OK)
+        self._pending = data[limit:]
+        left = min(len(self._pending), SHORT_LE_MAX) % SHORT_LE_MAX
+        return data[:limit] + _sw(SW1_MORE_DATA << 8 | left)
+
+    def _get_response(self, cmd: CommandAPDU) -> bytes:
+        """GET RESPONSE: the next part of the pending response (ISO 7816-4 7.6.1)."""
+        if cmd.p1 or cmd.p2:
+            raise IncorrectP1P2("GET RESPONSE takes P1-P2 0000")
+        if cmd.data:
+            raise WrongLength("GET RESPONSE takes no data")
+        if not self._pending:
+            raise ConditionsNotSatisfied("no response to get")
+        limit = cmd.le if cmd.le is not None else SHORT_LE_MAX
+        return self._send(self._pending, limit)

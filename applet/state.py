@@ -1,0 +1,86 @@
+"""The card's durable state: ATC, used credit, the last GENERATE AC answers (PROTOCOL.md §6, §9).
+
+Pure: the JSON shape lives here, the file IO in applet/store.py.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from apdu.messages import LastAnswer
+
+MAX_ATC: Final = 0xFFFF  # b2; at FFFF the card answers 6985 to GPO for ever
+MAX_USED: Final = 999_999_999_999  # n12
+MAX_LAST_ANSWERS: Final = 10  # PROTOCOL.md §9
+STATE_VERSION: Final = 1
+MAX_STATE_TEXT: Final = 64 * 1024
+
+
+@dataclass(frozen=True)
+class CardState:
+    """What survives a power-off: the ATC, the credit used, the last 10 GENERATE AC answers."""
+
+    atc: int = 0
+    used: int = 0
+    last_answers: tuple[LastAnswer, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.atc <= MAX_ATC:
+            raise ValueError(f"ATC {self.atc} outside 0..FFFF")
+        if not 0 <= self.used <= MAX_USED:
+            raise ValueError(f"used credit {self.used} outside n12")
+        if len(self.last_answers) > MAX_LAST_ANSWERS:
+            raise ValueError(f"more than {MAX_LAST_ANSWERS} last answers")
+
+    def with_answer(self, answer: LastAnswer) -> CardState:
+        """This state with `answer` as the newest of the last answers (oldest dropped)."""
+        kept = (*self.last_answers, answer)[-MAX_LAST_ANSWERS:]
+        return replace(self, last_answers=kept)
+
+    @property
+    def last_answer(self) -> LastAnswer | None:
+        """The newest GENERATE AC answer, if any (GET DATA DF02)."""
+        return self.last_answers[-1] if self.last_answers else None
+
+
+def state_to_json(state: CardState) -> str:
+    """The state.json text (hex for bytes)."""
+    obj = {
+        "hcepay_state": STATE_VERSION,
+        "atc": state.atc,
+        "used": state.used,
+        "last_answers": [
+            {"answer": a.answer.hex().upper(), "cdol1_data": a.cdol1_data.hex().upper()}
+            for a in state.last_answers
+        ],
+    }
+    return json.dumps(obj, indent=1) + "\n"
+
+
+def _int(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{key!r} must be an integer")
+    return value
+
+
+def _hex(obj: Any, key: str) -> bytes:
+    if not isinstance(obj, dict) or not isinstance(obj.get(key), str):
+        raise ValueError(f"last answer {key!r} must be a hex string")
+    return bytes.fromhex(obj[key])
+
+
+def state_from_json(text: str) -> CardState:
+    """Parse state.json; ValueError names what is wrong."""
+    if len(text) > MAX_STATE_TEXT:
+        raise ValueError("state text too large")
+    obj = json.loads(text)
+    if not isinstance(obj, dict) or obj.get("hcepay_state") != STATE_VERSION:
+        raise ValueError(f"not an hcepay state (version {STATE_VERSION})")
+    answers = obj.get("last_answers", [])
+    if not isinstance(answers, list) or len(answers) > MAX_LAST_ANSWERS:
+        raise ValueError(f"'last_answers' must be a list of at most {MAX_LAST_ANSWERS}")
+    last = tuple(LastAnswer(_hex(a, "answer"), _hex(a, "cdol1_data")) for a in answers)
+    return CardState(_int(obj, "atc"), _int(obj, "used"), last)
