@@ -1,9 +1,247 @@
-"""Commands registered by this module (placeholder until its issue lands)."""
+"""`hcepay card issue` and `hcepay card send`: make a card, poke a card by hand.
+
+`card_app` is importable so that other modules can add commands to it (`card serve` lives
+in reader/cli_pcsc.py).
+"""
 
 from __future__ import annotations
 
+import calendar
+import re
+import sys
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Protocol
+
 import typer
+
+from applet.profile import IssueRequest, issue_card, open_card
+from authority.errors import KeyFileError
+from authority.home import allocate_serial, ca_private_path, cards_dir, peek_serial
+from authority.keyfiles import load_private
+from authority.rsa import generate
+from reader.cli_common import ExitCode, HomeOption, fail, home_folder, stderr, stdout
+
+card_app = typer.Typer(
+    name="card",
+    help="Issue a card into the home folder, send it APDUs by hand (and serve it).",
+    no_args_is_help=True,
+)
+
+MAX_LINES = 10_000
+MAX_HEX = 2 * (65536 + 9)
+MAX_CARD_FOLDERS = 10_000
+EXPIRY_RE = re.compile(r"^(20\d\d)-(0[1-9]|1[0-2])$")
+
+
+def _minor_units(text: str) -> int:
+    """`1000.00` -> 100000 (at most two decimals, n12)."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        fail(f"bad limit {text!r}: expected an amount like 1000.00")
+    if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")):
+        fail(f"bad limit {text!r}: a non-negative amount with at most 2 decimals")
+    units = int(value * 100)
+    if units > 999_999_999_999:
+        fail(f"limit {text} does not fit 12 digits of minor units")
+    return units
+
+
+def _expiry(text: str | None) -> str:
+    """`2030-12` -> `301231` (YYMMDD, the last day of the month); default: 5 years on."""
+    if text is None:
+        today = date.today()
+        year, month = today.year + 5, today.month
+    else:
+        match = EXPIRY_RE.match(text)
+        if match is None:
+            fail(f"bad expiry {text!r}: expected YYYY-MM (2000-2099)")
+        year, month = int(match[1]), int(match[2])
+    last = calendar.monthrange(year, month)[1]
+    return f"{year % 100:02d}{month:02d}{last:02d}"
+
+
+@card_app.command("issue")
+def issue(
+    account: Annotated[str, typer.Option("--account", help="Credit account id: up to 19 digits.")],
+    limit: Annotated[str, typer.Option("--limit", help="Credit limit, e.g. 1000.00.")],
+    expiry: Annotated[
+        str | None, typer.Option("--expiry", metavar="YYYY-MM", help="Default: 5 years on.")
+    ] = None,
+    bits: Annotated[
+        int, typer.Option("--bits", help="APP key size: 1024..1984, a multiple of 8.")
+    ] = 1984,
+    holder: Annotated[str, typer.Option("--holder", help="Cardholder name (5F20).")] = (
+        "CARDHOLDER"
+    ),
+    currency: Annotated[int, typer.Option("--currency", help="ISO 4217 numeric.")] = 156,
+    ca_index: Annotated[int, typer.Option("--ca-index", help="Authority key index.")] = 1,
+    home: HomeOption = None,
+) -> None:
+    """Issue a card: APP key pair, license signed by the home's authority, state at ATC 0."""
+    if not account.isascii() or not account.isdigit() or not 1 <= len(account) <= 19:
+        fail(f"bad account {account!r}: expected 1 to 19 digits")
+    if bits % 8 or not 1024 <= bits <= 1984:
+        fail(f"bad --bits {bits}: 1024 to 1984, a multiple of 8 (PROTOCOL.md §5)")
+    if not 0 <= currency <= 9999 or not 1 <= ca_index <= 0xFF:
+        fail("--currency must be 0..9999 and --ca-index 1..255")
+    if not holder.isascii() or not 2 <= len(holder) <= 26:
+        fail("--holder must be 2 to 26 ASCII characters")
+    units, yymmdd = _minor_units(limit), _expiry(expiry)
+    root = home_folder(home)
+    folder = cards_dir(root) / account
+    if (folder / "card.json").exists():
+        fail(f"card {account} exists already in {folder}")
+    try:
+        ca = load_private(ca_private_path(root, ca_index))
+        peek_serial(root)
+    except KeyFileError as exc:
+        fail(f"{exc} (run `hcepay authority init` first)")
+    stderr.print(f"generating a {bits}-bit APP key...")
+    app = generate(bits, 3)
+    try:
+        serial = allocate_serial(root)
+        request = IssueRequest(account, units, yymmdd, holder, ca_index, serial, currency)
+        issue_card(folder, request, ca, app)
+    except (KeyFileError, OSError, ValueError) as exc:
+        fail(f"cannot issue card {account}: {exc}")
+    stdout.print(
+        f"issued card {account}: limit {units // 100}.{units % 100:02d}, expiry "
+        f"20{yymmdd[:2]}-{yymmdd[2:4]}, license serial {serial}, in {folder}",
+        markup=False,
+    )
+
+
+class _Link(Protocol):
+    def connect(self) -> bytes: ...
+    def transmit(self, command: bytes) -> bytes: ...
+    def disconnect(self) -> None: ...
+
+
+class _InProcess:
+    """The home's card, loaded and stored like a served card."""
+
+    def __init__(self, folder: Path) -> None:
+        self.card = open_card(folder)
+
+    def connect(self) -> bytes:
+        return self.card.power_on()
+
+    def transmit(self, command: bytes) -> bytes:
+        return self.card.process(command)
+
+    def disconnect(self) -> None:
+        self.card.deactivate("card send done")
+
+
+def _card_folder(home: Path, account: str | None) -> Path:
+    """--card ACCOUNT, else the only card in the home folder."""
+    cards = cards_dir(home)
+    if account is not None:
+        folder = cards / account
+        if not account.isdigit() or not (folder / "card.json").is_file():
+            fail(f"no card {account!r} in {cards} (issue one with `hcepay card issue`)")
+        return folder
+    found: list[Path] = []
+    if cards.is_dir():
+        for i, child in enumerate(sorted(cards.iterdir())):
+            if i >= MAX_CARD_FOLDERS:
+                break
+            if (child / "card.json").is_file():
+                found.append(child)
+    if len(found) != 1:
+        what = "no card" if not found else f"{len(found)} cards (pick one with --card)"
+        fail(f"{what} in {cards}")
+    return found[0]
+
+
+def _commands(apdus: list[str]) -> list[bytes]:
+    """The command APDUs: the arguments, or one per line on stdin with `-`."""
+    lines: Iterator[str]
+    lines = iter(sys.stdin.readline, "") if apdus == ["-"] else iter(apdus)
+    commands: list[bytes] = []
+    for number, line in enumerate(lines, 1):
+        if number > MAX_LINES:
+            fail(f"more than {MAX_LINES} APDUs")
+        text = "".join(line.split("#", 1)[0].split())
+        if not text:
+            continue
+        if len(text) > MAX_HEX:
+            fail(f"APDU {number} longer than {MAX_HEX} hex digits")
+        try:
+            commands.append(bytes.fromhex(text))
+        except ValueError:
+            fail(f"APDU {number} is not hexadecimal: {line.strip()[:40]!r}")
+    if not commands:
+        fail("no APDU to send (give HEX arguments, or - to read them from stdin)")
+    return commands
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """The terminal's TransportError, when reader/transport.py is there."""
+    try:
+        from reader.transport import TransportError
+    except ImportError:
+        return ()
+    return (TransportError,)
+
+
+def _link(in_process: bool, reader: str | None, home: Path | None, card: str | None) -> _Link:
+    if in_process == (reader is not None):
+        fail("pick one of --in-process and --reader NAME")
+    if reader is not None:
+        try:
+            from reader.pcsc import PcscTransport
+        except ImportError:
+            fail("PC/SC support is not available here", ExitCode.TRANSPORT)
+        return PcscTransport(int(reader) if reader.isdigit() else reader)
+    folder = _card_folder(home_folder(home), card)
+    try:
+        return _InProcess(folder)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot open card {folder.name}: {exc}")
+
+
+@card_app.command("send")
+def send(
+    apdus: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[HEX ... | -]", help="Command APDUs in hex; - reads stdin."),
+    ] = None,
+    in_process: Annotated[
+        bool, typer.Option("--in-process", help="Talk to the home's card in this process.")
+    ] = False,
+    reader: Annotated[
+        str | None, typer.Option("--reader", metavar="NAME", help="A PC/SC reader (or index).")
+    ] = None,
+    card: Annotated[
+        str | None, typer.Option("--card", metavar="ACCOUNT", help="Default: the only card.")
+    ] = None,
+    decode: Annotated[bool, typer.Option("--decode", help="Decode each response.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Send raw command APDUs in order, in one session; print each response in hex."""
+    commands = _commands(apdus or [])
+    link = _link(in_process, reader, home, card)
+    from reader.cli_decode import _print_text, decode_response
+
+    try:
+        link.connect()
+        try:
+            for command in commands:
+                response = link.transmit(command)
+                stdout.print(response.hex().upper(), markup=False)
+                if decode:
+                    _print_text(decode_response(response), response, True)
+        finally:
+            link.disconnect()
+    except _transport_errors() as exc:
+        fail(str(getattr(exc, "reason", exc)), ExitCode.TRANSPORT)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the `card` sub-app (issue, send) to the root app."""
+    app.add_typer(card_app, name="card")
