@@ -75,7 +75,7 @@ class Harness:
 
     process: Callable[[bytes], bytes]
     power_on: Callable[[], bytes]
-    state: Callable[[], bytes]
+    state: Callable[[], object]
 
 
 def check_sequence(harness: Harness, commands: list[bytes]) -> None:
