@@ -5,8 +5,7 @@ Invariants, for every command (PROTOCOL.md §6):
 * the status word is one of §6's (`9000`, `61xx`, `6Cxx`, `6700`, `6A80`, `6A82`, `6A83`,
   `6A86`, `6985`, `6A88`, `6D00`, `6E00`); `6F00` means a bug in the applet;
 * the durable state (the card's StateStore) changes only on a `9000` or `61xx` answer (the
-  first part of
-  a long success answer); "an error never changes the state".
+  first part of a long success answer); "an error never changes the state".
 
 Input format: byte 0 picks a genuine prefix (nothing, SELECT AID, + GPO, + READ RECORDs, +
 GENERATE AC); then up to 16 commands, each a length byte and that many bytes; a length byte
