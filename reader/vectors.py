@@ -17,7 +17,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from applet.card import Card
 
 VECTOR_VERSION = 1
 MAX_VECTOR_FILE_BYTES = 1 << 20  # a vector is a few kilobytes; refuse anything absurd
@@ -356,7 +359,7 @@ def vector_to_json(vector: Vector) -> dict[str, Any]:
 
 def dumps(vector: Vector) -> str:
     """The vector as the text of its file: indented JSON, a newline at the end."""
-    return json.dumps(vector_to_json(vector), indent=2) + "\n"
+    return json.dumps(vector_to_json(vector), indent=2, ensure_ascii=False) + "\n"
 
 
 def loads(text: str, where: str = "") -> Vector:
@@ -586,3 +589,53 @@ class ScriptedCard:
             step = self.steps[self.index]
             return Difference(Problem.MISSING_COMMAND, step.command.hex().upper(), "", self.index)
         return self.difference
+
+
+# ---------------------------------------------------------------------------- in-process
+
+
+def profile_folder(profiles: Path, start: CardStart) -> Path:
+    """The folder of the vector's profile; VectorError when it is not there."""
+    folder = profiles / start.profile
+    if not (folder / "card.json").is_file():
+        raise VectorError(f"no profile {start.profile!r} in {profiles}", "card.profile")
+    return folder
+
+
+def in_process_card(start: CardStart, profiles: Path) -> Card:
+    """A fresh card of the vector's profile in its starting state, with an in-memory store.
+
+    The state is the vector's `card` object (ATC, used credit) and no last answers; nothing
+    is written to the profile folder (PROTOCOL.md §8).
+    """
+    from applet.profile import open_card
+    from applet.state import CardState
+    from applet.store import MemoryStateStore
+
+    folder = profile_folder(profiles, start)
+    try:
+        return open_card(folder, MemoryStateStore(CardState(start.atc, start.used)))
+    except (OSError, ValueError) as exc:
+        raise VectorError(f"profile {start.profile!r} cannot be opened: {exc}", "card") from None
+
+
+def replay_card_in_process(vector: Vector, profiles: Path) -> ReplayResult:
+    """Card-side replay against our applet built from the vector's profile and state."""
+    from reader.transport import InProcessTransport
+
+    if vector.card is None:
+        raise VectorError("a card-side vector needs a 'card' object to replay in-process")
+    card = in_process_card(vector.card, profiles)
+    return replay_card_vector(vector, InProcessTransport(card))
+
+
+def replay_vector(vector: Vector, profiles: Path, *, reader: str | None = None) -> ReplayResult:
+    """Replay one vector: card side in-process (or on the card in `reader`), terminal side
+    against a scripted card. VectorError when the vector cannot be set up (bad profile)."""
+    if vector.side is Side.TERMINAL:
+        return replay_terminal_vector(vector, profiles)
+    if reader is None:
+        return replay_card_in_process(vector, profiles)
+    from reader.pcsc import PcscTransport
+
+    return replay_card_vector(vector, PcscTransport(reader))
