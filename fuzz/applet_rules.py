@@ -5,13 +5,18 @@ See fuzz/applet_target.py for the input format and the card under test.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from apdu.sw import SW, SW1_MORE_DATA, SW1_WRONG_LE
 from fuzz.seeds import command_seeds
 
 MAX_COMMANDS = 16
+GENUINE_MARK = 0xF0  # a length byte >= F0 stands for the genuine command number (L - F0)
+MAX_VECTOR_FILES = 1000
+VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "card"
 GENUINE = command_seeds()
 PREFIXES: tuple[tuple[int, ...], ...] = ((), (2,), (2, 3), (2, 3, 4, 5, 6), (2, 3, 4, 5, 6, 7))
 
@@ -54,19 +59,38 @@ def split_input(data: bytes) -> list[bytes]:
     while pos < len(data) and len(commands) < MAX_COMMANDS + 6:
         length = data[pos]
         pos += 1
-        if length < len(GENUINE):
-            commands.append(GENUINE[length])
+        if length >= GENUINE_MARK:
+            commands.append(GENUINE[(length - GENUINE_MARK) % len(GENUINE)])
             continue
         commands.append(data[pos : pos + length])
         pos += length
     return commands
 
 
+def encode_input(prefix: int, commands: list[bytes]) -> bytes:
+    """The inverse of split_input for commands shorter than GENUINE_MARK bytes."""
+    body = b"".join(bytes([len(c)]) + c for c in commands if len(c) < GENUINE_MARK)
+    return bytes([prefix]) + body
+
+
+def vector_seeds(folder: Path) -> list[bytes]:
+    """Each card-side vector's command sequence (PROTOCOL.md §8) as one input."""
+    out: list[bytes] = []
+    for path in sorted(folder.glob("*.json"))[:MAX_VECTOR_FILES]:
+        try:
+            steps = json.loads(path.read_text(encoding="utf-8"))["steps"]
+            commands = [bytes.fromhex(step["c"]) for step in steps[:MAX_COMMANDS]]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        out.append(encode_input(0, commands))
+    return out
+
+
 def seeds() -> list[bytes]:
     """A genuine payment, and each prefix followed by each genuine command."""
     out = [bytes([p]) for p in range(len(PREFIXES))]
-    out += [bytes([p, i]) for p in range(len(PREFIXES)) for i in range(len(GENUINE))]
-    return out
+    out += [bytes([p, GENUINE_MARK + i]) for p in range(len(PREFIXES)) for i in range(len(GENUINE))]
+    return out + vector_seeds(VECTORS)
 
 
 @dataclass

@@ -9,8 +9,9 @@ Invariants, for every command (PROTOCOL.md §6):
 
 Input format: byte 0 picks a genuine prefix (nothing, SELECT AID, + GPO, + READ RECORDs, +
 GENERATE AC); then up to 16 commands, each a length byte and that many bytes; a length byte
-below 16 means "the genuine command number n" (fuzz/seeds.py), so mutations splice real
-commands into random ones.
+F0 + n means "the genuine command number n" (fuzz/seeds.py), so mutations splice real
+commands into random ones. The seeds also hold every card-side vector's command sequence
+(vectors/card/), so the fuzzer mutates the vectors' commands.
 """
 
 from __future__ import annotations

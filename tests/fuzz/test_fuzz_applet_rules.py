@@ -6,11 +6,14 @@ import pytest
 
 from fuzz.applet_rules import (
     GENUINE,
+    VECTORS,
     Harness,
     InvariantError,
     check_sequence,
+    encode_input,
     split_input,
     sw_allowed,
+    vector_seeds,
 )
 
 
@@ -63,7 +66,19 @@ def test_a_bad_card_is_caught(answer: bytes, changes: bool, match: str) -> None:
 def test_split_input_prefix_and_genuine_splices() -> None:
     assert split_input(b"") == []
     assert split_input(b"\x02") == [GENUINE[2], GENUINE[3]]
-    assert split_input(b"\x00\x04") == [GENUINE[4]]
-    raw = b"\x00\x20" + bytes(range(0x20))
-    assert split_input(raw) == [bytes(range(0x20))]
-    assert len(split_input(b"\x04" + b"\x01" * 500)) <= 22
+    assert split_input(b"\x00\xf4") == [GENUINE[4]]
+    raw = b"\x00\x05" + bytes(range(5)) + b"\xf3"
+    assert split_input(raw) == [bytes(range(5)), GENUINE[3]]
+    assert split_input(encode_input(1, [b"\x00\xa4", b"\x80\xca"])) == [
+        GENUINE[2],
+        b"\x00\xa4",
+        b"\x80\xca",
+    ]
+    assert len(split_input(b"\x04" + b"\xf1" * 500)) <= 22
+
+
+def test_vector_commands_are_seeds() -> None:
+    seeds_ = vector_seeds(VECTORS)
+    assert len(seeds_) == len(list(VECTORS.glob("*.json"))) > 0
+    first = split_input(seeds_[0])
+    assert first and first[0][:2] == b"\x00\xa4"
