@@ -179,6 +179,8 @@ def _gpo(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
         raise ConditionsNotSatisfied("ATC exhausted")
     if cmd.p1 or cmd.p2:
         raise IncorrectP1P2("GPO takes P1-P2 0000")
+    if not cmd.data:
+        raise WrongLength("GPO without its 83 template")
     try:
         pdol_data = m.gpo_pdol_data(cmd.data)
     except DecodeError as exc:

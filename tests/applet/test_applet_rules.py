@@ -1,0 +1,229 @@
+"""PROTOCOL.md §6: every malformed or refused command answers its SW and changes nothing;
+the runtime's chaining (61xx, 6Cxx), 6F00 for bugs, and storing before answering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from apdu import messages as m
+from applet.payment import Phase
+from applet.state import CardState
+from applet.store import MemoryStateStore
+
+SELECT_AID = m.select(m.CREDIT_AID).to_bytes()
+SELECT_PSE = m.select(m.PSE_NAME).to_bytes()
+
+
+def setup_commands(term: Any, phase: str) -> list[bytes]:
+    return {
+        "idle": [],
+        "pse": [SELECT_PSE],
+        "selected": [SELECT_AID],
+        "requested": [SELECT_AID, term.gpo()],
+        "done": [SELECT_AID, term.gpo(), term.generate_ac()],
+    }[phase]
+
+
+CASES: list[tuple[str, str, str, int]] = [
+    # (name, phase, command hex or symbolic, SW)
+    ("empty", "requested", "", 0x6700),
+    ("3 bytes", "requested", "80A800", 0x6700),
+    ("Lc longer than data", "selected", "80A8000010830100", 0x6700),
+    ("Lc shorter than data", "requested", "80AE5000010000000000", 0x6700),
+    ("extended length truncated", "selected", "80A800000000", 0x6700),
+    ("GPO without data", "selected", "80A8000000", 0x6700),
+    ("unknown CLA", "requested", "90B2010C00", 0x6E00),
+    ("CLA with channel bits", "requested", "01B2010C00", 0x6E00),
+    ("GPO with CLA 00", "selected", "GPO_CLA00", 0x6E00),
+    ("SELECT with CLA 80", "selected", "80A4040009F0484345504159000100", 0x6E00),
+    ("unknown INS", "requested", "0020008000", 0x6D00),
+    ("SELECT P1 00", "selected", "00A4000009F0484345504159000100", 0x6A86),
+    ("SELECT next occurrence", "selected", "00A4040209F0484345504159000100", 0x6A86),
+    ("SELECT without name", "selected", "00A4040000", 0x6700),
+    ("SELECT unknown AID", "requested", "00A4040007A000000003101000", 0x6A82),
+    ("READ RECORD P2 00", "requested", "00B2010000", 0x6A86),
+    ("READ RECORD P1 00", "requested", "00B2000C00", 0x6A86),
+    ("READ RECORD 4", "requested", "00B2040C00", 0x6A83),
+    ("READ RECORD SFI 2", "requested", "00B2011400", 0x6A83),
+    ("PSE directory record 2", "pse", "00B2020C00", 0x6A83),
+    ("READ RECORD before GPO", "selected", "00B2010C00", 0x6985),
+    ("READ RECORD in idle", "idle", "00B2010C00", 0x6985),
+    ("GPO before SELECT", "idle", "GPO", 0x6985),
+    ("GPO twice", "requested", "GPO", 0x6985),
+    ("GPO P1P2", "selected", "GPO_P1", 0x6A86),
+    ("GPO without 83", "selected", "80A80000028200" + "00", 0x6A80),
+    ("GPO short PDOL data", "selected", "80A8000003830100" + "00", 0x6700),
+    ("GPO amount not BCD", "selected", "GPO_NOT_BCD", 0x6A80),
+    ("GENERATE AC before GPO", "selected", "GENAC", 0x6985),
+    ("second GENERATE AC", "done", "GENAC", 0x6985),
+    ("GENERATE AC P1 80 (ARQC)", "requested", "GENAC_P1", 0x6A86),
+    ("GENERATE AC short CDOL1", "requested", "80AE500003000000" + "00", 0x6700),
+    ("GENERATE AC amount differs", "requested", "GENAC_AMOUNT", 0x6A80),
+    ("GENERATE AC currency differs", "requested", "GENAC_CURRENCY", 0x6A80),
+    ("GET DATA unknown tag", "requested", "80CA9F1300", 0x6A88),
+    ("GET DATA DF02 before any payment", "selected", "80CADF0200", 0x6A88),
+    ("GET DATA with data", "selected", "80CA9F360100" + "00", 0x6700),
+    ("GET RESPONSE with nothing pending", "requested", "00C0000010", 0x6985),
+    ("GET RESPONSE P1P2", "requested", "00C0010010", 0x6A86),
+]
+
+
+def command_for(term: Any, text: str) -> bytes:
+    symbolic = {
+        "GPO": term.gpo(),
+        "GPO_CLA00": b"\x00" + term.gpo()[1:],
+        "GPO_P1": term.gpo()[:2] + b"\x01" + term.gpo()[3:],
+        "GPO_NOT_BCD": term.gpo()[:7] + b"\x0a" + term.gpo()[8:],
+        "GENAC": term.generate_ac(),
+        "GENAC_P1": term.generate_ac()[:2] + b"\x80" + term.generate_ac()[3:],
+        "GENAC_AMOUNT": term.generate_ac(amount=term.amount + 1),
+        "GENAC_CURRENCY": term.generate_ac(currency=978),
+    }
+    return symbolic.get(text) or bytes.fromhex(text)
+
+
+@pytest.mark.parametrize(("name", "phase", "command", "sw"), CASES, ids=[c[0] for c in CASES])
+def test_refused_command_answers_its_sw_and_changes_nothing(
+    make_card: Any, term: Any, name: str, phase: str, command: str, sw: int
+) -> None:
+    store = MemoryStateStore(CardState(atc=5, used=100))
+    card = make_card(store=store)
+    for setup in setup_commands(term, phase):
+        assert term.exchange(card, setup)[1] == 0x9000
+    before, commits = card.state, store.commits
+    assert card.process(command_for(term, command)) == sw.to_bytes(2, "big")
+    assert card.state == before
+    assert (store.commits, store.state) == (commits, before.card)
+
+
+def test_atc_ffff_blocks_gpo_for_ever(make_card: Any, term: Any) -> None:
+    card = make_card(atc=0xFFFE)
+    assert term.exchange(card, SELECT_AID)[1] == 0x9000
+    data, sw = term.exchange(card, term.gpo())
+    assert sw == 0x9000 and m.parse_gpo_response(data).atc == 0xFFFF
+    for _ in range(3):
+        assert term.exchange(card, SELECT_AID)[1] == 0x9000
+        assert card.process(term.gpo()) == b"\x69\x85"
+        card.power_on()
+    assert card.state.card.atc == 0xFFFF
+
+
+def test_amount_differs_then_the_gpo_amount_is_accepted(make_card: Any, term: Any) -> None:
+    card = make_card()
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    assert card.process(term.generate_ac(amount=1)) == b"\x6a\x80"
+    data, sw = term.exchange(card, term.generate_ac())
+    assert sw == 0x9000 and m.parse_generate_ac_response(data).cid == 0x40
+    assert card.state.card.used == term.amount
+
+
+def test_exact_limit_approves_and_one_more_declines(make_card: Any, term: Any) -> None:
+    card = make_card(used=100_000 - 1234)
+    cids = []
+    for _ in range(2):
+        for command in (SELECT_AID, term.gpo()):
+            term.exchange(card, command)
+        data, _ = term.exchange(card, term.generate_ac())
+        cids.append(m.parse_generate_ac_response(data).cid)
+    assert cids == [0x40, 0x00]
+    assert card.state.card.used == 100_000
+    assert term.exchange(card, m.get_data(0xDF01).to_bytes()) == (
+        bytes.fromhex("DF0106") + bytes(6),
+        0x9000,
+    )
+
+
+def test_last_ten_answers_are_kept(make_card: Any, term: Any) -> None:
+    card = make_card()
+    answers = []
+    for _ in range(12):
+        for command in (SELECT_AID, term.gpo()):
+            term.exchange(card, command)
+        answers.append(term.exchange(card, term.generate_ac())[0])
+    kept = card.state.card.last_answers
+    assert [a.answer for a in kept] == answers[-10:]
+    data, sw = term.exchange(card, m.get_data(0xDF02).to_bytes())
+    assert sw == 0x9000 and m.parse_last_answer(data) == m.LastAnswer(answers[-1], term.cdol1())
+
+
+def test_power_on_and_deactivate_return_to_idle(make_card: Any, term: Any) -> None:
+    card = make_card()
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    card.deactivate("field lost")
+    assert card.state.phase == Phase.IDLE and card.state.card.atc == 1
+    assert card.process(term.generate_ac()) == b"\x69\x85"
+
+
+def test_wrong_le_answers_6cxx_and_stores_nothing(make_card: Any, term: Any) -> None:
+    store = MemoryStateStore()
+    card = make_card(store=store)
+    term.exchange(card, SELECT_AID)
+    gpo = term.gpo()
+    assert card.process(gpo[:-1] + b"\x05") == b"\x6c\x11"  # GPO answer: 17 bytes
+    assert store.commits == 0 and card.state.phase == Phase.SELECTED
+    response = card.process(gpo[:-1] + b"\x11")
+    assert response[-2:] == b"\x90\x00" and len(response) == 19 and store.commits == 1
+    genac = term.generate_ac()
+    assert card.process(genac[:-1] + b"\x10") == b"\x6c\x00"  # 265 bytes: 256 or more
+    assert store.commits == 1
+
+
+def test_get_response_in_parts(make_card: Any, term: Any) -> None:
+    card = make_card()
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    first = card.process(term.generate_ac())
+    assert first[-2:] == b"\x61\x09" and len(first) == 258
+    part = card.process(bytes.fromhex("00C0000004"))
+    assert part[-2:] == b"\x61\x05" and len(part) == 6
+    last = card.process(bytes.fromhex("00C0000000"))
+    assert last[-2:] == b"\x90\x00" and len(last) == 7
+    assert card.process(bytes.fromhex("00C0000000")) == b"\x69\x85"
+
+
+def test_another_command_drops_the_pending_response(make_card: Any, term: Any) -> None:
+    card = make_card()
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    assert card.process(term.generate_ac())[-2] == 0x61
+    assert card.process(m.get_data(0x9F36).to_bytes())[-2:] == b"\x90\x00"
+    assert card.process(bytes.fromhex("00C0000009")) == b"\x69\x85"
+
+
+class FailingStore(MemoryStateStore):
+    """A store whose commits fail while `failing` is set."""
+
+    failing = False
+
+    def commit(self, state: CardState) -> None:
+        if self.failing:
+            raise OSError("disk full")
+        super().commit(state)
+
+
+def test_an_answer_whose_state_was_not_stored_is_never_sent(make_card: Any, term: Any) -> None:
+    store = FailingStore()
+    card = make_card(store=store)
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    store.failing = True
+    assert card.process(term.generate_ac()) == b"\x6f\x00"
+    assert card.state.card.used == 0 and store.state.used == 0
+    store.failing = False
+    assert card.process(m.get_data(0xDF01).to_bytes()) == bytes.fromhex("DF01060000001000009000")
+
+
+def test_a_bug_answers_6f00(make_card: Any, term: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    card = make_card()
+    term.exchange(card, SELECT_AID)
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(card.applet, "handle", broken)
+    assert card.process(term.gpo()) == b"\x6f\x00"
+    assert card.state.card.atc == 0
