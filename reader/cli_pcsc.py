@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from applet.vpcd import DEFAULT_HOST, DEFAULT_PORT, VpcdClient, VpcdConfig, parse_endpoint
+from authority.home import cards_dir
 from reader.cli_common import ExitCode, HomeOption, JsonOption, fail, home_folder, stderr, stdout
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def readers(as_json: JsonOption = False) -> None:
 
 def _card_folder(home: Path, account: str | None) -> Path:
     """The card folder to serve: --card ACCOUNT, else the only card in the home folder."""
-    cards = home / "cards"
+    cards = cards_dir(home)
     if account is not None:
         if not account.isdigit() or len(account) > 19:
             fail(f"bad account {account!r}: expected up to 19 digits")
