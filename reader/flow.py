@@ -1,0 +1,328 @@
+"""The payment, terminal side, as a sans-IO generator of commands (PROTOCOL.md §3, §4, §7).
+
+`payment(cfg, request, env, keys)` yields each CommandAPDU and receives its ResponseAPDU:
+SELECT PPSE, SELECT AID, GET PROCESSING OPTIONS, READ RECORD 1-3, then — after the checks
+of PROTOCOL.md §7 (1-3) — it yields a `PendingEntry` (PROTOCOL.md §9: the driver writes it
+durably and sends back None) and only then GENERATE AC. It returns an `Outcome` once check 4
+has passed, or raises the CheckError of the first check that fails. Time, the unpredictable
+number and the keys are injected (`Env`, `KeyStore`), so a payment replays byte for byte.
+
+`drive(flow, transport)` runs a flow over a transport; `pay(...)` adds the journal (the
+transaction log): pending entry before GENERATE AC, the row after every check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Protocol
+
+from apdu import messages as m
+from apdu.command import CommandAPDU
+from apdu.dol import DolEntry, fill_dol, parse_dol
+from apdu.errors import DecodeError
+from apdu.response import ResponseAPDU
+from authority.authorization import MAX_AMOUNT, bcd
+from authority.keystore import KeyStore
+from authority.license import account_digits, pad_account
+from reader import checks
+from reader.checks import Cid, ResponseError
+from reader.recovery import PendingEntry
+from reader.transport import Transport
+from reader.vectors import Verdict
+
+MAX_EFFECTS: Final = 32  # the flow yields 9; anything beyond is a bug in a flow
+TERMINAL_ID_LENGTH: Final = 8  # 9F1C an8
+MERCHANT_ID_LENGTH: Final = 15  # 9F16 an15
+PURCHASE: Final = 0x00  # 9C transaction type
+AIP_COMBINED_SIGNATURE: Final = 0x01  # AIP byte 1 bit 1 (PROTOCOL.md §3)
+RECORDS: Final = 3
+
+Effect = CommandAPDU | PendingEntry
+
+
+def _an(value: str, length: int, what: str) -> str:
+    if not value or len(value) > length or not value.isascii() or not value.isprintable():
+        raise ValueError(f"{what} must be 1 to {length} printable ASCII characters")
+    return value
+
+
+@dataclass(frozen=True)
+class TerminalConfig:
+    """Who the terminal is (`9F1C` an8, `9F16` an15, `9F1A` n4) and what it accepts."""
+
+    terminal_id: str
+    merchant_id: str
+    country: int = 156
+    allow_sha1: bool = False
+
+    def __post_init__(self) -> None:
+        _an(self.terminal_id, TERMINAL_ID_LENGTH, "terminal id")
+        _an(self.merchant_id, MERCHANT_ID_LENGTH, "merchant id")
+        if not 0 <= self.country <= 999:
+            raise ValueError("country must be an ISO 3166 numeric code (0..999)")
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    """What is asked: the amount in minor units (n12) and the ISO 4217 numeric currency."""
+
+    amount: int
+    currency: int = 156
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.amount <= MAX_AMOUNT:
+            raise ValueError("amount must be 0 to 999999999999 minor units (n12)")
+        if not 0 <= self.currency <= 999:
+            raise ValueError("currency must be an ISO 4217 numeric code (0..999)")
+
+
+@dataclass(frozen=True)
+class Env:
+    """Injected per transaction: the clock and a fresh 4-byte unpredictable number (CSPRNG)."""
+
+    now: datetime
+    unpredictable_number: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.unpredictable_number) != 4:
+            raise ValueError("the unpredictable number is 4 bytes")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A payment that passed checks 1-4: everything PROTOCOL.md §7 asks the log to keep."""
+
+    verdict: Verdict
+    time: datetime
+    terminal_id: str
+    merchant_id: str
+    account: str  # digits of 5A
+    amount: int
+    currency: int
+    atc: int
+    unpredictable_number: bytes
+    cid: int
+    serial: int
+    ca_index: int
+    authorization: bytes  # 9F4B as received
+    license: bytes  # 9F46
+    remainder: bytes  # 9F48 (may be empty)
+    exponent: bytes  # 9F47
+    record1_value: bytes  # what the license hash covers
+    cdol1_data: bytes  # exactly as sent
+
+    @property
+    def approved(self) -> bool:
+        """The card approved (and deducted)."""
+        return self.verdict is Verdict.APPROVED
+
+
+def dol_values(cfg: TerminalConfig, request: PaymentRequest, env: Env) -> dict[int, bytes]:
+    """The terminal's data elements for the PDOL and CDOL1 (PROTOCOL.md §3)."""
+    return {
+        0x9F02: bcd(request.amount, 6),
+        0x5F2A: bcd(request.currency, 2),
+        0x9F37: env.unpredictable_number,
+        0x9F1A: bcd(cfg.country, 2),
+        0x9A: bytes.fromhex(env.now.strftime("%y%m%d")),
+        0x9F21: bytes.fromhex(env.now.strftime("%H%M%S")),
+        0x9C: bytes([PURCHASE]),
+        0x9F16: cfg.merchant_id.ljust(MERCHANT_ID_LENGTH).encode("ascii"),
+        0x9F1C: cfg.terminal_id.ljust(TERMINAL_ID_LENGTH).encode("ascii"),
+    }
+
+
+def _exchange(cmd: CommandAPDU) -> Generator[Effect, ResponseAPDU | None, ResponseAPDU]:
+    response = yield cmd
+    if response is None:
+        raise ResponseError(f"no response to {cmd.to_bytes()[:4].hex().upper()}")
+    return response
+
+
+def _dol(step: str, raw: bytes) -> tuple[DolEntry, ...]:
+    try:
+        return parse_dol(raw)
+    except DecodeError as exc:
+        raise ResponseError(f"{step}: {exc}") from None
+
+
+def payment(
+    cfg: TerminalConfig, request: PaymentRequest, env: Env, keys: KeyStore
+) -> Generator[Effect, ResponseAPDU | None, Outcome]:
+    """One payment (PROTOCOL.md §3 steps, §7 checks 1-4 in order)."""
+    today = env.now.date()
+    values = dol_values(cfg, request, env)
+
+    step = "SELECT PPSE"
+    rsp = yield from _exchange(m.select(m.PPSE_NAME))
+    ppse = checks.parsed(step, m.parse_ppse_fci, checks.ok_data(step, rsp))
+    if not any(e.aid == m.CREDIT_AID for e in ppse.entries):
+        raise ResponseError("SELECT PPSE: the directory lists no credit payment app")
+
+    step = "SELECT AID"
+    rsp = yield from _exchange(m.select(m.CREDIT_AID))
+    fci = checks.parsed(step, m.parse_app_fci, checks.ok_data(step, rsp))
+    if fci.aid != m.CREDIT_AID:
+        raise ResponseError(f"SELECT AID: the FCI names AID {fci.aid.hex().upper()}")
+    pdol_data = fill_dol(_dol(step, fci.pdol), values)
+
+    step = "GET PROCESSING OPTIONS"
+    rsp = yield from _exchange(m.gpo(pdol_data))
+    gpo = checks.parsed(step, m.parse_gpo_response, checks.ok_data(step, rsp))
+    if not gpo.aip[0] & AIP_COMBINED_SIGNATURE:
+        raise ResponseError(f"{step}: the AIP {gpo.aip.hex().upper()} offers no authorization")
+    if gpo.afl != m.AFL:
+        raise ResponseError(f"{step}: AFL {gpo.afl.hex().upper()}, expected 08010301")
+
+    answers: list[bytes] = []
+    for record in range(1, RECORDS + 1):
+        step = f"READ RECORD {record}"
+        rsp = yield from _exchange(m.read_record(record))
+        answers.append(checks.ok_data(step, rsp))
+    rec1, rec1_value = checks.parsed("READ RECORD 1", m.parse_record1, answers[0])
+    rec2 = checks.parsed("READ RECORD 2", m.parse_record2, answers[1])
+    rec3 = checks.parsed("READ RECORD 3", m.parse_record3, answers[2])
+    cdol1 = _dol("READ RECORD 1", rec1.cdol1)
+    try:
+        account = account_digits(pad_account(rec1.account))
+    except ValueError:
+        raise ResponseError("READ RECORD 1: 5A is not a cn account id") from None
+
+    ca = checks.authority_key(keys, rec1.ca_index, today)
+    records = checks.CardRecords(
+        rec1.account, rec1_value, rec2.license, rec3.remainder, rec3.exponent
+    )
+    fields = checks.license_fields(
+        ca.key, records, today=today, revoked=keys.revoked, allow_sha1=cfg.allow_sha1
+    )
+
+    cdol1_data = fill_dol(cdol1, values)
+    sent = yield PendingEntry(pad_account(rec1.account), gpo.atc, cdol1_data)
+    if sent is not None:
+        raise ResponseError("the driver answered a pending entry with a response")
+
+    step = "GENERATE AC"
+    rsp = yield from _exchange(m.generate_ac(cdol1_data))
+    gac = checks.parsed(step, m.parse_generate_ac_response, checks.ok_data(step, rsp))
+    expected = checks.Expected(
+        gpo.atc, request.amount, request.currency, env.unpredictable_number, rec1.account
+    )
+    checks.authorization(
+        fields.app_key,
+        cid=gac.cid,
+        atc=gac.atc,
+        signature=gac.authorization,
+        cdol1_data=cdol1_data,
+        expected=expected,
+        allow_sha1=cfg.allow_sha1,
+    )
+    return Outcome(
+        verdict=Verdict.APPROVED if gac.cid == Cid.APPROVED else Verdict.DECLINED,
+        time=env.now,
+        terminal_id=cfg.terminal_id,
+        merchant_id=cfg.merchant_id,
+        account=account,
+        amount=request.amount,
+        currency=request.currency,
+        atc=gpo.atc,
+        unpredictable_number=env.unpredictable_number,
+        cid=gac.cid,
+        serial=fields.serial,
+        ca_index=rec1.ca_index,
+        authorization=gac.authorization,
+        license=rec2.license,
+        remainder=rec3.remainder,
+        exponent=rec3.exponent,
+        record1_value=rec1_value,
+        cdol1_data=cdol1_data,
+    )
+
+
+def drive(
+    flow: Generator[Effect, ResponseAPDU | None, Outcome],
+    transport: Transport,
+    on_pending: Callable[[PendingEntry], None] | None = None,
+) -> Outcome:
+    """Run `flow` over a connected transport; `on_pending` stores the pending entry (§9)."""
+    try:
+        effect = next(flow)
+        for _ in range(MAX_EFFECTS):
+            reply: ResponseAPDU | None = None
+            if isinstance(effect, PendingEntry):
+                if on_pending is not None:
+                    on_pending(effect)
+            else:
+                raw = transport.transmit(effect.to_bytes())
+                try:
+                    reply = ResponseAPDU.parse(raw)
+                except DecodeError:
+                    flow.close()
+                    raise ResponseError(
+                        f"{effect.to_bytes()[:4].hex().upper()}: response of {len(raw)} bytes, "
+                        "shorter than a status word"
+                    ) from None
+            effect = flow.send(reply)
+    except StopIteration as stop:
+        outcome: Outcome = stop.value
+        return outcome
+    flow.close()
+    raise ResponseError(f"the flow did not end within {MAX_EFFECTS} steps")
+
+
+class Journal(Protocol):
+    """Where a terminal keeps its transactions (reader/log.py's TransactionLog)."""
+
+    def write_pending(self, pending: PendingEntry, now: datetime) -> None:
+        """Store the pending entry durably before GENERATE AC (PROTOCOL.md §9)."""
+        ...
+
+    def close_pending(self, pending: PendingEntry) -> None:
+        """Close a pending entry after a refusal."""
+        ...
+
+    def record(self, outcome: Outcome) -> int:
+        """Store the checked transaction (and close its pending entry); the row id.
+        Raises ReplayError for an (account, ATC) already stored (check 5)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Paid:
+    """A payment the terminal decided and recorded: the outcome and its log row."""
+
+    outcome: Outcome
+    row_id: int
+
+
+def pay(
+    transport: Transport,
+    cfg: TerminalConfig,
+    request: PaymentRequest,
+    env: Env,
+    keys: KeyStore,
+    journal: Journal,
+) -> Paid:
+    """One whole payment: connect, run the flow, record; CheckError or TransportError.
+
+    A TransportError after the pending entry leaves it open: a torn transaction, which
+    the next contact with the card resolves (PROTOCOL.md §9).
+    """
+    pending: list[PendingEntry] = []
+
+    def keep(entry: PendingEntry) -> None:
+        journal.write_pending(entry, env.now)
+        pending.append(entry)
+
+    transport.connect()
+    try:
+        try:
+            outcome = drive(payment(cfg, request, env, keys), transport, keep)
+        except checks.CheckError:
+            for entry in pending:
+                journal.close_pending(entry)
+            raise
+    finally:
+        transport.disconnect()
+    return Paid(outcome, journal.record(outcome))

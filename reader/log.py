@@ -1,0 +1,266 @@
+"""The terminal's transaction log: SQLite at <home>/terminal.db (PROTOCOL.md §7, §9).
+
+WAL journal, `synchronous=FULL` (each commit is on disk when it returns), a schema version in
+`user_version` with one migration per version. `UNIQUE(account, atc)`: a second row for the
+same (account, ATC) is refused with ReplayError (check 5). Each row keeps what §7 lists plus
+the license, remainder, exponent, record 1 value and CDOL1 data, so `verify` can re-open the
+license and the authorization later with the authority's public key. The `pending` table holds
+the entries written before GENERATE AC (PROTOCOL.md §9); recording a row closes its entry in
+the same transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+from reader.checks import ReplayError
+from reader.flow import Outcome
+from reader.recovery import PendingEntry
+from reader.vectors import Verdict
+
+LOG_FILE: Final = "terminal.db"
+SCHEMA_VERSION: Final = 1
+MAX_ROWS: Final = 1_000_000  # bound on one listing
+BUSY_TIMEOUT_S: Final = 10.0
+
+# One entry per version: the statements that take a log from version N-1 to N.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """CREATE TABLE transactions (
+            id INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            terminal_id TEXT NOT NULL,
+            merchant_id TEXT NOT NULL,
+            account TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            currency INTEGER NOT NULL,
+            atc INTEGER NOT NULL,
+            unpredictable_number BLOB NOT NULL,
+            cid INTEGER NOT NULL,
+            serial INTEGER NOT NULL,
+            ca_index INTEGER NOT NULL,
+            authorization BLOB NOT NULL,
+            license BLOB NOT NULL,
+            remainder BLOB NOT NULL,
+            exponent BLOB NOT NULL,
+            record1_value BLOB NOT NULL,
+            cdol1_data BLOB NOT NULL,
+            UNIQUE (account, atc)
+        )""",
+        """CREATE TABLE pending (
+            account BLOB NOT NULL,
+            atc INTEGER NOT NULL,
+            cdol1_data BLOB NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (account, atc)
+        )""",
+    ),
+)
+
+
+class LogError(Exception):
+    """The log cannot be opened or written; `.reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One recorded transaction: its row id and what the terminal decided and checked."""
+
+    id: int
+    outcome: Outcome
+
+
+_COLUMNS: Final = tuple(f.name for f in fields(Outcome) if f.name != "verdict")
+# Column names are this module's constants (Outcome's fields), never input.
+_INSERT: Final = (
+    f"INSERT INTO transactions ({', '.join(_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+_SELECT: Final = f"SELECT id, {', '.join(_COLUMNS)} FROM transactions ORDER BY id LIMIT ?"  # noqa: S608
+
+
+def log_path(home: Path) -> Path:
+    """<home>/terminal.db."""
+    return home / LOG_FILE
+
+
+def _verdict(cid: int) -> Verdict:
+    return Verdict.APPROVED if cid == 0x40 else Verdict.DECLINED
+
+
+def outcome_to_json(outcome: Outcome) -> dict[str, str | int]:
+    """The outcome as a flat JSON object (hex for bytes, ISO 8601 for the time)."""
+    out: dict[str, str | int] = {}
+    for key, value in asdict(outcome).items():
+        if isinstance(value, bytes):
+            out[key] = value.hex().upper()
+        elif isinstance(value, datetime):
+            out[key] = value.isoformat()
+        else:
+            out[key] = str(value) if key == "verdict" else value
+    return out
+
+
+def outcome_from_json(obj: Mapping[str, str | int | None]) -> Outcome:
+    """The inverse of `outcome_to_json`; ValueError (or KeyError) when malformed."""
+    values: dict[str, object] = {}
+    for f in fields(Outcome):
+        raw = obj[f.name]
+        if f.name == "verdict":
+            values[f.name] = Verdict(str(raw))
+        elif f.name == "time":
+            values[f.name] = datetime.fromisoformat(str(raw))
+        elif f.type in ("bytes", bytes):
+            values[f.name] = bytes.fromhex(str(raw))
+        elif f.type in ("int", int):
+            if not isinstance(raw, int):
+                raise ValueError(f"{f.name} must be an integer")
+            values[f.name] = raw
+        else:
+            values[f.name] = str(raw)
+    return Outcome(**values)  # type: ignore[arg-type]
+
+
+class TransactionLog:
+    """The SQLite transaction log (one connection; close it, or use it as a context)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise LogError(f"cannot open {path}: {exc}") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise LogError(f"cannot use {path}: {exc}") from None
+
+    def __enter__(self) -> TransactionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    @property
+    def version(self) -> int:
+        """The schema version stored in `user_version`."""
+        row = self._db.execute("PRAGMA user_version").fetchone()
+        return int(row[0])
+
+    def _migrate(self) -> None:
+        """Bring the schema to SCHEMA_VERSION, one version per transaction."""
+        current = self.version
+        if current > SCHEMA_VERSION:
+            raise LogError(
+                f"{self.path} has schema version {current}; this hcepay knows up to "
+                f"{SCHEMA_VERSION}"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[version - 1]:
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {version:d}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def write_pending(self, pending: PendingEntry, now: datetime) -> None:
+        """Store the pending entry durably before GENERATE AC (PROTOCOL.md §9)."""
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO pending (account, atc, cdol1_data, created) "
+                "VALUES (?, ?, ?, ?)",
+                (pending.account, pending.atc, pending.cdol1_data, now.isoformat()),
+            )
+        except sqlite3.Error as exc:
+            raise LogError(f"cannot write the pending entry: {exc}") from None
+
+    def close_pending(self, pending: PendingEntry) -> None:
+        """Close a pending entry (a refusal, or a decision of PROTOCOL.md §9)."""
+        try:
+            self._db.execute(
+                "DELETE FROM pending WHERE account = ? AND atc = ?",
+                (pending.account, pending.atc),
+            )
+        except sqlite3.Error as exc:
+            raise LogError(f"cannot close the pending entry: {exc}") from None
+
+    def pending(self) -> list[PendingEntry]:
+        """The open pending entries (torn transactions waiting for the card)."""
+        rows = self._db.execute(
+            "SELECT account, atc, cdol1_data FROM pending ORDER BY created LIMIT ?", (MAX_ROWS,)
+        )
+        return [PendingEntry(bytes(a), int(t), bytes(c)) for a, t, c in rows]
+
+    def record(self, outcome: Outcome) -> int:
+        """Store a checked transaction and close its pending entry, in one durable commit.
+
+        ReplayError when (account, ATC) is stored already (PROTOCOL.md §7 check 5): nothing
+        is stored, and the pending entry for that (account, ATC) is closed.
+        """
+        values = [getattr(outcome, c) for c in _COLUMNS]
+        values[_COLUMNS.index("time")] = outcome.time.isoformat()
+        padded = bytes.fromhex(outcome.account.ljust(20, "F"))
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = self._db.execute(_INSERT, values)
+            except sqlite3.IntegrityError:
+                self._db.execute("ROLLBACK")
+                self.close_pending(PendingEntry(padded, outcome.atc, outcome.cdol1_data))
+                raise ReplayError(
+                    f"account {outcome.account} ATC {outcome.atc:04X} is in the log already"
+                ) from None
+            self._db.execute(
+                "DELETE FROM pending WHERE account = ? AND atc = ?", (padded, outcome.atc)
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise LogError(f"cannot record the transaction: {exc}") from None
+        row_id = cursor.lastrowid
+        if row_id is None:
+            raise LogError("the log returned no row id")
+        return row_id
+
+    def contains(self, account: str, atc: int) -> bool:
+        """Whether (account, ATC) is recorded already."""
+        row = self._db.execute(
+            "SELECT 1 FROM transactions WHERE account = ? AND atc = ?", (account, atc)
+        ).fetchone()
+        return row is not None
+
+    def count(self) -> int:
+        """How many transactions are recorded."""
+        return int(self._db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
+
+    def rows(self, limit: int = MAX_ROWS) -> Iterator[LogRow]:
+        """The recorded transactions, oldest first (at most `limit`)."""
+        cursor = self._db.execute(_SELECT, (min(limit, MAX_ROWS),))
+        for row in cursor:
+            values = dict(zip(_COLUMNS, row[1:], strict=True))
+            values["time"] = datetime.fromisoformat(values["time"])
+            for key, value in values.items():
+                if isinstance(value, memoryview):
+                    values[key] = bytes(value)
+            yield LogRow(int(row[0]), Outcome(verdict=_verdict(values["cid"]), **values))

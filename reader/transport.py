@@ -1,0 +1,167 @@
+"""Transports: one small interface, wrappers stacked on it (apdu4j's shape; ISO 7816-4 5.3).
+
+`Transport.transmit(command) -> response` moves whole APDUs. `InProcessTransport` wraps a
+Card (applet/card.py). `ChainingTransport` handles `61xx` (GET RESPONSE) and `6Cxx` (repeat
+the command, data kept, with the Le the card asked for) once, above every transport, with a
+bound on the rounds (PROTOCOL.md §3). `TracingTransport` records every (command, response)
+pair it sees, for `--trace` (PROTOCOL.md §8). Every failure is one `TransportError(reason)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Final, Protocol
+
+from apdu import messages
+from apdu.command import CommandAPDU
+from apdu.errors import DecodeError, EncodeError
+from apdu.sw import SW1_MORE_DATA, SW1_WRONG_LE
+
+if TYPE_CHECKING:
+    from applet.card import Card
+
+MAX_CHAIN_ROUNDS: Final = 64  # GET RESPONSE rounds for one command (64 x 256 bytes)
+MAX_WRONG_LE_ROUNDS: Final = 2  # a second 6Cxx after a repeat is the card's fault
+MAX_RESPONSE_BYTES: Final = 65536 + 2
+SHORT_LE_MAX: Final = 256
+MAX_TRACE_STEPS: Final = 1024
+
+
+class TransportError(Exception):
+    """A transport failed; `.reason` says how ("card removed", "no reader named X", ...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Transport(Protocol):
+    """What every transport offers the terminal (docs/architecture.md `reader/`)."""
+
+    name: str
+
+    def connect(self) -> bytes:
+        """Power the card on; the ATR."""
+        ...
+
+    def transmit(self, command: bytes) -> bytes:
+        """One command APDU out, one response APDU (data + SW) back; TransportError."""
+        ...
+
+    def disconnect(self) -> None:
+        """Release the card."""
+        ...
+
+
+class InProcessTransport:
+    """The card in this process: a Card's three methods behind the Transport interface."""
+
+    def __init__(self, card: Card, name: str = "in-process") -> None:
+        self.card = card
+        self.name = name
+        self._connected = False
+
+    def connect(self) -> bytes:
+        """Power on: the card's ATR."""
+        atr = self.card.power_on()
+        self._connected = True
+        return atr
+
+    def transmit(self, command: bytes) -> bytes:
+        """Hand the command to the card (which never raises)."""
+        if not self._connected:
+            raise TransportError("card not powered (connect first)")
+        return self.card.process(bytes(command))
+
+    def disconnect(self) -> None:
+        """Field off: the card goes back to IDLE, its durable state kept."""
+        if self._connected:
+            self._connected = False
+            self.card.deactivate("field off")
+
+
+def _status(response: bytes) -> tuple[int, int]:
+    if len(response) < 2:
+        return -1, -1
+    return response[-2], response[-1]
+
+
+class ChainingTransport:
+    """`61xx` and `6Cxx` handled once, with bounded rounds (PROTOCOL.md §3, ISO 7816-4 5.3.4).
+
+    A `6Cxx` answer repeats the same command (its data kept) with Le = xx; a `61xx` answer
+    is followed by GET RESPONSE until the card answers anything else. A response shorter
+    than a status word is passed up unchanged: the flow refuses it (PROTOCOL.md §7 check 1).
+    """
+
+    def __init__(self, inner: Transport, max_rounds: int = MAX_CHAIN_ROUNDS) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.max_rounds = max_rounds
+
+    def connect(self) -> bytes:
+        """Connect the inner transport."""
+        return self.inner.connect()
+
+    def disconnect(self) -> None:
+        """Disconnect the inner transport."""
+        self.inner.disconnect()
+
+    def transmit(self, command: bytes) -> bytes:
+        """The whole response to `command`, chaining resolved."""
+        response = self.inner.transmit(command)
+        for _ in range(MAX_WRONG_LE_ROUNDS):
+            sw1, sw2 = _status(response)
+            if sw1 != SW1_WRONG_LE:
+                break
+            response = self.inner.transmit(_with_le(command, sw2 or SHORT_LE_MAX))
+        else:
+            if _status(response)[0] == SW1_WRONG_LE:
+                raise TransportError("the card keeps answering 6Cxx (wrong Le)")
+        return self._collect(response)
+
+    def _collect(self, response: bytes) -> bytes:
+        data = bytearray()
+        for _ in range(self.max_rounds):
+            sw1, sw2 = _status(response)
+            if sw1 != SW1_MORE_DATA:
+                return bytes(data) + response if data else response
+            data += response[:-2]
+            if len(data) > MAX_RESPONSE_BYTES:
+                raise TransportError("chained response longer than 65536 bytes")
+            response = self.inner.transmit(messages.get_response(sw2).to_bytes())
+        raise TransportError(f"response chaining exceeded {self.max_rounds} GET RESPONSE rounds")
+
+
+def _with_le(command: bytes, le: int) -> bytes:
+    """`command` again with Le = `le`, its data kept (ISO 7816-4 5.3.4)."""
+    try:
+        cmd = CommandAPDU.parse(command)
+        return replace(cmd, le=le).to_bytes()
+    except (DecodeError, EncodeError) as exc:
+        raise TransportError(f"cannot repeat the command with Le {le}: {exc}") from None
+
+
+class TracingTransport:
+    """Records every (command, response) pair that passes, in order (PROTOCOL.md §8)."""
+
+    def __init__(self, inner: Transport, max_steps: int = MAX_TRACE_STEPS) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.max_steps = max_steps
+        self.steps: list[tuple[bytes, bytes]] = []
+
+    def connect(self) -> bytes:
+        """Connect the inner transport."""
+        return self.inner.connect()
+
+    def disconnect(self) -> None:
+        """Disconnect the inner transport."""
+        self.inner.disconnect()
+
+    def transmit(self, command: bytes) -> bytes:
+        """Pass the command on; keep the pair (at most `max_steps` pairs)."""
+        response = self.inner.transmit(command)
+        if len(self.steps) < self.max_steps:
+            self.steps.append((bytes(command), bytes(response)))
+        return response
