@@ -7,11 +7,13 @@ fail instead (CI starts pcscd through scripts/dev and must never skip silently).
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,9 +43,8 @@ def unavailable(reason: str) -> None:
 def pcsc_stack() -> tuple[str, ...]:
     """pcscd is running and lists both vpcd readers (else skip, or fail in CI)."""
     try:
-        from reader.transport import TransportError
-
         from reader.pcsc import list_readers
+        from reader.transport import TransportError
     except ImportError as exc:  # pyscard without libpcsclite
         unavailable(f"pyscard unusable: {exc}")
         raise
@@ -144,3 +145,39 @@ def serve(pcsc_stack: tuple[str, ...]) -> Iterator[Serve]:
 def echo_card() -> EchoCard:
     """A fresh bare card."""
     return EchoCard()
+
+
+PROFILE = Path(__file__).resolve().parents[2] / "vectors" / "profiles" / "test-card-1"
+ACCOUNT = "6200123456789012"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A home folder holding the test profile's card (published test keys) in cards/<account>."""
+    root = tmp_path / "home"
+    shutil.copytree(PROFILE, root / "cards" / ACCOUNT)
+    return root
+
+
+@pytest.fixture
+def card_folder(home: Path) -> Path:
+    """The folder of the home's card."""
+    return home / "cards" / ACCOUNT
+
+
+@pytest.fixture
+def our_card(card_folder: Path) -> Any:
+    """Our card, file-backed in `card_folder` (not served yet: pass it to `serve`)."""
+    from applet import open_card
+
+    return open_card(card_folder)
+
+
+@pytest.fixture
+def wait_card(pcsc_stack: tuple[str, ...]) -> Callable[[int, bool], None]:
+    """wait_card(slot, present): wait until pcscd sees a card in that slot (or sees none)."""
+
+    def wait(slot: int, present: bool) -> None:
+        wait_for(pcsc_stack[slot], present)
+
+    return wait
