@@ -1,9 +1,492 @@
-"""Commands registered by this module (placeholder until its issue lands)."""
+"""`hcepay demo`, `hcepay pay` and `hcepay log`: the terminal's commands (issue 5).
+
+Exit codes (docs/architecture.md): 0 approved, 1 declined by the card, 2 usage error,
+3 refused by a check (PROTOCOL.md §7), 4 transport error, 5 approved but not recorded
+(kept in the spool), 70 a bug.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Final
+
 import typer
+from rich.table import Table
+
+from applet.profile import open_card
+from authority.errors import KeyFileError
+from authority.home import cards_dir, terminal_dir
+from authority.keyfiles import load_public
+from authority.keystore import AuthorityKey, KeyStore, load_keystore, save_keystore
+from authority.license import pad_account
+from reader import checks, spool
+from reader.checks import CheckError
+from reader.cli_common import ExitCode, HomeOption, JsonOption, fail, home_folder, stdout
+from reader.flow import (
+    Env,
+    NotRecordedError,
+    Outcome,
+    Paid,
+    PaymentRequest,
+    TerminalConfig,
+    pay,
+)
+from reader.log import LogError, TransactionLog, log_path, outcome_to_json
+from reader.trace import CardStart, trace_json, write_trace
+from reader.transport import (
+    ChainingTransport,
+    InProcessTransport,
+    TracingTransport,
+    Transport,
+    TransportError,
+)
+
+MAX_AMOUNT: Final = 999_999_999_999  # n12
+MINOR_DIGITS: Final = 2
+AMOUNT_RE: Final = re.compile(r"^(\d+)(?:\.(\d+))?$")
+MAX_AMOUNT_TEXT: Final = 32
+PROFILE: Final = Path(__file__).resolve().parent.parent / "vectors" / "profiles" / "test-card-1"
+DEFAULT_TERMINAL: Final = TerminalConfig("TERM0001", "MERCHANT0000001", 156)
+DEMO_KEY_YEARS: Final = 5
+
+
+class AmountError(ValueError):
+    """An amount the terminal cannot ask for; the message says why."""
+
+
+def parse_amount(text: str) -> int:
+    """A decimal amount ("12.34") in minor units, without floats; AmountError otherwise."""
+    text = text.strip()
+    if len(text) > MAX_AMOUNT_TEXT:
+        raise AmountError(f"amount {text[:MAX_AMOUNT_TEXT]}... is too long")
+    if text.startswith("-"):
+        raise AmountError(f"amount {text} is negative")
+    match = AMOUNT_RE.match(text)
+    if match is None:
+        raise AmountError(f"amount {text!r} is not a decimal number like 12.34")
+    whole, fraction = match[1], match[2] or ""
+    if len(fraction) > MINOR_DIGITS:
+        raise AmountError(f"amount {text} has more than {MINOR_DIGITS} decimals")
+    units = int(whole) * 10**MINOR_DIGITS + int(fraction.ljust(MINOR_DIGITS, "0"))
+    if units > MAX_AMOUNT:
+        raise AmountError(f"amount {text} does not fit 12 digits of minor units (n12)")
+    return units
+
+
+def format_amount(units: int) -> str:
+    """Minor units as a decimal string (12.34)."""
+    return f"{units // 10**MINOR_DIGITS}.{units % 10**MINOR_DIGITS:0{MINOR_DIGITS}d}"
+
+
+def _amount(text: str) -> int:
+    try:
+        return parse_amount(text)
+    except AmountError as exc:
+        fail(str(exc), ExitCode.USAGE)
+
+
+def terminal_config(home: Path) -> TerminalConfig:
+    """<home>/terminal/terminal.json (terminal id, merchant id, country), else defaults."""
+    path = terminal_dir(home) / "terminal.json"
+    if not path.exists():
+        return DEFAULT_TERMINAL
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+        return TerminalConfig(
+            str(obj["terminal_id"]), str(obj["merchant_id"]), int(str(obj["country"]))
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        fail(f"{path}: bad terminal description ({exc})")
+
+
+# ------------------------------------------------------------------------- one payment
+
+
+@dataclass(frozen=True)
+class Run:
+    """A payment's result as the CLI reports it."""
+
+    code: ExitCode
+    verdict: str
+    reason: str
+    paid: Paid | None = None
+    outcome: Outcome | None = None
+
+
+def run_payment(
+    transport: Transport,
+    cfg: TerminalConfig,
+    request: PaymentRequest,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> Run:
+    """One payment, every failure mapped to its exit code (no exception escapes but bugs)."""
+    try:
+        paid = pay(transport, cfg, request, env, keys, log)
+    except CheckError as exc:
+        return Run(ExitCode.REFUSED, "refused", exc.reason)
+    except TransportError as exc:
+        return Run(ExitCode.TRANSPORT, "transport error", exc.reason)
+    except NotRecordedError as exc:
+        try:
+            where = spool.append(log.path, outcome_to_json(exc.outcome))
+        except spool.SpoolError as spool_exc:
+            reason = f"{exc.reason}; spool failed too: {spool_exc.reason}"
+            return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=exc.outcome)
+        reason = f"{exc.reason}; kept in {where} (hcepay log recover)"
+        return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=exc.outcome)
+    except LogError as exc:
+        return Run(ExitCode.USAGE, "not attempted", f"transaction log: {exc.reason}")
+    if paid.outcome.approved:
+        return Run(ExitCode.OK, "approved", "", paid, paid.outcome)
+    return Run(ExitCode.DECLINED, "declined", "declined by the card", paid, paid.outcome)
+
+
+def fresh_env(now: datetime | None = None) -> Env:
+    """The clock and a fresh unpredictable number from the CSPRNG (PROTOCOL.md §7)."""
+    return Env(now or datetime.now().replace(microsecond=0), secrets.token_bytes(4))
+
+
+def _run_json(run: Run, request: PaymentRequest) -> dict[str, Any]:
+    outcome = run.outcome
+    return {
+        "verdict": run.verdict,
+        "reason": run.reason,
+        "atc": outcome.atc if outcome is not None else None,
+        "amount": format_amount(request.amount),
+        "currency": request.currency,
+        "row_id": run.paid.row_id if run.paid is not None else None,
+        "exit_code": int(run.code),
+    }
+
+
+# ------------------------------------------------------------------------- demo
+
+
+def _mission_steps(
+    steps: list[tuple[bytes, bytes]], run: Run, request: PaymentRequest, env: Env
+) -> list[tuple[int, str, str]]:
+    """The six steps of the mission, as far as the payment went."""
+    out: list[tuple[int, str, str]] = []
+    sent = {c[1] for c, _ in steps if len(c) > 1}
+    o = run.outcome
+    if 0xA8 in sent:
+        out.append(
+            (
+                1,
+                "credit payment request",
+                f"GET PROCESSING OPTIONS: {format_amount(request.amount)} "
+                f"(currency {request.currency}), unpredictable number "
+                f"{env.unpredictable_number.hex().upper()}",
+            )
+        )
+    if 0xB2 in sent:
+        detail = "READ RECORD 1-3: account, CDOL1, authority index, license 9F46"
+        if o is not None:
+            detail += f" ({len(o.license)} bytes), APP key exponent and remainder"
+        out.append((2, "payment response with APP public key license", detail))
+    if o is not None or 0xAE in sent:
+        serial = f"serial {o.serial}, authority key {o.ca_index:02X}" if o else "license accepted"
+        out.append(
+            (
+                3,
+                "license verified with the credit authority public key",
+                f"{serial}; APP key recovered",
+            )
+        )
+    if 0xAE in sent:
+        out.append(
+            (
+                4,
+                "payment deduction request",
+                "pending entry written, then GENERATE AC with the CDOL1 data",
+            )
+        )
+    if o is not None:
+        out.append(
+            (
+                5,
+                "payment authorization",
+                f"CID {o.cid:02X}, ATC {o.atc:04X}, 9F4B of {len(o.authorization)} bytes",
+            )
+        )
+    if run.paid is not None:
+        out.append(
+            (
+                6,
+                "authorization recovered and checked, transaction recorded",
+                f"row {run.paid.row_id} in terminal.db",
+            )
+        )
+    return out
+
+
+def make_demo_home(home: Path) -> Path:
+    """An authority and one card in `home`; the card folder.
+
+    Uses the published test profile (test-card-1) when present; otherwise makes new keys.
+    """
+    expires = date.today() + timedelta(days=365 * DEMO_KEY_YEARS)
+    if (PROFILE / "card.json").is_file():
+        (home / "authority").mkdir(parents=True)
+        for name in ("ca-01.pem", "ca-01.pub.pem"):
+            shutil.copy(PROFILE / name, home / "authority" / name)
+        ca_public = load_public(PROFILE / "ca-01.pub.pem")
+        save_keystore(home, KeyStore({1: AuthorityKey(1, ca_public, expires)}))
+        account = str(json.loads((PROFILE / "card.json").read_text())["account"])
+        folder = cards_dir(home) / account
+        folder.mkdir(parents=True)
+        for name in ("card.json", "app.pem", "app.pub.pem"):
+            shutil.copy(PROFILE / name, folder / name)
+        return folder
+    from applet.profile import IssueRequest, issue_card
+    from authority.rsa import generate
+
+    ca = generate()
+    save_keystore(home, KeyStore({1: AuthorityKey(1, ca.public, expires)}))
+    folder = cards_dir(home) / "6200123456789012"
+    last = date(expires.year, 12, 31)
+    request = IssueRequest("6200123456789012", 100000, last.strftime("%y%m%d"), "DEMO", 1, 1)
+    issue_card(folder, request, ca, generate())
+    return folder
+
+
+def demo(
+    amount: Annotated[str, typer.Option("--amount", help="Amount, e.g. 12.34.")] = "12.34",
+    trace: Annotated[
+        Path | None, typer.Option("--trace", metavar="FILE", help="Write the exchange (§8).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One complete payment, in-process, in a temporary home: the mission's six steps."""
+    request = PaymentRequest(_amount(amount))
+    with tempfile.TemporaryDirectory(prefix="hcepay-demo-") as tmp:
+        home = Path(tmp)
+        folder = make_demo_home(home)
+        keys = load_keystore(home)
+        tracer = TracingTransport(InProcessTransport(open_card(folder), "in-process demo card"))
+        env = fresh_env()
+        with TransactionLog(log_path(home)) as log:
+            run = run_payment(ChainingTransport(tracer), DEFAULT_TERMINAL, request, env, keys, log)
+    steps = _mission_steps(tracer.steps, run, request, env)
+    if trace is not None:
+        _write_trace(trace, tracer, env, request, "demo", CardStart("test-card-1"))
+    if as_json:
+        out = _run_json(run, request)
+        out["steps"] = [{"step": n, "name": name, "detail": d} for n, name, d in steps]
+        stdout.print(json.dumps(out), markup=False)
+    else:
+        for number, name, detail in steps:
+            stdout.print(f"{number} {name}: {detail}", markup=False)
+        _print_verdict(run, request)
+    raise typer.Exit(int(run.code))
+
+
+def _print_verdict(run: Run, request: PaymentRequest) -> None:
+    line = f"verdict: {run.verdict.upper()} {format_amount(request.amount)} ({request.currency})"
+    if run.reason:
+        line += f": {run.reason}"
+    stdout.print(line, markup=False)
+
+
+def _write_trace(
+    path: Path,
+    tracer: TracingTransport,
+    env: Env,
+    request: PaymentRequest,
+    name: str,
+    card: CardStart | None,
+) -> None:
+    description = f"one payment of {format_amount(request.amount)} ({request.currency})"
+    doc = trace_json(
+        tracer.steps, name=name, description=description, env=env, request=request, card=card
+    )
+    try:
+        write_trace(path, doc)
+    except OSError as exc:
+        fail(f"cannot write the trace {path}: {exc.strerror or exc}")
+
+
+# ------------------------------------------------------------------------- pay
+
+
+def _keys(home: Path) -> KeyStore:
+    try:
+        keys = load_keystore(home)
+    except KeyFileError as exc:
+        fail(str(exc))
+    if not keys.keys:
+        fail(f"the terminal in {home} holds no authority key (run `hcepay authority init`)")
+    return keys
+
+
+def _transport(home: Path, reader: str | None, in_process: bool, card: str | None) -> Transport:
+    if reader is not None and in_process:
+        fail("pick one of --in-process and --reader NAME")
+    if reader is not None:
+        from reader.pcsc import PcscTransport  # pyscard only when a reader is asked for
+
+        return PcscTransport(int(reader) if reader.isdigit() else reader)
+    from reader.cli_card import _card_folder
+
+    folder = _card_folder(home, card)
+    try:
+        return InProcessTransport(open_card(folder), f"in-process card {folder.name}")
+    except (OSError, ValueError) as exc:
+        fail(f"cannot open card {folder.name}: {exc}")
+
+
+def pay_command(
+    amount: Annotated[str, typer.Option("--amount", help="Amount, e.g. 12.34.")],
+    currency: Annotated[int, typer.Option("--currency", help="ISO 4217 numeric.")] = 156,
+    reader: Annotated[
+        str | None, typer.Option("--reader", metavar="NAME", help="A PC/SC reader (or index).")
+    ] = None,
+    in_process: Annotated[
+        bool, typer.Option("--in-process", help="Pay with the home's card in this process.")
+    ] = False,
+    card: Annotated[
+        str | None, typer.Option("--card", metavar="ACCOUNT", help="Default: the only card.")
+    ] = None,
+    trace: Annotated[
+        Path | None, typer.Option("--trace", metavar="FILE", help="Write the exchange (§8).")
+    ] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """One payment with the home folder's keys. Exit 0 approved, 1 declined, 2 usage,
+    3 refused by a check, 4 transport error, 5 approved but not recorded."""
+    units = _amount(amount)
+    if not 0 <= currency <= 999:
+        fail(f"--currency {currency}: an ISO 4217 numeric code is 0..999")
+    request = PaymentRequest(units, currency)
+    root = home_folder(home)
+    keys = _keys(root)
+    cfg = terminal_config(root)
+    tracer = TracingTransport(_transport(root, reader, in_process, card))
+    env = fresh_env()
+    try:
+        log = TransactionLog(log_path(root))
+    except LogError as exc:
+        fail(f"transaction log: {exc.reason}")
+    with log:
+        run = run_payment(ChainingTransport(tracer), cfg, request, env, keys, log)
+    if trace is not None:
+        _write_trace(trace, tracer, env, request, "pay", None)
+    if as_json:
+        stdout.print(json.dumps(_run_json(run, request)), markup=False)
+    elif run.code in (ExitCode.OK, ExitCode.DECLINED):
+        o = run.outcome
+        atc = f", ATC {o.atc:04X}" if o is not None else ""
+        row = f", row {run.paid.row_id}" if run.paid is not None else ""
+        _print_verdict(run, request)
+        stdout.print(f"account {o.account if o else '?'}{atc}{row}", markup=False)
+    else:
+        fail(f"{run.verdict}: {run.reason}", run.code)
+    raise typer.Exit(int(run.code))
+
+
+# ------------------------------------------------------------------------- log
+
+
+def _recorded(o: Outcome) -> checks.Recorded:
+    return checks.Recorded(
+        account=pad_account(bytes.fromhex(o.account + "F" * (len(o.account) % 2))),
+        amount=o.amount,
+        currency=o.currency,
+        atc=o.atc,
+        unpredictable_number=o.unpredictable_number,
+        cid=o.cid,
+        ca_index=o.ca_index,
+        authorization=o.authorization,
+        license=o.license,
+        remainder=o.remainder,
+        exponent=o.exponent,
+        record1_value=o.record1_value,
+        cdol1_data=o.cdol1_data,
+        day=o.time.date(),
+    )
+
+
+def verify_row(outcome: Outcome, keys: KeyStore) -> str:
+    """ "" when a row re-checks with the authority's public key, else why it fails."""
+    try:
+        checks.verify_recorded(_recorded(outcome), keys)
+    except CheckError as exc:
+        return exc.reason
+    except ValueError as exc:
+        return f"malformed row: {exc}"
+    return ""
+
+
+def log_command(
+    as_json: JsonOption = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Re-check every row with the authority's key.")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """The transaction log. With --verify, exit 3 when a row fails its re-check."""
+    root = home_folder(home)
+    path = log_path(root)
+    rows = []
+    if path.exists():
+        try:
+            with TransactionLog(path) as log:
+                rows = list(log.rows())
+        except LogError as exc:
+            fail(f"transaction log: {exc.reason}")
+    keys = _keys(root) if verify and rows else KeyStore()
+    failures = {r.id: verify_row(r.outcome, keys) for r in rows} if verify else {}
+    bad = [i for i, why in failures.items() if why]
+    if as_json:
+        out = []
+        for r in rows:
+            item: dict[str, Any] = {"id": r.id, **outcome_to_json(r.outcome)}
+            if verify:
+                item["verified"] = not failures[r.id]
+                item["verify_reason"] = failures[r.id]
+            out.append(item)
+        stdout.print(json.dumps(out), markup=False)
+    else:
+        table = Table(title=f"transactions in {path}")
+        for column in ("id", "time", "account", "amount", "cur", "ATC", "verdict", "serial", "CA"):
+            table.add_column(column)
+        if verify:
+            table.add_column("verify")
+        for r in rows:
+            o = r.outcome
+            cells = [
+                str(r.id),
+                o.time.isoformat(sep=" "),
+                o.account,
+                format_amount(o.amount),
+                str(o.currency),
+                f"{o.atc:04X}",
+                str(o.verdict),
+                str(o.serial),
+                f"{o.ca_index:02X}",
+            ]
+            if verify:
+                cells.append(failures[r.id] or "ok")
+            table.add_row(*cells)
+        stdout.print(table)
+        if verify:
+            stdout.print(f"{len(rows) - len(bad)} of {len(rows)} rows verify", markup=False)
+    if bad:
+        raise typer.Exit(int(ExitCode.REFUSED))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add `demo`, `pay` and `log` to the root app."""
+    app.command("demo")(demo)
+    app.command("pay")(pay_command)
+    app.command("log")(log_command)

@@ -288,6 +288,15 @@ class Journal(Protocol):
         ...
 
 
+class NotRecordedError(Exception):
+    """Every check passed but the journal could not store the transaction (spool it)."""
+
+    def __init__(self, outcome: Outcome, reason: str) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Paid:
     """A payment the terminal decided and recorded: the outcome and its log row."""
@@ -325,4 +334,9 @@ def pay(
             raise
     finally:
         transport.disconnect()
-    return Paid(outcome, journal.record(outcome))
+    try:
+        return Paid(outcome, journal.record(outcome))
+    except checks.CheckError:
+        raise
+    except Exception as exc:  # the log is broken: the verified payment must not be lost
+        raise NotRecordedError(outcome, f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,92 @@
+"""Recorded traces in the vector format of PROTOCOL.md §8 (one exchange a file).
+
+`trace_json` turns the (command, response) pairs a TracingTransport kept into the JSON
+object: `hcepay_vector` 1, name, description, card, terminal, steps with `c` / `r` in
+upper-case hex and a note naming the mission step each command carries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from apdu import messages as m
+from apdu.sw import INS
+from reader.flow import Env, PaymentRequest
+
+VECTOR_VERSION: Final = 1
+
+
+@dataclass(frozen=True)
+class CardStart:
+    """The `card` object: the profile a replay starts from, its ATC and used credit."""
+
+    profile: str
+    atc: int = 0
+    used: int = 0
+
+
+def note_for(command: bytes) -> str:
+    """What a command is in the protocol's words (PROTOCOL.md §3)."""
+    if len(command) < 4:
+        return ""
+    ins, p1 = command[1], command[2]
+    if ins == INS.SELECT:
+        name = command[5 : 5 + command[4]] if len(command) > 5 else b""
+        if name == m.PPSE_NAME:
+            return "SELECT PPSE (discovery)"
+        if name == m.CREDIT_AID:
+            return "SELECT AID"
+        return "SELECT"
+    notes: dict[int, str] = {
+        INS.GET_PROCESSING_OPTIONS: "1 credit payment request (GET PROCESSING OPTIONS)",
+        INS.GENERATE_AC: "4 payment deduction request (GENERATE AC)",
+        INS.GET_RESPONSE: "GET RESPONSE",
+        INS.GET_DATA: "GET DATA",
+    }
+    if ins == INS.READ_RECORD:
+        return f"2 payment response (READ RECORD {p1})"
+    return notes.get(ins, "")
+
+
+def trace_json(
+    steps: Sequence[tuple[bytes, bytes]],
+    *,
+    name: str,
+    description: str,
+    env: Env,
+    request: PaymentRequest,
+    card: CardStart | None = None,
+) -> dict[str, Any]:
+    """The trace as the JSON object of PROTOCOL.md §8."""
+    out: dict[str, Any] = {"hcepay_vector": VECTOR_VERSION, "name": name}
+    out["description"] = description
+    if card is not None:
+        out["card"] = {"profile": card.profile, "atc": card.atc, "used": f"{card.used:012d}"}
+    out["terminal"] = {
+        "unpredictable_number": env.unpredictable_number.hex().upper(),
+        "date": env.now.strftime("%y%m%d"),
+        "time": env.now.strftime("%H%M%S"),
+        "amount": request.amount,
+        "currency": request.currency,
+    }
+    out["steps"] = [
+        {"c": c.hex().upper(), "r": r.hex().upper(), **({"note": n} if (n := note_for(c)) else {})}
+        for c, r in steps
+    ]
+    return out
+
+
+def write_trace(path: Path, trace: dict[str, Any]) -> None:
+    """Write the trace file whole (temp file, fsync, rename); OSError when it cannot."""
+    text = json.dumps(trace, indent=2) + "\n"
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
