@@ -1,0 +1,100 @@
+"""`hcepay card issue` and `hcepay card send --in-process` (reader/cli_card.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reader.cli import app
+
+ACCOUNT = "6200123456789012"
+SELECT_AID = "00A4040009F0484345504159000100"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("home")
+    runner = CliRunner()
+    result = runner.invoke(app, ["authority", "init", "--home", str(folder), "--bits", "1024"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app,
+        [
+            "card",
+            "issue",
+            "--home",
+            str(folder),
+            "--account",
+            ACCOUNT,
+            "--limit",
+            "1000.00",
+            "--expiry",
+            "2030-12",
+            "--bits",
+            "1024",
+            "--holder",
+            "TEST/HOLDER",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_issue_writes_card_and_takes_a_serial(home: Path) -> None:
+    card = json.loads((home / "cards" / ACCOUNT / "card.json").read_text(encoding="utf-8"))
+    assert (card["account"], card["limit"], card["expiry"]) == (ACCOUNT, 100_000, "301231")
+    assert card["serial"] == 1 and card["holder"] == "TEST/HOLDER"
+    serials = json.loads((home / "authority" / "serials.json").read_text(encoding="utf-8"))
+    assert serials == {"next_serial": 2}
+
+
+def test_issue_refuses_an_existing_card_and_bad_input(home: Path) -> None:
+    base = ["card", "issue", "--home", str(home), "--bits", "1024"]
+    code, _, err = run(*base, "--account", ACCOUNT, "--limit", "1")
+    assert code == 2 and "exists already" in err
+    code, _, err = run(*base, "--account", "12ab", "--limit", "1")
+    assert code == 2 and "bad account" in err
+    code, _, err = run(*base, "--account", "1", "--limit", "1.001")
+    assert code == 2 and "at most 2 decimals" in err
+    code, _, err = run(*base, "--account", "1", "--limit", "1", "--expiry", "2030-13")
+    assert code == 2 and "bad expiry" in err
+
+
+def test_send_in_process_keeps_state_between_runs(home: Path) -> None:
+    gpo = "80A800002A8328" + "0000000001000156010203040156261128" + "20" * 23 + "00"
+    code, out, _ = run("card", "send", "--home", str(home), "--in-process", SELECT_AID, gpo)
+    assert code == 0
+    assert out.splitlines()[1] == "770F820201009404080103019F3602000190" + "00"
+    code, out, _ = run(
+        "card",
+        "send",
+        "--home",
+        str(home),
+        "--in-process",
+        "-",
+        stdin=f"{SELECT_AID}\n# the ATC\n\n80CA9F3600\n",
+    )
+    assert code == 0 and out.splitlines()[1] == "9F3602000190" + "00"
+
+
+def test_send_decodes_and_refuses_bad_hex(home: Path) -> None:
+    code, out, _ = run(
+        "card", "send", "--home", str(home), "--in-process", "--decode", "80CA9F3600"
+    )
+    assert code == 0 and "Application Transaction Counter" in out
+    code, _, err = run("card", "send", "--home", str(home), "--in-process", "80CAZZ")
+    assert code == 2 and "not hexadecimal" in err
+    code, _, err = run("card", "send", "--home", str(home), "80CA9F3600")
+    assert code == 2 and "--in-process" in err
+    code, _, err = run(
+        "card", "send", "--home", str(home), "--in-process", "--card", "99", "80CA9F3600"
+    )
+    assert code == 2 and "no card" in err

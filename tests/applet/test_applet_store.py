@@ -1,0 +1,129 @@
+"""Durable state (applet/store.py, applet/state.py) and card folders (applet/profile.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from apdu import messages as m
+from applet import open_card
+from applet.errors import StateFileError
+from applet.profile import CardProfile, IssueRequest, issue_card, load_profile
+from applet.state import CardState, state_from_json, state_to_json
+from applet.store import FileStateStore, MemoryStateStore
+from authority.keyfiles import load_public
+from authority.rsa import generate
+
+answers = st.builds(m.LastAnswer, st.binary(min_size=1, max_size=300), st.binary(max_size=64))
+states = st.builds(
+    CardState,
+    st.integers(0, 0xFFFF),
+    st.integers(0, 999_999_999_999),
+    st.lists(answers, max_size=10).map(tuple),
+)
+
+
+@given(states)
+def test_state_json_round_trip(state: CardState) -> None:
+    assert state_from_json(state_to_json(state)) == state
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("[]", "not an hcepay state"),
+        ('{"hcepay_state": 1, "atc": "1", "used": 0}', "'atc' must be an integer"),
+        ('{"hcepay_state": 1, "atc": 65536, "used": 0}', "ATC 65536"),
+        ('{"hcepay_state": 1, "atc": 1, "used": -1}', "used credit"),
+        ('{"hcepay_state": 1, "atc": 1, "used": true}', "'used' must be an integer"),
+        ('{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": [1]}', "hex string"),
+    ],
+)
+def test_bad_state_text_is_refused(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        state_from_json(text)
+
+
+def test_only_ten_answers_are_kept() -> None:
+    state = CardState()
+    for i in range(12):
+        state = state.with_answer(m.LastAnswer(bytes([i + 1]), b""))
+    assert [a.answer[0] for a in state.last_answers] == list(range(3, 13))
+    assert state.last_answer == m.LastAnswer(b"\x0c", b"")
+
+
+def test_file_store_round_trip_and_fresh_card(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path)
+    assert store.load() == CardState()
+    state = CardState(7, 1234, (m.LastAnswer(b"\x77\x00", b"\x01"),))
+    store.commit(state)
+    assert FileStateStore(tmp_path).load() == state
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    assert (tmp_path / "state.json").stat().st_mode & 0o077 == 0
+
+
+def test_a_leftover_temp_file_does_not_matter(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path)
+    store.commit(CardState(3, 0))
+    (tmp_path / ".state.json.tmp").write_text('{"hcepay_st', encoding="ascii")
+    assert store.load() == CardState(3, 0)
+    store.commit(CardState(4, 0))
+    assert store.load() == CardState(4, 0)
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b"\xff\xfe", b"x" * (70 * 1024)])
+def test_a_damaged_state_file_is_a_typed_error(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "state.json").write_bytes(content)
+    with pytest.raises(StateFileError, match="bad card state"):
+        FileStateStore(tmp_path).load()
+
+
+def test_memory_store_counts_commits() -> None:
+    store = MemoryStateStore(CardState(1, 2))
+    store.commit(CardState(2, 2))
+    assert (store.load(), store.commits) == (CardState(2, 2), 1)
+
+
+def test_profile_card_serves_from_memory(profile_folder: Path) -> None:
+    before = sorted(os.listdir(profile_folder))
+    card = open_card(profile_folder, MemoryStateStore(CardState(atc=41)))
+    card.power_on()
+    assert card.process(m.get_data(0x9F36).to_bytes()) == bytes.fromhex("9F360200299000")
+    assert sorted(os.listdir(profile_folder)) == before
+
+
+def test_issue_card_writes_a_card_folder(tmp_path: Path, profile_folder: Path) -> None:
+    from authority.keyfiles import load_private
+
+    ca = load_private(profile_folder / "ca-01.pem", published_test_key=True)
+    folder = tmp_path / "cards" / "4000123412341234"
+    request = IssueRequest("4000123412341234", 50_000, "291130", "A/B", 1, 9)
+    made = issue_card(folder, request, ca, generate(1024, 3))
+    assert load_profile(folder) == made and made.serial == 9
+    assert (folder / "app.pem").stat().st_mode & 0o077 == 0
+    assert load_public(folder / "app.pub.pem").bits == 1024
+    assert FileStateStore(folder).load() == CardState()
+    card = open_card(folder)
+    card.power_on()
+    assert card.process(m.select(m.CREDIT_AID).to_bytes())[-2:] == b"\x90\x00"
+    with pytest.raises(FileExistsError):
+        issue_card(folder, request, ca, generate(1024, 3))
+
+
+def test_open_card_refuses_a_bad_folder(tmp_path: Path, profile: CardProfile) -> None:
+    with pytest.raises(StateFileError, match="no such file"):
+        open_card(tmp_path)
+    obj = json.loads(profile.to_json())
+    obj["limit"] = "lots"
+    (tmp_path / "card.json").write_text(json.dumps(obj), encoding="utf-8")
+    with pytest.raises(StateFileError, match="'limit' must be int"):
+        open_card(tmp_path)
+    obj["limit"] = 5
+    (tmp_path / "card.json").write_text(json.dumps(obj), encoding="utf-8")
+    with pytest.raises(StateFileError, match=r"app\.pem"):
+        open_card(tmp_path)
