@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,13 @@ def make_last_answer(app_private: RsaPrivateKey) -> LastAnswerMaker:
         return PendingEntry(ACCOUNT, atc, data), last
 
     return make
+
+
+@pytest.fixture()
+def demo_home(tmp_path: Path) -> Path:
+    """A home folder with the published test authority and the test-card-1 card."""
+    from reader.cli_pay import make_demo_home
+
+    home = tmp_path / "home"
+    make_demo_home(home)
+    return home
