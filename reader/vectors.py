@@ -13,8 +13,10 @@ the comparison that finds the first difference, and the two replays:
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -290,8 +292,8 @@ def vector_from_json(obj: Any, where: str = "") -> Vector:
             raise VectorError("a step is an object with 'c' and 'r'", step_where)
         command, _ = _parse_hex(_require(raw, "c", str, step_where), f"{step_where}.c", masks=False)
         response = Pattern.parse(_require(raw, "r", str, step_where), f"{step_where}.r")
-        if len(command) < 4:
-            raise VectorError("a command APDU has at least 4 bytes", f"{step_where}.c")
+        if not command:
+            raise VectorError("an empty command", f"{step_where}.c")
         if len(response.data) < 2:
             raise VectorError("a response APDU has at least its 2-byte status word", step_where)
         steps.append(Step(command, response, _optional(raw, "note", str, step_where) or ""))
@@ -589,6 +591,152 @@ class ScriptedCard:
             step = self.steps[self.index]
             return Difference(Problem.MISSING_COMMAND, step.command.hex().upper(), "", self.index)
         return self.difference
+
+
+# ---------------------------------------------------------------------------- terminal runs
+
+DEFAULT_AMOUNT = 1234  # 12.34, when a vector does not say
+DEFAULT_CURRENCY = 156
+DEFAULT_AUTHORITY_EXPIRY = "2049-12-31"
+
+
+@dataclass(frozen=True)
+class TerminalRun:
+    """What the terminal did over one exchange: its verdict (None when the exchange broke
+    off), the reason (`check n: ...` for a refusal), the raw steps, and the rows it logged."""
+
+    verdict: Verdict | None
+    reason: str
+    steps: tuple[Step, ...]
+    rows_added: int
+
+
+def _now(values: TerminalValues) -> datetime:
+    try:
+        return datetime.strptime(values.date + values.time, "%y%m%d%H%M%S")
+    except ValueError:
+        raise VectorError(f"no date {values.date} time {values.time}", "terminal") from None
+
+
+def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> TerminalRun:
+    """Run our terminal's payment (reader.flow.pay) over a bare `transport`, with the
+    vector's terminal values injected (PROTOCOL.md §7, §8).
+
+    The terminal is the profile's (`terminal.json`, `ca-01.pub.pem`), its key store and a
+    fresh transaction log in a temporary folder are set from the vector's `terminal`
+    object; chaining is added above `transport`, and every raw exchange is recorded.
+    """
+    from authority.keyfiles import load_public
+    from authority.keystore import AuthorityKey, KeyStore
+    from reader.checks import CheckError
+    from reader.flow import Env, PaymentRequest, TerminalConfig, pay
+    from reader.log import TransactionLog
+    from reader.trace import note_for
+    from reader.transport import ChainingTransport, TracingTransport, TransportError
+
+    if vector.card is None or vector.terminal is None:
+        raise VectorError("a terminal run needs 'card' (the profile) and 'terminal' values")
+    values = vector.terminal
+    folder = profile_folder(profiles, vector.card)
+    try:
+        config = json.loads((folder / "terminal.json").read_text(encoding="utf-8"))
+        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+        cfg = TerminalConfig(config["terminal_id"], config["merchant_id"], int(config["country"]))
+        index = int(card["ca_index"])
+        authority = load_public(folder / f"ca-{index:02X}.pub.pem")
+        expires = date.fromisoformat(values.authority_expires or DEFAULT_AUTHORITY_EXPIRY)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise VectorError(f"profile {vector.card.profile!r}: {exc}", "terminal") from None
+    keys = KeyStore({index: AuthorityKey(index, authority, expires)}, frozenset(values.revoked))
+    request = PaymentRequest(
+        DEFAULT_AMOUNT if values.amount is None else values.amount,
+        DEFAULT_CURRENCY if values.currency is None else values.currency,
+    )
+    env = Env(_now(values), values.unpredictable_number)
+    tracer = TracingTransport(transport)
+    verdict: Verdict | None
+    with (
+        tempfile.TemporaryDirectory(prefix="hcepay-vector-") as tmp,
+        TransactionLog(Path(tmp) / "terminal.db") as log,
+    ):
+        for account, atc in values.logged:
+            log.record(_placeholder(account, atc, env, cfg))
+        before = log.count()
+        try:
+            paid = pay(ChainingTransport(tracer), cfg, request, env, keys, log)
+            verdict, reason = paid.outcome.verdict, ""
+        except CheckError as exc:
+            verdict, reason = Verdict.REFUSED, str(exc)
+        except TransportError as exc:
+            verdict, reason = None, f"transport error: {exc.reason}"
+        rows = log.count() - before
+    steps = tuple(Step(c, Pattern.exact(r), note_for(c)) for c, r in tracer.steps)
+    return TerminalRun(verdict, reason, steps, rows)
+
+
+def _placeholder(account: str, atc: int, env: Any, cfg: Any) -> Any:
+    """A log row holding only (account, ATC): what check 5 looks at (PROTOCOL.md §7)."""
+    from reader.flow import Outcome
+
+    return Outcome(
+        verdict=Verdict.APPROVED,
+        time=env.now,
+        terminal_id=cfg.terminal_id,
+        merchant_id=cfg.merchant_id,
+        account=account,
+        amount=0,
+        currency=0,
+        atc=atc,
+        unpredictable_number=bytes(4),
+        cid=0x40,
+        serial=0,
+        ca_index=0,
+        authorization=b"",
+        license=b"",
+        remainder=b"",
+        exponent=b"",
+        record1_value=b"",
+        cdol1_data=b"",
+    )
+
+
+def record_terminal(draft: Vector, profiles: Path, card: Card) -> TerminalRun:
+    """Run the terminal against an in-process `card` and keep the exchange (for recording)."""
+    from reader.transport import InProcessTransport
+
+    return run_terminal(draft, profiles, InProcessTransport(card))
+
+
+def replay_terminal_vector(vector: Vector, profiles: Path) -> ReplayResult:
+    """Terminal-side replay (PROTOCOL.md §8): our terminal against a card scripted by the
+    vector. Passes when the terminal sent exactly the vector's commands, reached the expected
+    verdict and reason, and logged one row for an approval or decline, none for a refusal."""
+    if vector.expect is None:
+        raise VectorError("not a terminal-side vector (no 'expect')")
+    card = ScriptedCard(vector.steps)
+    run = run_terminal(vector, profiles, card)
+    expect = vector.expect
+    difference = card.finish()
+    got_verdict = run.verdict.value if run.verdict else "no verdict"
+    if difference is None and run.verdict is not expect.verdict:
+        difference = Difference(
+            Problem.VERDICT, expect.verdict.value, f"{got_verdict} ({run.reason})"
+        )
+    elif difference is None and expect.reason and run.reason != expect.reason:
+        difference = Difference(Problem.REASON, expect.reason, run.reason)
+    elif difference is None:
+        rows = 0 if expect.verdict is Verdict.REFUSED else 1
+        if run.rows_added != rows:
+            difference = Difference(Problem.LOG, f"{rows} new row(s)", f"{run.rows_added}")
+    return ReplayResult(
+        vector.name,
+        Side.TERMINAL,
+        len(vector.steps),
+        card.index,
+        difference,
+        run.verdict,
+        run.reason,
+    )
 
 
 # ---------------------------------------------------------------------------- in-process

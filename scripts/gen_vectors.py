@@ -24,8 +24,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from applet.card import Card  # noqa: E402
-
 from apdu import messages as m  # noqa: E402
 from apdu.command import CommandAPDU  # noqa: E402
 from apdu.dol import fill_dol  # noqa: E402
@@ -41,6 +39,7 @@ from apdu.tlv import Tlv, tag_bytes  # noqa: E402
 from apdu.tlv import constructed as tlv_constructed  # noqa: E402
 from apdu.tlv import encode as tlv_encode  # noqa: E402
 from apdu.tlv import primitive as tlv_primitive  # noqa: E402
+from applet.card import Card  # noqa: E402
 from authority import iso9796  # noqa: E402
 from authority.authorization import DynamicData, sign_authorization  # noqa: E402
 from authority.iso9796 import HASH_SHA256  # noqa: E402
@@ -869,6 +868,23 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
             lambda k, t: answer(genac, lambda r: b"\x69\x85"),
         ),
     ]
+
+
+CHECKS = (  # which check of P§7 each refusal must come from, by name
+    (("truncated", "missing", "repeated", "non-9000"), 1),
+    (("unknown-index", "expired-authority"), 2),
+    (("license", "record1"), 3),
+    (("authorization", "atc-", "cid-", "amount-", "currency-", "un-"), 4),
+    (("replayed",), 5),
+)
+
+
+def expected_check(name: str) -> int:
+    """The P§7 check a terminal-side refusal scenario must fail (0 for a verdict)."""
+    for words, check in CHECKS:
+        if any(word in name for word in words):
+            return check
+    return 0
 
 
 def build_terminal_vectors() -> dict[str, vx.Vector]:
