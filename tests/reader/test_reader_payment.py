@@ -1,0 +1,428 @@
+"""Whole payments in-process: approve, decline, and every PROTOCOL.md §7 check failing.
+
+Each refusal comes from a card (or a wrapping transport) that alters one thing; each must
+give its typed CheckError, exit code 3 (4 for a transport error), and leave no row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from apdu import tlv
+from applet.profile import load_profile, record1_value
+from applet.runtime import CardRuntime
+from authority.errors import LicenseReason
+from authority.keystore import AuthorityKey, KeyStore
+from authority.license import LicenseFields, account_from_digits, issue_license
+from authority.rsa import RsaPrivateKey
+from reader import checks
+from reader.cli_common import ExitCode
+from reader.cli_pay import run_payment
+from reader.flow import Env, PaymentRequest, TerminalConfig, pay
+from reader.log import TransactionLog
+from reader.transport import ChainingTransport, InProcessTransport, Transport, TransportError
+
+Alter = Callable[[bytes], bytes]
+INS_GPO, INS_READ, INS_GAC = 0xA8, 0xB2, 0xAE
+
+
+class Tamper:
+    """A transport that alters the (whole, chained) response to one kind of command."""
+
+    name = "tamper"
+
+    def __init__(self, inner: Transport, ins: int, alter: Alter, p1: int | None = None) -> None:
+        self.inner, self.ins, self.alter, self.p1 = inner, ins, alter, p1
+
+    def connect(self) -> bytes:
+        return self.inner.connect()
+
+    def transmit(self, command: bytes) -> bytes:
+        response = self.inner.transmit(command)
+        if command[1] == self.ins and (self.p1 is None or command[2] == self.p1):
+            return self.alter(response)
+        return response
+
+    def disconnect(self) -> None:
+        self.inner.disconnect()
+
+
+def in_tag(tag: int, change: Callable[[bytes], bytes]) -> Alter:
+    """Alter the value of `tag` inside the response's template, keep the status word."""
+
+    def alter(response: bytes) -> bytes:
+        root = tlv.decode_one(response[:-2])
+        children = [
+            tlv.primitive(c.tag, change(c.value)) if c.tag == tag else c for c in root.children
+        ]
+        return tlv.encode(tlv.constructed(root.tag, *children)) + response[-2:]
+
+    return alter
+
+
+def duplicate(tag: int) -> Alter:
+    """Repeat `tag` at the end of the response's template (PROTOCOL.md §7 check 1)."""
+
+    def alter(response: bytes) -> bytes:
+        root = tlv.decode_one(response[:-2])
+        again = [c for c in root.children if c.tag == tag]
+        return tlv.encode(tlv.constructed(root.tag, *root.children, *again)) + response[-2:]
+
+    return alter
+
+
+def flip(index: int) -> Callable[[bytes], bytes]:
+    return lambda v: v[:index] + bytes([v[index] ^ 0x01]) + v[index + 1 :]
+
+
+def transport_for(
+    card: CardRuntime, ins: int = 0, alter: Alter | None = None, p1: int | None = None
+) -> Transport:
+    chained = ChainingTransport(InProcessTransport(card))
+    return chained if alter is None else Tamper(chained, ins, alter, p1)
+
+
+@pytest.fixture
+def run(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> Callable[..., object]:
+    def go(
+        ins: int = 0,
+        alter: Alter | None = None,
+        *,
+        p1: int | None = None,
+        amount: int = 1234,
+        keystore: KeyStore | None = None,
+        now: datetime | None = None,
+    ) -> object:
+        e = env if now is None else Env(now, env.unpredictable_number)
+        transport = transport_for(make_card(), ins, alter, p1)
+        return run_payment(transport, cfg, PaymentRequest(amount), e, keystore or keys, log)
+
+    return go
+
+
+def test_approve_records_one_row(run: Callable[..., object], log: TransactionLog) -> None:
+    result = run()
+    assert result.code is ExitCode.OK and result.paid is not None  # type: ignore[attr-defined]
+    rows = list(log.rows())
+    assert len(rows) == 1 and rows[0].outcome.amount == 1234 and rows[0].outcome.cid == 0x40
+    assert rows[0].outcome.account == "6200123456789012" and rows[0].outcome.atc == 1
+    assert log.pending() == []
+
+
+def test_decline_over_limit(run: Callable[..., object], log: TransactionLog) -> None:
+    result = run(amount=100001)  # the profile's limit is 100000 minor units
+    assert result.code is ExitCode.DECLINED  # type: ignore[attr-defined]
+    assert [r.outcome.cid for r in log.rows()] == [0x00]
+
+
+def _license_for(
+    ca: RsaPrivateKey, folder: Path, *, account: str, expiry: bytes, serial: int = 1
+) -> bytes:
+    profile = load_profile(folder)
+    from applet.profile import load_app_key
+
+    app = load_app_key(folder, profile)
+    fields = LicenseFields(account_from_digits(account), expiry, serial, 2, app.public)
+    return issue_license(ca, fields, record1_value(profile.card_data())).license
+
+
+def _expired_keys(keys: KeyStore) -> KeyStore:
+    key = keys.keys[1]
+    return KeyStore({1: AuthorityKey(1, key.key, date(2026, 1, 1))})
+
+
+def _other_index(keys: KeyStore) -> KeyStore:
+    key = keys.keys[1]
+    return KeyStore({2: AuthorityKey(2, key.key, key.expires)})
+
+
+CASES: list[tuple[str, dict[str, object], type[checks.CheckError], str]] = [
+    (
+        "non-9000",
+        {"ins": INS_READ, "p1": 2, "alter": lambda r: b"\x6a\x83"},
+        checks.StatusError,
+        "6A83",
+    ),
+    (
+        "truncated",
+        {"ins": INS_READ, "p1": 1, "alter": lambda r: r[:-12] + r[-2:]},
+        checks.ResponseError,
+        "READ RECORD 1",
+    ),
+    (
+        "no status word",
+        {"ins": INS_GPO, "alter": lambda r: r[:1]},
+        checks.ResponseError,
+        "shorter than a status word",
+    ),
+    (
+        "repeated tag",
+        {"ins": INS_GPO, "alter": duplicate(0x9F36)},
+        checks.ResponseError,
+        "repeated",
+    ),
+    (
+        "unknown index",
+        {"keystore": "other index"},
+        checks.AuthorityKeyError,
+        "unknown authority key index 01",
+    ),
+    ("expired authority key", {"keystore": "expired"}, checks.AuthorityKeyError, "expired"),
+    (
+        "license byte",
+        {"ins": INS_READ, "p1": 2, "alter": in_tag(0x9F46, flip(100))},
+        checks.LicenseCheckError,
+        "",
+    ),
+    (
+        "license first byte",
+        {"ins": INS_READ, "p1": 2, "alter": in_tag(0x9F46, flip(0))},
+        checks.LicenseCheckError,
+        "",
+    ),
+    (
+        "license last byte",
+        {"ins": INS_READ, "p1": 2, "alter": in_tag(0x9F46, flip(247))},
+        checks.LicenseCheckError,
+        "",
+    ),
+    (
+        "remainder byte",
+        {"ins": INS_READ, "p1": 3, "alter": in_tag(0x9F48, flip(3))},
+        checks.LicenseCheckError,
+        "bad hash",
+    ),
+    (
+        "record 1 holder",
+        {"ins": INS_READ, "p1": 1, "alter": in_tag(0x5F20, lambda v: v.lower())},
+        checks.LicenseCheckError,
+        "bad hash",
+    ),
+    (
+        "authorization byte",
+        {"ins": INS_GAC, "alter": in_tag(0x9F4B, flip(17))},
+        checks.AuthorizationCheckError,
+        "authorization",
+    ),
+    (
+        "authorization last byte",
+        {"ins": INS_GAC, "alter": in_tag(0x9F4B, flip(247))},
+        checks.AuthorizationCheckError,
+        "authorization",
+    ),
+    (
+        "ATC mismatch",
+        {"ins": INS_GAC, "alter": in_tag(0x9F36, lambda v: b"\x00\x07")},
+        checks.AtcMismatchError,
+        "ATC",
+    ),
+    (
+        "CID mismatch",
+        {"ins": INS_GAC, "alter": in_tag(0x9F27, lambda v: b"\x00")},
+        checks.CidMismatchError,
+        "signed CID 40",
+    ),
+    (
+        "CID unknown",
+        {"ins": INS_GAC, "alter": in_tag(0x9F27, lambda v: b"\x80")},
+        checks.CidMismatchError,
+        "neither",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "setup", "error", "text"), CASES, ids=[c[0] for c in CASES])
+def test_each_check_refuses(
+    name: str,
+    setup: dict[str, object],
+    error: type[checks.CheckError],
+    text: str,
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+    run: Callable[..., object],
+) -> None:
+    ks = {"other index": _other_index(keys), "expired": _expired_keys(keys)}.get(
+        str(setup.get("keystore")), keys
+    )
+    args = {k: v for k, v in setup.items() if k != "keystore"}
+    transport = transport_for(make_card(), **args)  # type: ignore[arg-type]
+    with pytest.raises(error) as caught:
+        pay(transport, cfg, PaymentRequest(1234), env, ks, log)
+    assert type(caught.value) is error or issubclass(type(caught.value), error)
+    assert text in caught.value.reason
+    assert log.count() == 0 and log.pending() == []
+    result = run(keystore=ks, **args)
+    assert result.code is ExitCode.REFUSED and result.verdict == "refused"  # type: ignore[attr-defined]
+    assert log.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("account", "expiry", "serial", "reason", "revoked"),
+    [
+        ("6200123456789099", bytes.fromhex("1230"), 1, LicenseReason.ACCOUNT_MISMATCH, ()),
+        ("6200123456789012", bytes.fromhex("1025"), 1, LicenseReason.EXPIRED, ()),
+        ("6200123456789012", bytes.fromhex("1230"), 9, LicenseReason.REVOKED, (9,)),
+    ],
+    ids=["account mismatch", "expired license", "revoked serial"],
+)
+def test_license_fields_refused(
+    account: str,
+    expiry: bytes,
+    serial: int,
+    reason: LicenseReason,
+    revoked: tuple[int, ...],
+    ca_private: RsaPrivateKey,
+    profile: Path,
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    forged = _license_for(ca_private, profile, account=account, expiry=expiry, serial=serial)
+    transport = transport_for(make_card(), INS_READ, in_tag(0x9F46, lambda v: forged), 2)
+    ks = replace(keys, revoked=frozenset(revoked))
+    with pytest.raises(checks.LicenseCheckError) as caught:
+        pay(transport, cfg, PaymentRequest(1234), env, ks, log)
+    assert caught.value.license_reason is reason
+    assert log.count() == 0
+
+
+def test_genuine_license_passes_when_forged_only_in_serial(
+    ca_private: RsaPrivateKey,
+    profile: Path,
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """The forging helper itself is sound: a valid reissue with serial 9 is accepted."""
+    forged = _license_for(
+        ca_private, account="6200123456789012", expiry=bytes.fromhex("1230"), serial=9
+    )
+    transport = transport_for(make_card(), INS_READ, in_tag(0x9F46, lambda v: forged), 2)
+    paid = pay(transport, cfg, PaymentRequest(1234), env, keys, log)
+    assert paid.outcome.serial == 9 and log.count() == 1
+
+
+def test_replayed_old_generate_ac_answer_is_refused(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    card = make_card()
+    answers: list[bytes] = []
+
+    def keep(response: bytes) -> bytes:
+        answers.append(response)
+        return response
+
+    pay(transport_for(card, INS_GAC, keep), cfg, PaymentRequest(1234), env, keys, log)
+    old = answers[0]
+    fresh = Env(env.now, bytes.fromhex("55667788"))
+    with pytest.raises(checks.AtcMismatchError):
+        pay(
+            transport_for(card, INS_GAC, lambda r: old), cfg, PaymentRequest(1234), fresh, keys, log
+        )
+    assert log.count() == 1
+
+
+def test_whole_replay_with_the_same_number_hits_the_log(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """A card that replays a whole recorded session passes checks 1-4 only when the
+    unpredictable number repeats; then check 5 refuses it (PROTOCOL.md §7)."""
+    from reader.transport import TracingTransport
+
+    tracer = TracingTransport(InProcessTransport(make_card()))
+    pay(ChainingTransport(tracer), cfg, PaymentRequest(1234), env, keys, log)
+    recorded = [r for _, r in tracer.steps]
+
+    class Replayer:
+        name = "replayer"
+
+        def connect(self) -> bytes:
+            return b"\x3b\x00"
+
+        def transmit(self, command: bytes) -> bytes:
+            return recorded.pop(0)
+
+        def disconnect(self) -> None:
+            pass
+
+    with pytest.raises(checks.ReplayError):
+        pay(ChainingTransport(Replayer()), cfg, PaymentRequest(1234), env, keys, log)
+    assert log.count() == 1 and log.pending() == []
+
+
+class Removed:
+    """A transport whose card leaves the field at GENERATE AC."""
+
+    name = "removed"
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+
+    def connect(self) -> bytes:
+        return self.inner.connect()
+
+    def transmit(self, command: bytes) -> bytes:
+        if command[1] == INS_GAC:
+            raise TransportError("card removed")
+        return self.inner.transmit(command)
+
+    def disconnect(self) -> None:
+        self.inner.disconnect()
+
+
+def test_transport_error_exit_4_no_row_pending_left_open(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    transport = Removed(transport_for(make_card()))
+    result = run_payment(transport, cfg, PaymentRequest(1234), env, keys, log)
+    assert result.code is ExitCode.TRANSPORT and result.reason == "card removed"
+    assert log.count() == 0
+    (entry,) = log.pending()  # a torn transaction, for PROTOCOL.md §9 recovery
+    assert entry.atc == 1 and len(entry.cdol1_data) == 42
+
+
+def test_pending_is_written_before_generate_ac(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    seen: list[int] = []
+
+    def look(response: bytes) -> bytes:
+        seen.append(len(log.pending()))
+        return response
+
+    pay(transport_for(make_card(), INS_GAC, look), cfg, PaymentRequest(1234), env, keys, log)
+    assert seen == [1] and log.pending() == []

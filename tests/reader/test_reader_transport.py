@@ -1,0 +1,90 @@
+"""Transports: chaining (61xx, 6Cxx with the data kept, bounded), tracing, in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from apdu.command import CommandAPDU
+from applet.runtime import CardRuntime
+from reader.transport import (
+    ChainingTransport,
+    InProcessTransport,
+    TracingTransport,
+    TransportError,
+)
+
+SELECT_PPSE = bytes.fromhex("00A404000E325041592E5359532E444446303100")
+
+
+class Scripted:
+    """A transport answering from a list, keeping the commands it got."""
+
+    name = "scripted"
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self.answers = list(answers)
+        self.sent: list[bytes] = []
+
+    def connect(self) -> bytes:
+        return b"\x3b\x00"
+
+    def transmit(self, command: bytes) -> bytes:
+        self.sent.append(command)
+        if not self.answers:
+            return b"\x61\x10"  # a card that never stops chaining
+        return self.answers.pop(0)
+
+    def disconnect(self) -> None:
+        pass
+
+
+def test_get_response_chaining_joins_the_parts() -> None:
+    inner = Scripted([b"AB\x61\x02", b"CD\x61\x01", b"E\x90\x00"])
+    out = ChainingTransport(inner).transmit(SELECT_PPSE)
+    assert out == b"ABCDE\x90\x00"
+    assert inner.sent[1:] == [bytes.fromhex("00C0000002"), bytes.fromhex("00C0000001")]
+
+
+def test_wrong_le_repeats_the_command_with_its_data() -> None:
+    command = CommandAPDU(0x80, 0xAE, 0x50, 0x00, b"\x01\x02\x03", 0x10).to_bytes()
+    inner = Scripted([b"\x6c\x20", b"x" * 0x20 + b"\x90\x00"])
+    out = ChainingTransport(inner).transmit(command)
+    assert out == b"x" * 0x20 + b"\x90\x00"
+    again = CommandAPDU.parse(inner.sent[1])
+    assert again.data == b"\x01\x02\x03" and again.le == 0x20 and again.ins == 0xAE
+
+
+def test_chaining_is_bounded() -> None:
+    with pytest.raises(TransportError) as caught:
+        ChainingTransport(Scripted([]), max_rounds=5).transmit(SELECT_PPSE)
+    assert "5 GET RESPONSE rounds" in caught.value.reason
+
+
+def test_repeated_wrong_le_is_a_transport_error() -> None:
+    with pytest.raises(TransportError):
+        ChainingTransport(Scripted([b"\x6c\x10"] * 5)).transmit(SELECT_PPSE)
+
+
+def test_short_response_passes_up_unchanged() -> None:
+    assert ChainingTransport(Scripted([b"\x90"])).transmit(SELECT_PPSE) == b"\x90"
+
+
+def test_tracing_records_pairs_in_order(make_card: Callable[[], CardRuntime]) -> None:
+    tracer = TracingTransport(InProcessTransport(make_card()))
+    tracer.connect()
+    response = tracer.transmit(SELECT_PPSE)
+    assert response.endswith(b"\x90\x00")
+    assert tracer.steps == [(SELECT_PPSE, response)]
+
+
+def test_in_process_needs_connect(make_card: Callable[[], CardRuntime]) -> None:
+    transport = InProcessTransport(make_card())
+    with pytest.raises(TransportError):
+        transport.transmit(SELECT_PPSE)
+    transport.connect()
+    assert transport.transmit(SELECT_PPSE)[-2:] == b"\x90\x00"
+    transport.disconnect()
+    with pytest.raises(TransportError):
+        transport.transmit(SELECT_PPSE)
