@@ -7,7 +7,6 @@ fail instead (CI starts pcscd through scripts/dev and must never skip silently).
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -153,16 +152,22 @@ ACCOUNT = "6200123456789012"
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    """A home folder holding the test profile's card (published test keys) in cards/<account>."""
+    """A home folder as `hcepay demo` makes it: the published test authority in the terminal's
+    key store, and the test profile's card (limit 1000.00 CNY) in cards/<account>."""
+    from reader.cli_pay import make_demo_home
+
     root = tmp_path / "home"
-    shutil.copytree(PROFILE, root / "cards" / ACCOUNT)
+    make_demo_home(root)
+    (root / "authority" / "ca-01.pem").chmod(0o600)  # so that `hcepay card issue` accepts it
     return root
 
 
 @pytest.fixture
 def card_folder(home: Path) -> Path:
     """The folder of the home's card."""
-    return home / "cards" / ACCOUNT
+    folder = home / "cards" / ACCOUNT
+    assert (folder / "card.json").is_file()
+    return folder
 
 
 @pytest.fixture
