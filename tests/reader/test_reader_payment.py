@@ -313,7 +313,7 @@ def test_genuine_license_passes_when_forged_only_in_serial(
 ) -> None:
     """The forging helper itself is sound: a valid reissue with serial 9 is accepted."""
     forged = _license_for(
-        ca_private, account="6200123456789012", expiry=bytes.fromhex("1230"), serial=9
+        ca_private, profile, account="6200123456789012", expiry=bytes.fromhex("1230"), serial=9
     )
     transport = transport_for(make_card(), INS_READ, in_tag(0x9F46, lambda v: forged), 2)
     paid = pay(transport, cfg, PaymentRequest(1234), env, keys, log)
