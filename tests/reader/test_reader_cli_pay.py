@@ -1,0 +1,108 @@
+"""`hcepay pay` and `hcepay log` in a home folder; amounts; the log's schema and replay key."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from reader.cli import app
+from reader.cli_pay import AmountError, format_amount, make_demo_home, parse_amount
+from reader.log import SCHEMA_VERSION, LogError, TransactionLog
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    make_demo_home(tmp_path / "home")
+    return tmp_path / "home"
+
+
+def _pay(home: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["pay", "--home", str(home), "--in-process", "--json", *args])
+    return result.exit_code, result.output
+
+
+def test_pay_approve_decline_and_log_verify(home: Path) -> None:
+    code, out = _pay(home, "--amount", "12.34")
+    assert code == 0 and json.loads(out)["verdict"] == "approved"
+    assert json.loads(out)["row_id"] == 1 and json.loads(out)["atc"] == 1
+    code, out = _pay(home, "--amount", "999999.99")
+    assert code == 1 and json.loads(out)["verdict"] == "declined"
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--json", "--verify"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["verified"] for r in rows] == [True, True]
+    assert [r["cid"] for r in rows] == [0x40, 0x00]
+
+
+def test_log_verify_names_a_tampered_row(home: Path) -> None:
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    assert _pay(home, "--amount", "2.00")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("UPDATE transactions SET amount = 999 WHERE id = 2")
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
+    assert result.exit_code == 3
+    rows = json.loads(result.output)
+    assert rows[0]["verified"] and not rows[1]["verified"]
+    assert "amount" in rows[1]["verify_reason"]
+
+
+def test_pay_refused_by_revoked_serial_exit_3(home: Path) -> None:
+    result = CliRunner().invoke(app, ["authority", "revoke", "1", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    code, out = _pay(home, "--amount", "1.00")
+    assert code == 3 and "revoked" in json.loads(out)["reason"]
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 0 and log.pending() == []
+
+
+@pytest.mark.parametrize(
+    "amount", ["-1.00", "1.234", "1000000000000.00", "12,34", "abc", "", "1e3"]
+)
+def test_bad_amount_is_a_usage_error(home: Path, amount: str) -> None:
+    code, _ = _pay(home, "--amount", amount)
+    assert code == 2
+
+
+def test_reader_and_in_process_together_is_a_usage_error(home: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["pay", "--home", str(home), "--in-process", "--reader", "x", "--amount", "1"]
+    )
+    assert result.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "units"),
+    [("12.34", 1234), ("12.3", 1230), ("12", 1200), ("0", 0), ("9999999999.99", 999999999999)],
+)
+def test_parse_amount(text: str, units: int) -> None:
+    assert parse_amount(text) == units
+
+
+@given(st.integers(min_value=0, max_value=999_999_999_999))
+def test_amount_round_trip(units: int) -> None:
+    assert parse_amount(format_amount(units)) == units
+
+
+@given(st.integers(min_value=10**12, max_value=10**20))
+def test_amount_over_n12_refused(units: int) -> None:
+    with pytest.raises(AmountError):
+        parse_amount(format_amount(units))
+
+
+def test_schema_version_and_newer_log_refused(tmp_path: Path) -> None:
+    path = tmp_path / "terminal.db"
+    with TransactionLog(path) as log:
+        assert log.version == SCHEMA_VERSION
+    with sqlite3.connect(path) as db:
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    assert mode == "wal"
+    with pytest.raises(LogError) as caught:
+        TransactionLog(path)
+    assert "schema version" in caught.value.reason
