@@ -3,6 +3,12 @@
 A handler takes (command, state, env) and returns (response data, new state), or raises a
 CardError whose status word the runtime answers, leaving the state as it was. The runtime
 (applet/runtime.py) stores the durable part of a new state before the response leaves.
+
+Choices (PROTOCOL.md leaves them open): checks run CLA, INS, state, P1-P2, length, data,
+in that order; READ RECORD of another SFI or record is `6A83`; GET DATA is answered in every
+state; a GPO or GENERATE AC whose data has the wrong size is `6700`, whose data is not BCD
+or not an `83` template is `6A80`; every GENERATE AC answer (approval or decline) joins the
+last-10 list; the authorization signs the unpredictable number of the CDOL1 data.
 """
 
 from __future__ import annotations

@@ -99,7 +99,8 @@ def test_refused_command_answers_its_sw_and_changes_nothing(
 
 
 def test_atc_ffff_blocks_gpo_for_ever(make_card: Any, term: Any) -> None:
-    card = make_card(atc=0xFFFE)
+    store = MemoryStateStore(CardState(atc=0xFFFE))
+    card = make_card(store=store)
     assert term.exchange(card, SELECT_AID)[1] == 0x9000
     data, sw = term.exchange(card, term.gpo())
     assert sw == 0x9000 and m.parse_gpo_response(data).atc == 0xFFFF
@@ -107,7 +108,7 @@ def test_atc_ffff_blocks_gpo_for_ever(make_card: Any, term: Any) -> None:
         assert term.exchange(card, SELECT_AID)[1] == 0x9000
         assert card.process(term.gpo()) == b"\x69\x85"
         card.power_on()
-    assert card.state.card.atc == 0xFFFF
+    assert card.state.card.atc == 0xFFFF and store.commits == 1
 
 
 def test_amount_differs_then_the_gpo_amount_is_accepted(make_card: Any, term: Any) -> None:
