@@ -120,19 +120,33 @@ class FrameReader:
         return out
 
 
-def answer(card: Card, message: Message) -> bytes | None:
-    """What the card sends back for one message (None: no answer), vpcd's rules."""
-    if isinstance(message, ApduMessage):
-        return card.process(message.apdu)
-    match message.control:
-        case Control.ATR_REQUEST:
-            return card.power_on()
-        case Control.POWER_ON | Control.RESET:
-            card.power_on()
-            return None
-        case Control.POWER_OFF:
-            card.deactivate("power off")
-            return None
+class CardSession:
+    """The card as vpcd sees it over one connection: its answers, and its ATR.
+
+    pcscd polls a vpcd card's presence with an ATR request every 400 ms, in the middle of
+    transactions too: that request must not reset the applet. Only the first ATR request of
+    a connection (the card entering the field), power on and reset call `power_on()`.
+    """
+
+    def __init__(self, card: Card) -> None:
+        self.card = card
+        self.atr: bytes | None = None
+
+    def answer(self, message: Message) -> bytes | None:
+        """What the card sends back for one message (None: no answer), vpcd's rules."""
+        if isinstance(message, ApduMessage):
+            return self.card.process(message.apdu)
+        match message.control:
+            case Control.ATR_REQUEST:
+                if self.atr is None:
+                    self.atr = self.card.power_on()
+                return self.atr
+            case Control.POWER_ON | Control.RESET:
+                self.atr = self.card.power_on()
+                return None
+            case Control.POWER_OFF:
+                self.card.deactivate("power off")
+                return None
 
 
 @dataclass(frozen=True)
@@ -241,6 +255,7 @@ class VpcdClient:
         if self._on_connect is not None:
             self._on_connect()
         reader = FrameReader()
+        session = CardSession(self.card)
         while not self._stop.is_set() and not self._abort.is_set():
             # Linux turns quick ACKs off again after a while: set it before every recv, or
             # delayed ACKs cost ~40 ms per APDU.
@@ -258,7 +273,7 @@ class VpcdClient:
             try:
                 reader.feed(data)
                 while (message := self._next(reader)) is not None:
-                    reply = self._handle(message)
+                    reply = self._handle(session, message)
                     if self._abort.is_set():
                         log.info("card removed: connection dropped without an answer")
                         return
@@ -283,9 +298,9 @@ class VpcdClient:
                 log.warning("vpcd: ignoring %s", exc.reason)
         return None
 
-    def _handle(self, message: Message) -> bytes | None:
+    def _handle(self, session: CardSession, message: Message) -> bytes | None:
         """Answer one message, with one log line per APDU."""
-        reply = answer(self.card, message)
+        reply = session.answer(message)
         if isinstance(message, ApduMessage):
             self.apdus += 1
             if log.isEnabledFor(logging.INFO):

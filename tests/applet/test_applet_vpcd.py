@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from applet.vpcd import (
     MAX_BUFFER,
     ApduMessage,
+    CardSession,
     Control,
     ControlMessage,
     FrameError,
@@ -169,6 +170,8 @@ def test_the_loop_answers_reconnects_and_stops(listener: socket.socket) -> None:
     conn, _ = listener.accept()
     conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
     assert _recv_frame(conn) == ATR
+    conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))  # pcscd's presence poll
+    assert _recv_frame(conn) == ATR
     # an APDU split over two writes still gets one answer
     frame = encode_frame(bytes.fromhex("80CA9F3600"))
     conn.sendall(frame[:3])
@@ -227,3 +230,14 @@ def test_stop_while_vpcd_is_unreachable_returns_promptly() -> None:
     client.stop()
     thread.join(timeout=2)
     assert not thread.is_alive()
+
+
+def test_a_presence_poll_does_not_reset_the_card() -> None:
+    card = RecordingCard()
+    session = CardSession(card)
+    atr_request = ControlMessage(Control.ATR_REQUEST)
+    assert session.answer(atr_request) == ATR
+    assert session.answer(ApduMessage(b"\x80\xa8\x00\x00")) == b"\x00\x00\xa8\x80\x90\x00"
+    assert session.answer(atr_request) == ATR  # mid-transaction: answered from the cache
+    assert session.answer(ControlMessage(Control.RESET)) is None
+    assert card.events == ["power_on", "process 80a80000", "power_on"]
