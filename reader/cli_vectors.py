@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,6 +46,9 @@ def difference_cell(difference: vx.Difference) -> Text:
     """The table cell of a difference: where, then expected and got with the bytes marked."""
     head = difference.describe().split(":", 1)[0]
     cell = Text(head + "\n", style="yellow")
+    if difference.problem in (vx.Problem.TRANSPORT, vx.Problem.SETUP):
+        cell.append(difference.got)
+        return cell
     if difference.offset is None:
         cell.append(f"expected {difference.expected or '(nothing)'}\n")
         cell.append(f"got      {difference.got or '(nothing)'}")
@@ -58,7 +63,7 @@ def difference_cell(difference: vx.Difference) -> Text:
 def results_table(results: Sequence[vx.ReplayResult]) -> Table:
     """The replay table: vector, side, steps, verdict, first difference."""
     table = Table(title="hcepay conformance replay", show_lines=False)
-    table.add_column("vector")
+    table.add_column("vector", overflow="fold")
     table.add_column("side")
     table.add_column("steps", justify="right")
     table.add_column("verdict")
@@ -139,6 +144,7 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=True,
     )
     app.add_typer(group, name="vectors")
+    register_record(group)
 
     @group.command("replay")
     def replay_command(
@@ -160,7 +166,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Replay vectors; exit 0 only when every one passes (1 when any fails)."""
+        """Replay vectors; exit 0 only when every one passes (1 when any fails, 4 when the
+        card could not be reached)."""
         if reader_name is not None and in_process:
             fail("choose one of --reader and --in-process", ExitCode.USAGE)
         folder = default_vectors_folder()
@@ -183,6 +190,8 @@ def register(app: typer.Typer) -> None:
             stdout.print(results_table(results))
             style = "green" if not failed else "bold red"
             stdout.print(Text(f"{len(results) - failed} passed, {failed} failed", style=style))
+        if any(r.difference and r.difference.problem is vx.Problem.TRANSPORT for r in results):
+            raise typer.Exit(int(ExitCode.TRANSPORT))
         if failed:
             raise typer.Exit(int(ExitCode.DECLINED))
 
@@ -190,5 +199,132 @@ def register(app: typer.Typer) -> None:
 def _replayer(
     reader_name: str | None, profiles_folder: Path
 ) -> Callable[[vx.Vector], vx.ReplayResult]:
-    """The function that replays one vector: card side in-process or on a reader."""
-    return lambda vector: vx.replay_vector(vector, profiles_folder, reader=reader_name)
+    """The function that replays one vector; a vector that cannot be set up is a failure."""
+
+    def replay(vector: vx.Vector) -> vx.ReplayResult:
+        try:
+            return vx.replay_vector(vector, profiles_folder, reader=reader_name)
+        except vx.VectorError as exc:
+            problem = vx.Difference(vx.Problem.SETUP, "a usable vector", str(exc))
+            return vx.ReplayResult(vector.name, vector.side, len(vector.steps), 0, problem)
+
+    return replay
+
+
+def record_vector(
+    *,
+    name: str,
+    start: vx.CardStart,
+    values: vx.TerminalValues,
+    profiles: Path,
+    reader_name: str | None,
+) -> tuple[vx.Vector, vx.TerminalRun]:
+    """Run one payment (our card in-process, or the card in `reader_name`) and make the
+    exchange a card-side vector (PROTOCOL.md §8). TransportError when the card is lost."""
+    from reader.transport import InProcessTransport, Transport, TransportError
+
+    draft = vx.Vector(name, "", (), start, values)
+    transport: Transport
+    if reader_name is None:
+        transport = InProcessTransport(vx.in_process_card(start, profiles))
+    else:
+        from reader.pcsc import PcscTransport
+
+        transport = PcscTransport(reader_name)
+    run = vx.run_terminal(draft, profiles, transport)
+    if run.verdict is None:
+        raise TransportError(run.reason.removeprefix("transport error: "))
+    amount = f"{values.amount or 0:d} minor units of currency {values.currency or 0:03d}"
+    outcome = run.verdict.value + (f" ({run.reason})" if run.reason else "")
+    where = f"the card in {reader_name}" if reader_name else f"profile {start.profile}"
+    description = f"a recorded payment of {amount} with {where}: {outcome}"
+    vector = vx.Vector(name, description, run.steps, start, values)
+    return vector, run
+
+
+def _terminal_values(
+    un: str | None, day: str | None, clock: str | None, amount: int, currency: int
+) -> vx.TerminalValues:
+    now = datetime.now()
+    obj = {
+        "unpredictable_number": un if un is not None else secrets.token_bytes(4).hex().upper(),
+        "date": day if day is not None else now.strftime("%y%m%d"),
+        "time": clock if clock is not None else now.strftime("%H%M%S"),
+        "amount": amount,
+        "currency": currency,
+    }
+    return vx.terminal_values_from_json(obj, "terminal values")
+
+
+def register_record(group: typer.Typer) -> None:
+    """Add `hcepay vectors record`."""
+
+    @group.command("record")
+    def record_command(
+        out: Annotated[Path, typer.Option("--out", help="The vector file to write.")],
+        amount: Annotated[str, typer.Option("--amount", help="Amount, e.g. 12.34.")] = "12.34",
+        currency: Annotated[int, typer.Option("--currency", help="ISO 4217 numeric.")] = 156,
+        profile: Annotated[
+            str, typer.Option("--profile", help="The card profile (vectors/profiles/).")
+        ] = "test-card-1",
+        atc: Annotated[int, typer.Option("--atc", help="The card's ATC at the start.")] = 0,
+        used: Annotated[
+            str, typer.Option("--used", help="The card's used credit at the start, e.g. 0.00.")
+        ] = "0",
+        reader_name: Annotated[
+            str | None, typer.Option("--reader", help="Pay the card in this PC/SC reader.")
+        ] = None,
+        in_process: Annotated[
+            bool, typer.Option("--in-process", help="Pay our card in-process (default).")
+        ] = False,
+        un: Annotated[
+            str | None, typer.Option("--un", help="Unpredictable number, 8 hex digits.")
+        ] = None,
+        day: Annotated[str | None, typer.Option("--date", help="Date YYMMDD.")] = None,
+        clock: Annotated[str | None, typer.Option("--time", help="Time HHMMSS.")] = None,
+        name: Annotated[str | None, typer.Option("--name", help="Vector name.")] = None,
+        profiles: Annotated[
+            Path | None,
+            typer.Option("--profiles", help="Profiles folder (default: vectors/profiles)."),
+        ] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Run one payment and write it as a vector, ready to replay (PROTOCOL.md §8)."""
+        from reader.cli_pay import AmountError, parse_amount
+        from reader.transport import TransportError
+
+        if reader_name is not None and in_process:
+            fail("choose one of --reader and --in-process", ExitCode.USAGE)
+        try:
+            minor = parse_amount(amount)
+            used_minor = parse_amount(used)
+            start = vx.CardStart(profile, atc, used_minor)
+            if not 0 <= atc <= 0xFFFF:
+                raise vx.VectorError(f"--atc {atc} out of 0..65535")
+            values = _terminal_values(un, day, clock, minor, currency)
+            vector, run = record_vector(
+                name=name or out.stem,
+                start=start,
+                values=values,
+                profiles=profiles or default_vectors_folder() / "profiles",
+                reader_name=reader_name,
+            )
+        except (AmountError, vx.VectorError) as exc:
+            fail(str(exc), ExitCode.USAGE)
+        except TransportError as exc:
+            fail(f"transport error: {exc.reason}", ExitCode.TRANSPORT)
+        try:
+            vx.save(out, vector)
+        except OSError as exc:
+            fail(f"cannot write {out}: {exc.strerror}", ExitCode.USAGE)
+        summary = {
+            "out": str(out),
+            "vector": vector.name,
+            "steps": len(vector.steps),
+            "verdict": run.verdict.value if run.verdict else None,
+            "reason": run.reason,
+        }
+        if as_json:
+            stdout.print_json(json.dumps(summary))
+        else:
+            stdout.print(f"wrote {out}: {len(vector.steps)} steps, {summary['verdict']}")

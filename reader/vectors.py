@@ -259,6 +259,11 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
     return TerminalValues(un, date, time, amount, currency, expires, tuple(revoked), tuple(logged))
 
 
+def terminal_values_from_json(obj: Any, where: str = "terminal") -> TerminalValues:
+    """Validate a `terminal` object (PROTOCOL.md §8 plus this project's keys)."""
+    return _parse_terminal(obj, where)
+
+
 def _parse_expect(obj: Any, where: str) -> Expect:
     if not isinstance(obj, dict):
         raise VectorError("must be an object", where)
@@ -427,7 +432,8 @@ class Problem(StrEnum):
     VERDICT = "verdict"
     REASON = "reason"
     LOG = "log"  # a refusal left a row, or an approval none
-    TRANSPORT = "transport"  # the card could not be reached
+    TRANSPORT = "transport error"  # the card could not be reached
+    SETUP = "setup error"  # the vector could not be set up (profile missing...)
 
 
 @dataclass(frozen=True)
@@ -446,15 +452,34 @@ class Difference:
     positions: tuple[int, ...] = ()
 
     def describe(self) -> str:
-        """One line: where, then expected vs got."""
+        """One line: where, then expected vs got (a window around the first difference)."""
         where = []
         if self.step is not None:
             where.append(f"step {self.step + 1}")
         if self.offset is not None:
             where.append(f"byte {self.offset}")
-        place = ", ".join(where)
-        head = f"{self.problem.value} differs" + (f" at {place}" if place else "")
-        return f"{head}: expected {self.expected or '(nothing)'}, got {self.got or '(nothing)'}"
+        place = f" at {', '.join(where)}" if where else ""
+        if self.problem in (Problem.TRANSPORT, Problem.SETUP):
+            return f"{self.problem.value}{place}: {self.got}"
+        expected, got = _window(self.expected, self.offset), _window(self.got, self.offset)
+        return (
+            f"{self.problem.value} differs{place}: "
+            f"expected {expected or '(nothing)'}, got {got or '(nothing)'}"
+        )
+
+
+DESCRIBE_WINDOW = 8  # bytes either side of a difference in `Difference.describe`
+
+
+def _window(hex_text: str, offset: int | None) -> str:
+    """The hex around byte `offset`, with an ellipsis where bytes are left out."""
+    if offset is None or len(hex_text) <= 4 * DESCRIBE_WINDOW + 2:
+        return hex_text
+    first = max(0, offset - DESCRIBE_WINDOW)
+    last = min(len(hex_text) // 2, offset + DESCRIBE_WINDOW + 1)
+    head = "…" if first > 0 else ""
+    tail = "…" if last < len(hex_text) // 2 else ""
+    return head + hex_text[2 * first : 2 * last] + tail
 
 
 def compare_response(step: int, expected: Pattern, got: bytes) -> Difference | None:
@@ -535,7 +560,7 @@ def replay_card_vector(
             if connect:
                 transport.disconnect()
     except TransportError as exc:
-        problem = Difference(Problem.TRANSPORT, "a response", str(exc), done)
+        problem = Difference(Problem.TRANSPORT, "a response", exc.reason, done)
         return ReplayResult(vector.name, Side.CARD, len(vector.steps), done, problem)
     return ReplayResult(vector.name, Side.CARD, len(vector.steps), done)
 
