@@ -1,0 +1,117 @@
+"""`hcepay vectors replay` and `hcepay vectors record`, and the terminal-side replay's checks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from reader import vectors as vx
+from reader.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+APPROVE = ROOT / "vectors" / "card" / "card-approve-basic.json"
+TERMINAL_APPROVE = ROOT / "vectors" / "terminal" / "terminal-approve.json"
+REFUSAL = ROOT / "vectors" / "terminal" / "terminal-license-byte-middle.json"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_live_payment_recorded_replays_byte_exact(tmp_path: Path) -> None:
+    out = tmp_path / "live.json"
+    code, stdout, _ = run(
+        "vectors",
+        "record",
+        "--out",
+        str(out),
+        "--amount",
+        "7.50",
+        "--atc",
+        "5",
+        "--used",
+        "100.00",
+        "--json",
+    )
+    assert code == 0, stdout
+    assert json.loads(stdout)["verdict"] == "approved"
+    vector = vx.load(out)
+    assert vector.card == vx.CardStart("test-card-1", 5, 10_000)
+    assert vector.terminal is not None and vector.terminal.amount == 750
+    assert [s.command[1] for s in vector.steps] == [0xA4, 0xA4, 0xA8, 0xB2, 0xB2, 0xB2, 0xAE, 0xC0]
+    result = vx.replay_vector(vector, ROOT / "vectors" / "profiles")
+    assert result.passed and result.done == len(vector.steps)
+    code, stdout, _ = run("vectors", "replay", str(out), "--json")
+    assert code == 0 and json.loads(stdout)["passed"] == 1
+    # the same exchange from another starting ATC is not the same vector
+    moved = replace(vector, card=vx.CardStart("test-card-1", 6, 10_000))
+    assert not vx.replay_vector(moved, ROOT / "vectors" / "profiles").passed
+
+
+def test_replay_exit_codes_and_table(tmp_path: Path) -> None:
+    code, stdout, _ = run("vectors", "replay", str(APPROVE), str(TERMINAL_APPROVE))
+    assert code == 0 and "2 passed, 0 failed" in stdout
+    obj = json.loads(APPROVE.read_text(encoding="utf-8"))
+    obj["steps"][2]["r"] = "6985"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(obj), encoding="utf-8")
+    code, stdout, _ = run("vectors", "replay", str(bad), str(APPROVE))
+    assert code == 1
+    assert "FAIL" in stdout and "step 3" in stdout and "1 passed, 1 failed" in stdout
+    code, stdout, _ = run("vectors", "replay", str(bad), "--json")
+    difference = json.loads(stdout)["results"][0]["difference"]
+    assert (difference["step"], difference["offset"], difference["expected"]) == (2, 0, "6985")
+
+
+def test_replay_usage_errors_are_one_line(tmp_path: Path) -> None:
+    code, _, stderr = run("vectors", "replay", str(tmp_path / "absent.json"))
+    assert code == 2 and stderr.count("\n") == 1 and "absent.json" in stderr
+    code, _, stderr = run("vectors", "replay", "--in-process", "--reader", "x", str(APPROVE))
+    assert code == 2 and "choose one" in stderr
+    code, _, stderr = run("vectors", "record", "--out", str(tmp_path / "x.json"), "--amount", "-1")
+    assert code == 2 and "negative" in stderr
+
+
+def test_a_terminal_sending_another_command_is_caught() -> None:
+    vector = vx.load(TERMINAL_APPROVE)
+    steps = list(vector.steps)
+    gpo = steps[2]
+    steps[2] = replace(
+        gpo, command=gpo.command[:10] + bytes([gpo.command[10] ^ 1]) + gpo.command[11:]
+    )
+    result = vx.replay_vector(replace(vector, steps=tuple(steps)), ROOT / "vectors" / "profiles")
+    assert result.difference is not None
+    assert result.difference.problem is vx.Problem.COMMAND
+    assert (result.difference.step, result.difference.offset) == (2, 10)
+
+
+def test_a_terminal_stopping_early_or_deciding_otherwise_is_caught() -> None:
+    profiles = ROOT / "vectors" / "profiles"
+    refusal = vx.load(REFUSAL)
+    extra = replace(refusal, steps=(*refusal.steps, refusal.steps[0]))
+    missing = vx.replay_vector(extra, profiles).difference
+    assert missing is not None and missing.problem is vx.Problem.MISSING_COMMAND
+    assert missing.step == len(refusal.steps)
+    assert refusal.expect is not None
+    approve = replace(refusal, expect=vx.Expect(vx.Verdict.APPROVED))
+    verdict = vx.replay_vector(approve, profiles).difference
+    assert verdict is not None and verdict.problem is vx.Problem.VERDICT
+    assert "refused" in verdict.got
+    reason = replace(refusal, expect=vx.Expect(vx.Verdict.REFUSED, "check 2: something else"))
+    other = vx.replay_vector(reason, profiles).difference
+    assert other is not None and other.problem is vx.Problem.REASON
+    assert other.got == refusal.expect.reason
+
+
+def test_refusals_leave_no_row_and_payments_one(profiles: Path) -> None:
+    approve = vx.run_terminal(
+        vx.load(TERMINAL_APPROVE), profiles, vx.ScriptedCard(vx.load(TERMINAL_APPROVE).steps)
+    )
+    assert approve.verdict is vx.Verdict.APPROVED and approve.rows_added == 1
+    refusal = vx.load(REFUSAL)
+    run_ = vx.run_terminal(refusal, profiles, vx.ScriptedCard(refusal.steps))
+    assert run_.verdict is vx.Verdict.REFUSED and run_.rows_added == 0
