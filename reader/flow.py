@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Final, Protocol
 
 from apdu import messages as m
@@ -141,9 +142,15 @@ def _exchange(cmd: CommandAPDU) -> Generator[Effect, ResponseAPDU | None, Respon
     return response
 
 
+@lru_cache(maxsize=16)
+def _parse_dol(raw: bytes) -> tuple[DolEntry, ...]:
+    """parse_dol, remembered: a card sends the same PDOL and CDOL1 every time (pure)."""
+    return parse_dol(raw)
+
+
 def _dol(step: str, raw: bytes) -> tuple[DolEntry, ...]:
     try:
-        return parse_dol(raw)
+        return _parse_dol(raw)
     except DecodeError as exc:
         raise ResponseError(f"{step}: {exc}") from None
 

@@ -1,0 +1,211 @@
+"""Complete in-process payments (durable card state and log) against a floor, same run.
+
+The floor is what one payment cannot avoid, each part timed alone:
+* RSA: the card's private operation (the authorization) and the terminal's two public
+  operations (license, authorization recovery);
+* fsyncs: the card stores its state twice (GPO: the ATC; GENERATE AC: the used credit), each
+  a file fsync and a folder fsync (atomic rename); the terminal commits twice (the pending
+  entry before GENERATE AC, the row after the checks), each one WAL fsync.
+Prints payments/s, the floor, the ratio (goal <= 1.3x) and a short profile of the rest.
+Run: .venv/bin/python bench/payment.py [--count 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from applet.profile import load_app_key, load_profile, open_card  # noqa: E402
+from authority.keyfiles import load_public  # noqa: E402
+from authority.keystore import AuthorityKey, KeyStore  # noqa: E402
+from reader.flow import Env, PaymentRequest, TerminalConfig, pay  # noqa: E402
+from reader.log import TransactionLog  # noqa: E402
+from reader.transport import ChainingTransport, InProcessTransport  # noqa: E402
+
+ROUNDS = 10
+PROFILE = ROOT / "vectors" / "profiles" / "test-card-1"
+CFG = TerminalConfig("TERM0001", "MERCHANT0000001", 156)
+
+
+def per_call_s(fn: Callable[[], object], rounds: int, repeats: int = 5) -> float:
+    """Median over `repeats` of the mean time of one call, in seconds."""
+    fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(rounds):
+            fn()
+        samples.append((time.perf_counter() - start) / rounds)
+    return statistics.median(samples)
+
+
+def timed_sum(fn: Callable[[], float], rounds: int) -> float:
+    """Mean of the durations `fn` reports (it times only its own critical part)."""
+    fn()
+    return sum(fn() for _ in range(rounds)) / rounds
+
+
+def card_commit_fsyncs(folder: Path, size: int) -> tuple[Callable[[], float], Callable[[], float]]:
+    """The two fsyncs of the card's atomic commit, each timed alone: the new temp file's
+    fsync, and the folder's fsync after the rename (applet/store.py's sequence)."""
+    target, tmp = folder / "state.json", folder / ".state.json.tmp"
+    data = b"x" * size
+
+    def file_fsync() -> float:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, data)
+        start = time.perf_counter()
+        os.fsync(fd)
+        took = time.perf_counter() - start
+        os.close(fd)
+        os.replace(tmp, target)
+        return took
+
+    def dir_fsync() -> float:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        start = time.perf_counter()
+        os.fsync(fd)
+        took = time.perf_counter() - start
+        os.close(fd)
+        return took
+
+    return file_fsync, dir_fsync
+
+
+def append_fsync(folder: Path, size: int) -> Callable[[], float]:
+    """An append and its fsync, the fsync timed: what one WAL commit needs at least."""
+    path = folder / "wal.bin"
+    data = b"w" * size
+
+    def run() -> float:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.write(fd, data)
+        start = time.perf_counter()
+        os.fsync(fd)
+        took = time.perf_counter() - start
+        os.close(fd)
+        return took
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=200)
+    args = parser.parse_args()
+    count = max(10, min(args.count, 50_000))
+
+    work = Path(tempfile.mkdtemp(prefix="hcepay-bench-"))
+    try:
+        card_dir = work / "card"
+        card_dir.mkdir()
+        for name in ("card.json", "app.pem", "app.pub.pem"):
+            shutil.copy(PROFILE / name, card_dir / name)
+        profile = load_profile(card_dir)
+        app = load_app_key(card_dir, profile)
+        ca = load_public(PROFILE / "ca-01.pub.pem")
+        keys = KeyStore({1: AuthorityKey(1, ca, date(2099, 12, 31))})
+        card = open_card(card_dir)  # FileStateStore: state.json, atomic and fsynced
+        transport = ChainingTransport(InProcessTransport(card))
+        now = datetime.now().replace(microsecond=0)
+
+        x = int.from_bytes(b"\x6a" + b"\x55" * (app.public.size - 2) + b"\xbc", "big")
+        sig = app.private_op(x)
+        # state.json with its 10 last answers is about 6 KB (applet/state.py)
+        file_fsync, dir_fsync = card_commit_fsyncs(work, 6144)
+        rsa_parts: dict[str, Callable[[], object]] = {
+            "private": lambda: app.private_op(x),
+            "public_app": lambda: pow(sig, app.public.e, app.public.n),
+            "public_ca": lambda: pow(sig % ca.n, ca.e, ca.n),
+        }
+        io_parts: dict[str, Callable[[], float]] = {
+            "file": file_fsync,
+            "dir": dir_fsync,
+            "wal": append_fsync(work, 1024),
+        }
+
+        with TransactionLog(work / "terminal.db") as log:
+
+            def one() -> None:
+                env = Env(now, os.urandom(4))
+                pay(transport, CFG, PaymentRequest(1), env, keys, log)
+
+            # Interleaved rounds: payments and each floor part timed in the same window,
+            # so that a busy shared disk weighs on both alike; medians over the rounds.
+            batch = max(2, count // ROUNDS)
+            names = ("payment", *rsa_parts, *io_parts)
+            times: dict[str, list[float]] = {name: [] for name in names}
+            for _ in range(ROUNDS):
+                times["payment"].append(per_call_s(one, batch, repeats=1))
+                for name, fn in rsa_parts.items():
+                    times[name].append(per_call_s(fn, batch, repeats=1))
+                for name, timed in io_parts.items():
+                    times[name].append(timed_sum(timed, batch))
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(min(count, 100)):
+                one()
+            profiler.disable()
+        median = {name: statistics.median(values) for name, values in times.items()}
+        payment_s, private_s = median["payment"], median["private"]
+        public_app_s, public_ca_s = median["public_app"], median["public_ca"]
+        file_s, dir_s, wal_s = median["file"], median["dir"], median["wal"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    rsa_s = private_s + public_app_s + public_ca_s
+    fsyncs_s = 2 * (file_s + dir_s) + 2 * wal_s
+    floor_s = rsa_s + fsyncs_s
+    ms = 1e3
+    print(
+        f"payments: {count} in {ROUNDS} interleaved rounds, complete in-process "
+        "(durable card state + SQLite log)"
+    )
+    print(f"  payment      {payment_s * ms:8.3f} ms   {1 / payment_s:8.1f} payments/s")
+    print(
+        f"  floor        {floor_s * ms:8.3f} ms   {1 / floor_s:8.1f} payments/s"
+        f"   (RSA {rsa_s * ms:.3f} ms: private {private_s * ms:.3f}, public "
+        f"{public_app_s * ms:.3f} + {public_ca_s * ms:.3f}; fsyncs {fsyncs_s * ms:.3f} ms: "
+        f"card 2 x (file {file_s * ms:.3f} + folder {dir_s * ms:.3f}), "
+        f"log 2 x WAL {wal_s * ms:.3f})"
+    )
+    print(f"  ratio        {payment_s / floor_s:8.2f}x  (goal <= 1.3x)")
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    raw = stats.stats  # type: ignore[attr-defined]
+    calls = min(count, 100)
+    io_names = ("posix.fsync", "posix.replace", "sqlite3.Connection", "posix.open", "posix.write")
+    total = sum(v[2] for v in raw.values())
+    io_s = sum(v[2] for (_, _, name), v in raw.items() if any(n in name for n in io_names))
+    print(
+        f"  per payment under the profiler (slower): IO (fsync, rename, SQLite, open, write) "
+        f"{io_s / calls * ms:.3f} ms, Python and crypto {(total - io_s) / calls * ms:.3f} ms"
+    )
+    print("where the rest goes (cProfile, top functions by own time):")
+    stats.sort_stats("tottime").print_stats(12)
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    start_at = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
+    for line in lines[start_at : start_at + 13]:
+        print("  " + line.strip()[:150])
+
+
+if __name__ == "__main__":
+    main()
