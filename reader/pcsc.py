@@ -168,6 +168,7 @@ class PcscTransport:
         self._context: int | None = None
         self._card: int | None = None
         self._pci = scard.SCARD_PCI_T1
+        self.disposition = scard.SCARD_RESET_CARD
 
     def connect(self) -> bytes:
         """Connect to the card in the reader and return its ATR."""
@@ -175,12 +176,17 @@ class PcscTransport:
             self.disconnect()
         context = _establish()
         try:
-            name = resolve_reader(self.reader, _reader_names(context))
-            self.name = f"pcsc:{name}"
             share = scard.SCARD_SHARE_EXCLUSIVE if self.exclusive else scard.SCARD_SHARE_SHARED
             protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
-            hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
+            name = self.reader if isinstance(self.reader, str) else None
+            hresult = int(Hresult.UNKNOWN_READER)
+            if name is not None:  # a name: connect at once (one IPC round trip saved)
+                hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
+            if hresult & 0xFFFFFFFF == Hresult.UNKNOWN_READER:  # an index, or digits
+                name = resolve_reader(self.reader, _reader_names(context))
+                hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
             _check(hresult, reader=name)
+            self.name = f"pcsc:{name}"
             self._pci = (
                 scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
             )
@@ -212,7 +218,7 @@ class PcscTransport:
         self._card = self._context = None
         if card is not None:
             with contextlib.suppress(TransportError):
-                _call(scard.SCardDisconnect, card, scard.SCARD_RESET_CARD)
+                _call(scard.SCardDisconnect, card, self.disposition)
         if context is not None:
             _release(context)
 

@@ -126,7 +126,10 @@ def serve(pcsc_stack: tuple[str, ...]) -> Iterator[Serve]:
 
     def start(card: object, slot: int = 0) -> ServedCard:
         reader = pcsc_stack[slot]
-        wait_for(reader, present=False)
+        try:  # pcscd may be shared (a developer's own session): wait for the slot to be free
+            wait_for(reader, present=False, timeout=15)
+        except AssertionError:
+            pytest.fail(f"{reader} is in use by another program serving a card")
         client = VpcdClient(card, VpcdConfig(port=PORTS[slot], poll_interval=0.05))  # type: ignore[arg-type]
         thread = threading.Thread(target=client.serve_forever, name=f"vpcd-{slot}", daemon=True)
         thread.start()

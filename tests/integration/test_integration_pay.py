@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,17 @@ from reader.log import TransactionLog, log_path
 
 INS_GENERATE_AC, INS_GET_RESPONSE = 0xAE, 0xC0
 SECOND_ACCOUNT = "6200555566667777"
+PRESENCE_POLL = 0.4  # pcscd asks a vpcd card for its ATR this often
 
 
 class Spy:
     """Wraps a Card: records each command's INS and status word; can leave the field at a
     chosen INS (drops the connection before the card sees the command)."""
 
-    def __init__(self, card: Any, leave_at: int | None = None) -> None:
+    def __init__(self, card: Any, leave_at: int | None = None, pause_at: int | None = None) -> None:
         self.card = card
         self.leave_at = leave_at
+        self.pause_at = pause_at
         self.client: Any = None  # the VpcdClient, once served
         self.seen: list[tuple[int, int]] = []
 
@@ -38,6 +41,8 @@ class Spy:
             self.leave_at = None
             self.client.abort()
             return b""
+        if ins == self.pause_at:
+            time.sleep(PRESENCE_POLL * 2.5)  # pcscd polls the card (ATR request) meanwhile
         response = bytes(self.card.process(apdu))
         self.seen.append((ins, int.from_bytes(response[-2:], "big")))
         return response
@@ -96,6 +101,15 @@ def test_generate_ac_answer_is_chained(
     # the 1984-bit authorization does not fit one short response: 61xx, then GET RESPONSE
     assert spy.seen[at][1] >> 8 == 0x61
     assert spy.seen[at + 1] == (INS_GET_RESPONSE, 0x9000)
+
+
+def test_a_slow_card_is_not_reset_by_pcscds_presence_polls(
+    serve: Callable[..., Any], our_card: Any, home: Path, card_folder: Path
+) -> None:
+    serve(Spy(our_card, pause_at=INS_GENERATE_AC))
+    code, result = pay(home, "7.00")
+    assert (code, result["verdict"]) == (0, "approved"), result
+    assert stored(card_folder) == (1, 700)
 
 
 def test_card_removed_between_gpo_and_generate_ac(
