@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from applet.card import Card
+    from reader.flow import Env, Outcome, TerminalConfig
 
 VECTOR_VERSION = 1
 MAX_VECTOR_FILE_BYTES = 1 << 20  # a vector is a few kilobytes; refuse anything absurd
@@ -699,7 +700,7 @@ def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> Termin
     return TerminalRun(verdict, reason, steps, rows)
 
 
-def _placeholder(account: str, atc: int, env: Any, cfg: Any) -> Any:
+def _placeholder(account: str, atc: int, env: Env, cfg: TerminalConfig) -> Outcome:
     """A log row holding only (account, ATC): what check 5 looks at (PROTOCOL.md §7)."""
     from reader.flow import Outcome
 
