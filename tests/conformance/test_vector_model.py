@@ -145,3 +145,40 @@ def test_a_long_response_shows_a_window_around_the_difference() -> None:
     text = cli_vectors.marked("00" * 100, [50], around=50)
     assert text.plain.startswith("…") and text.plain.endswith("…")
     assert len(text.plain) == 2 + 2 * (2 * cli_vectors.CONTEXT_BYTES + 1)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["hcepay_vector", "name", "steps", "c", "r", "card", "terminal", "x"]),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@given(JSON)
+def test_any_json_is_a_vector_or_a_vector_error(obj: Any) -> None:
+    try:
+        vx.vector_from_json(obj)
+    except vx.VectorError as exc:
+        assert exc.reason
+
+
+@given(st.data())
+def test_mutated_sample_fields_are_a_vector_or_a_vector_error(data: st.DataObject) -> None:
+    obj = json.loads(json.dumps(SAMPLE))
+    section = data.draw(st.sampled_from(["card", "terminal", "steps"]))
+    target = obj["steps"][data.draw(st.integers(0, 1))] if section == "steps" else obj[section]
+    key = data.draw(st.sampled_from(sorted(target)))
+    target[key] = data.draw(JSON)
+    try:
+        vector = vx.vector_from_json(obj)
+    except vx.VectorError as exc:
+        assert exc.reason
+    else:
+        assert vx.loads(vx.dumps(vector)) == vector
