@@ -22,7 +22,7 @@ from typing import Final, Protocol
 from apdu import messages as m
 from apdu.command import CommandAPDU
 from apdu.dol import DolEntry, fill_dol, parse_dol
-from apdu.errors import DecodeError
+from apdu.errors import DecodeError, EncodeError
 from apdu.response import ResponseAPDU
 from authority.authorization import MAX_AMOUNT, bcd
 from authority.keystore import KeyStore
@@ -39,6 +39,8 @@ MERCHANT_ID_LENGTH: Final = 15  # 9F16 an15
 PURCHASE: Final = 0x00  # 9C transaction type
 AIP_COMBINED_SIGNATURE: Final = 0x01  # AIP byte 1 bit 1 (PROTOCOL.md §3)
 RECORDS: Final = 3
+MAX_PDOL_DATA: Final = 252  # 83 81 L data in a short command's 255 bytes (ISO 7816-4 5.1)
+MAX_CDOL1_DATA: Final = 255
 
 Effect = CommandAPDU | PendingEntry
 
@@ -148,11 +150,16 @@ def _parse_dol(raw: bytes) -> tuple[DolEntry, ...]:
     return parse_dol(raw)
 
 
-def _dol(step: str, raw: bytes) -> tuple[DolEntry, ...]:
+def _dol(step: str, raw: bytes, limit: int) -> tuple[DolEntry, ...]:
+    """The card's DOL, refused when its data would not fit a short command (check 1)."""
     try:
-        return _parse_dol(raw)
+        entries = _parse_dol(raw)
     except DecodeError as exc:
         raise ResponseError(f"{step}: {exc}") from None
+    size = sum(e.length for e in entries)
+    if size > limit:
+        raise ResponseError(f"{step}: the DOL asks for {size} bytes, more than {limit}")
+    return entries
 
 
 def payment(
@@ -173,7 +180,7 @@ def payment(
     fci = checks.parsed(step, m.parse_app_fci, checks.ok_data(step, rsp))
     if fci.aid != m.CREDIT_AID:
         raise ResponseError(f"SELECT AID: the FCI names AID {fci.aid.hex().upper()}")
-    pdol_data = fill_dol(_dol(step, fci.pdol), values)
+    pdol_data = fill_dol(_dol(step, fci.pdol, MAX_PDOL_DATA), values)
 
     step = "GET PROCESSING OPTIONS"
     rsp = yield from _exchange(m.gpo(pdol_data))
@@ -191,7 +198,7 @@ def payment(
     rec1, rec1_value = checks.parsed("READ RECORD 1", m.parse_record1, answers[0])
     rec2 = checks.parsed("READ RECORD 2", m.parse_record2, answers[1])
     rec3 = checks.parsed("READ RECORD 3", m.parse_record3, answers[2])
-    cdol1 = _dol("READ RECORD 1", rec1.cdol1)
+    cdol1 = _dol("READ RECORD 1", rec1.cdol1, MAX_CDOL1_DATA)
     try:
         account = account_digits(pad_account(rec1.account))
     except ValueError:
@@ -261,13 +268,18 @@ def drive(
                 if on_pending is not None:
                     on_pending(effect)
             else:
-                raw = transport.transmit(effect.to_bytes())
+                try:
+                    command = effect.to_bytes()
+                except EncodeError as exc:
+                    flow.close()
+                    raise ResponseError(f"the card's data makes no valid command: {exc}") from None
+                raw = transport.transmit(command)
                 try:
                     reply = ResponseAPDU.parse(raw)
                 except DecodeError:
                     flow.close()
                     raise ResponseError(
-                        f"{effect.to_bytes()[:4].hex().upper()}: response of {len(raw)} bytes, "
+                        f"{command[:4].hex().upper()}: response of {len(raw)} bytes, "
                         "shorter than a status word"
                     ) from None
             effect = flow.send(reply)

@@ -167,6 +167,12 @@ CASES: list[tuple[str, dict[str, object], type[checks.CheckError], str]] = [
         "shorter than a status word",
     ),
     (
+        "CDOL1 too long",
+        {"ins": INS_READ, "p1": 1, "alter": in_tag(0x8C, lambda v: v + bytes.fromhex("DF01FF"))},
+        checks.ResponseError,
+        "more than 255",
+    ),
+    (
         "repeated tag",
         {"ins": INS_GPO, "alter": duplicate(0x9F36)},
         checks.ResponseError,
