@@ -37,6 +37,7 @@ TARGETS: dict[str, tuple[str, str, str]] = {
     "messages": ("fuzz.codecs", "fuzz_messages", "responses"),
     "applet": ("fuzz.applet_target", "fuzz_applet", "commands"),
     "terminal": ("fuzz.terminal_target", "fuzz_terminal", "responses"),
+    "recovery": ("fuzz.recovery_target", "fuzz_recovery", "responses"),
 }
 MAX_LEN = 1024
 _DONE = re.compile(r"Done (\d+) runs in (\d+) second")

@@ -28,7 +28,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("target", [*CODEC_TARGETS, "applet", "terminal"])
+@pytest.mark.parametrize("target", [*CODEC_TARGETS, "applet", "terminal", "recovery"])
 def test_target_finds_nothing(target: str) -> None:
     done = _run("--target", target, "--seconds", str(SECONDS[target]))
     line = done.stdout.strip()
