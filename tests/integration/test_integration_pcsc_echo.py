@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -122,3 +123,20 @@ def test_two_slots_at_once(serve: Any, echo_card: Any) -> None:
         thread.join(timeout=5)
     assert results == {0: b"\x00\x90\x00", 1: b"\x01\x90\x00"}
     assert (echo_card.apdus, other.apdus) == (1, 1)
+
+
+def test_hcepay_readers_json_shows_the_atr(serve: Any, echo_card: Any) -> None:
+    from typer.testing import CliRunner
+
+    from reader.cli import app
+
+    serve(echo_card, 1)
+    result = CliRunner().invoke(app, ["readers", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert listed[:2] == [
+        {"index": 0, "name": "Virtual PCD 00 00", "atr": None},
+        {"index": 1, "name": "Virtual PCD 00 01", "atr": "3B80800101"},
+    ]
+    table = CliRunner().invoke(app, ["readers"])
+    assert "3B 80 80 01 01" in table.stdout and "(no card)" in table.stdout
