@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 import pytest
-from reader.transport import TransportError
 
 from reader.pcsc import PcscTransport, list_readers
+from reader.transport import TransportError
 
 ATR = bytes.fromhex("3B80800101")
 
