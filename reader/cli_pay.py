@@ -427,7 +427,16 @@ def verify_row(outcome: Outcome, keys: KeyStore) -> str:
     return ""
 
 
+log_app = typer.Typer(
+    name="log",
+    help="The transaction log (--json, --verify); subcommands below.",
+    invoke_without_command=True,
+)
+
+
+@log_app.callback()
 def log_command(
+    ctx: typer.Context,
     as_json: JsonOption = False,
     verify: Annotated[
         bool, typer.Option("--verify", help="Re-check every row with the authority's key.")
@@ -435,6 +444,8 @@ def log_command(
     home: HomeOption = None,
 ) -> None:
     """The transaction log. With --verify, exit 3 when a row fails its re-check."""
+    if ctx.invoked_subcommand is not None:
+        return
     root = home_folder(home)
     path = log_path(root)
     rows = []
@@ -489,4 +500,4 @@ def register(app: typer.Typer) -> None:
     """Add `demo`, `pay` and `log` to the root app."""
     app.command("demo")(demo)
     app.command("pay")(pay_command)
-    app.command("log")(log_command)
+    app.add_typer(log_app, name="log")

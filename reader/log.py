@@ -21,6 +21,7 @@ from typing import Final
 from reader.checks import ReplayError
 from reader.flow import Outcome
 from reader.recovery import PendingEntry
+from reader.spool import Imported
 from reader.vectors import Verdict
 
 LOG_FILE: Final = "terminal.db"
@@ -242,6 +243,15 @@ class TransactionLog:
         if row_id is None:
             raise LogError("the log returned no row id")
         return row_id
+
+    def import_entry(self, entry: Mapping[str, str | int | None]) -> Imported:
+        """Record one spooled outcome (reader/spool.py): INSERTED, or DUPLICATE when its
+        (account, ATC) is stored already. ValueError/KeyError for a malformed entry."""
+        try:
+            self.record(outcome_from_json(entry))
+        except ReplayError:
+            return Imported.DUPLICATE
+        return Imported.INSERTED
 
     def contains(self, account: str, atc: int) -> bool:
         """Whether (account, ATC) is recorded already."""

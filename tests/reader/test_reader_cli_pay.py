@@ -106,3 +106,18 @@ def test_schema_version_and_newer_log_refused(tmp_path: Path) -> None:
     with pytest.raises(LogError) as caught:
         TransactionLog(path)
     assert "schema version" in caught.value.reason
+
+
+def test_spooled_outcome_imports_once(home: Path, tmp_path: Path) -> None:
+    from reader.log import log_path, outcome_to_json
+    from reader.spool import Imported
+
+    assert _pay(home, "--amount", "3.00")[0] == 0
+    with TransactionLog(log_path(home)) as log:
+        (row,) = list(log.rows())
+    entry = json.loads(json.dumps(outcome_to_json(row.outcome)))
+    with TransactionLog(tmp_path / "other.db") as other:
+        assert other.import_entry(entry) is Imported.INSERTED
+        assert other.import_entry(entry) is Imported.DUPLICATE
+        (copy,) = list(other.rows())
+    assert copy.outcome == row.outcome
