@@ -7,6 +7,7 @@ becomes one `TransportError` with a reason a user can act on (PC/SC part 5, SCAR
 from __future__ import annotations
 
 import contextlib
+import weakref
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -64,6 +65,13 @@ _REASONS: dict[int, str] = {
     Hresult.PROTO_MISMATCH: "card not supported (no T=0 or T=1)",
     Hresult.TIMEOUT: "reader timed out",
 }
+
+
+_STALE = frozenset({Hresult.INVALID_HANDLE, Hresult.NO_SERVICE, Hresult.SERVICE_STOPPED})
+
+
+class _StaleContext(Exception):
+    """The kept PC/SC context no longer works (pcscd restarted or is gone)."""
 
 
 def reason_for(hresult: int) -> str:
@@ -169,35 +177,51 @@ class PcscTransport:
         self._card: int | None = None
         self._pci = scard.SCARD_PCI_T1
         self.disposition = scard.SCARD_RESET_CARD
+        self._finalizer: weakref.finalize[[int], PcscTransport] | None = None
+
+    def _open_context(self, fresh: bool) -> int:
+        """The PC/SC context, kept from one connect to the next (establishing one costs a
+        pcscd round trip of ~0.2 ms); `fresh` replaces it (pcscd restarted)."""
+        if fresh:
+            self.close()
+        if self._context is None:
+            self._context = _establish()
+            self._finalizer = weakref.finalize(self, _release, self._context)
+        return self._context
 
     def connect(self) -> bytes:
         """Connect to the card in the reader and return its ATR."""
         if self._card is not None:
             self.disconnect()
-        context = _establish()
-        try:
-            share = scard.SCARD_SHARE_EXCLUSIVE if self.exclusive else scard.SCARD_SHARE_SHARED
-            protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
-            name = self.reader if isinstance(self.reader, str) else None
-            hresult = int(Hresult.UNKNOWN_READER)
-            if name is not None:  # a name: connect at once (one IPC round trip saved)
-                hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
-            if hresult & 0xFFFFFFFF == Hresult.UNKNOWN_READER:  # an index, or digits
-                name = resolve_reader(self.reader, _reader_names(context))
-                hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
+        for fresh in (False, True):  # a kept context dies with pcscd: one retry, fresh
+            try:
+                return self._connect(self._open_context(fresh))
+            except _StaleContext:
+                continue
+        raise TransportError(NO_PCSCD)
+
+    def _connect(self, context: int) -> bytes:
+        share = scard.SCARD_SHARE_EXCLUSIVE if self.exclusive else scard.SCARD_SHARE_SHARED
+        protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+        name = self.reader if isinstance(self.reader, str) else None
+        hresult = int(Hresult.UNKNOWN_READER)
+        if name is not None:  # a name: connect at once (one IPC round trip saved)
+            hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
+        if hresult & 0xFFFFFFFF in _STALE:
+            raise _StaleContext
+        if hresult & 0xFFFFFFFF == Hresult.UNKNOWN_READER:  # an index, or digits
+            name = resolve_reader(self.reader, _reader_names(context))
+            hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
+        _check(hresult, reader=name)
+        self.name = f"pcsc:{name}"
+        self._pci = (
+            scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
+        )
+        hresult, _reader, _state, _protocol, atr = _call(scard.SCardStatus, card)
+        if hresult & 0xFFFFFFFF != Hresult.SUCCESS:
+            _call(scard.SCardDisconnect, card, scard.SCARD_LEAVE_CARD)
             _check(hresult, reader=name)
-            self.name = f"pcsc:{name}"
-            self._pci = (
-                scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
-            )
-            hresult, _reader, _state, _protocol, atr = _call(scard.SCardStatus, card)
-            if hresult & 0xFFFFFFFF != Hresult.SUCCESS:
-                _call(scard.SCardDisconnect, card, scard.SCARD_LEAVE_CARD)
-                _check(hresult, reader=name)
-        except BaseException:
-            _release(context)
-            raise
-        self._context, self._card = context, int(card)
+        self._card = int(card)
         return bytes(atr)
 
     def transmit(self, command: bytes) -> bytes:
@@ -213,18 +237,23 @@ class PcscTransport:
         return bytes(response)
 
     def disconnect(self) -> None:
-        """Reset the card (its applet returns to IDLE) and release the reader; never raises."""
-        card, context = self._card, self._context
-        self._card = self._context = None
+        """Reset the card (its applet returns to IDLE) and release the reader; never raises.
+        The PC/SC context is kept for the next connect (close() releases it)."""
+        card, self._card = self._card, None
         if card is not None:
             with contextlib.suppress(TransportError):
                 _call(scard.SCardDisconnect, card, self.disposition)
-        if context is not None:
-            _release(context)
+
+    def close(self) -> None:
+        """Disconnect and release the PC/SC context (also done when the object is collected)."""
+        self.disconnect()
+        finalizer, self._finalizer, self._context = self._finalizer, None, None
+        if finalizer is not None:
+            finalizer()
 
     def __enter__(self) -> PcscTransport:
         self.connect()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.disconnect()
+        self.close()
