@@ -140,6 +140,8 @@ def main() -> None:
                 f"   (+{(median - bare) * 1e6:6.1f} us; mean {mean * 1e6:.1f} us)"
             )
         payments(folder, work, bare, args.payments)
+    except TransportError as exc:
+        raise SystemExit(f"bench: {exc.reason} (is another program using the readers?)") from None
     finally:
         for child in children:
             child.terminate()
