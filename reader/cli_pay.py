@@ -38,7 +38,7 @@ from reader.flow import (
     TerminalConfig,
     pay,
 )
-from reader.log import LogError, TransactionLog, log_path, outcome_to_json
+from reader.log import LogError, PendingRow, TransactionLog, log_path, outcome_to_json
 from reader.trace import CardStart, trace_json, write_trace
 from reader.transport import (
     ChainingTransport,
@@ -164,6 +164,7 @@ def _run_json(run: Run, request: PaymentRequest) -> dict[str, Any]:
         "amount": format_amount(request.amount),
         "currency": request.currency,
         "row_id": run.paid.row_id if run.paid is not None else None,
+        "recovered_atcs": [o.atc for o in run.paid.recovered] if run.paid is not None else [],
         "exit_code": int(run.code),
     }
 
@@ -291,6 +292,10 @@ def demo(
 
 
 def _print_verdict(run: Run, request: PaymentRequest) -> None:
+    if run.paid is not None:
+        for o in run.paid.recovered:  # PROTOCOL.md §9: a torn payment recorded now
+            done = f"recovered torn payment: ATC {o.atc:04X}, {format_amount(o.amount)}"
+            stdout.print(done, markup=False)
     line = f"verdict: {run.verdict.upper()} {format_amount(request.amount)} ({request.currency})"
     if run.reason:
         line += f": {run.reason}"
@@ -427,6 +432,21 @@ def verify_row(outcome: Outcome, keys: KeyStore) -> str:
     return ""
 
 
+def _print_pending(entries: list[PendingRow], path: Path) -> None:
+    """The pending entries (PROTOCOL.md §9) and the spool, under the transactions."""
+    if entries:
+        table = Table(title="pending entries (written before GENERATE AC)")
+        for column in ("created", "account", "ATC", "outcome"):
+            table.add_column(column)
+        for p in entries:
+            account = p.entry.account.hex().upper().rstrip("F")
+            table.add_row(p.created, account, f"{p.entry.atc:04X}", p.outcome or "open")
+        stdout.print(table)
+    spooled = spool.pending_count(path)
+    if spooled:
+        stdout.print(f"{spooled} payments in the spool: run `hcepay log recover`", markup=False)
+
+
 log_app = typer.Typer(
     name="log",
     help="The transaction log (--json, --verify); subcommands below.",
@@ -449,10 +469,12 @@ def log_command(
     root = home_folder(home)
     path = log_path(root)
     rows = []
+    pending_rows: list[PendingRow] = []
     if path.exists():
         try:
             with TransactionLog(path) as log:
                 rows = list(log.rows())
+                pending_rows = log.pending_rows()
         except LogError as exc:
             fail(f"transaction log: {exc.reason}")
     keys = _keys(root) if verify and rows else KeyStore()
@@ -492,8 +514,37 @@ def log_command(
         stdout.print(table)
         if verify:
             stdout.print(f"{len(rows) - len(bad)} of {len(rows)} rows verify", markup=False)
+        _print_pending(pending_rows, path)
     if bad:
         raise typer.Exit(int(ExitCode.REFUSED))
+
+
+@log_app.command("recover")
+def log_recover(home: HomeOption = None) -> None:
+    """Import the spool (payments approved but not recorded) into the log, each once.
+    Exit 5 when entries are left in the spool."""
+    path = log_path(home_folder(home))
+
+    def insert(entry: dict[str, str | int | None]) -> spool.Imported:
+        try:
+            return log.import_entry(entry)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LogError(f"bad spool entry: {exc}") from None
+
+    try:
+        with TransactionLog(path) as log:
+            report = spool.import_spool(path, insert)
+    except LogError as exc:
+        fail(f"transaction log: {exc.reason}", ExitCode.NOT_RECORDED)
+    except spool.SpoolError as exc:
+        fail(f"spool: {exc.reason}", ExitCode.NOT_RECORDED)
+    line = (
+        f"{report.inserted} imported, {report.duplicates} already in the log, "
+        f"{report.remaining} left in the spool, {report.bad_lines} unreadable lines"
+    )
+    stdout.print(line, markup=False)
+    if report.remaining:
+        raise typer.Exit(int(ExitCode.NOT_RECORDED))
 
 
 def register(app: typer.Typer) -> None:

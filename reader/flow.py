@@ -7,13 +7,18 @@ durably and sends back None) and only then GENERATE AC. It returns an `Outcome` 
 has passed, or raises the CheckError of the first check that fails. Time, the unpredictable
 number and the keys are injected (`Env`, `KeyStore`), so a payment replays byte for byte.
 
+With open pending entries (`pending`), the flow first reads the card's last answer (GET DATA
+`DF02`, right after SELECT AID) and, once the license has given the APP key, yields one
+decision per pending entry of this card's account (PROTOCOL.md §9): `RecoveredPayment` to
+record once, or `CloseNotPaid`.
+
 `drive(flow, transport)` runs a flow over a transport; `pay(...)` adds the journal (the
 transaction log): pending entry before GENERATE AC, the row after every check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -29,7 +34,7 @@ from authority.keystore import KeyStore
 from authority.license import account_digits, pad_account
 from reader import checks
 from reader.checks import Cid, ResponseError
-from reader.recovery import PendingEntry
+from reader.recovery import CloseNotPaid, PendingEntry, RecordOnce, decide
 from reader.transport import Transport
 from reader.vectors import Verdict
 
@@ -41,8 +46,7 @@ AIP_COMBINED_SIGNATURE: Final = 0x01  # AIP byte 1 bit 1 (PROTOCOL.md §3)
 RECORDS: Final = 3
 MAX_PDOL_DATA: Final = 252  # 83 81 L data in a short command's 255 bytes (ISO 7816-4 5.1)
 MAX_CDOL1_DATA: Final = 255
-
-Effect = CommandAPDU | PendingEntry
+MAX_RECOVERIES: Final = 16  # pending entries decided at one contact (PROTOCOL.md §9)
 
 
 def _an(value: str, length: int, what: str) -> str:
@@ -122,6 +126,18 @@ class Outcome:
         return self.verdict is Verdict.APPROVED
 
 
+@dataclass(frozen=True)
+class RecoveredPayment:
+    """A torn payment proven by the card's last answer: record it once (PROTOCOL.md §9)."""
+
+    pending: PendingEntry
+    outcome: Outcome
+
+
+Recovery = RecoveredPayment | CloseNotPaid
+Effect = CommandAPDU | PendingEntry | RecoveredPayment | CloseNotPaid
+
+
 def dol_values(cfg: TerminalConfig, request: PaymentRequest, env: Env) -> dict[int, bytes]:
     """The terminal's data elements for the PDOL and CDOL1 (PROTOCOL.md §3)."""
     return {
@@ -163,9 +179,13 @@ def _dol(step: str, raw: bytes, limit: int) -> tuple[DolEntry, ...]:
 
 
 def payment(
-    cfg: TerminalConfig, request: PaymentRequest, env: Env, keys: KeyStore
+    cfg: TerminalConfig,
+    request: PaymentRequest,
+    env: Env,
+    keys: KeyStore,
+    pending: Sequence[PendingEntry] = (),
 ) -> Generator[Effect, ResponseAPDU | None, Outcome]:
-    """One payment (PROTOCOL.md §3 steps, §7 checks 1-4 in order)."""
+    """One payment (PROTOCOL.md §3 steps, §7 checks 1-4 in order, §9 recovery first)."""
     today = env.now.date()
     values = dol_values(cfg, request, env)
 
@@ -181,6 +201,9 @@ def payment(
     if fci.aid != m.CREDIT_AID:
         raise ResponseError(f"SELECT AID: the FCI names AID {fci.aid.hex().upper()}")
     pdol_data = fill_dol(_dol(step, fci.pdol, MAX_PDOL_DATA), values)
+    last_answer: ResponseAPDU | None = None
+    if pending:  # PROTOCOL.md §9: read the card's last answer at the next contact
+        last_answer = yield from _exchange(m.get_data(m.TAG_LAST_ANSWER))
 
     step = "GET PROCESSING OPTIONS"
     rsp = yield from _exchange(m.gpo(pdol_data))
@@ -211,6 +234,36 @@ def payment(
     fields = checks.license_fields(
         ca.key, records, today=today, revoked=keys.revoked, allow_sha1=cfg.allow_sha1
     )
+
+    if last_answer is not None:
+        mine = [p for p in pending if p.account == pad_account(rec1.account)]
+        for entry in mine[:MAX_RECOVERIES]:
+            decision = decide(entry, last_answer, fields.app_key, allow_sha1=cfg.allow_sha1)
+            if isinstance(decision, RecordOnce):
+                d = decision.dynamic
+                recovered = Outcome(
+                    verdict=Verdict.APPROVED,
+                    time=env.now,
+                    terminal_id=cfg.terminal_id,
+                    merchant_id=cfg.merchant_id,
+                    account=account,
+                    amount=d.amount,
+                    currency=d.currency,
+                    atc=entry.atc,
+                    unpredictable_number=d.unpredictable_number,
+                    cid=d.cid,
+                    serial=fields.serial,
+                    ca_index=rec1.ca_index,
+                    authorization=decision.answer.authorization,
+                    license=rec2.license,
+                    remainder=rec3.remainder,
+                    exponent=rec3.exponent,
+                    record1_value=rec1_value,
+                    cdol1_data=entry.cdol1_data,
+                )
+                yield RecoveredPayment(entry, recovered)
+            else:
+                yield decision
 
     cdol1_data = fill_dol(cdol1, values)
     sent = yield PendingEntry(pad_account(rec1.account), gpo.atc, cdol1_data)
@@ -258,8 +311,10 @@ def drive(
     flow: Generator[Effect, ResponseAPDU | None, Outcome],
     transport: Transport,
     on_pending: Callable[[PendingEntry], None] | None = None,
+    on_recovery: Callable[[Recovery], None] | None = None,
 ) -> Outcome:
-    """Run `flow` over a connected transport; `on_pending` stores the pending entry (§9)."""
+    """Run `flow` over a connected transport; `on_pending` stores the pending entry and
+    `on_recovery` applies a torn transaction's decision (§9)."""
     try:
         effect = next(flow)
         for _ in range(MAX_EFFECTS):
@@ -267,6 +322,9 @@ def drive(
             if isinstance(effect, PendingEntry):
                 if on_pending is not None:
                     on_pending(effect)
+            elif isinstance(effect, RecoveredPayment | CloseNotPaid):
+                if on_recovery is not None:
+                    on_recovery(effect)
             else:
                 try:
                     command = effect.to_bytes()
@@ -297,8 +355,12 @@ class Journal(Protocol):
         """Store the pending entry durably before GENERATE AC (PROTOCOL.md §9)."""
         ...
 
-    def close_pending(self, pending: PendingEntry) -> None:
-        """Close a pending entry after a refusal."""
+    def close_pending(self, pending: PendingEntry, outcome: str = "refused") -> None:
+        """Close a pending entry after a refusal or a §9 decision (`outcome` says which)."""
+        ...
+
+    def pending(self) -> list[PendingEntry]:
+        """The open pending entries (PROTOCOL.md §9)."""
         ...
 
     def record(self, outcome: Outcome) -> int:
@@ -322,6 +384,7 @@ class Paid:
 
     outcome: Outcome
     row_id: int
+    recovered: tuple[Outcome, ...] = ()  # torn payments recorded at this contact (§9)
 
 
 def pay(
@@ -338,15 +401,28 @@ def pay(
     the next contact with the card resolves (PROTOCOL.md §9).
     """
     pending: list[PendingEntry] = []
+    recovered: list[Outcome] = []
 
     def keep(entry: PendingEntry) -> None:
         journal.write_pending(entry, env.now)
         pending.append(entry)
 
+    def settle(decision: Recovery) -> None:
+        if isinstance(decision, CloseNotPaid):
+            journal.close_pending(decision.pending, f"not paid: {decision.reason.value}")
+            return
+        try:
+            journal.record(decision.outcome)
+        except checks.ReplayError:
+            return  # recorded before the entry could be closed; record() closed it now
+        recovered.append(decision.outcome)
+
+    open_entries = journal.pending()
     transport.connect()
     try:
         try:
-            outcome = drive(payment(cfg, request, env, keys), transport, keep)
+            flow = payment(cfg, request, env, keys, open_entries)
+            outcome = drive(flow, transport, keep, settle)
         except checks.CheckError:
             for entry in pending:
                 journal.close_pending(entry)
@@ -354,7 +430,7 @@ def pay(
     finally:
         transport.disconnect()
     try:
-        return Paid(outcome, journal.record(outcome))
+        return Paid(outcome, journal.record(outcome), tuple(recovered))
     except checks.CheckError:
         raise
     except Exception as exc:  # the log is broken: the verified payment must not be lost

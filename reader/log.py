@@ -6,7 +6,8 @@ same (account, ATC) is refused with ReplayError (check 5). Each row keeps what �
 the license, remainder, exponent, record 1 value and CDOL1 data, so `verify` can re-open the
 license and the authorization later with the authority's public key. The `pending` table holds
 the entries written before GENERATE AC (PROTOCOL.md §9); recording a row closes its entry in
-the same transaction.
+the same transaction. A closed entry stays in the table with its outcome ("recorded",
+"refused", "not paid: <why>"), so `hcepay log` shows what became of each torn transaction.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from reader.spool import Imported
 from reader.vectors import Verdict
 
 LOG_FILE: Final = "terminal.db"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 MAX_ROWS: Final = 1_000_000  # bound on one listing
 BUSY_TIMEOUT_S: Final = 10.0
 
@@ -61,7 +62,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (account, atc)
         )""",
     ),
+    ("ALTER TABLE pending ADD COLUMN outcome TEXT",),  # NULL while the entry is open
 )
+OUTCOME_RECORDED: Final = "recorded"
 
 
 class LogError(Exception):
@@ -70,6 +73,15 @@ class LogError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """A pending entry and what became of it (None while open), PROTOCOL.md §9."""
+
+    entry: PendingEntry
+    created: str
+    outcome: str | None
 
 
 @dataclass(frozen=True)
@@ -188,19 +200,19 @@ class TransactionLog:
         """Store the pending entry durably before GENERATE AC (PROTOCOL.md §9)."""
         try:
             self._db.execute(
-                "INSERT OR REPLACE INTO pending (account, atc, cdol1_data, created) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO pending (account, atc, cdol1_data, created, outcome) "
+                "VALUES (?, ?, ?, ?, NULL)",
                 (pending.account, pending.atc, pending.cdol1_data, now.isoformat()),
             )
         except sqlite3.Error as exc:
             raise LogError(f"cannot write the pending entry: {exc}") from None
 
-    def close_pending(self, pending: PendingEntry) -> None:
+    def close_pending(self, pending: PendingEntry, outcome: str = "refused") -> None:
         """Close a pending entry (a refusal, or a decision of PROTOCOL.md §9)."""
         try:
             self._db.execute(
-                "DELETE FROM pending WHERE account = ? AND atc = ?",
-                (pending.account, pending.atc),
+                "UPDATE pending SET outcome = ? WHERE account = ? AND atc = ? AND outcome IS NULL",
+                (outcome, pending.account, pending.atc),
             )
         except sqlite3.Error as exc:
             raise LogError(f"cannot close the pending entry: {exc}") from None
@@ -208,9 +220,23 @@ class TransactionLog:
     def pending(self) -> list[PendingEntry]:
         """The open pending entries (torn transactions waiting for the card)."""
         rows = self._db.execute(
-            "SELECT account, atc, cdol1_data FROM pending ORDER BY created LIMIT ?", (MAX_ROWS,)
+            "SELECT account, atc, cdol1_data FROM pending WHERE outcome IS NULL "
+            "ORDER BY created LIMIT ?",
+            (MAX_ROWS,),
         )
         return [PendingEntry(bytes(a), int(t), bytes(c)) for a, t, c in rows]
+
+    def pending_rows(self, limit: int = MAX_ROWS) -> list[PendingRow]:
+        """Every pending entry, open or closed, with its outcome (for `hcepay log`)."""
+        rows = self._db.execute(
+            "SELECT account, atc, cdol1_data, created, outcome FROM pending "
+            "ORDER BY created, atc LIMIT ?",
+            (min(limit, MAX_ROWS),),
+        )
+        return [
+            PendingRow(PendingEntry(bytes(a), int(t), bytes(c)), str(w), o)
+            for a, t, c, w, o in rows
+        ]
 
     def record(self, outcome: Outcome) -> int:
         """Store a checked transaction and close its pending entry, in one durable commit.
@@ -227,12 +253,15 @@ class TransactionLog:
                 cursor = self._db.execute(_INSERT, values)
             except sqlite3.IntegrityError:
                 self._db.execute("ROLLBACK")
-                self.close_pending(PendingEntry(padded, outcome.atc, outcome.cdol1_data))
+                self.close_pending(
+                    PendingEntry(padded, outcome.atc, outcome.cdol1_data), OUTCOME_RECORDED
+                )
                 raise ReplayError(
                     f"account {outcome.account} ATC {outcome.atc:04X} is in the log already"
                 ) from None
             self._db.execute(
-                "DELETE FROM pending WHERE account = ? AND atc = ?", (padded, outcome.atc)
+                "UPDATE pending SET outcome = ? WHERE account = ? AND atc = ? AND outcome IS NULL",
+                (OUTCOME_RECORDED, padded, outcome.atc),
             )
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
