@@ -187,6 +187,9 @@ class TransactionLog:
             )
         for version in range(current + 1, SCHEMA_VERSION + 1):
             self._db.execute("BEGIN IMMEDIATE")
+            if self.version >= version:  # another process migrated while we waited
+                self._db.execute("COMMIT")
+                continue
             try:
                 for statement in MIGRATIONS[version - 1]:
                     self._db.execute(statement)
