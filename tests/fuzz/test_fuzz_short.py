@@ -18,6 +18,7 @@ SECONDS = {
     "dol": 3,
     "messages": 4,
     "applet": 8,
+    "recovery": 4,
     "terminal": 8,
 }
 
