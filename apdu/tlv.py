@@ -208,6 +208,8 @@ def decode_one(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Tlv:
     data = bytes(data)
     if not data:
         raise DecodeError("no TLV in empty data", 0)
+    if data[0] in _PADDING:  # EMV Book 3 Annex B: 00 and FF never start a tag
+        raise DecodeError(f"padding byte {data[0]:02X} where a tag must start", 0)
     item, end = _decode_item(data, 0, len(data), 0, max_depth)
     if end != len(data):
         raise DecodeError(f"{len(data) - end} trailing bytes after tag {item.tag:X}", end)

@@ -165,3 +165,9 @@ def test_any_bytes_decode_or_raise_decode_error(data: bytes) -> None:
         assert 0 <= exc.offset <= len(data)
     else:
         assert all(isinstance(item, Tlv) for item in items)
+
+
+@pytest.mark.parametrize("raw", ["0000", "FF0200", "00840100"])
+def test_decode_one_refuses_padding_where_a_tag_starts(raw: str) -> None:
+    with pytest.raises(DecodeError, match="padding byte"):
+        tlv.decode_one(bytes.fromhex(raw))
