@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import TypeVar
 
 from apdu.errors import DecodeError
@@ -26,6 +26,14 @@ from authority.license import LicenseFields, open_license, pad_account
 from authority.rsa import RsaPublicKey
 
 T = TypeVar("T")
+
+
+class Verdict(StrEnum):
+    """What the terminal decides about one payment (PROTOCOL.md §7)."""
+
+    APPROVED = "approved"
+    DECLINED = "declined"
+    REFUSED = "refused"
 
 
 class Check(IntEnum):

@@ -33,10 +33,9 @@ from authority.authorization import MAX_AMOUNT, bcd
 from authority.keystore import KeyStore
 from authority.license import account_digits, pad_account
 from reader import checks
-from reader.checks import Cid, ResponseError
+from reader.checks import Cid, ResponseError, Verdict
 from reader.recovery import CloseNotPaid, PendingEntry, RecordOnce, decide
 from reader.transport import Transport
-from reader.vectors import Verdict
 
 MAX_EFFECTS: Final = 32  # the flow yields 9; anything beyond is a bug in a flow
 TERMINAL_ID_LENGTH: Final = 8  # 9F1C an8

@@ -19,11 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from reader.checks import ReplayError
+from reader.checks import ReplayError, Verdict
 from reader.flow import Outcome
 from reader.recovery import PendingEntry
 from reader.spool import Imported
-from reader.vectors import Verdict
 
 LOG_FILE: Final = "terminal.db"
 SCHEMA_VERSION: Final = 2

@@ -21,6 +21,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from reader.checks import Verdict
+
 if TYPE_CHECKING:
     from applet.card import Card
     from reader.flow import Env, Outcome, TerminalConfig
@@ -39,14 +41,6 @@ class VectorError(ValueError):
         self.reason = reason
         self.where = where
         super().__init__(f"{where}: {reason}" if where else reason)
-
-
-class Verdict(StrEnum):
-    """What the terminal decides about one payment (PROTOCOL.md §7)."""
-
-    APPROVED = "approved"
-    DECLINED = "declined"
-    REFUSED = "refused"
 
 
 class Side(StrEnum):
