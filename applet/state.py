@@ -56,7 +56,7 @@ def state_to_json(state: CardState) -> str:
             for a in state.last_answers
         ],
     }
-    return json.dumps(obj, indent=1) + "\n"
+    return json.dumps(obj, separators=(",", ":")) + "\n"  # C encoder: it is on the hot path
 
 
 def _int(obj: dict[str, Any], key: str) -> int:
