@@ -77,7 +77,7 @@ def served(pcsc_stack: tuple[str, ...]) -> Iterator[SwappableCard]:
         pytest.fail(f"{READER} is in use by another program serving a card")
     card = SwappableCard()
     card.load(load(CARD_VECTORS[0]))  # something to answer pcscd's first ATR request
-    client = VpcdClient(card, VpcdConfig(port=PORT, poll_interval=0.05))  # type: ignore[arg-type]
+    client = VpcdClient(card, VpcdConfig(port=PORT, poll_interval=0.05))
     thread = threading.Thread(target=client.serve_forever, name="vpcd-vectors", daemon=True)
     thread.start()
     try:
