@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import construct as cs
@@ -52,8 +53,18 @@ class DolEntry:
 
 
 def parse_dol(data: bytes) -> tuple[DolEntry, ...]:
-    """Parse a DOL; DecodeError on a truncated entry or a repeated tag."""
-    stream = io.BytesIO(bytes(data))
+    """Parse a DOL; DecodeError on a truncated entry or a repeated tag.
+
+    A payment parses the same few DOLs (PDOL, CDOL1) on both sides every time: the parsed
+    entries (immutable) are memoized per DOL, bounded; a bad DOL is parsed (and refused)
+    each time.
+    """
+    return _parse_dol(bytes(data))
+
+
+@lru_cache(maxsize=64)
+def _parse_dol(data: bytes) -> tuple[DolEntry, ...]:
+    stream = io.BytesIO(data)
     entries: list[DolEntry] = []
     seen: set[int] = set()
     for _ in range(MAX_ENTRIES):
