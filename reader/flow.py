@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Final, Protocol
 
 from apdu import messages as m
@@ -234,30 +234,35 @@ def payment(
         ca.key, records, today=today, revoked=keys.revoked, allow_sha1=cfg.allow_sha1
     )
 
+    # what every log row of this card session holds besides the transaction (PROTOCOL.md §7)
+    card_outcome = partial(
+        Outcome,
+        time=env.now,
+        terminal_id=cfg.terminal_id,
+        merchant_id=cfg.merchant_id,
+        account=account,
+        serial=fields.serial,
+        ca_index=rec1.ca_index,
+        license=rec2.license,
+        remainder=rec3.remainder,
+        exponent=rec3.exponent,
+        record1_value=rec1_value,
+    )
+
     if last_answer is not None:
         mine = [p for p in pending if p.account == pad_account(rec1.account)]
         for entry in mine[:MAX_RECOVERIES]:
             decision = decide(entry, last_answer, fields.app_key, allow_sha1=cfg.allow_sha1)
             if isinstance(decision, RecordOnce):
                 d = decision.dynamic
-                recovered = Outcome(
+                recovered = card_outcome(
                     verdict=Verdict.APPROVED,
-                    time=env.now,
-                    terminal_id=cfg.terminal_id,
-                    merchant_id=cfg.merchant_id,
-                    account=account,
                     amount=d.amount,
                     currency=d.currency,
                     atc=entry.atc,
                     unpredictable_number=d.unpredictable_number,
                     cid=d.cid,
-                    serial=fields.serial,
-                    ca_index=rec1.ca_index,
                     authorization=decision.answer.authorization,
-                    license=rec2.license,
-                    remainder=rec3.remainder,
-                    exponent=rec3.exponent,
-                    record1_value=rec1_value,
                     cdol1_data=entry.cdol1_data,
                 )
                 yield RecoveredPayment(entry, recovered)
@@ -284,24 +289,14 @@ def payment(
         expected=expected,
         allow_sha1=cfg.allow_sha1,
     )
-    return Outcome(
+    return card_outcome(
         verdict=Verdict.APPROVED if gac.cid == Cid.APPROVED else Verdict.DECLINED,
-        time=env.now,
-        terminal_id=cfg.terminal_id,
-        merchant_id=cfg.merchant_id,
-        account=account,
         amount=request.amount,
         currency=request.currency,
         atc=gpo.atc,
         unpredictable_number=env.unpredictable_number,
         cid=gac.cid,
-        serial=fields.serial,
-        ca_index=rec1.ca_index,
         authorization=gac.authorization,
-        license=rec2.license,
-        remainder=rec3.remainder,
-        exponent=rec3.exponent,
-        record1_value=rec1_value,
         cdol1_data=cdol1_data,
     )
 
