@@ -1,20 +1,59 @@
 """Durable card state (PROTOCOL.md §6, §9): commit() returns only once the state is stored.
 
-FileStateStore writes `state.json` whole or not at all: a temp file in the same folder,
-fsync, rename over the old file, fsync the folder. A kill at any moment leaves the old or
-the new state, never a torn one.
+FileStateStore keeps `<folder>/state.dat`: two fixed-size slots, written in turn, the way a
+card's EEPROM transaction buffer works. A commit writes the next sequence number into the
+slot that does *not* hold the current state, in place, and `fdatasync`s it: one flush, no
+rename, no folder sync (the file's size and blocks never change after it is made). Each slot
+ends with a SHA-256 over its header and payload, so a write torn by a kill or a power cut
+fails its check and `load` takes the other slot, which holds the state before it. A kill at
+any moment leaves the old or the new state, never a torn one.
+
+Slot layout (big-endian): magic `HCEPAYS1` (8) | sequence (8) | payload length (4) |
+payload (the state's JSON text, applet/state.py) | SHA-256 of all before it (32).
+Slot `seq % 2` holds sequence `seq`. A folder with no `state.dat` but a `state.json` (the
+JSON text alone, written by hand or by a tool) starts from that state; the first commit
+makes `state.dat` and removes `state.json`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import struct
 from pathlib import Path
 from typing import Final, Protocol
 
 from applet.errors import StateFileError
 from applet.state import MAX_STATE_TEXT, CardState, state_from_json, state_to_json
 
-STATE_FILE: Final = "state.json"
+STATE_FILE: Final = "state.dat"
+SEED_FILE: Final = "state.json"  # an optional starting state, read when state.dat is absent
+SLOT_SIZE: Final = 64 * 1024 + 1024  # holds MAX_STATE_TEXT and the slot's framing
+SLOT_MAGIC: Final = b"HCEPAYS1"
+_HEADER: Final = struct.Struct(">8sQI")
+_DIGEST_SIZE: Final = 32
+_NO_SEQUENCE: Final = -1
+
+
+def encode_slot(sequence: int, payload: bytes) -> bytes:
+    """One slot's used bytes: header, payload, SHA-256 over both."""
+    if len(payload) > MAX_STATE_TEXT:
+        raise ValueError(f"card state of {len(payload)} bytes exceeds {MAX_STATE_TEXT}")
+    head = _HEADER.pack(SLOT_MAGIC, sequence, len(payload)) + payload
+    return head + hashlib.sha256(head).digest()
+
+
+def decode_slot(slot: bytes) -> tuple[int, bytes] | None:
+    """(sequence, payload) of a well-formed slot; None for a blank, torn or foreign one."""
+    if len(slot) < _HEADER.size + _DIGEST_SIZE:
+        return None
+    magic, sequence, length = _HEADER.unpack_from(slot)
+    end = _HEADER.size + length
+    if magic != SLOT_MAGIC or length > MAX_STATE_TEXT or end + _DIGEST_SIZE > len(slot):
+        return None
+    if hashlib.sha256(slot[:end]).digest() != slot[end : end + _DIGEST_SIZE]:
+        return None
+    return sequence, slot[_HEADER.size : end]
 
 
 class StateStore(Protocol):
@@ -47,41 +86,103 @@ class MemoryStateStore:
 
 
 class FileStateStore:
-    """`<folder>/state.json`, replaced atomically on every commit."""
+    """`<folder>/state.dat`: two slots written in turn, each commit one in-place fdatasync."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / STATE_FILE
+        self.seed_path = folder / SEED_FILE
+        self._sequence: int | None = None  # of the current state; None: read it first
 
     def load(self) -> CardState:
-        """Read state.json; a missing file is a fresh card; StateFileError if unreadable."""
+        """The newest valid slot's state; state.json, or a fresh card, when there is no
+        state.dat; StateFileError when state.dat has no valid slot or cannot be read."""
         try:
             with self.path.open("rb") as f:
+                raw = f.read(2 * SLOT_SIZE)
+        except FileNotFoundError:
+            self._sequence = _NO_SEQUENCE
+            return self._load_seed()
+        except OSError as exc:
+            raise StateFileError(str(self.path), f"cannot read ({exc.strerror})") from None
+        slots = []
+        for index in (0, 1):
+            slot = decode_slot(raw[index * SLOT_SIZE : (index + 1) * SLOT_SIZE])
+            if slot is not None and slot[0] % 2 == index:
+                slots.append(slot)
+        if not slots:
+            raise StateFileError(str(self.path), "bad card state: no intact slot")
+        sequence, payload = max(slots)
+        try:
+            state = state_from_json(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise StateFileError(str(self.path), f"bad card state: {exc}") from None
+        self._sequence = sequence
+        return state
+
+    def _load_seed(self) -> CardState:
+        try:
+            with self.seed_path.open("rb") as f:
                 raw = f.read(MAX_STATE_TEXT + 1)
         except FileNotFoundError:
             return CardState()
         except OSError as exc:
-            raise StateFileError(str(self.path), f"cannot read ({exc.strerror})") from None
+            raise StateFileError(str(self.seed_path), f"cannot read ({exc.strerror})") from None
         try:
             return state_from_json(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            raise StateFileError(str(self.path), f"bad card state: {exc}") from None
+            raise StateFileError(str(self.seed_path), f"bad card state: {exc}") from None
 
     def commit(self, state: CardState) -> None:
-        """Write a temp file, fsync it, rename it over state.json, fsync the folder."""
-        data = state_to_json(state).encode("utf-8")
+        """Write the next slot in place and fdatasync it (or make state.dat, atomically)."""
+        if self._sequence is None:
+            self.load()
+        current = self._sequence
+        assert current is not None  # set by load()
+        payload = state_to_json(state).encode("utf-8")
+        self._sequence = None  # unknown until this commit is known to be stored
+        if current == _NO_SEQUENCE:
+            self._create(encode_slot(0, payload))
+            self._sequence = 0
+            return
+        sequence = current + 1
+        data = encode_slot(sequence, payload)
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            _write_all(fd, data, (sequence % 2) * SLOT_SIZE)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        self._sequence = sequence
+
+    def _create(self, first_slot: bytes) -> None:
+        """state.dat with slot 0 = `first_slot` and a blank slot 1, all blocks written (so
+        that later in-place writes change no metadata): temp file, fsync, rename, folder
+        fsync. Then the seed state.json, if any, is removed."""
         tmp = self.folder / f".{STATE_FILE}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            view = memoryview(data)
-            while view:  # bounded: each write takes at least one byte
-                view = view[os.write(fd, view) :]
+            _write_all(fd, first_slot.ljust(2 * SLOT_SIZE, b"\0"), 0)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
-        dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_folder(self.folder)
+        self.seed_path.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:  # bounded: each write takes at least one byte
+        done = os.pwrite(fd, view, offset)
+        if done <= 0:
+            raise OSError(f"short write at offset {offset}")
+        view, offset = view[done:], offset + done
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -3,9 +3,9 @@
 The floor is what one payment cannot avoid, each part timed alone:
 * RSA: the card's private operation (the authorization) and the terminal's two public
   operations (license, authorization recovery);
-* fsyncs: the card stores its state twice (GPO: the ATC; GENERATE AC: the used credit), each
-  a file fsync and a folder fsync (atomic rename); the terminal commits twice (the pending
-  entry before GENERATE AC, the row after the checks), each one WAL fsync.
+* flushes: the card stores its state twice (GPO: the ATC; GENERATE AC: the used credit), each
+  one fdatasync of a slot written in place (applet/store.py); the terminal commits twice (the
+  pending entry before GENERATE AC, the row after the checks), each one WAL fsync.
 Prints payments/s, the floor, the ratio (goal <= 1.3x) and a short profile of the rest.
 Run: .venv/bin/python bench/payment.py [--count 200]
 """
@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from applet.profile import load_app_key, load_profile, open_card  # noqa: E402
+from applet.store import SLOT_SIZE  # noqa: E402
 from authority.keyfiles import load_public  # noqa: E402
 from authority.keystore import AuthorityKey, KeyStore  # noqa: E402
 from reader.flow import Env, PaymentRequest, TerminalConfig, pay  # noqa: E402
@@ -60,33 +61,25 @@ def timed_sum(fn: Callable[[], float], rounds: int) -> float:
     return sum(fn() for _ in range(rounds)) / rounds
 
 
-def card_commit_fsyncs(folder: Path, size: int) -> tuple[Callable[[], float], Callable[[], float]]:
-    """The two fsyncs of the card's atomic commit, each timed alone: the new temp file's
-    fsync, and the folder's fsync after the rename (applet/store.py's sequence)."""
-    target, tmp = folder / "state.json", folder / ".state.json.tmp"
+def card_slot_fdatasync(folder: Path, size: int) -> Callable[[], float]:
+    """The card's commit flush, timed alone: a slot of `size` bytes written in place into a
+    two-slot file whose blocks exist already, then fdatasync (applet/store.py's sequence)."""
+    path = folder / "state.dat"
+    path.write_bytes(b"\0" * 2 * SLOT_SIZE)
     data = b"x" * size
+    slot = [0]
 
-    def file_fsync() -> float:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.write(fd, data)
+    def run() -> float:
+        fd = os.open(path, os.O_WRONLY)
+        os.pwrite(fd, data, slot[0] * SLOT_SIZE)
+        slot[0] ^= 1
         start = time.perf_counter()
-        os.fsync(fd)
-        took = time.perf_counter() - start
-        os.close(fd)
-        os.replace(tmp, target)
-        return took
-
-    def dir_fsync() -> float:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        start = time.perf_counter()
-        os.fsync(fd)
+        os.fdatasync(fd)
         took = time.perf_counter() - start
         os.close(fd)
         return took
 
-    return file_fsync, dir_fsync
+    return run
 
 
 def append_fsync(folder: Path, size: int) -> Callable[[], float]:
@@ -122,22 +115,20 @@ def main() -> None:
         app = load_app_key(card_dir, profile)
         ca = load_public(PROFILE / "ca-01.pub.pem")
         keys = KeyStore({1: AuthorityKey(1, ca, date(2099, 12, 31))})
-        card = open_card(card_dir)  # FileStateStore: state.json, atomic and fsynced
+        card = open_card(card_dir)  # FileStateStore: state.dat, two slots, fdatasync
         transport = ChainingTransport(InProcessTransport(card))
         now = datetime.now().replace(microsecond=0)
 
         x = int.from_bytes(b"\x6a" + b"\x55" * (app.public.size - 2) + b"\xbc", "big")
         sig = app.private_op(x)
-        # state.json with its 10 last answers is about 6 KB (applet/state.py)
-        file_fsync, dir_fsync = card_commit_fsyncs(work, 6144)
+        # a slot with the 10 last answers is about 6 KB (applet/state.py, applet/store.py)
         rsa_parts: dict[str, Callable[[], object]] = {
             "private": lambda: app.private_op(x),
             "public_app": lambda: pow(sig, app.public.e, app.public.n),
             "public_ca": lambda: pow(sig % ca.n, ca.e, ca.n),
         }
         io_parts: dict[str, Callable[[], float]] = {
-            "file": file_fsync,
-            "dir": dir_fsync,
+            "card": card_slot_fdatasync(work, 6144),
             "wal": append_fsync(work, 1024),
         }
 
@@ -167,12 +158,12 @@ def main() -> None:
         median = {name: statistics.median(values) for name, values in times.items()}
         payment_s, private_s = median["payment"], median["private"]
         public_app_s, public_ca_s = median["public_app"], median["public_ca"]
-        file_s, dir_s, wal_s = median["file"], median["dir"], median["wal"]
+        card_s, wal_s = median["card"], median["wal"]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     rsa_s = private_s + public_app_s + public_ca_s
-    fsyncs_s = 2 * (file_s + dir_s) + 2 * wal_s
+    fsyncs_s = 2 * card_s + 2 * wal_s
     floor_s = rsa_s + fsyncs_s
     ms = 1e3
     print(
@@ -184,7 +175,7 @@ def main() -> None:
         f"  floor        {floor_s * ms:8.3f} ms   {1 / floor_s:8.1f} payments/s"
         f"   (RSA {rsa_s * ms:.3f} ms: private {private_s * ms:.3f}, public "
         f"{public_app_s * ms:.3f} + {public_ca_s * ms:.3f}; fsyncs {fsyncs_s * ms:.3f} ms: "
-        f"card 2 x (file {file_s * ms:.3f} + folder {dir_s * ms:.3f}), "
+        f"card 2 x slot {card_s * ms:.3f}, "
         f"log 2 x WAL {wal_s * ms:.3f})"
     )
     print(f"  ratio        {payment_s / floor_s:8.2f}x  (goal <= 1.3x)")
@@ -192,11 +183,17 @@ def main() -> None:
     stats = pstats.Stats(profiler, stream=out)
     raw = stats.stats  # type: ignore[attr-defined]
     calls = min(count, 100)
-    io_names = ("posix.fsync", "posix.replace", "sqlite3.Connection", "posix.open", "posix.write")
+    io_names = (
+        "posix.fsync",
+        "posix.fdatasync",
+        "sqlite3.Connection",
+        "posix.open",
+        "posix.pwrite",
+    )
     total = sum(v[2] for v in raw.values())
     io_s = sum(v[2] for (_, _, name), v in raw.items() if any(n in name for n in io_names))
     print(
-        f"  per payment under the profiler (slower): IO (fsync, rename, SQLite, open, write) "
+        f"  per payment under the profiler (slower): IO (fsync, fdatasync, SQLite, open, pwrite) "
         f"{io_s / calls * ms:.3f} ms, Python and crypto {(total - io_s) / calls * ms:.3f} ms"
     )
     print("where the rest goes (cProfile, top functions by own time):")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,15 @@ from applet import open_card
 from applet.errors import StateFileError
 from applet.profile import CardProfile, IssueRequest, issue_card, load_profile
 from applet.state import CardState, state_from_json, state_to_json
-from applet.store import FileStateStore, MemoryStateStore
+from applet.store import (
+    SEED_FILE,
+    SLOT_SIZE,
+    STATE_FILE,
+    FileStateStore,
+    MemoryStateStore,
+    decode_slot,
+    encode_slot,
+)
 from authority.keyfiles import load_public
 from authority.rsa import generate
 
@@ -63,24 +72,126 @@ def test_file_store_round_trip_and_fresh_card(tmp_path: Path) -> None:
     state = CardState(7, 1234, (m.LastAnswer(b"\x77\x00", b"\x01"),))
     store.commit(state)
     assert FileStateStore(tmp_path).load() == state
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
-    assert (tmp_path / "state.json").stat().st_mode & 0o077 == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.dat"]
+    assert (tmp_path / "state.dat").stat().st_mode & 0o077 == 0
+
+
+def _slot(folder: Path, index: int) -> bytes:
+    return (folder / STATE_FILE).read_bytes()[index * SLOT_SIZE : (index + 1) * SLOT_SIZE]
+
+
+def test_commits_alternate_slots_in_a_file_that_never_changes_size(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path)
+    inode = None
+    for atc in range(1, 6):
+        store.commit(CardState(atc, 0))
+        stat = (tmp_path / STATE_FILE).stat()
+        assert stat.st_size == 2 * SLOT_SIZE
+        inode = inode or stat.st_ino
+        assert stat.st_ino == inode  # written in place, never replaced
+        newest = decode_slot(_slot(tmp_path, (atc - 1) % 2))
+        assert newest is not None and newest[0] == atc - 1
+        assert FileStateStore(tmp_path).load() == CardState(atc, 0)
+
+
+@given(st.data())
+def test_a_torn_commit_leaves_the_state_before_it(data: st.DataObject) -> None:
+    """A write cut after any number of bytes (the rest of the slot keeps its old bytes)."""
+    old = data.draw(states, label="old")
+    new = data.draw(states, label="new")
+    with tempfile.TemporaryDirectory() as folder_name:
+        folder = Path(folder_name)
+        store = FileStateStore(folder)
+        store.commit(CardState(1, 0))  # sequence 0, slot 0
+        store.commit(old)  # sequence 1, slot 1
+        before = (folder / STATE_FILE).read_bytes()
+        store.commit(new)  # sequence 2, slot 0
+        after = (folder / STATE_FILE).read_bytes()
+        written = len(encode_slot(2, state_to_json(new).encode()))
+        cut = data.draw(st.integers(0, written), label="cut")
+        (folder / STATE_FILE).write_bytes(after[:cut] + before[cut:])
+        assert FileStateStore(folder).load() == (new if cut == written else old)
 
 
 def test_a_leftover_temp_file_does_not_matter(tmp_path: Path) -> None:
     store = FileStateStore(tmp_path)
     store.commit(CardState(3, 0))
-    (tmp_path / ".state.json.tmp").write_text('{"hcepay_st', encoding="ascii")
+    (tmp_path / ".state.dat.tmp").write_bytes(b"HCEPAYS1")
     assert store.load() == CardState(3, 0)
     store.commit(CardState(4, 0))
     assert store.load() == CardState(4, 0)
 
 
+@pytest.mark.parametrize("content", [b"", b"{", b"\xff\xfe", b"x" * (2 * SLOT_SIZE)])
+def test_a_state_file_without_an_intact_slot_is_a_typed_error(
+    tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / STATE_FILE).write_bytes(content)
+    with pytest.raises(StateFileError, match="no intact slot"):
+        FileStateStore(tmp_path).load()
+
+
+def test_a_slot_in_the_wrong_place_is_not_intact(tmp_path: Path) -> None:
+    slot = encode_slot(1, state_to_json(CardState(9, 0)).encode())  # odd sequence in slot 0
+    (tmp_path / STATE_FILE).write_bytes(slot.ljust(2 * SLOT_SIZE, b"\0"))
+    with pytest.raises(StateFileError, match="no intact slot"):
+        FileStateStore(tmp_path).load()
+
+
+def test_an_intact_slot_with_a_bad_state_is_a_typed_error(tmp_path: Path) -> None:
+    slot = encode_slot(0, b'{"hcepay_state": 1, "atc": -1, "used": 0}')
+    (tmp_path / STATE_FILE).write_bytes(slot.ljust(2 * SLOT_SIZE, b"\0"))
+    with pytest.raises(StateFileError, match="bad card state: ATC -1"):
+        FileStateStore(tmp_path).load()
+
+
+@given(st.integers(0, 2**64 - 1), st.binary(max_size=2000))
+def test_slot_round_trip(sequence: int, payload: bytes) -> None:
+    slot = encode_slot(sequence, payload)
+    assert decode_slot(slot + b"\0" * 7) == (sequence, payload)
+    assert decode_slot(slot[:-1]) is None
+    flipped = bytearray(slot)
+    flipped[len(slot) // 2] ^= 0x01
+    assert decode_slot(bytes(flipped)) is None
+
+
+def test_a_seed_state_json_starts_the_card_and_goes_at_the_first_commit(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / SEED_FILE).write_text(state_to_json(CardState(41, 500)), encoding="utf-8")
+    store = FileStateStore(tmp_path)
+    assert store.load() == CardState(41, 500)
+    store.commit(CardState(42, 500))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.dat"]
+    assert FileStateStore(tmp_path).load() == CardState(42, 500)
+
+
 @pytest.mark.parametrize("content", [b"", b"{", b"\xff\xfe", b"x" * (70 * 1024)])
-def test_a_damaged_state_file_is_a_typed_error(tmp_path: Path, content: bytes) -> None:
-    (tmp_path / "state.json").write_bytes(content)
+def test_a_damaged_seed_is_a_typed_error(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / SEED_FILE).write_bytes(content)
     with pytest.raises(StateFileError, match="bad card state"):
         FileStateStore(tmp_path).load()
+
+
+def test_a_failed_flush_raises_and_the_next_commit_starts_from_what_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStateStore(tmp_path)
+    store.commit(CardState(1, 0))
+    store.commit(CardState(2, 0))
+
+    def fail(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fdatasync", fail)
+        with pytest.raises(OSError, match="Input/output"):
+            store.commit(CardState(3, 0))
+    assert FileStateStore(tmp_path).load() in (CardState(2, 0), CardState(3, 0))
+    store.commit(CardState(4, 0))
+    assert FileStateStore(tmp_path).load() == CardState(4, 0)
+    store.commit(CardState(5, 0))
+    assert FileStateStore(tmp_path).load() == CardState(5, 0)
 
 
 def test_memory_store_counts_commits() -> None:

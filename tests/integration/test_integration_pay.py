@@ -13,6 +13,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from applet import open_card
+from applet.store import FileStateStore
 from reader.cli import app
 from reader.log import TransactionLog, log_path
 
@@ -70,8 +71,8 @@ def rows(home: Path) -> list[tuple[str, int, int, int]]:
 
 def stored(folder: Path) -> tuple[int, int]:
     """The card's stored (ATC, used credit)."""
-    state = json.loads((folder / "state.json").read_text())
-    return state["atc"], state["used"]
+    state = FileStateStore(folder).load()
+    return state.atc, state.used
 
 
 def test_approve(serve: Callable[..., Any], our_card: Any, home: Path, card_folder: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from applet.store import FileStateStore
 from reader.pcsc import PcscTransport
 
 SELECT_PPSE = bytes.fromhex("00A404000E325041592E5359532E444446303100")
@@ -67,8 +67,8 @@ def test_serve_answers_then_stops_cleanly_on_a_signal(
     assert len(apdu_lines) == 3
     assert apdu_lines[2].split(" C ")[1].startswith(GPO.hex().upper())
     assert "stopped: 3 APDUs served" in err
-    state = json.loads((card_folder / "state.json").read_text())
-    assert (state["atc"], state["used"]) == (1, 0)
+    state = FileStateStore(card_folder).load()
+    assert (state.atc, state.used) == (1, 0)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from applet import open_card
+from applet.store import FileStateStore
 from reader.cli import app
 from reader.log import TransactionLog, log_path
 from reader.recovery import NotPaidReason
@@ -78,8 +79,8 @@ def pending(home: Path) -> list[tuple[str, int, str | None]]:
 
 def stored(folder: Path) -> tuple[int, int]:
     """The card's stored (ATC, used credit)."""
-    state = json.loads((folder / "state.json").read_text())
-    return state["atc"], state["used"]
+    state = FileStateStore(folder).load()
+    return state.atc, state.used
 
 
 def tear(serve: Callable[..., Any], card_folder: Path, home: Path, amount: str) -> None:
