@@ -24,6 +24,13 @@ class ResponseAPDU:
         """Split data and status word; DecodeError when shorter than the two SW bytes."""
         if len(raw) < 2:
             raise DecodeError("response shorter than its 2-byte status word", len(raw))
+        return cls(bytes(raw[:-2]), raw[-2] << 8 | raw[-1])  # equal to `parse_with_format`
+
+    @classmethod
+    def parse_with_format(cls, raw: bytes) -> ResponseAPDU:
+        """The same split with the trailer read through its construct format (the reference)."""
+        if len(raw) < 2:
+            raise DecodeError("response shorter than its 2-byte status word", len(raw))
         trailer = _TRAILER.parse(raw[-2:])
         return cls(bytes(raw[:-2]), trailer.sw1 << 8 | trailer.sw2)
 

@@ -3,12 +3,14 @@
 ISO 7816-4 5.2 and EMV Book 3 Annex B (PROTOCOL.md §1). Reading skips 00/FF padding between
 TLVs, refuses the indefinite length (80) and any value that runs past its container, and
 bounds the nesting depth; writing uses minimal lengths and never pads. The long length forms
-are construct formats; the tag/length walk is a bounded hand loop (the hot path).
+are construct formats (the reference); the tag/length walk and the length fields are written
+by hand on the hot path, and tests hold the hand length fields equal to the formats.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import construct as cs
 
@@ -35,6 +37,11 @@ _LONG_HEADERS: tuple[tuple[int, cs.Construct], ...] = (
 
 def tag_bytes(tag: int) -> bytes:
     """The encoded tag (ISO 7816-4 5.2.2.1); EncodeError when `tag` is no valid BER tag."""
+    return _tag_bytes(tag)
+
+
+@lru_cache(maxsize=256, typed=True)  # a few dozen tags in use; a bad tag raises, never cached
+def _tag_bytes(tag: int) -> bytes:
     size = max(1, (tag.bit_length() + 7) // 8)
     if tag < 0 or size > MAX_TAG_BYTES:
         raise EncodeError(f"tag {tag:#x} is not a 1 to 3 byte BER tag")
@@ -130,7 +137,18 @@ def constructed(tag: int, *children: Tlv) -> Tlv:
 
 
 def _length_bytes(length: int) -> bytes:
-    """Minimal length field (ISO 7816-4 5.2.2.2)."""
+    """Minimal length field (ISO 7816-4 5.2.2.2), by hand: equal to `_length_with_format`."""
+    if length < _LONG_FORM:
+        return bytes((length,))
+    if length <= 0xFF:
+        return bytes((0x81, length))
+    if length <= MAX_LENGTH:
+        return bytes((0x82, length >> 8, length & 0xFF))
+    raise EncodeError(f"value of {length} bytes exceeds {MAX_LENGTH}")
+
+
+def _length_with_format(length: int) -> bytes:
+    """The same length field through the construct formats (the reference)."""
     if length < _LONG_FORM:
         return bytes((length,))
     for limit, fmt in _LONG_HEADERS:
@@ -149,41 +167,46 @@ def encode(*items: Tlv) -> bytes:
     return bytes(out)
 
 
-def _read_header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    """Read tag and length at `pos`: (tag, value start, value end)."""
-    tag, pos = read_tag(data, pos, end)
-    if pos >= end:
-        raise DecodeError(f"length of tag {tag:X} missing", pos)
-    b = data[pos]
-    if b < _LONG_FORM:
-        length = b
-        pos += 1
-    else:
-        fmt = _LONG_LENGTHS.get(b)
-        if fmt is None:
-            kind = "indefinite length" if b == _LONG_FORM else f"length form {b:02X}"
-            raise DecodeError(f"{kind} not allowed for tag {tag:X}", pos)
-        size = b - _LONG_FORM
-        if pos + 1 + size > end:
-            raise DecodeError(f"length of tag {tag:X} runs past the end", pos)
-        length = fmt.parse(data[pos + 1 : pos + 1 + size])
-        pos += 1 + size
-    if pos + length > end:
-        raise DecodeError(
-            f"value of tag {tag:X} runs past the end (needs {length}, has {end - pos})", pos
-        )
-    return tag, pos, pos + length
+def _length_with_format_parse(data: bytes) -> int:
+    """A long length field's value through the construct format (the reference)."""
+    return int(_LONG_LENGTHS[data[0]].parse(data[1:]))
 
 
 def _decode_item(data: bytes, pos: int, end: int, depth: int, max_depth: int) -> tuple[Tlv, int]:
-    tag, vstart, vend = _read_header(data, pos, end)
-    value = data[vstart:vend]
-    if is_constructed(tag):
+    """One TLV at `pos` (never a padding byte): tag, length and value, checked, inline."""
+    start = pos
+    first = data[pos]
+    pos += 1
+    if first & _MORE_TAG_BYTES == _MORE_TAG_BYTES:
+        tag, pos = read_tag(data, start, end)
+    else:
+        tag = first
+    if pos >= end:
+        raise DecodeError(f"length of tag {tag:X} missing", pos)
+    length = data[pos]
+    if length < _LONG_FORM:
+        pos += 1
+    else:
+        if length not in _LONG_LENGTHS:
+            kind = "indefinite length" if length == _LONG_FORM else f"length form {length:02X}"
+            raise DecodeError(f"{kind} not allowed for tag {tag:X}", pos)
+        size = length - _LONG_FORM
+        if pos + 1 + size > end:
+            raise DecodeError(f"length of tag {tag:X} runs past the end", pos)
+        length = int.from_bytes(data[pos + 1 : pos + 1 + size], "big")
+        pos += 1 + size
+    vend = pos + length
+    if vend > end:
+        raise DecodeError(
+            f"value of tag {tag:X} runs past the end (needs {length}, has {end - pos})", pos
+        )
+    # b6 of the first tag byte (is_constructed; the first byte is never 00 here)
+    if first & _CONSTRUCTED_BIT or tag in PRIVATE_TEMPLATES:
         if depth >= max_depth:
-            raise DecodeError(f"templates nested deeper than {max_depth} at tag {tag:X}", pos)
-        children = _decode_range(data, vstart, vend, depth + 1, max_depth)
-        return Tlv(tag, value, children), vend
-    return Tlv(tag, value), vend
+            raise DecodeError(f"templates nested deeper than {max_depth} at tag {tag:X}", start)
+        children = _decode_range(data, pos, vend, depth + 1, max_depth)
+        return Tlv(tag, data[pos:vend], children), vend
+    return Tlv(tag, data[pos:vend]), vend
 
 
 def _decode_range(data: bytes, pos: int, end: int, depth: int, max_depth: int) -> tuple[Tlv, ...]:

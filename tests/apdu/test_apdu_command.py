@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -143,3 +145,23 @@ def test_response_sw_out_of_range() -> None:
 @given(commands())
 def test_hand_builder_equals_the_construct_format(cmd: CommandAPDU) -> None:
     assert cmd.to_bytes() == cmd.build_with_format()
+
+
+def _parsed_or_error(parse: Callable[[bytes], object], raw: bytes) -> object:
+    try:
+        return parse(raw)
+    except DecodeError as exc:
+        return (exc.reason, exc.offset)
+
+
+@given(commands().map(CommandAPDU.to_bytes) | st.binary(max_size=300))
+def test_hand_parser_equals_the_construct_format(raw: bytes) -> None:
+    want = _parsed_or_error(CommandAPDU.parse_with_format, raw)
+    assert _parsed_or_error(CommandAPDU.parse, raw) == want
+    assert _parsed_or_error(CommandAPDU.parse, bytearray(raw)) == want
+
+
+@given(st.binary(max_size=40))
+def test_hand_response_split_equals_the_construct_format(raw: bytes) -> None:
+    want = _parsed_or_error(ResponseAPDU.parse_with_format, raw)
+    assert _parsed_or_error(ResponseAPDU.parse, raw) == want

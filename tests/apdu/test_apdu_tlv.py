@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from apdu import tlv
@@ -171,3 +171,27 @@ def test_any_bytes_decode_or_raise_decode_error(data: bytes) -> None:
 def test_decode_one_refuses_padding_where_a_tag_starts(raw: str) -> None:
     with pytest.raises(DecodeError, match="padding byte"):
         tlv.decode_one(bytes.fromhex(raw))
+
+
+@given(st.integers(0, tlv.MAX_LENGTH + 2))
+@example(tlv.MAX_LENGTH + 1)
+@example(0x80)
+@example(0x100)
+def test_hand_length_fields_equal_the_construct_formats(length: int) -> None:
+    try:
+        want = tlv._length_with_format(length)
+    except EncodeError:
+        with pytest.raises(EncodeError, match="exceeds"):
+            tlv._length_bytes(length)
+        return
+    assert tlv._length_bytes(length) == want
+    if length >= 0x80:
+        assert tlv._length_with_format_parse(want) == length
+        assert tlv.decode_one(bytes((0x5A,)) + want + bytes(length)).value == bytes(length)
+
+
+def test_tag_bytes_memo_keeps_refusing_bad_tags() -> None:
+    assert tlv.tag_bytes(0x9F36) == tlv.tag_bytes(0x9F36) == b"\x9f\x36"
+    for _ in range(2):
+        with pytest.raises(EncodeError):
+            tlv.tag_bytes(0x9F80)
