@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Final
 
@@ -25,7 +26,7 @@ from reader.recovery import PendingEntry
 from reader.spool import Imported
 
 LOG_FILE: Final = "terminal.db"
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 MAX_ROWS: Final = 1_000_000  # bound on one listing
 BUSY_TIMEOUT_S: Final = 10.0
 
@@ -62,6 +63,28 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
     ),
     ("ALTER TABLE pending ADD COLUMN outcome TEXT",),  # NULL while the entry is open
+    (
+        """CREATE TABLE pending_open (
+            account BLOB NOT NULL,
+            atc INTEGER NOT NULL,
+            cdol1_data BLOB NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (account, atc)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE pending_closed (
+            account BLOB NOT NULL,
+            atc INTEGER NOT NULL,
+            cdol1_data BLOB NOT NULL,
+            created TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            PRIMARY KEY (account, atc)
+        ) WITHOUT ROWID""",
+        "INSERT INTO pending_open SELECT account, atc, cdol1_data, created FROM pending "
+        "WHERE outcome IS NULL",
+        "INSERT INTO pending_closed SELECT account, atc, cdol1_data, created, outcome "
+        "FROM pending WHERE outcome IS NOT NULL",
+        "DROP TABLE pending",
+    ),
 )
 OUTCOME_RECORDED: Final = "recorded"
 
@@ -98,6 +121,28 @@ _INSERT: Final = (
     f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
 _SELECT: Final = f"SELECT id, {', '.join(_COLUMNS)} FROM transactions ORDER BY id LIMIT ?"  # noqa: S608
+_VALUES: Final = attrgetter(*_COLUMNS)
+_TIME: Final = _COLUMNS.index("time")
+_WRITE_PENDING: Final = (
+    "INSERT OR REPLACE INTO pending_open (account, atc, cdol1_data, created) VALUES (?, ?, ?, ?)"
+)
+_CLOSE_PENDING: Final = (
+    "INSERT OR REPLACE INTO pending_closed (account, atc, cdol1_data, created, outcome) "
+    "SELECT account, atc, cdol1_data, created, ? FROM pending_open WHERE account = ? AND atc = ?"
+)
+_DELETE_OPEN: Final = "DELETE FROM pending_open WHERE account = ? AND atc = ?"
+_SELECT_OPEN: Final = (
+    "SELECT account, atc, cdol1_data FROM pending_open ORDER BY created, atc LIMIT ?"
+)
+# An entry written again after it was closed (PROTOCOL.md §9 crash case) shows as open.
+_SELECT_ALL_PENDING: Final = (
+    "SELECT account, atc, cdol1_data, created, NULL FROM pending_open "
+    "UNION ALL "
+    "SELECT account, atc, cdol1_data, created, outcome FROM pending_closed AS c "
+    "WHERE NOT EXISTS (SELECT 1 FROM pending_open AS o "
+    "WHERE o.account = c.account AND o.atc = c.atc) "
+    "ORDER BY 4, 2 LIMIT ?"
+)
 
 
 def log_path(home: Path) -> Path:
@@ -199,42 +244,53 @@ class TransactionLog:
                 raise
 
     def write_pending(self, pending: PendingEntry, now: datetime) -> None:
-        """Store the pending entry durably before GENERATE AC (PROTOCOL.md §9)."""
+        """Store the pending entry durably before GENERATE AC (PROTOCOL.md §9): one
+        statement in autocommit mode is one transaction, on disk when it returns
+        (`synchronous=FULL`). Writing an entry again reopens it."""
         try:
             self._db.execute(
-                "INSERT OR REPLACE INTO pending (account, atc, cdol1_data, created, outcome) "
-                "VALUES (?, ?, ?, ?, NULL)",
-                (pending.account, pending.atc, pending.cdol1_data, now.isoformat()),
+                _WRITE_PENDING, (pending.account, pending.atc, pending.cdol1_data, now.isoformat())
             )
         except sqlite3.Error as exc:
             raise LogError(f"cannot write the pending entry: {exc}") from None
 
     def close_pending(self, pending: PendingEntry, outcome: str = "refused") -> None:
-        """Close a pending entry (a refusal, or a decision of PROTOCOL.md §9)."""
+        """Close an open pending entry (a refusal, or a decision of PROTOCOL.md §9) in one
+        durable transaction; nothing happens when it is not open."""
         try:
-            self._db.execute(
-                "UPDATE pending SET outcome = ? WHERE account = ? AND atc = ? AND outcome IS NULL",
-                (outcome, pending.account, pending.atc),
-            )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._close(pending.account, pending.atc, outcome)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
             raise LogError(f"cannot close the pending entry: {exc}") from None
 
+    def _close(self, account: bytes, atc: int, outcome: str) -> None:
+        """Move the open entry (account, ATC) to `pending_closed`, inside a transaction."""
+        moved = self._db.execute(_CLOSE_PENDING, (outcome, account, atc))
+        if moved.rowcount:
+            self._db.execute(_DELETE_OPEN, (account, atc))
+
     def pending(self) -> list[PendingEntry]:
-        """The open pending entries (torn transactions waiting for the card)."""
-        rows = self._db.execute(
-            "SELECT account, atc, cdol1_data FROM pending WHERE outcome IS NULL "
-            "ORDER BY created LIMIT ?",
-            (MAX_ROWS,),
-        )
+        """The open pending entries (torn transactions waiting for the card), oldest first.
+
+        Reads `pending_open` only: its size is the number of open entries, not the history.
+        """
+        try:
+            rows = self._db.execute(_SELECT_OPEN, (MAX_ROWS,)).fetchall()
+        except sqlite3.Error as exc:
+            raise LogError(f"cannot read the pending entries: {exc}") from None
         return [PendingEntry(bytes(a), int(t), bytes(c)) for a, t, c in rows]
 
     def pending_rows(self, limit: int = MAX_ROWS) -> list[PendingRow]:
         """Every pending entry, open or closed, with its outcome (for `hcepay log`)."""
-        rows = self._db.execute(
-            "SELECT account, atc, cdol1_data, created, outcome FROM pending "
-            "ORDER BY created, atc LIMIT ?",
-            (min(limit, MAX_ROWS),),
-        )
+        try:
+            rows = self._db.execute(_SELECT_ALL_PENDING, (min(limit, MAX_ROWS),)).fetchall()
+        except sqlite3.Error as exc:
+            raise LogError(f"cannot read the pending entries: {exc}") from None
         return [
             PendingRow(PendingEntry(bytes(a), int(t), bytes(c)), str(w), o)
             for a, t, c, w, o in rows
@@ -246,8 +302,8 @@ class TransactionLog:
         ReplayError when (account, ATC) is stored already (PROTOCOL.md §7 check 5): nothing
         is stored, and the pending entry for that (account, ATC) is closed.
         """
-        values = [getattr(outcome, c) for c in _COLUMNS]
-        values[_COLUMNS.index("time")] = outcome.time.isoformat()
+        values = list(_VALUES(outcome))
+        values[_TIME] = outcome.time.isoformat()
         padded = bytes.fromhex(outcome.account.ljust(20, "F"))
         try:
             self._db.execute("BEGIN IMMEDIATE")
@@ -261,10 +317,7 @@ class TransactionLog:
                 raise ReplayError(
                     f"account {outcome.account} ATC {outcome.atc:04X} is in the log already"
                 ) from None
-            self._db.execute(
-                "UPDATE pending SET outcome = ? WHERE account = ? AND atc = ? AND outcome IS NULL",
-                (OUTCOME_RECORDED, padded, outcome.atc),
-            )
+            self._close(padded, outcome.atc, OUTCOME_RECORDED)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:

@@ -1,0 +1,292 @@
+"""reader/log.py: durability settings, pending entries (PROTOCOL.md §9), replay refusal (§7
+check 5) and the migration of version 1 and 2 logs to version 3."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reader.checks import ReplayError, Verdict
+from reader.flow import Outcome
+from reader.log import SCHEMA_VERSION, LogError, TransactionLog
+from reader.recovery import PendingEntry
+
+ACCOUNT = "6200123456789012"
+PADDED = bytes.fromhex(ACCOUNT + "FFFF")
+NOW = datetime(2026, 11, 28, 12, 0, 0)
+BASE = Outcome(
+    Verdict.APPROVED,
+    NOW,
+    "TERM0001",
+    "MERCHANT0000001",
+    ACCOUNT,
+    100,
+    156,
+    0,
+    b"\x01\x02\x03\x04",
+    0x40,
+    1,
+    1,
+    b"a" * 128,
+    b"l" * 128,
+    b"r" * 20,
+    b"\x03",
+    b"1" * 40,
+    b"c" * 29,
+)
+
+# The schema of versions 1 and 2 as earlier releases created it, kept here verbatim so that
+# the migration is tested against what is on terminals, not against the module's own table.
+V1_DDL = (
+    """CREATE TABLE transactions (
+        id INTEGER PRIMARY KEY, time TEXT NOT NULL, terminal_id TEXT NOT NULL,
+        merchant_id TEXT NOT NULL, account TEXT NOT NULL, amount INTEGER NOT NULL,
+        currency INTEGER NOT NULL, atc INTEGER NOT NULL, unpredictable_number BLOB NOT NULL,
+        cid INTEGER NOT NULL, serial INTEGER NOT NULL, ca_index INTEGER NOT NULL,
+        authorization BLOB NOT NULL, license BLOB NOT NULL, remainder BLOB NOT NULL,
+        exponent BLOB NOT NULL, record1_value BLOB NOT NULL, cdol1_data BLOB NOT NULL,
+        UNIQUE (account, atc))""",
+    """CREATE TABLE pending (
+        account BLOB NOT NULL, atc INTEGER NOT NULL, cdol1_data BLOB NOT NULL,
+        created TEXT NOT NULL, PRIMARY KEY (account, atc))""",
+)
+V2_DDL = ("ALTER TABLE pending ADD COLUMN outcome TEXT",)
+
+
+def outcome(atc: int, amount: int = 100) -> Outcome:
+    return replace(BASE, atc=atc, amount=amount, cdol1_data=atc.to_bytes(2, "big") * 10)
+
+
+def entry(atc: int) -> PendingEntry:
+    return PendingEntry(PADDED, atc, atc.to_bytes(2, "big") * 10)
+
+
+def old_log(path: Path, version: int) -> None:
+    """A version 1 or 2 log with two rows, one closed (v2) and one open pending entry."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    for statement in V1_DDL + (V2_DDL if version == 2 else ()):
+        db.execute(statement)
+    for atc in (1, 2):
+        o = outcome(atc, amount=atc * 100)
+        db.execute(
+            "INSERT INTO transactions (time, terminal_id, merchant_id, account, amount, "
+            "currency, atc, unpredictable_number, cid, serial, ca_index, authorization, "
+            "license, remainder, exponent, record1_value, cdol1_data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                o.time.isoformat(),
+                o.terminal_id,
+                o.merchant_id,
+                o.account,
+                o.amount,
+                o.currency,
+                o.atc,
+                o.unpredictable_number,
+                o.cid,
+                o.serial,
+                o.ca_index,
+                o.authorization,
+                o.license,
+                o.remainder,
+                o.exponent,
+                o.record1_value,
+                o.cdol1_data,
+            ),
+        )
+    if version == 2:
+        db.execute(
+            "INSERT INTO pending VALUES (?, ?, ?, ?, 'recorded')",
+            (PADDED, 2, entry(2).cdol1_data, NOW.isoformat()),
+        )
+        db.execute(
+            "INSERT INTO pending VALUES (?, ?, ?, ?, 'not paid: no answer')",
+            (PADDED, 4, entry(4).cdol1_data, (NOW + timedelta(seconds=2)).isoformat()),
+        )
+    db.execute(
+        "INSERT INTO pending (account, atc, cdol1_data, created) VALUES (?, ?, ?, ?)",
+        (PADDED, 3, entry(3).cdol1_data, (NOW + timedelta(seconds=1)).isoformat()),
+    )
+    db.execute(f"PRAGMA user_version = {version:d}")
+    db.close()
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[TransactionLog]:
+    with TransactionLog(tmp_path / "terminal.db") as opened:
+        yield opened
+
+
+def test_durability_settings(log: TransactionLog) -> None:
+    assert log._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert log._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert log.version == SCHEMA_VERSION == 3
+
+
+def test_pending_entry_is_committed_when_written(log: TransactionLog) -> None:
+    """PROTOCOL.md §9: the entry is in the database (not in an open transaction) before
+    GENERATE AC is sent; another connection sees it."""
+    log.write_pending(entry(7), NOW)
+    assert not log._db.in_transaction
+    with TransactionLog(log.path) as other:
+        assert other.pending() == [entry(7)]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_migration_keeps_rows_and_pending_entries(tmp_path: Path, version: int) -> None:
+    path = tmp_path / "terminal.db"
+    old_log(path, version)
+    with TransactionLog(path) as log:
+        assert log.version == SCHEMA_VERSION
+        assert [(r.id, r.outcome) for r in log.rows()] == [
+            (1, outcome(1, amount=100)),
+            (2, outcome(2, amount=200)),
+        ]
+        assert log.pending() == [entry(3)]
+        shown = [(r.entry, r.outcome) for r in log.pending_rows()]
+        if version == 2:
+            assert shown == [
+                (entry(2), "recorded"),
+                (entry(3), None),
+                (entry(4), "not paid: no answer"),
+            ]
+        else:
+            assert shown == [(entry(3), None)]
+        tables = {r[0] for r in log._db.execute("SELECT name FROM sqlite_master")}
+        assert "pending" not in tables
+        with pytest.raises(ReplayError):
+            log.record(outcome(2))  # UNIQUE (account, ATC) survived the migration
+        log.record(outcome(3, amount=300))  # closes the migrated open entry
+        assert log.pending() == []
+    with TransactionLog(path) as again:  # a migrated log opens without migrating again
+        assert again.count() == 3 and again.version == SCHEMA_VERSION
+
+
+def test_open_entry_found_among_many_closed(log: TransactionLog) -> None:
+    for atc in range(1, 401):
+        log.write_pending(entry(atc), NOW + timedelta(seconds=atc))
+        if atc != 123:
+            log.record(outcome(atc))
+    assert log.pending() == [entry(123)]
+    rows = log.pending_rows()
+    assert len(rows) == 400
+    assert [r.outcome for r in rows if r.entry.atc == 123] == [None]
+    assert {r.outcome for r in rows if r.entry.atc != 123} == {"recorded"}
+    assert log.count() == 399
+
+
+def _steps(log: TransactionLog, call: Callable[[], object]) -> int:
+    """How many SQLite VM instructions `call` runs (a size measure, no clock)."""
+    steps = 0
+
+    def tick() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    log._db.set_progress_handler(tick, 1)
+    try:
+        call()
+    finally:
+        log._db.set_progress_handler(None, 1)
+    return steps
+
+
+def test_looking_for_open_entries_does_not_grow_with_the_history(log: TransactionLog) -> None:
+    """The look-up at the start of every payment reads the open entries only."""
+    log.write_pending(entry(1), NOW)
+    log.record(outcome(1))
+    log.write_pending(entry(2), NOW)
+    small = _steps(log, log.pending)
+    for atc in range(3, 503):
+        log.write_pending(entry(atc), NOW)
+        log.record(outcome(atc))
+    assert log.pending() == [entry(2)]
+    assert _steps(log, log.pending) == small
+
+
+def test_query_plan_of_pending_reads_no_closed_entry(log: TransactionLog) -> None:
+    seen: list[str] = []
+    log._db.set_trace_callback(seen.append)
+    log.pending()
+    log._db.set_trace_callback(None)
+    (sql,) = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    plan = " | ".join(
+        str(r[3]) for r in log._db.execute(f"EXPLAIN QUERY PLAN {sql}".replace("?", "1"))
+    )
+    assert "pending_closed" not in plan and "transactions" not in plan, plan
+    assert "pending_open" in plan, plan
+
+
+def test_replay_refused_and_entry_closed(log: TransactionLog) -> None:
+    log.write_pending(entry(5), NOW)
+    first = log.record(outcome(5))
+    log.write_pending(entry(5), NOW)  # reopened: a crash between the row and the close
+    assert log.pending() == [entry(5)]
+    assert [r.outcome for r in log.pending_rows()] == [None]
+    with pytest.raises(ReplayError):
+        log.record(outcome(5, amount=999))
+    assert [(r.id, r.outcome.amount) for r in log.rows()] == [(first, 100)]
+    assert log.pending() == []
+    assert [(r.entry, r.outcome) for r in log.pending_rows()] == [(entry(5), "recorded")]
+    assert log.contains(ACCOUNT, 5) and not log.contains(ACCOUNT, 6)
+
+
+def test_close_pending_keeps_the_outcome(log: TransactionLog) -> None:
+    log.write_pending(entry(8), NOW)
+    log.close_pending(entry(8), "not paid: no answer")
+    log.close_pending(entry(8), "refused")  # closed already: nothing changes
+    assert log.pending() == []
+    assert [r.outcome for r in log.pending_rows()] == ["not paid: no answer"]
+
+
+class FailingClose:
+    """A connection whose writes to pending entries fail (disk full mid-transaction)."""
+
+    def __init__(self, inner: sqlite3.Connection) -> None:
+        self.inner = inner
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if "pending" in sql and sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.inner.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_record_and_close_are_one_transaction(log: TransactionLog) -> None:
+    """The row and the closing of its entry commit together or not at all."""
+    log.write_pending(entry(9), NOW)
+    real = log._db
+    log._db = FailingClose(real)  # type: ignore[assignment]
+    with pytest.raises(LogError):
+        log.record(outcome(9))
+    log._db = real
+    assert not real.in_transaction
+    assert log.count() == 0 and log.pending() == [entry(9)]
+    assert log.record(outcome(9)) == 1
+    assert log.pending() == [] and log.count() == 1
+
+
+def test_newer_schema_refused(tmp_path: Path) -> None:
+    path = tmp_path / "terminal.db"
+    TransactionLog(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(LogError, match="schema version"):
+        TransactionLog(path)
+
+
+def test_closed_log_raises_log_error(tmp_path: Path) -> None:
+    log = TransactionLog(tmp_path / "terminal.db")
+    log.close()
+    with pytest.raises(LogError):
+        log.pending()
+    with pytest.raises(LogError):
+        log.write_pending(entry(1), NOW)
