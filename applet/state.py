@@ -1,11 +1,14 @@
 """The card's durable state: ATC, used credit, the last GENERATE AC answers (PROTOCOL.md §6, §9).
 
-Pure: the JSON shape lives here, the file IO in applet/store.py.
+Pure: the two shapes live here, the file IO in applet/store.py. The binary form is what a
+state.dat slot holds (written twice per payment, so it is cheap to make); the JSON form is
+the hand-written seed `state.json`.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -16,6 +19,8 @@ MAX_USED: Final = 999_999_999_999  # n12
 MAX_LAST_ANSWERS: Final = 10  # PROTOCOL.md §9
 STATE_VERSION: Final = 1
 MAX_STATE_TEXT: Final = 64 * 1024
+_FIXED: Final = struct.Struct(">HQB")  # ATC, used credit, how many last answers
+_LENGTH: Final = struct.Struct(">H")
 
 
 @dataclass(frozen=True)
@@ -84,3 +89,40 @@ def state_from_json(text: str) -> CardState:
         raise ValueError(f"'last_answers' must be a list of at most {MAX_LAST_ANSWERS}")
     last = tuple(LastAnswer(_hex(a, "answer"), _hex(a, "cdol1_data")) for a in answers)
     return CardState(_int(obj, "atc"), _int(obj, "used"), last)
+
+
+def state_to_bytes(state: CardState) -> bytes:
+    """The binary form: ATC (2) | used (8) | count (1) | per answer: length (2) | answer |
+    length (2) | CDOL1 data; big-endian. ValueError when an answer exceeds 65535 bytes."""
+    parts = [_FIXED.pack(state.atc, state.used, len(state.last_answers))]
+    for a in state.last_answers:
+        if len(a.answer) > 0xFFFF or len(a.cdol1_data) > 0xFFFF:
+            raise ValueError("a last answer longer than 65535 bytes")
+        parts += (_LENGTH.pack(len(a.answer)), a.answer, _LENGTH.pack(len(a.cdol1_data)))
+        parts.append(a.cdol1_data)
+    return b"".join(parts)
+
+
+def state_from_bytes(data: bytes) -> CardState:
+    """Parse the binary form; ValueError names what is wrong (nothing may follow it)."""
+    if len(data) < _FIXED.size:
+        raise ValueError("binary state too short")
+    atc, used, count = _FIXED.unpack_from(data)
+    if count > MAX_LAST_ANSWERS:
+        raise ValueError(f"more than {MAX_LAST_ANSWERS} last answers")
+    at, last = _FIXED.size, []
+    for _ in range(count):
+        fields = []
+        for _part in ("answer", "cdol1_data"):
+            if at + _LENGTH.size > len(data):
+                raise ValueError("binary state cut inside a last answer")
+            (length,) = _LENGTH.unpack_from(data, at)
+            at += _LENGTH.size
+            if at + length > len(data):
+                raise ValueError("binary state cut inside a last answer")
+            fields.append(data[at : at + length])
+            at += length
+        last.append(LastAnswer(fields[0], fields[1]))
+    if at != len(data):
+        raise ValueError(f"{len(data) - at} bytes after the binary state")
+    return CardState(atc, used, tuple(last))

@@ -9,9 +9,9 @@ fails its check and `load` takes the other slot, which holds the state before it
 any moment leaves the old or the new state, never a torn one.
 
 Slot layout (big-endian): magic `HCEPAYS1` (8) | sequence (8) | payload length (4) |
-payload (the state's JSON text, applet/state.py) | SHA-256 of all before it (32).
+payload (the state's binary form, applet/state.py) | SHA-256 of all before it (32).
 Slot `seq % 2` holds sequence `seq`. A folder with no `state.dat` but a `state.json` (the
-JSON text alone, written by hand or by a tool) starts from that state; the first commit
+state's JSON form, written by hand or by a tool) starts from that state; the first commit
 makes `state.dat` and removes `state.json`.
 """
 
@@ -24,11 +24,17 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from applet.errors import StateFileError
-from applet.state import MAX_STATE_TEXT, CardState, state_from_json, state_to_json
+from applet.state import (
+    MAX_STATE_TEXT,
+    CardState,
+    state_from_bytes,
+    state_from_json,
+    state_to_bytes,
+)
 
 STATE_FILE: Final = "state.dat"
 SEED_FILE: Final = "state.json"  # an optional starting state, read when state.dat is absent
-SLOT_SIZE: Final = 64 * 1024 + 1024  # holds MAX_STATE_TEXT and the slot's framing
+SLOT_SIZE: Final = 64 * 1024 + 1024  # a payload of MAX_STATE_TEXT and the slot's framing
 SLOT_MAGIC: Final = b"HCEPAYS1"
 _HEADER: Final = struct.Struct(">8sQI")
 _DIGEST_SIZE: Final = 32
@@ -114,8 +120,8 @@ class FileStateStore:
             raise StateFileError(str(self.path), "bad card state: no intact slot")
         sequence, payload = max(slots)
         try:
-            state = state_from_json(payload.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+            state = state_from_bytes(payload)
+        except ValueError as exc:
             raise StateFileError(str(self.path), f"bad card state: {exc}") from None
         self._sequence = sequence
         return state
@@ -139,7 +145,7 @@ class FileStateStore:
             self.load()
         current = self._sequence
         assert current is not None  # set by load()
-        payload = state_to_json(state).encode("utf-8")
+        payload = state_to_bytes(state)
         self._sequence = None  # unknown until this commit is known to be stored
         if current == _NO_SEQUENCE:
             self._create(encode_slot(0, payload))

@@ -15,7 +15,13 @@ from apdu import messages as m
 from applet import open_card
 from applet.errors import StateFileError
 from applet.profile import CardProfile, IssueRequest, issue_card, load_profile
-from applet.state import CardState, state_from_json, state_to_json
+from applet.state import (
+    CardState,
+    state_from_bytes,
+    state_from_json,
+    state_to_bytes,
+    state_to_json,
+)
 from applet.store import (
     SEED_FILE,
     SLOT_SIZE,
@@ -40,6 +46,28 @@ states = st.builds(
 @given(states)
 def test_state_json_round_trip(state: CardState) -> None:
     assert state_from_json(state_to_json(state)) == state
+
+
+@given(states)
+def test_state_bytes_round_trip(state: CardState) -> None:
+    assert state_from_bytes(state_to_bytes(state)) == state
+
+
+@given(states, st.data())
+def test_a_cut_or_padded_binary_state_is_refused(state: CardState, data: st.DataObject) -> None:
+    raw = state_to_bytes(state)
+    cut = data.draw(st.integers(0, len(raw) - 1))
+    with pytest.raises(ValueError, match="binary state"):
+        state_from_bytes(raw[:cut])
+    with pytest.raises(ValueError, match="after the binary state"):
+        state_from_bytes(raw + b"\x00")
+
+
+def test_a_binary_state_with_too_many_answers_is_refused() -> None:
+    with pytest.raises(ValueError, match="more than 10 last answers"):
+        state_from_bytes(b"\x00\x01" + bytes(8) + b"\x0b")
+    with pytest.raises(ValueError, match="longer than 65535"):
+        state_to_bytes(CardState(1, 0, (m.LastAnswer(bytes(65536), b""),)))
 
 
 @pytest.mark.parametrize(
@@ -107,7 +135,7 @@ def test_a_torn_commit_leaves_the_state_before_it(data: st.DataObject) -> None:
         before = (folder / STATE_FILE).read_bytes()
         store.commit(new)  # sequence 2, slot 0
         after = (folder / STATE_FILE).read_bytes()
-        written = len(encode_slot(2, state_to_json(new).encode()))
+        written = len(encode_slot(2, state_to_bytes(new)))
         cut = data.draw(st.integers(0, written), label="cut")
         (folder / STATE_FILE).write_bytes(after[:cut] + before[cut:])
         assert FileStateStore(folder).load() == (new if cut == written else old)
@@ -132,16 +160,16 @@ def test_a_state_file_without_an_intact_slot_is_a_typed_error(
 
 
 def test_a_slot_in_the_wrong_place_is_not_intact(tmp_path: Path) -> None:
-    slot = encode_slot(1, state_to_json(CardState(9, 0)).encode())  # odd sequence in slot 0
+    slot = encode_slot(1, state_to_bytes(CardState(9, 0)))  # odd sequence in slot 0
     (tmp_path / STATE_FILE).write_bytes(slot.ljust(2 * SLOT_SIZE, b"\0"))
     with pytest.raises(StateFileError, match="no intact slot"):
         FileStateStore(tmp_path).load()
 
 
 def test_an_intact_slot_with_a_bad_state_is_a_typed_error(tmp_path: Path) -> None:
-    slot = encode_slot(0, b'{"hcepay_state": 1, "atc": -1, "used": 0}')
+    slot = encode_slot(0, b"\x00\x01" + (10**12).to_bytes(8, "big") + b"\x00")
     (tmp_path / STATE_FILE).write_bytes(slot.ljust(2 * SLOT_SIZE, b"\0"))
-    with pytest.raises(StateFileError, match="bad card state: ATC -1"):
+    with pytest.raises(StateFileError, match="bad card state: used credit"):
         FileStateStore(tmp_path).load()
 
 
