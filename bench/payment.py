@@ -131,14 +131,14 @@ def main() -> None:
 
         x = int.from_bytes(b"\x6a" + b"\x55" * (app.public.size - 2) + b"\xbc", "big")
         sig = app.private_op(x)
-        # a slot with the 10 last answers is about 6 KB (applet/state.py, applet/store.py)
+        # a slot with the 10 last answers is about 3.2 KB (applet/state.py, applet/store.py)
         rsa_parts: dict[str, Callable[[], object]] = {
             "private": lambda: app.private_op(x),
             "public_app": lambda: pow(sig, app.public.e, app.public.n),
             "public_ca": lambda: pow(sig % ca.n, ca.e, ca.n),
         }
         io_parts: dict[str, Callable[[], float]] = {
-            "card": card_slot_fdatasync(work, 6144),
+            "card": card_slot_fdatasync(work, 3200),
             "wal": wal_frame_fdatasync(work),
         }
 
