@@ -101,11 +101,16 @@ def fit(tag: int, value: bytes, length: int) -> bytes:
 
 def fill_dol(entries: Sequence[DolEntry], values: Mapping[int, bytes]) -> bytes:
     """The DOL data a terminal sends: each entry's value fitted, missing tags zero-filled."""
-    out = bytearray()
+    parts: list[bytes] = []
     for entry in entries:
         value = values.get(entry.tag)
-        out += bytes(entry.length) if value is None else fit(entry.tag, value, entry.length)
-    return bytes(out)
+        if value is None:
+            parts.append(bytes(entry.length))
+        elif len(value) == entry.length:  # already the right size: fit() would keep it whole
+            parts.append(value)
+        else:
+            parts.append(fit(entry.tag, value, entry.length))
+    return b"".join(parts)
 
 
 def split_dol(entries: Sequence[DolEntry], data: bytes) -> dict[int, bytes]:

@@ -177,10 +177,13 @@ def _decode_item(data: bytes, pos: int, end: int, depth: int, max_depth: int) ->
     start = pos
     first = data[pos]
     pos += 1
-    if first & _MORE_TAG_BYTES == _MORE_TAG_BYTES:
-        tag, pos = read_tag(data, start, end)
-    else:
+    if first & _MORE_TAG_BYTES != _MORE_TAG_BYTES:
         tag = first
+    elif pos < end and not data[pos] & 0x80:  # a two-byte tag: read_tag's first pass, inline
+        tag = first << 8 | data[pos]
+        pos += 1
+    else:
+        tag, pos = read_tag(data, start, end)
     if pos >= end:
         raise DecodeError(f"length of tag {tag:X} missing", pos)
     length = data[pos]

@@ -15,6 +15,7 @@ DYNAMIC_LENGTH: Final = 25
 MAX_AMOUNT: Final = 999_999_999_999  # n12
 MAX_CURRENCY: Final = 9999  # n4
 _FIXED: Final = 1 + 1 + 1 + 1 + DYNAMIC_LENGTH  # header, format, hash alg, length, data
+_PAD_BYTE: Final = bytes((PAD,))
 
 
 def pad_size(app_size: int, hash_algorithm: int) -> int:
@@ -135,7 +136,7 @@ def open_authorization(
     expected = iso9796.digest(algorithm, x[1:pad_end], cdol1_data)
     if x[pad_end:-1] != expected:
         raise AuthorizationError(AuthorizationReason.BAD_HASH)
-    if any(b != PAD for b in x[_FIXED:pad_end]):
+    if x[_FIXED:pad_end].lstrip(_PAD_BYTE):  # a byte other than BB
         raise AuthorizationError(AuthorizationReason.BAD_PAD)
     try:
         return DynamicData.from_bytes(x[4:_FIXED])

@@ -19,6 +19,7 @@ ACCOUNT_LENGTH: Final = 10
 MAX_SERIAL: Final = 0xFFFFFF
 # header, format, account, expiry, serial, hash algorithm, key algorithm, key and exp lengths
 _FIXED_BEFORE_KEY: Final = 1 + 1 + ACCOUNT_LENGTH + 2 + 3 + 1 + 1 + 1 + 1
+_PAD_BYTE: Final = bytes((PAD,))
 
 
 def leftmost_size(ca_size: int, hash_algorithm: int) -> int:
@@ -196,7 +197,7 @@ def _app_key(x: bytes, room: int, remainder: bytes, exponent: bytes) -> RsaPubli
         raise LicenseError(LicenseReason.BAD_EXPONENT)
     leftmost = x[_FIXED_BEFORE_KEY : _FIXED_BEFORE_KEY + room]
     if app_size <= room:
-        if remainder or any(b != PAD for b in leftmost[app_size:]):
+        if remainder or leftmost[app_size:].lstrip(_PAD_BYTE):  # a byte other than BB
             raise LicenseError(LicenseReason.BAD_REMAINDER)
         modulus = leftmost[:app_size]
     else:

@@ -139,13 +139,14 @@ Effect = CommandAPDU | PendingEntry | RecoveredPayment | CloseNotPaid
 
 def dol_values(cfg: TerminalConfig, request: PaymentRequest, env: Env) -> dict[int, bytes]:
     """The terminal's data elements for the PDOL and CDOL1 (PROTOCOL.md §3)."""
+    now = env.now  # 9A YYMMDD and 9F21 HHMMSS, n6 (strftime's %y%m%d and %H%M%S)
     return {
         0x9F02: bcd(request.amount, 6),
         0x5F2A: bcd(request.currency, 2),
         0x9F37: env.unpredictable_number,
         0x9F1A: bcd(cfg.country, 2),
-        0x9A: bytes.fromhex(env.now.strftime("%y%m%d")),
-        0x9F21: bytes.fromhex(env.now.strftime("%H%M%S")),
+        0x9A: bytes.fromhex(f"{now.year % 100:02d}{now.month:02d}{now.day:02d}"),
+        0x9F21: bytes.fromhex(f"{now.hour:02d}{now.minute:02d}{now.second:02d}"),
         0x9C: bytes([PURCHASE]),
         0x9F16: cfg.merchant_id.ljust(MERCHANT_ID_LENGTH).encode("ascii"),
         0x9F1C: cfg.terminal_id.ljust(TERMINAL_ID_LENGTH).encode("ascii"),
