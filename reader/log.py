@@ -4,10 +4,16 @@ WAL journal, `synchronous=FULL` (each commit is on disk when it returns), a sche
 `user_version` with one migration per version. `UNIQUE(account, atc)`: a second row for the
 same (account, ATC) is refused with ReplayError (check 5). Each row keeps what §7 lists plus
 the license, remainder, exponent, record 1 value and CDOL1 data, so `verify` can re-open the
-license and the authorization later with the authority's public key. The `pending` table holds
-the entries written before GENERATE AC (PROTOCOL.md §9); recording a row closes its entry in
-the same transaction. A closed entry stays in the table with its outcome ("recorded",
-"refused", "not paid: <why>"), so `hcepay log` shows what became of each torn transaction.
+license and the authorization later with the authority's public key.
+
+Pending entries (PROTOCOL.md §9), since schema version 3: an entry written before GENERATE AC
+lives in `pending_open` (only the transactions in flight or torn, so the look-up at the start
+of every payment stays small); closing it moves it to `pending_closed` with its outcome
+("recorded", "refused", "not paid: <why>"), so `hcepay log` shows what became of each torn
+transaction. Recording a row closes its entry in the same transaction. Both tables are
+WITHOUT ROWID, keyed by (account, ATC): a payment's two commits (its two WAL fsyncs) write one
+page for the pending entry, then four (the row, its (account, ATC) index, the entry removed
+from `pending_open` and added to `pending_closed`).
 """
 
 from __future__ import annotations
