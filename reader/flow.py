@@ -166,6 +166,21 @@ def _parse_dol(raw: bytes) -> tuple[DolEntry, ...]:
     return parse_dol(raw)
 
 
+def _parse_ppse_fci(data: bytes) -> m.PpseFci:
+    """parse_ppse_fci, remembered: every card of the app answers the same PPSE FCI."""
+    return _remembered_ppse_fci(bytes(data))
+
+
+def _parse_app_fci(data: bytes) -> m.AppFci:
+    """parse_app_fci, remembered: every card of the app answers the same app FCI."""
+    return _remembered_app_fci(bytes(data))
+
+
+# pure parsers of immutable results; a malformed template raises (and is never remembered)
+_remembered_ppse_fci = lru_cache(maxsize=16)(m.parse_ppse_fci)
+_remembered_app_fci = lru_cache(maxsize=16)(m.parse_app_fci)
+
+
 def _dol(step: str, raw: bytes, limit: int) -> tuple[DolEntry, ...]:
     """The card's DOL, refused when its data would not fit a short command (check 1)."""
     try:
@@ -191,13 +206,13 @@ def payment(
 
     step = "SELECT PPSE"
     rsp = yield from _exchange(m.select(m.PPSE_NAME))
-    ppse = checks.parsed(step, m.parse_ppse_fci, checks.ok_data(step, rsp))
+    ppse = checks.parsed(step, _parse_ppse_fci, checks.ok_data(step, rsp))
     if not any(e.aid == m.CREDIT_AID for e in ppse.entries):
         raise ResponseError("SELECT PPSE: the directory lists no credit payment app")
 
     step = "SELECT AID"
     rsp = yield from _exchange(m.select(m.CREDIT_AID))
-    fci = checks.parsed(step, m.parse_app_fci, checks.ok_data(step, rsp))
+    fci = checks.parsed(step, _parse_app_fci, checks.ok_data(step, rsp))
     if fci.aid != m.CREDIT_AID:
         raise ResponseError(f"SELECT AID: the FCI names AID {fci.aid.hex().upper()}")
     pdol_data = fill_dol(_dol(step, fci.pdol, MAX_PDOL_DATA), values)
