@@ -30,7 +30,7 @@ from apdu.directory import (
 from apdu.dol import DolEntry, build_dol, parse_dol
 from apdu.errors import DecodeError, EncodeError
 from apdu.sw import INS
-from apdu.templates import byte_field, field, optional, template
+from apdu.templates import byte_field, field, flat_fields, optional, template
 from apdu.tlv import constructed, primitive
 
 PPSE_NAME = b"2PAY.SYS.DDF01"
@@ -177,16 +177,30 @@ def _atc(atc: int) -> bytes:
 
 
 def build_gpo_response(m: GpoResponse) -> bytes:
-    """Encode the GPO answer."""
-    return tlv.encode(
-        constructed(
-            0x77, primitive(0x82, m.aip), primitive(0x94, m.afl), primitive(0x9F36, _atc(m.atc))
-        )
+    """Encode the GPO answer (77{82, 94, 9F36}, its fields checked before any length)."""
+    aip, afl, atc = bytes(m.aip), bytes(m.afl), _atc(m.atc)
+    return tlv.encode_template(
+        0x77,
+        tlv.encode_primitive(0x82, aip),
+        tlv.encode_primitive(0x94, afl),
+        tlv.encode_primitive(0x9F36, atc),
     )
+
+
+_GPO_SIZES = {0x82: range(2, 3), 0x94: range(4, 253), 0x9F36: range(2, 3)}
 
 
 def parse_gpo_response(data: bytes) -> GpoResponse:
     """Decode the GPO answer; the AFL is a whole number of 4-byte entries."""
+    flat = flat_fields(data, 0x77, _GPO_SIZES)
+    if flat is not None and not len(flat[1][0x94]) % 4:
+        v = flat[1]
+        return GpoResponse(v[0x82], v[0x94], int.from_bytes(v[0x9F36], "big"))
+    return _gpo_response_from_tree(data)
+
+
+def _gpo_response_from_tree(data: bytes) -> GpoResponse:
+    """parse_gpo_response through the TLV tree: every case, every error."""
     root = template(data, 0x77)
     afl = field(root, 0x94, range(4, 253)).value
     if len(afl) % 4:
@@ -227,8 +241,27 @@ def build_record1(r: Record1) -> bytes:
     )
 
 
+_RECORD1_SIZES = {
+    0x5A: range(1, 11),
+    0x5F24: range(3, 4),
+    0x5F20: range(0x10000),
+    0x8C: range(0x10000),
+    0x8F: range(1, 2),
+}
+
+
 def parse_record1(data: bytes) -> tuple[Record1, bytes]:
     """Decode record 1: the record and the value inside 70 (what the license hash covers)."""
+    flat = flat_fields(data, 0x70, _RECORD1_SIZES)
+    if flat is not None:
+        value, v = flat
+        parse_dol(v[0x8C])
+        return Record1(v[0x5A], v[0x5F24], v[0x5F20], v[0x8C], v[0x8F][0]), value
+    return _record1_from_tree(data)
+
+
+def _record1_from_tree(data: bytes) -> tuple[Record1, bytes]:
+    """parse_record1 through the TLV tree: every case, every error."""
     root = template(data, 0x70)
     cdol1 = field(root, 0x8C).value
     parse_dol(cdol1)
@@ -254,8 +287,19 @@ def build_record2(r: Record2) -> bytes:
     return tlv.encode(constructed(0x70, primitive(0x9F46, r.license)))
 
 
+_RECORD2_SIZES = {0x9F46: range(1, 0x10000)}
+
+
 def parse_record2(data: bytes) -> Record2:
     """Decode record 2."""
+    flat = flat_fields(data, 0x70, _RECORD2_SIZES)
+    if flat is not None:
+        return Record2(flat[1][0x9F46])
+    return _record2_from_tree(data)
+
+
+def _record2_from_tree(data: bytes) -> Record2:
+    """parse_record2 through the TLV tree: every case, every error."""
     return Record2(field(template(data, 0x70), 0x9F46, range(1, 0x10000)).value)
 
 
@@ -275,8 +319,20 @@ def build_record3(r: Record3) -> bytes:
     return tlv.encode(constructed(0x70, *items))
 
 
+_RECORD3_SIZES = {0x9F47: range(1, 4)}
+
+
 def parse_record3(data: bytes) -> Record3:
     """Decode record 3."""
+    flat = flat_fields(data, 0x70, _RECORD3_SIZES)
+    if flat is not None:
+        v = flat[1]
+        return Record3(v[0x9F47], v.get(0x9F48, b""))
+    return _record3_from_tree(data)
+
+
+def _record3_from_tree(data: bytes) -> Record3:
+    """parse_record3 through the TLV tree: every case, every error."""
     root = template(data, 0x70)
     remainder = optional(root, 0x9F48)
     return Record3(
@@ -295,19 +351,31 @@ class GenerateAcResponse:
 
 
 def build_generate_ac_response(m: GenerateAcResponse) -> bytes:
-    """Encode the GENERATE AC answer."""
-    return tlv.encode(
-        constructed(
-            0x77,
-            primitive(0x9F27, byte_field(m.cid, "CID")),
-            primitive(0x9F36, _atc(m.atc)),
-            primitive(0x9F4B, m.authorization),
-        )
+    """Encode the GENERATE AC answer (77{9F27, 9F36, 9F4B}, its fields checked before any
+    length)."""
+    cid, atc, authorization = byte_field(m.cid, "CID"), _atc(m.atc), bytes(m.authorization)
+    return tlv.encode_template(
+        0x77,
+        tlv.encode_primitive(0x9F27, cid),
+        tlv.encode_primitive(0x9F36, atc),
+        tlv.encode_primitive(0x9F4B, authorization),
     )
+
+
+_GENERATE_AC_SIZES = {0x9F27: range(1, 2), 0x9F36: range(2, 3), 0x9F4B: range(1, 0x10000)}
 
 
 def parse_generate_ac_response(data: bytes) -> GenerateAcResponse:
     """Decode the GENERATE AC answer."""
+    flat = flat_fields(data, 0x77, _GENERATE_AC_SIZES)
+    if flat is not None:
+        v = flat[1]
+        return GenerateAcResponse(v[0x9F27][0], int.from_bytes(v[0x9F36], "big"), v[0x9F4B])
+    return _generate_ac_response_from_tree(data)
+
+
+def _generate_ac_response_from_tree(data: bytes) -> GenerateAcResponse:
+    """parse_generate_ac_response through the TLV tree: every case, every error."""
     root = template(data, 0x77)
     return GenerateAcResponse(
         field(root, 0x9F27, range(1, 2)).value[0],

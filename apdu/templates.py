@@ -4,6 +4,8 @@ its mandatory tags, no tag twice, nothing after it. Every failure is a DecodeErr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from apdu import tlv
 from apdu.errors import DecodeError, EncodeError
 from apdu.tlv import Tlv
@@ -57,3 +59,24 @@ def field(node: Tlv, tag: int, sizes: range | None = None) -> Tlv:
 def optional(node: Tlv, tag: int) -> Tlv | None:
     """The optional child `tag` of `node`, if present."""
     return next((child for child in node.children if child.tag == tag), None)
+
+
+def flat_fields(
+    data: bytes, tag: int, sizes: Mapping[int, range]
+) -> tuple[bytes, dict[int, bytes]] | None:
+    """The fast path of `template` and `field` for a flat template: its value and its
+    children's values by tag, or None.
+
+    None unless `data` is one flat template `tag` (tlv.flat_values) holding every tag of
+    `sizes` with a value size in its range; then the caller takes the full path, which
+    gives the same values or the DecodeError.
+    """
+    found = tlv.flat_values(data, tag)
+    if found is None:
+        return None
+    values = found[1]
+    for child, allowed in sizes.items():
+        value = values.get(child)
+        if value is None or len(value) not in allowed:
+            return None
+    return found

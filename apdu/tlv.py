@@ -240,3 +240,76 @@ def decode_one(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Tlv:
     if end != len(data):
         raise DecodeError(f"{len(data) - end} trailing bytes after tag {item.tag:X}", end)
     return item
+
+
+def flat_values(data: bytes, tag: int) -> tuple[bytes, dict[int, bytes]] | None:
+    """The fast path of `decode_one` for a flat template: its value and children's, or None.
+
+    Only a one-byte constructed `tag` holding primitive TLVs (tags of one or two bytes),
+    no padding, no tag twice and nothing after it takes this path; for anything else the
+    answer is None and the caller decodes in full (which gives the same values, or the
+    DecodeError). Bounded: each pass consumes at least two bytes.
+    """
+    data = bytes(data)
+    end = len(data)
+    if end < 2 or data[0] != tag or not tag & _CONSTRUCTED_BIT:
+        return None
+    if tag & _MORE_TAG_BYTES == _MORE_TAG_BYTES:
+        return None
+    length = data[1]
+    pos = 2
+    if length >= _LONG_FORM:
+        size = length - _LONG_FORM
+        if size not in (1, 2) or end < 2 + size:
+            return None
+        length = int.from_bytes(data[2 : 2 + size], "big")
+        pos += size
+    if pos + length != end:
+        return None
+    start = pos
+    values: dict[int, bytes] = {}
+    while pos < end:
+        first = data[pos]
+        if first in _PADDING or first & _CONSTRUCTED_BIT:
+            return None
+        pos += 1
+        child = first
+        if first & _MORE_TAG_BYTES == _MORE_TAG_BYTES:
+            if pos >= end or data[pos] & 0x80:
+                return None
+            child = first << 8 | data[pos]
+            pos += 1
+        if pos >= end or child in PRIVATE_TEMPLATES or child in values:
+            return None
+        length = data[pos]
+        pos += 1
+        if length >= _LONG_FORM:
+            size = length - _LONG_FORM
+            if size not in (1, 2) or pos + size > end:
+                return None
+            length = int.from_bytes(data[pos : pos + size], "big")
+            pos += size
+        if pos + length > end:
+            return None
+        values[child] = data[pos : pos + length]
+        pos += length
+    return data[start:], values
+
+
+def encode_primitive(tag: int, value: bytes) -> bytes:
+    """`encode(primitive(tag, value))` without building the tree: the same bytes and errors."""
+    if is_constructed(tag):
+        raise EncodeError(f"tag {tag:X} is constructed: use constructed()")
+    raw = tag_bytes(tag)
+    value = bytes(value)
+    return raw + _length_bytes(len(value)) + value
+
+
+def encode_template(tag: int, *encoded: bytes) -> bytes:
+    """`encode(constructed(tag, *children))` from the children already encoded (the same
+    bytes and errors, provided each child was encoded in order)."""
+    if not is_constructed(tag):
+        raise EncodeError(f"tag {tag:X} is primitive: use primitive()")
+    raw = tag_bytes(tag)
+    value = b"".join(encoded)
+    return raw + _length_bytes(len(value)) + value

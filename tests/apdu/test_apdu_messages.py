@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from apdu import messages as m
 from apdu import tlv
 from apdu.errors import DecodeError, EncodeError
+from apdu.templates import byte_field
+from apdu.tlv import constructed, primitive
 
 PPSE_FCI_HEX = (
     "6F31840E325041592E5359532E4444463031A51FBF0C1C611A4F09F04843455041590001"
@@ -270,3 +272,144 @@ def test_parsers_raise_only_decode_error(data: bytes) -> None:
     for parse in parsers:
         with contextlib.suppress(DecodeError):
             parse(data)
+
+
+# --- fast paths: the flat-template parsers and the tree-free builders --------------------
+
+_FLAT_PARSERS: list[tuple[Callable[[bytes], object], Callable[[bytes], object]]] = [
+    (m.parse_gpo_response, m._gpo_response_from_tree),
+    (m.parse_record1, m._record1_from_tree),
+    (m.parse_record2, m._record2_from_tree),
+    (m.parse_record3, m._record3_from_tree),
+    (m.parse_generate_ac_response, m._generate_ac_response_from_tree),
+]
+
+
+def _outcome(parse: Callable[[bytes], object], data: bytes) -> object:
+    try:
+        return parse(data)
+    except DecodeError as exc:
+        return ("DecodeError", exc.reason, exc.offset)
+
+
+_byte = st.integers(0, 255)
+
+
+def _valid_templates() -> st.SearchStrategy[bytes]:
+    return st.one_of(
+        st.builds(
+            lambda aip, n, atc: m.build_gpo_response(m.GpoResponse(aip, m.AFL * n, atc)),
+            st.binary(min_size=2, max_size=2),
+            st.integers(1, 8),
+            st.integers(0, 0xFFFF),
+        ),
+        st.builds(
+            lambda acct, holder, idx: m.build_record1(
+                m.Record1(acct, b"\x30\x12\x31", holder, m.cdol1_bytes(), idx)
+            ),
+            st.binary(min_size=1, max_size=10),
+            st.binary(max_size=140),
+            st.integers(0, 255),
+        ),
+        st.binary(min_size=1, max_size=300).map(lambda lic: m.build_record2(m.Record2(lic))),
+        st.builds(
+            lambda e, r: m.build_record3(m.Record3(e, r)),
+            st.binary(min_size=1, max_size=3),
+            st.binary(max_size=140),
+        ),
+        st.builds(
+            lambda cid, atc, auth: m.build_generate_ac_response(
+                m.GenerateAcResponse(cid, atc, auth)
+            ),
+            st.integers(0, 255),
+            st.integers(0, 0xFFFF),
+            st.binary(min_size=1, max_size=300),
+        ),
+    )
+
+
+@st.composite
+def _mutated_templates(draw: st.DrawFn) -> bytes:
+    """A valid template, then maybe one change: a byte replaced, cut short, a byte
+    inserted (padding, a stray tag byte), or a piece of it repeated."""
+    data = bytearray(draw(_valid_templates()))
+    kind = draw(st.sampled_from(["none", "replace", "cut", "insert", "repeat"]))
+    at = draw(st.integers(0, len(data) - 1))
+    if kind == "replace":
+        data[at] = draw(st.sampled_from([0x00, 0xFF, 0x20, 0x81, 0x82, 0x9F, 0x70]) | _byte)
+    elif kind == "cut":
+        del data[at:]
+    elif kind == "insert":
+        data.insert(at, draw(st.sampled_from([0x00, 0xFF, 0x5A, 0x9F, 0x81]) | _byte))
+    elif kind == "repeat":
+        end = draw(st.integers(at, len(data)))
+        data[at:at] = data[at:end]
+    return bytes(data)
+
+
+@given(_mutated_templates() | st.binary(max_size=60))
+def test_flat_parsers_equal_the_tree_parsers(data: bytes) -> None:
+    for fast, tree in _FLAT_PARSERS:
+        assert _outcome(fast, data) == _outcome(tree, data)
+        assert _outcome(fast, bytearray(data)) == _outcome(tree, data)
+
+
+def test_flat_values_refuses_what_is_not_a_flat_template() -> None:
+    assert tlv.flat_values(bytes.fromhex("5A0112"), 0x5A) is None  # primitive
+    assert tlv.flat_values(bytes.fromhex("7F0100"), 0x7F) is None  # a two-byte tag starts
+    assert tlv.flat_values(bytes.fromhex("7083"), 0x70) is None  # length form 83
+    assert tlv.flat_values(bytes.fromhex("7004DF020100"), 0x70) is None  # DF02 is a template
+    assert tlv.flat_values(bytes.fromhex("70815A0112"), 0x70) is None  # lengths disagree
+    assert tlv.flat_values(bytes.fromhex("70045A8301FF"), 0x70) is None  # length form 83
+    assert tlv.flat_values(bytes.fromhex("70035A8101"), 0x70) is None  # value missing
+    assert tlv.flat_values(bytes.fromhex("70055A8201000A"), 0x70) is None
+    assert tlv.flat_values(bytes.fromhex("70065A810112FF"), 0x70) is None  # padding
+    assert tlv.flat_values(bytes.fromhex("70055A8201"), 0x70) is None
+    assert tlv.flat_values(bytes.fromhex("7005" + "5A8101129F"), 0x70) is None
+    assert tlv.flat_values(bytes.fromhex("7006" + "5A8101129F36"), 0x70) is None
+    assert tlv.flat_values(bytes.fromhex("7081065A81011201FF"), 0x70) is None
+    got = tlv.flat_values(bytes.fromhex("7081065A8101129C00"), 0x70)
+    assert got == (bytes.fromhex("5A8101129C00"), {0x5A: b"\x12", 0x9C: b""})
+
+
+@given(
+    _byte | st.integers(-2, 300),
+    st.integers(-2, 0x10001),
+    st.binary(max_size=300) | st.just(bytes(0x10000)),
+    st.binary(max_size=4),
+)
+def test_tree_free_builders_equal_the_tree(cid: int, atc: int, blob: bytes, aip: bytes) -> None:
+    def tree_gac() -> bytes:
+        return tlv.encode(
+            constructed(
+                0x77,
+                primitive(0x9F27, byte_field(cid, "CID")),
+                primitive(0x9F36, m._atc(atc)),
+                primitive(0x9F4B, blob),
+            )
+        )
+
+    def tree_gpo() -> bytes:
+        return tlv.encode(
+            constructed(
+                0x77, primitive(0x82, aip), primitive(0x94, blob), primitive(0x9F36, m._atc(atc))
+            )
+        )
+
+    def built(build: Callable[[], bytes]) -> object:
+        try:
+            return build()
+        except EncodeError as exc:
+            return ("EncodeError", str(exc))
+
+    gac = m.GenerateAcResponse(cid, atc, blob)
+    assert built(lambda: m.build_generate_ac_response(gac)) == built(tree_gac)
+    gpo = m.GpoResponse(aip, blob, atc)
+    assert built(lambda: m.build_gpo_response(gpo)) == built(tree_gpo)
+
+
+def test_tree_free_encoders_check_the_tag_kind() -> None:
+    with pytest.raises(EncodeError, match="constructed"):
+        tlv.encode_primitive(0x70, b"")
+    with pytest.raises(EncodeError, match="primitive"):
+        tlv.encode_template(0x5A)
