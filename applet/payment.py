@@ -21,7 +21,7 @@ from typing import Final
 from apdu import messages as m
 from apdu import tlv
 from apdu.command import CommandAPDU
-from apdu.dol import split_dol
+from apdu.dol import DolEntry
 from apdu.errors import DecodeError
 from apdu.sw import INS
 from applet.errors import (
@@ -81,6 +81,21 @@ AMOUNT_BYTES: Final = 6
 CURRENCY_BYTES: Final = 2
 
 
+def _dol_slices(entries: tuple[DolEntry, ...]) -> dict[int, slice]:
+    """Where each tag's value lies in the DOL data (EMV Book 3 5.4): what split_dol cuts."""
+    slices: dict[int, slice] = {}
+    pos = 0
+    for entry in entries:
+        slices[entry.tag] = slice(pos, pos + entry.length)
+        pos += entry.length
+    return slices
+
+
+# The app's own DOLs are constants: their data, once its length is checked, is cut in place.
+PDOL_SLICES: Final = _dol_slices(m.PDOL)
+CDOL1_SLICES: Final = _dol_slices(m.CDOL1)
+
+
 @dataclass(frozen=True)
 class Transaction:
     """What the GPO fixed for this payment: its ATC, amount and currency."""
@@ -126,6 +141,7 @@ class CardEnv:
     app_fci: bytes = field(init=False, repr=False)
     records: tuple[bytes, ...] = field(init=False, repr=False)
     account_field: bytes = field(init=False, repr=False)
+    selectable: Mapping[bytes, tuple[bytes, Phase]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         entry = m.DirectoryEntry(m.CREDIT_AID, m.APP_LABEL, PRIORITY)
@@ -147,6 +163,12 @@ class CardEnv:
         }
         for name, value in built.items():
             object.__setattr__(self, name, value)
+        selectable = {  # SELECT by name: the FCI and the state it leads to
+            m.PPSE_NAME: (self.ppse_fci, Phase.PPSE),
+            m.PSE_NAME: (self.pse_fci, Phase.PSE),
+            m.CREDIT_AID: (self.app_fci, Phase.SELECTED),
+        }
+        object.__setattr__(self, "selectable", selectable)
 
 
 Result = tuple[bytes, AppState]
@@ -167,12 +189,7 @@ def _select(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
         raise IncorrectP1P2("SELECT takes P1-P2 0400")
     if not cmd.data:
         raise WrongLength("SELECT without a name")
-    answers = {
-        m.PPSE_NAME: (env.ppse_fci, Phase.PPSE),
-        m.PSE_NAME: (env.pse_fci, Phase.PSE),
-        m.CREDIT_AID: (env.app_fci, Phase.SELECTED),
-    }
-    found = answers.get(cmd.data)
+    found = env.selectable.get(cmd.data)
     if found is None:
         raise FileNotFound(f"no application {cmd.data.hex().upper()}")
     fci, phase = found
@@ -193,9 +210,10 @@ def _gpo(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
         raise WrongData(f"GPO data: {exc}") from None
     if len(pdol_data) != PDOL_DATA_LENGTH:
         raise WrongLength(f"PDOL data of {len(pdol_data)} bytes, expected {PDOL_DATA_LENGTH}")
-    values = split_dol(m.PDOL, pdol_data)
+    amount = _n(pdol_data[PDOL_SLICES[0x9F02]])
+    currency = _n(pdol_data[PDOL_SLICES[0x5F2A]])
     atc = state.card.atc + 1
-    transaction = Transaction(atc, _n(values[0x9F02]), _n(values[0x5F2A]))
+    transaction = Transaction(atc, amount, currency)
     answer = m.build_gpo_response(m.GpoResponse(m.AIP, m.AFL, atc))
     card = replace(state.card, atc=atc)
     return answer, AppState(card, Phase.REQUESTED, transaction)
@@ -224,13 +242,15 @@ def _generate_ac(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
     transaction = state.transaction
     if transaction is None:  # REQUESTED always has one; kept for the type checker
         raise ConditionsNotSatisfied("no GPO")
-    values = split_dol(m.CDOL1, cmd.data)
-    amount, currency = _n(values[0x9F02]), _n(values[0x5F2A])
+    data = bytes(cmd.data)
+    amount = _n(data[CDOL1_SLICES[0x9F02]])
+    currency = _n(data[CDOL1_SLICES[0x5F2A]])
     if (amount, currency) != (transaction.amount, transaction.currency):
         raise WrongData("amount or currency differs from the GPO's")
     approved = amount <= env.data.limit - state.card.used
     cid = Cid.APPROVED if approved else Cid.DECLINED
-    dynamic = DynamicData(transaction.atc, cid, amount, currency, values[0x9F37], env.account_field)
+    un = data[CDOL1_SLICES[0x9F37]]
+    dynamic = DynamicData(transaction.atc, cid, amount, currency, un, env.account_field)
     authorization = sign_authorization(env.app_key, dynamic, cmd.data, env.hash_algorithm)
     answer = m.build_generate_ac_response(m.GenerateAcResponse(cid, transaction.atc, authorization))
     used = state.card.used + amount if approved else state.card.used

@@ -90,7 +90,7 @@ class CardRuntime:
         if cmd.le is not None and cmd.le < len(data) and (cmd.le != SHORT_LE_MAX or cmd.extended):
             # 6Cxx: nothing stored, nothing changed; the terminal repeats with Le = xx.
             return _sw(SW1_WRONG_LE << 8 | min(len(data), SHORT_LE_MAX) % SHORT_LE_MAX)
-        if new.card != self._state.card:
+        if new.card is not self._state.card and new.card != self._state.card:
             self._reload = True
             self.store.commit(new.card)  # raises: 6F00, the answer is never sent
             self._reload = False

@@ -46,6 +46,10 @@ RECORDS: Final = 3
 MAX_PDOL_DATA: Final = 252  # 83 81 L data in a short command's 255 bytes (ISO 7816-4 5.1)
 MAX_CDOL1_DATA: Final = 255
 MAX_RECOVERIES: Final = 16  # pending entries decided at one contact (PROTOCOL.md §9)
+# The commands that never change, made once (immutable)
+_SELECT_PPSE: Final = m.select(m.PPSE_NAME)
+_SELECT_AID: Final = m.select(m.CREDIT_AID)
+_READ_RECORDS: Final = tuple(m.read_record(record) for record in range(1, RECORDS + 1))
 
 
 def _an(value: str, length: int, what: str) -> str:
@@ -205,13 +209,13 @@ def payment(
     values = dol_values(cfg, request, env)
 
     step = "SELECT PPSE"
-    rsp = yield from _exchange(m.select(m.PPSE_NAME))
+    rsp = yield from _exchange(_SELECT_PPSE)
     ppse = checks.parsed(step, _parse_ppse_fci, checks.ok_data(step, rsp))
     if not any(e.aid == m.CREDIT_AID for e in ppse.entries):
         raise ResponseError("SELECT PPSE: the directory lists no credit payment app")
 
     step = "SELECT AID"
-    rsp = yield from _exchange(m.select(m.CREDIT_AID))
+    rsp = yield from _exchange(_SELECT_AID)
     fci = checks.parsed(step, _parse_app_fci, checks.ok_data(step, rsp))
     if fci.aid != m.CREDIT_AID:
         raise ResponseError(f"SELECT AID: the FCI names AID {fci.aid.hex().upper()}")
@@ -231,7 +235,7 @@ def payment(
     answers: list[bytes] = []
     for record in range(1, RECORDS + 1):
         step = f"READ RECORD {record}"
-        rsp = yield from _exchange(m.read_record(record))
+        rsp = yield from _exchange(_READ_RECORDS[record - 1])
         answers.append(checks.ok_data(step, rsp))
     rec1, rec1_value = checks.parsed("READ RECORD 1", m.parse_record1, answers[0])
     rec2 = checks.parsed("READ RECORD 2", m.parse_record2, answers[1])
