@@ -242,7 +242,8 @@ def payment(
     rec3 = checks.parsed("READ RECORD 3", m.parse_record3, answers[2])
     cdol1 = _dol("READ RECORD 1", rec1.cdol1, MAX_CDOL1_DATA)
     try:
-        account = account_digits(pad_account(rec1.account))
+        padded_account = pad_account(rec1.account)
+        account = account_digits(padded_account)
     except ValueError:
         raise ResponseError("READ RECORD 1: 5A is not a cn account id") from None
 
@@ -270,7 +271,7 @@ def payment(
     )
 
     if last_answer is not None:
-        mine = [p for p in pending if p.account == pad_account(rec1.account)]
+        mine = [p for p in pending if p.account == padded_account]
         for entry in mine[:MAX_RECOVERIES]:
             decision = decide(entry, last_answer, fields.app_key, allow_sha1=cfg.allow_sha1)
             if isinstance(decision, RecordOnce):
@@ -290,7 +291,7 @@ def payment(
                 yield decision
 
     cdol1_data = fill_dol(cdol1, values)
-    sent = yield PendingEntry(pad_account(rec1.account), gpo.atc, cdol1_data)
+    sent = yield PendingEntry(padded_account, gpo.atc, cdol1_data)
     if sent is not None:
         raise ResponseError("the driver answered a pending entry with a response")
 

@@ -25,6 +25,7 @@ MAX_WRONG_LE_ROUNDS: Final = 2  # a second 6Cxx after a repeat is the card's fau
 MAX_RESPONSE_BYTES: Final = 65536 + 2
 SHORT_LE_MAX: Final = 256
 MAX_TRACE_STEPS: Final = 1024
+_CHAINING_SW1: Final = frozenset({SW1_WRONG_LE, SW1_MORE_DATA})
 
 
 class TransportError(Exception):
@@ -110,6 +111,8 @@ class ChainingTransport:
     def transmit(self, command: bytes) -> bytes:
         """The whole response to `command`, chaining resolved."""
         response = self.inner.transmit(command)
+        if len(response) < 2 or response[-2] not in _CHAINING_SW1:
+            return response  # neither 6Cxx nor 61xx: the loops below would pass it unchanged
         for _ in range(MAX_WRONG_LE_ROUNDS):
             sw1, sw2 = _status(response)
             if sw1 != SW1_WRONG_LE:

@@ -229,3 +229,17 @@ def test_field_helpers() -> None:
     for digits in ("", "12a4", "1" * 20):
         with pytest.raises(ValueError):
             account_from_digits(digits)
+
+
+@pytest.mark.parametrize("pad_offset", [0, 33, 65])
+def test_a_pad_byte_other_than_bb_is_refused(
+    big_ca_key: RsaPrivateKey, app_key: RsaPrivateKey, pad_offset: int
+) -> None:
+    recovered, remainder, exponent = _hand_built(248, app_key.public, HASH_SHA256)
+    fields = bytearray(recovered[1:215])  # format .. leftmost: 20 + 194 bytes
+    fields[20 + 128 + pad_offset] = 0xBA  # one byte of the 66 BB after the APP modulus
+    digest = hashlib.sha256(bytes(fields) + remainder + exponent + RECORD1).digest()
+    lic = iso9796.sign(big_ca_key, b"\x6a" + bytes(fields) + digest + b"\xbc")
+    assert _reason(big_ca_key.public, lic, remainder, exponent) is LicenseReason.BAD_REMAINDER
+    good = iso9796.sign(big_ca_key, recovered)
+    assert _open(big_ca_key.public, good, remainder, exponent).app_key == app_key.public
