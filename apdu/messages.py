@@ -81,7 +81,7 @@ def select(name: bytes) -> CommandAPDU:
 
 def gpo(pdol_data: bytes) -> CommandAPDU:
     """GET PROCESSING OPTIONS: 80 A8 00 00 Lc 83 L data 00."""
-    data = tlv.encode(primitive(0x83, pdol_data))
+    data = tlv.encode_primitive(0x83, pdol_data)  # = tlv.encode(primitive(0x83, pdol_data))
     return CommandAPDU(CLA_PROPRIETARY, INS.GET_PROCESSING_OPTIONS, 0x00, 0x00, data, LE_MAX)
 
 

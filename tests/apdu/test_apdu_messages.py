@@ -368,6 +368,14 @@ def test_flat_values_refuses_what_is_not_a_flat_template() -> None:
     assert tlv.flat_values(bytes.fromhex("7005" + "5A8101129F"), 0x70) is None
     assert tlv.flat_values(bytes.fromhex("7006" + "5A8101129F36"), 0x70) is None
     assert tlv.flat_values(bytes.fromhex("7081065A81011201FF"), 0x70) is None
+    assert tlv.flat_values(bytes.fromhex("7004DF810100"), 0x70) is None  # a three-byte tag
+    assert tlv.flat_values(bytes.fromhex("70045A005A00"), 0x70) is None  # 5A twice
+    assert tlv.flat_values(bytes.fromhex("70035A8201"), 0x70) is None  # length cut short
+    assert tlv.flat_values(bytes.fromhex("7002"), 0x70) is None  # root value missing
+    assert tlv.flat_values(bytes.fromhex("70820003") + bytes.fromhex("5A0112"), 0x70) == (
+        bytes.fromhex("5A0112"),
+        {0x5A: b"\x12"},
+    )
     got = tlv.flat_values(bytes.fromhex("7081065A8101129C00"), 0x70)
     assert got == (bytes.fromhex("5A8101129C00"), {0x5A: b"\x12", 0x9C: b""})
 
@@ -406,6 +414,11 @@ def test_tree_free_builders_equal_the_tree(cid: int, atc: int, blob: bytes, aip:
     assert built(lambda: m.build_generate_ac_response(gac)) == built(tree_gac)
     gpo = m.GpoResponse(aip, blob, atc)
     assert built(lambda: m.build_gpo_response(gpo)) == built(tree_gpo)
+
+
+@given(st.binary(max_size=300))
+def test_gpo_command_data_equals_the_tree(pdol_data: bytes) -> None:
+    assert m.gpo(pdol_data).data == tlv.encode(primitive(0x83, pdol_data))
 
 
 def test_tree_free_encoders_check_the_tag_kind() -> None:
