@@ -11,28 +11,20 @@ wheel bundles a GMP without this CPU's assembly; gmpy2 built against Debian's li
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import gmpy2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from timing import per_call_s
 
 from authority import iso9796
 from authority.rsa import generate
 
 
-def per_call_us(fn: Callable[[], object], rounds: int, repeats: int = 5) -> float:
-    """Median over `repeats` of the mean time of one call, in microseconds."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(rounds):
-            fn()
-        samples.append((time.perf_counter() - start) / rounds * 1e6)
-    return statistics.median(samples)
+def per_call_us(fn: Callable[[], object], rounds: int) -> float:
+    """Median time of one call, in microseconds."""
+    return per_call_s(fn, rounds) * 1e6
 
 
 def main() -> None:

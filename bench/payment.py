@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from timing import per_call_s  # noqa: E402
+
 from applet.profile import load_app_key, load_profile, open_card  # noqa: E402
 from applet.store import SLOT_SIZE  # noqa: E402
 from authority.keyfiles import load_public  # noqa: E402
@@ -48,57 +50,25 @@ PROFILE = ROOT / "vectors" / "profiles" / "test-card-1"
 CFG = TerminalConfig("TERM0001", "MERCHANT0000001", 156)
 
 
-def per_call_s(fn: Callable[[], object], rounds: int, repeats: int = 5) -> float:
-    """Median over `repeats` of the mean time of one call, in seconds."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(rounds):
-            fn()
-        samples.append((time.perf_counter() - start) / rounds)
-    return statistics.median(samples)
-
-
 def timed_sum(fn: Callable[[], float], rounds: int) -> float:
     """Mean of the durations `fn` reports (it times only its own critical part)."""
     fn()
     return sum(fn() for _ in range(rounds)) / rounds
 
 
-def card_slot_fdatasync(folder: Path, size: int) -> Callable[[], float]:
-    """The card's commit flush, timed alone: a slot of `size` bytes written in place into a
-    two-slot file whose blocks exist already, then fdatasync (applet/store.py's sequence)."""
-    path = folder / "state.dat"
-    path.write_bytes(b"\0" * 2 * SLOT_SIZE)
-    data = b"x" * size
-    slot = [0]
-
-    def run() -> float:
-        fd = os.open(path, os.O_WRONLY)
-        os.pwrite(fd, data, slot[0] * SLOT_SIZE)
-        slot[0] ^= 1
-        start = time.perf_counter()
-        os.fdatasync(fd)
-        took = time.perf_counter() - start
-        os.close(fd)
-        return took
-
-    return run
-
-
-def wal_frame_fdatasync(folder: Path, frame: int = WAL_FRAME) -> Callable[[], float]:
-    """A log commit's flush, timed alone: one WAL frame written into a WAL file that has
-    wrapped already (SQLite reuses it from the start after each checkpoint), then
-    fdatasync, as SQLite's unix VFS does with synchronous=FULL."""
-    path = folder / "wal.bin"
-    path.write_bytes(b"\0" * WAL_BYTES)
+def in_place_fdatasync(path: Path, size: int, chunk: int, step: int) -> Callable[[], float]:
+    """A flush timed alone: `chunk` bytes written in place (at offsets 0, step, 2 step...,
+    wrapping before the end) into a `size`-byte file whose blocks exist, then fdatasync."""
+    path.write_bytes(b"\0" * size)
+    data = b"x" * chunk
     offset = [0]
 
     def run() -> float:
         fd = os.open(path, os.O_WRONLY)
-        os.pwrite(fd, b"w" * frame, offset[0])
-        offset[0] = (offset[0] + frame) % (WAL_BYTES - frame)
+        os.pwrite(fd, data, offset[0])
+        offset[0] += step
+        if offset[0] + chunk > size:
+            offset[0] = 0
         start = time.perf_counter()
         os.fdatasync(fd)
         took = time.perf_counter() - start
@@ -138,8 +108,11 @@ def main() -> None:
             "public_ca": lambda: pow(sig % ca.n, ca.e, ca.n),
         }
         io_parts: dict[str, Callable[[], float]] = {
-            "card": card_slot_fdatasync(work, 3200),
-            "wal": wal_frame_fdatasync(work),
+            # the card: a slot of state.dat, the two slots in turn (applet/store.py)
+            "card": in_place_fdatasync(work / "state.dat", 2 * SLOT_SIZE, 3200, SLOT_SIZE),
+            # the log: one WAL frame in a WAL that has wrapped (SQLite reuses it from the
+            # start after each checkpoint), flushed as SQLite's unix VFS does
+            "wal": in_place_fdatasync(work / "wal.bin", WAL_BYTES, WAL_FRAME, WAL_FRAME),
         }
 
         with TransactionLog(work / "terminal.db") as log:
