@@ -6,6 +6,7 @@ fail instead (CI starts pcscd through scripts/dev and must never skip silently).
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -171,6 +172,50 @@ def card_folder(home: Path) -> Path:
     folder = home / "cards" / ACCOUNT
     assert (folder / "card.json").is_file()
     return folder
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """The home's terminal and card as the tests see them: `hcepay pay --json` run in this
+    process, the log's rows, the card's stored state."""
+
+    home: Path
+    card_folder: Path
+
+    def pay(self, amount: str, reader: str = READERS[0]) -> tuple[int, dict[str, Any]]:
+        """`hcepay pay --json` on `reader`: its exit code and JSON."""
+        from typer.testing import CliRunner
+
+        from reader.cli import app
+
+        result = CliRunner().invoke(
+            app, ["pay", "--amount", amount, "--reader", reader, "--home", str(self.home), "--json"]
+        )
+        lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+        return result.exit_code, json.loads(lines[-1]) if lines else {"output": result.output}
+
+    def rows(self) -> list[tuple[str, int, int, int]]:
+        """(account, ATC, amount, CID) of every row of the terminal's log."""
+        from reader.log import TransactionLog, log_path
+
+        with TransactionLog(log_path(self.home)) as log:
+            return [
+                (r.outcome.account, r.outcome.atc, r.outcome.amount, r.outcome.cid)
+                for r in log.rows()
+            ]
+
+    def stored(self) -> tuple[int, int]:
+        """The card's stored (ATC, used credit)."""
+        from applet.store import FileStateStore
+
+        state = FileStateStore(self.card_folder).load()
+        return state.atc, state.used
+
+
+@pytest.fixture
+def terminal(home: Path, card_folder: Path) -> Terminal:
+    """The home's terminal and card (see Terminal)."""
+    return Terminal(home, card_folder)
 
 
 @pytest.fixture

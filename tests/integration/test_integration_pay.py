@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -13,7 +12,6 @@ from typing import Any
 from typer.testing import CliRunner
 
 from applet import open_card
-from applet.store import FileStateStore
 from reader.cli import app
 from reader.log import TransactionLog, log_path
 
@@ -52,51 +50,28 @@ class Spy:
         self.card.deactivate(reason)
 
 
-def pay(home: Path, amount: str, reader: str = "Virtual PCD 00 00") -> tuple[int, dict[str, Any]]:
-    """`hcepay pay --json` in this process; its exit code and JSON."""
-    result = CliRunner().invoke(
-        app, ["pay", "--amount", amount, "--reader", reader, "--home", str(home), "--json"]
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    return result.exit_code, json.loads(lines[-1]) if lines else {"output": result.output}
-
-
-def rows(home: Path) -> list[tuple[str, int, int, int]]:
-    """(account, ATC, amount, CID) of every row of the terminal's log."""
-    with TransactionLog(log_path(home)) as log:
-        return [
-            (r.outcome.account, r.outcome.atc, r.outcome.amount, r.outcome.cid) for r in log.rows()
-        ]
-
-
-def stored(folder: Path) -> tuple[int, int]:
-    """The card's stored (ATC, used credit)."""
-    state = FileStateStore(folder).load()
-    return state.atc, state.used
-
-
-def test_approve(serve: Callable[..., Any], our_card: Any, home: Path, card_folder: Path) -> None:
+def test_approve(serve: Callable[..., Any], our_card: Any, terminal: Any) -> None:
     serve(our_card)
-    code, result = pay(home, "12.34")
+    code, result = terminal.pay("12.34")
     assert (code, result["verdict"], result["atc"]) == (0, "approved", 1), result
-    assert rows(home) == [("6200123456789012", 1, 1234, 0x40)]
-    assert stored(card_folder) == (1, 1234)
+    assert terminal.rows() == [("6200123456789012", 1, 1234, 0x40)]
+    assert terminal.stored() == (1, 1234)
 
 
-def test_decline(serve: Callable[..., Any], our_card: Any, home: Path, card_folder: Path) -> None:
+def test_decline(serve: Callable[..., Any], our_card: Any, terminal: Any) -> None:
     serve(our_card)
-    code, result = pay(home, "1000.01")  # limit 1000.00
+    code, result = terminal.pay("1000.01")  # limit 1000.00
     assert (code, result["verdict"]) == (1, "declined"), result
-    assert rows(home) == [("6200123456789012", 1, 100001, 0x00)]
-    assert stored(card_folder) == (1, 0)
+    assert terminal.rows() == [("6200123456789012", 1, 100001, 0x00)]
+    assert terminal.stored() == (1, 0)
 
 
 def test_generate_ac_answer_is_chained(
-    serve: Callable[..., Any], our_card: Any, home: Path
+    serve: Callable[..., Any], our_card: Any, terminal: Any
 ) -> None:
     spy = Spy(our_card)
     serve(spy)
-    code, result = pay(home, "1.00")
+    code, result = terminal.pay("1.00")
     assert code == 0, result
     at = spy.seen.index(next(s for s in spy.seen if s[0] == INS_GENERATE_AC))
     # the 1984-bit authorization does not fit one short response: 61xx, then GET RESPONSE
@@ -105,37 +80,37 @@ def test_generate_ac_answer_is_chained(
 
 
 def test_a_slow_card_is_not_reset_by_pcscds_presence_polls(
-    serve: Callable[..., Any], our_card: Any, home: Path, card_folder: Path
+    serve: Callable[..., Any], our_card: Any, terminal: Any
 ) -> None:
     serve(Spy(our_card, pause_at=INS_GENERATE_AC))
-    code, result = pay(home, "7.00")
+    code, result = terminal.pay("7.00")
     assert (code, result["verdict"]) == (0, "approved"), result
-    assert stored(card_folder) == (1, 700)
+    assert terminal.stored() == (1, 700)
 
 
 def test_card_removed_between_gpo_and_generate_ac(
-    serve: Callable[..., Any], our_card: Any, home: Path, card_folder: Path
+    serve: Callable[..., Any], our_card: Any, home: Path, card_folder: Path, terminal: Any
 ) -> None:
     spy = Spy(our_card, leave_at=INS_GENERATE_AC)
     served = serve(spy)
     spy.client = served.client
-    code, result = pay(home, "12.34")
+    code, result = terminal.pay("12.34")
     assert (code, result["verdict"], result["reason"]) == (4, "transport error", "card removed")
-    assert rows(home) == []
+    assert terminal.rows() == []
     with TransactionLog(log_path(home)) as log:
         assert [(p.account.hex(), p.atc) for p in log.pending()] == [("6200123456789012ffff", 1)]
     served.stop()
-    assert stored(card_folder) == (1, 0)  # the GPO counted; nothing deducted
+    assert terminal.stored() == (1, 0)  # the GPO counted; nothing deducted
 
     serve(open_card(card_folder))  # the same card folder, served again
-    code, result = pay(home, "12.34")
+    code, result = terminal.pay("12.34")
     assert (code, result["verdict"], result["atc"]) == (0, "approved", 2), result
-    assert rows(home) == [("6200123456789012", 2, 1234, 0x40)]
-    assert stored(card_folder) == (2, 1234)
+    assert terminal.rows() == [("6200123456789012", 2, 1234, 0x40)]
+    assert terminal.stored() == (2, 1234)
 
 
 def test_two_cards_on_two_slots_paid_in_turn(
-    serve: Callable[..., Any], our_card: Any, home: Path
+    serve: Callable[..., Any], our_card: Any, home: Path, terminal: Any
 ) -> None:
     issued = CliRunner().invoke(
         app,
@@ -148,13 +123,13 @@ def test_two_cards_on_two_slots_paid_in_turn(
     serve(our_card, 0)
     serve(open_card(home / "cards" / SECOND_ACCOUNT), 1)
     results = [
-        pay(home, "10.00", "Virtual PCD 00 00"),
-        pay(home, "20.00", "Virtual PCD 00 01"),
-        pay(
-            home, "30.00", "Virtual PCD 00 01"
+        terminal.pay("10.00", "Virtual PCD 00 00"),
+        terminal.pay("20.00", "Virtual PCD 00 01"),
+        terminal.pay(
+            "30.00", "Virtual PCD 00 01"
         ),  # over the second card's remaining 30.00? no: equal
-        pay(home, "40.00", "Virtual PCD 00 00"),
-        pay(home, "0.01", "Virtual PCD 00 01"),  # 50.00 used: declined
+        terminal.pay("40.00", "Virtual PCD 00 00"),
+        terminal.pay("0.01", "Virtual PCD 00 01"),  # 50.00 used: declined
     ]
     assert [(code, r["verdict"]) for code, r in results] == [
         (0, "approved"),
@@ -163,7 +138,7 @@ def test_two_cards_on_two_slots_paid_in_turn(
         (0, "approved"),
         (1, "declined"),
     ]
-    assert rows(home) == [
+    assert terminal.rows() == [
         ("6200123456789012", 1, 1000, 0x40),
         (SECOND_ACCOUNT, 1, 2000, 0x40),
         (SECOND_ACCOUNT, 2, 3000, 0x40),
@@ -173,7 +148,7 @@ def test_two_cards_on_two_slots_paid_in_turn(
 
 
 def test_hcepay_pay_and_card_serve_as_processes(
-    home: Path, card_folder: Path, wait_card: Callable[[int, bool], None]
+    home: Path, wait_card: Callable[[int, bool], None], terminal: Any
 ) -> None:
     wait_card(1, False)
     hcepay = [sys.executable, "-m", "reader.cli"]
@@ -207,4 +182,4 @@ def test_hcepay_pay_and_card_serve_as_processes(
         server.communicate(timeout=10)
         wait_card(1, False)
     assert server.returncode == 0
-    assert stored(card_folder) == (1, 500)
+    assert terminal.stored() == (1, 500)

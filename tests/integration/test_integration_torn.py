@@ -7,18 +7,13 @@ Slot "Virtual PCD 00 01" only (slot 1).
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from typer.testing import CliRunner
-
 from applet import open_card
-from applet.store import FileStateStore
-from reader.cli import app
 from reader.log import TransactionLog, log_path
 from reader.recovery import NotPaidReason
 
@@ -54,41 +49,18 @@ class TornAtGenerateAc:
         self.card.deactivate(reason)
 
 
-def pay(home: Path, amount: str) -> tuple[int, dict[str, Any]]:
-    """`hcepay pay --json` on slot 1 in this process; its exit code and JSON."""
-    result = CliRunner().invoke(
-        app, ["pay", "--amount", amount, "--reader", READER, "--home", str(home), "--json"]
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    return result.exit_code, json.loads(lines[-1]) if lines else {"output": result.output}
-
-
-def rows(home: Path) -> list[tuple[str, int, int, int]]:
-    """(account, ATC, amount, CID) of every row of the terminal's log."""
-    with TransactionLog(log_path(home)) as log:
-        return [
-            (r.outcome.account, r.outcome.atc, r.outcome.amount, r.outcome.cid) for r in log.rows()
-        ]
-
-
 def pending(home: Path) -> list[tuple[str, int, str | None]]:
     """(account, ATC, outcome) of every pending entry, open (None) or closed."""
     with TransactionLog(log_path(home)) as log:
         return [(p.entry.account.hex(), p.entry.atc, p.outcome) for p in log.pending_rows()]
 
 
-def stored(folder: Path) -> tuple[int, int]:
-    """The card's stored (ATC, used credit)."""
-    state = FileStateStore(folder).load()
-    return state.atc, state.used
-
-
-def tear(serve: Callable[..., Any], card_folder: Path, home: Path, amount: str) -> None:
+def tear(serve: Callable[..., Any], card_folder: Path, amount: str, terminal: Any) -> None:
     """One payment whose GENERATE AC answer is lost after the card deducted: exit 4."""
     torn = TornAtGenerateAc(open_card(card_folder))
     served = serve(torn, SLOT)
     torn.client = served.client
-    code, result = pay(home, amount)
+    code, result = terminal.pay(amount, READER)
     assert torn.torn, "the card never saw GENERATE AC"
     assert (code, result["verdict"], result["reason"]) == (4, "transport error", "card removed")
     assert result["row_id"] is None
@@ -96,53 +68,53 @@ def tear(serve: Callable[..., Any], card_folder: Path, home: Path, amount: str) 
 
 
 def test_torn_approval_is_recorded_once_at_the_next_payment(
-    serve: Callable[..., Any], home: Path, card_folder: Path
+    serve: Callable[..., Any], home: Path, card_folder: Path, terminal: Any
 ) -> None:
-    tear(serve, card_folder, home, "12.34")
-    assert rows(home) == []
+    tear(serve, card_folder, "12.34", terminal)
+    assert terminal.rows() == []
     assert pending(home) == [(PADDED_ACCOUNT, 1, None)]
-    assert stored(card_folder) == (1, 1234)  # the card deducted; the terminal never saw it
+    assert terminal.stored() == (1, 1234)  # the card deducted; the terminal never saw it
 
     serve(open_card(card_folder), SLOT)  # the same card folder, back in the field
-    code, result = pay(home, "5.00")
+    code, result = terminal.pay("5.00", READER)
     assert (code, result["verdict"], result["atc"]) == (0, "approved", 2), result
     assert result["recovered_atcs"] == [1]
-    assert rows(home) == [(ACCOUNT, 1, 1234, 0x40), (ACCOUNT, 2, 500, 0x40)]
+    assert terminal.rows() == [(ACCOUNT, 1, 1234, 0x40), (ACCOUNT, 2, 500, 0x40)]
     assert pending(home) == [(PADDED_ACCOUNT, 1, "recorded"), (PADDED_ACCOUNT, 2, "recorded")]
-    assert stored(card_folder) == (2, 1234 + 500)
+    assert terminal.stored() == (2, 1234 + 500)
 
-    code, result = pay(home, "1.00")  # once: nothing left to recover
+    code, result = terminal.pay("1.00", READER)  # once: nothing left to recover
     assert (code, result["verdict"], result["atc"]) == (0, "approved", 3), result
     assert result["recovered_atcs"] == []
-    assert rows(home) == [
+    assert terminal.rows() == [
         (ACCOUNT, 1, 1234, 0x40),
         (ACCOUNT, 2, 500, 0x40),
         (ACCOUNT, 3, 100, 0x40),
     ]
-    assert sum(r[2] for r in rows(home)) == stored(card_folder)[1]
+    assert sum(r[2] for r in terminal.rows()) == terminal.stored()[1]
     assert [p[2] for p in pending(home)] == ["recorded"] * 3  # none left open
 
 
 def test_torn_decline_is_closed_as_not_paid(
-    serve: Callable[..., Any], home: Path, card_folder: Path
+    serve: Callable[..., Any], home: Path, card_folder: Path, terminal: Any
 ) -> None:
-    tear(serve, card_folder, home, "1000.01")  # over the 1000.00 limit: the card declines
-    assert stored(card_folder) == (1, 0)
+    tear(serve, card_folder, "1000.01", terminal)  # over the 1000.00 limit: the card declines
+    assert terminal.stored() == (1, 0)
     assert pending(home) == [(PADDED_ACCOUNT, 1, None)]
 
     serve(open_card(card_folder), SLOT)
-    code, result = pay(home, "3.00")
+    code, result = terminal.pay("3.00", READER)
     assert (code, result["verdict"], result["recovered_atcs"]) == (0, "approved", []), result
-    assert rows(home) == [(ACCOUNT, 2, 300, 0x40)]  # the declined torn one is no payment
+    assert terminal.rows() == [(ACCOUNT, 2, 300, 0x40)]  # the declined torn one is no payment
     assert pending(home) == [
         (PADDED_ACCOUNT, 1, f"not paid: {NotPaidReason.DECLINED.value}"),
         (PADDED_ACCOUNT, 2, "recorded"),
     ]
-    assert stored(card_folder) == (2, 300)
+    assert terminal.stored() == (2, 300)
 
 
 def test_hcepay_pay_process_reports_the_torn_payment_it_recovers(
-    serve: Callable[..., Any], home: Path, card_folder: Path
+    serve: Callable[..., Any], home: Path, card_folder: Path, terminal: Any
 ) -> None:
     """`hcepay pay` as its own process: exit 4 when torn, then the recovery line, once."""
     torn = TornAtGenerateAc(open_card(card_folder))
@@ -165,5 +137,5 @@ def test_hcepay_pay_process_reports_the_torn_payment_it_recovers(
     third = run("1.50")
     assert third.returncode == 0, third.stderr
     assert "recovered torn payment" not in third.stdout
-    assert [r[1:3] for r in rows(home)] == [(1, 2000), (2, 250), (3, 150)]
-    assert stored(card_folder) == (3, 2000 + 250 + 150)
+    assert [r[1:3] for r in terminal.rows()] == [(1, 2000), (2, 250), (3, 150)]
+    assert terminal.stored() == (3, 2000 + 250 + 150)
