@@ -136,7 +136,9 @@ def serve(pcsc_stack: tuple[str, ...]) -> Iterator[Serve]:
         thread.start()
         one = ServedCard(client, thread, reader)
         served.append(one)
-        wait_for(reader, present=True)
+        # a reconnect after a dropped connection backs off up to 2 s a try, and pcscd polls
+        # every 400 ms: on a loaded machine 5 s was seen to be too short (one CI run)
+        wait_for(reader, present=True, timeout=15)
         return one
 
     yield start
