@@ -9,6 +9,11 @@ in that order; READ RECORD of another SFI or record is `6A83`; GET DATA is answe
 state; a GPO or GENERATE AC whose data has the wrong size is `6700`, whose data is not BCD
 or not an `83` template is `6A80`; every GENERATE AC answer (approval or decline) joins the
 last-10 list; the authorization signs the unpredictable number of the CDOL1 data.
+
+GENERATE AC returns its answer as a `SignedAnswer`: the state it returns keeps the answer as
+its inputs (applet/state.py), so the runtime stores that state while `make()` signs, and the
+answer still leaves only once both are done. GET DATA DF02 re-makes the newest answer from
+its inputs, byte for byte (ISO 9796-2 scheme 1 is deterministic, PROTOCOL.md §8).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
+from functools import partial
 from typing import Final
 
 from apdu import messages as m
@@ -35,7 +41,7 @@ from applet.errors import (
     WrongData,
     WrongLength,
 )
-from applet.state import MAX_ATC, CardState
+from applet.state import MAX_ATC, AnswerInputs, CardState, KeptAnswer
 from authority.authorization import DynamicData, bcd, from_bcd, sign_authorization
 from authority.iso9796 import HASH_SHA256
 from authority.license import pad_account
@@ -141,6 +147,7 @@ class CardEnv:
     app_fci: bytes = field(init=False, repr=False)
     records: tuple[bytes, ...] = field(init=False, repr=False)
     account_field: bytes = field(init=False, repr=False)
+    answer_length: int = field(init=False, repr=False)  # of a GENERATE AC answer, this key
     selectable: Mapping[bytes, tuple[bytes, Phase]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -160,6 +167,11 @@ class CardEnv:
                 m.build_record3(m.Record3(d.exponent, d.remainder)),
             ),
             "account_field": pad_account(d.account),
+            "answer_length": len(
+                m.build_generate_ac_response(
+                    m.GenerateAcResponse(Cid.APPROVED, 0, bytes(self.app_key.public.size))
+                )
+            ),
         }
         for name, value in built.items():
             object.__setattr__(self, name, value)
@@ -171,7 +183,16 @@ class CardEnv:
         object.__setattr__(self, "selectable", selectable)
 
 
-Result = tuple[bytes, AppState]
+@dataclass(frozen=True)
+class SignedAnswer:
+    """Response data of `length` bytes that `make()` signs after the handler returns (the
+    runtime stores the new state meanwhile; P§6: the answer leaves after both)."""
+
+    length: int
+    make: Callable[[], bytes]
+
+
+Result = tuple[bytes | SignedAnswer, AppState]
 Handler = Callable[[CommandAPDU, AppState, CardEnv], Result]
 
 
@@ -249,13 +270,33 @@ def _generate_ac(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
         raise WrongData("amount or currency differs from the GPO's")
     approved = amount <= env.data.limit - state.card.used
     cid = Cid.APPROVED if approved else Cid.DECLINED
-    un = data[CDOL1_SLICES[0x9F37]]
-    dynamic = DynamicData(transaction.atc, cid, amount, currency, un, env.account_field)
-    authorization = sign_authorization(env.app_key, dynamic, cmd.data, env.hash_algorithm)
-    answer = m.build_generate_ac_response(m.GenerateAcResponse(cid, transaction.atc, authorization))
     used = state.card.used + amount if approved else state.card.used
-    card = replace(state.card, used=used).with_answer(m.LastAnswer(answer, cmd.data))
-    return answer, AppState(card, Phase.DONE, transaction)
+    inputs = AnswerInputs(int(cid), transaction.atc, data)
+    card = replace(state.card, used=used).with_answer(inputs)
+    return SignedAnswer(env.answer_length, partial(make_answer, inputs, env)), AppState(
+        card, Phase.DONE, transaction
+    )
+
+
+def make_answer(inputs: AnswerInputs, env: CardEnv) -> bytes:
+    """The GENERATE AC answer 77{9F27, 9F36, 9F4B} that `inputs` make (P§5.2): the
+    authorization signs the dynamic data and the CDOL1 data with the APP key."""
+    data = inputs.cdol1_data
+    if len(data) != CDOL1_DATA_LENGTH:
+        raise ReferencedDataNotFound(f"kept CDOL1 data of {len(data)} bytes")
+    amount = _n(data[CDOL1_SLICES[0x9F02]])
+    currency = _n(data[CDOL1_SLICES[0x5F2A]])
+    un = data[CDOL1_SLICES[0x9F37]]
+    dynamic = DynamicData(inputs.atc, inputs.cid, amount, currency, un, env.account_field)
+    authorization = sign_authorization(env.app_key, dynamic, data, env.hash_algorithm)
+    return m.build_generate_ac_response(m.GenerateAcResponse(inputs.cid, inputs.atc, authorization))
+
+
+def answer_as_sent(kept: KeptAnswer, env: CardEnv) -> m.LastAnswer:
+    """A kept answer as the terminal received it: re-made from its inputs, or as stored."""
+    if isinstance(kept, AnswerInputs):
+        return m.LastAnswer(make_answer(kept, env), kept.cdol1_data)
+    return kept
 
 
 def _get_data(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
@@ -270,7 +311,7 @@ def _get_data(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
         available = max(env.data.limit - card.used, 0)
         return tlv.encode(tlv.primitive(tag, bcd(available, AMOUNT_BYTES))), state
     if tag == m.TAG_LAST_ANSWER and card.last_answer is not None:
-        return m.build_last_answer(card.last_answer), state
+        return m.build_last_answer(answer_as_sent(card.last_answer, env)), state
     raise ReferencedDataNotFound(f"no data object {tag:04X}")
 
 
@@ -317,6 +358,10 @@ class PaymentApplet:
         if state.phase not in route.phases:
             raise ConditionsNotSatisfied(f"INS {cmd.ins:02X} in state {state.phase.name}")
         return route.handler(cmd, state, self.env)
+
+    def answer_as_sent(self, kept: KeptAnswer) -> m.LastAnswer:
+        """A kept answer (CardState.last_answers) as the terminal received it."""
+        return answer_as_sent(kept, self.env)
 
     @staticmethod
     def reset(state: AppState) -> AppState:

@@ -7,6 +7,10 @@ long response into `61xx` parts fetched with GET RESPONSE, or answers `6Cxx` to 
 Le shorter than the data (without storing anything: the terminal repeats the command).
 A CardError becomes its status word; any other exception is a bug and answers `6F00`.
 Sans-IO: the store is injected.
+
+A GENERATE AC answer comes as a SignedAnswer: the store commits the new state while the
+answer is signed (StateStore.commit_while), and the answer leaves after both. Should the
+signing fail, the state before it is what stays stored: no deduction without its answer.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from apdu.errors import DecodeError
 from apdu.sw import INS, SW, SW1_MORE_DATA, SW1_WRONG_LE
 from applet.atr import ATR
 from applet.errors import CardError, ConditionsNotSatisfied, IncorrectP1P2, WrongLength
-from applet.payment import AppState, Cla, PaymentApplet
+from applet.payment import AppState, Cla, PaymentApplet, SignedAnswer
 from applet.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -86,14 +90,21 @@ class CardRuntime:
         if cmd.ins == INS.GET_RESPONSE and cmd.cla == Cla.ISO:
             return self._get_response(cmd)
         self._pending = b""
-        data, new = self.applet.handle(cmd, self._state)
-        if cmd.le is not None and cmd.le < len(data) and (cmd.le != SHORT_LE_MAX or cmd.extended):
+        answer, new = self.applet.handle(cmd, self._state)
+        size = answer.length if isinstance(answer, SignedAnswer) else len(answer)
+        if cmd.le is not None and cmd.le < size and (cmd.le != SHORT_LE_MAX or cmd.extended):
             # 6Cxx: nothing stored, nothing changed; the terminal repeats with Le = xx.
-            return _sw(SW1_WRONG_LE << 8 | min(len(data), SHORT_LE_MAX) % SHORT_LE_MAX)
+            return _sw(SW1_WRONG_LE << 8 | min(size, SHORT_LE_MAX) % SHORT_LE_MAX)
         if new.card is not self._state.card and new.card != self._state.card:
             self._reload = True
-            self.store.commit(new.card)  # raises: 6F00, the answer is never sent
+            if isinstance(answer, SignedAnswer):
+                data = self.store.commit_while(new.card, answer.make, self._state.card)
+            else:
+                self.store.commit(new.card)  # raises: 6F00, the answer is never sent
+                data = answer
             self._reload = False
+        else:
+            data = answer.make() if isinstance(answer, SignedAnswer) else answer
         self._state = new
         limit = cmd.le if cmd.le is not None else SHORT_LE_MAX
         return self._send(data, limit)

@@ -3,6 +3,11 @@
 Pure: the two shapes live here, the file IO in applet/store.py. The binary form is what a
 state.dat slot holds (written twice per payment, so it is cheap to make); the JSON form is
 the hand-written seed `state.json`.
+
+A last answer is kept in one of two kinds. The card keeps what it answers as `AnswerInputs`
+(CID, ATC, CDOL1 data): ISO 9796-2 scheme 1 signing is deterministic (PROTOCOL.md §8), so
+the card's key re-makes the template `77` byte for byte, and the card can store its state
+while it signs (applet/runtime.py). A seed may give an answer as sent (`LastAnswer`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,29 @@ MAX_USED: Final = 999_999_999_999  # n12
 MAX_LAST_ANSWERS: Final = 10  # PROTOCOL.md §9
 STATE_VERSION: Final = 1
 MAX_STATE_TEXT: Final = 64 * 1024
+BINARY_VERSION: Final = 2  # 1: every answer as sent; 2: a kind byte before each answer
 _FIXED: Final = struct.Struct(">HQB")  # ATC, used credit, how many last answers
 _LENGTH: Final = struct.Struct(">H")
+_INPUTS: Final = struct.Struct(">BH")  # CID, ATC
+_AS_SENT: Final = 0  # kind byte: length | answer | length | CDOL1 data
+_AS_INPUTS: Final = 1  # kind byte: CID | ATC | length | CDOL1 data
+_KIND_BYTE: Final = (b"\x00", b"\x01")
+
+
+@dataclass(frozen=True)
+class AnswerInputs:
+    """A GENERATE AC answer kept as what makes it: its CID, ATC and CDOL1 data (§5.2, §9)."""
+
+    cid: int
+    atc: int
+    cdol1_data: bytes
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.cid <= 0xFF or not 0 <= self.atc <= MAX_ATC:
+            raise ValueError(f"answer inputs CID {self.cid} / ATC {self.atc} out of range")
+
+
+KeptAnswer = LastAnswer | AnswerInputs
 
 
 @dataclass(frozen=True)
@@ -29,7 +55,7 @@ class CardState:
 
     atc: int = 0
     used: int = 0
-    last_answers: tuple[LastAnswer, ...] = ()
+    last_answers: tuple[KeptAnswer, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.atc <= MAX_ATC:
@@ -39,13 +65,13 @@ class CardState:
         if len(self.last_answers) > MAX_LAST_ANSWERS:
             raise ValueError(f"more than {MAX_LAST_ANSWERS} last answers")
 
-    def with_answer(self, answer: LastAnswer) -> CardState:
+    def with_answer(self, answer: KeptAnswer) -> CardState:
         """This state with `answer` as the newest of the last answers (oldest dropped)."""
         kept = (*self.last_answers, answer)[-MAX_LAST_ANSWERS:]
         return replace(self, last_answers=kept)
 
     @property
-    def last_answer(self) -> LastAnswer | None:
+    def last_answer(self) -> KeptAnswer | None:
         """The newest GENERATE AC answer, if any (GET DATA DF02)."""
         return self.last_answers[-1] if self.last_answers else None
 
@@ -56,12 +82,21 @@ def state_to_json(state: CardState) -> str:
         "hcepay_state": STATE_VERSION,
         "atc": state.atc,
         "used": state.used,
-        "last_answers": [
-            {"answer": a.answer.hex().upper(), "cdol1_data": a.cdol1_data.hex().upper()}
-            for a in state.last_answers
-        ],
+        "last_answers": [_answer_to_json(a) for a in state.last_answers],
     }
     return json.dumps(obj, separators=(",", ":")) + "\n"  # C encoder: it is on the hot path
+
+
+def _answer_to_json(a: KeptAnswer) -> dict[str, str | int]:
+    if isinstance(a, AnswerInputs):
+        return {"cid": a.cid, "atc": a.atc, "cdol1_data": a.cdol1_data.hex().upper()}
+    return {"answer": a.answer.hex().upper(), "cdol1_data": a.cdol1_data.hex().upper()}
+
+
+def _answer_from_json(obj: Any) -> KeptAnswer:
+    if isinstance(obj, dict) and "answer" not in obj:
+        return AnswerInputs(_int(obj, "cid"), _int(obj, "atc"), _hex(obj, "cdol1_data"))
+    return LastAnswer(_hex(obj, "answer"), _hex(obj, "cdol1_data"))
 
 
 def _int(obj: dict[str, Any], key: str) -> int:
@@ -87,42 +122,72 @@ def state_from_json(text: str) -> CardState:
     answers = obj.get("last_answers", [])
     if not isinstance(answers, list) or len(answers) > MAX_LAST_ANSWERS:
         raise ValueError(f"'last_answers' must be a list of at most {MAX_LAST_ANSWERS}")
-    last = tuple(LastAnswer(_hex(a, "answer"), _hex(a, "cdol1_data")) for a in answers)
+    last = tuple(_answer_from_json(a) for a in answers)
     return CardState(_int(obj, "atc"), _int(obj, "used"), last)
 
 
 def state_to_bytes(state: CardState) -> bytes:
-    """The binary form: ATC (2) | used (8) | count (1) | per answer: length (2) | answer |
-    length (2) | CDOL1 data; big-endian. ValueError when an answer exceeds 65535 bytes."""
+    """The binary form (version 2): ATC (2) | used (8) | count (1) | per answer a kind byte,
+    then length (2) | answer | length (2) | CDOL1 data (as sent) or CID (1) | ATC (2) |
+    length (2) | CDOL1 data (inputs); big-endian. ValueError when a field exceeds 65535 bytes."""
     parts = [_FIXED.pack(state.atc, state.used, len(state.last_answers))]
     for a in state.last_answers:
-        if len(a.answer) > 0xFFFF or len(a.cdol1_data) > 0xFFFF:
+        if len(a.cdol1_data) > 0xFFFF:
             raise ValueError("a last answer longer than 65535 bytes")
-        parts += (_LENGTH.pack(len(a.answer)), a.answer, _LENGTH.pack(len(a.cdol1_data)))
+        if isinstance(a, AnswerInputs):
+            parts += (
+                _KIND_BYTE[_AS_INPUTS],
+                _INPUTS.pack(a.cid, a.atc),
+                _LENGTH.pack(len(a.cdol1_data)),
+            )
+        else:
+            if len(a.answer) > 0xFFFF:
+                raise ValueError("a last answer longer than 65535 bytes")
+            parts += (_KIND_BYTE[_AS_SENT], _LENGTH.pack(len(a.answer)), a.answer)
+            parts.append(_LENGTH.pack(len(a.cdol1_data)))
         parts.append(a.cdol1_data)
     return b"".join(parts)
 
 
-def state_from_bytes(data: bytes) -> CardState:
-    """Parse the binary form; ValueError names what is wrong (nothing may follow it)."""
+class _Reader:
+    """Bounded reads over a binary state; ValueError when a field runs past its end."""
+
+    def __init__(self, data: bytes, at: int) -> None:
+        self.data, self.at = data, at
+
+    def take(self, size: int) -> bytes:
+        if self.at + size > len(self.data):
+            raise ValueError("binary state cut inside a last answer")
+        self.at += size
+        return self.data[self.at - size : self.at]
+
+    def field(self) -> bytes:
+        (length,) = _LENGTH.unpack(self.take(_LENGTH.size))
+        return self.take(length)
+
+
+def state_from_bytes(data: bytes, version: int = BINARY_VERSION) -> CardState:
+    """Parse the binary form of `version` (1: no kind bytes, every answer as sent); ValueError
+    names what is wrong (nothing may follow it)."""
+    if version not in (1, BINARY_VERSION):
+        raise ValueError(f"binary state version {version} unknown")
     if len(data) < _FIXED.size:
         raise ValueError("binary state too short")
     atc, used, count = _FIXED.unpack_from(data)
     if count > MAX_LAST_ANSWERS:
         raise ValueError(f"more than {MAX_LAST_ANSWERS} last answers")
-    at, last = _FIXED.size, []
+    read = _Reader(data, _FIXED.size)
+    last: list[KeptAnswer] = []
     for _ in range(count):
-        fields = []
-        for _part in ("answer", "cdol1_data"):
-            if at + _LENGTH.size > len(data):
-                raise ValueError("binary state cut inside a last answer")
-            (length,) = _LENGTH.unpack_from(data, at)
-            at += _LENGTH.size
-            if at + length > len(data):
-                raise ValueError("binary state cut inside a last answer")
-            fields.append(data[at : at + length])
-            at += length
-        last.append(LastAnswer(fields[0], fields[1]))
-    if at != len(data):
-        raise ValueError(f"{len(data) - at} bytes after the binary state")
+        kind = read.take(1)[0] if version == BINARY_VERSION else _AS_SENT
+        if kind == _AS_SENT:
+            answer = read.field()
+            last.append(LastAnswer(answer, read.field()))
+        elif kind == _AS_INPUTS:
+            cid, answer_atc = _INPUTS.unpack(read.take(_INPUTS.size))
+            last.append(AnswerInputs(cid, answer_atc, read.field()))
+        else:
+            raise ValueError(f"last answer of unknown kind {kind}")
+    if read.at != len(data):
+        raise ValueError(f"{len(data) - read.at} bytes after the binary state")
     return CardState(atc, used, tuple(last))

@@ -117,14 +117,18 @@ class RsaPrivateKey:
         return hash(self.public)
 
     def private_op(self, x: int) -> int:
-        """x^d mod n: blinded, CRT with constant-time powmod, checked with the public key."""
+        """x^d mod n: blinded, CRT with constant-time powmod, checked with the public key.
+
+        The two powmods release the GIL, so the card runtime stores its state while it
+        signs (applet/runtime.py)."""
         n, e = self._n, self.public.e
         if not 0 <= x < n:
             raise ValueError("input not below the modulus")
         r, r_inv = self._blinding()
         xb = (x * gmpy2.powmod(r, e, n)) % n
-        m1 = gmpy2.powmod_sec(xb % self._p, self._dp, self._p)
-        m2 = gmpy2.powmod_sec(xb % self._q, self._dq, self._q)
+        with gmpy2.context(allow_release_gil=True):  # another thread may flush meanwhile
+            m1 = gmpy2.powmod_sec(xb % self._p, self._dp, self._p)
+            m2 = gmpy2.powmod_sec(xb % self._q, self._dq, self._q)
         h = (self._qinv * (m1 - m2)) % self._p
         s = ((m2 + h * self._q) * r_inv) % n
         if gmpy2.powmod(s, e, n) != x:

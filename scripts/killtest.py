@@ -95,7 +95,8 @@ def serve_card(folder: Path, sock_path: Path, journal: Path) -> None:
                         response = card.process(command)
                         last = store.load().last_answer
                         if len(command) > 1 and command[1] == INS.GENERATE_AC and last:
-                            gac = messages.parse_generate_ac_response(last.answer)
+                            sent = card.applet.answer_as_sent(last).answer
+                            gac = messages.parse_generate_ac_response(sent)
                             jf.write(json.dumps({"atc": gac.atc, "cid": gac.cid}) + "\n")
                             jf.flush()
                         send_frame(conn, response)

@@ -3,14 +3,18 @@ the runtime's chaining (61xx, 6Cxx), 6F00 for bugs, and storing before answering
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from apdu import messages as m
+from applet import payment
 from applet.payment import Phase
 from applet.state import CardState
-from applet.store import MemoryStateStore
+from applet.store import FileStateStore, MemoryStateStore
+from authority.errors import SigningFaultError
 
 SELECT_AID = m.select(m.CREDIT_AID).to_bytes()
 SELECT_PSE = m.select(m.PSE_NAME).to_bytes()
@@ -144,8 +148,8 @@ def test_last_ten_answers_are_kept(make_card: Any, term: Any) -> None:
         for command in (SELECT_AID, term.gpo()):
             term.exchange(card, command)
         answers.append(term.exchange(card, term.generate_ac())[0])
-    kept = card.state.card.last_answers
-    assert [a.answer for a in kept] == answers[-10:]
+    kept = card.state.card.last_answers  # kept as inputs, re-made byte for byte
+    assert [card.applet.answer_as_sent(a).answer for a in kept] == answers[-10:]
     data, sw = term.exchange(card, m.get_data(0xDF02).to_bytes())
     assert sw == 0x9000 and m.parse_last_answer(data) == m.LastAnswer(answers[-1], term.cdol1())
 
@@ -215,6 +219,70 @@ def test_an_answer_whose_state_was_not_stored_is_never_sent(make_card: Any, term
     assert card.process(term.generate_ac()) == b"\x6f\x00"
     assert card.state.card.used == 0 and store.state.used == 0
     store.failing = False
+    assert card.process(m.get_data(0xDF01).to_bytes()) == bytes.fromhex("DF01060000001000009000")
+
+
+class FailingFileStore(FileStateStore):
+    """state.dat whose commits fail while `failing` is set, and that notes each commit's thread."""
+
+    failing = False
+    threads: list[str]
+
+    def commit(self, state: CardState) -> None:
+        self.threads.append(threading.current_thread().name)
+        if self.failing:
+            raise OSError("disk full")
+        super().commit(state)
+
+
+@pytest.fixture
+def file_store(tmp_path: Path) -> FailingFileStore:
+    store = FailingFileStore(tmp_path)
+    store.threads = []
+    return store
+
+
+def test_generate_ac_stores_on_the_commit_thread_and_answers_what_it_stored(
+    make_card: Any, term: Any, file_store: FailingFileStore
+) -> None:
+    card = make_card(store=file_store)
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    answer, sw = term.exchange(card, term.generate_ac())
+    assert sw == 0x9000
+    assert file_store.threads == ["MainThread", "hcepay-commit"]  # GPO here, GENERATE AC there
+    stored = FileStateStore(file_store.folder).load()
+    assert stored.used == term.amount and stored.atc == 1
+    assert card.applet.answer_as_sent(stored.last_answers[-1]).answer == answer
+
+
+def test_a_generate_ac_whose_commit_fails_sends_nothing(
+    make_card: Any, term: Any, file_store: FailingFileStore
+) -> None:
+    card = make_card(store=file_store)
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    file_store.failing = True
+    assert card.process(term.generate_ac()) == b"\x6f\x00"
+    file_store.failing = False
+    assert card.process(m.get_data(0xDF02).to_bytes()) == b"\x6a\x88"
+    assert FileStateStore(file_store.folder).load() == CardState(atc=1)
+
+
+def test_a_signature_that_fails_after_the_commit_leaves_the_state_before_it(
+    make_card: Any, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    card = make_card(store=file_store)
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+
+    def fault(*_: object) -> bytes:
+        raise SigningFaultError("the private operation failed its public-key check")
+
+    monkeypatch.setattr(payment, "sign_authorization", fault)
+    assert card.process(term.generate_ac()) == b"\x6f\x00"
+    assert file_store.threads == ["MainThread", "hcepay-commit", "MainThread"]  # put back
+    assert FileStateStore(file_store.folder).load() == CardState(atc=1)
     assert card.process(m.get_data(0xDF01).to_bytes()) == bytes.fromhex("DF01060000001000009000")
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from applet import open_card
 from applet.errors import StateFileError
 from applet.profile import CardProfile, IssueRequest, issue_card, load_profile
 from applet.state import (
+    AnswerInputs,
     CardState,
     state_from_bytes,
     state_from_json,
@@ -24,6 +27,7 @@ from applet.state import (
 )
 from applet.store import (
     SEED_FILE,
+    SLOT_MAGIC,
     SLOT_SIZE,
     STATE_FILE,
     FileStateStore,
@@ -34,7 +38,11 @@ from applet.store import (
 from authority.keyfiles import load_public
 from authority.rsa import generate
 
-answers = st.builds(m.LastAnswer, st.binary(min_size=1, max_size=300), st.binary(max_size=64))
+as_sent = st.builds(m.LastAnswer, st.binary(min_size=1, max_size=300), st.binary(max_size=64))
+as_inputs = st.builds(
+    AnswerInputs, st.integers(0, 0xFF), st.integers(0, 0xFFFF), st.binary(max_size=64)
+)
+answers = as_sent | as_inputs
 states = st.builds(
     CardState,
     st.integers(0, 0xFFFF),
@@ -176,7 +184,8 @@ def test_an_intact_slot_with_a_bad_state_is_a_typed_error(tmp_path: Path) -> Non
 @given(st.integers(0, 2**64 - 1), st.binary(max_size=2000))
 def test_slot_round_trip(sequence: int, payload: bytes) -> None:
     slot = encode_slot(sequence, payload)
-    assert decode_slot(slot + b"\0" * 7) == (sequence, payload)
+    assert slot.startswith(SLOT_MAGIC)
+    assert decode_slot(slot + b"\0" * 7) == (sequence, payload, 2)
     assert decode_slot(slot[:-1]) is None
     flipped = bytearray(slot)
     flipped[len(slot) // 2] ^= 0x01
@@ -266,3 +275,38 @@ def test_open_card_refuses_a_bad_folder(tmp_path: Path, profile: CardProfile) ->
     (tmp_path / "card.json").write_text(json.dumps(obj), encoding="utf-8")
     with pytest.raises(StateFileError, match=r"app\.pem"):
         open_card(tmp_path)
+
+
+def _version_1_slot(sequence: int, state: CardState) -> bytes:
+    """A slot as hcepay wrote it before answers were kept as inputs: magic HCEPAYS1, and
+    each answer as length | answer | length | CDOL1 data, with no kind byte."""
+    payload = bytearray(state.atc.to_bytes(2, "big") + state.used.to_bytes(8, "big"))
+    payload.append(len(state.last_answers))
+    for a in state.last_answers:
+        assert isinstance(a, m.LastAnswer)
+        for part in (a.answer, a.cdol1_data):
+            payload += len(part).to_bytes(2, "big") + part
+    head = b"HCEPAYS1" + sequence.to_bytes(8, "big") + len(payload).to_bytes(4, "big")
+    head += payload
+    return head + hashlib.sha256(head).digest()
+
+
+@given(st.lists(as_sent, max_size=10).map(tuple))
+def test_a_version_1_state_dat_still_loads(last: tuple[m.LastAnswer, ...]) -> None:
+    state = CardState(7, 1234, last)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder)
+        (path / STATE_FILE).write_bytes(_version_1_slot(4, state).ljust(2 * SLOT_SIZE, b"\0"))
+        store = FileStateStore(path)
+        assert store.load() == state
+        store.commit(replace(state, atc=8))  # the next slot is written as version 2
+        assert FileStateStore(path).load() == replace(state, atc=8)
+        assert _slot(path, 1).startswith(SLOT_MAGIC)
+
+
+def test_an_unknown_answer_kind_is_refused() -> None:
+    raw = state_to_bytes(CardState(1, 0, (AnswerInputs(0x40, 1, b"\x01"),)))
+    with pytest.raises(ValueError, match="unknown kind 7"):
+        state_from_bytes(raw[:11] + b"\x07" + raw[12:])
+    with pytest.raises(ValueError, match="version 3 unknown"):
+        state_from_bytes(raw, 3)
