@@ -203,30 +203,35 @@ class FileStateStore:
 
     def commit(self, state: CardState) -> None:
         """Write the next slot in place and fdatasync it (or make state.dat, atomically)."""
+        self._store_slot(*self._slot_for(state))
+
+    def _slot_for(self, state: CardState) -> tuple[int, bytes]:
+        """(sequence, slot) of the commit that stores `state`: sequence 0 makes state.dat."""
         if self._sequence is None:
             self.load()
         current = self._sequence
         assert current is not None  # set by load()
-        payload = state_to_bytes(state)
+        sequence = 0 if current == _NO_SEQUENCE else current + 1
+        return sequence, encode_slot(sequence, state_to_bytes(state))
+
+    def _store_slot(self, sequence: int, slot: bytes) -> None:
         self._sequence = None  # unknown until this commit is known to be stored
-        if current == _NO_SEQUENCE:
-            self._create(encode_slot(0, payload))
-            self._sequence = 0
-            return
-        sequence = current + 1
-        data = encode_slot(sequence, payload)
-        fd = os.open(self.path, os.O_WRONLY)
-        try:
-            _write_all(fd, data, (sequence % 2) * SLOT_SIZE)
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
+        if sequence == 0:
+            self._create(slot)
+        else:
+            fd = os.open(self.path, os.O_WRONLY)
+            try:
+                _write_all(fd, slot, (sequence % 2) * SLOT_SIZE)
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
         self._sequence = sequence
 
     def commit_while(self, state: CardState, work: Callable[[], T], before: CardState) -> T:
         """Commit on the commit thread while `work()` runs on this one (a signature: its RSA
         releases the GIL, the flush waits in the kernel, so the two overlap)."""
-        stored = _committer().start(partial(self.commit, state))
+        slot = self._slot_for(state)  # made here: the commit thread only writes and flushes
+        stored = _committer().start(partial(self._store_slot, *slot))
         try:
             result = work()
         except BaseException:

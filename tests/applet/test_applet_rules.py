@@ -223,16 +223,16 @@ def test_an_answer_whose_state_was_not_stored_is_never_sent(make_card: Any, term
 
 
 class FailingFileStore(FileStateStore):
-    """state.dat whose commits fail while `failing` is set, and that notes each commit's thread."""
+    """state.dat whose slot writes fail while `failing` is set; notes each write's thread."""
 
     failing = False
     threads: list[str]
 
-    def commit(self, state: CardState) -> None:
+    def _store_slot(self, sequence: int, slot: bytes) -> None:
         self.threads.append(threading.current_thread().name)
         if self.failing:
             raise OSError("disk full")
-        super().commit(state)
+        super()._store_slot(sequence, slot)
 
 
 @pytest.fixture
