@@ -310,3 +310,27 @@ def test_an_unknown_answer_kind_is_refused() -> None:
         state_from_bytes(raw[:11] + b"\x07" + raw[12:])
     with pytest.raises(ValueError, match="version 3 unknown"):
         state_from_bytes(raw, 3)
+
+
+def test_state_dat_removed_between_commits_is_an_error_not_a_write_into_the_void(
+    tmp_path: Path,
+) -> None:
+    store = FileStateStore(tmp_path)
+    store.commit(CardState(1, 0))
+    store.commit(CardState(2, 0))
+    (tmp_path / STATE_FILE).unlink()
+    with pytest.raises(FileNotFoundError):
+        store.commit(CardState(3, 0))
+
+
+def test_state_dat_replaced_between_commits_is_written_afresh(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path)
+    store.commit(CardState(1, 0))
+    store.commit(CardState(2, 0))
+    other = tmp_path / "other"
+    other.mkdir()
+    FileStateStore(other).commit(CardState(40, 0))
+    FileStateStore(other).commit(CardState(41, 0))
+    os.replace(other / STATE_FILE, tmp_path / STATE_FILE)  # sequence 1 in the new file
+    store.commit(CardState(42, 0))
+    assert FileStateStore(tmp_path).load() == CardState(42, 0)
