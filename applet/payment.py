@@ -41,7 +41,7 @@ from applet.errors import (
     WrongData,
     WrongLength,
 )
-from applet.state import MAX_ATC, AnswerInputs, CardState, KeptAnswer
+from applet.state import CDOL1_DATA_LENGTH, MAX_ATC, AnswerInputs, CardState, KeptAnswer
 from authority.authorization import DynamicData, bcd, from_bcd, sign_authorization
 from authority.iso9796 import HASH_SHA256
 from authority.license import pad_account
@@ -82,7 +82,6 @@ DIRECTORY_SFI: Final = 1
 APP_RECORDS: Final = 3
 PRIORITY: Final = 1
 PDOL_DATA_LENGTH: Final = sum(e.length for e in m.PDOL)
-CDOL1_DATA_LENGTH: Final = sum(e.length for e in m.CDOL1)
 AMOUNT_BYTES: Final = 6
 CURRENCY_BYTES: Final = 2
 
@@ -281,9 +280,7 @@ def _generate_ac(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
 def make_answer(inputs: AnswerInputs, env: CardEnv) -> bytes:
     """The GENERATE AC answer 77{9F27, 9F36, 9F4B} that `inputs` make (P§5.2): the
     authorization signs the dynamic data and the CDOL1 data with the APP key."""
-    data = inputs.cdol1_data
-    if len(data) != CDOL1_DATA_LENGTH:
-        raise ReferencedDataNotFound(f"kept CDOL1 data of {len(data)} bytes")
+    data = inputs.cdol1_data  # CDOL1_DATA_LENGTH bytes (AnswerInputs checks it)
     amount = _n(data[CDOL1_SLICES[0x9F02]])
     currency = _n(data[CDOL1_SLICES[0x5F2A]])
     un = data[CDOL1_SLICES[0x9F37]]

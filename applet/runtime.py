@@ -9,8 +9,9 @@ A CardError becomes its status word; any other exception is a bug and answers `6
 Sans-IO: the store is injected.
 
 A GENERATE AC answer comes as a SignedAnswer: the store commits the new state while the
-answer is signed (StateStore.commit_while), and the answer leaves after both. Should the
-signing fail, the state before it is what stays stored: no deduction without its answer.
+answer is signed (StateStore.commit_while), and the answer leaves after both. A signing
+that keeps failing puts the state before it back (6F00); the stored state is read again
+before the next command, whatever happened.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from apdu.messages import LastAnswer
+from apdu.messages import CDOL1, LastAnswer
 
 MAX_ATC: Final = 0xFFFF  # b2; at FFFF the card answers 6985 to GPO for ever
 MAX_USED: Final = 999_999_999_999  # n12
@@ -33,17 +33,31 @@ _AS_INPUTS: Final = 1  # kind byte: CID | ATC | length | CDOL1 data
 _KIND_BYTE: Final = (b"\x00", b"\x01")
 
 
+CDOL1_DATA_LENGTH: Final = sum(entry.length for entry in CDOL1)
+ANSWER_CIDS: Final = (0x00, 0x40)  # declined, approved (PROTOCOL.md §5.2)
+
+
 @dataclass(frozen=True)
 class AnswerInputs:
-    """A GENERATE AC answer kept as what makes it: its CID, ATC and CDOL1 data (§5.2, §9)."""
+    """A GENERATE AC answer kept as what makes it: its CID, ATC and CDOL1 data (§5.2, §9).
+
+    The card's current key and card data re-make it: a card whose key is replaced re-signs
+    its old answers with the new key."""
 
     cid: int
     atc: int
     cdol1_data: bytes
 
     def __post_init__(self) -> None:
-        if not 0 <= self.cid <= 0xFF or not 0 <= self.atc <= MAX_ATC:
-            raise ValueError(f"answer inputs CID {self.cid} / ATC {self.atc} out of range")
+        if self.cid not in ANSWER_CIDS:
+            raise ValueError(f"answer inputs CID {self.cid:#04x}: not 00 or 40")
+        if not 0 <= self.atc <= MAX_ATC:
+            raise ValueError(f"answer inputs ATC {self.atc} outside 0..FFFF")
+        if len(self.cdol1_data) != CDOL1_DATA_LENGTH:
+            raise ValueError(
+                f"answer inputs CDOL1 data of {len(self.cdol1_data)} bytes, "
+                f"expected {CDOL1_DATA_LENGTH}"
+            )
 
 
 KeptAnswer = LastAnswer | AnswerInputs
@@ -64,6 +78,9 @@ class CardState:
             raise ValueError(f"used credit {self.used} outside n12")
         if len(self.last_answers) > MAX_LAST_ANSWERS:
             raise ValueError(f"more than {MAX_LAST_ANSWERS} last answers")
+        for a in self.last_answers:
+            if isinstance(a, AnswerInputs) and a.atc > self.atc:
+                raise ValueError(f"a last answer of ATC {a.atc}, above the card's ATC")
 
     def with_answer(self, answer: KeptAnswer) -> CardState:
         """This state with `answer` as the newest of the last answers (oldest dropped)."""
@@ -94,9 +111,11 @@ def _answer_to_json(a: KeptAnswer) -> dict[str, str | int]:
 
 
 def _answer_from_json(obj: Any) -> KeptAnswer:
-    if isinstance(obj, dict) and "answer" not in obj:
+    if isinstance(obj, dict) and "answer" in obj:
+        return LastAnswer(_hex(obj, "answer"), _hex(obj, "cdol1_data"))
+    if isinstance(obj, dict) and "cid" in obj:
         return AnswerInputs(_int(obj, "cid"), _int(obj, "atc"), _hex(obj, "cdol1_data"))
-    return LastAnswer(_hex(obj, "answer"), _hex(obj, "cdol1_data"))
+    raise ValueError("a last answer gives 'answer' (as sent) or 'cid' and 'atc' (its inputs)")
 
 
 def _int(obj: dict[str, Any], key: str) -> int:

@@ -20,6 +20,7 @@ makes `state.dat` and removes `state.json`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import struct
 import threading
@@ -38,6 +39,8 @@ from applet.state import (
     state_from_json,
     state_to_bytes,
 )
+
+log = logging.getLogger(__name__)
 
 STATE_FILE: Final = "state.dat"
 SEED_FILE: Final = "state.json"  # an optional starting state, read when state.dat is absent
@@ -98,16 +101,27 @@ class _Committer:
 
 
 _Job = tuple[Callable[[], None], "SimpleQueue[BaseException | None]"]
-_committers: dict[int, _Committer] = {}  # per process: a forked child starts its own thread
+_committer_lock = threading.Lock()
+_committers: list[_Committer] = []  # at most one: this process's commit thread
 
 
 def _committer() -> _Committer:
     """This process's commit thread, started when first needed."""
-    pid = os.getpid()
-    committer = _committers.get(pid)
-    if committer is None:
-        committer = _committers[pid] = _Committer()
-    return committer
+    with _committer_lock:
+        if not _committers:
+            _committers.append(_Committer())
+        return _committers[0]
+
+
+def _forget_committer_in_child() -> None:
+    """A forked child has no commit thread (fork copies only the calling thread)."""
+    global _committer_lock
+    _committer_lock = threading.Lock()
+    _committers.clear()
+
+
+os.register_at_fork(after_in_child=_forget_committer_in_child)
+SIGNING_TRIES: Final = 3  # a signature withheld by its fault check is made again (deterministic)
 
 
 T = TypeVar("T")
@@ -161,6 +175,7 @@ class FileStateStore:
         self.path = folder / STATE_FILE
         self.seed_path = folder / SEED_FILE
         self._sequence: int | None = None  # of the current state; None: read it first
+        self._legacy = False  # a version 1 slot is still intact: overwrite it at the next commit
 
     def load(self) -> CardState:
         """The newest valid slot's state; state.json, or a fresh card, when there is no
@@ -180,6 +195,7 @@ class FileStateStore:
                 slots.append(slot)
         if not slots:
             raise StateFileError(str(self.path), "bad card state: no intact slot")
+        self._legacy = any(slot[2] == 1 for slot in slots)
         sequence, payload, version = max(slots)
         try:
             state = state_from_bytes(payload, version)
@@ -204,6 +220,14 @@ class FileStateStore:
     def commit(self, state: CardState) -> None:
         """Write the next slot in place and fdatasync it (or make state.dat, atomically)."""
         self._store_slot(*self._slot_for(state))
+        self._retire_version_1(state)
+
+    def _retire_version_1(self, state: CardState) -> None:
+        """After the first commit over a version 1 state.dat, write the other slot too, so
+        that an older hcepay finds no version 1 slot to roll back to (it refuses the file)."""
+        if self._legacy:
+            self._store_slot(*self._slot_for(state))
+            self._legacy = False
 
     def _slot_for(self, state: CardState) -> tuple[int, bytes]:
         """(sequence, slot) of the commit that stores `state`: sequence 0 makes state.dat."""
@@ -229,18 +253,31 @@ class FileStateStore:
 
     def commit_while(self, state: CardState, work: Callable[[], T], before: CardState) -> T:
         """Commit on the commit thread while `work()` runs on this one (a signature: its RSA
-        releases the GIL, the flush waits in the kernel, so the two overlap)."""
+        releases the GIL, the flush waits in the kernel, so the two overlap).
+
+        A `work()` that fails once the state is stored is tried again (SIGNING_TRIES in all:
+        a signature is deterministic, and a fault check withholds a bad one); if it still
+        fails, `before` is stored again. Only if that store fails too does the new state
+        stay: a deduction whose answer DF02 still makes, as after a kill (PROTOCOL.md §9)."""
         slot = self._slot_for(state)  # made here: the commit thread only writes and flushes
         stored = _committer().start(partial(self._store_slot, *slot))
         try:
             result = work()
-        except BaseException:
-            if stored.get() is None:
-                self.commit(before)  # the new state was stored: put the old one back
+        except Exception:
+            failed = stored.get()
+            if failed is not None:
+                raise failed from None  # nothing stored: the commit's error is the one to see
+            for _ in range(SIGNING_TRIES - 1):
+                try:
+                    return work()
+                except Exception as exc:
+                    log.warning("signing again after its state was stored: %s", exc)
+            self.commit(before)  # the new state was stored: put the old one back
             raise
         failed = stored.get()
         if failed is not None:
             raise failed
+        self._retire_version_1(state)
         return result
 
     def _create(self, first_slot: bytes) -> None:

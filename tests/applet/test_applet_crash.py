@@ -83,6 +83,9 @@ def stored_approvals(state: CardState) -> dict[int, int]:
 
 
 @pytest.mark.slow
+# Python 3.12+ warns when a process with threads forks; the card's commit thread may run
+# (started by an earlier test) and the child does not need it: it starts its own.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_kill_at_random_moments(tmp_path: Path, env: CardEnv, term: Any) -> None:
     if not hasattr(os, "fork"):
         pytest.skip("needs fork")

@@ -3,6 +3,7 @@ the runtime's chaining (61xx, 6Cxx), 6F00 for bugs, and storing before answering
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -284,6 +285,78 @@ def test_a_signature_that_fails_after_the_commit_leaves_the_state_before_it(
     assert file_store.threads == ["MainThread", "hcepay-commit", "MainThread"]  # put back
     assert FileStateStore(file_store.folder).load() == CardState(atc=1)
     assert card.process(m.get_data(0xDF01).to_bytes()) == bytes.fromhex("DF01060000001000009000")
+
+
+def test_a_signature_withheld_once_is_made_again_after_the_commit(
+    make_card: Any, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    card = make_card(store=file_store)
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    real, calls = payment.sign_authorization, []
+
+    def fault_once(*args: Any) -> bytes:
+        calls.append(1)
+        if len(calls) == 1:
+            raise SigningFaultError("the private operation failed its public-key check")
+        return real(*args)
+
+    monkeypatch.setattr(payment, "sign_authorization", fault_once)
+    answer, sw = term.exchange(card, term.generate_ac())
+    assert sw == 0x9000 and len(calls) == 2
+    assert file_store.threads == ["MainThread", "hcepay-commit"]  # stored once, no undo
+    stored = FileStateStore(file_store.folder).load()
+    assert stored.used == term.amount
+    assert card.applet.answer_as_sent(stored.last_answers[-1]).answer == answer
+
+
+def test_when_the_undo_fails_too_the_card_holds_the_deduction_as_after_a_kill(
+    make_card: Any, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    card = make_card(store=file_store)
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+
+    def fault(*_: object) -> bytes:
+        raise SigningFaultError("the private operation failed its public-key check")
+
+    def undo_fails(_: CardState) -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(payment, "sign_authorization", fault)
+    monkeypatch.setattr(file_store, "commit", undo_fails)  # the undo is a plain commit
+    assert card.process(term.generate_ac()) == b"\x6f\x00"
+    monkeypatch.undo()
+    stored = FileStateStore(file_store.folder).load()
+    assert stored.used == term.amount  # charged, its answer never sent: a torn payment
+    data, sw = term.exchange(card, m.get_data(0xDF02).to_bytes())  # the card re-reads it
+    assert sw == 0x9000
+    last = m.parse_last_answer(data)
+    assert last.cdol1_data == term.cdol1()
+    assert m.parse_generate_ac_response(last.answer).cid == 0x40
+
+
+def test_cards_in_several_threads_share_one_commit_thread(make_card: Any, term: Any) -> None:
+    def pay_once(folder: Path) -> None:
+        store = FileStateStore(folder)
+        store.threads = []  # type: ignore[attr-defined]
+        card = make_card(store=store)
+        for command in (SELECT_AID, term.gpo()):
+            term.exchange(card, command)
+        assert term.exchange(card, term.generate_ac())[1] == 0x9000
+
+    with tempfile.TemporaryDirectory() as root:
+        folders = [Path(root) / str(i) for i in range(6)]
+        for folder in folders:
+            folder.mkdir()
+        workers = [threading.Thread(target=pay_once, args=(f,)) for f in folders]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert all(FileStateStore(f).load().used == term.amount for f in folders)
+    names = [t.name for t in threading.enumerate()]
+    assert names.count("hcepay-commit") == 1
 
 
 def test_a_bug_answers_6f00(make_card: Any, term: Any, monkeypatch: pytest.MonkeyPatch) -> None:

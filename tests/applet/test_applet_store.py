@@ -18,6 +18,8 @@ from applet import open_card
 from applet.errors import StateFileError
 from applet.profile import CardProfile, IssueRequest, issue_card, load_profile
 from applet.state import (
+    ANSWER_CIDS,
+    CDOL1_DATA_LENGTH,
     AnswerInputs,
     CardState,
     state_from_bytes,
@@ -39,29 +41,33 @@ from authority.keyfiles import load_public
 from authority.rsa import generate
 
 as_sent = st.builds(m.LastAnswer, st.binary(min_size=1, max_size=300), st.binary(max_size=64))
-as_inputs = st.builds(
-    AnswerInputs, st.integers(0, 0xFF), st.integers(0, 0xFFFF), st.binary(max_size=64)
-)
-answers = as_sent | as_inputs
-states = st.builds(
-    CardState,
-    st.integers(0, 0xFFFF),
-    st.integers(0, 999_999_999_999),
-    st.lists(answers, max_size=10).map(tuple),
-)
 
 
-@given(states)
+@st.composite
+def states(draw: st.DrawFn) -> CardState:
+    """Any valid state: answers kept as inputs carry an ATC up to the card's."""
+    atc = draw(st.integers(0, 0xFFFF))
+    as_inputs = st.builds(
+        AnswerInputs,
+        st.sampled_from(ANSWER_CIDS),
+        st.integers(0, atc),
+        st.binary(min_size=CDOL1_DATA_LENGTH, max_size=CDOL1_DATA_LENGTH),
+    )
+    answers = draw(st.lists(as_sent | as_inputs, max_size=10).map(tuple))
+    return CardState(atc, draw(st.integers(0, 999_999_999_999)), answers)
+
+
+@given(states())
 def test_state_json_round_trip(state: CardState) -> None:
     assert state_from_json(state_to_json(state)) == state
 
 
-@given(states)
+@given(states())
 def test_state_bytes_round_trip(state: CardState) -> None:
     assert state_from_bytes(state_to_bytes(state)) == state
 
 
-@given(states, st.data())
+@given(states(), st.data())
 def test_a_cut_or_padded_binary_state_is_refused(state: CardState, data: st.DataObject) -> None:
     raw = state_to_bytes(state)
     cut = data.draw(st.integers(0, len(raw) - 1))
@@ -86,7 +92,8 @@ def test_a_binary_state_with_too_many_answers_is_refused() -> None:
         ('{"hcepay_state": 1, "atc": 65536, "used": 0}', "ATC 65536"),
         ('{"hcepay_state": 1, "atc": 1, "used": -1}', "used credit"),
         ('{"hcepay_state": 1, "atc": 1, "used": true}', "'used' must be an integer"),
-        ('{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": [1]}', "hex string"),
+        ('{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": [1]}', "'answer' .as sent"),
+        ('{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": [{}]}', "or 'cid' and 'atc'"),
     ],
 )
 def test_bad_state_text_is_refused(text: str, why: str) -> None:
@@ -133,8 +140,8 @@ def test_commits_alternate_slots_in_a_file_that_never_changes_size(tmp_path: Pat
 @given(st.data())
 def test_a_torn_commit_leaves_the_state_before_it(data: st.DataObject) -> None:
     """A write cut after any number of bytes (the rest of the slot keeps its old bytes)."""
-    old = data.draw(states, label="old")
-    new = data.draw(states, label="new")
+    old = data.draw(states(), label="old")
+    new = data.draw(states(), label="new")
     with tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)
         store = FileStateStore(folder)
@@ -305,7 +312,7 @@ def test_a_version_1_state_dat_still_loads(last: tuple[m.LastAnswer, ...]) -> No
 
 
 def test_an_unknown_answer_kind_is_refused() -> None:
-    raw = state_to_bytes(CardState(1, 0, (AnswerInputs(0x40, 1, b"\x01"),)))
+    raw = state_to_bytes(CardState(1, 0, (AnswerInputs(0x40, 1, bytes(CDOL1_DATA_LENGTH)),)))
     with pytest.raises(ValueError, match="unknown kind 7"):
         state_from_bytes(raw[:11] + b"\x07" + raw[12:])
     with pytest.raises(ValueError, match="version 3 unknown"):
@@ -334,3 +341,30 @@ def test_state_dat_replaced_between_commits_is_written_afresh(tmp_path: Path) ->
     os.replace(other / STATE_FILE, tmp_path / STATE_FILE)  # sequence 1 in the new file
     store.commit(CardState(42, 0))
     assert FileStateStore(tmp_path).load() == CardState(42, 0)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "reason"),
+    [
+        ({"cid": 0x12, "atc": 1, "cdol1_data": "00" * CDOL1_DATA_LENGTH}, "not 00 or 40"),
+        ({"cid": 0x40, "atc": 9, "cdol1_data": "00" * CDOL1_DATA_LENGTH}, "above the card"),
+        ({"cid": 0x40, "atc": 1, "cdol1_data": "0000"}, "CDOL1 data of 2 bytes"),
+    ],
+)
+def test_a_seed_with_answer_inputs_the_card_never_made_is_refused(
+    tmp_path: Path, inputs: dict[str, object], reason: str
+) -> None:
+    seed = {"hcepay_state": 1, "atc": 5, "used": 0, "last_answers": [inputs]}
+    (tmp_path / SEED_FILE).write_text(json.dumps(seed), encoding="utf-8")
+    with pytest.raises(StateFileError, match=reason):
+        FileStateStore(tmp_path).load()
+
+
+def test_the_first_commit_over_a_version_1_file_leaves_no_version_1_slot(tmp_path: Path) -> None:
+    state = CardState(7, 1234, (m.LastAnswer(b"\x77\x00", b"\x01"),))
+    (tmp_path / STATE_FILE).write_bytes(_version_1_slot(4, state).ljust(2 * SLOT_SIZE, b"\0"))
+    store = FileStateStore(tmp_path)
+    store.load()
+    store.commit(replace(state, atc=8))
+    assert _slot(tmp_path, 0).startswith(SLOT_MAGIC) and _slot(tmp_path, 1).startswith(SLOT_MAGIC)
+    assert FileStateStore(tmp_path).load() == replace(state, atc=8)
