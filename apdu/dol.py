@@ -113,16 +113,22 @@ def fill_dol(entries: Sequence[DolEntry], values: Mapping[int, bytes]) -> bytes:
     return b"".join(parts)
 
 
+def dol_slices(entries: Sequence[DolEntry]) -> dict[int, slice]:
+    """Where each tag's value lies in DOL data (EMV Book 3 5.4); DecodeError for a tag the
+    DOL repeats."""
+    slices: dict[int, slice] = {}
+    pos = 0
+    for entry in entries:
+        if entry.tag in slices:
+            raise DecodeError(f"tag {entry.tag:X} repeated in DOL", pos)
+        slices[entry.tag] = slice(pos, pos + entry.length)
+        pos += entry.length
+    return slices
+
+
 def split_dol(entries: Sequence[DolEntry], data: bytes) -> dict[int, bytes]:
     """Cut DOL data back into values by tag; DecodeError when the length does not match."""
     expected = sum(entry.length for entry in entries)
     if len(data) != expected:
         raise DecodeError(f"DOL data of {len(data)} bytes, the DOL asks for {expected}", 0)
-    values: dict[int, bytes] = {}
-    pos = 0
-    for entry in entries:
-        if entry.tag in values:
-            raise DecodeError(f"tag {entry.tag:X} repeated in DOL", pos)
-        values[entry.tag] = bytes(data[pos : pos + entry.length])
-        pos += entry.length
-    return values
+    return {tag: bytes(data[where]) for tag, where in dol_slices(entries).items()}

@@ -27,7 +27,7 @@ from typing import Final
 from apdu import messages as m
 from apdu import tlv
 from apdu.command import CommandAPDU
-from apdu.dol import DolEntry
+from apdu.dol import dol_slices
 from apdu.errors import DecodeError
 from apdu.sw import INS
 from applet.errors import (
@@ -86,19 +86,9 @@ AMOUNT_BYTES: Final = 6
 CURRENCY_BYTES: Final = 2
 
 
-def _dol_slices(entries: tuple[DolEntry, ...]) -> dict[int, slice]:
-    """Where each tag's value lies in the DOL data (EMV Book 3 5.4): what split_dol cuts."""
-    slices: dict[int, slice] = {}
-    pos = 0
-    for entry in entries:
-        slices[entry.tag] = slice(pos, pos + entry.length)
-        pos += entry.length
-    return slices
-
-
 # The app's own DOLs are constants: their data, once its length is checked, is cut in place.
-PDOL_SLICES: Final = _dol_slices(m.PDOL)
-CDOL1_SLICES: Final = _dol_slices(m.CDOL1)
+PDOL_SLICES: Final = dol_slices(m.PDOL)
+CDOL1_SLICES: Final = dol_slices(m.CDOL1)
 
 
 @dataclass(frozen=True)
@@ -203,6 +193,11 @@ def _n(value: bytes) -> int:
         raise WrongData("amount or currency is not BCD") from None
 
 
+def _amount_currency(data: bytes, slices: Mapping[int, slice]) -> tuple[int, int]:
+    """9F02 and 5F2A of the app's own DOL data, cut in place; 6A80 when not BCD."""
+    return _n(data[slices[0x9F02]]), _n(data[slices[0x5F2A]])
+
+
 def _select(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
     """SELECT by name: PPSE, PSE or the credit AID (P§3); a new SELECT starts again (P§6)."""
     if cmd.p1 != SELECT_BY_NAME or cmd.p2 != SELECT_FIRST_FCI:
@@ -230,8 +225,7 @@ def _gpo(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
         raise WrongData(f"GPO data: {exc}") from None
     if len(pdol_data) != PDOL_DATA_LENGTH:
         raise WrongLength(f"PDOL data of {len(pdol_data)} bytes, expected {PDOL_DATA_LENGTH}")
-    amount = _n(pdol_data[PDOL_SLICES[0x9F02]])
-    currency = _n(pdol_data[PDOL_SLICES[0x5F2A]])
+    amount, currency = _amount_currency(pdol_data, PDOL_SLICES)
     atc = state.card.atc + 1
     transaction = Transaction(atc, amount, currency)
     answer = m.build_gpo_response(m.GpoResponse(m.AIP, m.AFL, atc))
@@ -263,8 +257,7 @@ def _generate_ac(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
     if transaction is None:  # REQUESTED always has one; kept for the type checker
         raise ConditionsNotSatisfied("no GPO")
     data = bytes(cmd.data)
-    amount = _n(data[CDOL1_SLICES[0x9F02]])
-    currency = _n(data[CDOL1_SLICES[0x5F2A]])
+    amount, currency = _amount_currency(data, CDOL1_SLICES)
     if (amount, currency) != (transaction.amount, transaction.currency):
         raise WrongData("amount or currency differs from the GPO's")
     approved = amount <= env.data.limit - state.card.used
@@ -281,8 +274,7 @@ def make_answer(inputs: AnswerInputs, env: CardEnv) -> bytes:
     """The GENERATE AC answer 77{9F27, 9F36, 9F4B} that `inputs` make (P§5.2): the
     authorization signs the dynamic data and the CDOL1 data with the APP key."""
     data = inputs.cdol1_data  # CDOL1_DATA_LENGTH bytes (AnswerInputs checks it)
-    amount = _n(data[CDOL1_SLICES[0x9F02]])
-    currency = _n(data[CDOL1_SLICES[0x5F2A]])
+    amount, currency = _amount_currency(data, CDOL1_SLICES)
     un = data[CDOL1_SLICES[0x9F37]]
     dynamic = DynamicData(inputs.atc, inputs.cid, amount, currency, un, env.account_field)
     authorization = sign_authorization(env.app_key, dynamic, data, env.hash_algorithm)

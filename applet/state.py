@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from apdu.messages import CDOL1, LastAnswer
+from apdu.messages import CDOL1, LastAnswer, parse_generate_ac_response
 
 MAX_ATC: Final = 0xFFFF  # b2; at FFFF the card answers 6985 to GPO for ever
 MAX_USED: Final = 999_999_999_999  # n12
@@ -61,6 +61,14 @@ class AnswerInputs:
 
 
 KeptAnswer = LastAnswer | AnswerInputs
+
+
+def answer_cid_atc(answer: KeptAnswer) -> tuple[int, int]:
+    """The CID and ATC of a kept answer (read from its template when kept as sent)."""
+    if isinstance(answer, AnswerInputs):
+        return answer.cid, answer.atc
+    sent = parse_generate_ac_response(answer.answer)
+    return sent.cid, sent.atc
 
 
 @dataclass(frozen=True)

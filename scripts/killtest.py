@@ -73,9 +73,9 @@ def serve_card(folder: Path, sock_path: Path, journal: Path) -> None:
     The journal line is written from the card's stored state right after the applet has
     answered (the answer itself may be chained), before the answer leaves the process.
     """
-    from apdu import messages
     from apdu.sw import INS
     from applet import open_card
+    from applet.state import answer_cid_atc
     from applet.store import FileStateStore
 
     card = open_card(folder)
@@ -95,9 +95,8 @@ def serve_card(folder: Path, sock_path: Path, journal: Path) -> None:
                         response = card.process(command)
                         last = store.load().last_answer
                         if len(command) > 1 and command[1] == INS.GENERATE_AC and last:
-                            sent = card.applet.answer_as_sent(last).answer
-                            gac = messages.parse_generate_ac_response(sent)
-                            jf.write(json.dumps({"atc": gac.atc, "cid": gac.cid}) + "\n")
+                            cid, atc = answer_cid_atc(last)
+                            jf.write(json.dumps({"atc": atc, "cid": cid}) + "\n")
                             jf.flush()
                         send_frame(conn, response)
                 except (ConnectionError, OSError):

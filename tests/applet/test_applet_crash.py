@@ -22,7 +22,7 @@ import pytest
 from apdu import messages as m
 from applet.payment import CardEnv, PaymentApplet
 from applet.runtime import CardRuntime
-from applet.state import AnswerInputs, CardState
+from applet.state import CardState, answer_cid_atc
 from applet.store import FileStateStore
 
 KILLS = 250
@@ -72,11 +72,7 @@ def stored_approvals(state: CardState) -> dict[int, int]:
     """{ATC: amount} of the approvals among the card's last answers (PROTOCOL.md §9)."""
     found = {}
     for last in state.last_answers:
-        if isinstance(last, AnswerInputs):
-            cid, atc = last.cid, last.atc
-        else:
-            answer = m.parse_generate_ac_response(last.answer)
-            cid, atc = answer.cid, answer.atc
+        cid, atc = answer_cid_atc(last)
         if cid == 0x40:
             found[atc] = int(last.cdol1_data[:6].hex())
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from apdu import messages as m
 from applet import payment
 from applet.payment import Phase
 from applet.state import CardState
-from applet.store import FileStateStore, MemoryStateStore
+from applet.store import FileStateStore, MemoryStateStore, StateStore
 from authority.errors import SigningFaultError
 
 SELECT_AID = m.select(m.CREDIT_AID).to_bytes()
@@ -211,11 +212,11 @@ class FailingStore(MemoryStateStore):
         super().commit(state)
 
 
-def test_an_answer_whose_state_was_not_stored_is_never_sent(make_card: Any, term: Any) -> None:
+def test_an_answer_whose_state_was_not_stored_is_never_sent(
+    requested: Requested, term: Any
+) -> None:
     store = FailingStore()
-    card = make_card(store=store)
-    for command in (SELECT_AID, term.gpo()):
-        term.exchange(card, command)
+    card = requested(store)
     store.failing = True
     assert card.process(term.generate_ac()) == b"\x6f\x00"
     assert card.state.card.used == 0 and store.state.used == 0
@@ -243,12 +244,31 @@ def file_store(tmp_path: Path) -> FailingFileStore:
     return store
 
 
+Requested = Callable[[StateStore], Any]
+
+
+@pytest.fixture
+def requested(make_card: Any, term: Any) -> Requested:
+    """`requested(store)`: a card on `store` after SELECT AID and GPO, ready for GENERATE AC."""
+
+    def make(store: StateStore) -> Any:
+        card = make_card(store=store)
+        for command in setup_commands(term, "requested"):
+            term.exchange(card, command)
+        return card
+
+    return make
+
+
+def signing_fault(*_: object) -> bytes:
+    """A signature withheld by the private operation's public-key check."""
+    raise SigningFaultError("the private operation failed its public-key check")
+
+
 def test_generate_ac_stores_on_the_commit_thread_and_answers_what_it_stored(
-    make_card: Any, term: Any, file_store: FailingFileStore
+    requested: Requested, term: Any, file_store: FailingFileStore
 ) -> None:
-    card = make_card(store=file_store)
-    for command in (SELECT_AID, term.gpo()):
-        term.exchange(card, command)
+    card = requested(file_store)
     answer, sw = term.exchange(card, term.generate_ac())
     assert sw == 0x9000
     assert file_store.threads == ["MainThread", "hcepay-commit"]  # GPO here, GENERATE AC there
@@ -258,11 +278,9 @@ def test_generate_ac_stores_on_the_commit_thread_and_answers_what_it_stored(
 
 
 def test_a_generate_ac_whose_commit_fails_sends_nothing(
-    make_card: Any, term: Any, file_store: FailingFileStore
+    requested: Requested, term: Any, file_store: FailingFileStore
 ) -> None:
-    card = make_card(store=file_store)
-    for command in (SELECT_AID, term.gpo()):
-        term.exchange(card, command)
+    card = requested(file_store)
     file_store.failing = True
     assert card.process(term.generate_ac()) == b"\x6f\x00"
     file_store.failing = False
@@ -271,16 +289,11 @@ def test_a_generate_ac_whose_commit_fails_sends_nothing(
 
 
 def test_a_signature_that_fails_after_the_commit_leaves_the_state_before_it(
-    make_card: Any, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
+    requested: Requested, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    card = make_card(store=file_store)
-    for command in (SELECT_AID, term.gpo()):
-        term.exchange(card, command)
+    card = requested(file_store)
 
-    def fault(*_: object) -> bytes:
-        raise SigningFaultError("the private operation failed its public-key check")
-
-    monkeypatch.setattr(payment, "sign_authorization", fault)
+    monkeypatch.setattr(payment, "sign_authorization", signing_fault)
     assert card.process(term.generate_ac()) == b"\x6f\x00"
     assert file_store.threads == ["MainThread", "hcepay-commit", "MainThread"]  # put back
     assert FileStateStore(file_store.folder).load() == CardState(atc=1)
@@ -288,18 +301,14 @@ def test_a_signature_that_fails_after_the_commit_leaves_the_state_before_it(
 
 
 def test_a_signature_withheld_once_is_made_again_after_the_commit(
-    make_card: Any, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
+    requested: Requested, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    card = make_card(store=file_store)
-    for command in (SELECT_AID, term.gpo()):
-        term.exchange(card, command)
+    card = requested(file_store)
     real, calls = payment.sign_authorization, []
 
     def fault_once(*args: Any) -> bytes:
         calls.append(1)
-        if len(calls) == 1:
-            raise SigningFaultError("the private operation failed its public-key check")
-        return real(*args)
+        return signing_fault() if len(calls) == 1 else real(*args)
 
     monkeypatch.setattr(payment, "sign_authorization", fault_once)
     answer, sw = term.exchange(card, term.generate_ac())
@@ -311,19 +320,14 @@ def test_a_signature_withheld_once_is_made_again_after_the_commit(
 
 
 def test_when_the_undo_fails_too_the_card_holds_the_deduction_as_after_a_kill(
-    make_card: Any, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
+    requested: Requested, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    card = make_card(store=file_store)
-    for command in (SELECT_AID, term.gpo()):
-        term.exchange(card, command)
-
-    def fault(*_: object) -> bytes:
-        raise SigningFaultError("the private operation failed its public-key check")
+    card = requested(file_store)
 
     def undo_fails(_: CardState) -> None:
         raise OSError("disk gone")
 
-    monkeypatch.setattr(payment, "sign_authorization", fault)
+    monkeypatch.setattr(payment, "sign_authorization", signing_fault)
     monkeypatch.setattr(file_store, "commit", undo_fails)  # the undo is a plain commit
     assert card.process(term.generate_ac()) == b"\x6f\x00"
     monkeypatch.undo()
@@ -336,13 +340,9 @@ def test_when_the_undo_fails_too_the_card_holds_the_deduction_as_after_a_kill(
     assert m.parse_generate_ac_response(last.answer).cid == 0x40
 
 
-def test_cards_in_several_threads_share_one_commit_thread(make_card: Any, term: Any) -> None:
+def test_cards_in_several_threads_share_one_commit_thread(requested: Requested, term: Any) -> None:
     def pay_once(folder: Path) -> None:
-        store = FileStateStore(folder)
-        store.threads = []  # type: ignore[attr-defined]
-        card = make_card(store=store)
-        for command in (SELECT_AID, term.gpo()):
-            term.exchange(card, command)
+        card = requested(FileStateStore(folder))
         assert term.exchange(card, term.generate_ac())[1] == 0x9000
 
     with tempfile.TemporaryDirectory() as root:
