@@ -275,8 +275,11 @@ def payment(
         for entry in mine[:MAX_RECOVERIES]:
             decision = decide(entry, last_answer, fields.app_key, allow_sha1=cfg.allow_sha1)
             if isinstance(decision, RecordOnce):
-                d = decision.dynamic
-                recovered = card_outcome(
+                d, torn = decision.dynamic, decision.sent
+                recovered = card_outcome(  # when and where the torn GENERATE AC was sent
+                    time=torn.time,
+                    terminal_id=torn.terminal_id,
+                    merchant_id=torn.merchant_id,
                     verdict=Verdict.APPROVED,
                     amount=d.amount,
                     currency=d.currency,
@@ -412,15 +415,16 @@ def pay(
 ) -> Paid:
     """One whole payment: connect, run the flow, record; CheckError or TransportError.
 
-    A TransportError after the pending entry leaves it open: a torn transaction, which
-    the next contact with the card resolves (PROTOCOL.md §9).
+    Once the pending entry is written, GENERATE AC goes out and the card may have deducted:
+    a TransportError, or a CheckError on its answer (a bad status word, a malformed or
+    unverifiable answer), leaves the entry open, a torn transaction that the card's own
+    last answer (`DF02`) settles at its next contact (PROTOCOL.md §9). A torn payment
+    proven then that the log cannot store raises NotRecordedError, like this payment's.
     """
-    pending: list[PendingEntry] = []
     recovered: list[Outcome] = []
 
     def keep(entry: PendingEntry) -> None:
         journal.write_pending(entry, env.now)
-        pending.append(entry)
 
     def settle(decision: Recovery) -> None:
         if isinstance(decision, CloseNotPaid):
@@ -429,19 +433,17 @@ def pay(
         try:
             journal.record(decision.outcome)
         except checks.ReplayError:
-            return  # recorded before the entry could be closed; record() closed it now
+            return  # stored already (from the spool): record() closed the entry
+        except Exception as exc:  # the log is broken: the proven payment must not be lost
+            reason = f"torn payment of ATC {decision.outcome.atc:04X}: {type(exc).__name__}: {exc}"
+            raise NotRecordedError(decision.outcome, reason) from exc
         recovered.append(decision.outcome)
 
     open_entries = journal.pending()
     transport.connect()
     try:
-        try:
-            flow = payment(cfg, request, env, keys, open_entries)
-            outcome = drive(flow, transport, keep, settle)
-        except checks.CheckError:
-            for entry in pending:
-                journal.close_pending(entry)
-            raise
+        flow = payment(cfg, request, env, keys, open_entries)
+        outcome = drive(flow, transport, keep, settle)
     finally:
         transport.disconnect()
     try:

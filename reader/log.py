@@ -93,6 +93,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
 )
 OUTCOME_RECORDED: Final = "recorded"
+OUTCOME_REPLAY: Final = "refused: replay (its account and ATC are in the log already)"
 
 
 class LogError(Exception):
@@ -136,6 +137,7 @@ _CLOSE_PENDING: Final = (
     "INSERT OR REPLACE INTO pending_closed (account, atc, cdol1_data, created, outcome) "
     "SELECT account, atc, cdol1_data, created, ? FROM pending_open WHERE account = ? AND atc = ?"
 )
+_SELECT_CDOL1: Final = "SELECT cdol1_data FROM transactions WHERE account = ? AND atc = ?"
 _DELETE_OPEN: Final = "DELETE FROM pending_open WHERE account = ? AND atc = ?"
 _SELECT_OPEN: Final = (
     "SELECT account, atc, cdol1_data FROM pending_open ORDER BY created, atc LIMIT ?"
@@ -306,7 +308,8 @@ class TransactionLog:
         """Store a checked transaction and close its pending entry, in one durable commit.
 
         ReplayError when (account, ATC) is stored already (PROTOCOL.md §7 check 5): nothing
-        is stored, and the pending entry for that (account, ATC) is closed.
+        is stored, and the pending entry for that (account, ATC) is closed, as "recorded"
+        when the stored row is this same transaction (its CDOL1 data), else as a replay.
         """
         values = list(_VALUES(outcome))
         values[_TIME] = outcome.time.isoformat()
@@ -317,8 +320,11 @@ class TransactionLog:
                 cursor = self._db.execute(_INSERT, values)
             except sqlite3.IntegrityError:
                 self._db.execute("ROLLBACK")
+                stored = self._db.execute(_SELECT_CDOL1, (outcome.account, outcome.atc)).fetchone()
+                same = stored is not None and bytes(stored[0]) == outcome.cdol1_data
                 self.close_pending(
-                    PendingEntry(padded, outcome.atc, outcome.cdol1_data), OUTCOME_RECORDED
+                    PendingEntry(padded, outcome.atc, outcome.cdol1_data),
+                    OUTCOME_RECORDED if same else OUTCOME_REPLAY,
                 )
                 raise ReplayError(
                     f"account {outcome.account} ATC {outcome.atc:04X} is in the log already"

@@ -10,6 +10,7 @@ as not paid.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum, StrEnum
 
 from apdu import messages
@@ -51,12 +52,23 @@ class PendingEntry:
 
 
 @dataclass(frozen=True)
+class SentWith:
+    """When and by whom the torn GENERATE AC was sent: its CDOL1 data's `9A` `9F21` (the
+    transaction's date and time), `9F1C` (terminal id) and `9F16` (merchant id)."""
+
+    time: datetime
+    terminal_id: str
+    merchant_id: str
+
+
+@dataclass(frozen=True)
 class RecordOnce:
     """The torn payment was approved: record it now, once (the log's (account, ATC) key)."""
 
     pending: PendingEntry
     answer: messages.GenerateAcResponse
     dynamic: DynamicData
+    sent: SentWith
 
 
 @dataclass(frozen=True)
@@ -76,10 +88,18 @@ def last_answer_command() -> bytes:
     return messages.get_data(messages.TAG_LAST_ANSWER).to_bytes()
 
 
-def _expected(pending: PendingEntry) -> tuple[int, int, bytes]:
-    """Amount, currency and unpredictable number from the CDOL1 data (PROTOCOL.md §3)."""
+def _expected(pending: PendingEntry) -> tuple[int, int, bytes, SentWith]:
+    """Amount, currency, unpredictable number and who sent it when, from the CDOL1 data
+    (PROTOCOL.md §3); ValueError, KeyError or DecodeError when it does not hold them."""
     values = split_dol(messages.CDOL1, pending.cdol1_data)
-    return from_bcd(values[0x9F02]), from_bcd(values[0x5F2A]), values[0x9F37]
+    day, clock = values[0x9A].hex(), values[0x9F21].hex()  # n6: YYMMDD, HHMMSS
+    century = 2000 if int(day[:2]) < 50 else 1900  # EMV: YY 00-49 is 20YY, 50-99 is 19YY
+    sent = SentWith(
+        datetime.strptime(f"{century // 100}{day}{clock}", "%Y%m%d%H%M%S"),
+        values[0x9F1C].decode("ascii").rstrip(" "),
+        values[0x9F16].decode("ascii").rstrip(" "),
+    )
+    return from_bcd(values[0x9F02]), from_bcd(values[0x5F2A]), values[0x9F37], sent
 
 
 def decide(
@@ -108,7 +128,7 @@ def decide(
     except AuthorizationError as exc:
         return CloseNotPaid(pending, NotPaidReason.NOT_VERIFIED, exc.reason.value)
     try:
-        amount, currency, unpredictable = _expected(pending)
+        amount, currency, unpredictable, sent = _expected(pending)
     except (DecodeError, ValueError, KeyError) as exc:
         return CloseNotPaid(pending, NotPaidReason.MISMATCH, f"pending CDOL1 data: {exc}")
     expected = (pending.atc, answer.cid, amount, currency, unpredictable, pending.account)
@@ -124,4 +144,4 @@ def decide(
         return CloseNotPaid(pending, NotPaidReason.MISMATCH)
     if dynamic.cid != Cid.APPROVED:
         return CloseNotPaid(pending, NotPaidReason.DECLINED, f"CID {dynamic.cid:02X}")
-    return RecordOnce(pending, answer, dynamic)
+    return RecordOnce(pending, answer, dynamic, sent)
