@@ -4,8 +4,9 @@
 malformed), hands it to the applet, stores the durable part of the new state *before*
 the response leaves (an answer whose state was not stored is never sent), and splits a
 long response into `61xx` parts fetched with GET RESPONSE, or answers `6Cxx` to a non-zero
-Le shorter than the data (without storing anything: the terminal repeats the command).
-A CardError becomes its status word; any other exception is a bug and answers `6F00`.
+Le shorter than the data (without storing anything: the terminal repeats the command) when
+xx can name the length (`_wrong_le`). A CardError becomes its status word and changes
+nothing, a pending response included; any other exception is a bug and answers `6F00`.
 Sans-IO: the store is injected.
 
 A GENERATE AC answer comes as a SignedAnswer: the store commits the new state while the
@@ -23,7 +24,13 @@ from apdu.command import CommandAPDU
 from apdu.errors import DecodeError
 from apdu.sw import INS, SW, SW1_MORE_DATA, SW1_WRONG_LE
 from applet.atr import ATR
-from applet.errors import CardError, ConditionsNotSatisfied, IncorrectP1P2, WrongLength
+from applet.errors import (
+    CardError,
+    ClaNotSupported,
+    ConditionsNotSatisfied,
+    IncorrectP1P2,
+    WrongLength,
+)
 from applet.payment import AppState, Cla, PaymentApplet, SignedAnswer
 from applet.store import StateStore
 
@@ -35,6 +42,18 @@ MAX_COMMAND: Final = 4 + 3 + 65535 + 3  # the longest extended APDU (ISO 7816-4 
 
 def _sw(sw: int) -> bytes:
     return sw.to_bytes(2, "big")
+
+
+def _wrong_le(cmd: CommandAPDU, size: int) -> bool:
+    """Whether to answer `6Cxx` (PROTOCOL.md §3): a non-zero Le shorter than the data, when
+    xx can say the data's length. Short Le `00` means 256 and chains with `61xx`; so does an
+    extended Le shorter than data of more than 256 bytes, which no `6Cxx` can name
+    (ISO 7816-4 5.3.4: the card sends Le bytes, then `61xx` for the rest)."""
+    if cmd.le is None or cmd.le >= size:
+        return False
+    if cmd.extended:
+        return size <= SHORT_LE_MAX
+    return cmd.le != SHORT_LE_MAX
 
 
 class CardRuntime:
@@ -88,14 +107,17 @@ class CardRuntime:
             cmd = CommandAPDU.parse(apdu)
         except DecodeError as exc:
             raise WrongLength(str(exc)) from None
-        if cmd.ins == INS.GET_RESPONSE and cmd.cla == Cla.ISO:
+        if cmd.ins == INS.GET_RESPONSE:
+            if cmd.cla != Cla.ISO:
+                raise ClaNotSupported(f"CLA {cmd.cla:02X} for GET RESPONSE")
             return self._get_response(cmd)
-        self._pending = b""
+        # A refused command (CardError) changes nothing, a pending response included (P§6).
         answer, new = self.applet.handle(cmd, self._state)
         size = answer.length if isinstance(answer, SignedAnswer) else len(answer)
-        if cmd.le is not None and cmd.le < size and (cmd.le != SHORT_LE_MAX or cmd.extended):
+        if _wrong_le(cmd, size):
             # 6Cxx: nothing stored, nothing changed; the terminal repeats with Le = xx.
             return _sw(SW1_WRONG_LE << 8 | min(size, SHORT_LE_MAX) % SHORT_LE_MAX)
+        self._pending = b""  # GET RESPONSE follows the command it continues, or nothing
         if new.card is not self._state.card and new.card != self._state.card:
             self._reload = True
             if isinstance(answer, SignedAnswer):

@@ -6,12 +6,14 @@ from __future__ import annotations
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from apdu import messages as m
+from apdu.command import CommandAPDU
 from applet import payment
 from applet.payment import Phase
 from applet.state import CardState
@@ -52,6 +54,8 @@ CASES: list[tuple[str, str, str, int]] = [
     ("READ RECORD P2 00", "requested", "00B2010000", 0x6A86),
     ("READ RECORD P1 00", "requested", "00B2000C00", 0x6A86),
     ("READ RECORD 4", "requested", "00B2040C00", 0x6A83),
+    ("READ RECORD with data", "requested", "00B2010C03AABBCC00", 0x6700),
+    ("READ RECORD with data, no Le", "requested", "00B2010C0101", 0x6700),
     ("READ RECORD SFI 2", "requested", "00B2011400", 0x6A83),
     ("PSE directory record 2", "pse", "00B2020C00", 0x6A83),
     ("READ RECORD before GPO", "selected", "00B2010C00", 0x6985),
@@ -73,6 +77,7 @@ CASES: list[tuple[str, str, str, int]] = [
     ("GET DATA with data", "selected", "80CA9F360100" + "00", 0x6700),
     ("GET RESPONSE with nothing pending", "requested", "00C0000010", 0x6985),
     ("GET RESPONSE P1P2", "requested", "00C0010010", 0x6A86),
+    ("GET RESPONSE with CLA 80", "requested", "80C0000000", 0x6E00),
 ]
 
 
@@ -190,6 +195,39 @@ def test_get_response_in_parts(make_card: Any, term: Any) -> None:
     last = card.process(bytes.fromhex("00C0000000"))
     assert last[-2:] == b"\x90\x00" and len(last) == 7
     assert card.process(bytes.fromhex("00C0000000")) == b"\x69\x85"
+
+
+def test_an_extended_le_shorter_than_a_long_answer_chains(make_card: Any, term: Any) -> None:
+    """No 6Cxx names 265 bytes: an extended Le of 16 gets 16 bytes and 61xx, and GET
+    RESPONSE fetches the rest (ISO 7816-4 5.3.4); the answer is stored and sent once."""
+    store = MemoryStateStore()
+    card = make_card(store=store)
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    genac = CommandAPDU.parse(term.generate_ac())
+    first = card.process(replace(genac, le=16, extended=True).to_bytes())
+    assert len(first) == 18 and first[-2:] == b"\x61\xf9"  # 249 bytes left
+    assert card.state.phase == Phase.DONE and store.commits == 2
+    rest = card.process(bytes.fromhex("00C0000000"))
+    assert rest[-2:] == b"\x90\x00" and len(first) - 2 + len(rest) - 2 == 265
+    gpo = CommandAPDU.parse(term.gpo())
+    card2 = make_card()
+    term.exchange(card2, SELECT_AID)
+    short_answer = card2.process(replace(gpo, le=5, extended=True).to_bytes())
+    assert short_answer == b"\x6c\x11"  # 17 bytes fit a 6Cxx
+    assert card2.state.phase == Phase.SELECTED
+
+
+def test_a_refused_command_keeps_the_pending_response(make_card: Any, term: Any) -> None:
+    """PROTOCOL.md §6: an error changes nothing, the rest of a chained answer included."""
+    card = make_card()
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    assert card.process(term.generate_ac())[-2:] == b"\x61\x09"
+    assert card.process(bytes.fromhex("80CA123400")) == b"\x6a\x88"
+    assert card.process(term.gpo()) == b"\x69\x85"
+    last = card.process(bytes.fromhex("00C0000009"))
+    assert last[-2:] == b"\x90\x00" and len(last) == 11
 
 
 def test_another_command_drops_the_pending_response(make_card: Any, term: Any) -> None:

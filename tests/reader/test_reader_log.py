@@ -237,6 +237,24 @@ def test_replay_refused_and_entry_closed(log: TransactionLog) -> None:
     assert log.contains(ACCOUNT, 5) and not log.contains(ACCOUNT, 6)
 
 
+def test_a_replay_of_another_transaction_closes_its_entry_as_a_replay(
+    log: TransactionLog,
+) -> None:
+    """Check 5: a second transaction under a recorded (account, ATC) (a card that reused its
+    ATC) is refused, and its entry says so, not "recorded"."""
+    log.write_pending(entry(5), NOW)
+    log.record(outcome(5))
+    other = PendingEntry(PADDED, 5, b"d" * 29)
+    log.write_pending(other, NOW)
+    with pytest.raises(ReplayError):
+        log.record(replace(outcome(5), cdol1_data=other.cdol1_data, amount=999))
+    assert log.pending() == [] and [r.outcome.amount for r in log.rows()] == [100]
+    (row,) = log.pending_rows()
+    assert (
+        row.entry == other and row.outcome is not None and row.outcome.startswith("refused: replay")
+    )
+
+
 def test_close_pending_keeps_the_outcome(log: TransactionLog) -> None:
     log.write_pending(entry(8), NOW)
     log.close_pending(entry(8), "not paid: no answer")
