@@ -142,7 +142,7 @@ def _card_folder(home: Path, account: str | None) -> Path:
     cards = cards_dir(home)
     if account is not None:
         folder = cards / account
-        if not account.isdigit() or not (folder / "card.json").is_file():
+        if not (account.isascii() and account.isdigit()) or not (folder / "card.json").is_file():
             fail(f"no card {account!r} in {cards} (issue one with `hcepay card issue`)")
         return folder
     found: list[Path] = []
@@ -197,7 +197,7 @@ def _link(in_process: bool, reader: str | None, home: Path | None, card: str | N
             from reader.pcsc import PcscTransport
         except ImportError:
             fail("PC/SC support is not available here", ExitCode.TRANSPORT)
-        return PcscTransport(int(reader) if reader.isdigit() else reader)
+        return PcscTransport(int(reader) if reader.isascii() and reader.isdigit() else reader)
     folder = _card_folder(home_folder(home), card)
     try:
         return _InProcess(folder)

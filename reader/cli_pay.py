@@ -1,8 +1,8 @@
 """`hcepay demo`, `hcepay pay` and `hcepay log`: the terminal's commands (issue 5).
 
 Exit codes (docs/architecture.md): 0 approved, 1 declined by the card, 2 usage error,
-3 refused by a check (PROTOCOL.md §7), 4 transport error, 5 approved but not recorded
-(kept in the spool), 70 a bug.
+3 refused by a check (PROTOCOL.md §7), 4 transport error, 5 decided (approved or declined)
+but not recorded (kept in the spool), 70 a bug.
 """
 
 from __future__ import annotations
@@ -28,7 +28,15 @@ from authority.keystore import AuthorityKey, KeyStore, load_keystore, save_keyst
 from authority.license import pad_account
 from reader import checks, spool
 from reader.checks import CheckError
-from reader.cli_common import ExitCode, HomeOption, JsonOption, fail, home_folder, stdout
+from reader.cli_common import (
+    ExitCode,
+    HomeOption,
+    JsonOption,
+    fail,
+    home_folder,
+    stderr,
+    stdout,
+)
 from reader.flow import (
     Env,
     NotRecordedError,
@@ -38,8 +46,15 @@ from reader.flow import (
     TerminalConfig,
     pay,
 )
-from reader.log import LogError, PendingRow, TransactionLog, log_path, outcome_to_json
-from reader.trace import CardStart, trace_json, write_trace
+from reader.log import (
+    LogError,
+    PendingRow,
+    TransactionLog,
+    log_path,
+    outcome_from_json,
+    outcome_to_json,
+)
+from reader.trace import CardStart, check_trace_path, trace_json, write_trace
 from reader.transport import (
     ChainingTransport,
     InProcessTransport,
@@ -50,7 +65,7 @@ from reader.transport import (
 
 MAX_AMOUNT: Final = 999_999_999_999  # n12
 MINOR_DIGITS: Final = 2
-AMOUNT_RE: Final = re.compile(r"^(\d+)(?:\.(\d+))?$")
+AMOUNT_RE: Final = re.compile(r"^([0-9]+)(?:\.([0-9]+))?$")  # ASCII digits only
 MAX_AMOUNT_TEXT: Final = 32
 PROFILE: Final = Path(__file__).resolve().parent.parent / "vectors" / "profiles" / "test-card-1"
 DEFAULT_TERMINAL: Final = TerminalConfig("TERM0001", "MERCHANT0000001", 156)
@@ -136,12 +151,13 @@ def run_payment(
     except TransportError as exc:
         return Run(ExitCode.TRANSPORT, "transport error", exc.reason)
     except NotRecordedError as exc:
+        decided = "approved" if exc.outcome.approved else "declined"
         try:
             where = spool.append(log.path, outcome_to_json(exc.outcome))
         except spool.SpoolError as spool_exc:
-            reason = f"{exc.reason}; spool failed too: {spool_exc.reason}"
+            reason = f"{decided}, {exc.reason}; spool failed too: {spool_exc.reason}"
             return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=exc.outcome)
-        reason = f"{exc.reason}; kept in {where} (hcepay log recover)"
+        reason = f"{decided}, {exc.reason}; kept in {where} (hcepay log recover)"
         return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=exc.outcome)
     except LogError as exc:
         return Run(ExitCode.USAGE, "not attempted", f"transaction log: {exc.reason}")
@@ -269,6 +285,7 @@ def demo(
 ) -> None:
     """One complete payment, in-process, in a temporary home: the mission's six steps."""
     request = PaymentRequest(_amount(amount))
+    _check_trace(trace)
     with tempfile.TemporaryDirectory(prefix="hcepay-demo-") as tmp:
         home = Path(tmp)
         folder = make_demo_home(home)
@@ -316,8 +333,21 @@ def _write_trace(
     )
     try:
         write_trace(path, doc)
+    except OSError as exc:  # the payment is done: its verdict and exit code stand
+        stderr.print(
+            f"hcepay: warning: cannot write the trace {path}: {exc.strerror or exc}",
+            markup=False,
+        )
+
+
+def _check_trace(path: Path | None) -> None:
+    """A trace file that could not be written is a usage error before any payment."""
+    if path is None:
+        return
+    try:
+        check_trace_path(path)
     except OSError as exc:
-        fail(f"cannot write the trace {path}: {exc.strerror or exc}")
+        fail(f"--trace {path}: {exc.strerror or exc} ({exc.filename or path})")
 
 
 # ------------------------------------------------------------------------- pay
@@ -339,7 +369,7 @@ def _transport(home: Path, reader: str | None, in_process: bool, card: str | Non
     if reader is not None:
         from reader.pcsc import PcscTransport  # pyscard only when a reader is asked for
 
-        return PcscTransport(int(reader) if reader.isdigit() else reader)
+        return PcscTransport(int(reader) if reader.isascii() and reader.isdigit() else reader)
     from reader.cli_card import _card_folder
 
     folder = _card_folder(home, card)
@@ -368,11 +398,13 @@ def pay_command(
     home: HomeOption = None,
 ) -> None:
     """One payment with the home folder's keys. Exit 0 approved, 1 declined, 2 usage,
-    3 refused by a check, 4 transport error, 5 approved but not recorded."""
+    3 refused by a check, 4 transport error, 5 decided (approved or declined) but not
+    recorded (kept in the spool: `hcepay log recover`)."""
     units = _amount(amount)
     if not 0 <= currency <= 999:
         fail(f"--currency {currency}: an ISO 4217 numeric code is 0..999")
     request = PaymentRequest(units, currency)
+    _check_trace(trace)
     root = home_folder(home)
     keys = _keys(root)
     cfg = terminal_config(root)
@@ -442,7 +474,10 @@ def _print_pending(entries: list[PendingRow], path: Path) -> None:
             account = p.entry.account.hex().upper().rstrip("F")
             table.add_row(p.created, account, f"{p.entry.atc:04X}", p.outcome or "open")
         stdout.print(table)
-    spooled = spool.pending_count(path)
+    try:
+        spooled = spool.pending_count(path)
+    except spool.SpoolError as exc:
+        fail(f"spool: {exc.reason}")
     if spooled:
         stdout.print(f"{spooled} payments in the spool: run `hcepay log recover`", markup=False)
 
@@ -521,14 +556,23 @@ def log_command(
 
 @log_app.command("recover")
 def log_recover(home: HomeOption = None) -> None:
-    """Import the spool (payments approved but not recorded) into the log, each once.
+    """Import the spool (payments decided but not recorded) into the log, each once.
     Exit 5 when entries are left in the spool."""
-    path = log_path(home_folder(home))
+    root = home_folder(home)
+    path = log_path(root)
+    keys = _keys(root)
 
     def insert(entry: dict[str, str | int | None]) -> spool.Imported:
+        """Record one spooled payment once it re-checks with the authority's key (a spool
+        file is only a file: what it holds is verified like a card's answer)."""
         try:
+            why = verify_row(outcome_from_json(entry), keys)
+            if why:
+                raise LogError(f"does not verify: {why}")
             return log.import_entry(entry)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, LogError) as exc:
+            where = f"account {entry.get('account')} ATC {entry.get('atc')}"
+            stderr.print(f"hcepay: warning: spool entry {where} left in the spool: {exc}")
             raise LogError(f"bad spool entry: {exc}") from None
 
     try:

@@ -55,7 +55,7 @@ def _card_folder(home: Path, account: str | None) -> Path:
     """The card folder to serve: --card ACCOUNT, else the only card in the home folder."""
     cards = cards_dir(home)
     if account is not None:
-        if not account.isdigit() or len(account) > 19:
+        if not (account.isascii() and account.isdigit()) or len(account) > 19:
             fail(f"bad account {account!r}: expected up to 19 digits")
         folder = cards / account
         if not (folder / "card.json").is_file():

@@ -361,12 +361,24 @@ class TransactionLog:
         return int(self._db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
 
     def rows(self, limit: int = MAX_ROWS) -> Iterator[LogRow]:
-        """The recorded transactions, oldest first (at most `limit`)."""
-        cursor = self._db.execute(_SELECT, (min(limit, MAX_ROWS),))
-        for row in cursor:
-            values = dict(zip(_COLUMNS, row[1:], strict=True))
-            values["time"] = datetime.fromisoformat(values["time"])
-            for key, value in values.items():
-                if isinstance(value, memoryview):
-                    values[key] = bytes(value)
-            yield LogRow(int(row[0]), Outcome(verdict=_verdict(values["cid"]), **values))
+        """The recorded transactions, oldest first (at most `limit`); LogError naming the
+        first row that cannot be read back (a log edited by hand or damaged)."""
+        try:
+            for row in self._db.execute(_SELECT, (min(limit, MAX_ROWS),)):
+                yield LogRow(int(row[0]), _outcome(row))
+        except sqlite3.Error as exc:
+            raise LogError(f"cannot read the transactions: {exc}") from None
+
+
+def _outcome(row: tuple[object, ...]) -> Outcome:
+    """A row of `_SELECT` as an Outcome; LogError when a column holds what no payment
+    stores (a time that is not ISO 8601, text where bytes belong...)."""
+    values = dict(zip(_COLUMNS, row[1:], strict=True))
+    try:
+        values["time"] = datetime.fromisoformat(str(values["time"]))
+        for key, value in values.items():
+            if isinstance(value, memoryview):
+                values[key] = bytes(value)
+        return Outcome(verdict=_verdict(int(str(values["cid"]))), **values)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise LogError(f"row {row[0]} cannot be read: {exc}") from None

@@ -154,7 +154,7 @@ def resolve_reader(reader: str | int, names: list[str]) -> str:
     taken as an index)."""
     if isinstance(reader, str) and reader in names:
         return reader
-    if isinstance(reader, int) or reader.isdigit():
+    if isinstance(reader, int) or (reader.isascii() and reader.isdigit()):
         index = int(reader)
         if 0 <= index < len(names):
             return names[index]

@@ -10,9 +10,11 @@ recover` imports the spool into the log: each entry once (the log refuses a seco
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -69,6 +71,18 @@ def spool_paths(log_path: Path) -> tuple[Path, Path]:
     return primary_path(log_path), fallback_path(log_path)
 
 
+def _check_private(path: Path, log_path: Path) -> None:
+    """The fallback folder lies in a directory every user can write: use it only when it is
+    a real folder of this user that no one else can read or write (OSError otherwise)."""
+    if path != fallback_path(log_path):
+        return
+    info = os.lstat(path.parent)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(
+            errno.EPERM, "not a private folder of this user (mode 0700)", str(path.parent)
+        )
+
+
 def _append(path: Path, line: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
@@ -89,6 +103,7 @@ def append(log_path: Path, entry: SpoolEntry) -> Path:
     for path in spool_paths(log_path):
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _check_private(path, log_path)
             _append(path, line)
         except OSError as exc:
             errors.append(f"{path}: {exc.strerror or exc}")
@@ -97,9 +112,12 @@ def append(log_path: Path, entry: SpoolEntry) -> Path:
     raise SpoolError("; ".join(errors))
 
 
-def read(path: Path) -> tuple[list[dict[str, SpoolValue]], int]:
-    """The entries of one spool file and the count of unreadable lines (SpoolError)."""
+def read(path: Path, log_path: Path | None = None) -> tuple[list[dict[str, SpoolValue]], int]:
+    """The entries of one spool file and the count of unreadable lines (SpoolError). With
+    `log_path`, the fallback spool is read only from a private folder of this user."""
     try:
+        if log_path is not None:
+            _check_private(path, log_path)
         raw = path.read_bytes()
     except FileNotFoundError:
         return [], 0
@@ -127,7 +145,7 @@ def pending_count(log_path: Path) -> int:
     """How many spooled entries wait for `hcepay log recover`."""
     total = 0
     for path in dict.fromkeys(spool_paths(log_path)):
-        total += len(read(path)[0])
+        total += len(read(path, log_path)[0])
     return total
 
 
@@ -166,7 +184,7 @@ def import_spool(
     """
     inserted = duplicates = remaining = bad_lines = 0
     for path in dict.fromkeys(spool_paths(log_path)):
-        entries, bad = read(path)
+        entries, bad = read(path, log_path)
         bad_lines += bad
         if bad:
             _keep_unreadable(path)

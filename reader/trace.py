@@ -7,6 +7,8 @@ upper-case hex and a note naming the mission step each command carries.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 from collections.abc import Sequence
@@ -81,12 +83,30 @@ def trace_json(
     return out
 
 
+def check_trace_path(path: Path) -> None:
+    """Before a payment: OSError (with a strerror) when `path` could not take the trace, so
+    that a payment is never made, then reported as a failure to write its trace."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder", str(folder))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "folder not writable", str(folder))
+
+
 def write_trace(path: Path, trace: dict[str, Any]) -> None:
-    """Write the trace file whole (temp file, fsync, rename); OSError when it cannot."""
+    """Write the trace file whole (temp file, fsync, rename); OSError when it cannot (and
+    no temp file is left behind)."""
     text = json.dumps(trace, indent=2) + "\n"
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -201,7 +201,7 @@ def _optional(obj: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
 
 
 def _digits(text: str, count: int, where: str) -> str:
-    if not isinstance(text, str) or len(text) != count or not text.isdigit():
+    if not isinstance(text, str) or len(text) != count or not (text.isascii() and text.isdigit()):
         raise VectorError(f"expected {count} decimal digits, got {text!r}", where)
     return text
 
@@ -248,9 +248,13 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
             raise VectorError("too many rows", row_where)
         if not isinstance(row, dict):
             raise VectorError("must be an object", row_where)
-        logged.append(
-            (_require(row, "account", str, row_where), _require(row, "atc", int, row_where))
-        )
+        account = _require(row, "account", str, row_where)
+        atc = _require(row, "atc", int, row_where)
+        if not (account.isascii() and account.isdigit() and 1 <= len(account) <= 19):
+            raise VectorError(f"account {account!r}: expected 1 to 19 digits", row_where)
+        if not 0 <= atc <= 0xFFFF:
+            raise VectorError(f"atc {atc} outside 0..FFFF", row_where)
+        logged.append((account, atc))
     return TerminalValues(un, date, time, amount, currency, expires, tuple(revoked), tuple(logged))
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from reader.cli import app
 from reader.cli_pay import AmountError, format_amount, make_demo_home, parse_amount
-from reader.log import SCHEMA_VERSION, LogError, TransactionLog
+from reader.log import SCHEMA_VERSION, LogError, TransactionLog, outcome_to_json
 
 
 @pytest.fixture
@@ -52,6 +52,46 @@ def test_log_verify_names_a_tampered_row(home: Path) -> None:
     assert "amount" in rows[1]["verify_reason"]
 
 
+def test_a_trace_that_cannot_be_written_stops_before_paying(home: Path) -> None:
+    for bad in (home / "missing" / "t.json", home):
+        code, _ = _pay(home, "--amount", "1.00", "--trace", str(bad))
+        assert code == 2
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 0 and log.pending() == []
+    code, out = _pay(home, "--amount", "1.00", "--trace", str(home / "t.json"))
+    assert code == 0 and json.loads(out)["atc"] == 1  # the refused runs touched no card
+    assert json.loads((home / "t.json").read_text())["steps"]
+
+
+def test_a_damaged_row_is_named_not_a_traceback(home: Path) -> None:
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("UPDATE transactions SET time = 'yesterday' WHERE id = 1")
+    result = CliRunner().invoke(app, ["log", "--home", str(home)])
+    assert result.exit_code == 2
+    assert "row 1 cannot be read" in result.output and "Traceback" not in result.output
+
+
+def test_log_recover_imports_only_entries_that_verify(home: Path) -> None:
+    """A spool file is only a file: an entry whose authorization does not re-check with
+    the authority's key stays in the spool, and the log gets only the genuine one."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    with TransactionLog(home / "terminal.db") as log:
+        (row,) = log.rows()
+    genuine = outcome_to_json(row.outcome)
+    forged = dict(genuine, atc=777, amount=99999999)
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("DELETE FROM transactions")
+    spool = home / "terminal.db.spool"
+    spool.write_text("".join(json.dumps(e) + "\n" for e in (forged, genuine)))
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
+    assert result.exit_code == 5, result.output
+    assert "1 imported" in result.output and "1 left in the spool" in result.output
+    assert "ATC 777" in result.output and "does not verify" in result.output
+    with TransactionLog(home / "terminal.db") as log:
+        assert [(r.outcome.atc, r.outcome.amount) for r in log.rows()] == [(1, 100)]
+
+
 def test_pay_refused_by_revoked_serial_exit_3(home: Path) -> None:
     result = CliRunner().invoke(app, ["authority", "revoke", "1", "--home", str(home)])
     assert result.exit_code == 0, result.output
@@ -62,7 +102,8 @@ def test_pay_refused_by_revoked_serial_exit_3(home: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "amount", ["-1.00", "1.234", "1000000000000.00", "12,34", "abc", "", "1e3"]
+    "amount",
+    ["-1.00", "1.234", "1000000000000.00", "12,34", "abc", "", "1e3", "١٢.٣٤", "²", "1.²"],
 )
 def test_bad_amount_is_a_usage_error(home: Path, amount: str) -> None:
     code, _ = _pay(home, "--amount", amount)

@@ -44,6 +44,24 @@ def test_read_only_folder_uses_the_fallback(tmp_path: Path, monkeypatch) -> None
     assert pending_count(log) == 1
 
 
+def test_a_fallback_folder_others_can_write_is_not_used(tmp_path: Path, monkeypatch) -> None:
+    """The fallback lies under the shared temporary directory: a folder made there by
+    someone else (or left open to others) is neither written nor read."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    log = folder / "terminal.db"
+    monkeypatch.setattr("reader.spool._append", _failing_for(primary_path(log)))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    planted = fallback_path(log)
+    planted.parent.mkdir(parents=True)
+    planted.parent.chmod(0o777)
+    planted.write_text('{"account": "6200123456789012", "atc": 777}\n')
+    with pytest.raises(SpoolError, match="not a private folder"):
+        append(log, _entry(3))
+    with pytest.raises(SpoolError, match="not a private folder"):
+        pending_count(log)
+
+
 def _failing_for(bad: Path):
     from reader import spool
 
