@@ -1,4 +1,4 @@
-"""Card folders and profiles (docs/architecture.md): card.json, app.pem, state.json; issuing.
+"""Card folders and profiles (docs/architecture.md): card.json, app.pem, state.dat; issuing.
 
 A card folder holds what a card presents (`card.json`), its APP key pair and its durable
 state. A profile in `vectors/profiles/` has the same shape, with published test keys
@@ -17,7 +17,7 @@ from applet.errors import StateFileError
 from applet.payment import CardData, CardEnv, PaymentApplet
 from applet.runtime import CardRuntime
 from applet.state import MAX_USED, CardState
-from applet.store import FileStateStore, StateStore
+from applet.store import FileStateStore, StateStore, hold_card_folder
 from authority.errors import KeyFileError
 from authority.home import write_atomic
 from authority.iso9796 import HASH_SHA256
@@ -155,13 +155,18 @@ def load_app_key(folder: Path, profile: CardProfile) -> RsaPrivateKey:
 def open_card(folder: Path, store: StateStore | None = None) -> CardRuntime:
     """A card ready to serve: the folder's description and key, its state in `store`.
 
-    The default store is the folder's own `state.json` (FileStateStore). Raises
-    StateFileError (a ValueError) or OSError when the folder cannot be used.
+    The default store is the folder's own `state.dat` (FileStateStore; a `state.json` there
+    is only its starting seed), and this process then holds the folder: another process
+    that opens it gets CardInUseError (an OSError), so that a card is never served twice.
+    Raises StateFileError (a ValueError) or OSError when the folder cannot be used.
     """
     profile = load_profile(folder)
     key = load_app_key(folder, profile)
     applet = PaymentApplet(CardEnv(profile.card_data(), key))
-    return CardRuntime(applet, store if store is not None else FileStateStore(folder))
+    if store is None:
+        hold_card_folder(folder)
+        store = FileStateStore(folder)
+    return CardRuntime(applet, store)
 
 
 def record1_value(profile_fields: CardData) -> bytes:

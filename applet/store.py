@@ -19,6 +19,8 @@ makes `state.dat` and removes `state.json`.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import logging
 import os
@@ -294,6 +296,46 @@ class FileStateStore:
         os.replace(tmp, self.path)
         _fsync_folder(self.folder)
         self.seed_path.unlink(missing_ok=True)
+
+
+LOCK_FILE: Final = ".lock"
+_held_folders: dict[Path, int] = {}  # card folders this process serves: their locked fd
+_held_lock = threading.Lock()
+
+
+class CardInUseError(OSError):
+    """Another process serves this card folder: two would each keep their own ATC and
+    used credit, and the card would be cloned (PROTOCOL.md §6)."""
+
+    def __init__(self, folder: Path, holder: str) -> None:
+        super().__init__(errno.EBUSY, "card in use", str(folder))
+        self.holder = holder
+
+    def __str__(self) -> str:
+        return f"{self.filename} is in use by another process (pid {self.holder}); stop it first"
+
+
+def hold_card_folder(folder: Path) -> None:
+    """Serve `folder` from this process only: an exclusive `flock` on `<folder>/.lock`,
+    held until the process ends (taking it again in the same process is a no-op, so a
+    process may reopen its card). CardInUseError names the process that holds it."""
+    key = folder.resolve()
+    with _held_lock:
+        if key in _held_folders:
+            return
+        fd = os.open(key / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise CardInUseError(key, holder) from None
+        except OSError:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _held_folders[key] = fd
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> None:

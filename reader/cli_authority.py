@@ -27,7 +27,7 @@ from authority.home import (
 from authority.keyfiles import load_public, save_private, save_public
 from authority.keystore import AuthorityKey, KeyStore, load_keystore, save_keystore
 from authority.rsa import DEFAULT_BITS, DEFAULT_EXPONENT, RsaPublicKey, generate
-from reader.cli_common import HomeOption, JsonOption, fail, home_folder, stdout
+from reader.cli_common import HomeOption, JsonOption, examples, fail, home_folder, stdout
 
 DEFAULT_YEARS = 5
 MAX_SERIAL = 0xFFFFFF
@@ -69,7 +69,13 @@ def _keystore(home: Path) -> KeyStore:
         fail(str(exc))
 
 
-@authority_app.command("init")
+@authority_app.command(
+    "init",
+    epilog=examples(
+        "hcepay authority init   # key index 01, 1984 bits, in ~/.hcepay",
+        "hcepay authority init --index 02 --home /tmp/pos",
+    ),
+)
 def init(
     home: HomeOption = None,
     index: Annotated[str, typer.Option("--index", help="Key index (8F), two hex digits.")] = "01",
@@ -203,7 +209,7 @@ def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
         return
     table = Table(title=f"credit authority keys in {folder}")
     for column in ("index", "bits", "e", "private key", "terminal", "expires"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # never cut a value short
     for row in rows:
         status = row["terminal_status"]
         if row["same_key"] is False:

@@ -22,7 +22,7 @@ from authority.errors import KeyFileError
 from authority.home import allocate_serial, ca_private_path, cards_dir, peek_serial
 from authority.keyfiles import load_private
 from authority.rsa import generate
-from reader.cli_common import ExitCode, HomeOption, fail, home_folder, stderr, stdout
+from reader.cli_common import ExitCode, HomeOption, examples, fail, home_folder, stderr, stdout
 
 card_app = typer.Typer(
     name="card",
@@ -64,7 +64,13 @@ def _expiry(text: str | None) -> str:
     return f"{year % 100:02d}{month:02d}{last:02d}"
 
 
-@card_app.command("issue")
+@card_app.command(
+    "issue",
+    epilog=examples(
+        "hcepay card issue --account 6200123456789012 --limit 1000.00",
+        "hcepay card issue --account 6200123456789013 --limit 500.00 --holder 'CARDHOLDER/B'",
+    ),
+)
 def issue(
     account: Annotated[str, typer.Option("--account", help="Credit account id: up to 19 digits.")],
     limit: Annotated[str, typer.Option("--limit", help="Credit limit, e.g. 1000.00.")],
@@ -205,7 +211,13 @@ def _link(in_process: bool, reader: str | None, home: Path | None, card: str | N
         fail(f"cannot open card {folder.name}: {exc}")
 
 
-@card_app.command("send")
+@card_app.command(
+    "send",
+    epilog=examples(
+        "hcepay card send --in-process 00A404000E325041592E5359532E444446303100",
+        "hcepay card send --reader 0 - < apdus.txt   # one APDU a line, # comments",
+    ),
+)
 def send(
     apdus: Annotated[
         list[str] | None,

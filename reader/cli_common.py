@@ -48,6 +48,11 @@ def home_folder(explicit: Path | None) -> Path:
     return Path.home() / ".hcepay"
 
 
+def examples(*commands: str) -> str:
+    """A command's help epilog: its examples, one paragraph each (the help is markdown)."""
+    return "**Examples**\n\n" + "\n\n".join(f"`{command}`" for command in commands)
+
+
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Print one line to stderr and exit with `code`: never a traceback."""
     stderr.print(f"hcepay: error: {message}", markup=False)

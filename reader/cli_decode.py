@@ -14,7 +14,7 @@ from apdu.elements import format_of, name_of
 from apdu.errors import DecodeError
 from apdu.response import ResponseAPDU
 from apdu.sw import describe, ins_name
-from reader.cli_common import ExitCode, JsonOption, fail, stdout
+from reader.cli_common import ExitCode, JsonOption, examples, fail, stdout
 
 MAX_INPUT_HEX = 2 * (65536 + 9)  # the longest extended APDU
 _PRINTABLE = frozenset(string.printable.encode()) - frozenset(b"\t\n\r\x0b\x0c")
@@ -150,4 +150,10 @@ def decode(
 
 def register(app: typer.Typer) -> None:
     """Add `hcepay decode` to the root app."""
-    app.command("decode")(decode)
+    app.command(
+        "decode",
+        epilog=examples(
+            "hcepay decode 00A404000E325041592E5359532E444446303100",
+            "hcepay decode --response 770E82020100940408010301" + "9F360200019000",
+        ),
+    )(decode)

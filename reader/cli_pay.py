@@ -32,6 +32,7 @@ from reader.cli_common import (
     ExitCode,
     HomeOption,
     JsonOption,
+    examples,
     fail,
     home_folder,
     stderr,
@@ -397,9 +398,12 @@ def pay_command(
     as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
-    """One payment with the home folder's keys. Exit 0 approved, 1 declined, 2 usage,
-    3 refused by a check, 4 transport error, 5 decided (approved or declined) but not
-    recorded (kept in the spool: `hcepay log recover`)."""
+    """One payment with the home folder's keys, with the card in a PC/SC reader (--reader)
+    or, by default, the home's card in this process (--in-process says so explicitly).
+
+    Exit 0 approved, 1 declined, 2 usage, 3 refused by a check, 4 transport error,
+    5 decided (approved or declined) but not recorded (kept in the spool: `hcepay log
+    recover`)."""
     units = _amount(amount)
     if not 0 <= currency <= 999:
         fail(f"--currency {currency}: an ISO 4217 numeric code is 0..999")
@@ -469,7 +473,7 @@ def _print_pending(entries: list[PendingRow], path: Path) -> None:
     if entries:
         table = Table(title="pending entries (written before GENERATE AC)")
         for column in ("created", "account", "ATC", "outcome"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # never cut a value short
         for p in entries:
             account = p.entry.account.hex().upper().rstrip("F")
             table.add_row(p.created, account, f"{p.entry.atc:04X}", p.outcome or "open")
@@ -486,6 +490,12 @@ log_app = typer.Typer(
     name="log",
     help="The transaction log (--json, --verify); subcommands below.",
     invoke_without_command=True,
+    epilog=examples(
+        "hcepay log   # the rows, the pending entries, the spool",
+        "hcepay log --verify   # re-check every row; exit 3 when one fails",
+        "hcepay log --json",
+        "hcepay log recover   # import what the log could not take",
+    ),
 )
 
 
@@ -527,9 +537,9 @@ def log_command(
     else:
         table = Table(title=f"transactions in {path}")
         for column in ("id", "time", "account", "amount", "cur", "ATC", "verdict", "serial", "CA"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # never cut a value short
         if verify:
-            table.add_column("verify")
+            table.add_column("verify", overflow="fold")
         for r in rows:
             o = r.outcome
             cells = [
@@ -593,6 +603,20 @@ def log_recover(home: HomeOption = None) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add `demo`, `pay` and `log` to the root app."""
-    app.command("demo")(demo)
-    app.command("pay")(pay_command)
+    app.command(
+        "demo",
+        epilog=examples(
+            "hcepay demo",
+            "hcepay demo --amount 1000.01   # over the test card's limit: declined",
+            "hcepay demo --trace demo.json   # the exchange as a §8 trace",
+        ),
+    )(demo)
+    app.command(
+        "pay",
+        epilog=examples(
+            "hcepay pay --amount 12.34   # the home's card, in-process",
+            "hcepay pay --amount 12.34 --reader 'Virtual PCD 00 00'",
+            "hcepay pay --amount 0.50 --currency 978 --json --trace pay.json",
+        ),
+    )(pay_command)
     app.add_typer(log_app, name="log")

@@ -18,7 +18,16 @@ from rich.table import Table
 
 from applet.vpcd import DEFAULT_HOST, DEFAULT_PORT, VpcdClient, VpcdConfig, parse_endpoint
 from authority.home import cards_dir
-from reader.cli_common import ExitCode, HomeOption, JsonOption, fail, home_folder, stderr, stdout
+from reader.cli_common import (
+    ExitCode,
+    HomeOption,
+    JsonOption,
+    examples,
+    fail,
+    home_folder,
+    stderr,
+    stdout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +104,8 @@ def serve(
 ) -> None:
     """Serve a card to pcscd through vpcd until Ctrl-C (reconnects when pcscd restarts).
 
-    `-v` logs one line per APDU.
+    `hcepay -v card serve` logs one line per APDU. One process serves a card folder at a
+    time.
     """
     from applet import open_card
 
@@ -126,9 +136,15 @@ def serve(
 
 def register(app: typer.Typer) -> None:
     """Add `readers` to the root app and `serve` to the `card` sub-app."""
-    app.command("readers")(readers)
+    app.command("readers", epilog=examples("hcepay readers", "hcepay readers --json"))(readers)
     from reader import cli_card
 
     card_app: typer.Typer | None = getattr(cli_card, "card_app", None)
     if card_app is not None:
-        card_app.command("serve")(serve)
+        card_app.command(
+            "serve",
+            epilog=examples(
+                "hcepay -v card serve   # the only card, into 'Virtual PCD 00 00'",
+                "hcepay card serve --card 6200123456789013 --vpcd 127.0.0.1:35964",
+            ),
+        )(serve)

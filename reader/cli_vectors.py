@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from reader import vectors as vx
-from reader.cli_common import ExitCode, JsonOption, fail, stderr, stdout
+from reader.cli_common import ExitCode, JsonOption, examples, fail, stderr, stdout
 
 PROGRESS_THRESHOLD = 8  # show a progress bar from this many vectors on
 CONTEXT_BYTES = 6  # bytes shown either side of the first difference
@@ -67,7 +67,7 @@ def results_table(results: Sequence[vx.ReplayResult]) -> Table:
     table.add_column("side")
     table.add_column("steps", justify="right")
     table.add_column("verdict")
-    table.add_column("first difference")
+    table.add_column("first difference", overflow="fold")
     for result in results:
         verdict = Text("pass", style="green") if result.passed else Text("FAIL", style="bold red")
         difference = difference_cell(result.difference) if result.difference else Text("")
@@ -146,7 +146,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="vectors")
     register_record(group)
 
-    @group.command("replay")
+    @group.command(
+        "replay",
+        epilog=examples(
+            "hcepay vectors replay   # every vector, against the in-process card",
+            "hcepay vectors replay vectors/card --reader 'Virtual PCD 00 00'",
+            "hcepay vectors replay vectors/terminal --json",
+        ),
+    )
     def replay_command(
         paths: Annotated[
             list[Path] | None,
@@ -259,7 +266,13 @@ def _terminal_values(
 def register_record(group: typer.Typer) -> None:
     """Add `hcepay vectors record`."""
 
-    @group.command("record")
+    @group.command(
+        "record",
+        epilog=examples(
+            "hcepay vectors record --out my-payment.json --amount 5.00 --in-process",
+            "hcepay vectors record --out phone.json --reader 0",
+        ),
+    )
     def record_command(
         out: Annotated[Path, typer.Option("--out", help="The vector file to write.")],
         amount: Annotated[str, typer.Option("--amount", help="Amount, e.g. 12.34.")] = "12.34",

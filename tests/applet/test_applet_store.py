@@ -32,6 +32,7 @@ from applet.store import (
     SLOT_MAGIC,
     SLOT_SIZE,
     STATE_FILE,
+    CardInUseError,
     FileStateStore,
     MemoryStateStore,
     decode_slot,
@@ -268,6 +269,43 @@ def test_issue_card_writes_a_card_folder(tmp_path: Path, profile_folder: Path) -
     assert card.process(m.select(m.CREDIT_AID).to_bytes())[-2:] == b"\x90\x00"
     with pytest.raises(FileExistsError):
         issue_card(folder, request, ca, generate(1024, 3))
+
+
+def test_a_card_folder_is_served_by_one_process_only(tmp_path: Path, profile_folder: Path) -> None:
+    """Two processes serving one card would each keep their own ATC and credit (a clone):
+    the second is refused, naming the first; the holding process may reopen its card."""
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "card"
+    shutil.copytree(profile_folder, folder)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_CARD, str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(CardInUseError, match=f"in use by another process .pid {holder.pid}"):
+            open_card(folder)
+    finally:
+        holder.kill()
+        holder.communicate()
+    first = open_card(folder)  # free again once that process has ended
+    again = open_card(folder)  # the same process reopens its own card
+    assert first.state == again.state
+
+
+HOLD_CARD = """
+import sys, time
+from pathlib import Path
+from applet import open_card
+card = open_card(Path(sys.argv[1]))
+print("held", flush=True)
+time.sleep(60)
+"""
 
 
 def test_open_card_refuses_a_bad_folder(tmp_path: Path, profile: CardProfile) -> None:
