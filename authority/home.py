@@ -61,17 +61,30 @@ def cards_dir(home: Path) -> Path:
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a file whole or not at all (temp file in the same folder, fsync, rename)."""
+    """Write a file whole or not at all, and durably (temp file in the same folder, every
+    byte written, fsync, rename, fsync of the folder): after a power cut the file holds
+    the old bytes or the new ones, and a rename that returned is kept (the serial counter
+    never steps back, PROTOCOL.md §5.1)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.fchmod(fd, mode)
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:  # bounded: each write takes at least one byte
+            written = os.write(fd, view)
+            if written <= 0:
+                raise OSError(f"short write to {tmp}")
+            view = view[written:]
         os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _read_next_serial(path: Path) -> int:

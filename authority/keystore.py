@@ -8,6 +8,7 @@ On disk (IO edge): <home>/terminal/keystore.json
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -21,6 +22,7 @@ from authority.rsa import RsaPublicKey
 
 MAX_KEYS: Final = 256
 MAX_REVOKED: Final = 100_000
+_INDEX_NAME: Final = re.compile("[0-9A-Fa-f]{2}")  # a key index (8F) in keystore.json
 MAX_STORE_FILE: Final = 4 * 1024 * 1024
 MAX_SERIAL: Final = 0xFFFFFF
 
@@ -86,9 +88,9 @@ def _parse(path: Path, raw: Any) -> tuple[dict[int, date], frozenset[int]]:
     expiries: dict[int, date] = {}
     for name, entry in keys_raw.items():
         try:
+            if _INDEX_NAME.fullmatch(name) is None or not isinstance(entry, dict):
+                raise ValueError  # two hex digits, no sign, no space (int() takes both)
             index = int(name, 16)
-            if len(name) != 2 or not isinstance(entry, dict):
-                raise ValueError
             expiries[index] = date.fromisoformat(entry["expires"])
         except (ValueError, KeyError, TypeError):
             raise _bad(path, f'key entry "{name}"') from None

@@ -134,6 +134,10 @@ def test_keystore_round_trip(
         "[]",
         '{"keys": []}',
         '{"keys": {"1": {"expires": "2030-01-01"}}}',
+        '{"keys": {"-1": {"expires": "2030-01-01"}}}',
+        '{"keys": {"+1": {"expires": "2030-01-01"}}}',
+        '{"keys": {" 1": {"expires": "2030-01-01"}}}',
+        '{"keys": {"0x": {"expires": "2030-01-01"}}}',
         '{"keys": {"01": {"expires": "soon"}}}',
         '{"revoked": ["5"]}',
         '{"revoked": [16777216]}',
@@ -175,3 +179,27 @@ def test_serials_are_unique_and_persist(tmp_path: Path) -> None:
     serials_path(tmp_path).write_text("{}")
     with pytest.raises(KeyFileError, match="serials"):
         allocate_serial(tmp_path)
+
+
+def test_write_atomic_writes_every_byte_and_syncs_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short write is finished, and the rename is made durable by an fsync of the folder
+    (else a power cut could bring back the old serial counter, PROTOCOL.md §5.1)."""
+    from authority import home
+
+    real_write, real_fsync = os.write, os.fsync
+    synced: list[str] = []
+
+    def three_bytes(fd: int, data: bytes | memoryview) -> int:
+        return real_write(fd, bytes(data[:3]))
+
+    def fsync(fd: int) -> None:
+        synced.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(home.os, "write", three_bytes)
+    monkeypatch.setattr(home.os, "fsync", fsync)
+    home.write_atomic(tmp_path / "serials.json", b'{"01": 12345}\n')
+    assert (tmp_path / "serials.json").read_bytes() == b'{"01": 12345}\n'
+    assert synced == ["file", "folder"]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from reader.cli_pay import make_demo_home
+
 
 def hcepay(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PCSCLITE_CSOCK_NAME": str(tmp_path / "no-pcscd.comm")}
@@ -33,10 +35,15 @@ def hcepay(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         ["readers"],
         ["readers", "--json"],
         ["card", "send", "--reader", "Virtual PCD 00 00", "00A4040000"],
+        ["pay", "--amount", "1.00", "--reader", "Virtual PCD 00 00"],
+        ["pay", "--amount", "1.00", "--reader", "0"],
     ],
 )
 def test_without_pcscd(tmp_path: Path, args: list[str]) -> None:
-    done = hcepay(tmp_path, *args, *(["--home", str(tmp_path)] if args[0] == "card" else []))
+    home = tmp_path / "home"
+    make_demo_home(home)  # keys and a card: only the reader is missing
+    done = hcepay(tmp_path, *args, *(["--home", str(home)] if args[0] != "readers" else []))
     assert done.returncode == 4, done.stderr
-    assert done.stderr.splitlines() == ["hcepay: error: pcscd not running"]
+    said = "transport error: pcscd not running" if args[0] == "pay" else "pcscd not running"
+    assert done.stderr.splitlines() == [f"hcepay: error: {said}"]
     assert done.stdout == ""
