@@ -7,6 +7,7 @@ in reader/cli_pcsc.py).
 from __future__ import annotations
 
 import calendar
+import json
 import re
 import sys
 from collections.abc import Iterator
@@ -22,7 +23,16 @@ from authority.errors import KeyFileError
 from authority.home import allocate_serial, ca_private_path, cards_dir, peek_serial
 from authority.keyfiles import load_private
 from authority.rsa import generate
-from reader.cli_common import ExitCode, HomeOption, examples, fail, home_folder, stderr, stdout
+from reader.cli_common import (
+    ExitCode,
+    HomeOption,
+    JsonOption,
+    examples,
+    fail,
+    home_folder,
+    stderr,
+    stdout,
+)
 
 card_app = typer.Typer(
     name="card",
@@ -233,18 +243,30 @@ def send(
         str | None, typer.Option("--card", metavar="ACCOUNT", help="Default: the only card.")
     ] = None,
     decode: Annotated[bool, typer.Option("--decode", help="Decode each response.")] = False,
+    as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
-    """Send raw command APDUs in order, in one session; print each response in hex."""
+    """Send raw command APDUs in order, in one session; print each response in hex (with
+    --json: a list of {"command", "response", "sw"})."""
     commands = _commands(apdus or [])
     link = _link(in_process, reader, home, card)
     from reader.cli_decode import _print_text, decode_response
 
+    exchanged: list[dict[str, str]] = []
     try:
         link.connect()
         try:
             for command in commands:
                 response = link.transmit(command)
+                if as_json:
+                    exchanged.append(
+                        {
+                            "command": command.hex().upper(),
+                            "response": response.hex().upper(),
+                            "sw": response[-2:].hex().upper(),
+                        }
+                    )
+                    continue
                 stdout.print(response.hex().upper(), markup=False)
                 if decode:
                     _print_text(decode_response(response), response, True)
@@ -252,6 +274,8 @@ def send(
             link.disconnect()
     except _transport_errors() as exc:
         fail(str(getattr(exc, "reason", exc)), ExitCode.TRANSPORT)
+    if as_json:
+        stdout.print(json.dumps(exchanged), markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -565,7 +565,7 @@ def log_command(
 
 
 @log_app.command("recover")
-def log_recover(home: HomeOption = None) -> None:
+def log_recover(as_json: JsonOption = False, home: HomeOption = None) -> None:
     """Import the spool (payments decided but not recorded) into the log, each once.
     Exit 5 when entries are left in the spool."""
     root = home_folder(home)
@@ -592,11 +592,20 @@ def log_recover(home: HomeOption = None) -> None:
         fail(f"transaction log: {exc.reason}", ExitCode.NOT_RECORDED)
     except spool.SpoolError as exc:
         fail(f"spool: {exc.reason}", ExitCode.NOT_RECORDED)
-    line = (
-        f"{report.inserted} imported, {report.duplicates} already in the log, "
-        f"{report.remaining} left in the spool, {report.bad_lines} unreadable lines"
-    )
-    stdout.print(line, markup=False)
+    if as_json:
+        counts = {
+            "imported": report.inserted,
+            "already_in_the_log": report.duplicates,
+            "left_in_the_spool": report.remaining,
+            "unreadable_lines": report.bad_lines,
+        }
+        stdout.print(json.dumps(counts), markup=False)
+    else:
+        line = (
+            f"{report.inserted} imported, {report.duplicates} already in the log, "
+            f"{report.remaining} left in the spool, {report.bad_lines} unreadable lines"
+        )
+        stdout.print(line, markup=False)
     if report.remaining:
         raise typer.Exit(int(ExitCode.NOT_RECORDED))
 

@@ -85,6 +85,13 @@ def test_send_in_process_keeps_state_between_runs(home: Path) -> None:
     assert code == 0 and out.splitlines()[1] == "9F3602000190" + "00"
 
 
+def test_send_json_lists_each_exchange(home: Path) -> None:
+    code, out, _ = run("card", "send", "--home", str(home), "--in-process", "--json", SELECT_AID)
+    (exchange,) = json.loads(out)
+    assert code == 0 and exchange["command"] == SELECT_AID.upper() and exchange["sw"] == "9000"
+    assert exchange["response"].startswith("6F") and exchange["response"].endswith("9000")
+
+
 def test_send_decodes_and_refuses_bad_hex(home: Path) -> None:
     code, out, _ = run(
         "card", "send", "--home", str(home), "--in-process", "--decode", "80CA9F3600"
