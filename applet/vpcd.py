@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -158,6 +159,10 @@ class VpcdConfig:
     poll_interval: float = 0.2  # how often a blocked recv looks at the stop flag (s)
     backoff_initial: float = 0.05
     backoff_max: float = 2.0
+    # pcscd powers a new card up within one poll (400 ms): a connection vpcd has accepted but
+    # sends nothing on is one it does not serve (seen after a quick stop and restart in the
+    # same slot), so it is dropped and made again.
+    first_message_timeout: float = 5.0
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
@@ -256,6 +261,7 @@ class VpcdClient:
             self._on_connect()
         reader = FrameReader()
         session = CardSession(self.card)
+        silent_until: float | None = time.monotonic() + self.config.first_message_timeout
         while not self._stop.is_set() and not self._abort.is_set():
             # Linux turns quick ACKs off again after a while: set it before every recv, or
             # delayed ACKs cost ~40 ms per APDU.
@@ -264,12 +270,16 @@ class VpcdClient:
             try:
                 data = sock.recv(65536)
             except TimeoutError:
+                if silent_until is not None and time.monotonic() > silent_until:
+                    log.warning("vpcd sent nothing on a new connection: connecting again")
+                    return
                 continue
             except OSError as exc:
                 log.warning("vpcd connection error: %s", exc)
                 return
             if not data:
                 return
+            silent_until = None
             try:
                 reader.feed(data)
                 while (message := self._next(reader)) is not None:

@@ -241,3 +241,23 @@ def test_a_presence_poll_does_not_reset_the_card() -> None:
     assert session.answer(atr_request) == ATR  # mid-transaction: answered from the cache
     assert session.answer(ControlMessage(Control.RESET)) is None
     assert card.events == ["power_on", "process 80a80000", "power_on"]
+
+
+def test_a_connection_vpcd_never_talks_on_is_made_again(listener: socket.socket) -> None:
+    """After a quick restart in the same slot, vpcd may accept a connection and never poll
+    it: with nothing received for first_message_timeout, the card connects again."""
+    card = RecordingCard()
+    port = listener.getsockname()[1]
+    config = VpcdConfig(port=port, poll_interval=0.02, first_message_timeout=0.2)
+    client = VpcdClient(card, config)
+    thread = threading.Thread(target=client.serve_forever, daemon=True)
+    thread.start()
+    silent, _ = listener.accept()  # accepted, never spoken to
+    again, _ = listener.accept()  # the card connected again on its own
+    again.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+    assert _recv_frame(again) == ATR
+    client.stop()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+    silent.close()
+    again.close()
