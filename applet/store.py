@@ -19,6 +19,7 @@ makes `state.dat` and removes `state.json`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -41,6 +42,7 @@ from applet.state import (
     state_from_json,
     state_to_bytes,
 )
+from authority.home import fsync_folder, write_all
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +249,7 @@ class FileStateStore:
         else:
             fd = os.open(self.path, os.O_WRONLY)
             try:
-                _write_all(fd, slot, (sequence % 2) * SLOT_SIZE)
+                write_all(fd, slot, (sequence % 2) * SLOT_SIZE)
                 os.fdatasync(fd)
             finally:
                 os.close(fd)
@@ -289,12 +291,12 @@ class FileStateStore:
         tmp = self.folder / f".{STATE_FILE}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            _write_all(fd, first_slot.ljust(2 * SLOT_SIZE, b"\0"), 0)
+            write_all(fd, first_slot.ljust(2 * SLOT_SIZE, b"\0"), 0)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
-        _fsync_folder(self.folder)
+        fsync_folder(self.folder)
         self.seed_path.unlink(missing_ok=True)
 
 
@@ -315,10 +317,27 @@ class CardInUseError(OSError):
         return f"{self.filename} is in use by another process (pid {self.holder}); stop it first"
 
 
+def _release_held_folders_in_child() -> None:
+    """A forked child does not serve its parent's cards: it closes the inherited lock
+    descriptors (the parent's lock stays), so its own open_card is refused like any other
+    process's, and the lock goes when the parent ends."""
+    global _held_lock
+    _held_lock = threading.Lock()
+    for fd in _held_folders.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held_folders.clear()
+
+
+os.register_at_fork(after_in_child=_release_held_folders_in_child)
+
+
 def hold_card_folder(folder: Path) -> None:
     """Serve `folder` from this process only: an exclusive `flock` on `<folder>/.lock`,
-    held until the process ends (taking it again in the same process is a no-op, so a
-    process may reopen its card). CardInUseError names the process that holds it."""
+    held until the process ends. Taking it again in the same process is a no-op, so that a
+    process may reopen its card after dropping it (a process holding two runtimes of one
+    card at once serves it twice: that is the caller's to avoid). CardInUseError names the
+    process that holds it."""
     key = folder.resolve()
     with _held_lock:
         if key in _held_folders:
@@ -336,20 +355,3 @@ def hold_card_folder(folder: Path) -> None:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         _held_folders[key] = fd
-
-
-def _write_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:  # bounded: each write takes at least one byte
-        done = os.pwrite(fd, view, offset)
-        if done <= 0:
-            raise OSError(f"short write at offset {offset}")
-        view, offset = view[done:], offset + done
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

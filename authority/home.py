@@ -60,6 +60,28 @@ def cards_dir(home: Path) -> Path:
     return home / "cards"
 
 
+def write_all(fd: int, data: bytes, offset: int | None = None) -> None:
+    """Every byte of `data` (a write may take fewer): at `offset` with pwrite, else at the
+    file position (or the end, for O_APPEND); OSError when the system writes nothing."""
+    view = memoryview(data)
+    while view:  # bounded: each write takes at least one byte
+        done = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
+        if done <= 0:
+            raise OSError(f"short write ({len(data) - len(view)} of {len(data)} bytes)")
+        view = view[done:]
+        if offset is not None:
+            offset += done
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the names in `folder` durable (a file it created, a rename into it)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write a file whole or not at all, and durably (temp file in the same folder, every
     byte written, fsync, rename, fsync of the folder): after a power cut the file holds
@@ -70,21 +92,12 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:  # bounded: each write takes at least one byte
-            written = os.write(fd, view)
-            if written <= 0:
-                raise OSError(f"short write to {tmp}")
-            view = view[written:]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    fsync_folder(path.parent)
 
 
 def _read_next_serial(path: Path) -> int:

@@ -22,6 +22,7 @@ from applet.profile import IssueRequest, issue_card, open_card
 from authority.errors import KeyFileError
 from authority.home import allocate_serial, ca_private_path, cards_dir, peek_serial
 from authority.keyfiles import load_private
+from authority.license import account_from_digits
 from authority.rsa import generate
 from reader.cli_common import (
     ExitCode,
@@ -153,13 +154,17 @@ class _InProcess:
         self.card.deactivate("card send done")
 
 
-def _card_folder(home: Path, account: str | None) -> Path:
-    """--card ACCOUNT, else the only card in the home folder."""
+def card_folder(home: Path, account: str | None) -> Path:
+    """--card ACCOUNT, else the only card in the home folder (a one-line error otherwise)."""
     cards = cards_dir(home)
     if account is not None:
+        try:
+            account_from_digits(account)
+        except ValueError:
+            fail(f"bad account {account!r}: expected 1 to 19 digits")
         folder = cards / account
-        if not (account.isascii() and account.isdigit()) or not (folder / "card.json").is_file():
-            fail(f"no card {account!r} in {cards} (issue one with `hcepay card issue`)")
+        if not (folder / "card.json").is_file():
+            fail(f"no card {account} in {cards} (issue one with `hcepay card issue`)")
         return folder
     found: list[Path] = []
     if cards.is_dir():
@@ -168,9 +173,11 @@ def _card_folder(home: Path, account: str | None) -> Path:
                 break
             if (child / "card.json").is_file():
                 found.append(child)
-    if len(found) != 1:
-        what = "no card" if not found else f"{len(found)} cards (pick one with --card)"
-        fail(f"{what} in {cards}")
+    if not found:
+        fail(f"no card in {cards} (issue one with `hcepay card issue`)")
+    if len(found) > 1:
+        names = ", ".join(f.name for f in found[:5])
+        fail(f"{len(found)} cards in {cards} ({names}): pick one with --card ACCOUNT")
     return found[0]
 
 
@@ -213,8 +220,8 @@ def _link(in_process: bool, reader: str | None, home: Path | None, card: str | N
             from reader.pcsc import PcscTransport
         except ImportError:
             fail("PC/SC support is not available here", ExitCode.TRANSPORT)
-        return PcscTransport(int(reader) if reader.isascii() and reader.isdigit() else reader)
-    folder = _card_folder(home_folder(home), card)
+        return PcscTransport(reader)  # a name, or the index of one (reader/pcsc.py)
+    folder = card_folder(home_folder(home), card)
     try:
         return _InProcess(folder)
     except (OSError, ValueError) as exc:

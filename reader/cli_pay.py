@@ -20,6 +20,7 @@ from typing import Annotated, Any, Final
 import typer
 from rich.table import Table
 
+from apdu.errors import DecodeError
 from applet.profile import open_card
 from authority.errors import KeyFileError
 from authority.home import cards_dir, terminal_dir
@@ -55,6 +56,7 @@ from reader.log import (
     outcome_from_json,
     outcome_to_json,
 )
+from reader.recovery import sent_with
 from reader.trace import CardStart, check_trace_path, trace_json, write_trace
 from reader.transport import (
     ChainingTransport,
@@ -152,14 +154,22 @@ def run_payment(
     except TransportError as exc:
         return Run(ExitCode.TRANSPORT, "transport error", exc.reason)
     except NotRecordedError as exc:
-        decided = "approved" if exc.outcome.approved else "declined"
+        o = exc.outcome
+        if exc.recovered:  # PROTOCOL.md §9: an earlier payment, proven now; this one not made
+            what = (
+                f"this payment was not made: the torn payment of ATC {o.atc:04X} "
+                f"({format_amount(o.amount)}, approved) is proven but not recorded"
+            )
+        else:
+            what = f"{'approved' if o.approved else 'declined'} but not recorded"
+        mine = None if exc.recovered else o
         try:
-            where = spool.append(log.path, outcome_to_json(exc.outcome))
+            where = spool.append(log.path, outcome_to_json(o))
         except spool.SpoolError as spool_exc:
-            reason = f"{decided}, {exc.reason}; spool failed too: {spool_exc.reason}"
-            return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=exc.outcome)
-        reason = f"{decided}, {exc.reason}; kept in {where} (hcepay log recover)"
-        return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=exc.outcome)
+            reason = f"{what}: {exc.reason}; spool failed too: {spool_exc.reason}"
+            return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=mine)
+        reason = f"{what}: {exc.reason}; kept in {where} (hcepay log recover)"
+        return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=mine)
     except LogError as exc:
         return Run(ExitCode.USAGE, "not attempted", f"transaction log: {exc.reason}")
     if paid.outcome.approved:
@@ -370,10 +380,10 @@ def _transport(home: Path, reader: str | None, in_process: bool, card: str | Non
     if reader is not None:
         from reader.pcsc import PcscTransport  # pyscard only when a reader is asked for
 
-        return PcscTransport(int(reader) if reader.isascii() and reader.isdigit() else reader)
-    from reader.cli_card import _card_folder
+        return PcscTransport(reader)  # a name, or the index of one (reader/pcsc.py)
+    from reader.cli_card import card_folder
 
-    folder = _card_folder(home, card)
+    folder = card_folder(home, card)
     try:
         return InProcessTransport(open_card(folder), f"in-process card {folder.name}")
     except (OSError, ValueError) as exc:
@@ -458,13 +468,20 @@ def _recorded(o: Outcome) -> checks.Recorded:
 
 
 def verify_row(outcome: Outcome, keys: KeyStore) -> str:
-    """ "" when a row re-checks with the authority's public key, else why it fails."""
+    """ "" when a row re-checks with the authority's public key, else why it fails. The
+    time, terminal id and merchant id must be those of the signed CDOL1 data too."""
     try:
         checks.verify_recorded(_recorded(outcome), keys)
+        sent = sent_with(outcome.cdol1_data)
     except CheckError as exc:
         return exc.reason
-    except ValueError as exc:
+    except (ValueError, KeyError, DecodeError) as exc:
         return f"malformed row: {exc}"
+    kept = (outcome.time.replace(microsecond=0), outcome.terminal_id, outcome.merchant_id)
+    if kept != (sent.time, sent.terminal_id, sent.merchant_id):
+        return (
+            "time, terminal id or merchant id differ from the signed CDOL1 data (9A 9F21 9F1C 9F16)"
+        )
     return ""
 
 
@@ -582,7 +599,9 @@ def log_recover(as_json: JsonOption = False, home: HomeOption = None) -> None:
             return log.import_entry(entry)
         except (ValueError, KeyError, TypeError, LogError) as exc:
             where = f"account {entry.get('account')} ATC {entry.get('atc')}"
-            stderr.print(f"hcepay: warning: spool entry {where} left in the spool: {exc}")
+            stderr.print(
+                f"hcepay: warning: spool entry {where} left in the spool: {exc}", markup=False
+            )
             raise LogError(f"bad spool entry: {exc}") from None
 
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -17,7 +16,6 @@ import typer
 from rich.table import Table
 
 from applet.vpcd import DEFAULT_HOST, DEFAULT_PORT, VpcdClient, VpcdConfig, parse_endpoint
-from authority.home import cards_dir
 from reader.cli_common import (
     ExitCode,
     HomeOption,
@@ -30,8 +28,6 @@ from reader.cli_common import (
 )
 
 log = logging.getLogger(__name__)
-
-MAX_CARD_FOLDERS = 10_000
 
 
 def readers(as_json: JsonOption = False) -> None:
@@ -60,31 +56,6 @@ def readers(as_json: JsonOption = False) -> None:
     stdout.print(table)
 
 
-def _card_folder(home: Path, account: str | None) -> Path:
-    """The card folder to serve: --card ACCOUNT, else the only card in the home folder."""
-    cards = cards_dir(home)
-    if account is not None:
-        if not (account.isascii() and account.isdigit()) or len(account) > 19:
-            fail(f"bad account {account!r}: expected up to 19 digits")
-        folder = cards / account
-        if not (folder / "card.json").is_file():
-            fail(f"no card {account} in {cards} (issue one with `hcepay card issue`)")
-        return folder
-    found = []
-    if cards.is_dir():
-        for i, child in enumerate(sorted(cards.iterdir())):
-            if i >= MAX_CARD_FOLDERS:
-                break
-            if (child / "card.json").is_file():
-                found.append(child)
-    if not found:
-        fail(f"no card in {cards} (issue one with `hcepay card issue`)")
-    if len(found) > 1:
-        names = ", ".join(f.name for f in found[:5])
-        fail(f"{len(found)} cards in {cards} ({names}): pick one with --card ACCOUNT")
-    return found[0]
-
-
 def serve(
     vpcd: Annotated[
         str,
@@ -108,12 +79,13 @@ def serve(
     time.
     """
     from applet import open_card
+    from reader.cli_card import card_folder
 
     try:
         host, port = parse_endpoint(vpcd)
     except ValueError as exc:
         fail(str(exc))
-    folder = _card_folder(home_folder(home), card)
+    folder = card_folder(home_folder(home), card)
     try:
         runtime = open_card(folder)
     except (OSError, ValueError) as exc:

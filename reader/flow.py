@@ -388,12 +388,15 @@ class Journal(Protocol):
 
 
 class NotRecordedError(Exception):
-    """Every check passed but the journal could not store the transaction (spool it)."""
+    """Every check passed but the journal could not store the transaction (spool it).
+    `recovered`: it is a torn payment proven at this contact (PROTOCOL.md §9), and this
+    contact's own payment was not made."""
 
-    def __init__(self, outcome: Outcome, reason: str) -> None:
+    def __init__(self, outcome: Outcome, reason: str, *, recovered: bool = False) -> None:
         super().__init__(reason)
         self.outcome = outcome
         self.reason = reason
+        self.recovered = recovered
 
 
 @dataclass(frozen=True)
@@ -435,8 +438,8 @@ def pay(
         except checks.ReplayError:
             return  # stored already (from the spool): record() closed the entry
         except Exception as exc:  # the log is broken: the proven payment must not be lost
-            reason = f"torn payment of ATC {decision.outcome.atc:04X}: {type(exc).__name__}: {exc}"
-            raise NotRecordedError(decision.outcome, reason) from exc
+            reason = f"{type(exc).__name__}: {exc}"
+            raise NotRecordedError(decision.outcome, reason, recovered=True) from exc
         recovered.append(decision.outcome)
 
     open_entries = journal.pending()

@@ -362,7 +362,8 @@ class TransactionLog:
 
     def rows(self, limit: int = MAX_ROWS) -> Iterator[LogRow]:
         """The recorded transactions, oldest first (at most `limit`); LogError naming the
-        first row that cannot be read back (a log edited by hand or damaged)."""
+        first row whose time or CID cannot be read back (a log edited by hand or damaged;
+        `hcepay log --verify` re-checks every other column against the signatures)."""
         try:
             for row in self._db.execute(_SELECT, (min(limit, MAX_ROWS),)):
                 yield LogRow(int(row[0]), _outcome(row))
@@ -371,8 +372,8 @@ class TransactionLog:
 
 
 def _outcome(row: tuple[object, ...]) -> Outcome:
-    """A row of `_SELECT` as an Outcome; LogError when a column holds what no payment
-    stores (a time that is not ISO 8601, text where bytes belong...)."""
+    """A row of `_SELECT` as an Outcome; LogError when its time is not ISO 8601 or its
+    CID not a number."""
     values = dict(zip(_COLUMNS, row[1:], strict=True))
     try:
         values["time"] = datetime.fromisoformat(str(values["time"]))

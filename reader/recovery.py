@@ -88,18 +88,25 @@ def last_answer_command() -> bytes:
     return messages.get_data(messages.TAG_LAST_ANSWER).to_bytes()
 
 
-def _expected(pending: PendingEntry) -> tuple[int, int, bytes, SentWith]:
-    """Amount, currency, unpredictable number and who sent it when, from the CDOL1 data
-    (PROTOCOL.md §3); ValueError, KeyError or DecodeError when it does not hold them."""
-    values = split_dol(messages.CDOL1, pending.cdol1_data)
+def sent_with(cdol1_data: bytes) -> SentWith:
+    """When and by whom GENERATE AC was sent, from its CDOL1 data (PROTOCOL.md §3: `9A`,
+    `9F21`, `9F1C`, `9F16`); ValueError, KeyError or DecodeError when it does not hold them."""
+    values = split_dol(messages.CDOL1, cdol1_data)
     day, clock = values[0x9A].hex(), values[0x9F21].hex()  # n6: YYMMDD, HHMMSS
     century = 2000 if int(day[:2]) < 50 else 1900  # EMV: YY 00-49 is 20YY, 50-99 is 19YY
-    sent = SentWith(
+    return SentWith(
         datetime.strptime(f"{century // 100}{day}{clock}", "%Y%m%d%H%M%S"),
         values[0x9F1C].decode("ascii").rstrip(" "),
         values[0x9F16].decode("ascii").rstrip(" "),
     )
-    return from_bcd(values[0x9F02]), from_bcd(values[0x5F2A]), values[0x9F37], sent
+
+
+def _expected(pending: PendingEntry) -> tuple[int, int, bytes, SentWith]:
+    """Amount, currency, unpredictable number and who sent it when, from the CDOL1 data
+    (PROTOCOL.md §3); ValueError, KeyError or DecodeError when it does not hold them."""
+    values = split_dol(messages.CDOL1, pending.cdol1_data)
+    amount, currency = from_bcd(values[0x9F02]), from_bcd(values[0x5F2A])
+    return amount, currency, values[0x9F37], sent_with(pending.cdol1_data)
 
 
 def decide(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import stat
 import tempfile
@@ -20,6 +21,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+
+from authority.home import fsync_folder, write_all
+
+log = logging.getLogger(__name__)
 
 SpoolValue = str | int | None
 SpoolEntry = Mapping[str, SpoolValue]
@@ -84,14 +89,17 @@ def _check_private(path: Path, log_path: Path) -> None:
 
 
 def _append(path: Path, line: bytes) -> None:
+    """Append one line durably: the line fsynced, and the file's name too when this makes it
+    (else a power cut could take the only copy of an unrecorded payment)."""
+    created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        written = os.write(fd, line)
-        if written != len(line):
-            raise OSError(f"short write ({written} of {len(line)} bytes)")
+        write_all(fd, line)
         os.fsync(fd)
     finally:
         os.close(fd)
+    if created:
+        fsync_folder(path.parent)
 
 
 def append(log_path: Path, entry: SpoolEntry) -> Path:
@@ -114,10 +122,17 @@ def append(log_path: Path, entry: SpoolEntry) -> Path:
 
 def read(path: Path, log_path: Path | None = None) -> tuple[list[dict[str, SpoolValue]], int]:
     """The entries of one spool file and the count of unreadable lines (SpoolError). With
-    `log_path`, the fallback spool is read only from a private folder of this user."""
+    `log_path`, a fallback spool outside a private folder of this user is not read (a
+    warning says so): anyone may make that folder, and nothing this user wrote is there."""
     try:
         if log_path is not None:
             _check_private(path, log_path)
+    except FileNotFoundError:
+        return [], 0
+    except OSError as exc:
+        log.warning("spool %s not read: %s", path, exc.strerror or exc)
+        return [], 0
+    try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return [], 0
@@ -160,11 +175,12 @@ def _rewrite(path: Path, entries: list[dict[str, SpoolValue]]) -> None:
     )
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, data)
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    fsync_folder(path.parent)
 
 
 def _keep_unreadable(path: Path) -> None:

@@ -406,3 +406,28 @@ def test_the_first_commit_over_a_version_1_file_leaves_no_version_1_slot(tmp_pat
     store.commit(replace(state, atc=8))
     assert _slot(tmp_path, 0).startswith(SLOT_MAGIC) and _slot(tmp_path, 1).startswith(SLOT_MAGIC)
     assert FileStateStore(tmp_path).load() == replace(state, atc=8)
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_does_not_serve_its_parents_card(
+    tmp_path: Path, profile_folder: Path
+) -> None:
+    import shutil
+
+    folder = tmp_path / "card"
+    shutil.copytree(profile_folder, folder)
+    open_card(folder)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: refused, like any other process
+        try:
+            open_card(folder)
+            os.write(write, b"served")
+        except CardInUseError:
+            os.write(write, b"refused")
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 16) == b"refused"
+    os.close(read)

@@ -92,6 +92,16 @@ def test_log_recover_imports_only_entries_that_verify(home: Path) -> None:
         assert [(r.outcome.atc, r.outcome.amount) for r in log.rows()] == [(1, 100)]
 
 
+def test_log_verify_holds_the_time_and_ids_to_the_signed_cdol1_data(home: Path) -> None:
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("UPDATE transactions SET terminal_id = 'OTHER' WHERE id = 1")
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
+    assert result.exit_code == 3
+    (row,) = json.loads(result.output)
+    assert not row["verified"] and "signed CDOL1 data" in row["verify_reason"]
+
+
 def test_pay_refused_by_revoked_serial_exit_3(home: Path) -> None:
     result = CliRunner().invoke(app, ["authority", "revoke", "1", "--home", str(home)])
     assert result.exit_code == 0, result.output

@@ -6,6 +6,7 @@ give its typed CheckError, exit code 3 (4 for a transport error), and leave no r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -25,6 +26,7 @@ from reader.cli_common import ExitCode
 from reader.cli_pay import run_payment
 from reader.flow import Env, NotRecordedError, Outcome, PaymentRequest, TerminalConfig, pay
 from reader.log import LogError, TransactionLog
+from reader.spool import primary_path
 from reader.transport import ChainingTransport, InProcessTransport, Transport, TransportError
 
 Alter = Callable[[bytes], bytes]
@@ -351,6 +353,13 @@ def test_replayed_old_generate_ac_answer_is_refused(
             transport_for(card, INS_GAC, lambda r: old), cfg, PaymentRequest(1234), fresh, keys, log
         )
     assert log.count() == 1
+    # The card did answer ATC 2 (and deducted): its entry stays open, and the next contact
+    # records that real answer once, not the replayed one (PROTOCOL.md §9).
+    assert [e.atc for e in log.pending()] == [2]
+    later = Env(env.now, bytes.fromhex("99AABBCC"))
+    paid = pay(transport_for(card), cfg, PaymentRequest(5), later, keys, log)
+    assert [o.atc for o in paid.recovered] == [2]
+    assert [(r.outcome.atc, r.outcome.amount) for r in log.rows()] == [(1, 1234), (2, 1234), (3, 5)]
 
 
 def test_whole_replay_with_the_same_number_hits_the_log(
@@ -501,5 +510,62 @@ def test_a_torn_payment_proven_but_not_recordable_is_not_lost(
     with pytest.raises(NotRecordedError) as caught:
         pay(transport_for(card), cfg, PaymentRequest(100), later, keys, BrokenRecord(log))
     assert (caught.value.outcome.atc, caught.value.outcome.amount) == (1, 1234)
-    assert "torn payment of ATC 0001" in caught.value.reason
+    assert caught.value.recovered and "disk is full" in caught.value.reason
     assert card.state.card.used == 1234  # the new payment stopped before GENERATE AC
+
+
+def test_the_cli_says_this_payment_was_not_made_when_a_torn_one_cannot_be_stored(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
+    later = Env(env.now + timedelta(hours=2), bytes.fromhex("01020304"))
+    broken = BrokenRecord(log)
+    result = run_payment(transport_for(card), cfg, PaymentRequest(100), later, keys, broken)  # type: ignore[arg-type]
+    assert result.code is ExitCode.NOT_RECORDED and result.outcome is None
+    assert "this payment was not made" in result.reason
+    assert "torn payment of ATC 0001 (12.34, approved)" in result.reason
+    (spooled,) = primary_path(log.path).read_text().splitlines()
+    assert json.loads(spooled)["atc"] == 1 and json.loads(spooled)["amount"] == 1234
+
+
+class NoAnswerAtGenerateAc:
+    """A link on which GENERATE AC never reaches the card: 6985 comes back instead."""
+
+    name = "no answer"
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+
+    def connect(self) -> bytes:
+        return self.inner.connect()
+
+    def transmit(self, command: bytes) -> bytes:
+        return b"\x69\x85" if command[1] == INS_GAC else self.inner.transmit(command)
+
+    def disconnect(self) -> None:
+        self.inner.disconnect()
+
+
+def test_a_refused_generate_ac_the_card_never_saw_closes_as_not_paid(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(NoAnswerAtGenerateAc(transport_for(card)), cfg, PaymentRequest(1234), env, keys, log)
+    assert [e.atc for e in log.pending()] == [1] and card.state.card.used == 0
+    later = Env(env.now + timedelta(hours=2), bytes.fromhex("01020304"))
+    paid = pay(transport_for(card), cfg, PaymentRequest(100), later, keys, log)
+    assert paid.recovered == () and log.pending() == []
+    closed = {r.entry.atc: r.outcome for r in log.pending_rows()}
+    assert closed[1] == "not paid: the card holds no last answer (6A88)"
+    assert [(r.outcome.atc, r.outcome.amount) for r in log.rows()] == [(2, 100)]
