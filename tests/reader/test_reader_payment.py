@@ -394,24 +394,27 @@ def test_whole_replay_with_the_same_number_hits_the_log(
     assert log.count() == 1 and log.pending() == []
 
 
-class Removed:
-    """A transport whose card leaves the field at GENERATE AC."""
+class AtGenerateAc:
+    """A transport on which GENERATE AC never reaches the card: `instead()` answers it, or
+    raises (the card left the field)."""
 
-    name = "removed"
+    name = "at generate ac"
 
-    def __init__(self, inner: Transport) -> None:
-        self.inner = inner
+    def __init__(self, inner: Transport, instead: Callable[[], bytes]) -> None:
+        self.inner, self.instead = inner, instead
 
     def connect(self) -> bytes:
         return self.inner.connect()
 
     def transmit(self, command: bytes) -> bytes:
-        if command[1] == INS_GAC:
-            raise TransportError("card removed")
-        return self.inner.transmit(command)
+        return self.instead() if command[1] == INS_GAC else self.inner.transmit(command)
 
     def disconnect(self) -> None:
         self.inner.disconnect()
+
+
+def card_removed() -> bytes:
+    raise TransportError("card removed")
 
 
 def test_transport_error_exit_4_no_row_pending_left_open(
@@ -421,7 +424,7 @@ def test_transport_error_exit_4_no_row_pending_left_open(
     keys: KeyStore,
     log: TransactionLog,
 ) -> None:
-    transport = Removed(transport_for(make_card()))
+    transport = AtGenerateAc(transport_for(make_card()), card_removed)
     result = run_payment(transport, cfg, PaymentRequest(1234), env, keys, log)
     assert result.code is ExitCode.TRANSPORT and result.reason == "card removed"
     assert log.count() == 0
@@ -503,53 +506,25 @@ def test_a_torn_payment_proven_but_not_recordable_is_not_lost(
     keys: KeyStore,
     log: TransactionLog,
 ) -> None:
-    card = make_card()
-    with pytest.raises(checks.StatusError):
-        pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
-    later = Env(env.now + timedelta(hours=2), bytes.fromhex("01020304"))
-    with pytest.raises(NotRecordedError) as caught:
-        pay(transport_for(card), cfg, PaymentRequest(100), later, keys, BrokenRecord(log))
-    assert (caught.value.outcome.atc, caught.value.outcome.amount) == (1, 1234)
-    assert caught.value.recovered and "disk is full" in caught.value.reason
-    assert card.state.card.used == 1234  # the new payment stopped before GENERATE AC
-
-
-def test_the_cli_says_this_payment_was_not_made_when_a_torn_one_cannot_be_stored(
-    make_card: Callable[[], CardRuntime],
-    cfg: TerminalConfig,
-    env: Env,
-    keys: KeyStore,
-    log: TransactionLog,
-) -> None:
+    """The log fails when the torn payment is proven: pay() stops before GENERATE AC with
+    NotRecordedError, and the CLI spools the torn payment and says this one was not made."""
     card = make_card()
     with pytest.raises(checks.StatusError):
         pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
     later = Env(env.now + timedelta(hours=2), bytes.fromhex("01020304"))
     broken = BrokenRecord(log)
+    with pytest.raises(NotRecordedError) as caught:
+        pay(transport_for(card), cfg, PaymentRequest(100), later, keys, broken)
+    assert (caught.value.outcome.atc, caught.value.outcome.amount) == (1, 1234)
+    assert caught.value.recovered and "disk is full" in caught.value.reason
+    assert card.state.card.used == 1234  # the new payment stopped before GENERATE AC
+
     result = run_payment(transport_for(card), cfg, PaymentRequest(100), later, keys, broken)  # type: ignore[arg-type]
     assert result.code is ExitCode.NOT_RECORDED and result.outcome is None
     assert "this payment was not made" in result.reason
     assert "torn payment of ATC 0001 (12.34, approved)" in result.reason
     (spooled,) = primary_path(log.path).read_text().splitlines()
     assert json.loads(spooled)["atc"] == 1 and json.loads(spooled)["amount"] == 1234
-
-
-class NoAnswerAtGenerateAc:
-    """A link on which GENERATE AC never reaches the card: 6985 comes back instead."""
-
-    name = "no answer"
-
-    def __init__(self, inner: Transport) -> None:
-        self.inner = inner
-
-    def connect(self) -> bytes:
-        return self.inner.connect()
-
-    def transmit(self, command: bytes) -> bytes:
-        return b"\x69\x85" if command[1] == INS_GAC else self.inner.transmit(command)
-
-    def disconnect(self) -> None:
-        self.inner.disconnect()
 
 
 def test_a_refused_generate_ac_the_card_never_saw_closes_as_not_paid(
@@ -560,8 +535,9 @@ def test_a_refused_generate_ac_the_card_never_saw_closes_as_not_paid(
     log: TransactionLog,
 ) -> None:
     card = make_card()
+    refused = AtGenerateAc(transport_for(card), lambda: b"\x69\x85")
     with pytest.raises(checks.StatusError):
-        pay(NoAnswerAtGenerateAc(transport_for(card)), cfg, PaymentRequest(1234), env, keys, log)
+        pay(refused, cfg, PaymentRequest(1234), env, keys, log)
     assert [e.atc for e in log.pending()] == [1] and card.state.card.used == 0
     later = Env(env.now + timedelta(hours=2), bytes.fromhex("01020304"))
     paid = pay(transport_for(card), cfg, PaymentRequest(100), later, keys, log)
