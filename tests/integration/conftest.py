@@ -7,6 +7,7 @@ fail instead (CI starts pcscd through scripts/dev and must never skip silently).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -131,15 +132,26 @@ def serve(pcsc_stack: tuple[str, ...]) -> Iterator[Serve]:
             wait_for(reader, present=False, timeout=15)
         except AssertionError:
             pytest.fail(f"{reader} is in use by another program serving a card")
-        client = VpcdClient(card, VpcdConfig(port=PORTS[slot], poll_interval=0.05))  # type: ignore[arg-type]
-        thread = threading.Thread(target=client.serve_forever, name=f"vpcd-{slot}", daemon=True)
-        thread.start()
-        one = ServedCard(client, thread, reader)
-        served.append(one)
-        # a reconnect after a dropped connection backs off up to 2 s a try, and pcscd polls
-        # every 400 ms: on a loaded machine 5 s was seen to be too short (one CI run)
-        wait_for(reader, present=True, timeout=15)
-        return one
+        # pcscd polls every 400 ms. Right after a card left this slot, vpcd's driver was seen
+        # (twice in full CI runs, never alone) to take a new connection and never report the
+        # card: a fresh connection then brings it. Three tries of 8 s; the last one fails.
+        for attempt in range(1, 4):
+            client = VpcdClient(card, VpcdConfig(port=PORTS[slot], poll_interval=0.05))  # type: ignore[arg-type]
+            thread = threading.Thread(target=client.serve_forever, name=f"vpcd-{slot}", daemon=True)
+            thread.start()
+            one = ServedCard(client, thread, reader)
+            served.append(one)
+            try:
+                wait_for(reader, present=True, timeout=8)
+                return one
+            except AssertionError:
+                if attempt == 3:
+                    raise
+                one.stopped = True
+                client.stop()
+                thread.join(timeout=5)
+                logging.getLogger(__name__).warning("%s: no card after 8 s, serving again", reader)
+        raise AssertionError("unreachable")
 
     yield start
     for one in served:
