@@ -11,13 +11,15 @@ recover` imports the spool into the log: each entry once (the log refuses a seco
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -88,18 +90,36 @@ def _check_private(path: Path, log_path: Path) -> None:
         )
 
 
-def _append(path: Path, line: bytes) -> None:
-    """Append one line durably: the line fsynced, and the file's name too when this makes it
-    (else a power cut could take the only copy of an unrecorded payment)."""
-    created = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold `<spool>.lock` (flock): an append and an import of the same spool never
+    interleave, so an import cannot rewrite away a line appended while it ran."""
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        write_all(fd, line)
-        os.fsync(fd)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
         os.close(fd)
-    if created:
-        fsync_folder(path.parent)
+
+
+def _append(path: Path, line: bytes) -> None:
+    """Append one line durably: the line fsynced, and the file's name too when this makes it
+    (else a power cut could take the only copy of an unrecorded payment). A last line cut
+    short (a full disk, a crash) is ended first, so that it stays one unreadable line and
+    does not swallow this one."""
+    with _locked(path):
+        created = not path.exists()
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                write_all(fd, b"\n")
+            write_all(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            fsync_folder(path.parent)
 
 
 def append(log_path: Path, entry: SpoolEntry) -> Path:
@@ -121,26 +141,36 @@ def append(log_path: Path, entry: SpoolEntry) -> Path:
 
 
 def read(path: Path, log_path: Path | None = None) -> tuple[list[dict[str, SpoolValue]], int]:
-    """The entries of one spool file and the count of unreadable lines (SpoolError). With
-    `log_path`, a fallback spool outside a private folder of this user is not read (a
-    warning says so): anyone may make that folder, and nothing this user wrote is there."""
+    """The entries of one spool file (its first MAX_ENTRIES lines) and the count of
+    unreadable lines (SpoolError). With `log_path`, a fallback spool outside a private
+    folder of this user is not read (a warning says so): anyone may make that folder, and
+    nothing this user wrote is there."""
+    entries, bad, _ = _read(path, log_path)
+    return entries, bad
+
+
+def _read(
+    path: Path, log_path: Path | None
+) -> tuple[list[dict[str, SpoolValue]], int, list[bytes]]:
+    """`read`, and the lines after the first MAX_ENTRIES (kept as they are by an import)."""
     try:
         if log_path is not None:
             _check_private(path, log_path)
     except FileNotFoundError:
-        return [], 0
+        return [], 0, []
     except OSError as exc:
         log.warning("spool %s not read: %s", path, exc.strerror or exc)
-        return [], 0
+        return [], 0, []
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return [], 0
+        return [], 0, []
     except OSError as exc:
         raise SpoolError(f"{path}: {exc.strerror or exc}") from None
     entries: list[dict[str, SpoolValue]] = []
     bad = 0
-    for line in raw.splitlines()[:MAX_ENTRIES]:
+    lines = raw.splitlines()
+    for line in lines[:MAX_ENTRIES]:
         if not line.strip():
             continue
         try:
@@ -153,7 +183,7 @@ def read(path: Path, log_path: Path | None = None) -> tuple[list[dict[str, Spool
             entries.append(value)
         else:
             bad += 1  # a torn last line after a crash mid-append
-    return entries, bad
+    return entries, bad, lines[MAX_ENTRIES:]
 
 
 def pending_count(log_path: Path) -> int:
@@ -164,15 +194,16 @@ def pending_count(log_path: Path) -> int:
     return total
 
 
-def _rewrite(path: Path, entries: list[dict[str, SpoolValue]]) -> None:
-    """Replace the spool atomically with the entries still to import (or remove it)."""
-    if not entries:
+def _rewrite(path: Path, entries: list[dict[str, SpoolValue]], rest: list[bytes]) -> None:
+    """Replace the spool atomically with the entries still to import and the lines not read
+    yet (or remove it when there are none)."""
+    if not entries and not rest:
         path.unlink(missing_ok=True)
         return
     tmp = path.with_name(path.name + ".tmp")
     data = b"".join(
         json.dumps(e, sort_keys=True, separators=(",", ":")).encode() + b"\n" for e in entries
-    )
+    ) + b"".join(line + b"\n" for line in rest)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         write_all(fd, data)
@@ -200,26 +231,29 @@ def import_spool(
     """
     inserted = duplicates = remaining = bad_lines = 0
     for path in dict.fromkeys(spool_paths(log_path)):
-        entries, bad = read(path, log_path)
-        bad_lines += bad
-        if bad:
-            _keep_unreadable(path)
-        if not entries:
+        if not path.exists():
             continue
-        keep: list[dict[str, SpoolValue]] = []
-        for entry in entries:
-            try:
-                outcome = insert(entry)
-            except Exception:  # the log is still broken: the entry must not be lost
-                keep.append(entry)
+        with _locked(path):  # no append lands between the read and the rewrite
+            entries, bad, rest = _read(path, log_path)
+            bad_lines += bad
+            if bad:
+                _keep_unreadable(path)
+            if not entries:
                 continue
-            if outcome is Imported.INSERTED:
-                inserted += 1
-            else:
-                duplicates += 1
-        remaining += len(keep)
-        try:
-            _rewrite(path, keep)
-        except OSError as exc:
-            raise SpoolError(f"{path}: {exc.strerror or exc}") from None
+            keep: list[dict[str, SpoolValue]] = []
+            for entry in entries:
+                try:
+                    outcome = insert(entry)
+                except Exception:  # the log is still broken: the entry must not be lost
+                    keep.append(entry)
+                    continue
+                if outcome is Imported.INSERTED:
+                    inserted += 1
+                else:
+                    duplicates += 1
+            remaining += len(keep) + len(rest)
+            try:
+                _rewrite(path, keep, rest)
+            except OSError as exc:
+                raise SpoolError(f"{path}: {exc.strerror or exc}") from None
     return ImportReport(inserted, duplicates, remaining, bad_lines)

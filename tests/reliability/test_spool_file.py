@@ -130,3 +130,55 @@ def test_torn_last_line_is_counted_and_kept_aside(tmp_path: Path) -> None:
     report = import_spool(log, lambda e: Imported.INSERTED)
     assert (report.inserted, report.bad_lines) == (1, 1)
     assert b'{"account":"62001' in (tmp_path / "terminal.db.spool.bad").read_bytes()
+
+
+def test_a_line_cut_short_does_not_swallow_the_next_payment(tmp_path: Path) -> None:
+    """A full disk (or a crash) left half a line: the next append starts a line of its own."""
+    log = tmp_path / "terminal.db"
+    append(log, _entry(1))
+    with primary_path(log).open("ab") as spool:
+        spool.write(b'{"account": "6200123456789012FFFF", "atc": 2, "amo')
+    append(log, _entry(3))
+    entries, bad = read(primary_path(log))
+    assert [e["atc"] for e in entries] == [1, 3] and bad == 1
+
+
+def test_a_payment_spooled_during_an_import_is_kept(tmp_path: Path) -> None:
+    """`log recover` reads, imports, then rewrites the spool: an append in between waits for
+    it (a shared lock), instead of being rewritten away."""
+    import threading
+
+    log = tmp_path / "terminal.db"
+    append(log, _entry(1))
+    late: list[threading.Thread] = []
+
+    def insert(entry: dict[str, str | int | None]) -> Imported:
+        thread = threading.Thread(target=append, args=(log, _entry(2)))
+        thread.start()  # a payment of another terminal process, spooled right now
+        late.append(thread)
+        thread.join(timeout=0.3)  # it cannot finish while the import holds the spool
+        assert thread.is_alive()
+        return Imported.INSERTED
+
+    assert import_spool(log, insert).inserted == 1
+    late[0].join(timeout=5)
+    assert [e["atc"] for e in read(primary_path(log))[0]] == [2]
+
+
+def test_an_import_keeps_the_lines_past_its_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("reader.spool.MAX_ENTRIES", 3)
+    log = tmp_path / "terminal.db"
+    for atc in range(1, 6):
+        append(log, _entry(atc))
+    imported: list[object] = []
+
+    def insert(entry: dict[str, str | int | None]) -> Imported:
+        imported.append(entry["atc"])
+        return Imported.INSERTED
+
+    first = import_spool(log, insert)
+    assert (first.inserted, first.remaining) == (3, 2) and imported == [1, 2, 3]
+    assert import_spool(log, insert).inserted == 2 and imported == [1, 2, 3, 4, 5]
+    assert not primary_path(log).exists()
