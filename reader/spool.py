@@ -3,9 +3,10 @@
 When the transaction log cannot be written (read-only folder, disk full, a failing
 connection), the terminal keeps the verified payment in a spool file next to the log,
 `<log>.spool`, one JSON object a line, appended and fsynced. If that folder is not writable
-either, the spool goes to a per-user folder under the system temporary directory. `hcepay log
-recover` imports the spool into the log: each entry once (the log refuses a second
-(account, ATC)), and the entries that could not be imported stay in the spool.
+either, the spool goes to the user's state folder (`$XDG_STATE_HOME/hcepay/spool`, else
+`~/.local/state/hcepay/spool`). `hcepay log recover` imports the spool into the log: each
+entry once (the log refuses a second (account, ATC)), only entries that re-verify, and the
+entries that could not be imported stay in the spool.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import json
 import logging
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,10 +67,13 @@ def primary_path(log_path: Path) -> Path:
 
 
 def fallback_path(log_path: Path) -> Path:
-    """The spool used when the log's folder is not writable (per user, per log)."""
+    """The spool used when the log's folder is not writable: per user, per log, in the
+    user's state folder ($XDG_STATE_HOME, else ~/.local/state), which a reboot keeps (the
+    system's temporary folder may be memory, or emptied at boot)."""
     key = hashlib.sha256(str(log_path.resolve()).encode()).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / f"hcepay-spool-{os.getuid()}"
-    return folder / f"{key}{SPOOL_SUFFIX}"
+    state = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
+    return base / "hcepay" / "spool" / f"{key}{SPOOL_SUFFIX}"
 
 
 def spool_paths(log_path: Path) -> tuple[Path, Path]:
@@ -79,8 +82,8 @@ def spool_paths(log_path: Path) -> tuple[Path, Path]:
 
 
 def _check_private(path: Path, log_path: Path) -> None:
-    """The fallback folder lies in a directory every user can write: use it only when it is
-    a real folder of this user that no one else can read or write (OSError otherwise)."""
+    """Use the fallback folder only when it is a real folder of this user that no one else
+    can read or write (OSError otherwise): what it holds is trusted as this user's."""
     if path != fallback_path(log_path):
         return
     info = os.lstat(path.parent)

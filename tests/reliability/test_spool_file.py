@@ -37,10 +37,10 @@ def test_read_only_folder_uses_the_fallback(tmp_path: Path, monkeypatch) -> None
     folder.mkdir()
     log = folder / "terminal.db"
     monkeypatch.setattr("reader.spool._append", _failing_for(primary_path(log)))
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     path = append(log, _entry(3))
     assert path == fallback_path(log)
-    assert path.parent.parent == tmp_path / "tmp"
+    assert path.is_relative_to(tmp_path / "state" / "hcepay")
     assert pending_count(log) == 1
 
 
@@ -51,7 +51,7 @@ def test_a_fallback_folder_others_can_write_is_not_used(tmp_path: Path, monkeypa
     folder.mkdir()
     log = folder / "terminal.db"
     monkeypatch.setattr("reader.spool._append", _failing_for(primary_path(log)))
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     planted = fallback_path(log)
     planted.parent.mkdir(parents=True)
     planted.parent.chmod(0o777)
@@ -79,7 +79,7 @@ def test_nowhere_to_write_is_a_typed_error(tmp_path: Path, monkeypatch) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("reader.spool._append", fail)
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     with pytest.raises(SpoolError, match="No space left"):
         append(tmp_path / "terminal.db", _entry(1))
 
