@@ -98,7 +98,7 @@ def result_json(result: vx.ReplayResult) -> dict[str, Any]:
         d = result.difference
         out["difference"] = {
             "problem": d.problem.value,
-            "step": d.step,
+            "step": None if d.step is None else d.step + 1,  # 1-based, as in the text
             "offset": d.offset,
             "expected": d.expected,
             "got": d.got,

@@ -13,6 +13,8 @@ the comparison that finds the first difference, and the two replays:
 from __future__ import annotations
 
 import json
+import re
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ VECTOR_VERSION = 1
 MAX_VECTOR_FILE_BYTES = 1 << 20  # a vector is a few kilobytes; refuse anything absurd
 MAX_STEPS = 256
 MAX_APDU_BYTES = 65_544  # extended case 4: 4 + 3 + 65535 + 2 (ISO 7816-4 5.1)
+_HEX_BYTE = re.compile("[0-9A-Fa-f]{2}")
 WILDCARD = ".."
 
 
@@ -72,10 +75,9 @@ def _parse_hex(text: str, where: str, *, masks: bool) -> tuple[bytes, tuple[bool
             data.append(0)
             known.append(False)
             continue
-        try:
-            data.append(int(pair, 16))
-        except ValueError:
-            raise VectorError(f"{pair!r} is not a hex byte (byte {index // 2})", where) from None
+        if _HEX_BYTE.fullmatch(pair) is None:  # int(x, 16) takes "+1" and non-ASCII digits
+            raise VectorError(f"{pair!r} is not a hex byte (byte {index // 2})", where)
+        data.append(int(pair, 16))
         known.append(True)
     return bytes(data), tuple(known)
 
@@ -280,7 +282,7 @@ def vector_from_json(obj: Any, where: str = "") -> Vector:
     if not isinstance(obj, dict):
         raise VectorError("a vector is a JSON object", where)
     version = obj.get("hcepay_vector")
-    if version != VECTOR_VERSION:
+    if type(version) is not int or version != VECTOR_VERSION:  # not True, not 1.0
         raise VectorError(f"'hcepay_vector' must be {VECTOR_VERSION}, got {version!r}", where)
     name = _require(obj, "name", str, where)
     description = _optional(obj, "description", str, where) or ""
@@ -378,15 +380,24 @@ def loads(text: str, where: str = "") -> Vector:
         raise VectorError(
             f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", where
         ) from None
+    except (ValueError, RecursionError) as exc:  # a 5000-digit number, nesting too deep
+        raise VectorError(f"not a vector: {type(exc).__name__}: {exc}"[:200], where) from None
     return vector_from_json(obj, where)
 
 
 def load(path: Path) -> Vector:
     """Load one vector file; VectorError (never OSError) when it cannot be read or is invalid."""
     try:
-        if path.stat().st_size > MAX_VECTOR_FILE_BYTES:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block, a device never end
+            raise VectorError("not a regular file", str(path))
+        if info.st_size > MAX_VECTOR_FILE_BYTES:
             raise VectorError(f"larger than {MAX_VECTOR_FILE_BYTES} bytes", str(path))
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_VECTOR_FILE_BYTES + 1)
+        if len(raw) > MAX_VECTOR_FILE_BYTES:
+            raise VectorError(f"larger than {MAX_VECTOR_FILE_BYTES} bytes", str(path))
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise VectorError(exc.strerror or "cannot be read", str(path)) from None
     except UnicodeDecodeError:

@@ -954,7 +954,7 @@ def main(argv: list[str] | None = None) -> int:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
     for folder in ("vectors/card", "vectors/terminal"):
-        for path in sorted((ROOT / folder).glob("*.json")):
+        for path in sorted((ROOT / folder).rglob("*.json")):
             if path.relative_to(ROOT) not in files:
                 stale.append(path.relative_to(ROOT))
                 if not args.check:

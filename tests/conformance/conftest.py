@@ -18,7 +18,7 @@ PROFILES = VECTORS / "profiles"
 
 def vector_files(side: str) -> list[Path]:
     """The committed vector files of one side, sorted."""
-    return sorted((VECTORS / side).glob("*.json"))
+    return sorted((VECTORS / side).rglob("*.json"))
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from reader import vectors as vx
@@ -64,7 +65,11 @@ def test_replay_exit_codes_and_table(tmp_path: Path) -> None:
     assert "FAIL" in stdout and "step 3" in stdout and "1 passed, 1 failed" in stdout
     code, stdout, _ = run("vectors", "replay", str(bad), "--json")
     difference = json.loads(stdout)["results"][0]["difference"]
-    assert (difference["step"], difference["offset"], difference["expected"]) == (2, 0, "6985")
+    assert (difference["step"], difference["offset"], difference["expected"]) == (
+        3,
+        0,
+        "6985",
+    )  # 1-based, as "step 3" above
 
 
 def test_replay_usage_errors_are_one_line(tmp_path: Path) -> None:
@@ -74,6 +79,34 @@ def test_replay_usage_errors_are_one_line(tmp_path: Path) -> None:
     assert code == 2 and "choose one" in stderr
     code, _, stderr = run("vectors", "record", "--out", str(tmp_path / "x.json"), "--amount", "-1")
     assert code == 2 and "negative" in stderr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"hcepay_vector": 1, "name": "x", "steps": [' + "[" * 100_000 + "]}",
+        '{"hcepay_vector": 1, "name": "x", "n": ' + "9" * 5000 + "}",
+        '{"hcepay_vector": true, "name": "x", "steps": [{"c": "00", "r": "9000"}]}',
+        '{"hcepay_vector": 1.0, "name": "x", "steps": [{"c": "00", "r": "9000"}]}',
+        '{"hcepay_vector": 1, "name": "x", "steps": [{"c": "+1A4", "r": "9000"}]}',
+        '{"hcepay_vector": 1, "name": "x", "steps": [{"c": "00A4", "r": "٩٠00"}]}',
+    ],
+    ids=["deep", "long number", "version true", "version 1.0", "plus sign", "arabic digits"],
+)
+def test_a_malformed_vector_is_a_usage_error_not_a_traceback(tmp_path: Path, text: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(text, encoding="utf-8")
+    code, _, stderr = run("vectors", "replay", str(bad))
+    assert code == 2 and stderr.count("\n") == 1 and "internal error" not in stderr
+
+
+def test_a_vector_path_that_is_not_a_file_is_refused(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # reading it would block for ever
+    code, _, stderr = run("vectors", "replay", str(fifo))
+    assert code == 2 and "not a regular file" in stderr
 
 
 def test_a_terminal_sending_another_command_is_caught() -> None:

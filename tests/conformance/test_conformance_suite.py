@@ -10,8 +10,8 @@ import pytest
 from reader import vectors as vx
 
 ROOT = Path(__file__).resolve().parents[2]
-CARD = sorted((ROOT / "vectors" / "card").glob("*.json"))
-TERMINAL = sorted((ROOT / "vectors" / "terminal").glob("*.json"))
+CARD = sorted((ROOT / "vectors" / "card").rglob("*.json"))
+TERMINAL = sorted((ROOT / "vectors" / "terminal").rglob("*.json"))
 
 
 def test_the_suite_is_large_enough_and_described() -> None:
