@@ -230,6 +230,10 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
         raise VectorError("unpredictable_number must be 4 bytes", where)
     date = _digits(_require(obj, "date", str, where), 6, f"{where}.date")
     time = _digits(_require(obj, "time", str, where), 6, f"{where}.time")
+    try:
+        datetime.strptime(date + time, "%y%m%d%H%M%S")
+    except ValueError:
+        raise VectorError(f"no such date and time: {date} {time} (YYMMDD HHMMSS)", where) from None
     amount = _optional(obj, "amount", int, where)
     currency = _optional(obj, "currency", int, where)
     if amount is not None and not 0 <= amount <= 999_999_999_999:
@@ -237,6 +241,11 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
     if currency is not None and not 0 <= currency <= 999:
         raise VectorError(f"currency {currency} out of n3", where)
     expires = _optional(obj, "authority_expires", str, where)
+    if expires is not None:
+        try:
+            datetime.strptime(expires, "%Y-%m-%d")
+        except ValueError:
+            raise VectorError(f"authority_expires {expires!r} is not YYYY-MM-DD", where) from None
     revoked = _optional(obj, "revoked", list, where) or []
     if len(revoked) > MAX_STEPS or not all(
         isinstance(s, int) and not isinstance(s, bool) for s in revoked
@@ -310,6 +319,8 @@ def vector_from_json(obj: Any, where: str = "") -> Vector:
         else None
     )
     expect = _parse_expect(obj["expect"], f"{where}.expect") if "expect" in obj else None
+    if expect is None and card is None:
+        raise VectorError("a card-side vector needs 'card' (its profile and start)", where)
     if expect is not None:
         if terminal is None:
             raise VectorError("a terminal-side vector needs 'terminal' values", where)

@@ -81,6 +81,13 @@ def test_replay_usage_errors_are_one_line(tmp_path: Path) -> None:
     assert code == 2 and "negative" in stderr
 
 
+TERMINAL_BAD = (
+    '{"hcepay_vector": 1, "name": "x", "expect": {"verdict": "approved"}, '
+    '"terminal": {"unpredictable_number": "01020304", %s}, '
+    '"steps": [{"c": "00A4", "r": "9000"}]}'
+)
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -90,8 +97,21 @@ def test_replay_usage_errors_are_one_line(tmp_path: Path) -> None:
         '{"hcepay_vector": 1.0, "name": "x", "steps": [{"c": "00", "r": "9000"}]}',
         '{"hcepay_vector": 1, "name": "x", "steps": [{"c": "+1A4", "r": "9000"}]}',
         '{"hcepay_vector": 1, "name": "x", "steps": [{"c": "00A4", "r": "٩٠00"}]}',
+        TERMINAL_BAD % '"date": "261399", "time": "120000"',
+        TERMINAL_BAD % '"date": "261129", "time": "120000", "authority_expires": "tomorrow"',
+        '{"hcepay_vector": 1, "name": "x", "steps": [{"c": "00A4", "r": "9000"}]}',
     ],
-    ids=["deep", "long number", "version true", "version 1.0", "plus sign", "arabic digits"],
+    ids=[
+        "deep",
+        "long number",
+        "version true",
+        "version 1.0",
+        "plus sign",
+        "arabic digits",
+        "no such date",
+        "expiry not a date",
+        "card side without a card",
+    ],
 )
 def test_a_malformed_vector_is_a_usage_error_not_a_traceback(tmp_path: Path, text: str) -> None:
     bad = tmp_path / "bad.json"
