@@ -6,7 +6,8 @@
 
 Deterministic: fixed terminal values, a fresh in-memory card per vector, and ISO/IEC 9796-2
 scheme 1 signing (deterministic). Card-side vectors are what the card must answer; the
-generator also asserts each scenario's status words against PROTOCOL.md §6, so the suite
+generator also asserts each scenario's status words against PROTOCOL.md §6, the values a note
+states (ATC, available credit, a 6Cxx length) and the §7 check behind each refusal, so the suite
 cannot silently record a card bug. Terminal-side vectors are recorded by running the
 terminal's flow against a card that alters one thing, with the verdict and reason expected.
 """
@@ -144,6 +145,14 @@ def ok(response: ResponseAPDU) -> ResponseAPDU:
     return response
 
 
+def holds(response: ResponseAPDU, expected_hex: str) -> None:
+    """The data of a 9000 answer is exactly what P§3 and §6 make it (the ATC, the credit):
+    a value the vector's note states is checked, not only recorded."""
+    ok(response)
+    if response.data != bytes.fromhex(expected_hex):
+        raise AssertionError(f"expected {expected_hex}, the card answered {response.data.hex()}")
+
+
 def expect_sw(response: ResponseAPDU, sw: int) -> None:
     if response.sw != sw:
         raise AssertionError(f"PROTOCOL.md §6 wants {sw:04X}, the card answered {response.sw:04X}")
@@ -230,7 +239,10 @@ def _approve(s: Session) -> None:
 )
 def _decline(s: Session) -> None:
     assert cid_of(payment(s, amount=1001)) == 0x00
-    ok(s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "available credit unchanged"))
+    available = s.exchange(
+        m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "available credit unchanged"
+    )
+    holds(available, "DF0106000000001000")  # 100000 - 99000
 
 
 @card_vector(
@@ -240,7 +252,10 @@ def _decline(s: Session) -> None:
 )
 def _exact(s: Session) -> None:
     assert cid_of(payment(s)) == 0x40
-    ok(s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "available credit is now 0"))
+    available = s.exchange(
+        m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "available credit is now 0"
+    )
+    holds(available, "DF0106000000000000")
 
 
 @card_vector(
@@ -268,7 +283,8 @@ def _wrong_le(s: Session) -> None:
     command = m.read_record(1).to_bytes()[:-1] + b"\x05"
     first = s.send(command, "READ RECORD 1 with Le 05")
     assert first.sw1 == SW1_WRONG_LE, f"{first.sw:04X}"
-    ok(s.send(command[:-1] + bytes([first.sw2]), "READ RECORD 1 with the Le the card gave"))
+    again = ok(s.send(command[:-1] + bytes([first.sw2]), "READ RECORD 1 with the Le the card gave"))
+    assert len(again.data) == first.sw2, "6Cxx names the record's exact length"
 
 
 @card_vector(
@@ -278,9 +294,9 @@ def _wrong_le(s: Session) -> None:
 )
 def _get_atc(s: Session) -> None:
     ok(select_aid(s))
-    ok(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC before GPO: 0029"))
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC before GPO: 0029"), "9F36020029")
     ok(gpo(s))
-    ok(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC after GPO: 002A"))
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC after GPO: 002A"), "9F3602002A")
 
 
 @card_vector(
@@ -290,7 +306,8 @@ def _get_atc(s: Session) -> None:
 )
 def _get_credit(s: Session) -> None:
     ok(select_aid(s))
-    ok(s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "available credit"))
+    available = s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "available credit")
+    holds(available, "DF0106000000087655")  # 100000 - 12345
 
 
 @card_vector(
@@ -324,8 +341,9 @@ def _last_answer(s: Session) -> None:
 def _three(s: Session) -> None:
     for _ in range(3):
         assert cid_of(payment(s)) == 0x40
-    ok(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC is 0003"))
-    ok(s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "limit less 3 x 12.34"))
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC is 0003"), "9F36020003")
+    available = s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "limit less 3 x 12.34")
+    holds(available, "DF0106000000096298")  # 100000 - 3 x 1234
 
 
 @card_vector(
@@ -413,7 +431,7 @@ def _gpo_state(s: Session) -> None:
 def _genac_state(s: Session) -> None:
     ok(select_aid(s))
     expect_sw(generate_ac(s), SW.CONDITIONS_NOT_SATISFIED)
-    ok(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0000"))
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0000"), "9F36020000")
 
 
 @card_vector(
@@ -870,12 +888,12 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
     ]
 
 
-CHECKS = (  # which check of P§7 each refusal must come from, by name
+CHECKS = (  # which check of P§7 each refusal must come from, by name (first match wins)
+    (("replayed",), 5),
     (("truncated", "missing", "repeated", "non-9000"), 1),
     (("unknown-index", "expired-authority"), 2),
     (("license", "record1"), 3),
     (("authorization", "atc-", "cid-", "amount-", "currency-", "un-"), 4),
-    (("replayed",), 5),
 )
 
 
@@ -911,6 +929,11 @@ def build_terminal_vectors() -> dict[str, vx.Vector]:
             raise AssertionError(
                 f"{scenario.name}: the terminal decided {run.verdict} ({run.reason})"
             )
+        check = expected_check(scenario.name)
+        if scenario.verdict is vx.Verdict.REFUSED and not check:
+            raise AssertionError(f"{scenario.name}: no check of P§7 named for it in CHECKS")
+        if check and not run.reason.startswith(f"check {check}:"):
+            raise AssertionError(f"{scenario.name}: refused by {run.reason!r}, not check {check}")
         out[scenario.name] = replace(
             draft, steps=run.steps, expect=vx.Expect(run.verdict, run.reason)
         )
