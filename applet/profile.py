@@ -17,7 +17,7 @@ from applet.errors import StateFileError
 from applet.payment import CardData, CardEnv, PaymentApplet
 from applet.runtime import CardRuntime
 from applet.state import MAX_USED, CardState
-from applet.store import FileStateStore, StateStore, hold_card_folder
+from applet.store import SEED_FILE, STATE_FILE, FileStateStore, StateStore, hold_card_folder
 from authority.errors import KeyFileError
 from authority.home import write_atomic
 from authority.iso9796 import HASH_SHA256
@@ -165,8 +165,23 @@ def open_card(folder: Path, store: StateStore | None = None) -> CardRuntime:
     applet = PaymentApplet(CardEnv(profile.card_data(), key))
     if store is None:
         hold_card_folder(folder)
+        _check_state_kept(folder, profile)
         store = FileStateStore(folder)
     return CardRuntime(applet, store)
+
+
+def _check_state_kept(folder: Path, profile: CardProfile) -> None:
+    """An issued card always has its state (`card issue` writes state.json; the first commit
+    makes state.dat): with neither, it was lost, and a fresh state would reuse its ATCs and
+    forget its used credit (P§6). Only a profile with published test keys starts fresh."""
+    if profile.published_test_keys:
+        return
+    if not (folder / STATE_FILE).exists() and not (folder / SEED_FILE).exists():
+        raise StateFileError(
+            str(folder / STATE_FILE),
+            "the card's state is missing (no state.dat, no state.json): restore state.dat "
+            "from a backup, or issue the card again",
+        )
 
 
 def record1_value(profile_fields: CardData) -> bytes:

@@ -308,6 +308,33 @@ time.sleep(60)
 """
 
 
+def test_an_issued_card_whose_state_is_gone_is_refused_not_reset(
+    tmp_path: Path, profile_folder: Path
+) -> None:
+    """A fresh state would reuse the card's ATCs and forget its used credit: a card folder
+    with neither state.dat nor state.json is refused (a test profile still starts fresh)."""
+    from authority.keyfiles import load_private
+
+    ca = load_private(profile_folder / "ca-01.pem", published_test_key=True)
+    folder = tmp_path / "cards" / "4000123412341234"
+    issue_card(
+        folder,
+        IssueRequest("4000123412341234", 50_000, "291130", "A/B", 1, 9),
+        ca,
+        generate(1024, 3),
+    )
+    assert open_card(folder).state.card == CardState()
+    (folder / STATE_FILE).unlink(missing_ok=True)
+    (folder / SEED_FILE).unlink(missing_ok=True)
+    with pytest.raises(StateFileError, match="state is missing"):
+        open_card(folder)
+    profile_copy = tmp_path / "profile"
+    import shutil
+
+    shutil.copytree(profile_folder, profile_copy)
+    assert open_card(profile_copy).state.card == CardState()
+
+
 def test_open_card_refuses_a_bad_folder(tmp_path: Path, profile: CardProfile) -> None:
     with pytest.raises(StateFileError, match="no such file"):
         open_card(tmp_path)
