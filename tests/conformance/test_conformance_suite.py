@@ -24,6 +24,38 @@ def test_the_suite_is_large_enough_and_described() -> None:
         assert vector.side is (vx.Side.CARD if path in CARD else vx.Side.TERMINAL)
 
 
+# PROTOCOL.md §3's commands (CLA, INS), GET DATA's three tags, §6's status words, §7's checks
+COMMANDS = {(0x00, 0xA4), (0x80, 0xA8), (0x00, 0xB2), (0x80, 0xAE), (0x80, 0xCA), (0x00, 0xC0)}
+GET_DATA_TAGS = {0x9F36, 0xDF01, 0xDF02}
+STATUS_WORDS = {0x9000, 0x6700, 0x6A80, 0x6A82, 0x6A83, 0x6A86, 0x6985, 0x6A88, 0x6D00, 0x6E00}
+STATUS_FAMILIES = {0x61, 0x6C}  # 61xx more data, 6Cxx wrong Le
+
+
+def test_the_suite_covers_every_command_status_word_and_check() -> None:
+    """A vector removed or regenerated without a case fails here, not silently."""
+    commands, tags, words, families = set(), set(), set(), set()
+    for path in CARD:
+        for step in vx.load(path).steps:
+            c, r = step.command, step.response
+            commands.add((c[0], c[1]))
+            if c[1] == 0xCA:
+                tags.add(c[2] << 8 | c[3])
+            if all(r.known[-2:]):
+                words.add(int.from_bytes(r.data[-2:], "big"))
+                families.add(r.data[-2])
+    assert commands >= COMMANDS, COMMANDS - commands
+    assert tags >= GET_DATA_TAGS, GET_DATA_TAGS - tags
+    assert words >= STATUS_WORDS, {f"{w:04X}" for w in STATUS_WORDS - words}
+    assert families >= STATUS_FAMILIES, STATUS_FAMILIES - families
+    checks = set()
+    for path in TERMINAL:
+        expect = vx.load(path).expect
+        assert expect is not None
+        if expect.reason.startswith("check "):
+            checks.add(int(expect.reason.split(":")[0].removeprefix("check ")))
+    assert checks >= {1, 2, 3, 4, 5}, {1, 2, 3, 4, 5} - checks
+
+
 @pytest.mark.parametrize("path", CARD, ids=[p.stem for p in CARD])
 def test_card_vector_replays_in_process(path: Path, profiles: Path) -> None:
     result = vx.replay_vector(vx.load(path), profiles)
