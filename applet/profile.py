@@ -171,9 +171,9 @@ def open_card(folder: Path, store: StateStore | None = None) -> CardRuntime:
 
 
 def _check_state_kept(folder: Path, profile: CardProfile) -> None:
-    """An issued card always has its state (`card issue` writes state.json; the first commit
-    makes state.dat): with neither, it was lost, and a fresh state would reuse its ATCs and
-    forget its used credit (P§6). Only a profile with published test keys starts fresh."""
+    """An issued card always has its state (`card issue` makes state.dat; a hand-written
+    state.json seeds one): with neither, it was lost, and a fresh state would reuse its ATCs
+    and forget its used credit (P§6). Only a profile with published test keys starts fresh."""
     if profile.published_test_keys:
         return
     if not (folder / STATE_FILE).exists() and not (folder / SEED_FILE).exists():

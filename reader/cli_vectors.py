@@ -186,8 +186,8 @@ def register(app: typer.Typer) -> None:
         if not items:
             fail("no vector files found", ExitCode.USAGE)
         profiles_folder = profiles or folder / "profiles"
-        if not profiles_folder.is_dir():
-            fail(f"--profiles {profiles_folder}: no such folder")
+        if profiles is not None and not profiles.is_dir():
+            fail(f"--profiles {profiles}: no such folder")
         replay = _replayer(reader_name, profiles_folder)
         results = run_all(items, replay, progress=not as_json and len(items) >= PROGRESS_THRESHOLD)
         failed = sum(not r.passed for r in results)

@@ -18,6 +18,8 @@ import json
 import logging
 import os
 import stat
+import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,25 +68,47 @@ def primary_path(log_path: Path) -> Path:
     return log_path.with_name(log_path.name + SPOOL_SUFFIX)
 
 
+def _key(log_path: Path) -> str:
+    return hashlib.sha256(str(log_path.resolve()).encode()).hexdigest()[:16]
+
+
 def fallback_path(log_path: Path) -> Path:
     """The spool used when the log's folder is not writable: per user, per log, in the
     user's state folder ($XDG_STATE_HOME, else ~/.local/state), which a reboot keeps (the
-    system's temporary folder may be memory, or emptied at boot)."""
-    key = hashlib.sha256(str(log_path.resolve()).encode()).hexdigest()[:16]
+    system's temporary folder may be memory, or emptied at boot). With no usable home
+    folder (no HOME, no passwd entry), the last resort, `last_resort_path`."""
     state = os.environ.get("XDG_STATE_HOME", "")
-    base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
-    return base / "hcepay" / "spool" / f"{key}{SPOOL_SUFFIX}"
+    if os.path.isabs(state):
+        base = Path(state)
+    else:
+        try:
+            base = Path.home() / ".local" / "state"
+        except RuntimeError:  # no HOME and no passwd entry (a container's bare uid)
+            return last_resort_path(log_path)
+        if not base.is_absolute():
+            return last_resort_path(log_path)
+    return base / "hcepay" / "spool" / f"{_key(log_path)}{SPOOL_SUFFIX}"
 
 
-def spool_paths(log_path: Path) -> tuple[Path, Path]:
-    """Where a spool for this log may be, in the order they are tried."""
-    return primary_path(log_path), fallback_path(log_path)
+def last_resort_path(log_path: Path) -> Path:
+    """The system's temporary folder, per user (where hcepay spooled before the state
+    folder): written only when nothing else is, and always read, so nothing kept there is
+    forgotten."""
+    folder = Path(tempfile.gettempdir()) / f"hcepay-spool-{os.getuid()}"
+    return folder / f"{_key(log_path)}{SPOOL_SUFFIX}"
+
+
+def spool_paths(log_path: Path) -> tuple[Path, ...]:
+    """Where a spool for this log may be, in the order they are tried (no path twice)."""
+    paths = (primary_path(log_path), fallback_path(log_path), last_resort_path(log_path))
+    return tuple(dict.fromkeys(paths))
 
 
 def _check_private(path: Path, log_path: Path) -> None:
-    """Use the fallback folder only when it is a real folder of this user that no one else
-    can read or write (OSError otherwise): what it holds is trusted as this user's."""
-    if path != fallback_path(log_path):
+    """Use a folder other than the log's own only when it is a real folder of this user
+    that no one else can read or write (OSError otherwise): what it holds is trusted as
+    this user's."""
+    if path == primary_path(log_path):
         return
     info = os.lstat(path.parent)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
@@ -93,13 +117,30 @@ def _check_private(path: Path, log_path: Path) -> None:
         )
 
 
+APPEND_WAIT_S = 2.0  # an append waits this long for a running import, then tries elsewhere
+
+
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, wait_s: float | None = None) -> Iterator[None]:
     """Hold `<spool>.lock` (flock): an append and an import of the same spool never
-    interleave, so an import cannot rewrite away a line appended while it ran."""
+    interleave, so an import cannot rewrite away a line appended while it ran. With
+    `wait_s`, BlockingIOError (an OSError) once that long has passed."""
     fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if wait_s is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            deadline = time.monotonic() + wait_s
+            while True:  # bounded by the deadline
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise BlockingIOError(
+                            errno.EWOULDBLOCK, "busy (hcepay log recover is running)"
+                        ) from None
+                    time.sleep(0.01)
         yield
     finally:
         os.close(fd)
@@ -110,7 +151,7 @@ def _append(path: Path, line: bytes) -> None:
     (else a power cut could take the only copy of an unrecorded payment). A last line cut
     short (a full disk, a crash) is ended first, so that it stays one unreadable line and
     does not swallow this one."""
-    with _locked(path):
+    with _locked(path, APPEND_WAIT_S):
         created = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -241,7 +282,7 @@ def import_spool(
             bad_lines += bad
             if bad:
                 _keep_unreadable(path)
-            if not entries:
+            if not entries and not rest:
                 continue
             keep: list[dict[str, SpoolValue]] = []
             for entry in entries:

@@ -228,12 +228,12 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
     un, _ = _parse_hex(_require(obj, "unpredictable_number", str, where), where, masks=False)
     if len(un) != 4:
         raise VectorError("unpredictable_number must be 4 bytes", where)
-    date = _digits(_require(obj, "date", str, where), 6, f"{where}.date")
-    time = _digits(_require(obj, "time", str, where), 6, f"{where}.time")
+    day = _digits(_require(obj, "date", str, where), 6, f"{where}.date")
+    clock = _digits(_require(obj, "time", str, where), 6, f"{where}.time")
     try:
-        datetime.strptime(date + time, "%y%m%d%H%M%S")
+        datetime.strptime(day + clock, "%y%m%d%H%M%S")  # as the replay reads them (_now)
     except ValueError:
-        raise VectorError(f"no such date and time: {date} {time} (YYMMDD HHMMSS)", where) from None
+        raise VectorError(f"no such date and time: {day} {clock} (YYMMDD HHMMSS)", where) from None
     amount = _optional(obj, "amount", int, where)
     currency = _optional(obj, "currency", int, where)
     if amount is not None and not 0 <= amount <= 999_999_999_999:
@@ -243,7 +243,7 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
     expires = _optional(obj, "authority_expires", str, where)
     if expires is not None:
         try:
-            datetime.strptime(expires, "%Y-%m-%d")
+            date.fromisoformat(expires)  # as the replay reads it
         except ValueError:
             raise VectorError(f"authority_expires {expires!r} is not YYYY-MM-DD", where) from None
     revoked = _optional(obj, "revoked", list, where) or []
@@ -266,7 +266,7 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
         if not 0 <= atc <= 0xFFFF:
             raise VectorError(f"atc {atc} outside 0..FFFF", row_where)
         logged.append((account, atc))
-    return TerminalValues(un, date, time, amount, currency, expires, tuple(revoked), tuple(logged))
+    return TerminalValues(un, day, clock, amount, currency, expires, tuple(revoked), tuple(logged))
 
 
 def terminal_values_from_json(obj: Any, where: str = "terminal") -> TerminalValues:

@@ -7,6 +7,7 @@ from types import ModuleType
 
 import pytest
 
+from apdu import messages as m
 from reader import vectors as vx
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,17 +34,20 @@ STATUS_FAMILIES = {0x61, 0x6C}  # 61xx more data, 6Cxx wrong Le
 
 def test_the_suite_covers_every_command_status_word_and_check() -> None:
     """A vector removed or regenerated without a case fails here, not silently."""
-    commands, tags, words, families = set(), set(), set(), set()
+    commands, tags, words, families, selected = set(), set(), set(), set(), set()
     for path in CARD:
         for step in vx.load(path).steps:
             c, r = step.command, step.response
             commands.add((c[0], c[1]))
+            if c[1] == 0xA4 and len(c) > 5:
+                selected.add(bytes(c[5 : 5 + c[4]]))
             if c[1] == 0xCA:
                 tags.add(c[2] << 8 | c[3])
             if all(r.known[-2:]):
                 words.add(int.from_bytes(r.data[-2:], "big"))
                 families.add(r.data[-2])
     assert commands >= COMMANDS, COMMANDS - commands
+    assert selected >= {m.PPSE_NAME, m.PSE_NAME, m.CREDIT_AID}, selected
     assert tags >= GET_DATA_TAGS, GET_DATA_TAGS - tags
     assert words >= STATUS_WORDS, {f"{w:04X}" for w in STATUS_WORDS - words}
     assert families >= STATUS_FAMILIES, STATUS_FAMILIES - families

@@ -150,6 +150,7 @@ def serve(pcsc_stack: tuple[str, ...]) -> Iterator[Serve]:
                 one.stopped = True
                 client.stop()
                 thread.join(timeout=5)
+                assert not thread.is_alive(), "the vpcd loop did not stop"
                 logging.getLogger(__name__).warning("%s: no card after 8 s, serving again", reader)
         raise AssertionError("unreachable")
 

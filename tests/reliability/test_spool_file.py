@@ -12,6 +12,7 @@ from reader.spool import (
     append,
     fallback_path,
     import_spool,
+    last_resort_path,
     pending_count,
     primary_path,
     read,
@@ -45,8 +46,8 @@ def test_read_only_folder_uses_the_fallback(tmp_path: Path, monkeypatch) -> None
 
 
 def test_a_fallback_folder_others_can_write_is_not_used(tmp_path: Path, monkeypatch) -> None:
-    """The fallback lies under the shared temporary directory: a folder made there by
-    someone else (or left open to others) is neither written nor read."""
+    """A spool folder other than the log's own that someone else made (or left open to
+    others) is neither written nor read: the payment goes to the last resort."""
     folder = tmp_path / "ro"
     folder.mkdir()
     log = folder / "terminal.db"
@@ -56,9 +57,54 @@ def test_a_fallback_folder_others_can_write_is_not_used(tmp_path: Path, monkeypa
     planted.parent.mkdir(parents=True)
     planted.parent.chmod(0o777)
     planted.write_text('{"account": "6200123456789012", "atc": 777}\n')
-    with pytest.raises(SpoolError, match="not a private folder"):
-        append(log, _entry(3))
-    assert pending_count(log) == 0  # what lies there is no one's spool: not read
+    assert append(log, _entry(3)) == last_resort_path(log)
+    assert pending_count(log) == 1  # ATC 3; what lies in the open folder is no one's spool
+
+
+def test_without_a_home_folder_the_spool_still_has_somewhere_to_go(
+    tmp_path: Path, monkeypatch
+) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    log = folder / "terminal.db"
+    monkeypatch.setattr("reader.spool._append", _failing_for(primary_path(log)))
+    monkeypatch.delenv("XDG_STATE_HOME")
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr("pathlib.Path.home", no_home)
+    assert fallback_path(log) == last_resort_path(log)
+    assert append(log, _entry(4)) == last_resort_path(log) and pending_count(log) == 1
+
+
+def test_an_append_does_not_wait_for_ever_on_an_import(tmp_path: Path, monkeypatch) -> None:
+    """An import holds the spool while it writes the log (which may wait on a busy log): a
+    payment's append waits APPEND_WAIT_S, then goes to the next spool."""
+    from reader import spool
+
+    monkeypatch.setattr(spool, "APPEND_WAIT_S", 0.1)
+    log = tmp_path / "terminal.db"
+    with spool._locked(primary_path(log)):
+        assert append(log, _entry(5)) == fallback_path(log)
+    assert pending_count(log) == 1
+
+
+def test_lines_past_the_bound_are_imported_even_after_a_bad_batch(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr("reader.spool.MAX_ENTRIES", 3)
+    log = tmp_path / "terminal.db"
+    primary_path(log).write_text("x\ny\nz\n" + '{"atc": 6}\n')
+    seen: list[object] = []
+
+    def insert(entry: dict[str, str | int | None]) -> Imported:
+        seen.append(entry["atc"])
+        return Imported.INSERTED
+
+    first = import_spool(log, insert)
+    assert (first.bad_lines, first.remaining) == (3, 1)
+    assert import_spool(log, insert).inserted == 1 and seen == [6]
 
 
 def _failing_for(bad: Path):
