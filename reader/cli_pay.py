@@ -199,10 +199,10 @@ def _run_json(run: Run, request: PaymentRequest) -> dict[str, Any]:
 # ------------------------------------------------------------------------- demo
 
 
-def _mission_steps(
+def _payment_steps(
     steps: list[tuple[bytes, bytes]], run: Run, request: PaymentRequest, env: Env
 ) -> list[tuple[int, str, str]]:
-    """The six steps of the mission, as far as the payment went."""
+    """The six steps of a credit payment (README "The flow"), as far as this one went."""
     out: list[tuple[int, str, str]] = []
     sent = {c[1] for c, _ in steps if len(c) > 1}
     o = run.outcome
@@ -294,7 +294,8 @@ def demo(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """One complete payment, in-process, in a temporary home: the mission's six steps."""
+    """One complete payment, in-process, in a temporary home, shown as the six steps of a
+    credit payment (request, license, verification, deduction, authorization, record)."""
     request = PaymentRequest(_amount(amount))
     _check_trace(trace)
     with tempfile.TemporaryDirectory(prefix="hcepay-demo-") as tmp:
@@ -305,7 +306,7 @@ def demo(
         env = fresh_env()
         with TransactionLog(log_path(home)) as log:
             run = run_payment(ChainingTransport(tracer), DEFAULT_TERMINAL, request, env, keys, log)
-    steps = _mission_steps(tracer.steps, run, request, env)
+    steps = _payment_steps(tracer.steps, run, request, env)
     if trace is not None:
         _write_trace(trace, tracer, env, request, "demo", CardStart("test-card-1"))
     if as_json:

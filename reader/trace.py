@@ -2,7 +2,7 @@
 
 `trace_json` turns the (command, response) pairs a TracingTransport kept into the JSON
 object: `hcepay_vector` 1, name, description, card, terminal, steps with `c` / `r` in
-upper-case hex and a note naming the mission step each command carries.
+upper-case hex and a note naming the step of the credit payment each command carries.
 """
 
 from __future__ import annotations
