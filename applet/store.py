@@ -42,7 +42,7 @@ from applet.state import (
     state_from_json,
     state_to_bytes,
 )
-from authority.home import fsync_folder, write_all
+from authority.home import write_all, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -288,15 +288,7 @@ class FileStateStore:
         """state.dat with slot 0 = `first_slot` and a blank slot 1, all blocks written (so
         that later in-place writes change no metadata): temp file, fsync, rename, folder
         fsync. Then the seed state.json, if any, is removed."""
-        tmp = self.folder / f".{STATE_FILE}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            write_all(fd, first_slot.ljust(2 * SLOT_SIZE, b"\0"), 0)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        fsync_folder(self.folder)
+        write_atomic(self.path, first_slot.ljust(2 * SLOT_SIZE, b"\0"), 0o600)
         self.seed_path.unlink(missing_ok=True)
 
 

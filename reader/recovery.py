@@ -9,6 +9,7 @@ as not paid.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum, StrEnum
@@ -91,7 +92,10 @@ def last_answer_command() -> bytes:
 def sent_with(cdol1_data: bytes) -> SentWith:
     """When and by whom GENERATE AC was sent, from its CDOL1 data (PROTOCOL.md §3: `9A`,
     `9F21`, `9F1C`, `9F16`); ValueError, KeyError or DecodeError when it does not hold them."""
-    values = split_dol(messages.CDOL1, cdol1_data)
+    return _sent_with(split_dol(messages.CDOL1, cdol1_data))
+
+
+def _sent_with(values: Mapping[int, bytes]) -> SentWith:
     day, clock = values[0x9A].hex(), values[0x9F21].hex()  # n6: YYMMDD, HHMMSS
     century = 2000 if int(day[:2]) < 50 else 1900  # EMV: YY 00-49 is 20YY, 50-99 is 19YY
     return SentWith(
@@ -106,7 +110,7 @@ def _expected(pending: PendingEntry) -> tuple[int, int, bytes, SentWith]:
     (PROTOCOL.md §3); ValueError, KeyError or DecodeError when it does not hold them."""
     values = split_dol(messages.CDOL1, pending.cdol1_data)
     amount, currency = from_bcd(values[0x9F02]), from_bcd(values[0x5F2A])
-    return amount, currency, values[0x9F37], sent_with(pending.cdol1_data)
+    return amount, currency, values[0x9F37], _sent_with(values)
 
 
 def decide(

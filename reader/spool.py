@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from authority.home import fsync_folder, write_all
+from authority.home import fsync_folder, write_all, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ def _read(
 def pending_count(log_path: Path) -> int:
     """How many spooled entries wait for `hcepay log recover`."""
     total = 0
-    for path in dict.fromkeys(spool_paths(log_path)):
+    for path in spool_paths(log_path):
         total += len(read(path, log_path)[0])
     return total
 
@@ -244,18 +244,10 @@ def _rewrite(path: Path, entries: list[dict[str, SpoolValue]], rest: list[bytes]
     if not entries and not rest:
         path.unlink(missing_ok=True)
         return
-    tmp = path.with_name(path.name + ".tmp")
     data = b"".join(
         json.dumps(e, sort_keys=True, separators=(",", ":")).encode() + b"\n" for e in entries
     ) + b"".join(line + b"\n" for line in rest)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_folder(path.parent)
+    write_atomic(path, data, 0o600)
 
 
 def _keep_unreadable(path: Path) -> None:
@@ -274,7 +266,7 @@ def import_spool(
     `insert` raises on a log that still cannot be written: the entry stays spooled.
     """
     inserted = duplicates = remaining = bad_lines = 0
-    for path in dict.fromkeys(spool_paths(log_path)):
+    for path in spool_paths(log_path):
         if not path.exists():
             continue
         with _locked(path):  # no append lands between the read and the rewrite

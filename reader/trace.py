@@ -7,7 +7,6 @@ upper-case hex and a note naming the step of the credit payment each command car
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -18,6 +17,7 @@ from typing import Any, Final
 
 from apdu import messages as m
 from apdu.sw import INS
+from authority.home import write_atomic
 from reader.flow import Env, PaymentRequest
 
 VECTOR_VERSION: Final = 1
@@ -96,17 +96,6 @@ def check_trace_path(path: Path) -> None:
 
 
 def write_trace(path: Path, trace: dict[str, Any]) -> None:
-    """Write the trace file whole (temp file, fsync, rename); OSError when it cannot (and
-    no temp file is left behind)."""
-    text = json.dumps(trace, indent=2) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    """Write the trace file whole (authority/home.py write_atomic); OSError when it cannot
+    (and no temp file is left behind)."""
+    write_atomic(path, (json.dumps(trace, indent=2) + "\n").encode("utf-8"))

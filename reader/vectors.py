@@ -23,6 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from authority.license import account_from_digits
 from reader.checks import Verdict
 
 if TYPE_CHECKING:
@@ -230,10 +231,7 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
         raise VectorError("unpredictable_number must be 4 bytes", where)
     day = _digits(_require(obj, "date", str, where), 6, f"{where}.date")
     clock = _digits(_require(obj, "time", str, where), 6, f"{where}.time")
-    try:
-        datetime.strptime(day + clock, "%y%m%d%H%M%S")  # as the replay reads them (_now)
-    except ValueError:
-        raise VectorError(f"no such date and time: {day} {clock} (YYMMDD HHMMSS)", where) from None
+    _when(day, clock, where)
     amount = _optional(obj, "amount", int, where)
     currency = _optional(obj, "currency", int, where)
     if amount is not None and not 0 <= amount <= 999_999_999_999:
@@ -261,8 +259,10 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
             raise VectorError("must be an object", row_where)
         account = _require(row, "account", str, row_where)
         atc = _require(row, "atc", int, row_where)
-        if not (account.isascii() and account.isdigit() and 1 <= len(account) <= 19):
-            raise VectorError(f"account {account!r}: expected 1 to 19 digits", row_where)
+        try:
+            account_from_digits(account)
+        except ValueError:
+            raise VectorError(f"account {account!r}: expected 1 to 19 digits", row_where) from None
         if not 0 <= atc <= 0xFFFF:
             raise VectorError(f"atc {atc} outside 0..FFFF", row_where)
         logged.append((account, atc))
@@ -657,11 +657,16 @@ class TerminalRun:
     rows_added: int
 
 
-def _now(values: TerminalValues) -> datetime:
+def _when(day: str, clock: str, where: str) -> datetime:
+    """The terminal's clock from a vector's `date` (YYMMDD) and `time` (HHMMSS)."""
     try:
-        return datetime.strptime(values.date + values.time, "%y%m%d%H%M%S")
+        return datetime.strptime(day + clock, "%y%m%d%H%M%S")
     except ValueError:
-        raise VectorError(f"no date {values.date} time {values.time}", "terminal") from None
+        raise VectorError(f"no such date and time: {day} {clock} (YYMMDD HHMMSS)", where) from None
+
+
+def _now(values: TerminalValues) -> datetime:
+    return _when(values.date, values.time, "terminal")
 
 
 def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> TerminalRun:
