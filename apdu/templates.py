@@ -1,5 +1,7 @@
 """Template reading shared by the message codecs (PROTOCOL.md §7 check 1): one template,
-its mandatory tags, no tag twice, nothing after it. Every failure is a DecodeError naming the tag.
+its mandatory tags, no tag twice, nothing around it but `00`/`FF` padding (PROTOCOL.md §1:
+BER-TLV as ISO/IEC 7816-4 5.2 and EMV Book 3 Annex B, which allow it before, between and
+after data objects). Every failure is a DecodeError naming the tag.
 """
 
 from __future__ import annotations
@@ -34,8 +36,12 @@ def check_unique(node: Tlv, repeatable: frozenset[int] = frozenset()) -> None:
 
 
 def template(data: bytes, tag: int, repeatable: frozenset[int] = frozenset()) -> Tlv:
-    """Exactly one template `tag` and nothing after it, no repeated tag."""
-    item = tlv.decode_one(data)
+    """Exactly one template `tag`, only padding around it, no repeated tag."""
+    items = tlv.decode(data)
+    if len(items) != 1:
+        found = " ".join(f"{item.tag:X}" for item in items[:4]) or "none"
+        raise DecodeError(f"one template {tag:X} expected, found {len(items)} ({found})", 0)
+    item = items[0]
     if item.tag != tag:
         raise DecodeError(f"template {tag:X} missing (found tag {item.tag:X})", 0)
     check_unique(item, repeatable)
@@ -54,6 +60,20 @@ def field(node: Tlv, tag: int, sizes: range | None = None) -> Tlv:
                 )
             return child
     raise DecodeError(f"mandatory tag {tag:X} missing from template {node.tag:X}", 0)
+
+
+def tags_in(data: bytes, tag: int) -> list[int]:
+    """Every tag inside the template `tag` that `data` holds (what `template` accepts)."""
+    flat = tlv.flat_values(data, tag)
+    if flat is not None:
+        return list(flat[1])
+    tags: list[int] = []
+    stack = list(template(data, tag).children)
+    while stack:  # bounded: the decoded tree is finite
+        child = stack.pop()
+        tags.append(child.tag)
+        stack.extend(child.children)
+    return tags
 
 
 def optional(node: Tlv, tag: int) -> Tlv | None:

@@ -5,8 +5,11 @@ malformed), hands it to the applet, stores the durable part of the new state *be
 the response leaves (an answer whose state was not stored is never sent), and splits a
 long response into `61xx` parts fetched with GET RESPONSE, or answers `6Cxx` to a non-zero
 Le shorter than the data (without storing anything: the terminal repeats the command) when
-xx can name the length (`_wrong_le`). A CardError becomes its status word and changes
-nothing, a pending response included; any other exception is a bug and answers `6F00`.
+xx can name the length (`_wrong_le`). A command with no Le (Ne = 0, ISO 7816-4 5.1) that has
+response data is executed and answers `61xx` alone: the data waits for GET RESPONSE, as a
+case 4 command sent as case 3 over T=0 gets it (ISO 7816-3 12.2.5). A CardError becomes its
+status word and changes nothing, a pending response included; any other exception is a bug
+and answers `6F00`.
 Sans-IO: the store is injected.
 
 A GENERATE AC answer comes as a SignedAnswer: the store commits the new state while the
@@ -129,10 +132,11 @@ class CardRuntime:
         else:
             data = answer.make() if isinstance(answer, SignedAnswer) else answer
         self._state = new
-        limit = cmd.le if cmd.le is not None else SHORT_LE_MAX
-        return self._send(data, limit)
+        return self._send(data, cmd.le)
 
-    def _send(self, data: bytes, limit: int) -> bytes:
+    def _send(self, data: bytes, le: int | None) -> bytes:
+        """Up to Le bytes of `data` and `9000`, or `61xx` when more waits; no Le: no data."""
+        limit = 0 if le is None else le
         if len(data) <= limit:
             self._pending = b""
             return data + _sw(SW.OK)
@@ -148,5 +152,4 @@ class CardRuntime:
             raise WrongLength("GET RESPONSE takes no data")
         if not self._pending:
             raise ConditionsNotSatisfied("no response to get")
-        limit = cmd.le if cmd.le is not None else SHORT_LE_MAX
-        return self._send(self._pending, limit)
+        return self._send(self._pending, cmd.le)

@@ -10,15 +10,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import IntEnum, StrEnum
+from functools import partial
 from typing import TypeVar
 
 from apdu.errors import DecodeError
 from apdu.response import ResponseAPDU
 from apdu.sw import SW, describe
+from apdu.templates import tags_in
 from authority.authorization import DynamicData, open_authorization
 from authority.errors import AuthorizationError, LicenseError, LicenseReason
 from authority.keystore import AuthorityKey, KeyStore
@@ -126,6 +128,22 @@ def parsed(step: str, parse: Callable[[bytes], T], data: bytes) -> T:
         return parse(data)
     except (DecodeError, ValueError) as exc:
         raise ResponseError(f"{step}: {exc}") from None
+
+
+_RECORD_TEMPLATE = 0x70  # READ RECORD's answer (PROTOCOL.md §3)
+
+
+def records_unique(answers: Sequence[bytes]) -> None:
+    """Check 1 across the records read: a tag in two records is refused (PROTOCOL.md §7.1,
+    EMV Book 3 10.2), so that no record can add a second `5A`, `8F` or `9F47` that the
+    license hash (over record 1 only) does not cover."""
+    seen: dict[int, int] = {}
+    for number, data in enumerate(answers, 1):
+        step = f"READ RECORD {number}"
+        for tag in parsed(step, partial(tags_in, tag=_RECORD_TEMPLATE), data):
+            if tag in seen:
+                raise ResponseError(f"{step}: tag {tag:X} repeated (record {seen[tag]} has it)")
+            seen[tag] = number
 
 
 def authority_key(keys: KeyStore, index: int, today: date) -> AuthorityKey:

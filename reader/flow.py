@@ -237,6 +237,7 @@ def payment(
         step = f"READ RECORD {record}"
         rsp = yield from _exchange(_READ_RECORDS[record - 1])
         answers.append(checks.ok_data(step, rsp))
+    checks.records_unique(answers)
     rec1, rec1_value = checks.parsed("READ RECORD 1", m.parse_record1, answers[0])
     rec2 = checks.parsed("READ RECORD 2", m.parse_record2, answers[1])
     rec3 = checks.parsed("READ RECORD 3", m.parse_record3, answers[2])

@@ -288,6 +288,22 @@ def _wrong_le(s: Session) -> None:
 
 
 @card_vector(
+    "card-no-le-61xx",
+    "Commands without Le (GPO as case 3, READ RECORD as case 1): no Le is Ne = 0 (ISO 7816-4 5.1), so the card executes the command and answers 61xx alone; GET RESPONSE fetches the data (docs/protocol-choices.md).",
+)
+def _no_le(s: Session) -> None:
+    ok(select_aid(s))
+    gpo_case4 = m.gpo(fill_dol(m.PDOL, values())).to_bytes()
+    first = s.send(gpo_case4[:-1], "credit payment request (GPO) without Le")
+    assert first.sw1 == SW1_MORE_DATA and not first.data, f"{first.sw:04X}"
+    answer = ok(s.send(m.get_response(first.sw2 or 256).to_bytes(), "GET RESPONSE"))
+    assert m.parse_gpo_response(answer.data).atc == 1, "the GPO was executed: ATC 0001"
+    record = s.send(m.read_record(1).to_bytes()[:-1], "READ RECORD 1 without Le (case 1)")
+    assert record.sw1 == SW1_MORE_DATA and not record.data, f"{record.sw:04X}"
+    ok(s.send(m.get_response(record.sw2 or 256).to_bytes(), "GET RESPONSE"))
+
+
+@card_vector(
     "card-get-data-atc",
     "GET DATA 9F36 returns the ATC as a TLV, before and after a GPO (P§3).",
     atc=41,

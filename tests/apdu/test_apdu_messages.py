@@ -124,7 +124,8 @@ MALFORMED: list[tuple[Callable[[bytes], Any], bytes, str]] = [
         _enc(C(0x77, P(0x82, m.AIP), P(0x94, m.AFL))),
         "mandatory tag 9F36 missing from template 77",
     ),
-    (m.parse_gpo_response, _gpo() + b"\x00", "1 trailing bytes after tag 77"),
+    (m.parse_gpo_response, _gpo() + b"\x5a\x00", "one template 77 expected, found 2"),
+    (m.parse_gpo_response, b"\x00\xff", "one template 77 expected, found 0"),
     (m.parse_gpo_response, _gpo()[:-1], "value of tag 77 runs past the end"),
     (m.parse_gpo_response, _gpo(P(0x9F36, b"\x00\x02")), "tag 9F36 repeated in template 77"),
     (
@@ -159,6 +160,14 @@ MALFORMED: list[tuple[Callable[[bytes], Any], bytes, str]] = [
         "mandatory tag DF03 missing",
     ),
 ]
+
+
+@pytest.mark.parametrize("before", [b"", b"\x00", b"\xff\x00"])
+@pytest.mark.parametrize("after", [b"", b"\x00", b"\x00\xff\xff"])
+def test_padding_around_a_template_is_skipped(before: bytes, after: bytes) -> None:
+    """P§1: BER-TLV as ISO/IEC 7816-4 5.2 and EMV Book 3 Annex B: 00 (and FF) may come
+    before, between or after the data objects; a reader skips them."""
+    assert m.parse_gpo_response(before + _gpo() + after) == m.parse_gpo_response(_gpo())
 
 
 @pytest.mark.parametrize(("parse", "data", "reason"), MALFORMED)

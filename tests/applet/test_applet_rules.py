@@ -218,6 +218,37 @@ def test_an_extended_le_shorter_than_a_long_answer_chains(make_card: Any, term: 
     assert card2.state.phase == Phase.SELECTED
 
 
+def test_a_command_without_le_is_executed_and_its_data_waits_for_get_response(
+    make_card: Any, term: Any
+) -> None:
+    """No Le is Ne = 0 (ISO 7816-4 5.1): no data with the status; the command runs and its
+    data waits behind `61xx`, as T=0 gives a case 4 command sent as case 3."""
+    store = MemoryStateStore()
+    card = make_card(store=store)
+    with_le = card.process(SELECT_AID)
+    card2 = make_card()
+    assert card2.process(SELECT_AID[:-1]) == b"\x61" + bytes((len(with_le) - 2,))
+    assert card2.process(bytes.fromhex("00C0000000")) == with_le
+    gpo = term.gpo()
+    assert card.process(gpo[:-1]) == b"\x61\x11"  # executed: the ATC is stored
+    assert card.state.phase == Phase.REQUESTED and store.commits == 1
+    assert card.process(bytes.fromhex("00C00000")) == b"\x61\x11"  # no Le again: still waits
+    answer = card.process(bytes.fromhex("00C0000000"))
+    assert answer[-2:] == b"\x90\x00" and m.parse_gpo_response(answer[:-2]).atc == 1
+    record1 = card.process(bytes.fromhex("00B2010C"))  # case 1
+    assert record1[0] == 0x61
+    fetched = card.process(bytes.fromhex("00C0000000"))
+    assert fetched == card2_record1(make_card, term)
+
+
+def card2_record1(make_card: Any, term: Any) -> bytes:
+    """Record 1 as a fresh card answers READ RECORD with Le 00."""
+    card = make_card()
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    return card.process(bytes.fromhex("00B2010C00"))
+
+
 def test_a_refused_command_keeps_the_pending_response(make_card: Any, term: Any) -> None:
     """PROTOCOL.md §6: an error changes nothing, the rest of a chained answer included."""
     card = make_card()

@@ -78,6 +78,16 @@ def duplicate(tag: int) -> Alter:
     return alter
 
 
+def add(*extra: tlv.Tlv) -> Alter:
+    """Add data objects at the end of the response's template."""
+
+    def alter(response: bytes) -> bytes:
+        root = tlv.decode_one(response[:-2])
+        return tlv.encode(tlv.constructed(root.tag, *root.children, *extra)) + response[-2:]
+
+    return alter
+
+
 def flip(index: int) -> Callable[[bytes], bytes]:
     return lambda v: v[:index] + bytes([v[index] ^ 0x01]) + v[index + 1 :]
 
@@ -179,6 +189,24 @@ CASES: list[tuple[str, dict[str, object], type[checks.CheckError], str]] = [
         {"ins": INS_GPO, "alter": duplicate(0x9F36)},
         checks.ResponseError,
         "repeated",
+    ),
+    (
+        "8F again in record 2",  # EMV Book 3 10.2: a tag in two records ends the transaction
+        {"ins": INS_READ, "p1": 2, "alter": add(tlv.primitive(0x8F, b"\x02"))},
+        checks.ResponseError,
+        "READ RECORD 2: tag 8F repeated (record 1 has it)",
+    ),
+    (
+        "5A again in record 3",
+        {"ins": INS_READ, "p1": 3, "alter": add(tlv.primitive(0x5A, bytes.fromhex("99" * 8)))},
+        checks.ResponseError,
+        "READ RECORD 3: tag 5A repeated (record 1 has it)",
+    ),
+    (
+        "9F47 again in record 2",
+        {"ins": INS_READ, "p1": 2, "alter": add(tlv.primitive(0x9F47, b"\x01"))},
+        checks.ResponseError,
+        "READ RECORD 3: tag 9F47 repeated (record 2 has it)",
     ),
     (
         "unknown index",

@@ -36,6 +36,16 @@ def test_approved_last_answer_is_recorded(make_last_answer, app_private: RsaPriv
     assert decision.answer.cid == 0x40
 
 
+@pytest.mark.parametrize(("before", "after"), [(b"\x00", b""), (b"", b"\x00"), (b"\xff", b"\x00")])
+def test_padding_around_the_last_answer_still_records(
+    make_last_answer, app_private: RsaPrivateKey, before: bytes, after: bytes
+) -> None:
+    """P§1 padding around DF02 must not close as "not paid" a payment the card deducted."""
+    pending, last = make_last_answer()
+    decision = decide(pending, _ok(before + last + after), app_private.public)
+    assert isinstance(decision, RecordOnce) and decision.dynamic.atc == 7
+
+
 def test_no_answer_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
     pending, _ = make_last_answer()
     decision = decide(pending, ResponseAPDU(b"", 0x6A88), app_private.public)
