@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Final
 
@@ -84,14 +85,17 @@ def fsync_folder(folder: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a file whole or not at all, and durably (temp file in the same folder, every
-    byte written, fsync, rename, fsync of the folder): after a power cut the file holds
-    the old bytes or the new ones, and a rename that returned is kept (the serial counter
-    never steps back, PROTOCOL.md §5.1)."""
+    """Write a file whole or not at all, and durably (a temp file of its own in the same
+    folder, every byte written, fsync, rename, fsync of the folder): after a power cut the
+    file holds the old bytes or the new ones, and a rename that returned is kept (the serial
+    counter never steps back, PROTOCOL.md §5.1). Each call has its own temp file, so that
+    writers in other processes never truncate or rename each other's; no temp file is left
+    behind, even when the write fails or is interrupted. Two writers of one file: the last
+    rename wins, whole (a read-modify-write needs the home's lock, hold_home)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
             os.fchmod(fd, mode)
             write_all(fd, data)
@@ -99,8 +103,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):  # no temp file is left behind
+    except BaseException:  # also KeyboardInterrupt: no temp file is left behind
+        with contextlib.suppress(OSError):
             tmp.unlink()
         raise
     fsync_folder(path.parent)
