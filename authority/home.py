@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -12,6 +17,16 @@ from authority.errors import KeyFileError
 
 HOME_ENV: Final = "HCEPAY_HOME"
 MAX_SERIAL: Final = 0xFFFFFF
+LOCK_FILE: Final = ".home.lock"
+LOCK_WAIT = 10.0  # seconds: a holder changes a few small files, then lets go
+_LOCK_POLL: Final = 0.02
+
+
+class HomeBusyError(KeyFileError):
+    """Another process held the home's lock for longer than the wait."""
+
+    def __init__(self, home: Path) -> None:
+        super().__init__(str(home), "another hcepay is changing this home; try again")
 
 
 def resolve_home(explicit: Path | None) -> Path:
@@ -84,14 +99,17 @@ def fsync_folder(folder: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a file whole or not at all, and durably (temp file in the same folder, every
-    byte written, fsync, rename, fsync of the folder): after a power cut the file holds
-    the old bytes or the new ones, and a rename that returned is kept (the serial counter
-    never steps back, PROTOCOL.md §5.1)."""
+    """Write a file whole or not at all, and durably (a temp file of its own in the same
+    folder, every byte written, fsync, rename, fsync of the folder): after a power cut the
+    file holds the old bytes or the new ones, and a rename that returned is kept (the serial
+    counter never steps back, PROTOCOL.md §5.1). Each call has its own temp file, so that
+    writers in other processes never truncate or rename each other's; no temp file is left
+    behind, even when the write fails or is interrupted. Two writers of one file: the last
+    rename wins, whole (a read-modify-write needs the home's lock, hold_home)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
             os.fchmod(fd, mode)
             write_all(fd, data)
@@ -99,11 +117,85 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):  # no temp file is left behind
+    except BaseException:  # also KeyboardInterrupt: no temp file is left behind
+        with contextlib.suppress(OSError):
             tmp.unlink()
         raise
     fsync_folder(path.parent)
+
+
+class _Held:
+    """This process's hold on one home: its lock file and how deep the holds nest."""
+
+    def __init__(self) -> None:
+        self.thread = threading.RLock()
+        self.fd = -1
+        self.depth = 0
+
+
+_held: dict[Path, _Held] = {}
+_held_guard = threading.Lock()
+
+
+def _forget_holds_in_child() -> None:
+    """A forked child does not hold its parent's locks: it closes its copies of the lock
+    files (which leaves the parent's flock in place) and starts with no hold."""
+    global _held, _held_guard
+    for held in _held.values():
+        if held.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(held.fd)
+    _held, _held_guard = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_holds_in_child)
+
+
+@contextlib.contextmanager
+def hold_home(home: Path, wait: float | None = None) -> Iterator[None]:
+    """Hold the home's lock: an exclusive `flock` on `<home>/.home.lock`, for one
+    read-modify-write of the home's shared files (key store, revocation list, serial counter,
+    authority keys). Waits at most `wait` seconds (default LOCK_WAIT), then HomeBusyError;
+    OSError when the lock file cannot be made. Nests in one process; threads of one process
+    take turns; a forked child holds nothing. Hold it for file changes, never a payment."""
+    wait = LOCK_WAIT if wait is None else wait
+    home.mkdir(parents=True, exist_ok=True)
+    key = home.resolve()
+    with _held_guard:
+        held = _held.setdefault(key, _Held())
+    deadline = time.monotonic() + wait
+    if not held.thread.acquire(timeout=wait):
+        raise HomeBusyError(home)
+    try:
+        if held.depth == 0:
+            held.fd = _lock(key / LOCK_FILE, deadline, home)
+        held.depth += 1
+        try:
+            yield
+        finally:
+            held.depth -= 1
+            if held.depth == 0:
+                os.close(held.fd)  # closing the file lets go of its flock
+                held.fd = -1
+    finally:
+        held.thread.release()
+
+
+def _lock(path: Path, deadline: float, home: Path) -> int:
+    """The lock file, open and flock'ed (polled until `deadline`)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        while True:  # bounded by the deadline
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise HomeBusyError(home) from None
+                time.sleep(_LOCK_POLL)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _read_next_serial(path: Path) -> int:
@@ -125,10 +217,13 @@ def peek_serial(home: Path) -> int:
 
 
 def allocate_serial(home: Path) -> int:
-    """Take the next license serial and store its successor (PROTOCOL.md §5.1: unique)."""
+    """Take the next license serial and store its successor, under the home's lock
+    (PROTOCOL.md §5.1: unique, also when processes issue at once). HomeBusyError when
+    the lock cannot be had."""
     path = serials_path(home)
-    serial = _read_next_serial(path)
-    if serial > MAX_SERIAL:
-        raise KeyFileError(str(path), "no license serials left (3 bytes)")
-    write_atomic(path, (json.dumps({"next_serial": serial + 1}) + "\n").encode())
+    with hold_home(home):
+        serial = _read_next_serial(path)
+        if serial > MAX_SERIAL:
+            raise KeyFileError(str(path), "no license serials left (3 bytes)")
+        write_atomic(path, (json.dumps({"next_serial": serial + 1}) + "\n").encode())
     return serial

@@ -27,7 +27,15 @@ from authority.home import (
 from authority.keyfiles import load_public, save_private, save_public
 from authority.keystore import AuthorityKey, KeyStore, load_keystore, save_keystore
 from authority.rsa import DEFAULT_BITS, DEFAULT_EXPONENT, RsaPublicKey, generate
-from reader.cli_common import HomeOption, JsonOption, examples, fail, home_folder, stdout
+from reader.cli_common import (
+    HomeOption,
+    JsonOption,
+    examples,
+    fail,
+    home_folder,
+    home_lock,
+    stdout,
+)
 
 DEFAULT_YEARS = 5
 MAX_SERIAL = 0xFFFFFF
@@ -104,15 +112,18 @@ def init(
         key = generate(bits, exponent)
     except InvalidKeyError as exc:
         fail(exc.reason)
-    store = _keystore(folder)
-    try:
-        save_private(private_path, key)
-        save_public(ca_public_path(folder, idx), key.public)
-        if not serials_path(folder).exists():
-            write_atomic(serials_path(folder), b'{"next_serial": 1}\n')
-        save_keystore(folder, store.with_key(AuthorityKey(idx, key.public, until)))
-    except (OSError, KeyFileError) as exc:
-        fail(f"cannot write the authority key: {exc}")
+    with home_lock(folder):  # one writer of the key store and serials at a time
+        if private_path.exists() and not force:
+            fail(f"{private_path} exists: an authority key of index {index_hex(idx)} (use --force)")
+        store = _keystore(folder)
+        try:
+            save_private(private_path, key)
+            save_public(ca_public_path(folder, idx), key.public)
+            if not serials_path(folder).exists():
+                write_atomic(serials_path(folder), b'{"next_serial": 1}\n')
+            save_keystore(folder, store.with_key(AuthorityKey(idx, key.public, until)))
+        except (OSError, KeyFileError) as exc:
+            fail(f"cannot write the authority key: {exc}")
     stdout.print(
         f"authority key {index_hex(idx)}: {key.public.bits} bits, e = {key.public.e}, "
         f"in {private_path} (0600); terminal accepts it until {until.isoformat()}",
@@ -129,14 +140,15 @@ def revoke(
     if not 0 <= serial <= MAX_SERIAL:
         fail(f"serial {serial}: must be 0 to {MAX_SERIAL}")
     folder = home_folder(home)
-    store = _keystore(folder)
-    if serial in store.revoked:
-        stdout.print(f"serial {serial} was already revoked", markup=False)
-        return
-    try:
-        save_keystore(folder, store.with_revoked(serial))
-    except (OSError, KeyFileError) as exc:
-        fail(f"cannot write the key store: {exc}")
+    with home_lock(folder):  # one writer of the key store at a time
+        store = _keystore(folder)
+        if serial in store.revoked:
+            stdout.print(f"serial {serial} was already revoked", markup=False)
+            return
+        try:
+            save_keystore(folder, store.with_revoked(serial))
+        except (OSError, KeyFileError) as exc:
+            fail(f"cannot write the key store: {exc}")
     stdout.print(f"serial {serial} revoked", markup=False)
 
 

@@ -31,6 +31,7 @@ from reader.cli_common import (
     examples,
     fail,
     home_folder,
+    home_lock,
     stderr,
     stdout,
 )
@@ -119,12 +120,13 @@ def issue(
         fail(f"{exc} (run `hcepay authority init` first)")
     stderr.print(f"generating a {bits}-bit APP key...")
     app = generate(bits, 3)
-    try:
-        serial = allocate_serial(root)
-        request = IssueRequest(account, units, yymmdd, holder, ca_index, serial, currency)
-        issue_card(folder, request, ca, app)
-    except (KeyFileError, OSError, ValueError) as exc:
-        fail(f"cannot issue card {account}: {exc}")
+    with home_lock(root):  # one serial each (§5.1), one issuer of a card folder
+        try:
+            serial = allocate_serial(root)
+            request = IssueRequest(account, units, yymmdd, holder, ca_index, serial, currency)
+            issue_card(folder, request, ca, app)
+        except (KeyFileError, OSError, ValueError) as exc:
+            fail(f"cannot issue card {account}: {exc}")
     stdout.print(
         f"issued card {account}: limit {units // 100}.{units % 100:02d}, expiry "
         f"20{yymmdd[:2]}-{yymmdd[2:4]}, license serial {serial}, in {folder}",

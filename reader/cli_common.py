@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+
+from authority.home import HomeBusyError, hold_home
 
 
 class ExitCode(IntEnum):
@@ -57,3 +61,17 @@ def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Print one line to stderr and exit with `code`: never a traceback."""
     stderr.print(f"hcepay: error: {message}", markup=False)
     raise typer.Exit(int(code))
+
+
+@contextmanager
+def home_lock(home: Path) -> Iterator[None]:
+    """Hold the home's lock (authority/home.py hold_home) around one read-modify-write of
+    its files; a one-line error when another hcepay keeps it or it cannot be made."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(hold_home(home))
+        except HomeBusyError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            fail(f"cannot lock {home}: {exc.strerror or exc}")
+        yield

@@ -203,3 +203,65 @@ def test_write_atomic_writes_every_byte_and_syncs_the_folder(
     home.write_atomic(tmp_path / "serials.json", b'{"01": 12345}\n')
     assert (tmp_path / "serials.json").read_bytes() == b'{"01": 12345}\n'
     assert synced == ["file", "folder"]
+
+
+def test_write_atomic_temp_names_do_not_collide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writers of one file each get their own temp file in its folder: a second write
+    started while the first is between its temp file and its rename (another process, in
+    real life) neither truncates nor steals the first one's temp file."""
+    from authority import home
+
+    target = tmp_path / "terminal" / "keystore.json"
+    real_replace = os.replace
+    temps: list[Path] = []
+
+    def replace_after_a_second_writer(src: str | Path, dst: str | Path) -> None:
+        temps.append(Path(src))
+        if len(temps) == 1:  # the first writer is about to rename: the second one runs now
+            assert Path(src).read_bytes() == b"first\n"
+            home.write_atomic(target, b"second\n", 0o600)
+            assert Path(src).read_bytes() == b"first\n"
+        real_replace(src, dst)
+
+    monkeypatch.setattr(home.os, "replace", replace_after_a_second_writer)
+    home.write_atomic(target, b"first\n", 0o600)
+    assert len(temps) == 2 and temps[0] != temps[1]
+    assert all(t.parent == target.parent and t.name.startswith(".keystore.json") for t in temps)
+    assert target.read_bytes() == b"first\n"  # the last rename wins, whole
+    assert _mode(target) == 0o600
+    assert sorted(p.name for p in target.parent.iterdir()) == ["keystore.json"]
+
+
+@pytest.mark.parametrize(
+    ("failing", "error"),
+    [
+        ("write", OSError(28, "No space left on device")),
+        ("fsync", OSError(5, "Input/output error")),
+        ("replace", OSError(28, "No space left on device")),
+        ("fsync", KeyboardInterrupt()),
+    ],
+)
+def test_write_atomic_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str, error: BaseException
+) -> None:
+    """No temp file is left after a write, nor after a failed or interrupted one (which
+    leaves the old file as it was)."""
+    from authority import home
+
+    target = tmp_path / "serials.json"
+    home.write_atomic(target, b'{"next_serial": 7}\n')
+    home.write_atomic(target, b'{"next_serial": 8}\n', 0o600)
+    assert _mode(target) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["serials.json"]
+
+    def broken(*args: object) -> None:
+        raise error
+
+    monkeypatch.setattr(home.os, failing, broken)
+    with pytest.raises(type(error)):
+        home.write_atomic(target, b'{"next_serial": 9}\n')
+    monkeypatch.undo()
+    assert target.read_bytes() == b'{"next_serial": 8}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["serials.json"]
