@@ -29,7 +29,14 @@ app = typer.Typer(
 @app.callback()
 def _root(
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="Log more (-v: one line per APDU).")
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            metavar="",  # a flag, repeated: -v, -vv (no value)
+            help="Log more (-v: one line per APDU, -vv: debug).",
+        ),
     ] = 0,
 ) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
