@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Protocol
 
 import typer
 from rich.table import Table
@@ -513,6 +513,7 @@ log_app = typer.Typer(
         "hcepay log --verify   # re-check every row; exit 3 when one fails",
         "hcepay log --json",
         "hcepay log recover   # import what the log could not take",
+        "hcepay log --home /tmp/pos --json recover   # the group's --home and --json apply",
     ),
 )
 
@@ -582,10 +583,32 @@ def log_command(
         raise typer.Exit(int(ExitCode.REFUSED))
 
 
+class _HasSources(Protocol):
+    def get_parameter_source(self, name: str) -> Any: ...
+
+
+def _given(ctx: _HasSources, name: str) -> bool:
+    """Whether the option `name` was given on the command line (not $HCEPAY_HOME)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
 @log_app.command("recover")
-def log_recover(as_json: JsonOption = False, home: HomeOption = None) -> None:
+def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """Import the spool (payments decided but not recorded) into the log, each once.
-    Exit 5 when entries are left in the spool."""
+    Exit 5 when entries are left in the spool.
+
+    `--home` and `--json` may come before `recover` too (`hcepay log --home A recover`)."""
+    parent = ctx.parent
+    group = parent.params if parent is not None else {}
+    if group.get("verify"):
+        fail("--verify re-checks the log's rows; `log recover` re-checks every entry anyway")
+    as_json = as_json or bool(group.get("as_json"))
+    if parent is not None and _given(parent, "home"):  # `log --home A recover`
+        outer = Path(group["home"])  # as click parsed it: a str
+        if _given(ctx, "home") and home != outer:
+            fail(f"two home folders: --home {outer} and --home {home}")
+        home = outer
     root = home_folder(home)
     path = log_path(root)
     keys = _keys(root)

@@ -172,3 +172,58 @@ def test_spooled_outcome_imports_once(home: Path, tmp_path: Path) -> None:
         assert other.import_entry(entry) is Imported.DUPLICATE
         (copy,) = list(other.rows())
     assert copy.outcome == row.outcome
+
+
+def _spool_one_payment(home: Path) -> None:
+    """One approved payment, moved from the log into its spool (decided, not recorded)."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    with TransactionLog(home / "terminal.db") as log:
+        (row,) = log.rows()
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("DELETE FROM transactions")
+    (home / "terminal.db.spool").write_text(json.dumps(outcome_to_json(row.outcome)) + "\n")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["log", "--home", "{home}", "recover"],
+        ["log", "--home", "{home}", "--json", "recover"],
+        ["log", "recover", "--home", "{home}", "--json"],
+    ],
+)
+def test_log_group_options_apply_to_recover(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """`hcepay log --home A recover` recovers A's spool, not ~/.hcepay's."""
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.delenv("HCEPAY_HOME", raising=False)
+    _spool_one_payment(home)
+    argv = [a.format(home=home) for a in args]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    if "--json" in argv:
+        assert json.loads(result.output)["imported"] == 1
+    else:
+        assert "1 imported" in result.output
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 1
+    assert not (tmp_path / "user" / ".hcepay").exists()
+
+
+def test_log_verify_before_recover_is_a_usage_error(home: Path) -> None:
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "recover"])
+    assert result.exit_code == 2 and "--verify" in result.output
+    other = CliRunner().invoke(app, ["log", "--home", str(home), "recover", "--home", "/x"])
+    assert other.exit_code == 2 and "two home folders" in other.output
+
+
+def test_log_recover_home_on_the_line_beats_hcepay_home(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HCEPAY_HOME", str(tmp_path / "elsewhere"))
+    _spool_one_payment(home)
+    for argv in (["log", "recover", "--home", str(home)], ["log", "--home", str(home), "recover"]):
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 0 and "imported" in result.output, result.output
+    assert not (tmp_path / "elsewhere").exists()
