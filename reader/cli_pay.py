@@ -486,7 +486,24 @@ def verify_row(outcome: Outcome, keys: KeyStore) -> str:
     return ""
 
 
-def _print_pending(entries: list[PendingRow], path: Path) -> None:
+def _pending_json(p: PendingRow) -> dict[str, Any]:
+    return {
+        "created": p.created,
+        "account": p.entry.account.hex().upper().rstrip("F"),
+        "atc": p.entry.atc,
+        "outcome": p.outcome,  # None while open
+    }
+
+
+def _spooled(path: Path) -> int:
+    """How many payments wait in the spool for `hcepay log recover`."""
+    try:
+        return spool.pending_count(path)
+    except spool.SpoolError as exc:
+        fail(f"spool: {exc.reason}")
+
+
+def _print_pending(entries: list[PendingRow], spooled: int) -> None:
     """The pending entries (PROTOCOL.md §9) and the spool, under the transactions."""
     if entries:
         table = Table(title="pending entries (written before GENERATE AC)")
@@ -496,10 +513,6 @@ def _print_pending(entries: list[PendingRow], path: Path) -> None:
             account = p.entry.account.hex().upper().rstrip("F")
             table.add_row(p.created, account, f"{p.entry.atc:04X}", p.outcome or "open")
         stdout.print(table)
-    try:
-        spooled = spool.pending_count(path)
-    except spool.SpoolError as exc:
-        fail(f"spool: {exc.reason}")
     if spooled:
         stdout.print(f"{spooled} payments in the spool: run `hcepay log recover`", markup=False)
 
@@ -527,7 +540,14 @@ def log_command(
     ] = False,
     home: HomeOption = None,
 ) -> None:
-    """The transaction log. With --verify, exit 3 when a row fails its re-check."""
+    """The transaction log: its rows, the pending entries written before GENERATE AC
+    (PROTOCOL.md §9) and how many payments wait in the spool. With --verify, exit 3 when a
+    row fails its re-check.
+
+    With --json, one object: `log` (the file), `transactions` (the rows; with --verify each
+    has `verified` and `verify_reason`), `pending_entries` (each `created`, `account`,
+    `atc`, `outcome`: null while open, else what closed it) and `spooled` (payments kept
+    for `hcepay log recover`)."""
     if ctx.invoked_subcommand is not None:
         return
     root = home_folder(home)
@@ -544,6 +564,7 @@ def log_command(
     keys = _keys(root) if verify and rows else KeyStore()
     failures = {r.id: verify_row(r.outcome, keys) for r in rows} if verify else {}
     bad = [i for i, why in failures.items() if why]
+    spooled = _spooled(path)
     if as_json:
         out = []
         for r in rows:
@@ -552,7 +573,13 @@ def log_command(
                 item["verified"] = not failures[r.id]
                 item["verify_reason"] = failures[r.id]
             out.append(item)
-        stdout.print(json.dumps(out), markup=False)
+        doc = {
+            "log": str(path),
+            "transactions": out,
+            "pending_entries": [_pending_json(p) for p in pending_rows],
+            "spooled": spooled,
+        }
+        stdout.print(json.dumps(doc), markup=False)
     else:
         table = Table(title=f"transactions in {path}")
         for column in ("id", "time", "account", "amount", "cur", "ATC", "verdict", "serial", "CA"):
@@ -578,7 +605,7 @@ def log_command(
         stdout.print(table)
         if verify:
             stdout.print(f"{len(rows) - len(bad)} of {len(rows)} rows verify", markup=False)
-        _print_pending(pending_rows, path)
+        _print_pending(pending_rows, spooled)
     if bad:
         raise typer.Exit(int(ExitCode.REFUSED))
 

@@ -35,7 +35,7 @@ def test_pay_approve_decline_and_log_verify(home: Path) -> None:
     assert code == 1 and json.loads(out)["verdict"] == "declined"
     result = CliRunner().invoke(app, ["log", "--home", str(home), "--json", "--verify"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = json.loads(result.output)["transactions"]
     assert [r["verified"] for r in rows] == [True, True]
     assert [r["cid"] for r in rows] == [0x40, 0x00]
 
@@ -47,7 +47,7 @@ def test_log_verify_names_a_tampered_row(home: Path) -> None:
         db.execute("UPDATE transactions SET amount = 999 WHERE id = 2")
     result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
     assert result.exit_code == 3
-    rows = json.loads(result.output)
+    rows = json.loads(result.output)["transactions"]
     assert rows[0]["verified"] and not rows[1]["verified"]
     assert "amount" in rows[1]["verify_reason"]
 
@@ -98,7 +98,7 @@ def test_log_verify_holds_the_time_and_ids_to_the_signed_cdol1_data(home: Path) 
         db.execute("UPDATE transactions SET terminal_id = 'OTHER' WHERE id = 1")
     result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
     assert result.exit_code == 3
-    (row,) = json.loads(result.output)
+    (row,) = json.loads(result.output)["transactions"]
     assert not row["verified"] and "signed CDOL1 data" in row["verify_reason"]
 
 
@@ -227,3 +227,30 @@ def test_log_recover_home_on_the_line_beats_hcepay_home(
         result = CliRunner().invoke(app, argv)
         assert result.exit_code == 0 and "imported" in result.output, result.output
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_log_json_has_the_pending_entries_and_the_spool(home: Path) -> None:
+    """`log --json` says what the text says: pending entries (open or closed), the spool."""
+    from datetime import datetime
+
+    from reader.recovery import PendingEntry
+
+    _spool_one_payment(home)
+    account = bytes.fromhex("6200123456789012FFFF")
+    with TransactionLog(home / "terminal.db") as log:
+        log.write_pending(PendingEntry(account, 7, b"\x01" * 4), datetime(2026, 1, 2, 3, 4, 5))
+        log.write_pending(PendingEntry(account, 8, b"\x02" * 4), datetime(2026, 1, 2, 3, 4, 6))
+        log.close_pending(PendingEntry(account, 8, b"\x02" * 4), "not paid")
+    text = CliRunner().invoke(app, ["log", "--home", str(home)])
+    assert "1 payments in the spool" in text.output
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["transactions"] == [] and doc["spooled"] == 1
+    assert doc["log"] == str(home / "terminal.db")
+    pending = [(p["account"], p["atc"], p["outcome"]) for p in doc["pending_entries"]]
+    assert sorted(pending, key=lambda p: p[1]) == [
+        ("6200123456789012", 1, "recorded"),  # the spooled payment's own entry
+        ("6200123456789012", 7, None),
+        ("6200123456789012", 8, "not paid"),
+    ]
