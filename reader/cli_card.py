@@ -12,7 +12,6 @@ import re
 import sys
 from collections.abc import Iterator
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Protocol
 
@@ -34,6 +33,7 @@ from reader.cli_common import (
     stderr,
     stdout,
 )
+from reader.cli_pay import AmountError, format_amount, parse_amount
 
 card_app = typer.Typer(
     name="card",
@@ -48,17 +48,11 @@ EXPIRY_RE = re.compile(r"^(20\d\d)-(0[1-9]|1[0-2])$")
 
 
 def _minor_units(text: str) -> int:
-    """`1000.00` -> 100000 (at most two decimals, n12)."""
+    """`1000.00` -> 100000: the amount syntax and n12 bound of `pay --amount`."""
     try:
-        value = Decimal(text)
-    except InvalidOperation:
-        fail(f"bad limit {text!r}: expected an amount like 1000.00")
-    if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")):
-        fail(f"bad limit {text!r}: a non-negative amount with at most 2 decimals")
-    units = int(value * 100)
-    if units > 999_999_999_999:
-        fail(f"limit {text} does not fit 12 digits of minor units")
-    return units
+        return parse_amount(text)
+    except AmountError as exc:
+        fail(f"--limit: {exc}")
 
 
 def _expiry(text: str | None) -> str:
@@ -126,7 +120,7 @@ def issue(
     except (KeyFileError, OSError, ValueError) as exc:
         fail(f"cannot issue card {account}: {exc}")
     stdout.print(
-        f"issued card {account}: limit {units // 100}.{units % 100:02d}, expiry "
+        f"issued card {account}: limit {format_amount(units)}, expiry "
         f"20{yymmdd[:2]}-{yymmdd[2:4]}, license serial {serial}, in {folder}",
         markup=False,
     )

@@ -63,7 +63,7 @@ def test_issue_refuses_an_existing_card_and_bad_input(home: Path) -> None:
     code, _, err = run(*base, "--account", "12ab", "--limit", "1")
     assert code == 2 and "bad account" in err
     code, _, err = run(*base, "--account", "1", "--limit", "1.001")
-    assert code == 2 and "at most 2 decimals" in err
+    assert code == 2 and "more than 2 decimals" in err
     code, _, err = run(*base, "--account", "1", "--limit", "1", "--expiry", "2030-13")
     assert code == 2 and "bad expiry" in err
 
@@ -105,3 +105,28 @@ def test_send_decodes_and_refuses_bad_hex(home: Path) -> None:
         "card", "send", "--home", str(home), "--in-process", "--card", "99", "80CA9F3600"
     )
     assert code == 2 and "no card" in err
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [
+        "10000000000000000000000000000",
+        "1e27",
+        "1E+999999999",
+        "١٠٠٠",
+        "1e3",
+        "1_000",
+        "+5",
+        "-0",
+        "1000000000000.00",
+        "NaN",
+    ],
+)
+def test_issue_limit_is_read_like_pay_amount(home: Path, limit: str) -> None:
+    """--limit takes what `pay --amount` takes (n12 of minor units), a usage error else."""
+    code, out, err = run(
+        "card", "issue", "--home", str(home), "--bits", "1024", "--account", "77", "--limit", limit
+    )
+    assert code == 2, out + err
+    assert err.startswith("hcepay: error: --limit") and "internal error" not in err
+    assert not (home / "cards" / "77").exists()
