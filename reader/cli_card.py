@@ -24,12 +24,14 @@ from authority.keyfiles import load_private
 from authority.license import account_from_digits
 from authority.rsa import generate
 from reader.cli_common import (
+    KEY_INDEX_HELP,
     ExitCode,
     HomeOption,
     JsonOption,
     examples,
     fail,
     home_folder,
+    key_index,
     stderr,
     stdout,
 )
@@ -89,7 +91,9 @@ def issue(
         "CARDHOLDER"
     ),
     currency: Annotated[int, typer.Option("--currency", help="ISO 4217 numeric.")] = 156,
-    ca_index: Annotated[int, typer.Option("--ca-index", help="Authority key index.")] = 1,
+    ca_index_text: Annotated[
+        str, typer.Option("--ca-index", metavar="XX", help=KEY_INDEX_HELP)
+    ] = "01",
     home: HomeOption = None,
 ) -> None:
     """Issue a card: APP key pair, license signed by the home's authority, state at ATC 0."""
@@ -97,8 +101,9 @@ def issue(
         fail(f"bad account {account!r}: expected 1 to 19 digits")
     if bits % 8 or not 1024 <= bits <= 1984:
         fail(f"bad --bits {bits}: 1024 to 1984, a multiple of 8 (PROTOCOL.md §5)")
-    if not 0 <= currency <= 9999 or not 1 <= ca_index <= 0xFF:
-        fail("--currency must be 0..9999 and --ca-index 1..255")
+    if not 0 <= currency <= 9999:
+        fail("--currency must be 0..9999")
+    ca_index = key_index(ca_index_text, "--ca-index")
     if not holder.isascii() or not 2 <= len(holder) <= 26:
         fail("--holder must be 2 to 26 ASCII characters")
     units, yymmdd = _minor_units(limit), _expiry(expiry)

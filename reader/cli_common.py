@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -36,6 +37,20 @@ HomeOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+KEY_INDEX_HELP = (
+    "Authority key index (tag 8F): two hex digits, 01 to FF, as in the key file ca-XX.pem."
+)
+_KEY_INDEX = re.compile(r"[0-9A-Fa-f]{2}")
+
+
+def key_index(text: str, option: str) -> int:
+    """An authority key index (8F) as every option takes it: two hex digits, 01 to FF (the
+    names of the key files ca-XX.pem and of the terminal's keys; a card refuses 00)."""
+    if _KEY_INDEX.fullmatch(text) is None or int(text, 16) == 0:
+        fail(f"{option} {text!r}: an authority key index is two hex digits, 01 to FF (ca-01.pem)")
+    return int(text, 16)
 
 
 def home_folder(explicit: Path | None) -> Path:

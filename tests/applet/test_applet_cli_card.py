@@ -130,3 +130,29 @@ def test_issue_limit_is_read_like_pay_amount(home: Path, limit: str) -> None:
     assert code == 2, out + err
     assert err.startswith("hcepay: error: --limit") and "internal error" not in err
     assert not (home / "cards" / "77").exists()
+
+
+def test_ca_index_is_two_hex_digits_like_authority_init(tmp_path: Path) -> None:
+    """`authority init --index 10` makes key 0x10 (ca-10.pem); `card issue --ca-index 10`
+    signs with that key, and both refuse 00, one digit or three."""
+    home = str(tmp_path)
+    code, _, err = run("authority", "init", "--home", home, "--bits", "1024", "--index", "10")
+    assert code == 0, err
+    base = ["card", "issue", "--home", home, "--bits", "1024", "--limit", "1"]
+    code, _, err = run(*base, "--account", "11", "--ca-index", "10")
+    assert code == 0, err
+    card = json.loads((tmp_path / "cards" / "11" / "card.json").read_text(encoding="utf-8"))
+    assert card["ca_index"] == 0x10
+    for bad in ("00", "0", "1", "100", "G1", "+1"):
+        code, _, err = run(*base, "--account", "12", "--ca-index", bad)
+        assert code == 2 and "two hex digits, 01 to FF" in err, (bad, err)
+        code, _, err = run("authority", "init", "--home", home, "--bits", "1024", "--index", bad)
+        assert code == 2 and "two hex digits, 01 to FF" in err, (bad, err)
+    code, _, err = run(*base, "--account", "12", "--ca-index", "16")  # hex, as its file says
+    assert code == 2 and "ca-16.pem" in err
+
+
+def test_key_index_options_say_how_they_are_written() -> None:
+    for command in (["card", "issue"], ["authority", "init"]):
+        result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+        assert "two hex digits, 01 to FF" in result.output, result.output
