@@ -24,8 +24,10 @@ class ExitCode(IntEnum):
     INTERNAL = 70
 
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup and emoji off: what is printed is never parsed (paths, names and vector files may
+# hold "[/x]" or ":x:"); styled output is built as rich Text
+stdout = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 HomeOption = Annotated[
     Path | None,
