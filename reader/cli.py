@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_pcsc, cli_vectors
-from reader.cli_common import ExitCode, stderr
+from reader.cli_common import ExitCode, interrupt_reported, stderr
 
 app = typer.Typer(
     name="hcepay",
@@ -51,11 +51,13 @@ def main() -> None:
     """Entry point: run the app; turn any unexpected exception into one line and exit 70."""
     try:
         app(standalone_mode=True)
-    except SystemExit:
+    except SystemExit as exc:  # typer makes Ctrl-C a silent exit 130: say what it was
+        if exc.code == ExitCode.INTERRUPTED and not interrupt_reported():
+            stderr.print("hcepay: interrupted")
         raise
     except KeyboardInterrupt:
         stderr.print("hcepay: interrupted")
-        sys.exit(130)
+        sys.exit(int(ExitCode.INTERRUPTED))
     except Exception as exc:  # the last resort: a bug, reported in one line
         if os.environ.get("HCEPAY_DEBUG"):
             raise

@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     TRANSPORT = 4
     NOT_RECORDED = 5
     INTERNAL = 70
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 
 # markup and emoji off: what is printed is never parsed (paths, names and vector files may
@@ -68,6 +69,21 @@ def home_folder(explicit: Path | None) -> Path:
 def examples(*commands: str) -> str:
     """A command's help epilog: its examples, one paragraph each (the help is markdown)."""
     return "**Examples**\n\n" + "\n\n".join(f"`{command}`" for command in commands)
+
+
+_interrupt_reported: list[bool] = [False]
+
+
+def interrupted(detail: str = "") -> NoReturn:
+    """Say on stderr that Ctrl-C stopped the command (and what it did not do); exit 130."""
+    stderr.print(f"hcepay: interrupted{f' ({detail})' if detail else ''}")
+    _interrupt_reported[0] = True
+    raise typer.Exit(int(ExitCode.INTERRUPTED))
+
+
+def interrupt_reported() -> bool:
+    """Whether a command has already said that it was interrupted."""
+    return _interrupt_reported[0]
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
