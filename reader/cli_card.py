@@ -101,8 +101,8 @@ def issue(
         fail(f"bad account {account!r}: expected 1 to 19 digits")
     if bits % 8 or not 1024 <= bits <= 1984:
         fail(f"bad --bits {bits}: 1024 to 1984, a multiple of 8 (PROTOCOL.md §5)")
-    if not 0 <= currency <= 9999:
-        fail("--currency must be 0..9999")
+    if not 0 <= currency <= 999:
+        fail(f"--currency {currency}: an ISO 4217 numeric code is 0..999")
     ca_index = key_index(ca_index_text, "--ca-index")
     if not holder.isascii() or not 2 <= len(holder) <= 26:
         fail("--holder must be 2 to 26 ASCII characters")

@@ -30,10 +30,20 @@ class ExitCode(IntEnum):
 stdout = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
+
+def _home_path(text: str) -> Path:
+    """--home as given: an empty one is a mistake, not the current folder."""
+    if not text.strip():
+        raise typer.BadParameter("an empty home folder (use --home . for this folder)")
+    return Path(text)
+
+
 HomeOption = Annotated[
     Path | None,
     typer.Option(
         "--home",
+        parser=_home_path,
+        metavar="FOLDER",
         envvar="HCEPAY_HOME",
         help="hcepay's home folder (authority keys, cards, terminal log). Default: ~/.hcepay.",
         show_default=False,

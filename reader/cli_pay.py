@@ -487,6 +487,11 @@ def _pay_once(
     home: Path | None,
     guard: PaymentGuard,
 ) -> tuple[TracingTransport, Env, PaymentRequest, Run]:
+    if reader is not None and card is not None:
+        fail(
+            "--card picks the home's card for an in-process payment; with --reader, the "
+            "card is the one in the reader: give one of them"
+        )
     units = _amount(amount)
     if not 0 <= currency <= 999:
         fail(f"--currency {currency}: an ISO 4217 numeric code is 0..999")

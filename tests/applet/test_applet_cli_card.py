@@ -156,3 +156,18 @@ def test_key_index_options_say_how_they_are_written() -> None:
     for command in (["card", "issue"], ["authority", "init"]):
         result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
         assert "two hex digits, 01 to FF" in result.output, result.output
+
+
+@pytest.mark.parametrize("currency", ["1000", "9999", "-1"])
+def test_issue_currency_is_three_digits_like_pay(home: Path, currency: str) -> None:
+    code, _, err = run(
+        "card", "issue", "--home", str(home), "--bits", "1024", "--account", "78",
+        "--limit", "1", "--currency", currency,
+    )  # fmt: skip
+    assert code == 2 and "0..999" in err, err
+
+
+@pytest.mark.parametrize("vpcd", ["127.0.0.1:35963:1", "no such host.invalid:35963"])
+def test_serve_refuses_an_address_it_cannot_use(home: Path, vpcd: str) -> None:
+    code, _, err = run("card", "serve", "--home", str(home), "--vpcd", vpcd)
+    assert code == 2 and err.startswith("hcepay: error: --vpcd"), err

@@ -254,3 +254,21 @@ def test_log_json_has_the_pending_entries_and_the_spool(home: Path) -> None:
         ("6200123456789012", 7, None),
         ("6200123456789012", 8, "not paid"),
     ]
+
+
+def test_pay_refuses_a_card_with_a_reader(home: Path) -> None:
+    """--card names a home card; with --reader it would be silently ignored."""
+    result = CliRunner().invoke(
+        app, ["pay", "--home", str(home), "--reader", "0", "--card", "1", "--amount", "1"]
+    )
+    assert result.exit_code == 2 and "--card" in result.stderr, result.output
+
+
+def test_an_empty_home_is_a_usage_error(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for argv in (["log", "--home", ""], ["authority", "init", "--home", " "]):
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 2 and "empty home folder" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # nothing written here
