@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_pcsc, cli_vectors
-from reader.cli_common import ExitCode, stderr
+from reader.cli_common import ExitCode, interrupt_reported, stderr
 
 app = typer.Typer(
     name="hcepay",
@@ -29,7 +29,14 @@ app = typer.Typer(
 @app.callback()
 def _root(
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="Log more (-v: one line per APDU).")
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            metavar="",  # a flag, repeated: -v, -vv (no value)
+            help="Log more (-v: one line per APDU, -vv: debug).",
+        ),
     ] = 0,
 ) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
@@ -44,11 +51,13 @@ def main() -> None:
     """Entry point: run the app; turn any unexpected exception into one line and exit 70."""
     try:
         app(standalone_mode=True)
-    except SystemExit:
+    except SystemExit as exc:  # typer makes Ctrl-C a silent exit 130: say what it was
+        if exc.code == ExitCode.INTERRUPTED and not interrupt_reported():
+            stderr.print("hcepay: interrupted")
         raise
     except KeyboardInterrupt:
         stderr.print("hcepay: interrupted")
-        sys.exit(130)
+        sys.exit(int(ExitCode.INTERRUPTED))
     except Exception as exc:  # the last resort: a bug, reported in one line
         if os.environ.get("HCEPAY_DEBUG"):
             raise

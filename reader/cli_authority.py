@@ -28,12 +28,14 @@ from authority.keyfiles import load_public, save_private, save_public
 from authority.keystore import AuthorityKey, KeyStore, load_keystore, save_keystore
 from authority.rsa import DEFAULT_BITS, DEFAULT_EXPONENT, RsaPublicKey, generate
 from reader.cli_common import (
+    KEY_INDEX_HELP,
     HomeOption,
     JsonOption,
     examples,
     fail,
     home_folder,
     home_lock,
+    key_index,
     stdout,
 )
 
@@ -46,13 +48,6 @@ authority_app = typer.Typer(
     help="The credit authority: its RSA keys, license serials and the terminal's key store.",
     no_args_is_help=True,
 )
-
-
-def _index(text: str) -> int:
-    """The `8F` index from two hex digits ("01")."""
-    if not re.fullmatch(r"[0-9A-Fa-f]{2}", text):
-        fail(f"--index {text!r}: must be two hex digits, such as 01")
-    return int(text, 16)
 
 
 def _expiry(text: str | None, today: date) -> date:
@@ -86,7 +81,7 @@ def _keystore(home: Path) -> KeyStore:
 )
 def init(
     home: HomeOption = None,
-    index: Annotated[str, typer.Option("--index", help="Key index (8F), two hex digits.")] = "01",
+    index: Annotated[str, typer.Option("--index", metavar="XX", help=KEY_INDEX_HELP)] = "01",
     bits: Annotated[
         int, typer.Option("--bits", help="Modulus size: 1024 to 1984 in steps of 8.")
     ] = DEFAULT_BITS,
@@ -103,7 +98,7 @@ def init(
 ) -> None:
     """Make an authority key pair and give its public key to the terminal's store."""
     folder = home_folder(home)
-    idx = _index(index)
+    idx = key_index(index, "--index")
     until = _expiry(expires, date.today())
     private_path = ca_private_path(folder, idx)
     if private_path.exists() and not force:

@@ -12,7 +12,6 @@ import re
 import sys
 from collections.abc import Iterator
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Protocol
 
@@ -25,6 +24,7 @@ from authority.keyfiles import load_private
 from authority.license import account_from_digits
 from authority.rsa import generate
 from reader.cli_common import (
+    KEY_INDEX_HELP,
     ExitCode,
     HomeOption,
     JsonOption,
@@ -32,9 +32,11 @@ from reader.cli_common import (
     fail,
     home_folder,
     home_lock,
+    key_index,
     stderr,
     stdout,
 )
+from reader.cli_pay import AmountError, format_amount, parse_amount
 
 card_app = typer.Typer(
     name="card",
@@ -49,17 +51,11 @@ EXPIRY_RE = re.compile(r"^(20\d\d)-(0[1-9]|1[0-2])$")
 
 
 def _minor_units(text: str) -> int:
-    """`1000.00` -> 100000 (at most two decimals, n12)."""
+    """`1000.00` -> 100000: the amount syntax and n12 bound of `pay --amount`."""
     try:
-        value = Decimal(text)
-    except InvalidOperation:
-        fail(f"bad limit {text!r}: expected an amount like 1000.00")
-    if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")):
-        fail(f"bad limit {text!r}: a non-negative amount with at most 2 decimals")
-    units = int(value * 100)
-    if units > 999_999_999_999:
-        fail(f"limit {text} does not fit 12 digits of minor units")
-    return units
+        return parse_amount(text)
+    except AmountError as exc:
+        fail(f"--limit: {exc}")
 
 
 def _expiry(text: str | None) -> str:
@@ -96,7 +92,9 @@ def issue(
         "CARDHOLDER"
     ),
     currency: Annotated[int, typer.Option("--currency", help="ISO 4217 numeric.")] = 156,
-    ca_index: Annotated[int, typer.Option("--ca-index", help="Authority key index.")] = 1,
+    ca_index_text: Annotated[
+        str, typer.Option("--ca-index", metavar="XX", help=KEY_INDEX_HELP)
+    ] = "01",
     home: HomeOption = None,
 ) -> None:
     """Issue a card: APP key pair, license signed by the home's authority, state at ATC 0."""
@@ -104,8 +102,9 @@ def issue(
         fail(f"bad account {account!r}: expected 1 to 19 digits")
     if bits % 8 or not 1024 <= bits <= 1984:
         fail(f"bad --bits {bits}: 1024 to 1984, a multiple of 8 (PROTOCOL.md §5)")
-    if not 0 <= currency <= 9999 or not 1 <= ca_index <= 0xFF:
-        fail("--currency must be 0..9999 and --ca-index 1..255")
+    if not 0 <= currency <= 999:
+        fail(f"--currency {currency}: an ISO 4217 numeric code is 0..999")
+    ca_index = key_index(ca_index_text, "--ca-index")
     if not holder.isascii() or not 2 <= len(holder) <= 26:
         fail("--holder must be 2 to 26 ASCII characters")
     units, yymmdd = _minor_units(limit), _expiry(expiry)
@@ -128,7 +127,7 @@ def issue(
         except (KeyFileError, OSError, ValueError) as exc:
             fail(f"cannot issue card {account}: {exc}")
     stdout.print(
-        f"issued card {account}: limit {units // 100}.{units % 100:02d}, expiry "
+        f"issued card {account}: limit {format_amount(units)}, expiry "
         f"20{yymmdd[:2]}-{yymmdd[2:4]}, license serial {serial}, in {folder}",
         markup=False,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from enum import IntEnum
@@ -25,21 +26,48 @@ class ExitCode(IntEnum):
     TRANSPORT = 4
     NOT_RECORDED = 5
     INTERNAL = 70
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup and emoji off: what is printed is never parsed (paths, names and vector files may
+# hold "[/x]" or ":x:"); styled output is built as rich Text
+stdout = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+def _home_path(text: str) -> Path:
+    """--home as given: an empty one is a mistake, not the current folder."""
+    if not text.strip():
+        raise typer.BadParameter("an empty home folder (use --home . for this folder)")
+    return Path(text)
+
 
 HomeOption = Annotated[
     Path | None,
     typer.Option(
         "--home",
+        parser=_home_path,
+        metavar="FOLDER",
         envvar="HCEPAY_HOME",
         help="hcepay's home folder (authority keys, cards, terminal log). Default: ~/.hcepay.",
         show_default=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+KEY_INDEX_HELP = (
+    "Authority key index (tag 8F): two hex digits, 01 to FF, as in the key file ca-XX.pem."
+)
+_KEY_INDEX = re.compile(r"[0-9A-Fa-f]{2}")
+
+
+def key_index(text: str, option: str) -> int:
+    """An authority key index (8F) as every option takes it: two hex digits, 01 to FF (the
+    names of the key files ca-XX.pem and of the terminal's keys; a card refuses 00)."""
+    if _KEY_INDEX.fullmatch(text) is None or int(text, 16) == 0:
+        fail(f"{option} {text!r}: an authority key index is two hex digits, 01 to FF (ca-01.pem)")
+    return int(text, 16)
 
 
 def home_folder(explicit: Path | None) -> Path:
@@ -55,6 +83,21 @@ def home_folder(explicit: Path | None) -> Path:
 def examples(*commands: str) -> str:
     """A command's help epilog: its examples, one paragraph each (the help is markdown)."""
     return "**Examples**\n\n" + "\n\n".join(f"`{command}`" for command in commands)
+
+
+_interrupt_reported: list[bool] = [False]
+
+
+def interrupted(detail: str = "") -> NoReturn:
+    """Say on stderr that Ctrl-C stopped the command (and what it did not do); exit 130."""
+    stderr.print(f"hcepay: interrupted{f' ({detail})' if detail else ''}")
+    _interrupt_reported[0] = True
+    raise typer.Exit(int(ExitCode.INTERRUPTED))
+
+
+def interrupt_reported() -> bool:
+    """Whether a command has already said that it was interrupted."""
+    return _interrupt_reported[0]
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:

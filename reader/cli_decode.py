@@ -154,6 +154,6 @@ def register(app: typer.Typer) -> None:
         "decode",
         epilog=examples(
             "hcepay decode 00A404000E325041592E5359532E444446303100",
-            "hcepay decode --response 770E82020100940408010301" + "9F360200019000",
+            "hcepay decode --response 770F82020100940408010301" + "9F360200019000",
         ),
     )(decode)

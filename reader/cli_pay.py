@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Protocol
 
 import typer
 from rich.table import Table
@@ -36,6 +36,7 @@ from reader.cli_common import (
     examples,
     fail,
     home_folder,
+    interrupted,
     stderr,
     stdout,
 )
@@ -48,6 +49,7 @@ from reader.flow import (
     TerminalConfig,
     pay,
 )
+from reader.interrupt import PaymentGuard
 from reader.log import (
     LogError,
     PendingRow,
@@ -56,7 +58,7 @@ from reader.log import (
     outcome_from_json,
     outcome_to_json,
 )
-from reader.recovery import sent_with
+from reader.recovery import PendingEntry, sent_with
 from reader.trace import CardStart, check_trace_path, trace_json, write_trace
 from reader.transport import (
     ChainingTransport,
@@ -138,6 +140,30 @@ class Run:
     outcome: Outcome | None = None
 
 
+class GuardedJournal:
+    """The transaction log as a payment writes it under a PaymentGuard: the guard holds
+    Ctrl-C from the pending entry on (GENERATE AC follows it), and no write is cut in two."""
+
+    def __init__(self, log: TransactionLog, guard: PaymentGuard) -> None:
+        self.log = log
+        self.guard = guard
+
+    def write_pending(self, pending: PendingEntry, now: datetime) -> None:
+        self.guard.hold()
+        self.log.write_pending(pending, now)
+
+    def close_pending(self, pending: PendingEntry, outcome: str = "refused") -> None:
+        with self.guard.shield():
+            self.log.close_pending(pending, outcome)
+
+    def pending(self) -> list[PendingEntry]:
+        return self.log.pending()
+
+    def record(self, outcome: Outcome) -> int:
+        with self.guard.shield():
+            return self.log.record(outcome)
+
+
 def run_payment(
     transport: Transport,
     cfg: TerminalConfig,
@@ -145,10 +171,15 @@ def run_payment(
     env: Env,
     keys: KeyStore,
     log: TransactionLog,
+    guard: PaymentGuard | None = None,
 ) -> Run:
-    """One payment, every failure mapped to its exit code (no exception escapes but bugs)."""
+    """One payment, every failure mapped to its exit code (no exception escapes but bugs).
+
+    With a guard, Ctrl-C raises KeyboardInterrupt only before the pending entry is written
+    (no payment was made); from then on the payment runs to its verdict."""
+    guard = guard or PaymentGuard()  # not entered: only holds and shields, no handler
     try:
-        paid = pay(transport, cfg, request, env, keys, log)
+        paid = pay(transport, cfg, request, env, keys, GuardedJournal(log, guard))
     except CheckError as exc:
         return Run(ExitCode.REFUSED, "refused", exc.reason)
     except TransportError as exc:
@@ -164,7 +195,8 @@ def run_payment(
             what = f"{'approved' if o.approved else 'declined'} but not recorded"
         mine = None if exc.recovered else o
         try:
-            where = spool.append(log.path, outcome_to_json(o))
+            with guard.shield():
+                where = spool.append(log.path, outcome_to_json(o))
         except spool.SpoolError as spool_exc:
             reason = f"{what}: {exc.reason}; spool failed too: {spool_exc.reason}"
             return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=mine)
@@ -298,26 +330,44 @@ def demo(
     credit payment (request, license, verification, deduction, authorization, record)."""
     request = PaymentRequest(_amount(amount))
     _check_trace(trace)
-    with tempfile.TemporaryDirectory(prefix="hcepay-demo-") as tmp:
-        home = Path(tmp)
-        folder = make_demo_home(home)
-        keys = load_keystore(home)
-        tracer = TracingTransport(InProcessTransport(open_card(folder), "in-process demo card"))
-        env = fresh_env()
-        with TransactionLog(log_path(home)) as log:
-            run = run_payment(ChainingTransport(tracer), DEFAULT_TERMINAL, request, env, keys, log)
-    steps = _payment_steps(tracer.steps, run, request, env)
-    if trace is not None:
-        _write_trace(trace, tracer, env, request, "demo", CardStart("test-card-1"))
-    if as_json:
-        out = _run_json(run, request)
-        out["steps"] = [{"step": n, "name": name, "detail": d} for n, name, d in steps]
-        stdout.print(json.dumps(out), markup=False)
-    else:
-        for number, name, detail in steps:
-            stdout.print(f"{number} {name}: {detail}", markup=False)
-        _print_verdict(run, request)
+    with PaymentGuard() as guard:
+        try:
+            with tempfile.TemporaryDirectory(prefix="hcepay-demo-") as tmp:
+                home = Path(tmp)
+                folder = make_demo_home(home)
+                keys = load_keystore(home)
+                card = InProcessTransport(open_card(folder), "in-process demo card")
+                tracer = TracingTransport(card)
+                env = fresh_env()
+                with TransactionLog(log_path(home)) as log:
+                    run = run_payment(
+                        ChainingTransport(tracer), DEFAULT_TERMINAL, request, env, keys, log, guard
+                    )
+        except KeyboardInterrupt:
+            interrupted("no payment was made")
+        steps = _payment_steps(tracer.steps, run, request, env)
+        if trace is not None:
+            _write_trace(trace, tracer, env, request, "demo", CardStart("test-card-1"))
+        if as_json:
+            out = _run_json(run, request)
+            out["steps"] = [{"step": n, "name": name, "detail": d} for n, name, d in steps]
+            stdout.print(json.dumps(out), markup=False)
+        else:
+            for number, name, detail in steps:
+                stdout.print(f"{number} {name}: {detail}", markup=False)
+            _print_verdict(run, request)
+        _held_interrupt(guard, run)
     raise typer.Exit(int(run.code))
+
+
+def _held_interrupt(guard: PaymentGuard, run: Run) -> None:
+    """After the verdict: say that a Ctrl-C came too late to stop the payment."""
+    if guard.interrupted:
+        stderr.print(
+            f"hcepay: interrupted after GENERATE AC: the payment went on to its verdict "
+            f"({run.verdict}, exit {int(run.code)})",
+            markup=False,
+        )
 
 
 def _print_verdict(run: Run, request: PaymentRequest) -> None:
@@ -415,6 +465,33 @@ def pay_command(
     Exit 0 approved, 1 declined, 2 usage, 3 refused by a check, 4 transport error,
     5 decided (approved or declined) but not recorded (kept in the spool: `hcepay log
     recover`)."""
+    with PaymentGuard() as guard:
+        try:
+            tracer, env, request, run = _pay_once(
+                amount, currency, reader, in_process, card, trace, home, guard
+            )
+        except KeyboardInterrupt:
+            interrupted("no payment was made")
+        _report_payment(run, request, tracer, env, trace, as_json)
+        _held_interrupt(guard, run)
+    raise typer.Exit(int(run.code))
+
+
+def _pay_once(
+    amount: str,
+    currency: int,
+    reader: str | None,
+    in_process: bool,
+    card: str | None,
+    trace: Path | None,
+    home: Path | None,
+    guard: PaymentGuard,
+) -> tuple[TracingTransport, Env, PaymentRequest, Run]:
+    if reader is not None and card is not None:
+        fail(
+            "--card picks the home's card for an in-process payment; with --reader, the "
+            "card is the one in the reader: give one of them"
+        )
     units = _amount(amount)
     if not 0 <= currency <= 999:
         fail(f"--currency {currency}: an ISO 4217 numeric code is 0..999")
@@ -430,7 +507,19 @@ def pay_command(
     except LogError as exc:
         fail(f"transaction log: {exc.reason}")
     with log:
-        run = run_payment(ChainingTransport(tracer), cfg, request, env, keys, log)
+        run = run_payment(ChainingTransport(tracer), cfg, request, env, keys, log, guard)
+    return tracer, env, request, run
+
+
+def _report_payment(
+    run: Run,
+    request: PaymentRequest,
+    tracer: TracingTransport,
+    env: Env,
+    trace: Path | None,
+    as_json: bool,
+) -> None:
+    """The trace file, then the verdict on stdout (or, for a failure, one line on stderr)."""
     if trace is not None:
         _write_trace(trace, tracer, env, request, "pay", None)
     if as_json:
@@ -442,8 +531,7 @@ def pay_command(
         _print_verdict(run, request)
         stdout.print(f"account {o.account if o else '?'}{atc}{row}", markup=False)
     else:
-        fail(f"{run.verdict}: {run.reason}", run.code)
-    raise typer.Exit(int(run.code))
+        stderr.print(f"hcepay: error: {run.verdict}: {run.reason}", markup=False)
 
 
 # ------------------------------------------------------------------------- log
@@ -486,7 +574,24 @@ def verify_row(outcome: Outcome, keys: KeyStore) -> str:
     return ""
 
 
-def _print_pending(entries: list[PendingRow], path: Path) -> None:
+def _pending_json(p: PendingRow) -> dict[str, Any]:
+    return {
+        "created": p.created,
+        "account": p.entry.account.hex().upper().rstrip("F"),
+        "atc": p.entry.atc,
+        "outcome": p.outcome,  # None while open
+    }
+
+
+def _spooled(path: Path) -> int:
+    """How many payments wait in the spool for `hcepay log recover`."""
+    try:
+        return spool.pending_count(path)
+    except spool.SpoolError as exc:
+        fail(f"spool: {exc.reason}")
+
+
+def _print_pending(entries: list[PendingRow], spooled: int) -> None:
     """The pending entries (PROTOCOL.md §9) and the spool, under the transactions."""
     if entries:
         table = Table(title="pending entries (written before GENERATE AC)")
@@ -496,10 +601,6 @@ def _print_pending(entries: list[PendingRow], path: Path) -> None:
             account = p.entry.account.hex().upper().rstrip("F")
             table.add_row(p.created, account, f"{p.entry.atc:04X}", p.outcome or "open")
         stdout.print(table)
-    try:
-        spooled = spool.pending_count(path)
-    except spool.SpoolError as exc:
-        fail(f"spool: {exc.reason}")
     if spooled:
         stdout.print(f"{spooled} payments in the spool: run `hcepay log recover`", markup=False)
 
@@ -513,6 +614,7 @@ log_app = typer.Typer(
         "hcepay log --verify   # re-check every row; exit 3 when one fails",
         "hcepay log --json",
         "hcepay log recover   # import what the log could not take",
+        "hcepay log --home /tmp/pos --json recover   # the group's --home and --json apply",
     ),
 )
 
@@ -526,7 +628,14 @@ def log_command(
     ] = False,
     home: HomeOption = None,
 ) -> None:
-    """The transaction log. With --verify, exit 3 when a row fails its re-check."""
+    """The transaction log: its rows, the pending entries written before GENERATE AC
+    (PROTOCOL.md §9) and how many payments wait in the spool. With --verify, exit 3 when a
+    row fails its re-check.
+
+    With --json, one object: `log` (the file), `transactions` (the rows; with --verify each
+    has `verified` and `verify_reason`), `pending_entries` (each `created`, `account`,
+    `atc`, `outcome`: null while open, else what closed it) and `spooled` (payments kept
+    for `hcepay log recover`)."""
     if ctx.invoked_subcommand is not None:
         return
     root = home_folder(home)
@@ -543,6 +652,7 @@ def log_command(
     keys = _keys(root) if verify and rows else KeyStore()
     failures = {r.id: verify_row(r.outcome, keys) for r in rows} if verify else {}
     bad = [i for i, why in failures.items() if why]
+    spooled = _spooled(path)
     if as_json:
         out = []
         for r in rows:
@@ -551,7 +661,13 @@ def log_command(
                 item["verified"] = not failures[r.id]
                 item["verify_reason"] = failures[r.id]
             out.append(item)
-        stdout.print(json.dumps(out), markup=False)
+        doc = {
+            "log": str(path),
+            "transactions": out,
+            "pending_entries": [_pending_json(p) for p in pending_rows],
+            "spooled": spooled,
+        }
+        stdout.print(json.dumps(doc), markup=False)
     else:
         table = Table(title=f"transactions in {path}")
         for column in ("id", "time", "account", "amount", "cur", "ATC", "verdict", "serial", "CA"):
@@ -577,15 +693,37 @@ def log_command(
         stdout.print(table)
         if verify:
             stdout.print(f"{len(rows) - len(bad)} of {len(rows)} rows verify", markup=False)
-        _print_pending(pending_rows, path)
+        _print_pending(pending_rows, spooled)
     if bad:
         raise typer.Exit(int(ExitCode.REFUSED))
 
 
+class _HasSources(Protocol):
+    def get_parameter_source(self, name: str) -> Any: ...
+
+
+def _given(ctx: _HasSources, name: str) -> bool:
+    """Whether the option `name` was given on the command line (not $HCEPAY_HOME)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
 @log_app.command("recover")
-def log_recover(as_json: JsonOption = False, home: HomeOption = None) -> None:
+def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """Import the spool (payments decided but not recorded) into the log, each once.
-    Exit 5 when entries are left in the spool."""
+    Exit 5 when entries are left in the spool.
+
+    `--home` and `--json` may come before `recover` too (`hcepay log --home A recover`)."""
+    parent = ctx.parent
+    group = parent.params if parent is not None else {}
+    if group.get("verify"):
+        fail("--verify re-checks the log's rows; `log recover` re-checks every entry anyway")
+    as_json = as_json or bool(group.get("as_json"))
+    if parent is not None and _given(parent, "home"):  # `log --home A recover`
+        outer = Path(group["home"])  # as click parsed it: a str
+        if _given(ctx, "home") and home != outer:
+            fail(f"two home folders: --home {outer} and --home {home}")
+        home = outer
     root = home_folder(home)
     path = log_path(root)
     keys = _keys(root)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import socket
 from types import FrameType
 from typing import Annotated
 
@@ -83,8 +84,11 @@ def serve(
 
     try:
         host, port = parse_endpoint(vpcd)
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except ValueError as exc:
         fail(str(exc))
+    except (OSError, UnicodeError) as exc:  # socket.gaierror: no such host
+        fail(f"--vpcd {vpcd}: host {host!r} is not a host name or address ({exc})")
     folder = card_folder(home_folder(home), card)
     try:
         runtime = open_card(folder)

@@ -248,7 +248,7 @@ class TransactionLog:
                 self._db.execute(f"PRAGMA user_version = {version:d}")
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     def write_pending(self, pending: PendingEntry, now: datetime) -> None:
@@ -271,10 +271,17 @@ class TransactionLog:
                 self._close(pending.account, pending.atc, outcome)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
         except sqlite3.Error as exc:
             raise LogError(f"cannot close the pending entry: {exc}") from None
+
+    def _rollback(self) -> None:
+        """Undo the open transaction, if there is one: an interrupt (Ctrl-C) may come
+        just after COMMIT, with nothing left to undo; it then goes on as it came (it was
+        "cannot rollback - no transaction is active", a LogError that hid it)."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def _close(self, account: bytes, atc: int, outcome: str) -> None:
         """Move the open entry (account, ATC) to `pending_closed`, inside a transaction."""

@@ -63,7 +63,7 @@ def test_issue_refuses_an_existing_card_and_bad_input(home: Path) -> None:
     code, _, err = run(*base, "--account", "12ab", "--limit", "1")
     assert code == 2 and "bad account" in err
     code, _, err = run(*base, "--account", "1", "--limit", "1.001")
-    assert code == 2 and "at most 2 decimals" in err
+    assert code == 2 and "more than 2 decimals" in err
     code, _, err = run(*base, "--account", "1", "--limit", "1", "--expiry", "2030-13")
     assert code == 2 and "bad expiry" in err
 
@@ -105,3 +105,69 @@ def test_send_decodes_and_refuses_bad_hex(home: Path) -> None:
         "card", "send", "--home", str(home), "--in-process", "--card", "99", "80CA9F3600"
     )
     assert code == 2 and "no card" in err
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [
+        "10000000000000000000000000000",
+        "1e27",
+        "1E+999999999",
+        "١٠٠٠",
+        "1e3",
+        "1_000",
+        "+5",
+        "-0",
+        "1000000000000.00",
+        "NaN",
+    ],
+)
+def test_issue_limit_is_read_like_pay_amount(home: Path, limit: str) -> None:
+    """--limit takes what `pay --amount` takes (n12 of minor units), a usage error else."""
+    code, out, err = run(
+        "card", "issue", "--home", str(home), "--bits", "1024", "--account", "77", "--limit", limit
+    )
+    assert code == 2, out + err
+    assert err.startswith("hcepay: error: --limit") and "internal error" not in err
+    assert not (home / "cards" / "77").exists()
+
+
+def test_ca_index_is_two_hex_digits_like_authority_init(tmp_path: Path) -> None:
+    """`authority init --index 10` makes key 0x10 (ca-10.pem); `card issue --ca-index 10`
+    signs with that key, and both refuse 00, one digit or three."""
+    home = str(tmp_path)
+    code, _, err = run("authority", "init", "--home", home, "--bits", "1024", "--index", "10")
+    assert code == 0, err
+    base = ["card", "issue", "--home", home, "--bits", "1024", "--limit", "1"]
+    code, _, err = run(*base, "--account", "11", "--ca-index", "10")
+    assert code == 0, err
+    card = json.loads((tmp_path / "cards" / "11" / "card.json").read_text(encoding="utf-8"))
+    assert card["ca_index"] == 0x10
+    for bad in ("00", "0", "1", "100", "G1", "+1"):
+        code, _, err = run(*base, "--account", "12", "--ca-index", bad)
+        assert code == 2 and "two hex digits, 01 to FF" in err, (bad, err)
+        code, _, err = run("authority", "init", "--home", home, "--bits", "1024", "--index", bad)
+        assert code == 2 and "two hex digits, 01 to FF" in err, (bad, err)
+    code, _, err = run(*base, "--account", "12", "--ca-index", "16")  # hex, as its file says
+    assert code == 2 and "ca-16.pem" in err
+
+
+def test_key_index_options_say_how_they_are_written() -> None:
+    for command in (["card", "issue"], ["authority", "init"]):
+        result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+        assert "two hex digits, 01 to FF" in result.output, result.output
+
+
+@pytest.mark.parametrize("currency", ["1000", "9999", "-1"])
+def test_issue_currency_is_three_digits_like_pay(home: Path, currency: str) -> None:
+    code, _, err = run(
+        "card", "issue", "--home", str(home), "--bits", "1024", "--account", "78",
+        "--limit", "1", "--currency", currency,
+    )  # fmt: skip
+    assert code == 2 and "0..999" in err, err
+
+
+@pytest.mark.parametrize("vpcd", ["127.0.0.1:35963:1", "no such host.invalid:35963"])
+def test_serve_refuses_an_address_it_cannot_use(home: Path, vpcd: str) -> None:
+    code, _, err = run("card", "serve", "--home", str(home), "--vpcd", vpcd)
+    assert code == 2 and err.startswith("hcepay: error: --vpcd"), err

@@ -76,6 +76,8 @@ def test_init_with_index_and_expiry_and_no_overwrite(run: Invoke, tmp_path: Path
         ("--exponent", "5"),
         ("--index", "1"),
         ("--index", "GG"),
+        ("--index", "00"),
+        ("--index", "100"),
         ("--expires", "2020-01-01"),
         ("--expires", "tomorrow"),
     ],

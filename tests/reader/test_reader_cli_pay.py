@@ -35,7 +35,7 @@ def test_pay_approve_decline_and_log_verify(home: Path) -> None:
     assert code == 1 and json.loads(out)["verdict"] == "declined"
     result = CliRunner().invoke(app, ["log", "--home", str(home), "--json", "--verify"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = json.loads(result.output)["transactions"]
     assert [r["verified"] for r in rows] == [True, True]
     assert [r["cid"] for r in rows] == [0x40, 0x00]
 
@@ -47,7 +47,7 @@ def test_log_verify_names_a_tampered_row(home: Path) -> None:
         db.execute("UPDATE transactions SET amount = 999 WHERE id = 2")
     result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
     assert result.exit_code == 3
-    rows = json.loads(result.output)
+    rows = json.loads(result.output)["transactions"]
     assert rows[0]["verified"] and not rows[1]["verified"]
     assert "amount" in rows[1]["verify_reason"]
 
@@ -98,7 +98,7 @@ def test_log_verify_holds_the_time_and_ids_to_the_signed_cdol1_data(home: Path) 
         db.execute("UPDATE transactions SET terminal_id = 'OTHER' WHERE id = 1")
     result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
     assert result.exit_code == 3
-    (row,) = json.loads(result.output)
+    (row,) = json.loads(result.output)["transactions"]
     assert not row["verified"] and "signed CDOL1 data" in row["verify_reason"]
 
 
@@ -172,3 +172,103 @@ def test_spooled_outcome_imports_once(home: Path, tmp_path: Path) -> None:
         assert other.import_entry(entry) is Imported.DUPLICATE
         (copy,) = list(other.rows())
     assert copy.outcome == row.outcome
+
+
+def _spool_one_payment(home: Path) -> None:
+    """One approved payment, moved from the log into its spool (decided, not recorded)."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    with TransactionLog(home / "terminal.db") as log:
+        (row,) = log.rows()
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("DELETE FROM transactions")
+    (home / "terminal.db.spool").write_text(json.dumps(outcome_to_json(row.outcome)) + "\n")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["log", "--home", "{home}", "recover"],
+        ["log", "--home", "{home}", "--json", "recover"],
+        ["log", "recover", "--home", "{home}", "--json"],
+    ],
+)
+def test_log_group_options_apply_to_recover(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """`hcepay log --home A recover` recovers A's spool, not ~/.hcepay's."""
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.delenv("HCEPAY_HOME", raising=False)
+    _spool_one_payment(home)
+    argv = [a.format(home=home) for a in args]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    if "--json" in argv:
+        assert json.loads(result.output)["imported"] == 1
+    else:
+        assert "1 imported" in result.output
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 1
+    assert not (tmp_path / "user" / ".hcepay").exists()
+
+
+def test_log_verify_before_recover_is_a_usage_error(home: Path) -> None:
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "recover"])
+    assert result.exit_code == 2 and "--verify" in result.output
+    other = CliRunner().invoke(app, ["log", "--home", str(home), "recover", "--home", "/x"])
+    assert other.exit_code == 2 and "two home folders" in other.output
+
+
+def test_log_recover_home_on_the_line_beats_hcepay_home(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HCEPAY_HOME", str(tmp_path / "elsewhere"))
+    _spool_one_payment(home)
+    for argv in (["log", "recover", "--home", str(home)], ["log", "--home", str(home), "recover"]):
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 0 and "imported" in result.output, result.output
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_log_json_has_the_pending_entries_and_the_spool(home: Path) -> None:
+    """`log --json` says what the text says: pending entries (open or closed), the spool."""
+    from datetime import datetime
+
+    from reader.recovery import PendingEntry
+
+    _spool_one_payment(home)
+    account = bytes.fromhex("6200123456789012FFFF")
+    with TransactionLog(home / "terminal.db") as log:
+        log.write_pending(PendingEntry(account, 7, b"\x01" * 4), datetime(2026, 1, 2, 3, 4, 5))
+        log.write_pending(PendingEntry(account, 8, b"\x02" * 4), datetime(2026, 1, 2, 3, 4, 6))
+        log.close_pending(PendingEntry(account, 8, b"\x02" * 4), "not paid")
+    text = CliRunner().invoke(app, ["log", "--home", str(home)])
+    assert "1 payments in the spool" in text.output
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["transactions"] == [] and doc["spooled"] == 1
+    assert doc["log"] == str(home / "terminal.db")
+    pending = [(p["account"], p["atc"], p["outcome"]) for p in doc["pending_entries"]]
+    assert sorted(pending, key=lambda p: p[1]) == [
+        ("6200123456789012", 1, "recorded"),  # the spooled payment's own entry
+        ("6200123456789012", 7, None),
+        ("6200123456789012", 8, "not paid"),
+    ]
+
+
+def test_pay_refuses_a_card_with_a_reader(home: Path) -> None:
+    """--card names a home card; with --reader it would be silently ignored."""
+    result = CliRunner().invoke(
+        app, ["pay", "--home", str(home), "--reader", "0", "--card", "1", "--amount", "1"]
+    )
+    assert result.exit_code == 2 and "--card" in result.stderr, result.output
+
+
+def test_an_empty_home_is_a_usage_error(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for argv in (["log", "--home", ""], ["authority", "init", "--home", " "]):
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 2 and "empty home folder" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # nothing written here

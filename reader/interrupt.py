@@ -1,0 +1,75 @@
+"""Ctrl-C around a payment: an interrupt stops it until GENERATE AC may go out; from then on
+it is held until the verdict is printed (the card may have deducted: the operator must see
+the verdict, never a silent exit that invites a second charge)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType, TracebackType
+from typing import Any
+
+
+class PaymentGuard:
+    """SIGINT handling for one payment (a context manager; inert off the main thread).
+
+    Before `hold()`, SIGINT raises KeyboardInterrupt as usual, except inside `shield()`,
+    where it is raised when the block ends (a durable write is never cut in two). After
+    `hold()`, SIGINT is only noted in `interrupted`.
+    """
+
+    def __init__(self) -> None:
+        self.held = False
+        self.interrupted = False
+        self._shielded = 0
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> PaymentGuard:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._installed = True
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+    def _on_sigint(self, _signum: int, _frame: FrameType | None) -> None:
+        if self.held:
+            if not self.interrupted:
+                sys.stderr.write(
+                    "hcepay: interrupt held: GENERATE AC is out, the verdict follows\n"
+                )
+            self.interrupted = True
+            return
+        if self._shielded:
+            self.interrupted = True
+            return
+        raise KeyboardInterrupt
+
+    def hold(self) -> None:
+        """From now on the payment runs to its verdict: SIGINT is only noted."""
+        self.held = True
+
+    @contextmanager
+    def shield(self) -> Iterator[None]:
+        """Run a durable write whole; an interrupt during it is raised when it is done
+        (unless the payment is held by then)."""
+        self._shielded += 1
+        try:
+            yield
+        finally:
+            self._shielded -= 1
+        if not self._shielded and not self.held and self.interrupted:
+            self.interrupted = False
+            raise KeyboardInterrupt

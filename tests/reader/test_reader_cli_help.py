@@ -1,0 +1,102 @@
+"""Every command's --help: flags render as flags, and every example it shows runs (exit 0)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from reader.cli import app
+from reader.cli_pay import make_demo_home
+
+REPO = Path(__file__).resolve().parents[2]
+WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
+EXAMPLE_RE = re.compile(r"^`(hcepay [^`]*)`$", re.MULTILINE)
+# examples that need pcscd, a reader or a card in one: not run here (tests/integration)
+NEEDS_PCSC = ("--reader", "hcepay readers", "card serve")
+
+
+def _help(*args: str) -> str:
+    result = CliRunner().invoke(app, [*args, "--help"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_flags_render_without_a_value() -> None:
+    text = _help("pay")
+    assert re.search(r"--json\s+Print the result as JSON", text), text
+    assert re.search(r"--in-process\s+Pay with", text), text
+    assert "<bool>" not in text
+    root = _help()
+    assert re.search(r"--verbose\s+-v\s+Log more", root), root
+    assert "<int>" not in root.split("Commands")[0]
+
+
+def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    yield path, command
+    subcommands: dict[str, Any] = getattr(command, "commands", {})  # a group's
+    for name, sub in subcommands.items():
+        yield from _commands(sub, (*path, name))
+
+
+def _examples() -> list[tuple[tuple[str, ...], str]]:
+    """The examples of every command's help (its epilog, reader/cli_common.examples)."""
+    found = []
+    for path, command in _commands(typer.main.get_command(app)):
+        for example in EXAMPLE_RE.findall(command.epilog or ""):
+            assert example.split("#")[0].strip() in " ".join(_help(*path).split())
+            found.append((path, example))
+    return found
+
+
+EXAMPLES = _examples()
+RUNNABLE = [(path, e) for path, e in EXAMPLES if not any(needs in e for needs in NEEDS_PCSC)]
+
+
+def test_the_help_shows_examples() -> None:
+    assert len(EXAMPLES) >= 15 and len(RUNNABLE) >= 10
+    assert any(example.startswith("hcepay decode --response") for _, example in EXAMPLES)
+
+
+def _setup(tmp_path: Path, example: str) -> Path:
+    """A home in which the example can run: empty for `authority init`, an authority
+    without cards for `card issue`, else the demo home (authority, keys, one card)."""
+    home = tmp_path / "home"
+    runner = CliRunner()
+    if example.startswith("hcepay authority init"):
+        return home
+    if example.startswith("hcepay card issue"):
+        result = runner.invoke(app, ["authority", "init", "--bits", "1024", "--home", str(home)])
+        assert result.exit_code == 0, result.output
+        return home
+    make_demo_home(home)
+    return home
+
+
+@pytest.mark.parametrize(("path", "example"), RUNNABLE, ids=[e for _, e in RUNNABLE])
+def test_every_help_example_runs(
+    path: tuple[str, ...], example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = shlex.split(example, comments=True)
+    assert argv[0] == "hcepay" and set(path) <= set(argv), (path, example)
+    home = _setup(tmp_path, example)
+    if "--home" in argv:  # an example's own folder (/tmp/pos) becomes this test's
+        argv[argv.index("--home") + 1] = str(home)
+    (tmp_path / "vectors").symlink_to(REPO / "vectors")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HCEPAY_HOME", str(home))
+    result = CliRunner().invoke(app, argv[1:])
+    expected = 1 if "declined" in example.partition("#")[2] else 0  # as its comment says
+    assert result.exit_code == expected, f"{example}: exit {result.exit_code}\n{result.output}"
+    if "--response" in argv:  # the example's data is well-formed BER-TLV, shown as a tree
+        result = CliRunner().invoke(app, [*argv[1:], "--json"])
+        data = json.loads(result.output)["data"]
+        assert not data or json.loads(result.output)["tlv"] is not None, result.output

@@ -1,0 +1,143 @@
+"""Ctrl-C: before GENERATE AC it stops the payment (exit 130, "no payment was made"); from
+then on the verdict is printed and is the exit code; other commands say "interrupted"."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reader import cli_pay
+from reader.cli import app
+from reader.cli_pay import make_demo_home
+from reader.log import LogError, TransactionLog
+from reader.recovery import PendingEntry
+from reader.transport import InProcessTransport
+
+HCEPAY = Path(sys.executable).parent / "hcepay"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    make_demo_home(tmp_path / "home")
+    return tmp_path / "home"
+
+
+def _interrupting_at(ins: int) -> type[InProcessTransport]:
+    class Interrupting(InProcessTransport):
+        """The in-process card; Ctrl-C arrives as the command with this INS goes out."""
+
+        def transmit(self, command: bytes) -> bytes:
+            if len(command) > 1 and command[1] == ins:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().transmit(command)
+
+    return Interrupting
+
+
+def _log(home: Path) -> tuple[int, int]:
+    with TransactionLog(home / "terminal.db") as log:
+        return log.count(), len(log.pending())
+
+
+def test_an_interrupt_at_generate_ac_still_prints_the_verdict(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_pay, "InProcessTransport", _interrupting_at(0xAE))
+    result = CliRunner().invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
+    assert result.exit_code == 0, result.output
+    assert "verdict: APPROVED 1.00" in result.stdout
+    assert "interrupted after GENERATE AC" in result.stderr
+    assert _log(home) == (1, 0)
+
+
+def test_an_interrupt_before_generate_ac_makes_no_payment(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_pay, "InProcessTransport", _interrupting_at(0xA8))  # at the GPO
+    result = CliRunner().invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
+    assert result.exit_code == 130, result.output
+    assert result.stdout == ""
+    assert result.stderr.strip() == "hcepay: interrupted (no payment was made)"
+    assert _log(home) == (0, 0)
+
+
+def test_the_demo_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_pay, "InProcessTransport", _interrupting_at(0xAE))
+    result = CliRunner().invoke(app, ["demo"])
+    assert result.exit_code == 0 and "verdict: APPROVED" in result.stdout, result.output
+
+
+class _CommitThenInterrupt:
+    """A connection whose COMMIT succeeds and is then hit by Ctrl-C."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.db, name)
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        cursor = self.db.execute(sql, *args)
+        if sql == "COMMIT":
+            raise KeyboardInterrupt
+        return cursor
+
+
+def test_an_interrupt_after_closing_a_pending_entry_is_an_interrupt(tmp_path: Path) -> None:
+    """Not "cannot close the pending entry: cannot rollback - no transaction is active"."""
+    entry = PendingEntry(bytes.fromhex("6200123456789012FFFF"), 1, b"\x01")
+    with TransactionLog(tmp_path / "terminal.db") as log:
+        log.write_pending(entry, datetime(2026, 1, 1))
+        real = log._db
+        log._db = _CommitThenInterrupt(real)  # type: ignore[assignment]
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                log.close_pending(entry, "not paid")
+        except LogError as exc:
+            pytest.fail(f"LogError: {exc}")
+        finally:
+            log._db = real
+        assert log.pending() == []  # it was closed: the COMMIT went through
+
+
+def _interrupt(argv: list[str], after: float, tmp_path: Path) -> tuple[int, str]:
+    env = {**os.environ, "HOME": str(tmp_path), "HCEPAY_HOME": str(tmp_path / "home")}
+    with subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,  # held open: `card send -` waits for it
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # as at a terminal, even when these tests run where SIGINT is ignored (a background job)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    ) as process:
+        time.sleep(after)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    return process.returncode, out + err
+
+
+@pytest.mark.skipif(not HCEPAY.exists(), reason="the hcepay script is not installed")
+@pytest.mark.parametrize("after", [0.15, 0.25, 0.35])
+def test_an_interrupt_while_loading_is_one_line(tmp_path: Path, after: float) -> None:
+    code, output = _interrupt([str(HCEPAY), "vectors", "replay"], after, tmp_path)
+    assert code == 130, output
+    assert "Traceback" not in output and output.strip().endswith("hcepay: interrupted")
+
+
+@pytest.mark.skipif(not HCEPAY.exists(), reason="the hcepay script is not installed")
+def test_an_interrupted_command_says_so(tmp_path: Path) -> None:
+    """`card send -` waiting for its APDUs on stdin, stopped with Ctrl-C."""
+    code, output = _interrupt([str(HCEPAY), "card", "send", "--in-process", "-"], 2.0, tmp_path)
+    assert code == 130, output
+    assert "Traceback" not in output and "hcepay: interrupted" in output
