@@ -65,6 +65,7 @@ CASES: list[tuple[str, str, str, int]] = [
     ("GPO P1P2", "selected", "GPO_P1", 0x6A86),
     ("GPO without 83", "selected", "80A80000028200" + "00", 0x6A80),
     ("GPO short PDOL data", "selected", "80A8000003830100" + "00", 0x6700),
+    ("GPO long PDOL data", "selected", "GPO_LONG", 0x6700),
     ("GPO amount not BCD", "selected", "GPO_NOT_BCD", 0x6A80),
     ("GENERATE AC before GPO", "selected", "GENAC", 0x6985),
     ("second GENERATE AC", "done", "GENAC", 0x6985),
@@ -87,6 +88,7 @@ def command_for(term: Any, text: str) -> bytes:
         "GPO_CLA00": b"\x00" + term.gpo()[1:],
         "GPO_P1": term.gpo()[:2] + b"\x01" + term.gpo()[3:],
         "GPO_NOT_BCD": term.gpo()[:7] + b"\x0a" + term.gpo()[8:],
+        "GPO_LONG": m.gpo(CommandAPDU.parse(term.gpo()).data[2:] + b"\x00").to_bytes(),
         "GENAC": term.generate_ac(),
         "GENAC_P1": term.generate_ac()[:2] + b"\x80" + term.generate_ac()[3:],
         "GENAC_AMOUNT": term.generate_ac(amount=term.amount + 1),
@@ -148,6 +150,16 @@ def test_exact_limit_approves_and_one_more_declines(make_card: Any, term: Any) -
     )
 
 
+def test_available_credit_is_zero_when_used_exceeds_the_limit(make_card: Any, term: Any) -> None:
+    """A card whose used amount is past its limit (a lowered limit) offers 0, not a
+    negative n12 (PROTOCOL.md §3: DF01 is limit - used, at least 0)."""
+    card = make_card(used=100_000 + 1)
+    assert term.exchange(card, m.get_data(0xDF01).to_bytes()) == (
+        bytes.fromhex("DF0106") + bytes(6),
+        0x9000,
+    )
+
+
 def test_last_ten_answers_are_kept(make_card: Any, term: Any) -> None:
     card = make_card()
     answers = []
@@ -195,6 +207,24 @@ def test_get_response_in_parts(make_card: Any, term: Any) -> None:
     last = card.process(bytes.fromhex("00C0000000"))
     assert last[-2:] == b"\x90\x00" and len(last) == 7
     assert card.process(bytes.fromhex("00C0000000")) == b"\x69\x85"
+
+
+def test_256_bytes_or_more_pending_answer_6100(make_card: Any, term: Any) -> None:
+    """61xx counts at most 256 bytes, as 00 (ISO 7816-4 5.1.3): 264 or 265 bytes left
+    answer 6100, and a GET RESPONSE of 256 leaves the last 8 as 6108."""
+    card = make_card()
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    genac = CommandAPDU.parse(term.generate_ac())
+    first = card.process(replace(genac, le=1, extended=True).to_bytes())
+    assert len(first) == 3 and first[-2:] == b"\x61\x00"  # 264 bytes left
+    part = card.process(bytes.fromhex("00C0000000"))
+    assert len(part) == 258 and part[-2:] == b"\x61\x08"
+    assert card.process(bytes.fromhex("00C0000008"))[-2:] == b"\x90\x00"
+    card2 = make_card()
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card2, command)
+    assert card2.process(term.generate_ac()[:-1]) == b"\x61\x00"  # no Le: all 265 wait
 
 
 def test_an_extended_le_shorter_than_a_long_answer_chains(make_card: Any, term: Any) -> None:
