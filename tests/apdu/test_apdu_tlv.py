@@ -103,6 +103,25 @@ def test_depth_is_bounded() -> None:
     assert tlv.decode(data, max_depth=30)[0].find(0x5A) is not None
 
 
+def _nested(templates: int) -> bytes:
+    data = b"\x5a\x00"
+    for _ in range(templates):
+        data = bytes((0x70, len(data))) + data
+    return data
+
+
+@pytest.mark.parametrize("max_depth", [1, 3, tlv.DEFAULT_MAX_DEPTH])
+def test_depth_boundary_is_exact(max_depth: int) -> None:
+    """max_depth templates, one inside the other, decode; one more is refused."""
+    kwargs = {} if max_depth == tlv.DEFAULT_MAX_DEPTH else {"max_depth": max_depth}
+    assert tlv.decode(_nested(max_depth), **kwargs)[0].find(0x5A) is not None
+    assert tlv.decode_one(_nested(max_depth), **kwargs).find(0x5A) is not None
+    with pytest.raises(DecodeError, match=f"nested deeper than {max_depth}"):
+        tlv.decode(_nested(max_depth + 1), **kwargs)
+    with pytest.raises(DecodeError, match=f"nested deeper than {max_depth}"):
+        tlv.decode_one(_nested(max_depth + 1), **kwargs)
+
+
 def test_decode_one_refuses_trailing_and_empty() -> None:
     with pytest.raises(DecodeError, match="1 trailing bytes after tag 5A") as info:
         tlv.decode_one(bytes.fromhex("5A011200"))
