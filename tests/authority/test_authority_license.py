@@ -205,6 +205,40 @@ def test_signed_but_malformed_is_refused(
     assert _reason(ca_key.public, lic, rem, exp) is reason
 
 
+def _sign_rehashed(
+    ca_key: RsaPrivateKey, app: RsaPublicKey, offset: int, value: bytes
+) -> tuple[bytes, bytes, bytes]:
+    """A license whose field at `offset` of the recovered data is `value`, with its hash
+    made again over the edited fields: signed and hash-correct, so only the field checks
+    can refuse it."""
+    recovered, remainder, exponent = _hand_built(128, app, HASH_SHA256)
+    body_end = 128 - 33  # the SHA-256 hash and BC close the recovered data
+    fields = recovered[1:offset] + value + recovered[offset + len(value) : body_end]
+    digest = hashlib.sha256(fields + remainder + exponent + RECORD1).digest()
+    return iso9796.sign(ca_key, b"\x6a" + fields + digest + b"\xbc"), remainder, exponent
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "reason"),
+    [
+        (18, b"\x02", LicenseReason.UNKNOWN_KEY_ALGORITHM),  # APP key algorithm not RSA
+        (18, b"\x00", LicenseReason.UNKNOWN_KEY_ALGORITHM),
+        (2, bytes.fromhex("620012345678901AFFFF"), LicenseReason.BAD_ACCOUNT),  # not cn
+        (2, bytes.fromhex("F200123456789012FFFF"), LicenseReason.BAD_ACCOUNT),
+        (2, bytes.fromhex("6200123456789012FF0F"), LicenseReason.BAD_ACCOUNT),
+    ],
+    ids=["key algorithm 02", "key algorithm 00", "account A", "account F first", "F then 0"],
+)
+def test_signed_hash_correct_but_bad_field_is_refused(
+    ca_key: RsaPrivateKey, app_key: RsaPrivateKey, offset: int, value: bytes, reason: LicenseReason
+) -> None:
+    lic, rem, exp = _sign_rehashed(ca_key, app_key.public, offset, value)
+    assert _reason(ca_key.public, lic, rem, exp) is reason
+    recovered = _hand_built(128, app_key.public, HASH_SHA256)[0]
+    same = _sign_rehashed(ca_key, app_key.public, offset, recovered[offset : offset + len(value)])
+    assert _open(ca_key.public, *same).app_key == app_key.public  # the helper itself is sound
+
+
 def test_bad_hash_in_a_well_signed_license(ca_key: RsaPrivateKey, app_key: RsaPrivateKey) -> None:
     lic, rem, exp = _sign_edited(ca_key, app_key.public, 100, 0x00)  # inside the hash
     assert _reason(ca_key.public, lic, rem, exp) is LicenseReason.BAD_HASH
