@@ -97,6 +97,21 @@ def test_wrong_key_and_length(app_key: RsaPrivateKey, ca_key: RsaPrivateKey) -> 
     assert _reason(app_key.public, auth[:-1]) is AuthorizationReason.BAD_LENGTH
 
 
+def test_a_genuine_signature_with_its_leading_zero_stripped_is_refused_for_its_length(
+    app_key: RsaPrivateKey,
+) -> None:
+    """9F4B is exactly N_APP bytes (PROTOCOL.md §5.2): a genuine signature whose value starts
+    with 00 (ATC 295 gives one) is refused as 127 bytes, though as a number it is the same."""
+    dynamic = DynamicData(295, 0x40, 1234, 156, UN, ACCOUNT)
+    auth = sign_authorization(app_key, dynamic, CDOL1_DATA)
+    assert auth[0] == 0 and open_authorization(app_key.public, auth, CDOL1_DATA) == dynamic
+    for wrong in (auth[1:], auth + b"\x00", b"\x00" + auth):
+        with pytest.raises(AuthorizationError) as info:
+            open_authorization(app_key.public, wrong, CDOL1_DATA)
+        assert info.value.reason is AuthorizationReason.BAD_LENGTH
+        assert info.value.detail == f"{len(wrong)} bytes, want 128"
+
+
 def test_sha1_only_in_legacy_mode(app_key: RsaPrivateKey) -> None:
     auth = sign_authorization(app_key, DYNAMIC, CDOL1_DATA, HASH_SHA1)
     assert _reason(app_key.public, auth) is AuthorizationReason.SHA1_NOT_ENABLED
