@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from apdu import messages as m
 from apdu import tlv
 from applet.profile import load_profile, record1_value
 from applet.runtime import CardRuntime
@@ -30,7 +31,8 @@ from reader.spool import primary_path
 from reader.transport import ChainingTransport, InProcessTransport, Transport, TransportError
 
 Alter = Callable[[bytes], bytes]
-INS_GPO, INS_READ, INS_GAC = 0xA8, 0xB2, 0xAE
+INS_SELECT, INS_GPO, INS_READ, INS_GAC = 0xA4, 0xA8, 0xB2, 0xAE
+OTHER_AID = bytes.fromhex("F04843455041590002")
 
 
 class Tamper:
@@ -84,6 +86,18 @@ def add(*extra: tlv.Tlv) -> Alter:
     def alter(response: bytes) -> bytes:
         root = tlv.decode_one(response[:-2])
         return tlv.encode(tlv.constructed(root.tag, *root.children, *extra)) + response[-2:]
+
+    return alter
+
+
+def other_aid(*, in_ppse: bool) -> Alter:
+    """Name OTHER_AID instead of the credit AID in the PPSE directory or in the app's FCI."""
+
+    def alter(response: bytes) -> bytes:
+        if (m.PPSE_NAME in response) is not in_ppse:
+            return response
+        assert m.CREDIT_AID in response
+        return response.replace(m.CREDIT_AID, OTHER_AID)
 
     return alter
 
@@ -160,6 +174,42 @@ def _other_index(keys: KeyStore) -> KeyStore:
 
 
 CASES: list[tuple[str, dict[str, object], type[checks.CheckError], str]] = [
+    (
+        "PPSE lists no credit AID",
+        {"ins": INS_SELECT, "alter": other_aid(in_ppse=True)},
+        checks.ResponseError,
+        "SELECT PPSE: the directory lists no credit payment app",
+    ),
+    (
+        "FCI names another AID",
+        {"ins": INS_SELECT, "alter": other_aid(in_ppse=False)},
+        checks.ResponseError,
+        "SELECT AID: the FCI names AID F04843455041590002",
+    ),
+    (
+        "AIP without combined signature",
+        {"ins": INS_GPO, "alter": in_tag(0x82, lambda v: b"\x00\x00")},
+        checks.ResponseError,
+        "the AIP 0000 offers no authorization",
+    ),
+    (
+        "AIP other bits only",
+        {"ins": INS_GPO, "alter": in_tag(0x82, lambda v: b"\xfe\xff")},
+        checks.ResponseError,
+        "the AIP FEFF offers no authorization",
+    ),
+    (
+        "AFL of two records",
+        {"ins": INS_GPO, "alter": in_tag(0x94, lambda v: bytes.fromhex("08010201"))},
+        checks.ResponseError,
+        "AFL 08010201, expected 08010301",
+    ),
+    (
+        "AFL with an offline record",
+        {"ins": INS_GPO, "alter": in_tag(0x94, lambda v: bytes.fromhex("08010302"))},
+        checks.ResponseError,
+        "AFL 08010302, expected 08010301",
+    ),
     (
         "non-9000",
         {"ins": INS_READ, "p1": 2, "alter": lambda r: b"\x6a\x83"},
