@@ -27,6 +27,7 @@ from reader.cli_common import ExitCode
 from reader.cli_pay import run_payment
 from reader.flow import Env, NotRecordedError, Outcome, PaymentRequest, TerminalConfig, pay
 from reader.log import LogError, TransactionLog
+from reader.recovery import PendingEntry
 from reader.spool import primary_path
 from reader.transport import ChainingTransport, InProcessTransport, Transport, TransportError
 
@@ -623,3 +624,49 @@ def test_a_refused_generate_ac_the_card_never_saw_closes_as_not_paid(
     closed = {r.entry.atc: r.outcome for r in log.pending_rows()}
     assert closed[1] == "not paid: the card holds no last answer (6A88)"
     assert [(r.outcome.atc, r.outcome.amount) for r in log.rows()] == [(2, 100)]
+
+
+OTHER_CARD = bytes.fromhex("6200123456789099FFFF")  # another card's 5A, F-padded
+
+
+def test_another_cards_pending_entry_is_left_open(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """PROTOCOL.md §9: a card's last answer settles only that card's entries; another
+    card's torn payment waits, untouched, for that card."""
+    other = PendingEntry(OTHER_CARD, 3, bytes(42))
+    log.write_pending(other, env.now)
+    paid = pay(transport_for(make_card()), cfg, PaymentRequest(1234), env, keys, log)
+    assert paid.recovered == () and log.count() == 1
+    assert log.pending() == [other]
+    assert [r.outcome for r in log.pending_rows() if r.entry == other] == [None]
+
+
+def test_every_pending_entry_of_the_card_is_decided_at_one_contact(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """Two open entries of the same card (a torn payment and an older one the card never
+    answered) are both decided at its next contact; another card's entry stays open."""
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
+    (torn,) = log.pending()
+    never = PendingEntry(torn.account, 9, torn.cdol1_data)  # an ATC the card never answered
+    other = PendingEntry(OTHER_CARD, 1, torn.cdol1_data)
+    log.write_pending(never, env.now)
+    log.write_pending(other, env.now)
+    later = Env(env.now + timedelta(hours=1), bytes.fromhex("01020304"))
+    paid = pay(transport_for(card), cfg, PaymentRequest(100), later, keys, log)
+    assert [o.atc for o in paid.recovered] == [1]
+    assert log.pending() == [other]
+    closed = {r.entry.atc: r.outcome for r in log.pending_rows() if r.entry != other}
+    assert set(closed) == {1, 2, 9} and None not in closed.values()  # 2: this payment's
+    assert [(r.outcome.atc, r.outcome.amount) for r in log.rows()] == [(1, 1234), (2, 100)]
