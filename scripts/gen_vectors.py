@@ -825,6 +825,12 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
             lambda k, t: replace_value(0x9F36, b"\x00\x02", genac),
         ),
         s(
+            "terminal-signed-atc-mismatch",
+            "The authorization is validly signed over ATC 0002 while 9F36 and the GPO say 0001: refused (P§7 check 4).",
+            refused,
+            lambda k, t: answer(genac, authorization_answer(k, cdol1, atc=2)),
+        ),
+        s(
             "terminal-cid-mismatch",
             "GENERATE AC answers CID 00 while the authorization signs 40: refused (P§7 check 4).",
             refused,

@@ -16,8 +16,10 @@ import pytest
 
 from apdu import messages as m
 from apdu import tlv
-from applet.profile import load_profile, record1_value
+from apdu.command import CommandAPDU
+from applet.profile import load_app_key, load_profile, record1_value
 from applet.runtime import CardRuntime
+from authority.authorization import open_authorization, sign_authorization
 from authority.errors import LicenseReason
 from authority.keystore import AuthorityKey, KeyStore
 from authority.license import LicenseFields, account_from_digits, issue_license
@@ -157,8 +159,6 @@ def _license_for(
     ca: RsaPrivateKey, folder: Path, *, account: str, expiry: bytes, serial: int = 1
 ) -> bytes:
     profile = load_profile(folder)
-    from applet.profile import load_app_key
-
     app = load_app_key(folder, profile)
     fields = LicenseFields(account_from_digits(account), expiry, serial, 2, app.public)
     return issue_license(ca, fields, record1_value(profile.card_data())).license
@@ -670,3 +670,49 @@ def test_every_pending_entry_of_the_card_is_decided_at_one_contact(
     closed = {r.entry.atc: r.outcome for r in log.pending_rows() if r.entry != other}
     assert set(closed) == {1, 2, 9} and None not in closed.values()  # 2: this payment's
     assert [(r.outcome.atc, r.outcome.amount) for r in log.rows()] == [(1, 1234), (2, 100)]
+
+
+class ReSigning:
+    """A card holding its own APP key (the test profile's) that answers GENERATE AC with
+    9F36 unchanged but an authorization validly signed over altered dynamic data."""
+
+    name = "re-signing"
+
+    def __init__(self, inner: Transport, app: RsaPrivateKey, **changes: int) -> None:
+        self.inner, self.app, self.changes = inner, app, changes
+
+    def connect(self) -> bytes:
+        return self.inner.connect()
+
+    def transmit(self, command: bytes) -> bytes:
+        response = self.inner.transmit(command)
+        if command[1] != INS_GAC:
+            return response
+        cdol1 = CommandAPDU.parse(command).data
+        answer = m.parse_generate_ac_response(response[:-2])
+        signed = open_authorization(self.app.public, answer.authorization, cdol1)
+        again = sign_authorization(self.app, replace(signed, **self.changes), cdol1)  # type: ignore[arg-type]
+        return m.build_generate_ac_response(replace(answer, authorization=again)) + response[-2:]
+
+    def disconnect(self) -> None:
+        self.inner.disconnect()
+
+
+def test_a_signed_atc_other_than_the_gpos_is_refused(
+    profile: Path,
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """Check 4 (PROTOCOL.md §7): 9F36 equals the GPO's ATC, but the ATC the authorization
+    signs is another: refused, no row, the entry left open for §9."""
+    app = load_app_key(profile, load_profile(profile))
+    transport = ReSigning(transport_for(make_card()), app, atc=2)
+    with pytest.raises(checks.AtcMismatchError) as caught:
+        pay(transport, cfg, PaymentRequest(1234), env, keys, log)
+    assert caught.value.reason == "signed ATC 0002, GPO ATC 0001"
+    assert log.count() == 0 and [e.atc for e in log.pending()] == [1]
+    same = ReSigning(transport_for(make_card()), app)  # re-signed unchanged: accepted
+    assert pay(same, cfg, PaymentRequest(1234), env, keys, log).outcome.atc == 1
