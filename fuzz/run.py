@@ -4,7 +4,8 @@ Each target runs in its own child process under atheris (libFuzzer ends the proc
 is done), seeded with the protocol's own messages (fuzz/seeds.py). The parent prints one line
 per target: runs tried, seconds, and whether a finding was written to fuzz/findings/.
 `--engine random` runs a plain in-process mutation loop instead (no coverage feedback),
-for machines where atheris does not build.
+for machines where atheris does not build; it is also what runs, with a note on stderr,
+when atheris is asked for but cannot be imported (a plain `.[dev]` install).
 Exit status: 0 when no target found anything, 1 otherwise, 2 for a usage error.
 """
 
@@ -89,6 +90,15 @@ def _child(name: str, runs: int | None, seconds: int | None, corpus: str) -> Non
         args.append(f"-max_total_time={seconds}")
     atheris.Setup(args, target)
     atheris.Fuzz()
+
+
+def atheris_importable() -> bool:
+    """Whether the child could import atheris (not installed, or a broken build: False)."""
+    try:
+        import atheris  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def run_atheris(name: str, runs: int | None, seconds: int | None) -> Result:
@@ -189,9 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds is None and args.runs is None:
         args.seconds = 10
     names = list(TARGETS) if args.target == "all" else [args.target]
+    if args.engine == "atheris" and not atheris_importable():
+        # its child would die on `import atheris` and be reported as a finding (runs=0)
+        print("fuzz: atheris cannot be imported; using --engine random", file=sys.stderr)
+        args.engine = "random"
+    engine = run_atheris if args.engine == "atheris" else run_random
     found = False
     for name in names:
-        engine = run_atheris if args.engine == "atheris" else run_random
         result = engine(name, args.runs, args.seconds)
         status = "FINDING" if result.finding else "ok"
         if result.note.startswith("unavailable"):

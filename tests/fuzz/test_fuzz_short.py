@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +65,40 @@ def test_a_finding_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     rnd = __import__("random").Random(3)
     for _ in range(200):
         assert len(run.mutate(rnd, b"\x00" * 2000, [b"\x01"])) <= run.MAX_LEN
+
+
+def test_without_atheris_the_random_engine_runs_instead(tmp_path: Path) -> None:
+    """A plain `.[dev]` install has no atheris: its child died on the import and the runner
+    reported a FINDING with runs=0. It now runs the random engine and says so."""
+    hidden = tmp_path / "no-atheris"
+    hidden.mkdir()
+    (hidden / "atheris.py").write_text("raise ImportError(\"No module named 'atheris'\")\n")
+    done = subprocess.run(
+        [sys.executable, str(RUN), "--target", "command", "--runs", "500"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(hidden)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.split()[:3] == ["command", "ok", "runs=500"], done.stdout
+    assert "atheris cannot be imported; using --engine random" in done.stderr
+
+
+def test_with_atheris_the_atheris_engine_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a failing import changes the engine (fuzz/run.py main)."""
+    from fuzz import run
+
+    assert run.atheris_importable() is (importlib.util.find_spec("atheris") is not None)
+    monkeypatch.setattr(run, "atheris_importable", lambda: True)
+
+    used: list[str] = []
+
+    def fake(name: str, runs: int | None, seconds: int | None) -> object:
+        used.append(name)
+        return run.Result(name, 1, 0.0, False)
+
+    monkeypatch.setattr(run, "run_atheris", fake)
+    assert run.main(["--target", "dol", "--runs", "1"]) == 0
+    assert used == ["dol"]
