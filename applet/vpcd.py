@@ -163,6 +163,8 @@ class VpcdConfig:
     # sends nothing on is one it does not serve (seen after a quick stop and restart in the
     # same slot), so it is dropped and made again.
     first_message_timeout: float = 5.0
+    # this many silent connections in a row: vpcd serves another card on this port
+    silent_connections_hint: int = 3
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
@@ -200,6 +202,7 @@ class VpcdClient:
         self._connected = threading.Event()
         self._on_connect = on_connect
         self.apdus = 0
+        self._silent = 0  # connections in a row on which vpcd said nothing
 
     @property
     def connected(self) -> threading.Event:
@@ -246,6 +249,15 @@ class VpcdClient:
                     sock.close()
                     self._connected.clear()
                     self.card.deactivate("field lost")
+                if self._silent == self.config.silent_connections_hint:
+                    log.warning(
+                        "vpcd at %s took %d connections and sent nothing on any: another "
+                        "card is probably served on this port (each vpcd reader has its "
+                        "own port: 35963, 35964...; `card serve --vpcd HOST:PORT` picks one); "
+                        "still trying",
+                        address,
+                        self._silent,
+                    )
                 if not self._stop.is_set():
                     log.warning("vpcd at %s closed the connection: reconnecting", address)
         finally:
@@ -272,6 +284,7 @@ class VpcdClient:
             except TimeoutError:
                 if silent_until is not None and time.monotonic() > silent_until:
                     log.warning("vpcd sent nothing on a new connection: connecting again")
+                    self._silent += 1
                     return
                 continue
             except OSError as exc:
@@ -280,6 +293,7 @@ class VpcdClient:
             if not data:
                 return
             silent_until = None
+            self._silent = 0
             try:
                 reader.feed(data)
                 while (message := self._next(reader)) is not None:

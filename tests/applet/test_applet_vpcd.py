@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -261,3 +262,27 @@ def test_a_connection_vpcd_never_talks_on_is_made_again(listener: socket.socket)
     assert not thread.is_alive()
     silent.close()
     again.close()
+
+
+def test_connections_vpcd_never_talks_on_say_another_card_holds_the_port(
+    listener: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A second `card serve` on a port whose reader already has a card: vpcd accepts and
+    never speaks; after a few such connections the card says what is probably wrong."""
+    port = listener.getsockname()[1]
+    config = VpcdConfig(port=port, poll_interval=0.02, first_message_timeout=0.1)
+    client = VpcdClient(RecordingCard(), config)
+    thread = threading.Thread(target=client.serve_forever, daemon=True)
+    with caplog.at_level(logging.WARNING, logger="applet.vpcd"):
+        thread.start()
+        silent = [listener.accept()[0] for _ in range(4)]  # never spoken to
+        hints = [r for r in caplog.records if "another card is probably served" in r.getMessage()]
+        assert len(hints) == 1 and f"127.0.0.1:{port}" in hints[0].getMessage()
+        spoken, _ = listener.accept()  # vpcd talks on this one: the count starts again
+        spoken.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+        assert _recv_frame(spoken) == ATR
+        client.stop()
+        thread.join(timeout=2)
+    assert not thread.is_alive()
+    for conn in (*silent, spoken):
+        conn.close()
