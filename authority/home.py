@@ -145,6 +145,7 @@ def _forget_holds_in_child() -> None:
         if held.fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(held.fd)
+        held.fd = -1  # a hold the child leaves later must close nothing (its number is reused)
     _held, _held_guard = {}, threading.Lock()
 
 
@@ -174,7 +175,7 @@ def hold_home(home: Path, wait: float | None = None) -> Iterator[None]:
             yield
         finally:
             held.depth -= 1
-            if held.depth == 0:
+            if held.depth == 0 and held.fd >= 0:  # -1: a forked child's copy, closed at fork
                 os.close(held.fd)  # closing the file lets go of its flock
                 held.fd = -1
     finally:

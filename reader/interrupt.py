@@ -17,13 +17,15 @@ class PaymentGuard:
     """SIGINT handling for one payment (a context manager; inert off the main thread).
 
     Before `hold()`, SIGINT raises KeyboardInterrupt as usual, except inside `shield()`,
-    where it is raised when the block ends (a durable write is never cut in two). After
-    `hold()`, SIGINT is only noted in `interrupted`.
+    where it is raised when the block ends, whether the block succeeded or failed (a durable
+    write is never cut in two), or at `hold()` at the latest. After `hold()`, SIGINT is only
+    noted in `interrupted` (which says that an interrupt came too late to stop the payment).
     """
 
     def __init__(self) -> None:
         self.held = False
-        self.interrupted = False
+        self.interrupted = False  # SIGINT came after hold(): the payment went on
+        self._stop = False  # SIGINT came in a shield before hold(): raise it when it ends
         self._shielded = 0
         self._previous: Any = None
         self._installed = False
@@ -53,13 +55,20 @@ class PaymentGuard:
             self.interrupted = True
             return
         if self._shielded:
-            self.interrupted = True
+            self._stop = True
             return
         raise KeyboardInterrupt
 
     def hold(self) -> None:
-        """From now on the payment runs to its verdict: SIGINT is only noted."""
+        """From now on the payment runs to its verdict: SIGINT is only noted. An interrupt
+        that came during a shielded write before it stops the payment here, first."""
+        self._raise_stop()
         self.held = True
+
+    def _raise_stop(self) -> None:
+        if self._stop and not self.held:
+            self._stop = False
+            raise KeyboardInterrupt
 
     @contextmanager
     def shield(self) -> Iterator[None]:
@@ -70,6 +79,5 @@ class PaymentGuard:
             yield
         finally:
             self._shielded -= 1
-        if not self._shielded and not self.held and self.interrupted:
-            self.interrupted = False
-            raise KeyboardInterrupt
+            if not self._shielded:
+                self._raise_stop()  # also when the write failed: the interrupt wins

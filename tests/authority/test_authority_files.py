@@ -265,3 +265,28 @@ def test_write_atomic_leaves_no_temp_file(
     monkeypatch.undo()
     assert target.read_bytes() == b'{"next_serial": 8}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["serials.json"]
+
+
+def test_a_forked_child_leaving_a_hold_closes_nothing_of_its_own(tmp_path: Path) -> None:
+    """The child's copy of the lock file is closed at fork; its number may be reused for
+    another file, which leaving the parent's `with hold_home` in the child must not close."""
+    from authority.home import hold_home
+
+    read, write = os.pipe()
+    with hold_home(tmp_path):
+        pid = os.fork()
+        if pid == 0:  # the child: a file that may take the lock file's old number
+            os.close(read)
+            kept = os.open(tmp_path / "other.db", os.O_RDWR | os.O_CREAT, 0o600)
+    if pid == 0:
+        try:
+            os.fstat(kept)
+            os.write(write, b"open")
+        except OSError:
+            os.write(write, b"closed")
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        assert pipe.read() == b"open"

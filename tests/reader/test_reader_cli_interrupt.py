@@ -9,15 +9,18 @@ import sqlite3
 import subprocess
 import sys
 import time
+import types
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from reader import cli_pay
+from reader import cli_pay, entry
+from reader.checks import ReplayError
 from reader.cli import app
 from reader.cli_pay import make_demo_home
+from reader.interrupt import PaymentGuard
 from reader.log import LogError, TransactionLog
 from reader.recovery import PendingEntry
 from reader.transport import InProcessTransport
@@ -141,3 +144,56 @@ def test_an_interrupted_command_says_so(tmp_path: Path) -> None:
     code, output = _interrupt([str(HCEPAY), "card", "send", "--in-process", "-"], 2.0, tmp_path)
     assert code == 130, output
     assert "Traceback" not in output and "hcepay: interrupted" in output
+
+
+# --- the guard itself: an interrupt in a shielded write before GENERATE AC -----------------
+
+
+def test_an_interrupt_in_a_failing_shielded_write_still_stops_the_payment() -> None:
+    """The write's own error must not swallow the Ctrl-C: the payment would go on to
+    GENERATE AC and be charged, then be said to have been interrupted after it."""
+    guard = PaymentGuard()
+    with pytest.raises(KeyboardInterrupt), guard.shield():
+        guard._on_sigint(signal.SIGINT, None)  # Ctrl-C during the write...
+        raise ReplayError("stored already")  # ...which then fails (settle swallows this)
+    assert not guard.held and not guard.interrupted
+
+
+def test_nested_shields_raise_at_the_outer_end_and_hold_checks_too() -> None:
+    guard = PaymentGuard()
+    with pytest.raises(KeyboardInterrupt), guard.shield():
+        with guard.shield():
+            guard._on_sigint(signal.SIGINT, None)
+        assert not guard.held  # the inner end does not raise: the outer write goes on
+    guard._shielded = 1  # an interrupt noted by a shield that has not ended...
+    guard._on_sigint(signal.SIGINT, None)
+    guard._shielded = 0
+    with pytest.raises(KeyboardInterrupt):  # ...stops the payment at hold() at the latest
+        guard.hold()
+    assert not guard.held
+    guard.hold()  # raised once: the next hold holds
+    guard._on_sigint(signal.SIGINT, None)
+    assert guard.held and guard.interrupted  # after hold: noted, the payment goes on
+
+
+def test_an_interrupt_wrapped_while_loading_is_still_an_interrupt(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Python 3.11 wraps a Ctrl-C that lands in a dataclass field's __set_name__ in a
+    RuntimeError: the console script must still say "interrupted" and exit 130."""
+
+    class Loading(types.ModuleType):
+        def __getattr__(self, name: str) -> object:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as exc:
+                raise RuntimeError("Error calling __set_name__") from exc
+
+    monkeypatch.setitem(sys.modules, "reader.cli", Loading("reader.cli"))
+    with pytest.raises(SystemExit) as exited:
+        entry.main()
+    assert exited.value.code == 130
+    assert capsys.readouterr().err == "hcepay: interrupted\n"
+    monkeypatch.setitem(sys.modules, "reader.cli", types.ModuleType("reader.cli"))
+    with pytest.raises(ImportError):  # anything else is not an interrupt: it goes on
+        entry.main()
