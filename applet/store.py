@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import logging
 import os
@@ -42,7 +41,7 @@ from applet.state import (
     state_from_json,
     state_to_bytes,
 )
-from authority.home import write_all, write_atomic
+from authority.home import flock_file, write_all, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +308,15 @@ class CardInUseError(OSError):
         return f"{self.filename} is in use by another process (pid {self.holder}); stop it first"
 
 
+def _holder(lock_file: Path) -> str:
+    """The pid the holder of a card folder's lock wrote in it ("?" when unreadable)."""
+    try:
+        with lock_file.open("rb") as f:
+            return f.read(32).decode("ascii", "replace").strip() or "?"
+    except OSError:
+        return "?"
+
+
 def _release_held_folders_in_child() -> None:
     """A forked child does not serve its parent's cards: it closes the inherited lock
     descriptors (the parent's lock stays), so its own open_card is refused like any other
@@ -334,16 +342,10 @@ def hold_card_folder(folder: Path) -> None:
     with _held_lock:
         if key in _held_folders:
             return
-        fd = os.open(key / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = flock_file(key / LOCK_FILE, wait_s=0)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            os.close(fd)
-            raise CardInUseError(key, holder) from None
-        except OSError:
-            os.close(fd)
-            raise
+            raise CardInUseError(key, _holder(key / LOCK_FILE)) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         _held_folders[key] = fd

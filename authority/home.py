@@ -184,15 +184,30 @@ def hold_home(home: Path, wait: float | None = None) -> Iterator[None]:
 
 def _lock(path: Path, deadline: float, home: Path) -> int:
     """The lock file, open and flock'ed (polled until `deadline`)."""
+    try:
+        return flock_file(path, max(0.0, deadline - time.monotonic()))
+    except BlockingIOError:
+        raise HomeBusyError(home) from None
+
+
+def flock_file(path: Path, wait_s: float | None = None) -> int:
+    """`path` opened (made 0600 when missing) and flock'ed exclusively: its descriptor, whose
+    closing lets go. Waits as long as it takes, or with `wait_s` polls that long at most and
+    then raises BlockingIOError (0: one try). The one lock of the home, the spool and the
+    card folder."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
+        if wait_s is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return fd
+        deadline = time.monotonic() + wait_s
         while True:  # bounded by the deadline
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return fd
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise HomeBusyError(home) from None
+                    raise
                 time.sleep(_LOCK_POLL)
     except BaseException:
         os.close(fd)

@@ -12,21 +12,19 @@ entries that could not be imported stay in the spool.
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import stat
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from authority.home import fsync_folder, write_all, write_atomic
+from authority.home import flock_file, fsync_folder, write_all, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -125,22 +123,11 @@ def _locked(path: Path, wait_s: float | None = None) -> Iterator[None]:
     """Hold `<spool>.lock` (flock): an append and an import of the same spool never
     interleave, so an import cannot rewrite away a line appended while it ran. With
     `wait_s`, BlockingIOError (an OSError) once that long has passed."""
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        if wait_s is None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        else:
-            deadline = time.monotonic() + wait_s
-            while True:  # bounded by the deadline
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise BlockingIOError(
-                            errno.EWOULDBLOCK, "busy (hcepay log recover is running)"
-                        ) from None
-                    time.sleep(0.01)
+        fd = flock_file(path.with_name(path.name + ".lock"), wait_s)
+    except BlockingIOError:
+        raise BlockingIOError(errno.EWOULDBLOCK, "busy (hcepay log recover is running)") from None
+    try:
         yield
     finally:
         os.close(fd)
