@@ -62,8 +62,7 @@ def main() -> None:
         if os.environ.get("HCEPAY_DEBUG"):
             raise
         stderr.print(
-            f"hcepay: internal error: {type(exc).__name__}: {exc} (HCEPAY_DEBUG=1 for a traceback)",
-            markup=False,
+            f"hcepay: internal error: {type(exc).__name__}: {exc} (HCEPAY_DEBUG=1 for a traceback)"
         )
         sys.exit(int(ExitCode.INTERNAL))
 

@@ -121,8 +121,7 @@ def init(
             fail(f"cannot write the authority key: {exc}")
     stdout.print(
         f"authority key {index_hex(idx)}: {key.public.bits} bits, e = {key.public.e}, "
-        f"in {private_path} (0600); terminal accepts it until {until.isoformat()}",
-        markup=False,
+        f"in {private_path} (0600); terminal accepts it until {until.isoformat()}"
     )
 
 
@@ -138,13 +137,13 @@ def revoke(
     with home_lock(folder):  # one writer of the key store at a time
         store = _keystore(folder)
         if serial in store.revoked:
-            stdout.print(f"serial {serial} was already revoked", markup=False)
+            stdout.print(f"serial {serial} was already revoked")
             return
         try:
             save_keystore(folder, store.with_revoked(serial))
         except (OSError, KeyFileError) as exc:
             fail(f"cannot write the key store: {exc}")
-    stdout.print(f"serial {serial} revoked", markup=False)
+    stdout.print(f"serial {serial} revoked")
 
 
 def _authority_keys(home: Path) -> dict[int, RsaPublicKey | str]:
@@ -212,7 +211,7 @@ def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
             "next_serial": next_serial,
             "revoked": sorted(store.revoked),
         }
-        stdout.print(json.dumps(doc, indent=2), markup=False)
+        stdout.print(json.dumps(doc, indent=2))
         return
     table = Table(title=f"credit authority keys in {folder}")
     for column in ("index", "bits", "e", "private key", "terminal", "expires"):
@@ -230,12 +229,12 @@ def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
             row["terminal_expires"] or "-",
         )
     stdout.print(table)
-    stdout.print(f"next license serial: {next_serial if next_serial else '-'}", markup=False)
+    stdout.print(f"next license serial: {next_serial if next_serial else '-'}")
     revoked = ", ".join(str(s) for s in sorted(store.revoked)[:50]) or "none"
     more = " ..." if len(store.revoked) > 50 else ""
-    stdout.print(f"revoked serials: {revoked}{more}", markup=False)
+    stdout.print(f"revoked serials: {revoked}{more}")
     if not rows:
-        stdout.print("no authority key yet: run `hcepay authority init`", markup=False)
+        stdout.print("no authority key yet: run `hcepay authority init`")
 
 
 def register(app: typer.Typer) -> None:

@@ -128,8 +128,7 @@ def issue(
             fail(f"cannot issue card {account}: {exc}")
     stdout.print(
         f"issued card {account}: limit {format_amount(units)}, expiry "
-        f"20{yymmdd[:2]}-{yymmdd[2:4]}, license serial {serial}, in {folder}",
-        markup=False,
+        f"20{yymmdd[:2]}-{yymmdd[2:4]}, license serial {serial}, in {folder}"
     )
 
 
@@ -275,7 +274,7 @@ def send(
                         }
                     )
                     continue
-                stdout.print(response.hex().upper(), markup=False)
+                stdout.print(response.hex().upper())
                 if decode:
                     _print_text(decode_response(response), response, True)
         finally:
@@ -283,7 +282,7 @@ def send(
     except _transport_errors() as exc:
         fail(str(getattr(exc, "reason", exc)), ExitCode.TRANSPORT)
     if as_json:
-        stdout.print(json.dumps(exchanged), markup=False)
+        stdout.print(json.dumps(exchanged))
 
 
 def register(app: typer.Typer) -> None:

@@ -102,7 +102,7 @@ def interrupt_reported() -> bool:
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Print one line to stderr and exit with `code`: never a traceback."""
-    stderr.print(f"hcepay: error: {message}", markup=False)
+    stderr.print(f"hcepay: error: {message}")
     raise typer.Exit(int(code))
 
 

@@ -126,7 +126,7 @@ def _print_text(result: dict[str, Any], raw: bytes, response: bool) -> None:
     if tree:
         stdout.print("TLV:")
         for line in _tlv_lines(tree, 1):
-            stdout.print(line, markup=False)
+            stdout.print(line)
 
 
 def decode(
@@ -143,7 +143,7 @@ def decode(
     except DecodeError as exc:
         fail(str(exc), ExitCode.DECLINED)
     if as_json:
-        stdout.print(json.dumps(result), markup=False)
+        stdout.print(json.dumps(result))
     else:
         _print_text(result, raw, response)
 

@@ -351,10 +351,10 @@ def demo(
         if as_json:
             out = _run_json(run, request)
             out["steps"] = [{"step": n, "name": name, "detail": d} for n, name, d in steps]
-            stdout.print(json.dumps(out), markup=False)
+            stdout.print(json.dumps(out))
         else:
             for number, name, detail in steps:
-                stdout.print(f"{number} {name}: {detail}", markup=False)
+                stdout.print(f"{number} {name}: {detail}")
             _print_verdict(run, request)
         _held_interrupt(guard, run)
     raise typer.Exit(int(run.code))
@@ -365,8 +365,7 @@ def _held_interrupt(guard: PaymentGuard, run: Run) -> None:
     if guard.interrupted:
         stderr.print(
             f"hcepay: interrupted after GENERATE AC: the payment went on to its verdict "
-            f"({run.verdict}, exit {int(run.code)})",
-            markup=False,
+            f"({run.verdict}, exit {int(run.code)})"
         )
 
 
@@ -374,11 +373,11 @@ def _print_verdict(run: Run, request: PaymentRequest) -> None:
     if run.paid is not None:
         for o in run.paid.recovered:  # PROTOCOL.md §9: a torn payment recorded now
             done = f"recovered torn payment: ATC {o.atc:04X}, {format_amount(o.amount)}"
-            stdout.print(done, markup=False)
+            stdout.print(done)
     line = f"verdict: {run.verdict.upper()} {format_amount(request.amount)} ({request.currency})"
     if run.reason:
         line += f": {run.reason}"
-    stdout.print(line, markup=False)
+    stdout.print(line)
 
 
 def _write_trace(
@@ -396,10 +395,7 @@ def _write_trace(
     try:
         write_trace(path, doc)
     except OSError as exc:  # the payment is done: its verdict and exit code stand
-        stderr.print(
-            f"hcepay: warning: cannot write the trace {path}: {exc.strerror or exc}",
-            markup=False,
-        )
+        stderr.print(f"hcepay: warning: cannot write the trace {path}: {exc.strerror or exc}")
 
 
 def _check_trace(path: Path | None) -> None:
@@ -523,15 +519,15 @@ def _report_payment(
     if trace is not None:
         _write_trace(trace, tracer, env, request, "pay", None)
     if as_json:
-        stdout.print(json.dumps(_run_json(run, request)), markup=False)
+        stdout.print(json.dumps(_run_json(run, request)))
     elif run.code in (ExitCode.OK, ExitCode.DECLINED):
         o = run.outcome
         atc = f", ATC {o.atc:04X}" if o is not None else ""
         row = f", row {run.paid.row_id}" if run.paid is not None else ""
         _print_verdict(run, request)
-        stdout.print(f"account {o.account if o else '?'}{atc}{row}", markup=False)
+        stdout.print(f"account {o.account if o else '?'}{atc}{row}")
     else:
-        stderr.print(f"hcepay: error: {run.verdict}: {run.reason}", markup=False)
+        stderr.print(f"hcepay: error: {run.verdict}: {run.reason}")
 
 
 # ------------------------------------------------------------------------- log
@@ -602,7 +598,7 @@ def _print_pending(entries: list[PendingRow], spooled: int) -> None:
             table.add_row(p.created, account, f"{p.entry.atc:04X}", p.outcome or "open")
         stdout.print(table)
     if spooled:
-        stdout.print(f"{spooled} payments in the spool: run `hcepay log recover`", markup=False)
+        stdout.print(f"{spooled} payments in the spool: run `hcepay log recover`")
 
 
 log_app = typer.Typer(
@@ -667,7 +663,7 @@ def log_command(
             "pending_entries": [_pending_json(p) for p in pending_rows],
             "spooled": spooled,
         }
-        stdout.print(json.dumps(doc), markup=False)
+        stdout.print(json.dumps(doc))
     else:
         table = Table(title=f"transactions in {path}")
         for column in ("id", "time", "account", "amount", "cur", "ATC", "verdict", "serial", "CA"):
@@ -692,7 +688,7 @@ def log_command(
             table.add_row(*cells)
         stdout.print(table)
         if verify:
-            stdout.print(f"{len(rows) - len(bad)} of {len(rows)} rows verify", markup=False)
+            stdout.print(f"{len(rows) - len(bad)} of {len(rows)} rows verify")
         _print_pending(pending_rows, spooled)
     if bad:
         raise typer.Exit(int(ExitCode.REFUSED))
@@ -738,9 +734,7 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
             return log.import_entry(entry)
         except (ValueError, KeyError, TypeError, LogError) as exc:
             where = f"account {entry.get('account')} ATC {entry.get('atc')}"
-            stderr.print(
-                f"hcepay: warning: spool entry {where} left in the spool: {exc}", markup=False
-            )
+            stderr.print(f"hcepay: warning: spool entry {where} left in the spool: {exc}")
             raise LogError(f"bad spool entry: {exc}") from None
 
     try:
@@ -757,13 +751,13 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
             "left_in_the_spool": report.remaining,
             "unreadable_lines": report.bad_lines,
         }
-        stdout.print(json.dumps(counts), markup=False)
+        stdout.print(json.dumps(counts))
     else:
         line = (
             f"{report.inserted} imported, {report.duplicates} already in the log, "
             f"{report.remaining} left in the spool, {report.bad_lines} unreadable lines"
         )
-        stdout.print(line, markup=False)
+        stdout.print(line)
     if report.remaining:
         raise typer.Exit(int(ExitCode.NOT_RECORDED))
 
