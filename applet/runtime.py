@@ -14,8 +14,10 @@ Sans-IO: the store is injected.
 
 A GENERATE AC answer comes as a SignedAnswer: the store commits the new state while the
 answer is signed (StateStore.commit_while), and the answer leaves after both. A signing
-that keeps failing puts the state before it back (6F00); the stored state is read again
-before the next command, whatever happened.
+that keeps failing puts the state before it back (6F00). After a failed commit the stored
+state is read again before the next command: when it is the state held (nothing was
+stored), the session and a pending response stay, as after any error; when the commit was
+stored after all, the session starts again from it (IDLE), so that nothing is done twice.
 """
 
 from __future__ import annotations
@@ -102,7 +104,10 @@ class CardRuntime:
 
     def _process(self, apdu: bytes) -> bytes:
         if self._reload:
-            self._state = AppState(self.store.load())
+            stored = self.store.load()
+            if stored != self._state.card:  # the failed commit was stored after all
+                self._pending = b""
+                self._state = AppState(stored)
             self._reload = False
         if len(apdu) > MAX_COMMAND:
             raise WrongLength("command longer than an extended APDU")
@@ -120,7 +125,6 @@ class CardRuntime:
         if _wrong_le(cmd, size):
             # 6Cxx: nothing stored, nothing changed; the terminal repeats with Le = xx.
             return _sw(SW1_WRONG_LE << 8 | min(size, SHORT_LE_MAX) % SHORT_LE_MAX)
-        self._pending = b""  # GET RESPONSE follows the command it continues, or nothing
         if new.card is not self._state.card and new.card != self._state.card:
             self._reload = True
             if isinstance(answer, SignedAnswer):
@@ -132,7 +136,7 @@ class CardRuntime:
         else:
             data = answer.make() if isinstance(answer, SignedAnswer) else answer
         self._state = new
-        return self._send(data, cmd.le)
+        return self._send(data, cmd.le)  # GET RESPONSE follows the command it continues
 
     def _send(self, data: bytes, le: int | None) -> bytes:
         """Up to Le bytes of `data` and `9000`, or `61xx` when more waits; no Le: no data."""

@@ -323,6 +323,51 @@ def test_an_answer_whose_state_was_not_stored_is_never_sent(
     assert card.process(m.get_data(0xDF01).to_bytes()) == bytes.fromhex("DF01060000001000009000")
 
 
+def test_a_command_whose_state_cannot_be_stored_changes_nothing(make_card: Any, term: Any) -> None:
+    """docs/protocol-choices.md: 6F00, old state kept; PROTOCOL.md §6: an error changes
+    nothing, the selected app, the phase and the pending response included."""
+    store = FailingStore()
+    card = make_card(store=store)
+    term.exchange(card, SELECT_AID)
+    assert card.process(bytes.fromhex("80CADF01")) == b"\x61\x09"  # no Le: the data waits
+    before = card.state
+    store.failing = True
+    assert card.process(term.gpo()) == b"\x6f\x00"
+    store.failing = False
+    assert card.state == before and store.state == before.card
+    assert card.process(bytes.fromhex("00C0000009")) == bytes.fromhex("DF01060000001000009000")
+    assert card.state == before  # still SELECTED: the terminal may send its GPO again
+    data, sw = term.exchange(card, term.gpo())
+    assert sw == 0x9000 and m.parse_gpo_response(data).atc == 1
+
+
+class StoredThenFailingStore(MemoryStateStore):
+    """A store whose commits keep the state, then raise while `failing` is set (a flush
+    that fails after its write)."""
+
+    failing = False
+
+    def commit(self, state: CardState) -> None:
+        super().commit(state)
+        if self.failing:
+            raise OSError("flush failed")
+
+
+def test_a_failed_commit_that_stored_its_state_starts_the_session_again(
+    requested: Requested, term: Any
+) -> None:
+    """The card reads back what was stored: here the deduction, so a repeated GENERATE AC
+    must not deduct again (its answer is DF02's, PROTOCOL.md §9)."""
+    store = StoredThenFailingStore()
+    card = requested(store)
+    store.failing = True
+    assert card.process(term.generate_ac()) == b"\x6f\x00"
+    store.failing = False
+    assert card.process(term.generate_ac()) == b"\x69\x85"
+    assert card.state.phase == Phase.IDLE and card.state.card == store.state
+    assert store.state.used == term.amount
+
+
 class FailingFileStore(FileStateStore):
     """state.dat whose slot writes fail while `failing` is set; notes each write's thread."""
 
