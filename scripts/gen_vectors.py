@@ -516,6 +516,110 @@ def _rr_state(s: Session) -> None:
     )
 
 
+@card_vector(
+    "card-sw-gpo-twice",
+    "A second GPO after the first answers 6985, wrong state, and the ATC does not move: a new payment starts with SELECT AID (P§6).",
+)
+def _gpo_twice(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    expect_sw(gpo(s), SW.CONDITIONS_NOT_SATISFIED)
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0001"), "9F36020001")
+
+
+@card_vector(
+    "card-sw-dol-data-length",
+    "GPO with PDOL data one byte short and GENERATE AC with CDOL1 data one byte short answer 6700 and change nothing: the ATC stays, the payment goes on (docs/protocol-choices.md, P§6).",
+)
+def _dol_length(s: Session) -> None:
+    ok(select_aid(s))
+    short_pdol = m.gpo(fill_dol(m.PDOL, values())[:-1]).to_bytes()
+    expect_sw(s.send(short_pdol, "GPO, PDOL data one byte short"), SW.WRONG_LENGTH)
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0000"), "9F36020000")
+    ok(gpo(s))
+    short_cdol1 = m.generate_ac(fill_dol(m.CDOL1, values())[:-1]).to_bytes()
+    expect_sw(s.send(short_cdol1, "GENERATE AC, CDOL1 data one byte short"), SW.WRONG_LENGTH)
+    assert cid_of(ok(generate_ac(s))) == 0x40
+
+
+@card_vector(
+    "card-sw-gpo-bad-data",
+    "GPO data that is not an 83 template, or whose amount is not BCD, answers 6A80 and the ATC does not move (docs/protocol-choices.md, P§6).",
+)
+def _gpo_data(s: Session) -> None:
+    ok(select_aid(s))
+    pdol_data = fill_dol(m.PDOL, values())
+    not_83 = CommandAPDU(0x80, INS.GET_PROCESSING_OPTIONS, 0, 0, b"\x84\x00", LE_MAX)
+    expect_sw(s.send(not_83.to_bytes(), "GPO data 84 00: no 83 template"), SW.WRONG_DATA)
+    not_bcd = m.gpo(bytes.fromhex("00000000123A") + pdol_data[6:]).to_bytes()
+    expect_sw(s.send(not_bcd, "GPO amount 00000000123A: not BCD"), SW.WRONG_DATA)
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0000"), "9F36020000")
+
+
+@card_vector(
+    "card-sw-p1p2-per-command",
+    "GPO with P1-P2 0100 and GENERATE AC with P1 80 (the only P1-P2 are 0000 and 5000) answer 6A86 and change nothing (P§3, §6).",
+)
+def _p1p2_commands(s: Session) -> None:
+    ok(select_aid(s))
+    command = m.gpo(fill_dol(m.PDOL, values())).to_bytes()
+    expect_sw(s.send(command[:2] + b"\x01" + command[3:], "GPO P1 01"), SW.INCORRECT_P1P2)
+    ok(gpo(s))
+    command = m.generate_ac(fill_dol(m.CDOL1, values())).to_bytes()
+    expect_sw(s.send(command[:2] + b"\x80" + command[3:], "GENERATE AC P1 80"), SW.INCORRECT_P1P2)
+    assert cid_of(ok(generate_ac(s))) == 0x40
+
+
+@card_vector(
+    "card-sw-cla-per-command",
+    "Each command takes its own class (00 for SELECT, READ RECORD, GET RESPONSE; 80 for GPO, GENERATE AC, GET DATA): GPO with CLA 00, SELECT and GET RESPONSE with CLA 80 answer 6E00, and a refused command keeps the pending part of a response (docs/protocol-choices.md, P§6).",
+)
+def _cla_commands(s: Session) -> None:
+    ok(select_aid(s))
+    command = m.gpo(fill_dol(m.PDOL, values())).to_bytes()
+    expect_sw(s.send(b"\x00" + command[1:], "GPO with CLA 00"), SW.CLA_NOT_SUPPORTED)
+    select = m.select(m.CREDIT_AID).to_bytes()
+    expect_sw(s.send(b"\x80" + select[1:], "SELECT with CLA 80"), SW.CLA_NOT_SUPPORTED)
+    ok(gpo(s))
+    first = s.send(m.read_record(1).to_bytes()[:-1], "READ RECORD 1 without Le: 61xx")
+    assert first.sw1 == SW1_MORE_DATA and not first.data, f"{first.sw:04X}"
+    get = m.get_response(first.sw2 or LE_MAX).to_bytes()
+    expect_sw(s.send(b"\x80" + get[1:], "GET RESPONSE with CLA 80"), SW.CLA_NOT_SUPPORTED)
+    ok(s.send(get, "GET RESPONSE with CLA 00: the record is still there"))
+
+
+@card_vector(
+    "card-sw-read-record-forms",
+    "READ RECORD with P1 00 (the current record, which the card does not keep) answers 6A86, with a data field (it is case 2) 6700, of SFI 2 6A83 (docs/protocol-choices.md, P§6).",
+)
+def _read_record_forms(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    expect_sw(s.send(bytes.fromhex("00B2000C00"), "READ RECORD P1 00"), SW.INCORRECT_P1P2)
+    expect_sw(s.send(bytes.fromhex("00B2010C01AA00"), "READ RECORD with data"), SW.WRONG_LENGTH)
+    expect_sw(
+        s.send(m.read_record(1, sfi=2).to_bytes(), "READ RECORD 1 of SFI 2"), SW.RECORD_NOT_FOUND
+    )
+    ok(s.exchange(m.read_record(1).to_bytes(), "READ RECORD 1"))
+
+
+@card_vector(
+    "card-sw-get-response-nothing-pending",
+    "GET RESPONSE with no response waiting answers 6985, before any command and once the last part was fetched (docs/protocol-choices.md).",
+)
+def _get_response_none(s: Session) -> None:
+    expect_sw(
+        s.send(m.get_response(LE_MAX).to_bytes(), "nothing to get"), SW.CONDITIONS_NOT_SATISFIED
+    )
+    first = s.send(m.select(m.CREDIT_AID).to_bytes()[:-1], "SELECT AID without Le: 61xx")
+    assert first.sw1 == SW1_MORE_DATA and not first.data, f"{first.sw:04X}"
+    ok(s.send(m.get_response(first.sw2 or LE_MAX).to_bytes(), "GET RESPONSE: the FCI"))
+    expect_sw(
+        s.send(m.get_response(LE_MAX).to_bytes(), "nothing left to get"),
+        SW.CONDITIONS_NOT_SATISFIED,
+    )
+
+
 # ---------------------------------------------------------------------------- terminal side
 
 Alter = Callable[[bytes, bytes], bytes]  # (command, whole response) -> response to send
