@@ -109,7 +109,10 @@ def _field(obj: dict[str, Any], key: str, kind: type) -> Any:
 
 def profile_from_json(text: str) -> CardProfile:
     """Parse card.json; ValueError names the bad field."""
-    obj = json.loads(text)
+    try:
+        obj = json.loads(text)
+    except RecursionError:  # json's decoder recurses once per level
+        raise ValueError("nested too deeply") from None
     if not isinstance(obj, dict) or obj.get("hcepay_card") != CARD_VERSION:
         raise ValueError(f"not an hcepay card (version {CARD_VERSION})")
     return CardProfile(

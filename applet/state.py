@@ -143,7 +143,10 @@ def state_from_json(text: str) -> CardState:
     """Parse state.json; ValueError names what is wrong."""
     if len(text) > MAX_STATE_TEXT:
         raise ValueError("state text too large")
-    obj = json.loads(text)
+    try:
+        obj = json.loads(text)
+    except RecursionError:  # json's decoder recurses once per level
+        raise ValueError("nested too deeply") from None
     if not isinstance(obj, dict) or obj.get("hcepay_state") != STATE_VERSION:
         raise ValueError(f"not an hcepay state (version {STATE_VERSION})")
     answers = obj.get("last_answers", [])

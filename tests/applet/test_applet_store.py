@@ -95,11 +95,23 @@ def test_a_binary_state_with_too_many_answers_is_refused() -> None:
         ('{"hcepay_state": 1, "atc": 1, "used": true}', "'used' must be an integer"),
         ('{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": [1]}', "'answer' .as sent"),
         ('{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": [{}]}', "or 'cid' and 'atc'"),
+        ("[" * 60000, "nested too deeply"),
     ],
 )
 def test_bad_state_text_is_refused(text: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         state_from_json(text)
+
+
+def test_a_card_folder_nested_too_deeply_is_a_bad_file_not_a_crash(tmp_path: Path) -> None:
+    """state.json and card.json of 60000 '[': StateFileError naming the file (a one-line
+    usage error in the CLI), not a RecursionError."""
+    (tmp_path / "state.json").write_text("[" * 60000, encoding="utf-8")
+    with pytest.raises(StateFileError, match=r"state\.json: bad card state: nested too deeply"):
+        FileStateStore(tmp_path).load()
+    (tmp_path / "card.json").write_text("[" * 60000, encoding="utf-8")
+    with pytest.raises(StateFileError, match=r"card\.json: bad card description: nested too"):
+        load_profile(tmp_path)
 
 
 def test_only_ten_answers_are_kept() -> None:
