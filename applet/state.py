@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from apdu.messages import CDOL1, LastAnswer, parse_generate_ac_response
+from apdu.messages import CDOL1, LastAnswer, build_last_answer, parse_generate_ac_response
 
 MAX_ATC: Final = 0xFFFF  # b2; at FFFF the card answers 6985 to GPO for ever
 MAX_USED: Final = 999_999_999_999  # n12
@@ -120,7 +120,9 @@ def _answer_to_json(a: KeptAnswer) -> dict[str, str | int]:
 
 def _answer_from_json(obj: Any) -> KeptAnswer:
     if isinstance(obj, dict) and "answer" in obj:
-        return LastAnswer(_hex(obj, "answer"), _hex(obj, "cdol1_data"))
+        answer = LastAnswer(_hex(obj, "answer"), _hex(obj, "cdol1_data"))
+        build_last_answer(answer)  # EncodeError (a ValueError) now, not 6F00 at each DF02
+        return answer
     if isinstance(obj, dict) and "cid" in obj:
         return AnswerInputs(_int(obj, "cid"), _int(obj, "atc"), _hex(obj, "cdol1_data"))
     raise ValueError("a last answer gives 'answer' (as sent) or 'cid' and 'atc' (its inputs)")

@@ -41,7 +41,13 @@ from applet.store import (
 from authority.keyfiles import load_public
 from authority.rsa import generate
 
-as_sent = st.builds(m.LastAnswer, st.binary(min_size=1, max_size=300), st.binary(max_size=64))
+gac_answers = st.builds(
+    m.GenerateAcResponse,
+    st.integers(0, 0xFF),
+    st.integers(0, 0xFFFF),
+    st.binary(min_size=1, max_size=300),
+).map(m.build_generate_ac_response)
+as_sent = st.builds(m.LastAnswer, gac_answers, st.binary(max_size=64))
 
 
 @st.composite
@@ -96,6 +102,11 @@ def test_a_binary_state_with_too_many_answers_is_refused() -> None:
         ('{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": [1]}', "'answer' .as sent"),
         ('{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": [{}]}', "or 'cid' and 'atc'"),
         ("[" * 60000, "nested too deeply"),
+        (
+            '{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": '
+            '[{"answer": "7700", "cdol1_data": ""}]}',
+            "last answer is no GENERATE AC template",
+        ),
     ],
 )
 def test_bad_state_text_is_refused(text: str, why: str) -> None:
