@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from apdu.dol import dol_slices
 from apdu.messages import CDOL1, LastAnswer, build_last_answer, parse_generate_ac_response
 
 MAX_ATC: Final = 0xFFFF  # b2; at FFFF the card answers 6985 to GPO for ever
@@ -34,6 +35,7 @@ _KIND_BYTE: Final = (b"\x00", b"\x01")
 
 
 CDOL1_DATA_LENGTH: Final = sum(entry.length for entry in CDOL1)
+_CDOL1_SLICES: Final = dol_slices(CDOL1)
 ANSWER_CIDS: Final = (0x00, 0x40)  # declined, approved (PROTOCOL.md §5.2)
 
 
@@ -124,7 +126,11 @@ def _answer_from_json(obj: Any) -> KeptAnswer:
         build_last_answer(answer)  # EncodeError (a ValueError) now, not 6F00 at each DF02
         return answer
     if isinstance(obj, dict) and "cid" in obj:
-        return AnswerInputs(_int(obj, "cid"), _int(obj, "atc"), _hex(obj, "cdol1_data"))
+        inputs = AnswerInputs(_int(obj, "cid"), _int(obj, "atc"), _hex(obj, "cdol1_data"))
+        for tag in (0x9F02, 0x5F2A):  # DF02 re-makes the answer from them (n, PROTOCOL.md §5.2)
+            if not inputs.cdol1_data[_CDOL1_SLICES[tag]].hex().isdigit():
+                raise ValueError(f"last answer CDOL1 data: {tag:X} is not BCD")
+        return inputs
     raise ValueError("a last answer gives 'answer' (as sent) or 'cid' and 'atc' (its inputs)")
 
 

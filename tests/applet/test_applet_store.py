@@ -48,6 +48,12 @@ gac_answers = st.builds(
     st.binary(min_size=1, max_size=300),
 ).map(m.build_generate_ac_response)
 as_sent = st.builds(m.LastAnswer, gac_answers, st.binary(max_size=64))
+cdol1_data = st.builds(  # amount and currency (n, the first 8 bytes), then any bytes
+    lambda amount, currency, rest: bytes.fromhex(f"{amount:012d}{currency:04d}") + rest,
+    st.integers(0, 999_999_999_999),
+    st.integers(0, 9999),
+    st.binary(min_size=CDOL1_DATA_LENGTH - 8, max_size=CDOL1_DATA_LENGTH - 8),
+)
 
 
 @st.composite
@@ -55,10 +61,7 @@ def states(draw: st.DrawFn) -> CardState:
     """Any valid state: answers kept as inputs carry an ATC up to the card's."""
     atc = draw(st.integers(0, 0xFFFF))
     as_inputs = st.builds(
-        AnswerInputs,
-        st.sampled_from(ANSWER_CIDS),
-        st.integers(0, atc),
-        st.binary(min_size=CDOL1_DATA_LENGTH, max_size=CDOL1_DATA_LENGTH),
+        AnswerInputs, st.sampled_from(ANSWER_CIDS), st.integers(0, atc), cdol1_data
     )
     answers = draw(st.lists(as_sent | as_inputs, max_size=10).map(tuple))
     return CardState(atc, draw(st.integers(0, 999_999_999_999)), answers)
@@ -106,6 +109,11 @@ def test_a_binary_state_with_too_many_answers_is_refused() -> None:
             '{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": '
             '[{"answer": "7700", "cdol1_data": ""}]}',
             "last answer is no GENERATE AC template",
+        ),
+        (
+            '{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": '
+            '[{"cid": 64, "atc": 1, "cdol1_data": "' + "FF" * CDOL1_DATA_LENGTH + '"}]}',
+            "9F02 is not BCD",
         ),
     ],
 )
