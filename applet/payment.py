@@ -76,6 +76,8 @@ class Cid(IntEnum):
 TAG_ATC: Final = 0x9F36
 SELECT_BY_NAME: Final = 0x04
 SELECT_FIRST_FCI: Final = 0x00
+SELECT_NEXT_FCI: Final = 0x02
+MIN_PARTIAL_AID: Final = 5  # a RID (ISO/IEC 7816-5): the shortest name a terminal AID has
 GENERATE_AC_P1: Final = 0x50
 READ_RECORD_BY_NUMBER: Final = 0x04  # P2 low bits: P1 is a record number (ISO 7816-4 7.3.3)
 DIRECTORY_SFI: Final = 1
@@ -199,16 +201,30 @@ def _amount_currency(data: bytes, slices: Mapping[int, slice]) -> tuple[int, int
 
 
 def _select(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
-    """SELECT by name: PPSE, PSE or the credit AID (P§3); a new SELECT starts again (P§6)."""
-    if cmd.p1 != SELECT_BY_NAME or cmd.p2 != SELECT_FIRST_FCI:
-        raise IncorrectP1P2("SELECT takes P1-P2 0400")
+    """SELECT by name: PPSE, PSE or the credit AID (P§3); a new SELECT starts again (P§6).
+
+    As EMV Book 1 11.3.5 and 12.3.3 (a terminal's list of AIDs): the credit AID may be named
+    by its first 5 bytes or more (partial name selection), and P2 `02` asks for the next
+    occurrence of a name. The card holds one of each, so the next occurrence of the one
+    selected is `6A82`, which ends the terminal's search for that AID."""
+    if cmd.p1 != SELECT_BY_NAME or cmd.p2 not in (SELECT_FIRST_FCI, SELECT_NEXT_FCI):
+        raise IncorrectP1P2("SELECT takes P1-P2 0400 or 0402")
     if not cmd.data:
         raise WrongLength("SELECT without a name")
     found = env.selectable.get(cmd.data)
+    if found is None and len(cmd.data) >= MIN_PARTIAL_AID and m.CREDIT_AID.startswith(cmd.data):
+        found = env.selectable[m.CREDIT_AID]
     if found is None:
         raise FileNotFound(f"no application {cmd.data.hex().upper()}")
     fci, phase = found
+    if cmd.p2 == SELECT_NEXT_FCI and _selected(state.phase) == _selected(phase):
+        raise FileNotFound(f"no next occurrence of {cmd.data.hex().upper()}")
     return fci, AppState(state.card, phase)
+
+
+def _selected(phase: Phase) -> Phase:
+    """The DF a phase has selected: the credit app for each of its phases."""
+    return Phase.SELECTED if phase in APP_PHASES else phase
 
 
 def _gpo(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:

@@ -225,6 +225,21 @@ def _select(s: Session) -> None:
 
 
 @card_vector(
+    "card-select-partial-and-next",
+    "As a terminal's list of AIDs does (EMV Book 1 12.3.3): SELECT with the AID's first 5 bytes answers the whole AID's FCI; SELECT of the next occurrence (P2 02) answers 6A82, the card holds one, and the app stays selected; the payment goes on (docs/protocol-choices.md).",
+)
+def _select_partial(s: Session) -> None:
+    ok(select_ppse(s))
+    whole = m.select(m.CREDIT_AID)
+    partial = replace(whole, data=m.CREDIT_AID[:5])
+    fci = m.parse_app_fci(ok(s.exchange(partial.to_bytes(), "SELECT F048434550 (RID)")).data)
+    assert fci.aid == m.CREDIT_AID, fci.aid.hex()
+    following = replace(partial, p2=0x02).to_bytes()
+    expect_sw(s.send(following, "SELECT next occurrence"), SW.FILE_NOT_FOUND)
+    ok(gpo(s))
+
+
+@card_vector(
     "card-approve-basic",
     "A complete approved payment of 12.34 CNY from ATC 0 and nothing used: GPO answers ATC 0001, the records carry the license, GENERATE AC answers CID 40 with the authorization (chained with 61xx when longer than 256 bytes).",
 )

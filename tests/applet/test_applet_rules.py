@@ -48,7 +48,12 @@ CASES: list[tuple[str, str, str, int]] = [
     ("SELECT with CLA 80", "selected", "80A4040009F0484345504159000100", 0x6E00),
     ("unknown INS", "requested", "0020008000", 0x6D00),
     ("SELECT P1 00", "selected", "00A4000009F0484345504159000100", 0x6A86),
-    ("SELECT next occurrence", "selected", "00A4040209F0484345504159000100", 0x6A86),
+    ("SELECT next occurrence", "selected", "00A4040209F0484345504159000100", 0x6A82),
+    ("SELECT next occurrence after GPO", "requested", "00A4040205F04843455000", 0x6A82),
+    ("SELECT next occurrence of the PSE", "pse", "00A404020E" + m.PSE_NAME.hex() + "00", 0x6A82),
+    ("SELECT P2 0C (no FCI)", "selected", "00A4040C09F0484345504159000100", 0x6A86),
+    ("SELECT 4 bytes of the AID", "requested", "00A4040004F048434500", 0x6A82),
+    ("SELECT the AID and one byte more", "requested", "00A404000AF048434550415900010000", 0x6A82),
     ("SELECT without name", "selected", "00A4040000", 0x6700),
     ("SELECT unknown AID", "requested", "00A4040007A000000003101000", 0x6A82),
     ("READ RECORD P2 00", "requested", "00B2010000", 0x6A86),
@@ -80,6 +85,28 @@ CASES: list[tuple[str, str, str, int]] = [
     ("GET RESPONSE P1P2", "requested", "00C0010010", 0x6A86),
     ("GET RESPONSE with CLA 80", "requested", "80C0000000", 0x6E00),
 ]
+
+
+@pytest.mark.parametrize("length", range(payment.MIN_PARTIAL_AID, len(m.CREDIT_AID) + 1))
+@pytest.mark.parametrize("p2", [0x00, 0x02])
+def test_the_aid_selects_by_its_first_5_bytes_or_more(
+    make_card: Any, term: Any, length: int, p2: int
+) -> None:
+    """EMV Book 1 12.3.3: a terminal's AID may be the card's first bytes (partial name);
+    first or next occurrence from the PPSE, the answer is the whole AID's FCI."""
+    card = make_card()
+    whole_fci, sw = term.exchange(card, SELECT_AID)
+    assert sw == 0x9000
+    card.deactivate("field off")
+    assert term.exchange(card, m.select(m.PPSE_NAME).to_bytes())[1] == 0x9000
+    name = m.CREDIT_AID[:length]
+    partial = CommandAPDU(0x00, 0xA4, 0x04, p2, name, 256).to_bytes()
+    assert term.exchange(card, partial) == (whole_fci, 0x9000)
+    assert card.state.phase == Phase.SELECTED
+    assert term.exchange(card, term.gpo())[1] == 0x9000
+    again = CommandAPDU(0x00, 0xA4, 0x04, 0x02, name, 256).to_bytes()
+    assert term.exchange(card, again)[1] == 0x6A82  # one occurrence: the search ends
+    assert card.state.phase == Phase.REQUESTED
 
 
 def command_for(term: Any, text: str) -> bytes:
