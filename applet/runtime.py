@@ -149,11 +149,12 @@ class CardRuntime:
         return data[:limit] + _sw(SW1_MORE_DATA << 8 | left)
 
     def _get_response(self, cmd: CommandAPDU) -> bytes:
-        """GET RESPONSE: the next part of the pending response (ISO 7816-4 7.6.1)."""
+        """GET RESPONSE: the next part of the pending response (ISO 7816-4 7.6.1); the state
+        (a response pending) is checked before P1-P2 and the length, as for every command."""
+        if not self._pending:
+            raise ConditionsNotSatisfied("no response to get")
         if cmd.p1 or cmd.p2:
             raise IncorrectP1P2("GET RESPONSE takes P1-P2 0000")
         if cmd.data:
             raise WrongLength("GET RESPONSE takes no data")
-        if not self._pending:
-            raise ConditionsNotSatisfied("no response to get")
         return self._send(self._pending, cmd.le)

@@ -82,7 +82,8 @@ CASES: list[tuple[str, str, str, int]] = [
     ("GET DATA DF02 before any payment", "selected", "80CADF0200", 0x6A88),
     ("GET DATA with data", "selected", "80CA9F360100" + "00", 0x6700),
     ("GET RESPONSE with nothing pending", "requested", "00C0000010", 0x6985),
-    ("GET RESPONSE P1P2", "requested", "00C0010010", 0x6A86),
+    ("GET RESPONSE P1P2, nothing pending", "requested", "00C0010010", 0x6985),
+    ("GET RESPONSE data, nothing pending", "requested", "00C0000001AA", 0x6985),
     ("GET RESPONSE with CLA 80", "requested", "80C0000000", 0x6E00),
 ]
 
@@ -314,6 +315,8 @@ def test_a_refused_command_keeps_the_pending_response(make_card: Any, term: Any)
     assert card.process(term.generate_ac())[-2:] == b"\x61\x09"
     assert card.process(bytes.fromhex("80CA123400")) == b"\x6a\x88"
     assert card.process(term.gpo()) == b"\x69\x85"
+    assert card.process(bytes.fromhex("00C0010009")) == b"\x6a\x86"  # P1-P2 of a pending one
+    assert card.process(bytes.fromhex("00C0000001AA09")) == b"\x67\x00"
     last = card.process(bytes.fromhex("00C0000009"))
     assert last[-2:] == b"\x90\x00" and len(last) == 11
 
