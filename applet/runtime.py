@@ -42,7 +42,7 @@ from applet.store import StateStore
 log = logging.getLogger(__name__)
 
 SHORT_LE_MAX: Final = 256
-MAX_COMMAND: Final = 4 + 3 + 65535 + 3  # the longest extended APDU (ISO 7816-4 5.1)
+MAX_COMMAND: Final = 4 + 3 + 65535 + 2  # the longest extended APDU: case 4E (ISO 7816-4 5.1)
 
 
 def _sw(sw: int) -> bytes:
