@@ -102,6 +102,20 @@ def test_log_verify_holds_the_time_and_ids_to_the_signed_cdol1_data(home: Path) 
     assert not row["verified"] and "signed CDOL1 data" in row["verify_reason"]
 
 
+def test_log_verify_holds_the_serial_to_the_license(home: Path) -> None:
+    """PROTOCOL.md §7: the row keeps the license serial; a serial edited in the log (say,
+    away from a revoked one) must fail the re-check, which recovers the real one."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    assert _pay(home, "--amount", "2.00")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("UPDATE transactions SET serial = 2 WHERE id = 2")
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
+    assert result.exit_code == 3
+    rows = json.loads(result.output)["transactions"]
+    assert [r["verified"] for r in rows] == [True, False]
+    assert rows[1]["verify_reason"] == "license serial 1, the row says 2"
+
+
 def test_pay_refused_by_revoked_serial_exit_3(home: Path) -> None:
     result = CliRunner().invoke(app, ["authority", "revoke", "1", "--home", str(home)])
     assert result.exit_code == 0, result.output
