@@ -369,8 +369,9 @@ class TransactionLog:
 
     def rows(self, limit: int = MAX_ROWS) -> Iterator[LogRow]:
         """The recorded transactions, oldest first (at most `limit`); LogError naming the
-        first row whose time or CID cannot be read back (a log edited by hand or damaged;
-        `hcepay log --verify` re-checks every other column against the signatures)."""
+        first row that cannot be read back: a column not of its type, a time not as written
+        (a log edited by hand or damaged; `hcepay log --verify` re-checks every other
+        column against the signatures)."""
         try:
             for row in self._db.execute(_SELECT, (min(limit, MAX_ROWS),)):
                 yield LogRow(int(row[0]), _outcome(row))
@@ -378,15 +379,35 @@ class TransactionLog:
             raise LogError(f"cannot read the transactions: {exc}") from None
 
 
+_TYPES: Final[dict[object, type]] = {
+    "int": int,
+    "bytes": bytes,
+    "str": str,
+    int: int,
+    bytes: bytes,
+    str: str,
+}
+_COLUMN_TYPES: Final = {f.name: _TYPES.get(f.type) for f in fields(Outcome)}
+
+
 def _outcome(row: tuple[object, ...]) -> Outcome:
-    """A row of `_SELECT` as an Outcome; LogError when its time is not ISO 8601 or its
-    CID not a number."""
+    """A row of `_SELECT` as an Outcome; LogError when a column is not of the type the log
+    writes, or its time not the ISO 8601 text `record` writes (a changed byte that still
+    parses, such as the date-time separator, would verify)."""
     values = dict(zip(_COLUMNS, row[1:], strict=True))
     try:
-        values["time"] = datetime.fromisoformat(str(values["time"]))
         for key, value in values.items():
             if isinstance(value, memoryview):
-                values[key] = bytes(value)
+                values[key] = value = bytes(value)
+            want = _COLUMN_TYPES[key]
+            if want is not None and type(value) is not want:
+                raise TypeError(f"{key} is {type(value).__name__}, not {want.__name__}")
+        text = values["time"]
+        if not isinstance(text, str):
+            raise TypeError(f"time is {type(text).__name__}, not text")
+        values["time"] = time = datetime.fromisoformat(text)
+        if time.isoformat() != text:
+            raise ValueError(f"time {text!r} is not as the log writes it ({time.isoformat()})")
         return Outcome(verdict=_verdict(int(str(values["cid"]))), **values)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise LogError(f"row {row[0]} cannot be read: {exc}") from None

@@ -72,6 +72,35 @@ def test_a_damaged_row_is_named_not_a_traceback(home: Path) -> None:
     assert "row 1 cannot be read" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "why"),
+    [
+        ("amount", "'12,34'", "amount is str, not int"),
+        ("atc", "1.5", "atc is float, not int"),
+        ("ca_index", "'CA1'", "ca_index is str, not int"),
+        ("serial", "'x'", "serial is str, not int"),
+        ("license", "123", "license is int, not bytes"),
+        ("terminal_id", "x'54'", "terminal_id is bytes, not str"),
+        ("time", "replace(time, 'T', ' ')", "is not as the log writes it"),
+        ("time", "replace(time, 'T', 'X')", "is not as the log writes it"),
+    ],
+)
+def test_a_row_of_the_wrong_type_or_form_is_named_in_one_line(
+    home: Path, column: str, value: str, why: str
+) -> None:
+    """A damaged log is one line naming the row, with or without --verify (it was an
+    internal error, exit 70, or a changed byte that verified)."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute(f"UPDATE transactions SET {column} = {value} WHERE id = 1")
+    for extra in ([], ["--verify"], ["--verify", "--json"]):
+        result = CliRunner().invoke(app, ["log", "--home", str(home), *extra])
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("hcepay: error: transaction log: row 1 cannot be read: ")
+        assert why in line
+
+
 def test_log_recover_imports_only_entries_that_verify(home: Path) -> None:
     """A spool file is only a file: an entry whose authorization does not re-check with
     the authority's key stays in the spool, and the log gets only the genuine one."""
