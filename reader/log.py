@@ -298,7 +298,7 @@ class TransactionLog:
             rows = self._db.execute(_SELECT_OPEN, (MAX_ROWS,)).fetchall()
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the pending entries: {exc}") from None
-        return [PendingEntry(bytes(a), int(t), bytes(c)) for a, t, c in rows]
+        return [_entry(a, t, c) for a, t, c in rows]
 
     def pending_rows(self, limit: int = MAX_ROWS) -> list[PendingRow]:
         """Every pending entry, open or closed, with its outcome (for `hcepay log`)."""
@@ -306,10 +306,12 @@ class TransactionLog:
             rows = self._db.execute(_SELECT_ALL_PENDING, (min(limit, MAX_ROWS),)).fetchall()
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the pending entries: {exc}") from None
-        return [
-            PendingRow(PendingEntry(bytes(a), int(t), bytes(c)), str(w), o)
-            for a, t, c, w, o in rows
-        ]
+        out = []
+        for a, t, c, w, o in rows:
+            if not isinstance(w, str) or not isinstance(o, str | None):
+                raise LogError("a pending entry cannot be read: its time or outcome is not text")
+            out.append(PendingRow(_entry(a, t, c), w, o))
+        return out
 
     def record(self, outcome: Outcome) -> int:
         """Store a checked transaction and close its pending entry, in one durable commit.
@@ -388,6 +390,16 @@ _TYPES: Final[dict[object, type]] = {
     str: str,
 }
 _COLUMN_TYPES: Final = {f.name: _TYPES.get(f.type) for f in fields(Outcome)}
+
+
+def _entry(account: object, atc: object, cdol1_data: object) -> PendingEntry:
+    """A pending entry as read back; LogError when a column is not of the type the log
+    writes (a log edited by hand or damaged)."""
+    if not isinstance(account, bytes) or not isinstance(cdol1_data, bytes):
+        raise LogError("a pending entry cannot be read: its account or CDOL1 data is no blob")
+    if type(atc) is not int:
+        raise LogError(f"a pending entry cannot be read: its ATC {atc!r} is not an integer")
+    return PendingEntry(account, atc, cdol1_data)
 
 
 def _outcome(row: tuple[object, ...]) -> Outcome:

@@ -101,6 +101,26 @@ def test_a_row_of_the_wrong_type_or_form_is_named_in_one_line(
         assert why in line
 
 
+@pytest.mark.parametrize(
+    "values",
+    ["('6200123456789012', 5, x'00', '2026-01-01')", "(x'62', 'five', x'00', '2026-01-01')"],
+)
+def test_a_damaged_pending_entry_is_one_line_for_log_and_pay(home: Path, values: str) -> None:
+    """An open pending entry whose account is text or whose ATC is not a number stops
+    `log` and `pay` with one line, exit 2, and the payment is not attempted (it was an
+    internal error, exit 70)."""
+    with TransactionLog(home / "terminal.db"), sqlite3.connect(home / "terminal.db") as db:
+        db.execute(f"INSERT INTO pending_open VALUES {values}")
+    result = CliRunner().invoke(app, ["log", "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("hcepay: error: transaction log: a pending entry cannot")
+    code, out = _pay(home, "--amount", "1.00")
+    assert code == 2 and json.loads(out)["verdict"] == "not attempted"
+    assert "a pending entry cannot be read" in json.loads(out)["reason"]
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 0
+
+
 def test_log_recover_imports_only_entries_that_verify(home: Path) -> None:
     """A spool file is only a file: an entry whose authorization does not re-check with
     the authority's key stays in the spool, and the log gets only the genuine one."""
