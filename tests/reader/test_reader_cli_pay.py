@@ -151,6 +151,25 @@ def test_log_verify_holds_the_time_and_ids_to_the_signed_cdol1_data(home: Path) 
     assert not row["verified"] and "signed CDOL1 data" in row["verify_reason"]
 
 
+@pytest.mark.parametrize("field", ["terminal_id", "merchant_id"])
+def test_an_id_ending_in_a_space_is_refused_before_paying(home: Path, field: str) -> None:
+    """9F1C and 9F16 are padded with spaces: an id ending in one gave rows that are genuine
+    yet fail `log --verify` (and spooled payments that `log recover` never imports)."""
+    ids = {"terminal_id": "POS 1", "merchant_id": "SHOP 1", "country": 156}
+    config = home / "terminal" / "terminal.json"
+    config.write_text(json.dumps({**ids, field: ids[field] + " "}))
+    code, _ = _pay(home, "--amount", "1.00")
+    assert code == 2
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 0 and log.pending() == []
+    config.write_text(json.dumps(ids))
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)["transactions"]
+    assert (row["terminal_id"], row["merchant_id"]) == ("POS 1", "SHOP 1")
+
+
 def test_log_verify_holds_the_serial_to_the_license(home: Path) -> None:
     """PROTOCOL.md §7: the row keeps the license serial; a serial edited in the log (say,
     away from a revoked one) must fail the re-check, which recovers the real one."""
