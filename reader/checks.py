@@ -95,6 +95,13 @@ class LicenseCheckError(CheckError):
         self.license_reason = reason
 
 
+class SerialMismatchError(CheckError):
+    """Check 3, re-checking a stored row: the serial it keeps is not its license's
+    (PROTOCOL.md §7: the log entry holds the license serial)."""
+
+    check = Check.LICENSE
+
+
 class AuthorizationCheckError(CheckError):
     """Check 4: the authorization did not open, or it does not match the transaction."""
 
@@ -260,6 +267,7 @@ class Recorded:
     unpredictable_number: bytes
     cid: int
     ca_index: int
+    serial: int
     authorization: bytes
     license: bytes
     remainder: bytes
@@ -273,13 +281,15 @@ def verify_recorded(row: Recorded, keys: KeyStore, *, allow_sha1: bool = False) 
     """Re-check a stored transaction with the authority's public key (checks 2-4).
 
     The key and the license are judged at the transaction's date; a revocation made later
-    does not undo a signature that was valid then.
+    does not undo a signature that was valid then. The serial kept must be the license's.
     """
     ca = authority_key(keys, row.ca_index, row.day)
     records = CardRecords(row.account, row.record1_value, row.license, row.remainder, row.exponent)
     fields = license_fields(
         ca.key, records, today=row.day, revoked=frozenset(), allow_sha1=allow_sha1
     )
+    if fields.serial != row.serial:
+        raise SerialMismatchError(f"license serial {fields.serial}, the row says {row.serial}")
     expected = Expected(row.atc, row.amount, row.currency, row.unpredictable_number, row.account)
     return authorization(
         fields.app_key,

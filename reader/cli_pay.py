@@ -542,6 +542,7 @@ def _recorded(o: Outcome) -> checks.Recorded:
         unpredictable_number=o.unpredictable_number,
         cid=o.cid,
         ca_index=o.ca_index,
+        serial=o.serial,
         authorization=o.authorization,
         license=o.license,
         remainder=o.remainder,

@@ -53,8 +53,12 @@ _READ_RECORDS: Final = tuple(m.read_record(record) for record in range(1, RECORD
 
 
 def _an(value: str, length: int, what: str) -> str:
+    """An id sent right-padded with spaces (`9F1C`, `9F16`): a space at its end could not be
+    told from the padding, so the log row would not match its signed CDOL1 data (§9)."""
     if not value or len(value) > length or not value.isascii() or not value.isprintable():
         raise ValueError(f"{what} must be 1 to {length} printable ASCII characters")
+    if value.endswith(" "):
+        raise ValueError(f"{what} must not end in a space (the field is padded with spaces)")
     return value
 
 

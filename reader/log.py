@@ -298,7 +298,7 @@ class TransactionLog:
             rows = self._db.execute(_SELECT_OPEN, (MAX_ROWS,)).fetchall()
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the pending entries: {exc}") from None
-        return [PendingEntry(bytes(a), int(t), bytes(c)) for a, t, c in rows]
+        return [_entry(a, t, c) for a, t, c in rows]
 
     def pending_rows(self, limit: int = MAX_ROWS) -> list[PendingRow]:
         """Every pending entry, open or closed, with its outcome (for `hcepay log`)."""
@@ -306,10 +306,12 @@ class TransactionLog:
             rows = self._db.execute(_SELECT_ALL_PENDING, (min(limit, MAX_ROWS),)).fetchall()
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the pending entries: {exc}") from None
-        return [
-            PendingRow(PendingEntry(bytes(a), int(t), bytes(c)), str(w), o)
-            for a, t, c, w, o in rows
-        ]
+        out = []
+        for a, t, c, w, o in rows:
+            if not isinstance(w, str) or not isinstance(o, str | None):
+                raise LogError("a pending entry cannot be read: its time or outcome is not text")
+            out.append(PendingRow(_entry(a, t, c), w, o))
+        return out
 
     def record(self, outcome: Outcome) -> int:
         """Store a checked transaction and close its pending entry, in one durable commit.
@@ -369,8 +371,9 @@ class TransactionLog:
 
     def rows(self, limit: int = MAX_ROWS) -> Iterator[LogRow]:
         """The recorded transactions, oldest first (at most `limit`); LogError naming the
-        first row whose time or CID cannot be read back (a log edited by hand or damaged;
-        `hcepay log --verify` re-checks every other column against the signatures)."""
+        first row that cannot be read back: a column not of its type, a time not as written
+        (a log edited by hand or damaged; `hcepay log --verify` re-checks every other
+        column against the signatures)."""
         try:
             for row in self._db.execute(_SELECT, (min(limit, MAX_ROWS),)):
                 yield LogRow(int(row[0]), _outcome(row))
@@ -378,15 +381,45 @@ class TransactionLog:
             raise LogError(f"cannot read the transactions: {exc}") from None
 
 
+_TYPES: Final[dict[object, type]] = {
+    "int": int,
+    "bytes": bytes,
+    "str": str,
+    int: int,
+    bytes: bytes,
+    str: str,
+}
+_COLUMN_TYPES: Final = {f.name: _TYPES.get(f.type) for f in fields(Outcome)}
+
+
+def _entry(account: object, atc: object, cdol1_data: object) -> PendingEntry:
+    """A pending entry as read back; LogError when a column is not of the type the log
+    writes (a log edited by hand or damaged)."""
+    if not isinstance(account, bytes) or not isinstance(cdol1_data, bytes):
+        raise LogError("a pending entry cannot be read: its account or CDOL1 data is no blob")
+    if type(atc) is not int:
+        raise LogError(f"a pending entry cannot be read: its ATC {atc!r} is not an integer")
+    return PendingEntry(account, atc, cdol1_data)
+
+
 def _outcome(row: tuple[object, ...]) -> Outcome:
-    """A row of `_SELECT` as an Outcome; LogError when its time is not ISO 8601 or its
-    CID not a number."""
+    """A row of `_SELECT` as an Outcome; LogError when a column is not of the type the log
+    writes, or its time not the ISO 8601 text `record` writes (a changed byte that still
+    parses, such as the date-time separator, would verify)."""
     values = dict(zip(_COLUMNS, row[1:], strict=True))
     try:
-        values["time"] = datetime.fromisoformat(str(values["time"]))
         for key, value in values.items():
             if isinstance(value, memoryview):
-                values[key] = bytes(value)
+                values[key] = value = bytes(value)
+            want = _COLUMN_TYPES[key]
+            if want is not None and type(value) is not want:
+                raise TypeError(f"{key} is {type(value).__name__}, not {want.__name__}")
+        text = values["time"]
+        if not isinstance(text, str):
+            raise TypeError(f"time is {type(text).__name__}, not text")
+        values["time"] = time = datetime.fromisoformat(text)
+        if time.isoformat() != text:
+            raise ValueError(f"time {text!r} is not as the log writes it ({time.isoformat()})")
         return Outcome(verdict=_verdict(int(str(values["cid"]))), **values)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise LogError(f"row {row[0]} cannot be read: {exc}") from None

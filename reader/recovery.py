@@ -153,6 +153,8 @@ def decide(
     )
     if got != expected:
         return CloseNotPaid(pending, NotPaidReason.MISMATCH)
-    if dynamic.cid != Cid.APPROVED:
+    if dynamic.cid == Cid.DECLINED:
         return CloseNotPaid(pending, NotPaidReason.DECLINED, f"CID {dynamic.cid:02X}")
+    if dynamic.cid != Cid.APPROVED:  # PROTOCOL.md §5.2: 40 or 00, nothing else
+        return CloseNotPaid(pending, NotPaidReason.MISMATCH, f"CID {dynamic.cid:02X}")
     return RecordOnce(pending, answer, dynamic, sent)

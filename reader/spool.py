@@ -261,7 +261,7 @@ def import_spool(
             bad_lines += bad
             if bad:
                 _keep_unreadable(path)
-            if not entries and not rest:
+            if not entries and not rest and not bad:
                 continue
             keep: list[dict[str, SpoolValue]] = []
             for entry in entries:

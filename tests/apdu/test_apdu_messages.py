@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from apdu import messages as m
 from apdu import tlv
 from apdu.errors import DecodeError, EncodeError
-from apdu.templates import byte_field
+from apdu.templates import byte_field, tags_in, template
 from apdu.tlv import constructed, primitive
 
 PPSE_FCI_HEX = (
@@ -361,6 +361,33 @@ def test_flat_parsers_equal_the_tree_parsers(data: bytes) -> None:
     for fast, tree in _FLAT_PARSERS:
         assert _outcome(fast, data) == _outcome(tree, data)
         assert _outcome(fast, bytearray(data)) == _outcome(tree, data)
+
+
+def _tree_tags(data: bytes, tag: int) -> object:
+    """The tags `template` accepts in `data`, found through the tree (or its DecodeError)."""
+    try:
+        node = template(data, tag)
+    except DecodeError as exc:
+        return ("DecodeError", exc.reason)
+    tags: list[int] = []
+    stack = list(node.children)
+    while stack:
+        child = stack.pop()
+        tags.append(child.tag)
+        stack.extend(child.children)
+    return sorted(tags)
+
+
+@given(_mutated_templates() | st.binary(max_size=60))
+def test_tags_in_names_what_the_template_holds_or_raises_decode_error(data: bytes) -> None:
+    """records_unique (PROTOCOL.md §7 check 1) reads a record's tags with `tags_in`: the
+    fast path and the tree agree, and any bytes give the tags or a DecodeError only."""
+    for tag in (0x70, 0x77):
+        try:
+            got: object = sorted(tags_in(data, tag))
+        except DecodeError as exc:
+            got = ("DecodeError", exc.reason)
+        assert got == _tree_tags(data, tag)
 
 
 def test_flat_values_refuses_what_is_not_a_flat_template() -> None:

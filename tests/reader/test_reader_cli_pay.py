@@ -72,6 +72,55 @@ def test_a_damaged_row_is_named_not_a_traceback(home: Path) -> None:
     assert "row 1 cannot be read" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "why"),
+    [
+        ("amount", "'12,34'", "amount is str, not int"),
+        ("atc", "1.5", "atc is float, not int"),
+        ("ca_index", "'CA1'", "ca_index is str, not int"),
+        ("serial", "'x'", "serial is str, not int"),
+        ("license", "123", "license is int, not bytes"),
+        ("terminal_id", "x'54'", "terminal_id is bytes, not str"),
+        ("time", "replace(time, 'T', ' ')", "is not as the log writes it"),
+        ("time", "replace(time, 'T', 'X')", "is not as the log writes it"),
+    ],
+)
+def test_a_row_of_the_wrong_type_or_form_is_named_in_one_line(
+    home: Path, column: str, value: str, why: str
+) -> None:
+    """A damaged log is one line naming the row, with or without --verify (it was an
+    internal error, exit 70, or a changed byte that verified)."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute(f"UPDATE transactions SET {column} = {value} WHERE id = 1")
+    for extra in ([], ["--verify"], ["--verify", "--json"]):
+        result = CliRunner().invoke(app, ["log", "--home", str(home), *extra])
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("hcepay: error: transaction log: row 1 cannot be read: ")
+        assert why in line
+
+
+@pytest.mark.parametrize(
+    "values",
+    ["('6200123456789012', 5, x'00', '2026-01-01')", "(x'62', 'five', x'00', '2026-01-01')"],
+)
+def test_a_damaged_pending_entry_is_one_line_for_log_and_pay(home: Path, values: str) -> None:
+    """An open pending entry whose account is text or whose ATC is not a number stops
+    `log` and `pay` with one line, exit 2, and the payment is not attempted (it was an
+    internal error, exit 70)."""
+    with TransactionLog(home / "terminal.db"), sqlite3.connect(home / "terminal.db") as db:
+        db.execute(f"INSERT INTO pending_open VALUES {values}")
+    result = CliRunner().invoke(app, ["log", "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("hcepay: error: transaction log: a pending entry cannot")
+    code, out = _pay(home, "--amount", "1.00")
+    assert code == 2 and json.loads(out)["verdict"] == "not attempted"
+    assert "a pending entry cannot be read" in json.loads(out)["reason"]
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 0
+
+
 def test_log_recover_imports_only_entries_that_verify(home: Path) -> None:
     """A spool file is only a file: an entry whose authorization does not re-check with
     the authority's key stays in the spool, and the log gets only the genuine one."""
@@ -100,6 +149,39 @@ def test_log_verify_holds_the_time_and_ids_to_the_signed_cdol1_data(home: Path) 
     assert result.exit_code == 3
     (row,) = json.loads(result.output)["transactions"]
     assert not row["verified"] and "signed CDOL1 data" in row["verify_reason"]
+
+
+@pytest.mark.parametrize("field", ["terminal_id", "merchant_id"])
+def test_an_id_ending_in_a_space_is_refused_before_paying(home: Path, field: str) -> None:
+    """9F1C and 9F16 are padded with spaces: an id ending in one gave rows that are genuine
+    yet fail `log --verify` (and spooled payments that `log recover` never imports)."""
+    ids = {"terminal_id": "POS 1", "merchant_id": "SHOP 1", "country": 156}
+    config = home / "terminal" / "terminal.json"
+    config.write_text(json.dumps({**ids, field: ids[field] + " "}))
+    code, _ = _pay(home, "--amount", "1.00")
+    assert code == 2
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 0 and log.pending() == []
+    config.write_text(json.dumps(ids))
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)["transactions"]
+    assert (row["terminal_id"], row["merchant_id"]) == ("POS 1", "SHOP 1")
+
+
+def test_log_verify_holds_the_serial_to_the_license(home: Path) -> None:
+    """PROTOCOL.md §7: the row keeps the license serial; a serial edited in the log (say,
+    away from a revoked one) must fail the re-check, which recovers the real one."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    assert _pay(home, "--amount", "2.00")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("UPDATE transactions SET serial = 2 WHERE id = 2")
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
+    assert result.exit_code == 3
+    rows = json.loads(result.output)["transactions"]
+    assert [r["verified"] for r in rows] == [True, False]
+    assert rows[1]["verify_reason"] == "license serial 1, the row says 2"
 
 
 def test_pay_refused_by_revoked_serial_exit_3(home: Path) -> None:

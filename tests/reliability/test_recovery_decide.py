@@ -66,6 +66,17 @@ def test_declined_is_not_paid(make_last_answer, app_private: RsaPrivateKey) -> N
     assert decision.reason is NotPaidReason.DECLINED
 
 
+@pytest.mark.parametrize("cid", [0x80, 0x41, 0x01])
+def test_a_cid_neither_approved_nor_declined_is_no_decline(
+    make_last_answer, app_private: RsaPrivateKey, cid: int
+) -> None:
+    """PROTOCOL.md §5.2 knows CID 40 and 00 only: another, even signed, is not a decline
+    (the entry's outcome said "the card declined the payment")."""
+    pending, last = make_last_answer(cid=cid)
+    decision = decide(pending, _ok(last), app_private.public)
+    assert decision == CloseNotPaid(pending, NotPaidReason.MISMATCH, f"CID {cid:02X}")
+
+
 def test_other_atc_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
     pending, last = make_last_answer(atc=8)
     decision = decide(replace(pending, atc=7), _ok(last), app_private.public)

@@ -178,6 +178,19 @@ def test_torn_last_line_is_counted_and_kept_aside(tmp_path: Path) -> None:
     assert b'{"account":"62001' in (tmp_path / "terminal.db.spool.bad").read_bytes()
 
 
+def test_a_spool_of_unreadable_lines_only_is_kept_aside_once(tmp_path: Path) -> None:
+    """With no entry left to import, the unreadable lines were kept in the spool: every
+    `log recover` counted them again and appended another copy to `<spool>.bad`."""
+    log = tmp_path / "terminal.db"
+    primary_path(log).write_bytes(b'{"account":"62001\n')
+    first = import_spool(log, lambda e: Imported.INSERTED)
+    assert (first.inserted, first.remaining, first.bad_lines) == (0, 0, 1)
+    assert not primary_path(log).exists()
+    second = import_spool(log, lambda e: Imported.INSERTED)
+    assert second.bad_lines == 0
+    assert (tmp_path / "terminal.db.spool.bad").read_bytes() == b'{"account":"62001\n'
+
+
 def test_a_line_cut_short_does_not_swallow_the_next_payment(tmp_path: Path) -> None:
     """A full disk (or a crash) left half a line: the next append starts a line of its own."""
     log = tmp_path / "terminal.db"
