@@ -44,12 +44,12 @@ PURCHASE: Final = 0x00  # 9C transaction type
 AIP_COMBINED_SIGNATURE: Final = 0x01  # AIP byte 1 bit 1 (PROTOCOL.md §3)
 RECORDS: Final = 3
 MAX_PDOL_DATA: Final = 252  # 83 81 L data in a short command's 255 bytes (ISO 7816-4 5.1)
-MAX_CDOL1_DATA: Final = 255
 MAX_RECOVERIES: Final = 16  # pending entries decided at one contact (PROTOCOL.md §9)
 # The commands that never change, made once (immutable)
 _SELECT_PPSE: Final = m.select(m.PPSE_NAME)
 _SELECT_AID: Final = m.select(m.CREDIT_AID)
 _READ_RECORDS: Final = tuple(m.read_record(record) for record in range(1, RECORDS + 1))
+_CDOL1_BYTES: Final = m.cdol1_bytes()
 
 
 def _an(value: str, length: int, what: str) -> str:
@@ -245,7 +245,11 @@ def payment(
     rec1, rec1_value = checks.parsed("READ RECORD 1", m.parse_record1, answers[0])
     rec2 = checks.parsed("READ RECORD 2", m.parse_record2, answers[1])
     rec3 = checks.parsed("READ RECORD 3", m.parse_record3, answers[2])
-    cdol1 = _dol("READ RECORD 1", rec1.cdol1, MAX_CDOL1_DATA)
+    if rec1.cdol1 != _CDOL1_BYTES:  # the log and §9 read CDOL1 data by §3's layout
+        raise ResponseError(
+            f"READ RECORD 1: CDOL1 {rec1.cdol1.hex().upper()}, expected "
+            f"{_CDOL1_BYTES.hex().upper()} (PROTOCOL.md §3)"
+        )
     try:
         padded_account = pad_account(rec1.account)
         account = account_digits(padded_account)
@@ -298,7 +302,7 @@ def payment(
             else:
                 yield decision
 
-    cdol1_data = fill_dol(cdol1, values)
+    cdol1_data = fill_dol(m.CDOL1, values)
     sent = yield PendingEntry(padded_account, gpo.atc, cdol1_data)
     if sent is not None:
         raise ResponseError("the driver answered a pending entry with a response")

@@ -230,10 +230,16 @@ CASES: list[tuple[str, dict[str, object], type[checks.CheckError], str]] = [
         "shorter than a status word",
     ),
     (
-        "CDOL1 too long",
+        "CDOL1 longer than §3's",
         {"ins": INS_READ, "p1": 1, "alter": in_tag(0x8C, lambda v: v + bytes.fromhex("DF01FF"))},
         checks.ResponseError,
-        "more than 255",
+        "READ RECORD 1: CDOL1 9F02065F2A029A039F21039C019F37049F160F9F1C08DF01FF, expected",
+    ),
+    (
+        "CDOL1 of §3's entries in another order",  # the log reads CDOL1 data by §3's layout
+        {"ins": INS_READ, "p1": 1, "alter": in_tag(0x8C, lambda v: v[3:6] + v[:3] + v[6:])},
+        checks.ResponseError,
+        "READ RECORD 1: CDOL1 5F2A029F02069A03",
     ),
     (
         "repeated tag",
