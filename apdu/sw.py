@@ -56,6 +56,23 @@ _MEANINGS: dict[int, str] = {
     0x6B00: "wrong parameters P1-P2",
 }
 
+# What SW1 alone says of a status word with no meaning of its own (ISO 7816-4 5.1.3).
+_SW1_CLASSES: dict[int, str] = {
+    0x62: "warning, state unchanged",
+    0x63: "warning, state changed",
+    0x64: "execution error, state unchanged",
+    0x65: "execution error, state changed",
+    0x66: "security-related error",
+    0x67: "wrong length",
+    0x68: "functions in CLA not supported",
+    0x69: "command not allowed",
+    0x6A: "wrong parameters P1-P2",
+    0x6B: "wrong parameters P1-P2",
+    0x6D: "instruction not supported",
+    0x6E: "class not supported",
+    0x6F: "no precise diagnosis",
+}
+
 
 def describe(sw: int) -> str:
     """A one-line meaning: "6A83 record not found", "61 0C 12 bytes more" (ISO 7816-4 5.1.3)."""
@@ -68,6 +85,8 @@ def describe(sw: int) -> str:
     meaning = _MEANINGS.get(sw & 0xFFFF)
     if meaning is None and sw1 == 0x63 and sw2 & 0xF0 == 0xC0:
         meaning = f"verification failed, {sw2 & 0x0F} tries left"
+    if meaning is None and sw1 in _SW1_CLASSES:
+        meaning = f"{_SW1_CLASSES[sw1]} (SW2 {sw2:02X})"
     return f"{sw & 0xFFFF:04X} {meaning or 'unknown status'}"
 
 

@@ -245,7 +245,8 @@ def authorization(
         if got != want
     ]
     if mismatches:
-        raise AuthorizationCheckError("signed " + ", ".join(mismatches) + " differ")
+        verb = "differs" if len(mismatches) == 1 else "differ"
+        raise AuthorizationCheckError(f"signed {', '.join(mismatches)} {verb}")
     return dynamic
 
 

@@ -19,6 +19,11 @@ from apdu.sw import INS, SW, describe, ins_name
         (0x63C2, "63C2 verification failed, 2 tries left"),
         (0x6982, "6982 security status not satisfied"),
         (0x1234, "1234 unknown status"),
+        (0x9001, "9001 unknown status"),
+        (0x6200, "6200 warning, state unchanged (SW2 00)"),
+        (0x6310, "6310 warning, state changed (SW2 10)"),
+        (0x6A99, "6A99 wrong parameters P1-P2 (SW2 99)"),
+        (0x6F12, "6F12 no precise diagnosis (SW2 12)"),
     ],
 )
 def test_describe(sw: int, text: str) -> None:
