@@ -570,6 +570,12 @@ def verify_row(outcome: Outcome, keys: KeyStore) -> str:
     return ""
 
 
+def _hex_cell(value: object, digits: int) -> str:
+    """An integer column in hex; one that is not an integer (a log edited by hand) as it is
+    stored, as --json shows it, for --verify to name."""
+    return f"{value:0{digits}X}" if isinstance(value, int) else repr(value)
+
+
 def _pending_json(p: PendingRow) -> dict[str, Any]:
     return {
         "created": p.created,
@@ -676,12 +682,12 @@ def log_command(
                 str(r.id),
                 o.time.isoformat(sep=" "),
                 o.account,
-                format_amount(o.amount),
+                format_amount(o.amount) if isinstance(o.amount, int) else repr(o.amount),
                 str(o.currency),
-                f"{o.atc:04X}",
+                _hex_cell(o.atc, 4),
                 str(o.verdict),
                 str(o.serial),
-                f"{o.ca_index:02X}",
+                _hex_cell(o.ca_index, 2),
             ]
             if verify:
                 cells.append(failures[r.id] or "ok")

@@ -72,6 +72,23 @@ def test_a_damaged_row_is_named_not_a_traceback(home: Path) -> None:
     assert "row 1 cannot be read" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("column", "value"), [("amount", "abc"), ("amount", 1.5), ("atc", "x"), ("ca_index", "x")]
+)
+def test_a_damaged_number_column_shows_in_the_table_and_fails_verify(
+    home: Path, column: str, value: object
+) -> None:
+    """The text table shows a column edited by hand as stored, like --json (was exit 70);
+    --verify then names the row as failing (exit 3)."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute(f"UPDATE transactions SET {column} = ? WHERE id = 1", (value,))
+    shown = CliRunner().invoke(app, ["log", "--home", str(home)])
+    assert shown.exit_code == 0 and repr(value) in shown.output, shown.output
+    verified = CliRunner().invoke(app, ["log", "--home", str(home), "--verify"])
+    assert verified.exit_code == 3 and "0 of 1 rows verify" in verified.output, verified.output
+
+
 def test_log_recover_imports_only_entries_that_verify(home: Path) -> None:
     """A spool file is only a file: an entry whose authorization does not re-check with
     the authority's key stays in the spool, and the log gets only the genuine one."""
