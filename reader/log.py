@@ -298,7 +298,7 @@ class TransactionLog:
             rows = self._db.execute(_SELECT_OPEN, (MAX_ROWS,)).fetchall()
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the pending entries: {exc}") from None
-        return [PendingEntry(bytes(a), int(t), bytes(c)) for a, t, c in rows]
+        return [_pending_entry(a, t, c) for a, t, c in rows]
 
     def pending_rows(self, limit: int = MAX_ROWS) -> list[PendingRow]:
         """Every pending entry, open or closed, with its outcome (for `hcepay log`)."""
@@ -306,10 +306,7 @@ class TransactionLog:
             rows = self._db.execute(_SELECT_ALL_PENDING, (min(limit, MAX_ROWS),)).fetchall()
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the pending entries: {exc}") from None
-        return [
-            PendingRow(PendingEntry(bytes(a), int(t), bytes(c)), str(w), o)
-            for a, t, c, w, o in rows
-        ]
+        return [PendingRow(_pending_entry(a, t, c), str(w), o) for a, t, c, w, o in rows]
 
     def record(self, outcome: Outcome) -> int:
         """Store a checked transaction and close its pending entry, in one durable commit.
@@ -376,6 +373,18 @@ class TransactionLog:
                 yield LogRow(int(row[0]), _outcome(row))
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the transactions: {exc}") from None
+
+
+def _pending_entry(account: object, atc: object, cdol1_data: object) -> PendingEntry:
+    """A pending entry as written (account and CDOL1 data bytes, ATC a number); LogError
+    for one that is not (a log edited by hand or damaged), as for a row (`_outcome`)."""
+    if not isinstance(account, bytes):
+        raise LogError(f"a pending entry cannot be read: account {account!r} is not bytes")
+    if not isinstance(cdol1_data, bytes):
+        raise LogError(f"a pending entry cannot be read: CDOL1 data {cdol1_data!r} is not bytes")
+    if not isinstance(atc, int):
+        raise LogError(f"a pending entry cannot be read: ATC {atc!r} is not a number")
+    return PendingEntry(account, atc, cdol1_data)
 
 
 def _outcome(row: tuple[object, ...]) -> Outcome:

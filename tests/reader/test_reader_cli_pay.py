@@ -89,6 +89,28 @@ def test_a_damaged_number_column_shows_in_the_table_and_fails_verify(
     assert verified.exit_code == 3 and "0 of 1 rows verify" in verified.output, verified.output
 
 
+@pytest.mark.parametrize(
+    ("account", "atc"), [("6200123456789012", 1), (bytes.fromhex("6200123456789012FFFF"), "x")]
+)
+def test_a_damaged_pending_entry_is_a_log_error_not_a_traceback(
+    home: Path, account: object, atc: object
+) -> None:
+    """A pending entry whose account is not bytes or whose ATC is not a number (a log
+    edited by hand) stops `pay` before the card is touched and `log`, each with one line
+    (exit 2); both stopped with an internal error (exit 70)."""
+    TransactionLog(home / "terminal.db").close()
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("INSERT INTO pending_open VALUES (?, ?, x'00', '2026-01-01')", (account, atc))
+    code, out = _pay(home, "--amount", "1.00")
+    assert code == 2 and "pending entry" in json.loads(out)["reason"], out
+    shown = CliRunner().invoke(app, ["log", "--home", str(home)])
+    assert shown.exit_code == 2 and "pending entry" in shown.output, shown.output
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("DELETE FROM pending_open")
+    code, out = _pay(home, "--amount", "1.00")
+    assert code == 0 and json.loads(out)["atc"] == 1  # the refused payment sent nothing
+
+
 def test_log_recover_imports_only_entries_that_verify(home: Path) -> None:
     """A spool file is only a file: an entry whose authorization does not re-check with
     the authority's key stays in the spool, and the log gets only the genuine one."""
