@@ -152,6 +152,26 @@ def test_ca_index_is_two_hex_digits_like_authority_init(tmp_path: Path) -> None:
     assert code == 2 and "ca-16.pem" in err
 
 
+def test_issue_asks_for_authority_init_only_when_the_key_is_missing(tmp_path: Path) -> None:
+    """A missing authority key: run `authority init` (with its --index). A key that is there
+    but unusable (group-readable, damaged) is named with its own fix: `authority init` would
+    refuse it, and with --force replace the key every issued license is signed with."""
+    home = str(tmp_path)
+    base = ["card", "issue", "--home", home, "--bits", "1024", "--limit", "1", "--account", "5"]
+    code, _, err = run(*base, "--ca-index", "02")
+    assert code == 2 and "run `hcepay authority init --index 02` first" in err, err
+    code, _, err = run("authority", "init", "--home", home, "--bits", "1024")
+    assert code == 0, err
+    key = tmp_path / "authority" / "ca-01.pem"
+    key.chmod(0o644)
+    code, _, err = run(*base)
+    assert code == 2 and "chmod 600" in err and "authority init" not in err, err
+    key.chmod(0o600)
+    key.write_text("not a key\n", encoding="utf-8")
+    code, _, err = run(*base)
+    assert code == 2 and "PKCS#8" in err and "authority init" not in err, err
+
+
 def test_key_index_options_say_how_they_are_written() -> None:
     for command in (["card", "issue"], ["authority", "init"]):
         result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
