@@ -229,6 +229,10 @@ def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
             row["terminal_expires"] or "-",
         )
     stdout.print(table)
+    for row in rows:  # the table shows the key as the terminal holds it: say what is amiss
+        if row["problem"]:
+            path = ca_public_path(folder, int(row["index"], 16))
+            stdout.print(f"authority key {row['index']}: {path}: {row['problem']}")
     stdout.print(f"next license serial: {next_serial if next_serial else '-'}")
     revoked = ", ".join(str(s) for s in sorted(store.revoked)[:50]) or "none"
     more = " ..." if len(store.revoked) > 50 else ""

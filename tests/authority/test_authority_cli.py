@@ -119,3 +119,14 @@ def test_broken_keystore_is_one_line(run: Invoke, tmp_path: Path) -> None:
     (tmp_path / "terminal" / "keystore.json").write_text("{")
     code, _, err = run("authority", "revoke", "3")
     assert code == 2 and "key store" in err and len(err.strip().splitlines()) == 1
+
+
+def test_show_names_an_unreadable_authority_public_key(run: Invoke, tmp_path: Path) -> None:
+    """The text says what --json's `problem` says: the table alone showed such a key as
+    valid, with nothing amiss."""
+    assert run("authority", "init", "--bits", "1024")[0] == 0
+    (tmp_path / "authority" / "ca-01.pub.pem").write_text("not a key\n")
+    code, out, _ = run("authority", "show", "--json")
+    assert code == 0 and json.loads(out)["keys"][0]["problem"]
+    code, out, _ = run("authority", "show")
+    assert code == 0 and "ca-01.pub.pem: not a SubjectPublicKeyInfo PEM public key" in out, out
