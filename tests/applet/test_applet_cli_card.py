@@ -191,3 +191,15 @@ def test_issue_currency_is_three_digits_like_pay(home: Path, currency: str) -> N
 def test_serve_refuses_an_address_it_cannot_use(home: Path, vpcd: str) -> None:
     code, _, err = run("card", "serve", "--home", str(home), "--vpcd", vpcd)
     assert code == 2 and err.startswith("hcepay: error: --vpcd"), err
+
+
+def test_a_damaged_app_key_is_named_once(home: Path, tmp_path: Path) -> None:
+    """The error names the key file once, then why (the path was said twice)."""
+    import shutil
+
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    key = copy / "cards" / ACCOUNT / "app.pem"
+    key.write_text("not a key\n", encoding="utf-8")
+    code, _, err = run("card", "send", "--in-process", "--home", str(copy), SELECT_AID)
+    assert code == 2 and err.count(str(key)) == 1 and "PKCS#8" in err, err
