@@ -79,6 +79,9 @@ def test_replay_usage_errors_are_one_line(tmp_path: Path) -> None:
     assert code == 2 and "choose one" in stderr
     code, _, stderr = run("vectors", "record", "--out", str(tmp_path / "x.json"), "--amount", "-1")
     assert code == 2 and "negative" in stderr
+    for option in ("--amount", "--used"):  # the error names the option that is wrong
+        code, _, stderr = run("vectors", "record", "--out", str(tmp_path / "x.json"), option, "1e3")
+        assert code == 2 and stderr.startswith(f"hcepay: error: {option}: amount"), stderr
 
 
 TERMINAL_BAD = (
