@@ -130,3 +130,20 @@ def test_show_names_an_unreadable_authority_public_key(run: Invoke, tmp_path: Pa
     assert code == 0 and json.loads(out)["keys"][0]["problem"]
     code, out, _ = run("authority", "show")
     assert code == 0 and "ca-01.pub.pem: not a SubjectPublicKeyInfo PEM public key" in out, out
+
+
+def test_a_home_that_is_a_file_or_a_lock_that_is_a_folder_is_named(tmp_path: Path) -> None:
+    """Said as it is, not as the lock's 'File exists' about the home or 'Is a directory'
+    about the home."""
+    from reader.cli import app
+
+    runner = CliRunner()
+    home = tmp_path / "home"
+    home.write_text("")
+    result = runner.invoke(app, ["authority", "revoke", "3", "--home", str(home)])
+    assert result.exit_code == 2 and f"{home} is a file, not a folder" in result.stderr
+    home.unlink()
+    (home / ".home.lock").mkdir(parents=True)
+    result = runner.invoke(app, ["authority", "revoke", "3", "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert f"cannot lock {home / '.home.lock'}: Is a directory" in result.stderr, result.stderr
