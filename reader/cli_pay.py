@@ -710,7 +710,13 @@ def _given(ctx: _HasSources, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
-@log_app.command("recover")
+@log_app.command(
+    "recover",
+    epilog=examples(
+        "hcepay log recover   # exit 5 while entries stay in the spool",
+        "hcepay log recover --json --home /tmp/pos",
+    ),
+)
 def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """Import the spool (payments decided but not recorded) into the log, each once.
     Exit 5 when entries are left in the spool.
