@@ -119,9 +119,12 @@ def terminal_config(home: Path) -> TerminalConfig:
         return DEFAULT_TERMINAL
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-        return TerminalConfig(
-            str(obj["terminal_id"]), str(obj["merchant_id"]), int(str(obj["country"]))
-        )
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        ids = obj["terminal_id"], obj["merchant_id"]
+        if not all(isinstance(text, str) for text in ids):
+            raise ValueError("terminal_id and merchant_id are strings")
+        return TerminalConfig(*ids, int(str(obj["country"])))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         fail(f"{path}: bad terminal description ({exc})")
 

@@ -111,6 +111,24 @@ def test_a_damaged_pending_entry_is_a_log_error_not_a_traceback(
     assert code == 0 and json.loads(out)["atc"] == 1  # the refused payment sent nothing
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"terminal_id": null, "merchant_id": "MERCHANT0000001", "country": 156}',
+        '{"terminal_id": "TERM0001", "merchant_id": 7, "country": 156}',
+        '{"terminal_id": "TERM0001", "merchant_id": "MERCHANT0000001", "country": true}',
+        "[]",
+    ],
+)
+def test_a_bad_terminal_description_is_refused(home: Path, text: str) -> None:
+    """terminal.json's ids are strings and its country a number: a null id was paid with
+    as the terminal "None", and a list was refused as 'list indices must be integers'."""
+    (home / "terminal" / "terminal.json").write_text(text, encoding="utf-8")
+    code, out = _pay(home, "--amount", "1.00")
+    assert code == 2 and out.startswith("hcepay: error:") and "terminal.json" in out, out
+    assert "list indices" not in out
+
+
 def test_log_recover_imports_only_entries_that_verify(home: Path) -> None:
     """A spool file is only a file: an entry whose authorization does not re-check with
     the authority's key stays in the spool, and the log gets only the genuine one."""
