@@ -105,8 +105,8 @@ def issue(
     if not 0 <= currency <= 999:
         fail(f"--currency {currency}: an ISO 4217 numeric code is 0..999")
     ca_index = key_index(ca_index_text, "--ca-index")
-    if not holder.isascii() or not 2 <= len(holder) <= 26:
-        fail("--holder must be 2 to 26 ASCII characters")
+    if not holder.isascii() or not holder.isprintable() or not 2 <= len(holder) <= 26:
+        fail("--holder must be 2 to 26 printable ASCII characters (5F20, ans)")
     units, yymmdd = _minor_units(limit), _expiry(expiry)
     root = home_folder(home)
     folder = cards_dir(root) / account

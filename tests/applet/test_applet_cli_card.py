@@ -66,6 +66,10 @@ def test_issue_refuses_an_existing_card_and_bad_input(home: Path) -> None:
     assert code == 2 and "more than 2 decimals" in err
     code, _, err = run(*base, "--account", "1", "--limit", "1", "--expiry", "2030-13")
     assert code == 2 and "bad expiry" in err
+    for holder in ("AB\nCD", "AB\x1b[2J", "AB\tCD"):  # 5F20 is ans: printable characters
+        code, _, err = run(*base, "--account", "1", "--limit", "1", "--holder", holder)
+        assert code == 2 and "--holder" in err, (holder, err)
+    assert not (home / "cards" / "1").exists()
 
 
 def test_send_in_process_keeps_state_between_runs(home: Path) -> None:
