@@ -749,8 +749,9 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
             return log.import_entry(entry)
         except (ValueError, KeyError, TypeError, LogError) as exc:
             where = f"account {entry.get('account')} ATC {entry.get('atc')}"
-            stderr.print(f"hcepay: warning: spool entry {where} left in the spool: {exc}")
-            raise LogError(f"bad spool entry: {exc}") from None
+            why = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            stderr.print(f"hcepay: warning: spool entry {where} left in the spool: {why}")
+            raise LogError(f"bad spool entry: {why}") from None
 
     try:
         with TransactionLog(path) as log:

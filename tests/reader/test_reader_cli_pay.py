@@ -149,6 +149,18 @@ def test_log_recover_imports_only_entries_that_verify(home: Path) -> None:
         assert [(r.outcome.atc, r.outcome.amount) for r in log.rows()] == [(1, 100)]
 
 
+def test_log_recover_names_a_missing_field_of_a_spool_entry(home: Path) -> None:
+    """The warning says which field is missing (it said only "'verdict'")."""
+    _spool_one_payment(home)
+    spool = home / "terminal.db.spool"
+    entry = json.loads(spool.read_text())
+    del entry["verdict"]
+    spool.write_text(json.dumps(entry) + "\n")
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
+    assert result.exit_code == 5, result.output
+    assert "account 6200123456789012 ATC 1 left in the spool: missing 'verdict'" in result.stderr
+
+
 def test_log_verify_holds_the_time_and_ids_to_the_signed_cdol1_data(home: Path) -> None:
     assert _pay(home, "--amount", "1.00")[0] == 0
     with sqlite3.connect(home / "terminal.db") as db:
