@@ -72,7 +72,7 @@ def results_table(results: Sequence[vx.ReplayResult]) -> Table:
         verdict = Text("pass", style="green") if result.passed else Text("FAIL", style="bold red")
         difference = difference_cell(result.difference) if result.difference else Text("")
         table.add_row(
-            result.name,
+            "".join(ch if ch.isprintable() else "." for ch in result.name),  # a file's text
             result.side.value,
             f"{result.done}/{result.steps}",
             verdict,
