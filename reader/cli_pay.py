@@ -563,7 +563,8 @@ def verify_row(outcome: Outcome, keys: KeyStore) -> str:
         sent = sent_with(outcome.cdol1_data)
     except CheckError as exc:
         return exc.reason
-    except (ValueError, KeyError, DecodeError) as exc:
+    except (ValueError, KeyError, TypeError, DecodeError) as exc:
+        # TypeError: a column of another type (text where bytes are kept), edited by hand
         return f"malformed row: {exc}"
     kept = (outcome.time.replace(microsecond=0), outcome.terminal_id, outcome.merchant_id)
     if kept != (sent.time, sent.terminal_id, sent.merchant_id):
@@ -684,7 +685,7 @@ def log_command(
             cells = [
                 str(r.id),
                 o.time.isoformat(sep=" "),
-                o.account,
+                o.account if isinstance(o.account, str) else repr(o.account),
                 format_amount(o.amount) if isinstance(o.amount, int) else repr(o.amount),
                 str(o.currency),
                 _hex_cell(o.atc, 4),

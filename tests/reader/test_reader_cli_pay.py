@@ -90,6 +90,25 @@ def test_a_damaged_number_column_shows_in_the_table_and_fails_verify(
 
 
 @pytest.mark.parametrize(
+    ("column", "value"),
+    [("account", b"A"), ("authorization", 5), ("exponent", "03"), ("record1_value", 7)],
+)
+def test_a_column_of_another_type_fails_verify(home: Path, column: str, value: object) -> None:
+    """A text, number or bytes where the log keeps another type (a log edited by hand) is a
+    row that fails --verify (exit 3), with or without --json; both stopped with an internal
+    error (exit 70), and so did the table for an account that is not text."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute(f"UPDATE transactions SET {column} = ? WHERE id = 1", (value,))
+    shown = CliRunner().invoke(app, ["log", "--home", str(home)])
+    assert shown.exit_code == 0, shown.output
+    verified = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
+    assert verified.exit_code == 3, verified.output
+    (row,) = json.loads(verified.output)["transactions"]
+    assert row["verified"] is False and row["verify_reason"].startswith("malformed row")
+
+
+@pytest.mark.parametrize(
     ("account", "atc"), [("6200123456789012", 1), (bytes.fromhex("6200123456789012FFFF"), "x")]
 )
 def test_a_damaged_pending_entry_is_a_log_error_not_a_traceback(
