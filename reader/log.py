@@ -306,7 +306,10 @@ class TransactionLog:
             rows = self._db.execute(_SELECT_ALL_PENDING, (min(limit, MAX_ROWS),)).fetchall()
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the pending entries: {exc}") from None
-        return [PendingRow(_pending_entry(a, t, c), str(w), o) for a, t, c, w, o in rows]
+        return [
+            PendingRow(_pending_entry(a, t, c), str(w), None if o is None else str(o))
+            for a, t, c, w, o in rows
+        ]
 
     def record(self, outcome: Outcome) -> int:
         """Store a checked transaction and close its pending entry, in one durable commit.

@@ -130,6 +130,18 @@ def test_a_damaged_pending_entry_is_a_log_error_not_a_traceback(
     assert code == 0 and json.loads(out)["atc"] == 1  # the refused payment sent nothing
 
 
+def test_a_pending_outcome_that_is_not_text_is_shown_as_stored(home: Path) -> None:
+    """What closed an entry is text; bytes there (edited by hand) stopped `log` and
+    `log --json` with an internal error (exit 70)."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("UPDATE pending_closed SET outcome = x'41'")
+    assert CliRunner().invoke(app, ["log", "--home", str(home)]).exit_code == 0
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["pending_entries"][0]["outcome"] == "b'A'"
+
+
 @pytest.mark.parametrize(
     "text",
     [
