@@ -23,7 +23,7 @@ from rich.table import Table
 from apdu.errors import DecodeError
 from applet.profile import open_card
 from authority.errors import KeyFileError
-from authority.home import cards_dir, terminal_dir
+from authority.home import LOCK_FILE, authority_dir, cards_dir, terminal_dir
 from authority.keyfiles import load_public
 from authority.keystore import AuthorityKey, KeyStore, load_keystore, save_keystore
 from authority.license import pad_account
@@ -414,6 +414,21 @@ def _check_trace(path: Path | None) -> None:
 # ------------------------------------------------------------------------- pay
 
 
+def _check_trace_in_home(path: Path | None, home: Path) -> None:
+    """A trace never replaces a file of the home (docs/architecture.md layout): the log
+    with its journal and spool, the lock, the authority's keys, the terminal's key store and
+    the cards; written over the log, it lost every recorded payment."""
+    if path is None:
+        return
+    target, root = path.resolve(), home.resolve()
+    kept = (authority_dir(root), terminal_dir(root), cards_dir(root))
+    if (
+        target.parent == root
+        and (target.name.startswith(log_path(root).name) or target.name == LOCK_FILE)
+    ) or any(target.is_relative_to(folder) for folder in kept):
+        fail(f"--trace {path}: a file of the home {home} (its log, keys or cards)")
+
+
 def _keys(home: Path) -> KeyStore:
     try:
         keys = load_keystore(home)
@@ -497,6 +512,7 @@ def _pay_once(
     request = PaymentRequest(units, currency)
     _check_trace(trace)
     root = home_folder(home)
+    _check_trace_in_home(trace, root)
     keys = _keys(root)
     cfg = terminal_config(root)
     tracer = TracingTransport(_transport(root, reader, in_process, card))

@@ -63,6 +63,28 @@ def test_a_trace_that_cannot_be_written_stops_before_paying(home: Path) -> None:
     assert json.loads((home / "t.json").read_text())["steps"]
 
 
+def test_a_trace_never_replaces_the_homes_own_files(home: Path) -> None:
+    """`--trace terminal.db` replaced the whole transaction log with the trace (every
+    recorded payment lost); a key, a card or the key store likewise. Refused before paying;
+    a new file in the home is still a trace like any other."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    card = next((home / "cards").iterdir())
+    for own in (
+        home / "terminal.db",
+        home / "terminal.db.spool",
+        home / "terminal" / "keystore.json",
+        home / "authority" / "ca-01.pem",
+        card / "card.json",
+        card / "state.dat",
+    ):
+        code, out = _pay(home, "--amount", "2.00", "--trace", str(own))
+        assert code == 2 and "--trace" in out and "home" in out, (own, out)
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 1 and log.pending() == []
+    code, out = _pay(home, "--amount", "2.00", "--trace", str(home / "last.json"))
+    assert code == 0 and json.loads(out)["atc"] == 2  # the refused runs touched no card
+
+
 def test_a_damaged_row_is_named_not_a_traceback(home: Path) -> None:
     assert _pay(home, "--amount", "1.00")[0] == 0
     with sqlite3.connect(home / "terminal.db") as db:
