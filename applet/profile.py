@@ -152,7 +152,7 @@ def load_app_key(folder: Path, profile: CardProfile) -> RsaPrivateKey:
     try:
         return load_private(folder / APP_KEY_FILE, published_test_key=profile.published_test_keys)
     except KeyFileError as exc:
-        raise StateFileError(str(folder / APP_KEY_FILE), str(exc)) from None
+        raise StateFileError(str(folder / APP_KEY_FILE), exc.reason) from None
 
 
 def open_card(folder: Path, store: StateStore | None = None) -> CardRuntime:

@@ -58,11 +58,14 @@ def load_private(path: Path, *, published_test_key: bool = False) -> RsaPrivateK
     `vectors/profiles/` only.
     """
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        st_mode = path.stat().st_mode
     except FileNotFoundError:
         raise KeyFileError(str(path), "no such file") from None
     except OSError as exc:
         raise KeyFileError(str(path), f"cannot read ({exc.strerror})") from None
+    if stat.S_ISDIR(st_mode):  # a folder's mode says nothing of a key
+        raise KeyFileError(str(path), "cannot read (Is a directory)")
+    mode = stat.S_IMODE(st_mode)
     if mode & 0o077 and not published_test_key:
         raise KeyFileError(
             str(path),

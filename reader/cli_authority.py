@@ -125,7 +125,12 @@ def init(
     )
 
 
-@authority_app.command("revoke")
+@authority_app.command(
+    "revoke",
+    epilog=examples(
+        "hcepay authority revoke 5   # pay refuses license serial 5 from now on (exit 3)"
+    ),
+)
 def revoke(
     serial: Annotated[int, typer.Argument(help="The license serial to refuse from now on.")],
     home: HomeOption = None,
@@ -163,7 +168,10 @@ def _authority_keys(home: Path) -> dict[int, RsaPublicKey | str]:
     return found
 
 
-@authority_app.command("show")
+@authority_app.command(
+    "show",
+    epilog=examples("hcepay authority show", "hcepay authority show --json --home /tmp/pos"),
+)
 def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List the authority keys, the terminal's accepted keys and the revoked serials."""
     folder = home_folder(home)
@@ -229,6 +237,10 @@ def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
             row["terminal_expires"] or "-",
         )
     stdout.print(table)
+    for row in rows:  # the table shows the key as the terminal holds it: say what is amiss
+        if row["problem"]:
+            path = ca_public_path(folder, int(row["index"], 16))
+            stdout.print(f"authority key {row['index']}: {path}: {row['problem']}")
     stdout.print(f"next license serial: {next_serial if next_serial else '-'}")
     revoked = ", ".join(str(s) for s in sorted(store.revoked)[:50]) or "none"
     more = " ..." if len(store.revoked) > 50 else ""

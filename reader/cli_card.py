@@ -19,7 +19,7 @@ import typer
 
 from applet.profile import IssueRequest, issue_card, open_card
 from authority.errors import KeyFileError
-from authority.home import allocate_serial, ca_private_path, cards_dir, peek_serial
+from authority.home import allocate_serial, ca_private_path, cards_dir, index_hex, peek_serial
 from authority.keyfiles import load_private
 from authority.license import account_from_digits
 from authority.rsa import generate
@@ -105,18 +105,22 @@ def issue(
     if not 0 <= currency <= 999:
         fail(f"--currency {currency}: an ISO 4217 numeric code is 0..999")
     ca_index = key_index(ca_index_text, "--ca-index")
-    if not holder.isascii() or not 2 <= len(holder) <= 26:
-        fail("--holder must be 2 to 26 ASCII characters")
+    if not holder.isascii() or not holder.isprintable() or not 2 <= len(holder) <= 26:
+        fail("--holder must be 2 to 26 printable ASCII characters (5F20, ans)")
     units, yymmdd = _minor_units(limit), _expiry(expiry)
     root = home_folder(home)
     folder = cards_dir(root) / account
     if (folder / "card.json").exists():
         fail(f"card {account} exists already in {folder}")
+    ca_path = ca_private_path(root, ca_index)
     try:
-        ca = load_private(ca_private_path(root, ca_index))
+        ca = load_private(ca_path)
         peek_serial(root)
     except KeyFileError as exc:
-        fail(f"{exc} (run `hcepay authority init` first)")
+        if ca_path.exists():  # there but unusable: its own fix, never a new authority key
+            fail(str(exc))
+        index = "" if ca_index == 1 else f" --index {index_hex(ca_index)}"
+        fail(f"{exc} (run `hcepay authority init{index}` first)")
     stderr.print(f"generating a {bits}-bit APP key...")
     app = generate(bits, 3)
     with home_lock(root):  # one serial each (§5.1), one issuer of a card folder

@@ -116,5 +116,7 @@ def home_lock(home: Path) -> Iterator[None]:
         except HomeBusyError as exc:
             fail(str(exc))
         except OSError as exc:
-            fail(f"cannot lock {home}: {exc.strerror or exc}")
+            if home.exists() and not home.is_dir():
+                fail(f"the home {home} is a file, not a folder")
+            fail(f"cannot lock {exc.filename or home}: {exc.strerror or exc}")
         yield

@@ -55,7 +55,8 @@ def _text_of(item: tlv.Tlv) -> str:
     if format_of(item.tag) in ("an", "ans") or (
         item.value and all(b in _PRINTABLE for b in item.value) and len(item.value) > 3
     ):
-        return f' "{item.value.decode("ascii", "replace")}"'
+        shown = "".join(chr(b) if b in _PRINTABLE else "." for b in item.value)
+        return f' "{shown}"'  # a card's control bytes never reach the terminal
     return ""
 
 

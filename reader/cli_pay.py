@@ -23,7 +23,7 @@ from rich.table import Table
 from apdu.errors import DecodeError
 from applet.profile import open_card
 from authority.errors import KeyFileError
-from authority.home import cards_dir, terminal_dir
+from authority.home import LOCK_FILE, authority_dir, cards_dir, terminal_dir
 from authority.keyfiles import load_public
 from authority.keystore import AuthorityKey, KeyStore, load_keystore, save_keystore
 from authority.license import pad_account
@@ -119,9 +119,12 @@ def terminal_config(home: Path) -> TerminalConfig:
         return DEFAULT_TERMINAL
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-        return TerminalConfig(
-            str(obj["terminal_id"]), str(obj["merchant_id"]), int(str(obj["country"]))
-        )
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        ids = obj["terminal_id"], obj["merchant_id"]
+        if not all(isinstance(text, str) for text in ids):
+            raise ValueError("terminal_id and merchant_id are strings")
+        return TerminalConfig(*ids, int(str(obj["country"])))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         fail(f"{path}: bad terminal description ({exc})")
 
@@ -411,6 +414,21 @@ def _check_trace(path: Path | None) -> None:
 # ------------------------------------------------------------------------- pay
 
 
+def _check_trace_in_home(path: Path | None, home: Path) -> None:
+    """A trace never replaces a file of the home (docs/architecture.md layout): the log
+    with its journal and spool, the lock, the authority's keys, the terminal's key store and
+    the cards; written over the log, it lost every recorded payment."""
+    if path is None:
+        return
+    target, root = path.resolve(), home.resolve()
+    kept = (authority_dir(root), terminal_dir(root), cards_dir(root))
+    if (
+        target.parent == root
+        and (target.name.startswith(log_path(root).name) or target.name == LOCK_FILE)
+    ) or any(target.is_relative_to(folder) for folder in kept):
+        fail(f"--trace {path}: a file of the home {home} (its log, keys or cards)")
+
+
 def _keys(home: Path) -> KeyStore:
     try:
         keys = load_keystore(home)
@@ -494,6 +512,7 @@ def _pay_once(
     request = PaymentRequest(units, currency)
     _check_trace(trace)
     root = home_folder(home)
+    _check_trace_in_home(trace, root)
     keys = _keys(root)
     cfg = terminal_config(root)
     tracer = TracingTransport(_transport(root, reader, in_process, card))
@@ -561,7 +580,8 @@ def verify_row(outcome: Outcome, keys: KeyStore) -> str:
         sent = sent_with(outcome.cdol1_data)
     except CheckError as exc:
         return exc.reason
-    except (ValueError, KeyError, DecodeError) as exc:
+    except (ValueError, KeyError, TypeError, DecodeError) as exc:
+        # TypeError: a column of another type (text where bytes are kept), edited by hand
         return f"malformed row: {exc}"
     kept = (outcome.time.replace(microsecond=0), outcome.terminal_id, outcome.merchant_id)
     if kept != (sent.time, sent.terminal_id, sent.merchant_id):
@@ -705,7 +725,13 @@ def _given(ctx: _HasSources, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
-@log_app.command("recover")
+@log_app.command(
+    "recover",
+    epilog=examples(
+        "hcepay log recover   # exit 5 while entries stay in the spool",
+        "hcepay log recover --json --home /tmp/pos",
+    ),
+)
 def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """Import the spool (payments decided but not recorded) into the log, each once.
     Exit 5 when entries are left in the spool.
@@ -735,8 +761,9 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
             return log.import_entry(entry)
         except (ValueError, KeyError, TypeError, LogError) as exc:
             where = f"account {entry.get('account')} ATC {entry.get('atc')}"
-            stderr.print(f"hcepay: warning: spool entry {where} left in the spool: {exc}")
-            raise LogError(f"bad spool entry: {exc}") from None
+            why = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            stderr.print(f"hcepay: warning: spool entry {where} left in the spool: {why}")
+            raise LogError(f"bad spool entry: {why}") from None
 
     try:
         with TransactionLog(path) as log:

@@ -72,7 +72,7 @@ def results_table(results: Sequence[vx.ReplayResult]) -> Table:
         verdict = Text("pass", style="green") if result.passed else Text("FAIL", style="bold red")
         difference = difference_cell(result.difference) if result.difference else Text("")
         table.add_row(
-            result.name,
+            "".join(ch if ch.isprintable() else "." for ch in result.name),  # a file's text
             result.side.value,
             f"{result.done}/{result.steps}",
             verdict,
@@ -265,6 +265,16 @@ def _terminal_values(
     return vx.terminal_values_from_json(obj, "terminal values")
 
 
+def _option_amount(option: str, text: str) -> int:
+    """An amount option in minor units; AmountError naming the option (--amount, --used)."""
+    from reader.cli_pay import AmountError, parse_amount
+
+    try:
+        return parse_amount(text)
+    except AmountError as exc:
+        raise AmountError(f"{option}: {exc}") from None
+
+
 def register_record(group: typer.Typer) -> None:
     """Add `hcepay vectors record`."""
 
@@ -305,14 +315,14 @@ def register_record(group: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Run one payment and write it as a vector, ready to replay (PROTOCOL.md §8)."""
-        from reader.cli_pay import AmountError, parse_amount
+        from reader.cli_pay import AmountError
         from reader.transport import TransportError
 
         if reader_name is not None and in_process:
             fail("choose one of --reader and --in-process", ExitCode.USAGE)
         try:
-            minor = parse_amount(amount)
-            used_minor = parse_amount(used)
+            minor = _option_amount("--amount", amount)
+            used_minor = _option_amount("--used", used)
             start = vx.CardStart(profile, atc, used_minor)
             if not 0 <= atc <= 0xFFFF:
                 raise vx.VectorError(f"--atc {atc} out of 0..65535")

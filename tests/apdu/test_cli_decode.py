@@ -67,3 +67,13 @@ def test_malformed_exits_1(args: list[str], message: str) -> None:
     assert result.exit_code == 1
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_text_of_a_card_shows_no_control_character() -> None:
+    """A card's text (here a label 50 and a holder 5F20) is shown with its control bytes as
+    dots: printed raw, ESC [ 2 J or a newline from a hostile card reached the terminal."""
+    result = runner.invoke(app, ["decode", "--response", "50051B5B324A075F200441420A439000"])
+    assert result.exit_code == 0
+    assert '".[2J."' in result.stdout and '"AB.C"' in result.stdout, result.stdout
+    assert not any(ch in result.stdout for ch in "\x1b\x07\r"), result.stdout
+    assert len(result.stdout.splitlines()) == 6  # response, SW, data, TLV:, 50, 5F20

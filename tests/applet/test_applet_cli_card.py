@@ -66,6 +66,10 @@ def test_issue_refuses_an_existing_card_and_bad_input(home: Path) -> None:
     assert code == 2 and "more than 2 decimals" in err
     code, _, err = run(*base, "--account", "1", "--limit", "1", "--expiry", "2030-13")
     assert code == 2 and "bad expiry" in err
+    for holder in ("AB\nCD", "AB\x1b[2J", "AB\tCD"):  # 5F20 is ans: printable characters
+        code, _, err = run(*base, "--account", "1", "--limit", "1", "--holder", holder)
+        assert code == 2 and "--holder" in err, (holder, err)
+    assert not (home / "cards" / "1").exists()
 
 
 def test_send_in_process_keeps_state_between_runs(home: Path) -> None:
@@ -152,6 +156,26 @@ def test_ca_index_is_two_hex_digits_like_authority_init(tmp_path: Path) -> None:
     assert code == 2 and "ca-16.pem" in err
 
 
+def test_issue_asks_for_authority_init_only_when_the_key_is_missing(tmp_path: Path) -> None:
+    """A missing authority key: run `authority init` (with its --index). A key that is there
+    but unusable (group-readable, damaged) is named with its own fix: `authority init` would
+    refuse it, and with --force replace the key every issued license is signed with."""
+    home = str(tmp_path)
+    base = ["card", "issue", "--home", home, "--bits", "1024", "--limit", "1", "--account", "5"]
+    code, _, err = run(*base, "--ca-index", "02")
+    assert code == 2 and "run `hcepay authority init --index 02` first" in err, err
+    code, _, err = run("authority", "init", "--home", home, "--bits", "1024")
+    assert code == 0, err
+    key = tmp_path / "authority" / "ca-01.pem"
+    key.chmod(0o644)
+    code, _, err = run(*base)
+    assert code == 2 and "chmod 600" in err and "authority init" not in err, err
+    key.chmod(0o600)
+    key.write_text("not a key\n", encoding="utf-8")
+    code, _, err = run(*base)
+    assert code == 2 and "PKCS#8" in err and "authority init" not in err, err
+
+
 def test_key_index_options_say_how_they_are_written() -> None:
     for command in (["card", "issue"], ["authority", "init"]):
         result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
@@ -171,3 +195,15 @@ def test_issue_currency_is_three_digits_like_pay(home: Path, currency: str) -> N
 def test_serve_refuses_an_address_it_cannot_use(home: Path, vpcd: str) -> None:
     code, _, err = run("card", "serve", "--home", str(home), "--vpcd", vpcd)
     assert code == 2 and err.startswith("hcepay: error: --vpcd"), err
+
+
+def test_a_damaged_app_key_is_named_once(home: Path, tmp_path: Path) -> None:
+    """The error names the key file once, then why (the path was said twice)."""
+    import shutil
+
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    key = copy / "cards" / ACCOUNT / "app.pem"
+    key.write_text("not a key\n", encoding="utf-8")
+    code, _, err = run("card", "send", "--in-process", "--home", str(copy), SELECT_AID)
+    assert code == 2 and err.count(str(key)) == 1 and "PKCS#8" in err, err

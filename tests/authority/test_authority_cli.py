@@ -119,3 +119,31 @@ def test_broken_keystore_is_one_line(run: Invoke, tmp_path: Path) -> None:
     (tmp_path / "terminal" / "keystore.json").write_text("{")
     code, _, err = run("authority", "revoke", "3")
     assert code == 2 and "key store" in err and len(err.strip().splitlines()) == 1
+
+
+def test_show_names_an_unreadable_authority_public_key(run: Invoke, tmp_path: Path) -> None:
+    """The text says what --json's `problem` says: the table alone showed such a key as
+    valid, with nothing amiss."""
+    assert run("authority", "init", "--bits", "1024")[0] == 0
+    (tmp_path / "authority" / "ca-01.pub.pem").write_text("not a key\n")
+    code, out, _ = run("authority", "show", "--json")
+    assert code == 0 and json.loads(out)["keys"][0]["problem"]
+    code, out, _ = run("authority", "show")
+    assert code == 0 and "ca-01.pub.pem: not a SubjectPublicKeyInfo PEM public key" in out, out
+
+
+def test_a_home_that_is_a_file_or_a_lock_that_is_a_folder_is_named(tmp_path: Path) -> None:
+    """Said as it is, not as the lock's 'File exists' about the home or 'Is a directory'
+    about the home."""
+    from reader.cli import app
+
+    runner = CliRunner()
+    home = tmp_path / "home"
+    home.write_text("")
+    result = runner.invoke(app, ["authority", "revoke", "3", "--home", str(home)])
+    assert result.exit_code == 2 and f"{home} is a file, not a folder" in result.stderr
+    home.unlink()
+    (home / ".home.lock").mkdir(parents=True)
+    result = runner.invoke(app, ["authority", "revoke", "3", "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert f"cannot lock {home / '.home.lock'}: Is a directory" in result.stderr, result.stderr

@@ -54,6 +54,15 @@ def test_private_key_readable_by_others_is_refused(
     assert load_private(path, published_test_key=True).public == ca_key.public
 
 
+def test_a_private_key_path_that_is_a_folder_is_not_a_file(tmp_path: Path) -> None:
+    """Said as it is; a folder's 0755 was reported as a key readable by others (chmod 600)."""
+    path = tmp_path / "ca-01.pem"
+    path.mkdir()
+    with pytest.raises(KeyFileError) as info:
+        load_private(path)
+    assert info.value.reason == "cannot read (Is a directory)"
+
+
 def test_public_key_round_trip(tmp_path: Path, app_key: RsaPrivateKey) -> None:
     path = tmp_path / "app.pub.pem"
     save_public(path, app_key.public)

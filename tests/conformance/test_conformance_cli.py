@@ -72,6 +72,20 @@ def test_replay_exit_codes_and_table(tmp_path: Path) -> None:
     )  # 1-based, as "step 3" above
 
 
+def test_a_vector_name_shows_no_control_character(tmp_path: Path) -> None:
+    """A vector file is data: an ESC sequence in its name is shown as dots in the table
+    (it reached the terminal raw), and --json keeps the name as it is."""
+    obj = json.loads(APPROVE.read_text(encoding="utf-8"))
+    obj["name"] = "evil\x1b]0;title\x07\x1b[2J"
+    vector = tmp_path / "evil.json"
+    vector.write_text(json.dumps(obj), encoding="utf-8")
+    code, stdout, _ = run("vectors", "replay", str(vector))
+    assert code == 0 and "evil.]0;title..[2J" in stdout, stdout
+    assert "\x1b" not in stdout and "\x07" not in stdout
+    code, stdout, _ = run("vectors", "replay", str(vector), "--json")
+    assert json.loads(stdout)["results"][0]["vector"] == obj["name"]
+
+
 def test_replay_usage_errors_are_one_line(tmp_path: Path) -> None:
     code, _, stderr = run("vectors", "replay", str(tmp_path / "absent.json"))
     assert code == 2 and stderr.count("\n") == 1 and "absent.json" in stderr
@@ -79,6 +93,9 @@ def test_replay_usage_errors_are_one_line(tmp_path: Path) -> None:
     assert code == 2 and "choose one" in stderr
     code, _, stderr = run("vectors", "record", "--out", str(tmp_path / "x.json"), "--amount", "-1")
     assert code == 2 and "negative" in stderr
+    for option in ("--amount", "--used"):  # the error names the option that is wrong
+        code, _, stderr = run("vectors", "record", "--out", str(tmp_path / "x.json"), option, "1e3")
+        assert code == 2 and stderr.startswith(f"hcepay: error: {option}: amount"), stderr
 
 
 TERMINAL_BAD = (

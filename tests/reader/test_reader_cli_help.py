@@ -65,6 +65,19 @@ def test_the_help_shows_examples() -> None:
     assert any(example.startswith("hcepay decode --response") for _, example in EXAMPLES)
 
 
+def test_every_command_has_an_example() -> None:
+    """Each command (not only most) shows at least one example in its help."""
+    root = typer.main.get_command(app)
+    without = [
+        " ".join(path)
+        for path, command in _commands(root)
+        if path
+        and not getattr(command, "commands", None)
+        and not EXAMPLE_RE.search(command.epilog or "")
+    ]
+    assert without == [], without
+
+
 def _setup(tmp_path: Path, example: str) -> Path:
     """A home in which the example can run: empty for `authority init`, an authority
     without cards for `card issue`, else the demo home (authority, keys, one card)."""

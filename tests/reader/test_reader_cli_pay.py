@@ -63,6 +63,28 @@ def test_a_trace_that_cannot_be_written_stops_before_paying(home: Path) -> None:
     assert json.loads((home / "t.json").read_text())["steps"]
 
 
+def test_a_trace_never_replaces_the_homes_own_files(home: Path) -> None:
+    """`--trace terminal.db` replaced the whole transaction log with the trace (every
+    recorded payment lost); a key, a card or the key store likewise. Refused before paying;
+    a new file in the home is still a trace like any other."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    card = next((home / "cards").iterdir())
+    for own in (
+        home / "terminal.db",
+        home / "terminal.db.spool",
+        home / "terminal" / "keystore.json",
+        home / "authority" / "ca-01.pem",
+        card / "card.json",
+        card / "state.dat",
+    ):
+        code, out = _pay(home, "--amount", "2.00", "--trace", str(own))
+        assert code == 2 and "--trace" in out and "home" in out, (own, out)
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 1 and log.pending() == []
+    code, out = _pay(home, "--amount", "2.00", "--trace", str(home / "last.json"))
+    assert code == 0 and json.loads(out)["atc"] == 2  # the refused runs touched no card
+
+
 def test_a_damaged_row_is_named_not_a_traceback(home: Path) -> None:
     assert _pay(home, "--amount", "1.00")[0] == 0
     with sqlite3.connect(home / "terminal.db") as db:
@@ -121,6 +143,24 @@ def test_a_damaged_pending_entry_is_one_line_for_log_and_pay(home: Path, values:
         assert log.count() == 0
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"terminal_id": null, "merchant_id": "MERCHANT0000001", "country": 156}',
+        '{"terminal_id": "TERM0001", "merchant_id": 7, "country": 156}',
+        '{"terminal_id": "TERM0001", "merchant_id": "MERCHANT0000001", "country": true}',
+        "[]",
+    ],
+)
+def test_a_bad_terminal_description_is_refused(home: Path, text: str) -> None:
+    """terminal.json's ids are strings and its country a number: a null id was paid with
+    as the terminal "None", and a list was refused as 'list indices must be integers'."""
+    (home / "terminal" / "terminal.json").write_text(text, encoding="utf-8")
+    code, out = _pay(home, "--amount", "1.00")
+    assert code == 2 and out.startswith("hcepay: error:") and "terminal.json" in out, out
+    assert "list indices" not in out
+
+
 def test_log_recover_imports_only_entries_that_verify(home: Path) -> None:
     """A spool file is only a file: an entry whose authorization does not re-check with
     the authority's key stays in the spool, and the log gets only the genuine one."""
@@ -139,6 +179,18 @@ def test_log_recover_imports_only_entries_that_verify(home: Path) -> None:
     assert "ATC 777" in result.output and "does not verify" in result.output
     with TransactionLog(home / "terminal.db") as log:
         assert [(r.outcome.atc, r.outcome.amount) for r in log.rows()] == [(1, 100)]
+
+
+def test_log_recover_names_a_missing_field_of_a_spool_entry(home: Path) -> None:
+    """The warning says which field is missing (it said only "'verdict'")."""
+    _spool_one_payment(home)
+    spool = home / "terminal.db.spool"
+    entry = json.loads(spool.read_text())
+    del entry["verdict"]
+    spool.write_text(json.dumps(entry) + "\n")
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
+    assert result.exit_code == 5, result.output
+    assert "account 6200123456789012 ATC 1 left in the spool: missing 'verdict'" in result.stderr
 
 
 def test_log_verify_holds_the_time_and_ids_to_the_signed_cdol1_data(home: Path) -> None:
