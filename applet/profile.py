@@ -183,7 +183,8 @@ def _check_state_kept(folder: Path, profile: CardProfile) -> None:
         raise StateFileError(
             str(folder / STATE_FILE),
             "the card's state is missing (no state.dat, no state.json): restore state.dat "
-            "from a backup, or issue the card again",
+            "from a backup (a card started afresh would reuse its ATCs, which a terminal "
+            "refuses as replays, and forget its used credit)",
         )
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
+import traceback
 from typing import Annotated
 
 import typer
 
 from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_pcsc, cli_vectors
 from reader.cli_common import ExitCode, interrupt_reported, stderr
+
+_OUTPUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
 
 app = typer.Typer(
     name="hcepay",
@@ -59,12 +63,35 @@ def main() -> None:
         stderr.print("hcepay: interrupted")
         sys.exit(int(ExitCode.INTERRUPTED))
     except Exception as exc:  # the last resort: a bug, reported in one line
+        if isinstance(exc, OSError) and _output_lost(exc):
+            stderr.print(
+                f"hcepay: cannot write the output ({exc.strerror or exc}); what the command did "
+                "stands (a payment made is recorded: hcepay log)"
+            )
+            sys.exit(int(ExitCode.OUTPUT_LOST))
         if os.environ.get("HCEPAY_DEBUG"):
             raise
         stderr.print(
             f"hcepay: internal error: {type(exc).__name__}: {exc} (HCEPAY_DEBUG=1 for a traceback)"
         )
         sys.exit(int(ExitCode.INTERNAL))
+
+
+def _output_lost(exc: OSError) -> bool:
+    """Whether `exc` is stdout that cannot be written (a full disk, a closed pipe): an
+    output error raised while rich or click wrote. stdout then points at /dev/null, so
+    that Python's own last flush is quiet."""
+    if exc.errno not in _OUTPUT_ERRNOS:
+        return False
+    writers = {
+        frame.f_globals.get("__name__", "") for frame, _ in traceback.walk_tb(exc.__traceback__)
+    }
+    if not any(name.split(".")[0] in ("rich", "click") for name in writers):
+        return False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return True
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ class ExitCode(IntEnum):
     TRANSPORT = 4
     NOT_RECORDED = 5
     INTERNAL = 70
+    OUTPUT_LOST = 74  # stdout cannot be written (sysexits EX_IOERR); what was done stands
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 

@@ -1,0 +1,42 @@
+"""stdout that cannot be written (a full disk, a closed pipe): one line on stderr and exit 74;
+what the command did stands (a payment made is in the log)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reader.cli_common import ExitCode
+from reader.cli_pay import make_demo_home
+from reader.log import TransactionLog
+
+ROOT = Path(__file__).resolve().parents[2]
+FULL = Path("/dev/full")
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_a_payment_whose_verdict_cannot_be_printed_is_recorded_and_exits_74(
+    tmp_path: Path, json_flag: list[str]
+) -> None:
+    home = tmp_path / "home"
+    make_demo_home(home)
+    args = ["pay", "--home", str(home), "--amount", "1.00", *json_flag]
+    with FULL.open("w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "reader.entry", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == ExitCode.OUTPUT_LOST == 74, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("hcepay: cannot write the output (No space left on device)")
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 1
