@@ -139,6 +139,8 @@ def revoke(
     if not 0 <= serial <= MAX_SERIAL:
         fail(f"serial {serial}: must be 0 to {MAX_SERIAL}")
     folder = home_folder(home)
+    if not folder.exists():  # a mistyped --home would revoke in a new, unused home
+        fail(f"{folder}: no such home (hcepay authority init makes one)")
     with home_lock(folder):  # one writer of the key store at a time
         store = _keystore(folder)
         if serial in store.revoked:

@@ -109,6 +109,21 @@ def test_revoke_and_show(run: Invoke, tmp_path: Path) -> None:
     assert code == 0 and "01" in out and "valid" in out and "revoked serials: 7" in out
 
 
+def test_revoke_in_no_home_is_refused(tmp_path: Path) -> None:
+    """A mistyped --home made a new home and revoked there, leaving the terminal's own
+    key store as it was."""
+    from reader.cli import app
+
+    missing = tmp_path / "no-such-home"
+    result = CliRunner().invoke(app, ["authority", "revoke", "3", "--home", str(missing)])
+    assert result.exit_code == 2, result.output
+    assert (
+        result.stderr
+        == f"hcepay: error: {missing}: no such home (hcepay authority init makes one)\n"
+    )
+    assert not missing.exists()
+
+
 def test_show_on_an_empty_home(run: Invoke) -> None:
     code, out, _ = run("authority", "show")
     assert code == 0 and "authority init" in out
