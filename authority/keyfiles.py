@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa as crypto_rsa
 
@@ -76,6 +77,8 @@ def load_private(path: Path, *, published_test_key: bool = False) -> RsaPrivateK
         obj = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
         raise KeyFileError(str(path), "not an unencrypted PKCS#8 PEM private key") from None
+    except UnsupportedAlgorithm:  # a key type or curve cryptography does not load
+        raise KeyFileError(str(path), "not an RSA private key") from None
     if not isinstance(obj, crypto_rsa.RSAPrivateKey):
         raise KeyFileError(str(path), "not an RSA private key")
     try:
@@ -91,6 +94,8 @@ def load_public(path: Path) -> RsaPublicKey:
         obj = serialization.load_pem_public_key(data)
     except (ValueError, TypeError):
         raise KeyFileError(str(path), "not a SubjectPublicKeyInfo PEM public key") from None
+    except UnsupportedAlgorithm:  # a key type or curve cryptography does not load
+        raise KeyFileError(str(path), "not an RSA public key") from None
     if not isinstance(obj, crypto_rsa.RSAPublicKey):
         raise KeyFileError(str(path), "not an RSA public key")
     try:

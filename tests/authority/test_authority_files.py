@@ -97,6 +97,32 @@ def test_bad_key_files(tmp_path: Path) -> None:
         load_private(ec_path)
 
 
+# An EC key on secp112r1, a curve `cryptography` does not load (UnsupportedAlgorithm).
+_SECP112R1_PRIVATE = b"""-----BEGIN PRIVATE KEY-----
+ME4CAQAwEAYHKoZIzj0CAQYFK4EEAAYENzA1AgEBBA7aiSlK+RXN+bP86JAOYqEg
+Ax4ABIJqyeWXdoRQC2rPKyw2exPxUuazh2khWddHuU0=
+-----END PRIVATE KEY-----
+"""
+_SECP112R1_PUBLIC = b"""-----BEGIN PUBLIC KEY-----
+MDIwEAYHKoZIzj0CAQYFK4EEAAYDHgAEgmrJ5Zd2hFALas8rLDZ7E/FS5rOHaSFZ
+10e5TQ==
+-----END PUBLIC KEY-----
+"""
+
+
+def test_key_of_an_unsupported_type_is_a_key_file_error(tmp_path: Path) -> None:
+    """A key `cryptography` cannot load (an unsupported curve) is not an RSA key: one
+    KeyFileError, not UnsupportedAlgorithm escaping as an internal error."""
+    private, public = tmp_path / "ca-01.pem", tmp_path / "ca-01.pub.pem"
+    private.write_bytes(_SECP112R1_PRIVATE)
+    os.chmod(private, 0o600)
+    public.write_bytes(_SECP112R1_PUBLIC)
+    with pytest.raises(KeyFileError, match="not an RSA private key"):
+        load_private(private)
+    with pytest.raises(KeyFileError, match="not an RSA public key"):
+        load_public(public)
+
+
 def test_private_key_error_holds_no_key_material(tmp_path: Path, ca_key: RsaPrivateKey) -> None:
     path = tmp_path / "ca-01.pem"
     save_private(path, ca_key)
