@@ -15,6 +15,8 @@ from authority.errors import (
     AuthorizationReason,
     LicenseError,
     LicenseReason,
+    RecoveryError,
+    RecoveryReason,
 )
 from authority.license import LicenseFields, open_license
 from authority.rsa import RsaPrivateKey
@@ -28,6 +30,49 @@ def _signed(key: RsaPrivateKey, fmt: int, algorithm: int, middle: bytes) -> byte
     body = body[:16] + bytes([algorithm]) + body[17:] if fmt == 0x04 else body
     body = body[:1] + bytes([algorithm]) + body[2:] if fmt == 0x05 else body
     return iso9796.sign(key, b"\x6a" + body + b"\xbc")
+
+
+@SETTINGS
+@given(
+    kind=st.sampled_from(["raw", "signed", "signed plus n"]),
+    raw=st.one_of(st.binary(min_size=128, max_size=128), st.binary(max_size=130)),
+    header=st.sampled_from([0x6A, 0x6A, 0x6B, 0x00]),
+    middle=st.binary(min_size=126, max_size=126),
+    trailer=st.sampled_from([0xBC, 0xBC, 0xBD, 0xCC]),
+)
+def test_recovery_of_any_bytes_is_checked_data_or_recovery_error(
+    ca_key: RsaPrivateKey, kind: str, raw: bytes, header: int, middle: bytes, trailer: int
+) -> None:
+    """Any input gives the N bytes S^e mod n from 6A to BC, or a typed RecoveryError
+    (PROTOCOL.md §5): a value >= n is never reduced and accepted, nor a wrong header or
+    trailer, however well signed."""
+    pub = ca_key.public
+    x = bytes([header]) + middle + bytes([trailer])
+    signature = raw
+    if kind != "raw":
+        s = ca_key.private_op(int.from_bytes(x, "big")) + (pub.n if kind == "signed plus n" else 0)
+        signature = s.to_bytes((s.bit_length() + 7) // 8, "big").rjust(pub.size, b"\x00")
+    s = int.from_bytes(signature, "big")
+    try:
+        recovered = iso9796.recover(pub, signature)
+    except RecoveryError as exc:
+        assert isinstance(exc.reason, RecoveryReason)
+        if len(signature) == pub.size and s < pub.n:
+            assert exc.reason in (RecoveryReason.BAD_HEADER, RecoveryReason.BAD_TRAILER)
+    else:
+        assert len(signature) == pub.size and s < pub.n
+        assert recovered == pow(s, pub.e, pub.n).to_bytes(pub.size, "big")
+        assert recovered[0] == iso9796.HEADER and recovered[-1] == iso9796.TRAILER
+        if kind == "signed":
+            assert recovered == x
+
+
+@SETTINGS
+@given(middle=st.binary(min_size=126, max_size=126))
+def test_recover_of_sign_is_the_recovered_data(ca_key: RsaPrivateKey, middle: bytes) -> None:
+    """recover(sign(X)) == X for any X from 6A to BC (ISO/IEC 9796-2 scheme 1)."""
+    x = b"\x6a" + middle + b"\xbc"
+    assert iso9796.recover(ca_key.public, iso9796.sign(ca_key, x)) == x
 
 
 @SETTINGS

@@ -139,3 +139,20 @@ def test_recover_reasons(ca_key: RsaPrivateKey, textbook_sign: Sign) -> None:
     for data, want in ((bad_header, "BAD_HEADER"), (bad_trailer, "BAD_TRAILER")):
         sig = textbook_sign(ca_key, int.from_bytes(data, "big")).to_bytes(128, "big")
         assert reason(sig) is RecoveryReason[want]
+
+
+def test_recover_refuses_a_good_signature_plus_n(ca_key: RsaPrivateKey) -> None:
+    """S + n is S modulo n: it must be refused as out of range, never reduced and
+    accepted (PROTOCOL.md §5). The first fill whose S + n still fits N bytes is taken."""
+    pub = ca_key.public
+    for fill in range(256):
+        x = _recovered(pub.size, fill)
+        s = int.from_bytes(iso9796.sign(ca_key, x), "big") + pub.n
+        if s < 1 << (8 * pub.size):
+            break
+    else:
+        pytest.fail("no signature S with S + n below 2^(8N)")
+    with pytest.raises(RecoveryError) as info:
+        iso9796.recover(pub, s.to_bytes(pub.size, "big"))
+    assert info.value.reason is RecoveryReason.OUT_OF_RANGE
+    assert iso9796.recover(pub, (s - pub.n).to_bytes(pub.size, "big")) == x
