@@ -222,7 +222,7 @@ def _read_next_serial(path: Path) -> int:
         value = raw["next_serial"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise KeyFileError(str(path), f"unreadable serials file ({type(exc).__name__})") from None
-    if not isinstance(value, int) or not 1 <= value <= MAX_SERIAL + 1:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SERIAL + 1:
         raise KeyFileError(str(path), "next_serial must be an integer 1..16777216")
     return value
 

@@ -216,6 +216,19 @@ def test_serials_are_unique_and_persist(tmp_path: Path) -> None:
         allocate_serial(tmp_path)
 
 
+@pytest.mark.parametrize("value", ["true", "false", "1.0", '"2"', "null"])
+def test_serials_file_with_a_non_integer_is_refused(tmp_path: Path, value: str) -> None:
+    """JSON true is not serial 1: taken as one, it was issued and written to card.json as
+    `"serial": true`, a card that could not be opened ('serial' must be int)."""
+    serials_path(tmp_path).parent.mkdir(parents=True)
+    serials_path(tmp_path).write_text(f'{{"next_serial": {value}}}')
+    with pytest.raises(KeyFileError, match="next_serial must be an integer"):
+        peek_serial(tmp_path)
+    with pytest.raises(KeyFileError, match="next_serial must be an integer"):
+        allocate_serial(tmp_path)
+    assert json.loads(serials_path(tmp_path).read_text()) == {"next_serial": json.loads(value)}
+
+
 def test_write_atomic_writes_every_byte_and_syncs_the_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
