@@ -159,7 +159,9 @@ def authority_key(keys: KeyStore, index: int, today: date) -> AuthorityKey:
     if key is None:
         raise AuthorityKeyError(f"unknown authority key index {index:02X}")
     if not key.usable(today):
-        raise AuthorityKeyError(f"authority key {index:02X} expired on {key.expires.isoformat()}")
+        raise AuthorityKeyError(
+            f"authority key {index:02X} expired (valid until {key.expires.isoformat()})"
+        )
     return key
 
 
