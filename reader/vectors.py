@@ -28,7 +28,9 @@ from reader.checks import Verdict
 
 if TYPE_CHECKING:
     from applet.card import Card
-    from reader.flow import Env, Outcome, TerminalConfig
+    from authority.keystore import KeyStore
+    from reader.flow import Env, Outcome, PaymentRequest, TerminalConfig
+    from reader.log import TransactionLog
 
 VECTOR_VERSION = 1
 MAX_VECTOR_FILE_BYTES = 1 << 20  # a vector is a few kilobytes; refuse anything absurd
@@ -36,6 +38,7 @@ MAX_STEPS = 256
 MAX_APDU_BYTES = 65_544  # extended case 4: 4 + 3 + 65535 + 2 (ISO 7816-4 5.1)
 _HEX_BYTE = re.compile("[0-9A-Fa-f]{2}")
 WILDCARD = ".."
+GENERATE_AC_INS = 0xAE  # PROTOCOL.md §3
 
 
 class VectorError(ValueError):
@@ -655,6 +658,7 @@ class TerminalRun:
     reason: str
     steps: tuple[Step, ...]
     rows_added: int
+    log_problem: str = ""  # what the log holds that it should not, or lacks ("" when right)
 
 
 def _when(day: str, clock: str, where: str) -> datetime:
@@ -704,12 +708,13 @@ def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> Termin
         DEFAULT_CURRENCY if values.currency is None else values.currency,
     )
     env = Env(_now(values), values.unpredictable_number)
-    tracer = TracingTransport(transport)
     verdict: Verdict | None
     with (
         tempfile.TemporaryDirectory(prefix="hcepay-vector-") as tmp,
         TransactionLog(Path(tmp) / "terminal.db") as log,
     ):
+        watch = PendingWatch(transport, log)
+        tracer = TracingTransport(watch)
         for account, atc in values.logged:
             log.record(_placeholder(account, atc, env, cfg))
         before = log.count()
@@ -721,8 +726,65 @@ def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> Termin
         except TransportError as exc:
             verdict, reason = None, f"transport error: {exc.reason}"
         rows = log.count() - before
+        problem = watch.problem or _row_problem(
+            [row.outcome for row in log.rows()][before:], keys, request, env, verdict
+        )
+        if not problem and verdict in (Verdict.APPROVED, Verdict.DECLINED) and log.pending():
+            problem = "a pending entry is still open after the payment was recorded"
     steps = tuple(Step(c, Pattern.exact(r), note_for(c)) for c, r in tracer.steps)
-    return TerminalRun(verdict, reason, steps, rows)
+    return TerminalRun(verdict, reason, steps, rows, problem)
+
+
+class PendingWatch:
+    """A transport that checks the pending entry is in the log when GENERATE AC goes out
+    (PROTOCOL.md §9: written durably before it is sent); `problem` says when it was not."""
+
+    def __init__(self, inner: Transport, log: TransactionLog) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.log = log
+        self.problem = ""
+
+    def connect(self) -> bytes:
+        """Connect the inner transport."""
+        return self.inner.connect()
+
+    def transmit(self, command: bytes) -> bytes:
+        """Pass the command on; a GENERATE AC whose CDOL1 data no open entry holds is noted."""
+        if len(command) > 5 and command[1] == GENERATE_AC_INS and not self.problem:
+            data = command[5 : 5 + command[4]]
+            if not any(entry.cdol1_data == data for entry in self.log.pending()):
+                self.problem = "GENERATE AC was sent before its pending entry was written"
+        return self.inner.transmit(command)
+
+    def disconnect(self) -> None:
+        """Disconnect the inner transport."""
+        self.inner.disconnect()
+
+
+def _row_problem(
+    rows: Sequence[Outcome],
+    keys: KeyStore,
+    request: PaymentRequest,
+    env: Env,
+    verdict: Verdict | None,
+) -> str:
+    """Why a row the terminal logged is not this transaction, "" when each is (PROTOCOL.md
+    §7): it re-checks with the authority key as `hcepay log --verify` does, and holds the
+    vector's amount, currency, unpredictable number, time and the terminal's verdict."""
+    from reader.cli_pay import verify_row
+
+    for row in rows:
+        failure = verify_row(row, keys)
+        if failure:
+            return f"the row does not verify: {failure}"
+        kept = (row.amount, row.currency, row.unpredictable_number, row.time, row.verdict)
+        want = (request.amount, request.currency, env.unpredictable_number, env.now, verdict)
+        names = ("amount", "currency", "unpredictable number", "time", "verdict")
+        wrong = [n for n, k, w in zip(names, kept, want, strict=True) if k != w]
+        if wrong:
+            return f"the row's {', '.join(wrong)} differ from the transaction's"
+    return ""
 
 
 def _placeholder(account: str, atc: int, env: Env, cfg: TerminalConfig) -> Outcome:
@@ -761,7 +823,9 @@ def record_terminal(draft: Vector, profiles: Path, card: Card) -> TerminalRun:
 def replay_terminal_vector(vector: Vector, profiles: Path) -> ReplayResult:
     """Terminal-side replay (PROTOCOL.md §8): our terminal against a card scripted by the
     vector. Passes when the terminal sent exactly the vector's commands, reached the expected
-    verdict and reason, and logged one row for an approval or decline, none for a refusal."""
+    verdict and reason, and logged one row for an approval or decline (that row re-checked,
+    PROTOCOL.md §7), none for a refusal, with its §9 pending entry written before GENERATE AC
+    and closed by the record."""
     if vector.expect is None:
         raise VectorError("not a terminal-side vector (no 'expect')")
     card = ScriptedCard(vector.steps)
@@ -779,6 +843,8 @@ def replay_terminal_vector(vector: Vector, profiles: Path) -> ReplayResult:
         rows = 0 if expect.verdict is Verdict.REFUSED else 1
         if run.rows_added != rows:
             difference = Difference(Problem.LOG, f"{rows} new row(s)", f"{run.rows_added}")
+        elif run.log_problem:
+            difference = Difference(Problem.LOG, "the log of PROTOCOL.md §7, §9", run.log_problem)
     return ReplayResult(
         vector.name,
         Side.TERMINAL,

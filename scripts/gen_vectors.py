@@ -1070,6 +1070,8 @@ def build_terminal_vectors() -> dict[str, vx.Vector]:
             raise AssertionError(
                 f"{scenario.name}: the terminal decided {run.verdict} ({run.reason})"
             )
+        if run.log_problem:
+            raise AssertionError(f"{scenario.name}: {run.log_problem}")
         check = expected_check(scenario.name)
         if scenario.verdict is vx.Verdict.REFUSED and not check:
             raise AssertionError(f"{scenario.name}: no check of P§7 named for it in CHECKS")

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from reader import vectors as vx
 from reader.cli import app
+from reader.flow import Outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 APPROVE = ROOT / "vectors" / "card" / "card-approve-basic.json"
@@ -185,3 +186,59 @@ def test_refusals_leave_no_row_and_payments_one(profiles: Path) -> None:
     refusal = vx.load(REFUSAL)
     run_ = vx.run_terminal(refusal, profiles, vx.ScriptedCard(refusal.steps))
     assert run_.verdict is vx.Verdict.REFUSED and run_.rows_added == 0
+
+
+def test_a_terminal_logging_another_row_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row that is not the transaction (a decline stored as an approval, another amount)
+    fails the replay: the new row is re-checked as `hcepay log --verify` does (P§7)."""
+    from reader.log import TransactionLog
+
+    record = TransactionLog.record
+
+    def as_approval(self: TransactionLog, outcome: Outcome) -> int:
+        return record(self, replace(outcome, cid=0x40, verdict=vx.Verdict.APPROVED))
+
+    profiles = ROOT / "vectors" / "profiles"
+    decline = vx.load(ROOT / "vectors" / "terminal" / "terminal-decline.json")
+    assert vx.replay_vector(decline, profiles).passed
+    monkeypatch.setattr(TransactionLog, "record", as_approval)
+    difference = vx.replay_vector(decline, profiles).difference
+    assert difference is not None and difference.problem is vx.Problem.LOG
+    assert "does not verify" in difference.got
+
+    def more(self: TransactionLog, outcome: Outcome) -> int:
+        return record(self, replace(outcome, amount=outcome.amount + 1))
+
+    monkeypatch.setattr(TransactionLog, "record", more)
+    difference = vx.replay_vector(vx.load(TERMINAL_APPROVE), profiles).difference
+    assert difference is not None and difference.problem is vx.Problem.LOG
+
+
+def test_a_terminal_sending_generate_ac_before_its_pending_entry_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """P§9: the pending entry is written before GENERATE AC leaves; a terminal that skips it
+    fails the replay, for a payment and for a refusal of the answer (check 4) alike."""
+    from reader.log import TransactionLog
+
+    monkeypatch.setattr(TransactionLog, "write_pending", lambda self, pending, now: None)
+    profiles = ROOT / "vectors" / "profiles"
+    for name in ("terminal-approve", "terminal-amount-mismatch"):
+        difference = vx.replay_vector(
+            vx.load(ROOT / "vectors" / "terminal" / f"{name}.json"), profiles
+        ).difference
+        assert difference is not None and difference.problem is vx.Problem.LOG, name
+        assert "before its pending entry" in difference.got
+
+
+def test_a_terminal_leaving_the_pending_entry_open_after_paying_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """P§9: the verified answer closes the pending entry; one left open is a difference."""
+    from reader.log import TransactionLog
+
+    monkeypatch.setattr(TransactionLog, "_close", lambda self, account, atc, outcome: None)
+    vector = vx.load(TERMINAL_APPROVE)
+    difference = vx.replay_vector(vector, ROOT / "vectors" / "profiles").difference
+    assert difference is not None and difference.problem is vx.Problem.LOG
+    assert "still open" in difference.got
