@@ -366,6 +366,39 @@ def _last_answer(s: Session) -> None:
 
 
 @card_vector(
+    "card-get-data-last-answer-decline",
+    "After an approval and then a decline, GET DATA DF02 answers the decline (CID 00, ATC 0002) with its own CDOL1 data: the last GENERATE AC answer, whichever its verdict (P§9).",
+)
+def _last_answer_decline(s: Session) -> None:
+    assert cid_of(payment(s)) == 0x40
+    over = 100_000  # more than the 987.66 left
+    assert cid_of(payment(s, amount=over)) == 0x00
+    last = m.parse_last_answer(
+        ok(
+            s.exchange(m.get_data(m.TAG_LAST_ANSWER).to_bytes(), "the last answer: the decline")
+        ).data
+    )
+    answer = m.parse_generate_ac_response(last.answer)
+    assert (answer.cid, answer.atc) == (0x00, 2), answer
+    assert last.cdol1_data == fill_dol(m.CDOL1, values(over))
+
+
+@card_vector(
+    "card-get-data-before-select",
+    "GET DATA is answered before any SELECT: the ATC, the available credit and no last answer (6A88) (docs/protocol-choices.md: read-only, every state).",
+    atc=7,
+)
+def _get_data_idle(s: Session) -> None:
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC 0007, nothing selected"), "9F36020007")
+    available = s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "available credit")
+    holds(available, "DF0106000000100000")
+    expect_sw(
+        s.exchange(m.get_data(m.TAG_LAST_ANSWER).to_bytes(), "no answer yet"),
+        SW.REFERENCED_DATA_NOT_FOUND,
+    )
+
+
+@card_vector(
     "card-atc-progression",
     "Three payments in one session: the ATC goes 0001, 0002, 0003, one per GPO, and the available credit goes down by each approval (P§6).",
 )
@@ -540,6 +573,45 @@ def _gpo_twice(s: Session) -> None:
     ok(gpo(s))
     expect_sw(gpo(s), SW.CONDITIONS_NOT_SATISFIED)
     holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0001"), "9F36020001")
+
+
+@card_vector(
+    "card-sw-gpo-after-generate-ac",
+    "GPO after a completed GENERATE AC, with no new SELECT, answers 6985 and the ATC does not move; SELECT AID starts the next payment, whose GPO answers ATC 0002 (P§6 state machine).",
+)
+def _gpo_after_genac(s: Session) -> None:
+    assert cid_of(payment(s)) == 0x40
+    expect_sw(gpo(s), SW.CONDITIONS_NOT_SATISFIED)
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0001"), "9F36020001")
+    ok(select_aid(s))
+    assert m.parse_gpo_response(ok(gpo(s)).data).atc == 2, "ATC 0002"
+
+
+@card_vector(
+    "card-wrong-le-6c-gpo",
+    "GPO with a non-zero Le shorter than its answer gets 6Cxx and is not executed: the ATC stays 0000; the GPO repeated with that Le answers ATC 0001 (P§3, docs/protocol-choices.md).",
+)
+def _wrong_le_gpo(s: Session) -> None:
+    ok(select_aid(s))
+    command = m.gpo(fill_dol(m.PDOL, values())).to_bytes()[:-1] + b"\x05"
+    first = s.send(command, "GPO with Le 05")
+    assert first.sw1 == SW1_WRONG_LE, f"{first.sw:04X}"
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0000"), "9F36020000")
+    again = ok(s.send(command[:-1] + bytes([first.sw2]), "GPO with the Le the card gave"))
+    assert m.parse_gpo_response(again.data).atc == 1, "ATC 0001"
+
+
+@card_vector(
+    "card-sw-refusal-keeps-pending",
+    "A refused command between a 61xx and its GET RESPONSE (INS 20: 6D00) changes nothing: GET RESPONSE still fetches the record (P§6: an error never changes the state; docs/protocol-choices.md).",
+)
+def _refusal_keeps_pending(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    first = s.send(m.read_record(1).to_bytes()[:-1], "READ RECORD 1 without Le: 61xx")
+    assert first.sw1 == SW1_MORE_DATA and not first.data, f"{first.sw:04X}"
+    expect_sw(s.send(bytes.fromhex("0020008000"), "INS 20 (VERIFY)"), SW.INS_NOT_SUPPORTED)
+    ok(s.send(m.get_response(first.sw2 or LE_MAX).to_bytes(), "GET RESPONSE: the record"))
 
 
 @card_vector(
