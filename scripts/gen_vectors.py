@@ -41,11 +41,12 @@ from apdu.tlv import constructed as tlv_constructed  # noqa: E402
 from apdu.tlv import encode as tlv_encode  # noqa: E402
 from apdu.tlv import primitive as tlv_primitive  # noqa: E402
 from applet.card import Card  # noqa: E402
-from authority import iso9796  # noqa: E402
 from authority.authorization import DynamicData, sign_authorization  # noqa: E402
+from authority.authorization import build_recovered as build_authorization  # noqa: E402
 from authority.iso9796 import HASH_SHA256  # noqa: E402
 from authority.keyfiles import load_private  # noqa: E402
 from authority.license import LicenseFields, account_from_digits, build_recovered  # noqa: E402
+from authority.rsa import RsaPrivateKey  # noqa: E402
 from reader import vectors as vx  # noqa: E402
 
 PROFILE = "test-card-1"
@@ -828,8 +829,16 @@ class Keys:
         self.account = account_from_digits(self.card["account"])
 
 
-def license_record(keys: Keys, tamper: TamperCard, **changes: object) -> bytes:
-    """Record 2 with a license re-issued by the test authority with `changes` (P§5.1)."""
+def raw_sign(key: RsaPrivateKey, recovered: bytes) -> bytes:
+    """X^d mod n of any X (iso9796.sign refuses an X without 6A .. BC, which a vector needs)."""
+    return key.private_op(int.from_bytes(recovered, "big")).to_bytes(key.public.size, "big")
+
+
+def license_record(
+    keys: Keys, tamper: TamperCard, poke: dict[int, int] | None = None, **changes: object
+) -> bytes:
+    """Record 2 with a license re-issued by the test authority with `changes` (P§5.1), and
+    the recovered data's bytes at `poke`'s offsets set before it is signed."""
     record1 = tamper.seen["record1"]
     _, value = m.parse_record1(record1)
     expiry = keys.card["expiry"]
@@ -845,7 +854,9 @@ def license_record(keys: Keys, tamper: TamperCard, **changes: object) -> bytes:
     built = build_recovered(replace(fields, hash_algorithm=HASH_SHA256), keys.ca.public.size, value)
     recovered = bytearray(built.license)
     recovered[17] = algorithm  # header, format, account 10, expiry 2, serial 3, then the algorithm
-    signed = iso9796.sign(keys.ca, bytes(recovered))
+    for offset, value in (poke or {}).items():
+        recovered[offset] = value
+    signed = raw_sign(keys.ca, bytes(recovered))
     return m.build_record2(m.Record2(signed)) + b"\x90\x00"
 
 
@@ -864,6 +875,35 @@ def authorization_answer(keys: Keys, cdol1: bytes, **changes: object) -> Callabl
         )
         dynamic = replace(dynamic, **changes)  # type: ignore[arg-type]
         signed = sign_authorization(keys.app, dynamic, cdol1)
+        return m.build_generate_ac_response(replace(answer_, authorization=signed)) + b"\x90\x00"
+
+    return make
+
+
+def crafted_answer(
+    keys: Keys,
+    cdol1: bytes,
+    *,
+    poke: dict[int, int] | None = None,
+    hash_algorithm: int = HASH_SHA256,
+    hashed_cdol1: bytes | None = None,
+) -> Callable[[bytes], bytes]:
+    """A GENERATE AC answer whose authorization the APP key signs over the transaction's own
+    dynamic data, with one thing wrong (P§5.2): the recovered data's bytes at `poke`'s
+    offsets set after it is built, another hash algorithm, or the hash over `hashed_cdol1`."""
+
+    def make(response: bytes) -> bytes:
+        answer_ = m.parse_generate_ac_response(response[:-2])
+        dynamic = DynamicData(
+            answer_.atc, answer_.cid, AMOUNT, CURRENCY, TERMINAL.unpredictable_number, keys.account
+        )
+        hashed = cdol1 if hashed_cdol1 is None else hashed_cdol1
+        recovered = bytearray(
+            build_authorization(dynamic, keys.app.public.size, hashed, hash_algorithm)
+        )
+        for offset, value in (poke or {}).items():
+            recovered[offset] = value
+        signed = raw_sign(keys.app, bytes(recovered))
         return m.build_generate_ac_response(replace(answer_, authorization=signed)) + b"\x90\x00"
 
     return make
@@ -1055,6 +1095,66 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
                 genac,
                 authorization_answer(k, cdol1, account=account_from_digits("6200999999999999")),
             ),
+        ),
+        s(
+            "terminal-authorization-other-cdol1",
+            "The authorization is validly signed over the transaction's dynamic data, but its hash covers other CDOL1 data (the time 120001) than the terminal sent: refused (P§5.2, §7 check 4).",
+            refused,
+            lambda k, t: answer(
+                genac,
+                crafted_answer(
+                    k,
+                    cdol1,
+                    hashed_cdol1=fill_dol(m.CDOL1, {**values(), 0x9F21: bytes.fromhex("120001")}),
+                ),
+            ),
+        ),
+        s(
+            "terminal-authorization-format-04",
+            "The authorization's recovered data is validly signed but of format 04, not 05: refused (P§5.2, §7 check 4).",
+            refused,
+            lambda k, t: answer(genac, crafted_answer(k, cdol1, poke={1: 0x04})),
+        ),
+        s(
+            "terminal-authorization-trailer",
+            "The authorization's recovered data is validly signed but ends in BD, not BC: refused (P§5, §7 check 4).",
+            refused,
+            lambda k, t: answer(genac, crafted_answer(k, cdol1, poke={-1: 0xBD})),
+        ),
+        s(
+            "terminal-authorization-sha1",
+            "The authorization is validly signed with hash algorithm 01 (SHA-1), which the terminal does not enable: refused (P§5, §7 check 4).",
+            refused,
+            lambda k, t: answer(genac, crafted_answer(k, cdol1, hash_algorithm=0x01)),
+        ),
+        s(
+            "terminal-authorization-short",
+            "9F4B is one byte shorter than N_APP (its TLV length says so): refused (P§7 check 4).",
+            refused,
+            lambda k, t: answer(
+                genac,
+                lambda r: (
+                    m.build_generate_ac_response(
+                        replace(
+                            parsed := m.parse_generate_ac_response(r[:-2]),
+                            authorization=parsed.authorization[1:],
+                        )
+                    )
+                    + b"\x90\x00"
+                ),
+            ),
+        ),
+        s(
+            "terminal-license-format-05",
+            "The license's recovered data is validly signed by the authority but of format 05, not 04: refused (P§5.1, §7 check 3).",
+            refused,
+            lambda k, t: answer(rec(2), lambda r: license_record(k, t, poke={1: 0x05})),
+        ),
+        s(
+            "terminal-license-trailer",
+            "The license's recovered data is validly signed by the authority but ends in BD, not BC: refused (P§5, §7 check 3).",
+            refused,
+            lambda k, t: answer(rec(2), lambda r: license_record(k, t, poke={-1: 0xBD})),
         ),
         s(
             "terminal-replayed-authorization",
