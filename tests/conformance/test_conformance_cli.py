@@ -242,3 +242,17 @@ def test_a_terminal_leaving_the_pending_entry_open_after_paying_is_caught(
     difference = vx.replay_vector(vector, ROOT / "vectors" / "profiles").difference
     assert difference is not None and difference.problem is vx.Problem.LOG
     assert "still open" in difference.got
+
+
+def test_an_unknown_profile_is_a_bad_vector_file(tmp_path: Path) -> None:
+    """A vector naming a profile that is not there is a usage error (exit 2) naming the file
+    and the field, as docs/conformance.md says, not a FAIL row of the card (exit 1)."""
+    obj = json.loads(APPROVE.read_text(encoding="utf-8"))
+    obj["card"]["profile"] = "test-card-9"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(obj), encoding="utf-8")
+    code, stdout, stderr = run("vectors", "replay", str(bad), str(APPROVE))
+    assert code == 2 and stdout == "" and stderr.count("\n") == 1, (stdout, stderr)
+    assert f"{bad}: card.profile: no profile 'test-card-9'" in stderr
+    code, _, stderr = run("vectors", "replay", str(TERMINAL_APPROVE), "--profiles", str(tmp_path))
+    assert code == 2 and "terminal-approve.json: card.profile" in stderr
