@@ -926,6 +926,36 @@ class TerminalScenario:
     authority_expires: str | None = None
     revoked: tuple[int, ...] = ()
     logged_atc: int | None = None
+    torn: Callable[[Card], tuple[str, int, bytes]] | None = None  # P§9: before this contact
+    closes: str = ""  # what must close the torn transaction's pending entry
+
+
+TORN = {0x9F37: bytes.fromhex("0BADCAFE"), 0x9F21: bytes.fromhex("115900")}  # an earlier contact
+
+
+def torn_payment(
+    card: Card, amount: int = AMOUNT, *, generate_ac: bool = True, then: int = 0
+) -> tuple[str, int, bytes]:
+    """A payment at 11:59:00 whose answer the terminal never had (P§9), and `then` whole
+    payments after it: the terminal's pending entry (account, ATC, CDOL1 data)."""
+    session = Session(card)
+    torn = {**values(amount), **TORN}
+    ok(select_ppse(session))
+    ok(select_aid(session))
+    gpo_answer = ok(session.exchange(m.gpo(fill_dol(m.PDOL, torn)).to_bytes()))
+    read_records(session)
+    cdol1 = fill_dol(m.CDOL1, torn)
+    if generate_ac:
+        ok(session.exchange(m.generate_ac(cdol1).to_bytes()))
+    for _ in range(then):
+        payment(session)
+    card.deactivate("the card left the field")
+    account = json.loads((PROFILES / PROFILE / "card.json").read_text(encoding="utf-8"))["account"]
+    return account, m.parse_gpo_response(gpo_answer.data).atc, cdol1
+
+
+def is_last_answer(command: bytes) -> bool:
+    return command[:4] == m.get_data(m.TAG_LAST_ANSWER).to_bytes()[:4]
 
 
 def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
@@ -1163,6 +1193,42 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
             logged_atc=1,
         ),
         s(
+            "terminal-torn-recorded",
+            "A pending entry holds a payment of 12.34 at ATC 0001 torn at 11:59 (the card approved it, the terminal never had the answer); the card started at ATC 0 with nothing used. At this contact the terminal reads GET DATA DF02 after SELECT AID, records the torn payment once, then pays 12.34 at ATC 0002: two rows (P§9).",
+            vx.Verdict.APPROVED,
+            torn=torn_payment,
+            closes="recorded",
+        ),
+        s(
+            "terminal-torn-no-answer",
+            "A pending entry holds ATC 0001, but the card never had the GENERATE AC (it left the field after the records): DF02 answers 6A88 and the entry closes as not paid; this contact's payment is made (P§9).",
+            vx.Verdict.APPROVED,
+            torn=lambda card: torn_payment(card, generate_ac=False),
+            closes="not paid: the card holds no last answer (6A88)",
+        ),
+        s(
+            "terminal-torn-declined",
+            "The torn payment at ATC 0001 was declined by the card (over its credit): its signed answer closes the pending entry as not paid, nothing is recorded for it (P§9).",
+            vx.Verdict.APPROVED,
+            torn=lambda card: torn_payment(card, 100_001),
+            closes="not paid: the card declined the payment",
+        ),
+        s(
+            "terminal-torn-other-transaction",
+            "The torn payment at ATC 0001 was followed by another payment elsewhere (ATC 0002): the card's last answer is not the pending entry's, which closes as not paid; it is never recorded from another transaction's answer (P§9).",
+            vx.Verdict.APPROVED,
+            torn=lambda card: torn_payment(card, then=1),
+            closes="not paid: the card's last answer is for another transaction",
+        ),
+        s(
+            "terminal-torn-not-verified",
+            "The card's last answer (DF02) for the torn payment at ATC 0001 carries an authorization with a byte changed: it does not verify, the entry closes as not paid and nothing is recorded for it (P§9).",
+            vx.Verdict.APPROVED,
+            lambda k, t: flip(0x9F4B, "middle", is_last_answer),
+            torn=torn_payment,
+            closes="not paid: the last answer's authorization does not verify",
+        ),
+        s(
             "terminal-truncated-record",
             "Record 1 is cut short by 5 bytes (status 9000 kept): refused (P§7 check 1).",
             refused,
@@ -1224,6 +1290,7 @@ def build_terminal_vectors() -> dict[str, vx.Vector]:
     out: dict[str, vx.Vector] = {}
     for scenario in terminal_scenarios(keys):
         card, start = card_for(used=scenario.used)
+        torn = (scenario.torn(card),) if scenario.torn is not None else ()
         tamper = TamperCard(card, lambda c, r: r)
         if scenario.alter is not None:
             tamper.alter = scenario.alter(keys, tamper)
@@ -1235,6 +1302,7 @@ def build_terminal_vectors() -> dict[str, vx.Vector]:
             authority_expires=scenario.authority_expires,
             revoked=scenario.revoked,
             logged=logged,
+            pending=torn,
         )
         draft = vx.Vector(scenario.name, scenario.description, (), start, values_)
         run = vx.record_terminal(draft, PROFILES, tamper)
@@ -1244,13 +1312,17 @@ def build_terminal_vectors() -> dict[str, vx.Vector]:
             )
         if run.log_problem:
             raise AssertionError(f"{scenario.name}: {run.log_problem}")
+        if run.pending != ((scenario.closes,) if torn else ()):
+            raise AssertionError(f"{scenario.name}: the pending entry closed as {run.pending}")
         check = expected_check(scenario.name)
         if scenario.verdict is vx.Verdict.REFUSED and not check:
             raise AssertionError(f"{scenario.name}: no check of P§7 named for it in CHECKS")
         if check and not run.reason.startswith(f"check {check}:"):
             raise AssertionError(f"{scenario.name}: refused by {run.reason!r}, not check {check}")
         out[scenario.name] = replace(
-            draft, steps=run.steps, expect=vx.Expect(run.verdict, run.reason)
+            draft,
+            steps=run.steps,
+            expect=vx.Expect(run.verdict, run.reason, run.pending if torn else None),
         )
     return out
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -256,3 +258,45 @@ def test_an_unknown_profile_is_a_bad_vector_file(tmp_path: Path) -> None:
     assert f"{bad}: card.profile: no profile 'test-card-9'" in stderr
     code, _, stderr = run("vectors", "replay", str(TERMINAL_APPROVE), "--profiles", str(tmp_path))
     assert code == 2 and "terminal-approve.json: card.profile" in stderr
+
+
+TORN = ROOT / "vectors" / "terminal" / "terminal-torn-recorded.json"
+
+
+def test_a_terminal_closing_a_torn_payment_otherwise_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """P§9: a terminal that closes as not paid a torn payment the card proves, or records it
+    from an answer that does not verify, fails the replay naming the pending entry."""
+    import reader.flow as flow
+    from reader.recovery import CloseNotPaid, NotPaidReason
+
+    profiles = ROOT / "vectors" / "profiles"
+    vector = vx.load(TORN)
+    assert vector.expect is not None and vector.expect.pending == ("recorded",)
+    assert vx.replay_vector(vector, profiles).passed
+    monkeypatch.setattr(
+        flow, "decide", lambda entry, *a, **k: CloseNotPaid(entry, NotPaidReason.NO_ANSWER)
+    )
+    difference = vx.replay_vector(vector, profiles).difference
+    assert difference is not None and difference.problem is vx.Problem.PENDING
+    assert (difference.expected, difference.got) == (
+        "recorded",
+        "not paid: the card holds no last answer (6A88)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t, e: t["pending"][0].update(cdol1_data="0G"), "pending[0].cdol1_data: '0G'"),
+        (lambda t, e: t["pending"][0].pop("atc"), "pending[0]: missing 'atc'"),
+        (lambda t, e: e.update(pending=["recorded", "recorded"]), "one outcome per"),
+        (lambda t, e: e.update(pending=[1]), "'pending' must be a list of outcomes"),
+    ],
+)
+def test_a_bad_torn_transaction_names_its_field(change: Any, message: str) -> None:
+    obj = json.loads(TORN.read_text(encoding="utf-8"))
+    change(obj["terminal"], obj["expect"])
+    with pytest.raises(vx.VectorError, match=re.escape(message)):
+        vx.vector_from_json(obj, "torn.json")

@@ -9,6 +9,7 @@ import pytest
 
 from apdu import messages as m
 from reader import vectors as vx
+from reader.recovery import NotPaidReason
 
 ROOT = Path(__file__).resolve().parents[2]
 CARD = sorted((ROOT / "vectors" / "card").rglob("*.json"))
@@ -60,7 +61,20 @@ def test_the_suite_covers_every_command_status_word_and_check() -> None:
             reasons.add(expect.reason.split(" (")[0])
     assert checks >= {1, 2, 3, 4, 5}, {1, 2, 3, 4, 5} - checks
     assert reasons >= RECOVERED_DATA_REASONS, RECOVERED_DATA_REASONS - reasons
+    torn = {o for p in TERMINAL for o in (vx.load(p).expect.pending or ())}  # type: ignore[union-attr]
+    assert torn >= TORN_OUTCOMES, TORN_OUTCOMES - torn
 
+
+# §9: a torn payment recorded once, or closed as not paid for each reason the card can give
+TORN_OUTCOMES = {"recorded"} | {
+    f"not paid: {reason.value}"
+    for reason in (
+        NotPaidReason.NO_ANSWER,
+        NotPaidReason.DECLINED,
+        NotPaidReason.OTHER_TRANSACTION,
+        NotPaidReason.NOT_VERIFIED,
+    )
+}
 
 # §7 checks 3 and 4 on the recovered data: 6A, format, BC, hash algorithm, hash, N_CA / N_APP
 RECOVERED_DATA_REASONS = {
