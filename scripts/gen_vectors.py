@@ -909,6 +909,15 @@ def crafted_answer(
     return make
 
 
+def swap_cdol1(response: bytes) -> bytes:
+    """Record 1 with the CDOL1's `9C 01` and `9F37 04` entries swapped (the same length)."""
+    start, end = value_span(response, 0x8C)
+    cdol1 = m.cdol1_bytes()
+    swapped = cdol1.replace(bytes.fromhex("9C019F3704"), bytes.fromhex("9F37049C01"))
+    assert swapped != cdol1 and response[start:end] == cdol1
+    return response[:start] + swapped + response[end:]
+
+
 def gpo_template(*children: Tlv) -> bytes:
     return tlv_encode(tlv_constructed(0x77, *children)) + b"\x90\x00"
 
@@ -1253,6 +1262,27 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
             lambda k, t: answer(gpo_, lambda r: gpo_template(aip, afl, atc, atc)),
         ),
         s(
+            "terminal-wrong-template",
+            "READ RECORD 2 answers its license in template 77 instead of 70: refused (P§4, §7 check 1).",
+            refused,
+            lambda k, t: answer(rec(2), lambda r: b"\x77" + r[1:]),
+        ),
+        s(
+            "terminal-afl-other",
+            "The GPO answer's AFL 94 lists records 1 to 4 (08010401), not P§4's 08010301: refused before any record is read (docs/protocol-choices.md, P§7 check 1).",
+            refused,
+            lambda k, t: answer(
+                gpo_,
+                lambda r: gpo_template(aip, tlv_primitive(0x94, bytes.fromhex("08010401")), atc),
+            ),
+        ),
+        s(
+            "terminal-cdol1-order",
+            "Record 1's CDOL1 8C lists P§3's entries with 9F37 and 9C swapped: refused before the license is opened, since the log and P§9 read CDOL1 data by P§3's layout (docs/protocol-choices.md, P§7 check 1).",
+            refused,
+            lambda k, t: answer(rec(1), lambda r: swap_cdol1(r)),
+        ),
+        s(
             "terminal-non-9000-record",
             "READ RECORD 3 answers 6A83: refused (P§7 check 1).",
             refused,
@@ -1269,7 +1299,7 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
 
 CHECKS = (  # which check of P§7 each refusal must come from, by name (first match wins)
     (("replayed",), 5),
-    (("truncated", "missing", "repeated", "non-9000"), 1),
+    (("truncated", "missing", "repeated", "non-9000", "template", "afl-", "cdol1-order"), 1),
     (("unknown-index", "expired-authority"), 2),
     (("license", "record1"), 3),
     (("authorization", "atc-", "cid-", "amount-", "currency-", "un-"), 4),

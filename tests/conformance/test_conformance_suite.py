@@ -61,6 +61,8 @@ def test_the_suite_covers_every_command_status_word_and_check() -> None:
             reasons.add(expect.reason.split(" (")[0])
     assert checks >= {1, 2, 3, 4, 5}, {1, 2, 3, 4, 5} - checks
     assert reasons >= RECOVERED_DATA_REASONS, RECOVERED_DATA_REASONS - reasons
+    for what in ("template 70 missing", "AFL 08010401", "CDOL1 9F02"):  # check 1's templates
+        assert any(r.startswith("check 1: ") and what in r for r in reasons), what
     torn = {o for p in TERMINAL for o in (vx.load(p).expect.pending or ())}  # type: ignore[union-attr]
     assert torn >= TORN_OUTCOMES, TORN_OUTCOMES - torn
 
