@@ -188,6 +188,12 @@ def register(app: typer.Typer) -> None:
         profiles_folder = profiles or folder / "profiles"
         if profiles is not None and not profiles.is_dir():
             fail(f"--profiles {profiles}: no such folder")
+        for path, vector in items:  # a profile the replay needs must exist: a bad vector file
+            if vector.card is not None and (reader_name is None or vector.expect is not None):
+                try:
+                    vx.profile_folder(profiles_folder, vector.card)
+                except vx.VectorError as exc:
+                    fail(f"{path}: {exc}", ExitCode.USAGE)
         replay = _replayer(reader_name, profiles_folder)
         results = run_all(items, replay, progress=not as_json and len(items) >= PROGRESS_THRESHOLD)
         failed = sum(not r.passed for r in results)

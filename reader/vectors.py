@@ -28,7 +28,9 @@ from reader.checks import Verdict
 
 if TYPE_CHECKING:
     from applet.card import Card
-    from reader.flow import Env, Outcome, TerminalConfig
+    from authority.keystore import KeyStore
+    from reader.flow import Env, Outcome, PaymentRequest, TerminalConfig
+    from reader.log import TransactionLog
 
 VECTOR_VERSION = 1
 MAX_VECTOR_FILE_BYTES = 1 << 20  # a vector is a few kilobytes; refuse anything absurd
@@ -36,6 +38,7 @@ MAX_STEPS = 256
 MAX_APDU_BYTES = 65_544  # extended case 4: 4 + 3 + 65535 + 2 (ISO 7816-4 5.1)
 _HEX_BYTE = re.compile("[0-9A-Fa-f]{2}")
 WILDCARD = ".."
+GENERATE_AC_INS = 0xAE  # PROTOCOL.md §3
 
 
 class VectorError(ValueError):
@@ -147,8 +150,9 @@ class TerminalValues:
 
     `unpredictable_number`, `date` (YYMMDD) and `time` (HHMMSS) are the protocol's; the rest
     are this project's extensions for terminal-side vectors (docs/conformance.md): the amount
-    and currency asked, the authority key expiry, revoked serials and accounts+ATCs already in
-    the log (to prove that a replayed authorization is refused).
+    and currency asked, the authority key expiry, revoked serials, accounts+ATCs already in
+    the log (to prove that a replayed authorization is refused) and open pending entries of
+    torn transactions (PROTOCOL.md §9).
     """
 
     unpredictable_number: bytes
@@ -159,6 +163,7 @@ class TerminalValues:
     authority_expires: str | None = None  # YYYY-MM-DD
     revoked: tuple[int, ...] = ()
     logged: tuple[tuple[str, int], ...] = ()  # (account, ATC) rows already in the log
+    pending: tuple[tuple[str, int, bytes], ...] = ()  # open (account, ATC, CDOL1 data), §9
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,7 @@ class Expect:
 
     verdict: Verdict
     reason: str = ""
+    pending: tuple[str, ...] | None = None  # what closed each `terminal.pending` entry (§9)
 
 
 @dataclass(frozen=True)
@@ -266,7 +272,36 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
         if not 0 <= atc <= 0xFFFF:
             raise VectorError(f"atc {atc} outside 0..FFFF", row_where)
         logged.append((account, atc))
-    return TerminalValues(un, day, clock, amount, currency, expires, tuple(revoked), tuple(logged))
+    pending_raw = _optional(obj, "pending", list, where) or []
+    pending: list[tuple[str, int, bytes]] = []
+    for index, row in enumerate(pending_raw[: MAX_STEPS + 1]):
+        row_where = f"{where}.pending[{index}]"
+        if index == MAX_STEPS:
+            raise VectorError("too many entries", row_where)
+        if not isinstance(row, dict):
+            raise VectorError("must be an object", row_where)
+        account = _require(row, "account", str, row_where)
+        atc = _require(row, "atc", int, row_where)
+        try:
+            account_from_digits(account)
+        except ValueError:
+            raise VectorError(f"account {account!r}: expected 1 to 19 digits", row_where) from None
+        if not 0 <= atc <= 0xFFFF:
+            raise VectorError(f"atc {atc} outside 0..FFFF", row_where)
+        cdol1_where = f"{row_where}.cdol1_data"
+        cdol1, _ = _parse_hex(_require(row, "cdol1_data", str, row_where), cdol1_where, masks=False)
+        pending.append((account, atc, cdol1))
+    return TerminalValues(
+        un,
+        day,
+        clock,
+        amount,
+        currency,
+        expires,
+        tuple(revoked),
+        tuple(logged),
+        tuple(pending),
+    )
 
 
 def terminal_values_from_json(obj: Any, where: str = "terminal") -> TerminalValues:
@@ -283,7 +318,11 @@ def _parse_expect(obj: Any, where: str) -> Expect:
     except ValueError:
         choices = ", ".join(v.value for v in Verdict)
         raise VectorError(f"verdict {text!r} is not one of {choices}", where) from None
-    return Expect(verdict, _optional(obj, "reason", str, where) or "")
+    pending = _optional(obj, "pending", list, where)
+    if pending is not None and not all(isinstance(p, str) for p in pending):
+        raise VectorError("'pending' must be a list of outcomes (text)", where)
+    reason = _optional(obj, "reason", str, where) or ""
+    return Expect(verdict, reason, None if pending is None else tuple(pending))
 
 
 def vector_from_json(obj: Any, where: str = "") -> Vector:
@@ -324,6 +363,10 @@ def vector_from_json(obj: Any, where: str = "") -> Vector:
     if expect is not None:
         if terminal is None:
             raise VectorError("a terminal-side vector needs 'terminal' values", where)
+        if expect.pending is not None and len(expect.pending) != len(terminal.pending):
+            raise VectorError(
+                "'expect.pending' needs one outcome per 'terminal.pending' entry", where
+            )
         for index, step in enumerate(steps):
             if step.response.masked:
                 raise VectorError(
@@ -362,9 +405,15 @@ def vector_to_json(vector: Vector) -> dict[str, Any]:
             terminal["revoked"] = list(t.revoked)
         if t.logged:
             terminal["logged"] = [{"account": a, "atc": n} for a, n in t.logged]
+        if t.pending:
+            terminal["pending"] = [
+                {"account": a, "atc": n, "cdol1_data": d.hex().upper()} for a, n, d in t.pending
+            ]
         out["terminal"] = terminal
     if vector.expect is not None:
         out["expect"] = {"verdict": vector.expect.verdict.value, "reason": vector.expect.reason}
+        if vector.expect.pending is not None:
+            out["expect"]["pending"] = list(vector.expect.pending)
     out.update(vector.extra)
     steps = []
     for step in vector.steps:
@@ -453,6 +502,7 @@ class Problem(StrEnum):
     VERDICT = "verdict"
     REASON = "reason"
     LOG = "log"  # a refusal left a row, or an approval none
+    PENDING = "torn transaction"  # a §9 pending entry closed otherwise than the vector says
     TRANSPORT = "transport error"  # the card could not be reached
     SETUP = "setup error"  # the vector could not be set up (profile missing...)
 
@@ -655,6 +705,8 @@ class TerminalRun:
     reason: str
     steps: tuple[Step, ...]
     rows_added: int
+    log_problem: str = ""  # what the log holds that it should not, or lacks ("" when right)
+    pending: tuple[str, ...] = ()  # what closed each `terminal.pending` entry ("open": none)
 
 
 def _when(day: str, clock: str, where: str) -> datetime:
@@ -682,6 +734,7 @@ def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> Termin
     from reader.checks import CheckError
     from reader.flow import Env, PaymentRequest, TerminalConfig, pay
     from reader.log import TransactionLog
+    from reader.recovery import PendingEntry
     from reader.trace import note_for
     from reader.transport import ChainingTransport, TracingTransport, TransportError
 
@@ -704,14 +757,18 @@ def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> Termin
         DEFAULT_CURRENCY if values.currency is None else values.currency,
     )
     env = Env(_now(values), values.unpredictable_number)
-    tracer = TracingTransport(transport)
     verdict: Verdict | None
     with (
         tempfile.TemporaryDirectory(prefix="hcepay-vector-") as tmp,
         TransactionLog(Path(tmp) / "terminal.db") as log,
     ):
+        watch = PendingWatch(transport, log)
+        tracer = TracingTransport(watch)
         for account, atc in values.logged:
             log.record(_placeholder(account, atc, env, cfg))
+        torn = [PendingEntry(_padded(a), n, d) for a, n, d in values.pending]
+        for entry in torn:
+            log.write_pending(entry, env.now)
         before = log.count()
         try:
             paid = pay(ChainingTransport(tracer), cfg, request, env, keys, log)
@@ -721,8 +778,79 @@ def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> Termin
         except TransportError as exc:
             verdict, reason = None, f"transport error: {exc.reason}"
         rows = log.count() - before
+        problem = watch.problem or _row_problem(
+            [row.outcome for row in log.rows()][before:], keys, request, env, verdict
+        )
+        decided = verdict in (Verdict.APPROVED, Verdict.DECLINED)
+        if not problem and decided and any(e.cdol1_data == watch.sent for e in log.pending()):
+            problem = "a pending entry is still open after the payment was recorded"
+        closed = {(p.entry.account, p.entry.atc): p.outcome for p in log.pending_rows()}
+        outcomes = tuple(closed.get((e.account, e.atc)) or "open" for e in torn)
     steps = tuple(Step(c, Pattern.exact(r), note_for(c)) for c, r in tracer.steps)
-    return TerminalRun(verdict, reason, steps, rows)
+    return TerminalRun(verdict, reason, steps, rows, problem, outcomes)
+
+
+def _padded(account: str) -> bytes:
+    """A vector's account digits as the log keeps a pending entry's: cn, 10 bytes."""
+    from authority.license import pad_account
+
+    return pad_account(bytes.fromhex(account + "F" * (len(account) % 2)))
+
+
+class PendingWatch:
+    """A transport that checks the pending entry is in the log when GENERATE AC goes out
+    (PROTOCOL.md §9: written durably before it is sent); `problem` says when it was not."""
+
+    def __init__(self, inner: Transport, log: TransactionLog) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.log = log
+        self.problem = ""
+        self.sent = b""  # the CDOL1 data of the GENERATE AC that went out
+
+    def connect(self) -> bytes:
+        """Connect the inner transport."""
+        return self.inner.connect()
+
+    def transmit(self, command: bytes) -> bytes:
+        """Pass the command on; a GENERATE AC whose CDOL1 data no open entry holds is noted."""
+        if len(command) > 5 and command[1] == GENERATE_AC_INS and not self.problem:
+            data = self.sent = command[5 : 5 + command[4]]
+            if not any(entry.cdol1_data == data for entry in self.log.pending()):
+                self.problem = "GENERATE AC was sent before its pending entry was written"
+        return self.inner.transmit(command)
+
+    def disconnect(self) -> None:
+        """Disconnect the inner transport."""
+        self.inner.disconnect()
+
+
+def _row_problem(
+    rows: Sequence[Outcome],
+    keys: KeyStore,
+    request: PaymentRequest,
+    env: Env,
+    verdict: Verdict | None,
+) -> str:
+    """Why a row the terminal logged is wrong, "" when none is (PROTOCOL.md §7): each
+    re-checks with the authority key as `hcepay log --verify` does, and this contact's own
+    (the last; a torn payment recorded at this contact comes first, §9) holds the vector's
+    amount, currency, unpredictable number, time and the terminal's verdict."""
+    from reader.cli_pay import verify_row
+
+    for row in rows:
+        failure = verify_row(row, keys)
+        if failure:
+            return f"the row does not verify: {failure}"
+    if rows and verdict in (Verdict.APPROVED, Verdict.DECLINED):  # this contact's, last (§9)
+        row = rows[-1]
+        kept = (row.amount, row.currency, row.unpredictable_number, row.time, row.verdict)
+        want = (request.amount, request.currency, env.unpredictable_number, env.now, verdict)
+        names = ("amount", "currency", "unpredictable number", "time", "verdict")
+        wrong = [n for n, k, w in zip(names, kept, want, strict=True) if k != w]
+        if wrong:
+            return f"the row's {', '.join(wrong)} differ from the transaction's"
+    return ""
 
 
 def _placeholder(account: str, atc: int, env: Env, cfg: TerminalConfig) -> Outcome:
@@ -761,7 +889,9 @@ def record_terminal(draft: Vector, profiles: Path, card: Card) -> TerminalRun:
 def replay_terminal_vector(vector: Vector, profiles: Path) -> ReplayResult:
     """Terminal-side replay (PROTOCOL.md §8): our terminal against a card scripted by the
     vector. Passes when the terminal sent exactly the vector's commands, reached the expected
-    verdict and reason, and logged one row for an approval or decline, none for a refusal."""
+    verdict and reason, and logged one row for an approval or decline (that row re-checked,
+    PROTOCOL.md §7), none for a refusal, with its §9 pending entry written before GENERATE AC
+    and closed by the record."""
     if vector.expect is None:
         raise VectorError("not a terminal-side vector (no 'expect')")
     card = ScriptedCard(vector.steps)
@@ -775,10 +905,17 @@ def replay_terminal_vector(vector: Vector, profiles: Path) -> ReplayResult:
         )
     elif difference is None and expect.reason and run.reason != expect.reason:
         difference = Difference(Problem.REASON, expect.reason, run.reason)
+    elif difference is None and expect.pending is not None and run.pending != expect.pending:
+        difference = Difference(
+            Problem.PENDING, "; ".join(expect.pending), "; ".join(run.pending) or "(none)"
+        )
     elif difference is None:
         rows = 0 if expect.verdict is Verdict.REFUSED else 1
+        rows += sum(outcome == "recorded" for outcome in run.pending)
         if run.rows_added != rows:
             difference = Difference(Problem.LOG, f"{rows} new row(s)", f"{run.rows_added}")
+        elif run.log_problem:
+            difference = Difference(Problem.LOG, "the log of PROTOCOL.md §7, §9", run.log_problem)
     return ReplayResult(
         vector.name,
         Side.TERMINAL,

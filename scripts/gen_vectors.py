@@ -41,11 +41,12 @@ from apdu.tlv import constructed as tlv_constructed  # noqa: E402
 from apdu.tlv import encode as tlv_encode  # noqa: E402
 from apdu.tlv import primitive as tlv_primitive  # noqa: E402
 from applet.card import Card  # noqa: E402
-from authority import iso9796  # noqa: E402
 from authority.authorization import DynamicData, sign_authorization  # noqa: E402
+from authority.authorization import build_recovered as build_authorization  # noqa: E402
 from authority.iso9796 import HASH_SHA256  # noqa: E402
 from authority.keyfiles import load_private  # noqa: E402
 from authority.license import LicenseFields, account_from_digits, build_recovered  # noqa: E402
+from authority.rsa import RsaPrivateKey  # noqa: E402
 from reader import vectors as vx  # noqa: E402
 
 PROFILE = "test-card-1"
@@ -366,6 +367,39 @@ def _last_answer(s: Session) -> None:
 
 
 @card_vector(
+    "card-get-data-last-answer-decline",
+    "After an approval and then a decline, GET DATA DF02 answers the decline (CID 00, ATC 0002) with its own CDOL1 data: the last GENERATE AC answer, whichever its verdict (P§9).",
+)
+def _last_answer_decline(s: Session) -> None:
+    assert cid_of(payment(s)) == 0x40
+    over = 100_000  # more than the 987.66 left
+    assert cid_of(payment(s, amount=over)) == 0x00
+    last = m.parse_last_answer(
+        ok(
+            s.exchange(m.get_data(m.TAG_LAST_ANSWER).to_bytes(), "the last answer: the decline")
+        ).data
+    )
+    answer = m.parse_generate_ac_response(last.answer)
+    assert (answer.cid, answer.atc) == (0x00, 2), answer
+    assert last.cdol1_data == fill_dol(m.CDOL1, values(over))
+
+
+@card_vector(
+    "card-get-data-before-select",
+    "GET DATA is answered before any SELECT: the ATC, the available credit and no last answer (6A88) (docs/protocol-choices.md: read-only, every state).",
+    atc=7,
+)
+def _get_data_idle(s: Session) -> None:
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC 0007, nothing selected"), "9F36020007")
+    available = s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "available credit")
+    holds(available, "DF0106000000100000")
+    expect_sw(
+        s.exchange(m.get_data(m.TAG_LAST_ANSWER).to_bytes(), "no answer yet"),
+        SW.REFERENCED_DATA_NOT_FOUND,
+    )
+
+
+@card_vector(
     "card-atc-progression",
     "Three payments in one session: the ATC goes 0001, 0002, 0003, one per GPO, and the available credit goes down by each approval (P§6).",
 )
@@ -540,6 +574,45 @@ def _gpo_twice(s: Session) -> None:
     ok(gpo(s))
     expect_sw(gpo(s), SW.CONDITIONS_NOT_SATISFIED)
     holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0001"), "9F36020001")
+
+
+@card_vector(
+    "card-sw-gpo-after-generate-ac",
+    "GPO after a completed GENERATE AC, with no new SELECT, answers 6985 and the ATC does not move; SELECT AID starts the next payment, whose GPO answers ATC 0002 (P§6 state machine).",
+)
+def _gpo_after_genac(s: Session) -> None:
+    assert cid_of(payment(s)) == 0x40
+    expect_sw(gpo(s), SW.CONDITIONS_NOT_SATISFIED)
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0001"), "9F36020001")
+    ok(select_aid(s))
+    assert m.parse_gpo_response(ok(gpo(s)).data).atc == 2, "ATC 0002"
+
+
+@card_vector(
+    "card-wrong-le-6c-gpo",
+    "GPO with a non-zero Le shorter than its answer gets 6Cxx and is not executed: the ATC stays 0000; the GPO repeated with that Le answers ATC 0001 (P§3, docs/protocol-choices.md).",
+)
+def _wrong_le_gpo(s: Session) -> None:
+    ok(select_aid(s))
+    command = m.gpo(fill_dol(m.PDOL, values())).to_bytes()[:-1] + b"\x05"
+    first = s.send(command, "GPO with Le 05")
+    assert first.sw1 == SW1_WRONG_LE, f"{first.sw:04X}"
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0000"), "9F36020000")
+    again = ok(s.send(command[:-1] + bytes([first.sw2]), "GPO with the Le the card gave"))
+    assert m.parse_gpo_response(again.data).atc == 1, "ATC 0001"
+
+
+@card_vector(
+    "card-sw-refusal-keeps-pending",
+    "A refused command between a 61xx and its GET RESPONSE (INS 20: 6D00) changes nothing: GET RESPONSE still fetches the record (P§6: an error never changes the state; docs/protocol-choices.md).",
+)
+def _refusal_keeps_pending(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    first = s.send(m.read_record(1).to_bytes()[:-1], "READ RECORD 1 without Le: 61xx")
+    assert first.sw1 == SW1_MORE_DATA and not first.data, f"{first.sw:04X}"
+    expect_sw(s.send(bytes.fromhex("0020008000"), "INS 20 (VERIFY)"), SW.INS_NOT_SUPPORTED)
+    ok(s.send(m.get_response(first.sw2 or LE_MAX).to_bytes(), "GET RESPONSE: the record"))
 
 
 @card_vector(
@@ -756,8 +829,16 @@ class Keys:
         self.account = account_from_digits(self.card["account"])
 
 
-def license_record(keys: Keys, tamper: TamperCard, **changes: object) -> bytes:
-    """Record 2 with a license re-issued by the test authority with `changes` (P§5.1)."""
+def raw_sign(key: RsaPrivateKey, recovered: bytes) -> bytes:
+    """X^d mod n of any X (iso9796.sign refuses an X without 6A .. BC, which a vector needs)."""
+    return key.private_op(int.from_bytes(recovered, "big")).to_bytes(key.public.size, "big")
+
+
+def license_record(
+    keys: Keys, tamper: TamperCard, poke: dict[int, int] | None = None, **changes: object
+) -> bytes:
+    """Record 2 with a license re-issued by the test authority with `changes` (P§5.1), and
+    the recovered data's bytes at `poke`'s offsets set before it is signed."""
     record1 = tamper.seen["record1"]
     _, value = m.parse_record1(record1)
     expiry = keys.card["expiry"]
@@ -773,7 +854,9 @@ def license_record(keys: Keys, tamper: TamperCard, **changes: object) -> bytes:
     built = build_recovered(replace(fields, hash_algorithm=HASH_SHA256), keys.ca.public.size, value)
     recovered = bytearray(built.license)
     recovered[17] = algorithm  # header, format, account 10, expiry 2, serial 3, then the algorithm
-    signed = iso9796.sign(keys.ca, bytes(recovered))
+    for offset, value in (poke or {}).items():
+        recovered[offset] = value
+    signed = raw_sign(keys.ca, bytes(recovered))
     return m.build_record2(m.Record2(signed)) + b"\x90\x00"
 
 
@@ -797,6 +880,44 @@ def authorization_answer(keys: Keys, cdol1: bytes, **changes: object) -> Callabl
     return make
 
 
+def crafted_answer(
+    keys: Keys,
+    cdol1: bytes,
+    *,
+    poke: dict[int, int] | None = None,
+    hash_algorithm: int = HASH_SHA256,
+    hashed_cdol1: bytes | None = None,
+) -> Callable[[bytes], bytes]:
+    """A GENERATE AC answer whose authorization the APP key signs over the transaction's own
+    dynamic data, with one thing wrong (P§5.2): the recovered data's bytes at `poke`'s
+    offsets set after it is built, another hash algorithm, or the hash over `hashed_cdol1`."""
+
+    def make(response: bytes) -> bytes:
+        answer_ = m.parse_generate_ac_response(response[:-2])
+        dynamic = DynamicData(
+            answer_.atc, answer_.cid, AMOUNT, CURRENCY, TERMINAL.unpredictable_number, keys.account
+        )
+        hashed = cdol1 if hashed_cdol1 is None else hashed_cdol1
+        recovered = bytearray(
+            build_authorization(dynamic, keys.app.public.size, hashed, hash_algorithm)
+        )
+        for offset, value in (poke or {}).items():
+            recovered[offset] = value
+        signed = raw_sign(keys.app, bytes(recovered))
+        return m.build_generate_ac_response(replace(answer_, authorization=signed)) + b"\x90\x00"
+
+    return make
+
+
+def swap_cdol1(response: bytes) -> bytes:
+    """Record 1 with the CDOL1's `9C 01` and `9F37 04` entries swapped (the same length)."""
+    start, end = value_span(response, 0x8C)
+    cdol1 = m.cdol1_bytes()
+    swapped = cdol1.replace(bytes.fromhex("9C019F3704"), bytes.fromhex("9F37049C01"))
+    assert swapped != cdol1 and response[start:end] == cdol1
+    return response[:start] + swapped + response[end:]
+
+
 def gpo_template(*children: Tlv) -> bytes:
     return tlv_encode(tlv_constructed(0x77, *children)) + b"\x90\x00"
 
@@ -814,6 +935,36 @@ class TerminalScenario:
     authority_expires: str | None = None
     revoked: tuple[int, ...] = ()
     logged_atc: int | None = None
+    torn: Callable[[Card], tuple[str, int, bytes]] | None = None  # P§9: before this contact
+    closes: str = ""  # what must close the torn transaction's pending entry
+
+
+TORN = {0x9F37: bytes.fromhex("0BADCAFE"), 0x9F21: bytes.fromhex("115900")}  # an earlier contact
+
+
+def torn_payment(
+    card: Card, amount: int = AMOUNT, *, generate_ac: bool = True, then: int = 0
+) -> tuple[str, int, bytes]:
+    """A payment at 11:59:00 whose answer the terminal never had (P§9), and `then` whole
+    payments after it: the terminal's pending entry (account, ATC, CDOL1 data)."""
+    session = Session(card)
+    torn = {**values(amount), **TORN}
+    ok(select_ppse(session))
+    ok(select_aid(session))
+    gpo_answer = ok(session.exchange(m.gpo(fill_dol(m.PDOL, torn)).to_bytes()))
+    read_records(session)
+    cdol1 = fill_dol(m.CDOL1, torn)
+    if generate_ac:
+        ok(session.exchange(m.generate_ac(cdol1).to_bytes()))
+    for _ in range(then):
+        payment(session)
+    card.deactivate("the card left the field")
+    account = json.loads((PROFILES / PROFILE / "card.json").read_text(encoding="utf-8"))["account"]
+    return account, m.parse_gpo_response(gpo_answer.data).atc, cdol1
+
+
+def is_last_answer(command: bytes) -> bool:
+    return command[:4] == m.get_data(m.TAG_LAST_ANSWER).to_bytes()[:4]
 
 
 def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
@@ -985,10 +1136,106 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
             ),
         ),
         s(
+            "terminal-authorization-other-cdol1",
+            "The authorization is validly signed over the transaction's dynamic data, but its hash covers other CDOL1 data (the time 120001) than the terminal sent: refused (P§5.2, §7 check 4).",
+            refused,
+            lambda k, t: answer(
+                genac,
+                crafted_answer(
+                    k,
+                    cdol1,
+                    hashed_cdol1=fill_dol(m.CDOL1, {**values(), 0x9F21: bytes.fromhex("120001")}),
+                ),
+            ),
+        ),
+        s(
+            "terminal-authorization-format-04",
+            "The authorization's recovered data is validly signed but of format 04, not 05: refused (P§5.2, §7 check 4).",
+            refused,
+            lambda k, t: answer(genac, crafted_answer(k, cdol1, poke={1: 0x04})),
+        ),
+        s(
+            "terminal-authorization-trailer",
+            "The authorization's recovered data is validly signed but ends in BD, not BC: refused (P§5, §7 check 4).",
+            refused,
+            lambda k, t: answer(genac, crafted_answer(k, cdol1, poke={-1: 0xBD})),
+        ),
+        s(
+            "terminal-authorization-sha1",
+            "The authorization is validly signed with hash algorithm 01 (SHA-1), which the terminal does not enable: refused (P§5, §7 check 4).",
+            refused,
+            lambda k, t: answer(genac, crafted_answer(k, cdol1, hash_algorithm=0x01)),
+        ),
+        s(
+            "terminal-authorization-short",
+            "9F4B is one byte shorter than N_APP (its TLV length says so): refused (P§7 check 4).",
+            refused,
+            lambda k, t: answer(
+                genac,
+                lambda r: (
+                    m.build_generate_ac_response(
+                        replace(
+                            parsed := m.parse_generate_ac_response(r[:-2]),
+                            authorization=parsed.authorization[1:],
+                        )
+                    )
+                    + b"\x90\x00"
+                ),
+            ),
+        ),
+        s(
+            "terminal-license-format-05",
+            "The license's recovered data is validly signed by the authority but of format 05, not 04: refused (P§5.1, §7 check 3).",
+            refused,
+            lambda k, t: answer(rec(2), lambda r: license_record(k, t, poke={1: 0x05})),
+        ),
+        s(
+            "terminal-license-trailer",
+            "The license's recovered data is validly signed by the authority but ends in BD, not BC: refused (P§5, §7 check 3).",
+            refused,
+            lambda k, t: answer(rec(2), lambda r: license_record(k, t, poke={-1: 0xBD})),
+        ),
+        s(
             "terminal-replayed-authorization",
             "The log already holds this account with ATC 0001: the same (account, ATC) is refused as a replay and not stored twice (P§7 check 5).",
             refused,
             logged_atc=1,
+        ),
+        s(
+            "terminal-torn-recorded",
+            "A pending entry holds a payment of 12.34 at ATC 0001 torn at 11:59 (the card approved it, the terminal never had the answer); the card started at ATC 0 with nothing used. At this contact the terminal reads GET DATA DF02 after SELECT AID, records the torn payment once, then pays 12.34 at ATC 0002: two rows (P§9).",
+            vx.Verdict.APPROVED,
+            torn=torn_payment,
+            closes="recorded",
+        ),
+        s(
+            "terminal-torn-no-answer",
+            "A pending entry holds ATC 0001, but the card never had the GENERATE AC (it left the field after the records): DF02 answers 6A88 and the entry closes as not paid; this contact's payment is made (P§9).",
+            vx.Verdict.APPROVED,
+            torn=lambda card: torn_payment(card, generate_ac=False),
+            closes="not paid: the card holds no last answer (6A88)",
+        ),
+        s(
+            "terminal-torn-declined",
+            "The torn payment at ATC 0001 was declined by the card (over its credit): its signed answer closes the pending entry as not paid, nothing is recorded for it (P§9).",
+            vx.Verdict.APPROVED,
+            torn=lambda card: torn_payment(card, 100_001),
+            closes="not paid: the card declined the payment",
+        ),
+        s(
+            "terminal-torn-other-transaction",
+            "The torn payment at ATC 0001 was followed by another payment elsewhere (ATC 0002): the card's last answer is not the pending entry's, which closes as not paid; it is never recorded from another transaction's answer (P§9).",
+            vx.Verdict.APPROVED,
+            torn=lambda card: torn_payment(card, then=1),
+            closes="not paid: the card's last answer is for another transaction",
+        ),
+        s(
+            "terminal-torn-not-verified",
+            "The card's last answer (DF02) for the torn payment at ATC 0001 carries an authorization with a byte changed: it does not verify, the entry closes as not paid and nothing is recorded for it (P§9).",
+            vx.Verdict.APPROVED,
+            lambda k, t: flip(0x9F4B, "middle", is_last_answer),
+            torn=torn_payment,
+            closes="not paid: the last answer's authorization does not verify",
         ),
         s(
             "terminal-truncated-record",
@@ -1015,6 +1262,27 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
             lambda k, t: answer(gpo_, lambda r: gpo_template(aip, afl, atc, atc)),
         ),
         s(
+            "terminal-wrong-template",
+            "READ RECORD 2 answers its license in template 77 instead of 70: refused (P§4, §7 check 1).",
+            refused,
+            lambda k, t: answer(rec(2), lambda r: b"\x77" + r[1:]),
+        ),
+        s(
+            "terminal-afl-other",
+            "The GPO answer's AFL 94 lists records 1 to 4 (08010401), not P§4's 08010301: refused before any record is read (docs/protocol-choices.md, P§7 check 1).",
+            refused,
+            lambda k, t: answer(
+                gpo_,
+                lambda r: gpo_template(aip, tlv_primitive(0x94, bytes.fromhex("08010401")), atc),
+            ),
+        ),
+        s(
+            "terminal-cdol1-order",
+            "Record 1's CDOL1 8C lists P§3's entries with 9F37 and 9C swapped: refused before the license is opened, since the log and P§9 read CDOL1 data by P§3's layout (docs/protocol-choices.md, P§7 check 1).",
+            refused,
+            lambda k, t: answer(rec(1), lambda r: swap_cdol1(r)),
+        ),
+        s(
             "terminal-non-9000-record",
             "READ RECORD 3 answers 6A83: refused (P§7 check 1).",
             refused,
@@ -1031,7 +1299,7 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
 
 CHECKS = (  # which check of P§7 each refusal must come from, by name (first match wins)
     (("replayed",), 5),
-    (("truncated", "missing", "repeated", "non-9000"), 1),
+    (("truncated", "missing", "repeated", "non-9000", "template", "afl-", "cdol1-order"), 1),
     (("unknown-index", "expired-authority"), 2),
     (("license", "record1"), 3),
     (("authorization", "atc-", "cid-", "amount-", "currency-", "un-"), 4),
@@ -1052,6 +1320,7 @@ def build_terminal_vectors() -> dict[str, vx.Vector]:
     out: dict[str, vx.Vector] = {}
     for scenario in terminal_scenarios(keys):
         card, start = card_for(used=scenario.used)
+        torn = (scenario.torn(card),) if scenario.torn is not None else ()
         tamper = TamperCard(card, lambda c, r: r)
         if scenario.alter is not None:
             tamper.alter = scenario.alter(keys, tamper)
@@ -1063,6 +1332,7 @@ def build_terminal_vectors() -> dict[str, vx.Vector]:
             authority_expires=scenario.authority_expires,
             revoked=scenario.revoked,
             logged=logged,
+            pending=torn,
         )
         draft = vx.Vector(scenario.name, scenario.description, (), start, values_)
         run = vx.record_terminal(draft, PROFILES, tamper)
@@ -1070,13 +1340,19 @@ def build_terminal_vectors() -> dict[str, vx.Vector]:
             raise AssertionError(
                 f"{scenario.name}: the terminal decided {run.verdict} ({run.reason})"
             )
+        if run.log_problem:
+            raise AssertionError(f"{scenario.name}: {run.log_problem}")
+        if run.pending != ((scenario.closes,) if torn else ()):
+            raise AssertionError(f"{scenario.name}: the pending entry closed as {run.pending}")
         check = expected_check(scenario.name)
         if scenario.verdict is vx.Verdict.REFUSED and not check:
             raise AssertionError(f"{scenario.name}: no check of P§7 named for it in CHECKS")
         if check and not run.reason.startswith(f"check {check}:"):
             raise AssertionError(f"{scenario.name}: refused by {run.reason!r}, not check {check}")
         out[scenario.name] = replace(
-            draft, steps=run.steps, expect=vx.Expect(run.verdict, run.reason)
+            draft,
+            steps=run.steps,
+            expect=vx.Expect(run.verdict, run.reason, run.pending if torn else None),
         )
     return out
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from reader import vectors as vx
 from reader.cli import app
+from reader.flow import Outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 APPROVE = ROOT / "vectors" / "card" / "card-approve-basic.json"
@@ -185,3 +188,115 @@ def test_refusals_leave_no_row_and_payments_one(profiles: Path) -> None:
     refusal = vx.load(REFUSAL)
     run_ = vx.run_terminal(refusal, profiles, vx.ScriptedCard(refusal.steps))
     assert run_.verdict is vx.Verdict.REFUSED and run_.rows_added == 0
+
+
+def test_a_terminal_logging_another_row_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row that is not the transaction (a decline stored as an approval, another amount)
+    fails the replay: the new row is re-checked as `hcepay log --verify` does (P§7)."""
+    from reader.log import TransactionLog
+
+    record = TransactionLog.record
+
+    def as_approval(self: TransactionLog, outcome: Outcome) -> int:
+        return record(self, replace(outcome, cid=0x40, verdict=vx.Verdict.APPROVED))
+
+    profiles = ROOT / "vectors" / "profiles"
+    decline = vx.load(ROOT / "vectors" / "terminal" / "terminal-decline.json")
+    assert vx.replay_vector(decline, profiles).passed
+    monkeypatch.setattr(TransactionLog, "record", as_approval)
+    difference = vx.replay_vector(decline, profiles).difference
+    assert difference is not None and difference.problem is vx.Problem.LOG
+    assert "does not verify" in difference.got
+
+    def more(self: TransactionLog, outcome: Outcome) -> int:
+        return record(self, replace(outcome, amount=outcome.amount + 1))
+
+    monkeypatch.setattr(TransactionLog, "record", more)
+    difference = vx.replay_vector(vx.load(TERMINAL_APPROVE), profiles).difference
+    assert difference is not None and difference.problem is vx.Problem.LOG
+
+
+def test_a_terminal_sending_generate_ac_before_its_pending_entry_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """P§9: the pending entry is written before GENERATE AC leaves; a terminal that skips it
+    fails the replay, for a payment and for a refusal of the answer (check 4) alike."""
+    from reader.log import TransactionLog
+
+    monkeypatch.setattr(TransactionLog, "write_pending", lambda self, pending, now: None)
+    profiles = ROOT / "vectors" / "profiles"
+    for name in ("terminal-approve", "terminal-amount-mismatch"):
+        difference = vx.replay_vector(
+            vx.load(ROOT / "vectors" / "terminal" / f"{name}.json"), profiles
+        ).difference
+        assert difference is not None and difference.problem is vx.Problem.LOG, name
+        assert "before its pending entry" in difference.got
+
+
+def test_a_terminal_leaving_the_pending_entry_open_after_paying_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """P§9: the verified answer closes the pending entry; one left open is a difference."""
+    from reader.log import TransactionLog
+
+    monkeypatch.setattr(TransactionLog, "_close", lambda self, account, atc, outcome: None)
+    vector = vx.load(TERMINAL_APPROVE)
+    difference = vx.replay_vector(vector, ROOT / "vectors" / "profiles").difference
+    assert difference is not None and difference.problem is vx.Problem.LOG
+    assert "still open" in difference.got
+
+
+def test_an_unknown_profile_is_a_bad_vector_file(tmp_path: Path) -> None:
+    """A vector naming a profile that is not there is a usage error (exit 2) naming the file
+    and the field, as docs/conformance.md says, not a FAIL row of the card (exit 1)."""
+    obj = json.loads(APPROVE.read_text(encoding="utf-8"))
+    obj["card"]["profile"] = "test-card-9"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(obj), encoding="utf-8")
+    code, stdout, stderr = run("vectors", "replay", str(bad), str(APPROVE))
+    assert code == 2 and stdout == "" and stderr.count("\n") == 1, (stdout, stderr)
+    assert f"{bad}: card.profile: no profile 'test-card-9'" in stderr
+    code, _, stderr = run("vectors", "replay", str(TERMINAL_APPROVE), "--profiles", str(tmp_path))
+    assert code == 2 and "terminal-approve.json: card.profile" in stderr
+
+
+TORN = ROOT / "vectors" / "terminal" / "terminal-torn-recorded.json"
+
+
+def test_a_terminal_closing_a_torn_payment_otherwise_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """P§9: a terminal that closes as not paid a torn payment the card proves, or records it
+    from an answer that does not verify, fails the replay naming the pending entry."""
+    import reader.flow as flow
+    from reader.recovery import CloseNotPaid, NotPaidReason
+
+    profiles = ROOT / "vectors" / "profiles"
+    vector = vx.load(TORN)
+    assert vector.expect is not None and vector.expect.pending == ("recorded",)
+    assert vx.replay_vector(vector, profiles).passed
+    monkeypatch.setattr(
+        flow, "decide", lambda entry, *a, **k: CloseNotPaid(entry, NotPaidReason.NO_ANSWER)
+    )
+    difference = vx.replay_vector(vector, profiles).difference
+    assert difference is not None and difference.problem is vx.Problem.PENDING
+    assert (difference.expected, difference.got) == (
+        "recorded",
+        "not paid: the card holds no last answer (6A88)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t, e: t["pending"][0].update(cdol1_data="0G"), "pending[0].cdol1_data: '0G'"),
+        (lambda t, e: t["pending"][0].pop("atc"), "pending[0]: missing 'atc'"),
+        (lambda t, e: e.update(pending=["recorded", "recorded"]), "one outcome per"),
+        (lambda t, e: e.update(pending=[1]), "'pending' must be a list of outcomes"),
+    ],
+)
+def test_a_bad_torn_transaction_names_its_field(change: Any, message: str) -> None:
+    obj = json.loads(TORN.read_text(encoding="utf-8"))
+    change(obj["terminal"], obj["expect"])
+    with pytest.raises(vx.VectorError, match=re.escape(message)):
+        vx.vector_from_json(obj, "torn.json")

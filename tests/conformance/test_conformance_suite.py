@@ -9,6 +9,7 @@ import pytest
 
 from apdu import messages as m
 from reader import vectors as vx
+from reader.recovery import NotPaidReason
 
 ROOT = Path(__file__).resolve().parents[2]
 CARD = sorted((ROOT / "vectors" / "card").rglob("*.json"))
@@ -51,13 +52,38 @@ def test_the_suite_covers_every_command_status_word_and_check() -> None:
     assert tags >= GET_DATA_TAGS, GET_DATA_TAGS - tags
     assert words >= STATUS_WORDS, {f"{w:04X}" for w in STATUS_WORDS - words}
     assert families >= STATUS_FAMILIES, STATUS_FAMILIES - families
-    checks = set()
+    checks, reasons = set(), set()
     for path in TERMINAL:
         expect = vx.load(path).expect
         assert expect is not None
         if expect.reason.startswith("check "):
             checks.add(int(expect.reason.split(":")[0].removeprefix("check ")))
+            reasons.add(expect.reason.split(" (")[0])
     assert checks >= {1, 2, 3, 4, 5}, {1, 2, 3, 4, 5} - checks
+    assert reasons >= RECOVERED_DATA_REASONS, RECOVERED_DATA_REASONS - reasons
+    for what in ("template 70 missing", "AFL 08010401", "CDOL1 9F02"):  # check 1's templates
+        assert any(r.startswith("check 1: ") and what in r for r in reasons), what
+    torn = {o for p in TERMINAL for o in (vx.load(p).expect.pending or ())}  # type: ignore[union-attr]
+    assert torn >= TORN_OUTCOMES, TORN_OUTCOMES - torn
+
+
+# §9: a torn payment recorded once, or closed as not paid for each reason the card can give
+TORN_OUTCOMES = {"recorded"} | {
+    f"not paid: {reason.value}"
+    for reason in (
+        NotPaidReason.NO_ANSWER,
+        NotPaidReason.DECLINED,
+        NotPaidReason.OTHER_TRANSACTION,
+        NotPaidReason.NOT_VERIFIED,
+    )
+}
+
+# §7 checks 3 and 4 on the recovered data: 6A, format, BC, hash algorithm, hash, N_CA / N_APP
+RECOVERED_DATA_REASONS = {
+    f"check {n}: {what} {reason}"
+    for n, what in ((3, "license"), (4, "authorization"))
+    for reason in ("bad header", "bad format", "bad trailer", "bad hash", "sha1 not enabled")
+} | {"check 3: license bad length", "check 4: authorization bad length"}
 
 
 @pytest.mark.parametrize("path", CARD, ids=[p.stem for p in CARD])
