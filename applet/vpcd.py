@@ -234,6 +234,12 @@ class VpcdClient:
                         (self.config.host, self.config.port), timeout=self.config.poll_interval
                     )
                 except OSError as exc:
+                    # vpcd listens with a backlog of 0 and accepts nobody while its reader
+                    # holds a card: after a silent connection (left in that one-deep queue),
+                    # connecting times out. It counts as one more connection not served.
+                    if isinstance(exc, TimeoutError) and self._silent:
+                        self._silent += 1
+                        self._hint_another_card(address)
                     if not warned:
                         log.warning("vpcd at %s not reachable (%s): retrying", address, exc)
                         warned = True
@@ -249,20 +255,23 @@ class VpcdClient:
                     sock.close()
                     self._connected.clear()
                     self.card.deactivate("field lost")
-                if self._silent == self.config.silent_connections_hint:
-                    log.warning(
-                        "vpcd at %s took %d connections and sent nothing on any: another "
-                        "card is probably served on this port (each vpcd reader has its "
-                        "own port: 35963, 35964...; `card serve --vpcd HOST:PORT` picks one); "
-                        "still trying",
-                        address,
-                        self._silent,
-                    )
+                self._hint_another_card(address)
                 if not self._stop.is_set():
                     log.warning("vpcd at %s closed the connection: reconnecting", address)
         finally:
             self.card.deactivate("server stopped")
             log.info("stopped serving vpcd at %s (%d APDUs)", address, self.apdus)
+
+    def _hint_another_card(self, address: str) -> None:
+        """Once, at the hint's count of connections in a row that vpcd did not serve."""
+        if self._silent == self.config.silent_connections_hint:
+            log.warning(
+                "vpcd at %s served none of %d connections in a row: another card is "
+                "probably served on this port (each vpcd reader has its own port: 35963, "
+                "35964...; `card serve --vpcd HOST:PORT` picks one); still trying",
+                address,
+                self._silent,
+            )
 
     def _serve_connection(self, sock: socket.socket) -> None:
         """Serve one connection until it closes, we are stopped, or aborted."""

@@ -310,3 +310,36 @@ def test_connections_vpcd_never_talks_on_say_another_card_holds_the_port(
     assert not thread.is_alive()
     for conn in (*silent, spoken):
         conn.close()
+
+
+def test_a_port_whose_vpcd_serves_another_card_is_named(caplog: pytest.LogCaptureFixture) -> None:
+    """vpcd listens with a backlog of 0 and accepts nobody while it serves a card: the first
+    connection waits in its accept queue, silent, and every later one times out. The hint
+    comes all the same."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)  # never accepted, as vpcd's socket while its reader holds a card
+    port = server.getsockname()[1]
+    config = VpcdConfig(
+        port=port,
+        poll_interval=0.02,
+        first_message_timeout=0.1,
+        backoff_initial=0.01,
+        backoff_max=0.02,
+    )
+    client = VpcdClient(RecordingCard(), config)
+    thread = threading.Thread(target=client.serve_forever, daemon=True)
+    with caplog.at_level(logging.WARNING, logger="applet.vpcd"):
+        thread.start()
+        try:
+            for _ in range(300):
+                if any("another card is probably served" in r.getMessage() for r in caplog.records):
+                    break
+                threading.Event().wait(0.01)
+        finally:
+            client.stop()
+            thread.join(timeout=2)
+            server.close()
+    assert not thread.is_alive()
+    hints = [r for r in caplog.records if "another card is probably served" in r.getMessage()]
+    assert len(hints) == 1 and f"127.0.0.1:{port}" in hints[0].getMessage()
