@@ -2,9 +2,10 @@
 
 vpcd runs inside pcscd and listens (reader "Virtual PCD 00 00" on TCP 35963, "... 00 01" on
 35964); the card is the TCP client. Each message either way is a 2-byte big-endian length,
-then the payload. From vpcd, a 1-byte payload is a control byte (`Control`); any other payload
-is a command APDU. The card answers an APDU with its response APDU and an ATR request with the
-ATR; power off, power on and reset get no answer.
+then the payload. From vpcd, a 1-byte payload 00, 01, 02 or 04 is a control byte (`Control`);
+any other payload is a command APDU (a 1-byte APDU included: vpcd sends it like any APDU and
+waits for its answer). The card answers an APDU with its response APDU and an ATR request with
+the ATR; power off, power on and reset get no answer.
 
 Two layers: `FrameReader` is pure (bytes in, whole messages out, never half a frame), and
 `VpcdClient` is the socket loop around it.
@@ -42,8 +43,11 @@ class Control(IntEnum):
     ATR_REQUEST = 4
 
 
+_CONTROL_BYTES = frozenset(Control)
+
+
 class FrameError(Exception):
-    """A vpcd message that breaks the framing or carries an unknown control byte."""
+    """A vpcd message that breaks the framing."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -78,8 +82,7 @@ class FrameReader:
     """A pure vpcd frame reader: feed it bytes as they come, take whole messages out.
 
     `next_message()` returns None until a whole frame is buffered; it never returns part of
-    one. An unknown control byte is consumed and raised as `FrameError`, so the reader stays
-    in step and the caller may carry on.
+    one.
     """
 
     def __init__(self) -> None:
@@ -106,15 +109,12 @@ class FrameReader:
             return None
         payload = bytes(self._buffer[LENGTH_SIZE:end])
         del self._buffer[:end]
-        if length != 1:
-            return ApduMessage(payload)
-        try:
+        if length == 1 and payload[0] in _CONTROL_BYTES:
             return ControlMessage(Control(payload[0]))
-        except ValueError:
-            raise FrameError(f"unknown control byte {payload[0]:02X}") from None
+        return ApduMessage(payload)
 
     def messages(self) -> list[Message]:
-        """Every whole message buffered now (unknown control bytes are raised, see above)."""
+        """Every whole message buffered now."""
         out: list[Message] = []
         while (message := self.next_message()) is not None:
             out.append(message)
@@ -234,6 +234,12 @@ class VpcdClient:
                         (self.config.host, self.config.port), timeout=self.config.poll_interval
                     )
                 except OSError as exc:
+                    # vpcd listens with a backlog of 0 and accepts nobody while its reader
+                    # holds a card: after a silent connection (left in that one-deep queue),
+                    # connecting times out. It counts as one more connection not served.
+                    if isinstance(exc, TimeoutError) and self._silent:
+                        self._silent += 1
+                        self._hint_another_card(address)
                     if not warned:
                         log.warning("vpcd at %s not reachable (%s): retrying", address, exc)
                         warned = True
@@ -249,20 +255,23 @@ class VpcdClient:
                     sock.close()
                     self._connected.clear()
                     self.card.deactivate("field lost")
-                if self._silent == self.config.silent_connections_hint:
-                    log.warning(
-                        "vpcd at %s took %d connections and sent nothing on any: another "
-                        "card is probably served on this port (each vpcd reader has its "
-                        "own port: 35963, 35964...; `card serve --vpcd HOST:PORT` picks one); "
-                        "still trying",
-                        address,
-                        self._silent,
-                    )
+                self._hint_another_card(address)
                 if not self._stop.is_set():
                     log.warning("vpcd at %s closed the connection: reconnecting", address)
         finally:
             self.card.deactivate("server stopped")
             log.info("stopped serving vpcd at %s (%d APDUs)", address, self.apdus)
+
+    def _hint_another_card(self, address: str) -> None:
+        """Once, at the hint's count of connections in a row that vpcd did not serve."""
+        if self._silent == self.config.silent_connections_hint:
+            log.warning(
+                "vpcd at %s served none of %d connections in a row: another card is "
+                "probably served on this port (each vpcd reader has its own port: 35963, "
+                "35964...; `card serve --vpcd HOST:PORT` picks one); still trying",
+                address,
+                self._silent,
+            )
 
     def _serve_connection(self, sock: socket.socket) -> None:
         """Serve one connection until it closes, we are stopped, or aborted."""
@@ -296,7 +305,7 @@ class VpcdClient:
             self._silent = 0
             try:
                 reader.feed(data)
-                while (message := self._next(reader)) is not None:
+                while (message := reader.next_message()) is not None:
                     reply = self._handle(session, message)
                     if self._abort.is_set():
                         log.info("card removed: connection dropped without an answer")
@@ -309,18 +318,6 @@ class VpcdClient:
             except OSError as exc:
                 log.warning("vpcd connection error: %s", exc)
                 return
-
-    @staticmethod
-    def _next(reader: FrameReader) -> Message | None:
-        """The next message; an unknown control byte is logged and skipped (bounded)."""
-        for _ in range(MAX_BUFFER):
-            try:
-                return reader.next_message()
-            except FrameError as exc:
-                if not exc.reason.startswith("unknown control byte"):
-                    raise
-                log.warning("vpcd: ignoring %s", exc.reason)
-        return None
 
     def _handle(self, session: CardSession, message: Message) -> bytes | None:
         """Answer one message, with one log line per APDU."""

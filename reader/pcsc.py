@@ -229,12 +229,26 @@ class PcscTransport:
         if self._card is None:
             raise TransportError("not connected")
         hresult, response = _call(scard.SCardTransmit, self._card, self._pci, list(command))
-        _check(hresult)
+        if hresult & 0xFFFFFFFF != Hresult.SUCCESS:
+            raise TransportError(self._transmit_reason(hresult))
         if not response:  # vpcd's card closed the connection: pcscd answers nothing
             raise TransportError(CARD_REMOVED)
         if len(response) < 2 or len(response) > MAX_RESPONSE:
             raise TransportError(f"reader returned a response of {len(response)} bytes")
         return bytes(response)
+
+    def _transmit_reason(self, hresult: int) -> str:
+        """Why a transmit failed. pcsc-lite's client answers a transmit that pcscd died under
+        with SCARD_F_COMM_ERROR or SCARD_W_SECURITY_VIOLATION (pcsc-lite 1.9.9), not
+        SCARD_E_NO_SERVICE: the card's status, asked once more, tells a pcscd that is gone
+        from a card that is."""
+        code = hresult & 0xFFFFFFFF
+        if code not in (Hresult.NO_SERVICE, Hresult.SERVICE_STOPPED) and self._card is not None:
+            with contextlib.suppress(TransportError):
+                status = _call(scard.SCardStatus, self._card)[0] & 0xFFFFFFFF
+                if status in (Hresult.NO_SERVICE, Hresult.SERVICE_STOPPED):
+                    return NO_PCSCD
+        return reason_for(code)
 
     def disconnect(self) -> None:
         """Reset the card (its applet returns to IDLE) and release the reader; never raises.

@@ -35,7 +35,9 @@ def _payload(message: Message) -> bytes:
 
 messages = st.one_of(
     st.sampled_from(list(Control)).map(ControlMessage),
-    st.binary(max_size=300).filter(lambda b: len(b) != 1).map(ApduMessage),
+    st.binary(max_size=300)
+    .filter(lambda b: len(b) != 1 or b[0] not in set(Control))
+    .map(ApduMessage),
 )
 
 
@@ -81,12 +83,15 @@ def test_control_bytes_and_apdus() -> None:
     ]
 
 
-def test_an_unknown_control_byte_is_consumed_and_raised() -> None:
+def test_a_one_byte_payload_that_is_no_control_byte_is_an_apdu() -> None:
+    """vpcd sends a 1-byte command APDU as any other and waits for its answer."""
     reader = FrameReader()
-    reader.feed(bytes.fromhex("000103000101"))
-    with pytest.raises(FrameError, match="unknown control byte 03"):
-        reader.next_message()
-    assert reader.next_message() == ControlMessage(Control.POWER_ON)
+    reader.feed(bytes.fromhex("000103000101000180"))
+    assert reader.messages() == [
+        ApduMessage(b"\x03"),
+        ControlMessage(Control.POWER_ON),
+        ApduMessage(b"\x80"),
+    ]
 
 
 def test_the_buffer_is_bounded() -> None:
@@ -199,6 +204,25 @@ def test_the_loop_answers_reconnects_and_stops(listener: socket.socket) -> None:
     assert client.apdus == 2
 
 
+def test_a_one_byte_apdu_is_answered(listener: socket.socket) -> None:
+    """An application's 1-byte APDU reaches the card as a 1-byte frame and vpcd blocks until
+    it is answered: left unanswered, the reader would hang until the card is stopped."""
+    card = RecordingCard()
+    port = listener.getsockname()[1]
+    client = VpcdClient(card, VpcdConfig(port=port, poll_interval=0.05, backoff_initial=0.01))
+    thread = threading.Thread(target=client.serve_forever, daemon=True)
+    thread.start()
+    conn, _ = listener.accept()
+    conn.settimeout(2)
+    conn.sendall(encode_frame(b"\x80"))
+    assert _recv_frame(conn) == b"\x80\x90\x00"
+    client.stop()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+    conn.close()
+    assert card.events[0] == "process 80"
+
+
 def test_abort_withholds_the_answer_and_drops_the_connection(listener: socket.socket) -> None:
     card = RecordingCard()
     port = listener.getsockname()[1]
@@ -286,3 +310,36 @@ def test_connections_vpcd_never_talks_on_say_another_card_holds_the_port(
     assert not thread.is_alive()
     for conn in (*silent, spoken):
         conn.close()
+
+
+def test_a_port_whose_vpcd_serves_another_card_is_named(caplog: pytest.LogCaptureFixture) -> None:
+    """vpcd listens with a backlog of 0 and accepts nobody while it serves a card: the first
+    connection waits in its accept queue, silent, and every later one times out. The hint
+    comes all the same."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)  # never accepted, as vpcd's socket while its reader holds a card
+    port = server.getsockname()[1]
+    config = VpcdConfig(
+        port=port,
+        poll_interval=0.02,
+        first_message_timeout=0.1,
+        backoff_initial=0.01,
+        backoff_max=0.02,
+    )
+    client = VpcdClient(RecordingCard(), config)
+    thread = threading.Thread(target=client.serve_forever, daemon=True)
+    with caplog.at_level(logging.WARNING, logger="applet.vpcd"):
+        thread.start()
+        try:
+            for _ in range(300):
+                if any("another card is probably served" in r.getMessage() for r in caplog.records):
+                    break
+                threading.Event().wait(0.01)
+        finally:
+            client.stop()
+            thread.join(timeout=2)
+            server.close()
+    assert not thread.is_alive()
+    hints = [r for r in caplog.records if "another card is probably served" in r.getMessage()]
+    assert len(hints) == 1 and f"127.0.0.1:{port}" in hints[0].getMessage()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from smartcard import scard
 
-from reader.pcsc import Hresult, reason_for, resolve_reader
+from reader import pcsc
+from reader.pcsc import Hresult, PcscTransport, reason_for, resolve_reader
 from reader.transport import TransportError
 
 NAMES = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
@@ -53,3 +55,66 @@ def test_unknown_readers(reader: str | int, reason: str) -> None:
     with pytest.raises(TransportError) as caught:
         resolve_reader(reader, NAMES)
     assert caught.value.reason == reason
+
+
+class FakeScard:
+    """pyscard's scard calls PcscTransport makes, answering as pcsc-lite 1.9.9 does once
+    pcscd has died under a connected card (or, with `daemon_alive`, once the card left)."""
+
+    def __init__(self, transmit_code: int, *, daemon_alive: bool) -> None:
+        self.transmit_code = transmit_code
+        self.daemon_alive = daemon_alive
+        self.connected = False
+
+    def SCardEstablishContext(self, scope: int) -> tuple[int, int]:
+        return 0, 1
+
+    def SCardConnect(self, *args: object) -> tuple[int, int, int]:
+        return 0, 7, scard.SCARD_PROTOCOL_T1
+
+    def SCardStatus(self, card: int) -> tuple[int, str, int, int, list[int]]:
+        if not self.connected:
+            self.connected = True
+            return 0, NAMES[0], 0, scard.SCARD_PROTOCOL_T1, list(bytes.fromhex("3B80800101"))
+        code = Hresult.REMOVED_CARD if self.daemon_alive else Hresult.NO_SERVICE
+        return code, "", 0, 0, []
+
+    def SCardTransmit(self, card: int, pci: object, command: list[int]) -> tuple[int, list[int]]:
+        return self.transmit_code, list(bytes(300))  # pyscard hands back its whole buffer
+
+    def SCardDisconnect(self, card: int, disposition: int) -> int:
+        return Hresult.NO_SERVICE
+
+    def SCardReleaseContext(self, context: int) -> int:
+        return Hresult.NO_SERVICE
+
+
+@pytest.mark.parametrize(
+    ("transmit_code", "daemon_alive", "reason"),
+    [
+        (0x8010006A, False, "pcscd not running"),  # SCARD_W_SECURITY_VIOLATION
+        (Hresult.COMM_ERROR, False, "pcscd not running"),
+        (Hresult.NO_SERVICE, False, "pcscd not running"),
+        (Hresult.COMM_ERROR, True, "card removed"),
+        (Hresult.REMOVED_CARD, True, "card removed"),
+    ],
+)
+def test_a_transmit_that_pcscd_died_under_says_so(
+    monkeypatch: pytest.MonkeyPatch, transmit_code: int, daemon_alive: bool, reason: str
+) -> None:
+    fake = FakeScard(transmit_code, daemon_alive=daemon_alive)
+    for name in (
+        "SCardEstablishContext",
+        "SCardConnect",
+        "SCardStatus",
+        "SCardTransmit",
+        "SCardDisconnect",
+        "SCardReleaseContext",
+    ):
+        monkeypatch.setattr(pcsc.scard, name, getattr(fake, name))
+    transport = PcscTransport(NAMES[0])
+    assert transport.connect() == bytes.fromhex("3B80800101")
+    with pytest.raises(TransportError) as caught:
+        transport.transmit(bytes.fromhex("80AE50002B00"))
+    assert caught.value.reason == reason
+    transport.close()
