@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from applet.card import Card
 
 MAX_CHAIN_ROUNDS: Final = 64  # GET RESPONSE rounds for one command (64 x 256 bytes)
-MAX_WRONG_LE_ROUNDS: Final = 2  # a second 6Cxx after a repeat is the card's fault
+MAX_WRONG_LE_ROUNDS: Final = 1  # one repeat with the Le the card named; 6Cxx again is its fault
 MAX_RESPONSE_BYTES: Final = 65536 + 2
 SHORT_LE_MAX: Final = 256
 MAX_TRACE_STEPS: Final = 1024

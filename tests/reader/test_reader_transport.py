@@ -63,8 +63,12 @@ def test_chaining_is_bounded() -> None:
 
 
 def test_repeated_wrong_le_is_a_transport_error() -> None:
+    """ISO 7816-4 5.3.4: the command is repeated once, with the Le the card named; a card
+    that answers that repeat with 6Cxx again is at fault."""
+    inner = Scripted([b"\x6c\x10"] * 5)
     with pytest.raises(TransportError):
-        ChainingTransport(Scripted([b"\x6c\x10"] * 5)).transmit(SELECT_PPSE)
+        ChainingTransport(inner).transmit(SELECT_PPSE)
+    assert len(inner.sent) == 2
 
 
 def test_short_response_passes_up_unchanged() -> None:
