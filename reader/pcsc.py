@@ -88,7 +88,7 @@ def _check(hresult: int, *, reader: str | None = None) -> None:
     if code == Hresult.SUCCESS:
         return
     if code == Hresult.UNKNOWN_READER and reader is not None:
-        raise TransportError(f"no reader named {reader}")
+        raise TransportError(f"no reader named {reader!r}")
     raise TransportError(reason_for(code))
 
 
@@ -159,7 +159,7 @@ def resolve_reader(reader: str | int, names: list[str]) -> str:
         if 0 <= index < len(names):
             return names[index]
         raise TransportError(f"no reader number {index} ({len(names)} readers)")
-    raise TransportError(f"no reader named {reader}")
+    raise TransportError(f"no reader named {reader!r}")
 
 
 class PcscTransport:

@@ -77,7 +77,7 @@ def test_an_empty_reader(pcsc_stack: Any) -> None:
 
 @pytest.mark.parametrize(
     ("reader", "reason"),
-    [("Nowhere 00 00", "no reader named Nowhere 00 00"), (7, "no reader number 7")],
+    [("Nowhere 00 00", "no reader named 'Nowhere 00 00'"), (7, "no reader number 7")],
 )
 def test_an_unknown_reader(pcsc_stack: Any, reader: str | int, reason: str) -> None:
     with pytest.raises(TransportError) as caught:

@@ -46,9 +46,10 @@ def test_resolve_reader(reader: str | int, name: str) -> None:
 @pytest.mark.parametrize(
     ("reader", "reason"),
     [
-        ("Other", "no reader named Other"),
+        ("Other", "no reader named 'Other'"),
         (2, "no reader number 2 (2 readers)"),
-        ("-1", "no reader named -1"),
+        ("-1", "no reader named '-1'"),
+        ("", "no reader named ''"),
     ],
 )
 def test_unknown_readers(reader: str | int, reason: str) -> None:
