@@ -16,10 +16,10 @@ Sans-IO: the store is injected.
 A GENERATE AC answer comes as a SignedAnswer: the store commits the new state while the
 answer is signed (StateStore.commit_while), and the answer leaves after both. A signing
 that keeps failing puts the state before it back (6F00). After a failed commit the stored
-state is read again before the next command: when it is the state held (nothing was
+state is read again and committed again before the next command (what a failed flush
+wrote may be in memory only, applet/store.py): when it is the state held (nothing was
 stored), the session and a pending response stay, as after any error; when the commit was
-written after all, it is committed again (what a failed flush wrote may be in memory only,
-applet/store.py), then the session starts again from it (IDLE), so that nothing is done twice.
+written after all, the session starts again from it (IDLE), so that nothing is done twice.
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ class CardRuntime:
     def _process(self, apdu: bytes) -> bytes:
         if self._reload:
             stored = self.store.load()
-            if stored != self._state.card:  # the failed commit was written after all:
-                self.store.commit(stored)  # flushed now (a failed flush may have lost it)
+            self.store.commit(stored)  # what a failed flush wrote may be in memory only
+            if stored != self._state.card:  # the failed commit was written after all
                 self._pending = b""
                 self._state = AppState(stored)
             self._reload = False

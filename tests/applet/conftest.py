@@ -126,14 +126,15 @@ class Crash(BaseException):
 class Disk:
     """What the disk holds of one file: its bytes as of the last fdatasync that succeeded.
     A failed fdatasync flushes nothing (Linux drops the pages it could not write, while a
-    read still shows them); `tear_next` cuts the next write in half and stops the machine."""
+    read still shows them); `fail_flush` = N fails the Nth flush from now; `tear_next` cuts
+    the next write in half and stops the machine."""
 
     Crash = Crash
 
     def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.path = path
         self.image = bytearray(path.read_bytes())
-        self.fail_flush = False
+        self.fail_flush = 0
         self.tear_next = False
         flush, pwrite = os.fdatasync, os.pwrite
 
@@ -146,8 +147,8 @@ class Disk:
             return pwrite(fd, data, offset)
 
         def failing_flush(fd: int) -> None:
-            if self.fail_flush:
-                self.fail_flush = False
+            self.fail_flush -= 1
+            if self.fail_flush == 0:
                 raise OSError(errno.EIO, "Input/output error")
             flush(fd)
             self.image[:] = path.read_bytes()

@@ -281,7 +281,7 @@ def test_after_a_failed_flush_the_last_stored_state_survives_a_torn_commit(
     store.commit(CardState(1, 0))
     drive = disk(tmp_path / STATE_FILE)
     store.commit(CardState(2, 0))
-    drive.fail_flush = True
+    drive.fail_flush = 1
     with pytest.raises(OSError, match="Input/output"):
         store.commit(CardState(3, 0))
     assert store.load() == CardState(3, 0)  # in memory only
