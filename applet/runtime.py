@@ -8,16 +8,18 @@ Le shorter than the data (without storing anything: the terminal repeats the com
 xx can name the length (`_wrong_le`). A command with no Le (Ne = 0, ISO 7816-4 5.1) that has
 response data is executed and answers `61xx` alone: the data waits for GET RESPONSE, as a
 case 4 command sent as case 3 over T=0 gets it (ISO 7816-3 12.2.5). A CardError becomes its
-status word and changes nothing, a pending response included; any other exception is a bug
-and answers `6F00`.
+status word and changes nothing, a pending response included; a state that cannot be stored
+(OSError) answers `6F00` with one line logged; any other exception is a bug and answers
+`6F00` with its traceback logged.
 Sans-IO: the store is injected.
 
 A GENERATE AC answer comes as a SignedAnswer: the store commits the new state while the
 answer is signed (StateStore.commit_while), and the answer leaves after both. A signing
 that keeps failing puts the state before it back (6F00). After a failed commit the stored
-state is read again before the next command: when it is the state held (nothing was
+state is read again and committed again before the next command (what a failed flush
+wrote may be in memory only, applet/store.py): when it is the state held (nothing was
 stored), the session and a pending response stay, as after any error; when the commit was
-stored after all, the session starts again from it (IDLE), so that nothing is done twice.
+written after all, the session starts again from it (IDLE), so that nothing is done twice.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from applet.errors import (
     ClaNotSupported,
     ConditionsNotSatisfied,
     IncorrectP1P2,
+    StateFileError,
     WrongLength,
 )
 from applet.payment import AppState, Cla, PaymentApplet, SignedAnswer
@@ -94,7 +97,10 @@ class CardRuntime:
         except CardError as exc:
             log.debug("%s: %04X %s", apdu[:4].hex().upper(), exc.sw, exc.detail)
             return _sw(exc.sw)
-        except Exception:  # a bug or a storage failure: 6F00, and nothing was sent
+        except (OSError, StateFileError) as exc:  # the state not stored (or not read back)
+            log.error("command %s answered 6F00: card state: %s", apdu[:5].hex().upper(), exc)
+            return _sw(SW.UNKNOWN)
+        except Exception:  # a bug: 6F00, and nothing was sent
             log.exception("command %s failed", apdu[:5].hex().upper())
             return _sw(SW.UNKNOWN)
 
@@ -105,7 +111,8 @@ class CardRuntime:
     def _process(self, apdu: bytes) -> bytes:
         if self._reload:
             stored = self.store.load()
-            if stored != self._state.card:  # the failed commit was stored after all
+            self.store.commit(stored)  # what a failed flush wrote may be in memory only
+            if stored != self._state.card:  # the failed commit was written after all
                 self._pending = b""
                 self._state = AppState(stored)
             self._reload = False

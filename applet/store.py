@@ -6,7 +6,9 @@ slot that does *not* hold the current state, in place, and `fdatasync`s it: one 
 rename, no folder sync (the file's size and blocks never change after it is made). Each slot
 ends with a SHA-256 over its header and payload, so a write torn by a kill or a power cut
 fails its check and `load` takes the other slot, which holds the state before it. A kill at
-any moment leaves the old or the new state, never a torn one.
+any moment leaves the old or the new state, never a torn one. A commit whose write or flush
+failed is written again, in its own slot, by the next commit: what a failed fdatasync did not
+write may still be read back, and the other slot is the last state known to be stored.
 
 Slot layout (big-endian): magic `HCEPAYS2` (8) | sequence (8) | payload length (4) |
 payload (the state's binary form, applet/state.py) | SHA-256 of all before it (32). The
@@ -178,6 +180,7 @@ class FileStateStore:
         self.path = folder / STATE_FILE
         self.seed_path = folder / SEED_FILE
         self._sequence: int | None = None  # of the current state; None: read it first
+        self._unflushed: int | None = None  # a commit whose flush failed: its sequence
         self._legacy = False  # a version 1 slot is still intact: overwrite it at the next commit
 
     def load(self) -> CardState:
@@ -239,17 +242,25 @@ class FileStateStore:
         current = self._sequence
         assert current is not None  # set by load()
         sequence = 0 if current == _NO_SEQUENCE else current + 1
+        if sequence - 1 == self._unflushed:  # what load() read may be in memory only
+            sequence -= 1
         return sequence, encode_slot(sequence, state_to_bytes(state))
 
     def _store_slot(self, sequence: int, slot: bytes) -> None:
+        """Write and flush one slot. A commit whose write or flush failed leaves its slot
+        unknown on disk (a failed fdatasync may drop the pages it did not write, while a read
+        still shows them), so the next commit writes that slot again: the other one keeps
+        the last state known to be stored."""
         self._sequence = None  # unknown until this commit is known to be stored
         if sequence == 0:
             self._create(slot)
         else:
             fd = os.open(self.path, os.O_WRONLY)
             try:
+                self._unflushed = sequence
                 write_all(fd, slot, (sequence % 2) * SLOT_SIZE)
                 os.fdatasync(fd)
+                self._unflushed = None
             finally:
                 os.close(fd)
         self._sequence = sequence

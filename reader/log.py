@@ -19,6 +19,7 @@ from `pending_open` and added to `pending_closed`).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
@@ -35,6 +36,7 @@ LOG_FILE: Final = "terminal.db"
 SCHEMA_VERSION: Final = 3
 MAX_ROWS: Final = 1_000_000  # bound on one listing
 BUSY_TIMEOUT_S: Final = 10.0
+_BUSY_POLL_S: Final = 0.01
 
 # One entry per version: the statements that take a log from version N-1 to N.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -206,12 +208,27 @@ class TransactionLog:
         except (OSError, sqlite3.Error) as exc:
             raise LogError(f"cannot open {path}: {exc}") from None
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal()
             self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
         except sqlite3.Error as exc:
             self._db.close()
             raise LogError(f"cannot use {path}: {exc}") from None
+
+    def _use_wal(self) -> None:
+        """Switch to WAL. A new log's switch needs its exclusive lock, and SQLite answers
+        "database is locked" at once, without its busy wait, to a process that asks while
+        another one opens the new log too: it is asked again until the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:  # bounded by the deadline
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() > deadline:
+                    raise
+            time.sleep(_BUSY_POLL_S)
 
     def __enter__(self) -> TransactionLog:
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -115,3 +117,51 @@ class Terminal:
 def term() -> type[Terminal]:
     """Terminal helpers (commands, chained exchange)."""
     return Terminal
+
+
+class Crash(BaseException):
+    """The machine stops in the middle of a write."""
+
+
+class Disk:
+    """What the disk holds of one file: its bytes as of the last fdatasync that succeeded.
+    A failed fdatasync flushes nothing (Linux drops the pages it could not write, while a
+    read still shows them); `fail_flush` = N fails the Nth flush from now; `tear_next` cuts
+    the next write in half and stops the machine."""
+
+    Crash = Crash
+
+    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.path = path
+        self.image = bytearray(path.read_bytes())
+        self.fail_flush = 0
+        self.tear_next = False
+        flush, pwrite = os.fdatasync, os.pwrite
+
+        def torn_pwrite(fd: int, data: bytes, offset: int) -> int:
+            if self.tear_next:
+                half = bytes(data)[: len(data) // 2]
+                self.image[offset : offset + len(half)] = half
+                self.crash()
+                raise self.Crash
+            return pwrite(fd, data, offset)
+
+        def failing_flush(fd: int) -> None:
+            self.fail_flush -= 1
+            if self.fail_flush == 0:
+                raise OSError(errno.EIO, "Input/output error")
+            flush(fd)
+            self.image[:] = path.read_bytes()
+
+        monkeypatch.setattr(os, "pwrite", torn_pwrite)
+        monkeypatch.setattr(os, "fdatasync", failing_flush)
+
+    def crash(self) -> None:
+        """The power goes: the file holds what the disk held."""
+        self.path.write_bytes(bytes(self.image))
+
+
+@pytest.fixture
+def disk(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], Disk]:
+    """`disk(path)`: the file as its disk holds it, from now on (fdatasync and pwrite watched)."""
+    return lambda path: Disk(path, monkeypatch)

@@ -514,6 +514,43 @@ def test_when_the_undo_fails_too_the_card_holds_the_deduction_as_after_a_kill(
     assert m.parse_generate_ac_response(last.answer).cid == 0x40
 
 
+def test_a_deduction_whose_flush_failed_is_stored_before_df02_gives_its_answer(
+    requested: Requested, term: Any, tmp_path: Path, disk: Any
+) -> None:
+    """GENERATE AC's flush fails (6F00) after its slot was written, so a read shows the
+    deduction: the card stores it again before it goes on from it, else DF02 would hand out
+    (and a terminal record, PROTOCOL.md §9) an approval that a power cut takes back."""
+    card = requested(FileStateStore(tmp_path))
+    drive = disk(tmp_path / "state.dat")
+    drive.fail_flush = 1
+    assert card.process(term.generate_ac()) == b"\x6f\x00"
+    data, sw = term.exchange(card, m.get_data(0xDF02).to_bytes())
+    assert sw == 0x9000
+    assert m.parse_generate_ac_response(m.parse_last_answer(data).answer).cid == 0x40
+    drive.crash()
+    assert FileStateStore(tmp_path).load().used == term.amount
+
+
+def test_an_undo_whose_flush_failed_is_stored_before_the_card_goes_on(
+    requested: Requested,
+    term: Any,
+    tmp_path: Path,
+    disk: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signature fails after the deduction was stored, and putting the state before it
+    back fails its flush: the card goes on from the state before (DF02: no answer, so a
+    terminal closes its entry as not paid), so that state is what must survive a power cut."""
+    card = requested(FileStateStore(tmp_path))
+    drive = disk(tmp_path / "state.dat")
+    drive.fail_flush = 2  # the deduction is flushed, the undo is not
+    monkeypatch.setattr(payment, "sign_authorization", signing_fault)
+    assert card.process(term.generate_ac()) == b"\x6f\x00"
+    assert card.process(m.get_data(0xDF02).to_bytes()) == b"\x6a\x88"
+    drive.crash()
+    assert FileStateStore(tmp_path).load() == CardState(atc=1)
+
+
 def test_cards_in_several_threads_share_one_commit_thread(requested: Requested, term: Any) -> None:
     def pay_once(folder: Path) -> None:
         card = requested(FileStateStore(folder))

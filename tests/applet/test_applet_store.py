@@ -8,6 +8,7 @@ import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -268,6 +269,26 @@ def test_a_failed_flush_raises_and_the_next_commit_starts_from_what_is_stored(
     assert FileStateStore(tmp_path).load() == CardState(4, 0)
     store.commit(CardState(5, 0))
     assert FileStateStore(tmp_path).load() == CardState(5, 0)
+
+
+def test_after_a_failed_flush_the_last_stored_state_survives_a_torn_commit(
+    tmp_path: Path, disk: Any
+) -> None:
+    """A flush that fails may drop what it wrote while a read still shows it: the next
+    commit writes that slot again, not the other one, which holds the last state known
+    stored (ATC 2, whose answer the card has sent)."""
+    store = FileStateStore(tmp_path)
+    store.commit(CardState(1, 0))
+    drive = disk(tmp_path / STATE_FILE)
+    store.commit(CardState(2, 0))
+    drive.fail_flush = 1
+    with pytest.raises(OSError, match="Input/output"):
+        store.commit(CardState(3, 0))
+    assert store.load() == CardState(3, 0)  # in memory only
+    drive.tear_next = True
+    with pytest.raises(drive.Crash):
+        store.commit(CardState(4, 0))
+    assert FileStateStore(tmp_path).load() == CardState(2, 0)
 
 
 def test_memory_store_counts_commits() -> None:

@@ -62,3 +62,18 @@ def test_an_unknown_kill_point_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "unknown kill point 'card-nowhere'" in done.stderr
+
+
+def test_a_work_folder_of_an_earlier_run_is_a_usage_error(tmp_path: Path) -> None:
+    """A second run in the same --workdir stopped with a traceback (FileExistsError)."""
+    (tmp_path / "home").mkdir()
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--points", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"--workdir {tmp_path}: not empty" in done.stderr

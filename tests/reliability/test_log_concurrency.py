@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from applet.state import CardState
 from applet.store import FileStateStore
+from reader import log as log_module
 from reader.log import TransactionLog, log_path
 
 WRITER = textwrap.dedent(
@@ -82,3 +86,37 @@ def test_two_hcepay_pay_processes_both_land(demo_home: Path) -> None:
     with TransactionLog(log_path(demo_home)) as log:
         got = sorted((r.outcome.atc, r.outcome.amount) for r in log.rows())
     assert got == [(1, 100), (1001, 200)]
+
+
+class BusyAtFirst:
+    """A connection to a new log that another process opens at the same moment: SQLite
+    refuses its switch to WAL at once ("database is locked", no busy wait), twice."""
+
+    def __init__(self, inner: sqlite3.Connection) -> None:
+        self.inner = inner
+        self.refusals = 2
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql == "PRAGMA journal_mode=WAL" and self.refusals:
+            self.refusals -= 1
+            busy = sqlite3.OperationalError("database is locked")
+            busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
+            raise busy
+        return self.inner.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_a_new_log_opened_by_two_processes_at_once_waits_for_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two terminals (or a payment and `hcepay log`) opening a new terminal.db together:
+    one of them was refused ("cannot use ...: database is locked", exit 2)."""
+    connect = sqlite3.connect
+    monkeypatch.setattr(
+        log_module.sqlite3, "connect", lambda *a, **k: BusyAtFirst(connect(*a, **k))
+    )
+    with TransactionLog(tmp_path / "terminal.db") as log:
+        assert log.count() == 0
+    assert connect(tmp_path / "terminal.db").execute("PRAGMA journal_mode").fetchone() == ("wal",)
