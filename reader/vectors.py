@@ -16,7 +16,7 @@ import json
 import re
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -229,6 +229,28 @@ def _parse_card(obj: Any, where: str) -> CardStart:
     return CardStart(profile, atc, used)
 
 
+def _account_rows(
+    raw: list[Any], where: str, what: str
+) -> Iterator[tuple[dict[str, Any], str, str, int]]:
+    """The objects of a `logged` or `pending` list, each with its account (1 to 19 digits)
+    and ATC checked: (the object, where it is, the account, the ATC)."""
+    for index, row in enumerate(raw[: MAX_STEPS + 1]):
+        row_where = f"{where}[{index}]"
+        if index == MAX_STEPS:
+            raise VectorError(f"too many {what}", row_where)
+        if not isinstance(row, dict):
+            raise VectorError("must be an object", row_where)
+        account = _require(row, "account", str, row_where)
+        atc = _require(row, "atc", int, row_where)
+        try:
+            account_from_digits(account)
+        except ValueError:
+            raise VectorError(f"account {account!r}: expected 1 to 19 digits", row_where) from None
+        if not 0 <= atc <= 0xFFFF:
+            raise VectorError(f"atc {atc} outside 0..FFFF", row_where)
+        yield row, row_where, account, atc
+
+
 def _parse_terminal(obj: Any, where: str) -> TerminalValues:
     if not isinstance(obj, dict):
         raise VectorError("must be an object", where)
@@ -256,38 +278,13 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
     ):
         raise VectorError("revoked must be a short list of serial numbers", where)
     logged_raw = _optional(obj, "logged", list, where) or []
-    logged: list[tuple[str, int]] = []
-    for index, row in enumerate(logged_raw[: MAX_STEPS + 1]):
-        row_where = f"{where}.logged[{index}]"
-        if index == MAX_STEPS:
-            raise VectorError("too many rows", row_where)
-        if not isinstance(row, dict):
-            raise VectorError("must be an object", row_where)
-        account = _require(row, "account", str, row_where)
-        atc = _require(row, "atc", int, row_where)
-        try:
-            account_from_digits(account)
-        except ValueError:
-            raise VectorError(f"account {account!r}: expected 1 to 19 digits", row_where) from None
-        if not 0 <= atc <= 0xFFFF:
-            raise VectorError(f"atc {atc} outside 0..FFFF", row_where)
-        logged.append((account, atc))
+    logged = [
+        (account, atc)
+        for _, _, account, atc in _account_rows(logged_raw, f"{where}.logged", "rows")
+    ]
     pending_raw = _optional(obj, "pending", list, where) or []
     pending: list[tuple[str, int, bytes]] = []
-    for index, row in enumerate(pending_raw[: MAX_STEPS + 1]):
-        row_where = f"{where}.pending[{index}]"
-        if index == MAX_STEPS:
-            raise VectorError("too many entries", row_where)
-        if not isinstance(row, dict):
-            raise VectorError("must be an object", row_where)
-        account = _require(row, "account", str, row_where)
-        atc = _require(row, "atc", int, row_where)
-        try:
-            account_from_digits(account)
-        except ValueError:
-            raise VectorError(f"account {account!r}: expected 1 to 19 digits", row_where) from None
-        if not 0 <= atc <= 0xFFFF:
-            raise VectorError(f"atc {atc} outside 0..FFFF", row_where)
+    for row, row_where, account, atc in _account_rows(pending_raw, f"{where}.pending", "entries"):
         cdol1_where = f"{row_where}.cdol1_data"
         cdol1, _ = _parse_hex(_require(row, "cdol1_data", str, row_where), cdol1_where, masks=False)
         pending.append((account, atc, cdol1))
