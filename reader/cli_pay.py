@@ -150,10 +150,22 @@ class GuardedJournal:
     def __init__(self, log: TransactionLog, guard: PaymentGuard) -> None:
         self.log = log
         self.guard = guard
+        self.written: PendingEntry | None = None  # this payment's entry, once it is stored
 
     def write_pending(self, pending: PendingEntry, now: datetime) -> None:
         self.guard.hold()
         self.log.write_pending(pending, now)
+        self.written = pending
+
+    def left_open(self) -> bool:
+        """Whether this payment's pending entry is stored and still open: GENERATE AC went
+        out and no verified answer closed it (PROTOCOL.md §9)."""
+        if self.written is None:
+            return False
+        try:
+            return self.written in self.log.pending()
+        except LogError:
+            return True  # as far as this run knows, it was written and not closed
 
     def close_pending(self, pending: PendingEntry, outcome: str = "refused") -> None:
         with self.guard.shield():
@@ -181,12 +193,13 @@ def run_payment(
     With a guard, Ctrl-C raises KeyboardInterrupt only before the pending entry is written
     (no payment was made); from then on the payment runs to its verdict."""
     guard = guard or PaymentGuard()  # not entered: only holds and shields, no handler
+    journal = GuardedJournal(log, guard)
     try:
-        paid = pay(transport, cfg, request, env, keys, GuardedJournal(log, guard))
+        paid = pay(transport, cfg, request, env, keys, journal)
     except CheckError as exc:
-        return Run(ExitCode.REFUSED, "refused", exc.reason)
+        return Run(ExitCode.REFUSED, "refused", exc.reason + _torn_note(journal))
     except TransportError as exc:
-        return Run(ExitCode.TRANSPORT, "transport error", exc.reason)
+        return Run(ExitCode.TRANSPORT, "transport error", exc.reason + _torn_note(journal))
     except NotRecordedError as exc:
         o = exc.outcome
         if exc.recovered:  # PROTOCOL.md §9: an earlier payment, proven now; this one not made
@@ -210,6 +223,17 @@ def run_payment(
     if paid.outcome.approved:
         return Run(ExitCode.OK, "approved", "", paid, paid.outcome)
     return Run(ExitCode.DECLINED, "declined", "declined by the card", paid, paid.outcome)
+
+
+def _torn_note(journal: GuardedJournal) -> str:
+    """What a failure after GENERATE AC leaves: the card may have deducted, so the pending
+    entry stays open until the card's last answer settles it (PROTOCOL.md §9)."""
+    if not journal.left_open():
+        return ""
+    return (
+        "; GENERATE AC was sent, so the card may have deducted: the pending entry stays open "
+        "and is settled at the card's next contact (recorded once, or closed as not paid)"
+    )
 
 
 def fresh_env(now: datetime | None = None) -> Env:

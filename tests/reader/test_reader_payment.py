@@ -364,6 +364,9 @@ def test_each_check_refuses(
     result = run(keystore=ks, **args)
     assert result.code is ExitCode.REFUSED and result.verdict == "refused"  # type: ignore[attr-defined]
     assert log.count() == 0
+    # the user is told when the card may have deducted (an entry left open), and only then
+    torn = "; GENERATE AC was sent, so the card may have deducted: the pending entry stays open"
+    assert (torn in result.reason) == (setup.get("ins") == INS_GAC)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -511,7 +514,12 @@ def test_transport_error_exit_4_no_row_pending_left_open(
 ) -> None:
     transport = AtGenerateAc(transport_for(make_card()), card_removed)
     result = run_payment(transport, cfg, PaymentRequest(1234), env, keys, log)
-    assert result.code is ExitCode.TRANSPORT and result.reason == "card removed"
+    assert result.code is ExitCode.TRANSPORT
+    assert result.reason == (
+        "card removed; GENERATE AC was sent, so the card may have deducted: the pending entry "
+        "stays open and is settled at the card's next contact (recorded once, or closed as not "
+        "paid)"
+    )
     assert log.count() == 0
     (entry,) = log.pending()  # a torn transaction, for PROTOCOL.md §9 recovery
     assert entry.atc == 1 and len(entry.cdol1_data) == 42
