@@ -135,7 +135,9 @@ def revoke(
     serial: Annotated[int, typer.Argument(help="The license serial to refuse from now on.")],
     home: HomeOption = None,
 ) -> None:
-    """Add a license serial to the terminal's revocation list (PROTOCOL.md §7)."""
+    """Add a license serial to the terminal's revocation list (PROTOCOL.md §7).
+
+    The home must exist (hcepay authority init makes one): a home that does not is exit 2."""
     if not 0 <= serial <= MAX_SERIAL:
         fail(f"serial {serial}: must be 0 to {MAX_SERIAL}")
     folder = home_folder(home)

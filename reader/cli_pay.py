@@ -502,7 +502,7 @@ def pay_command(
 
     Exit 0 approved, 1 declined, 2 usage, 3 refused by a check, 4 transport error,
     5 decided (approved or declined) but not recorded (kept in the spool: `hcepay log
-    recover`)."""
+    recover`), 74 the result could not be printed (the payment stands: `hcepay log`)."""
     with PaymentGuard() as guard:
         try:
             tracer, env, request, run = _pay_once(
@@ -648,7 +648,12 @@ def _print_pending(entries: list[PendingRow], spooled: int) -> None:
 
 log_app = typer.Typer(
     name="log",
-    help="The transaction log (--json, --verify); subcommands below.",
+    help=(
+        "The transaction log (--json, --verify); subcommands below.\n\n"
+        "With --verify, exit 3 when a row fails its re-check. A row or pending entry the log "
+        "cannot read back (a column not of the type the log writes) is one line naming it, "
+        "exit 2."
+    ),
     invoke_without_command=True,
     epilog=examples(
         "hcepay log   # the rows, the pending entries, the spool",

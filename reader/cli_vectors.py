@@ -173,8 +173,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Replay vectors; exit 0 only when every one passes (1 when any fails, 4 when the
-        card could not be reached)."""
+        """Replay vectors; exit 0 only when every one passes (1 when any fails, 2 for a bad
+        vector file or option, 4 when the card could not be reached)."""
         if reader_name is not None and in_process:
             fail("choose one of --reader and --in-process", ExitCode.USAGE)
         folder = default_vectors_folder()

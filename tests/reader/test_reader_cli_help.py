@@ -113,3 +113,17 @@ def test_every_help_example_runs(
         result = CliRunner().invoke(app, [*argv[1:], "--json"])
         data = json.loads(result.output)["data"]
         assert not data or json.loads(result.output)["tlv"] is not None, result.output
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        (("pay",), "74 the result could not be printed"),
+        (("log",), "is one line naming it, exit 2"),
+        (("vectors", "replay"), "2 for a bad vector file"),
+        (("authority", "revoke"), "The home must exist"),
+    ],
+)
+def test_the_help_names_what_the_command_does(path: tuple[str, ...], says: str) -> None:
+    """The exit codes and refusals README.md and docs/ give for a command are in its help."""
+    assert says in " ".join(_help(*path).split())
