@@ -250,19 +250,20 @@ class FileStateStore:
         """Write and flush one slot. A commit whose write or flush failed leaves its slot
         unknown on disk (a failed fdatasync may drop the pages it did not write, while a read
         still shows them), so the next commit writes that slot again: the other one keeps
-        the last state known to be stored."""
+        the last state known to be stored. So is state.dat's making (sequence 0): a failed
+        sync of its folder leaves a file whose name a power cut may take."""
         self._sequence = None  # unknown until this commit is known to be stored
+        self._unflushed = sequence
         if sequence == 0:
             self._create(slot)
         else:
             fd = os.open(self.path, os.O_WRONLY)
             try:
-                self._unflushed = sequence
                 write_all(fd, slot, (sequence % 2) * SLOT_SIZE)
                 os.fdatasync(fd)
-                self._unflushed = None
             finally:
                 os.close(fd)
+        self._unflushed = None
         self._sequence = sequence
 
     def commit_while(self, state: CardState, work: Callable[[], T], before: CardState) -> T:

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_pcsc, cli_vectors
-from reader.cli_common import ExitCode, interrupt_reported, stderr
+from reader.cli_common import ExitCode, interrupt_reported, output_lost, stderr
 
 _OUTPUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
 
@@ -64,11 +64,7 @@ def main() -> None:
         sys.exit(int(ExitCode.INTERRUPTED))
     except Exception as exc:  # the last resort: a bug, reported in one line
         if isinstance(exc, OSError) and _output_lost(exc):
-            stderr.print(
-                f"hcepay: cannot write the output ({exc.strerror or exc}); what the command did "
-                "stands (a payment made is recorded: hcepay log)"
-            )
-            sys.exit(int(ExitCode.OUTPUT_LOST))
+            output_lost(exc.strerror or str(exc))
         if os.environ.get("HCEPAY_DEBUG"):
             raise
         stderr.print(
@@ -79,19 +75,13 @@ def main() -> None:
 
 def _output_lost(exc: OSError) -> bool:
     """Whether `exc` is stdout that cannot be written (a full disk, a closed pipe): an
-    output error raised while rich or click wrote. stdout then points at /dev/null, so
-    that Python's own last flush is quiet."""
+    output error raised while rich or click wrote (a closed pipe: cli_common._Stdout)."""
     if exc.errno not in _OUTPUT_ERRNOS:
         return False
     writers = {
         frame.f_globals.get("__name__", "") for frame, _ in traceback.walk_tb(exc.__traceback__)
     }
-    if not any(name.split(".")[0] in ("rich", "click") for name in writers):
-        return False
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-    return True
+    return any(name.split(".")[0] in ("rich", "click") for name in writers)
 
 
 if __name__ == "__main__":

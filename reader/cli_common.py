@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from enum import IntEnum
@@ -30,9 +31,18 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 
+class _Stdout(Console):
+    """The commands' stdout: a closed pipe is output that cannot be written, as a full disk
+    (exit 74); rich's own answer to it is a silent exit 1, the code of a decline."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        output_lost("Broken pipe")
+
+
 # markup and emoji off: what is printed is never parsed (paths, names and vector files may
 # hold "[/x]" or ":x:"); styled output is built as rich Text
-stdout = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+stdout = _Stdout(highlight=False, soft_wrap=True, markup=False, emoji=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
@@ -99,6 +109,20 @@ def interrupted(detail: str = "") -> NoReturn:
 def interrupt_reported() -> bool:
     """Whether a command has already said that it was interrupted."""
     return _interrupt_reported[0]
+
+
+def output_lost(reason: str) -> NoReturn:
+    """stdout cannot be written (a full disk, a closed pipe): one line on stderr and exit 74;
+    what the command did stands. stdout then points at /dev/null, so that Python's own last
+    flush is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    stderr.print(
+        f"hcepay: cannot write the output ({reason}); what the command did stands "
+        "(a payment made is recorded: hcepay log)"
+    )
+    sys.exit(int(ExitCode.OUTPUT_LOST))
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:

@@ -763,7 +763,7 @@ def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> Termin
         tracer = TracingTransport(watch)
         for account, atc in values.logged:
             log.record(_placeholder(account, atc, env, cfg))
-        torn = [PendingEntry(_padded(a), n, d) for a, n, d in values.pending]
+        torn = [PendingEntry(account_from_digits(a), n, d) for a, n, d in values.pending]
         for entry in torn:
             log.write_pending(entry, env.now)
         before = log.count()
@@ -785,13 +785,6 @@ def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> Termin
         outcomes = tuple(closed.get((e.account, e.atc)) or "open" for e in torn)
     steps = tuple(Step(c, Pattern.exact(r), note_for(c)) for c, r in tracer.steps)
     return TerminalRun(verdict, reason, steps, rows, problem, outcomes)
-
-
-def _padded(account: str) -> bytes:
-    """A vector's account digits as the log keeps a pending entry's: cn, 10 bytes."""
-    from authority.license import pad_account
-
-    return pad_account(bytes.fromhex(account + "F" * (len(account) % 2)))
 
 
 class PendingWatch:

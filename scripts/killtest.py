@@ -614,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in points or [] if name not in KILL_POINTS]
     if unknown:
         parser.error(f"unknown kill point {unknown[0]!r}: one of {', '.join(KILL_POINTS)}")
+    if args.workdir is not None and args.workdir.exists() and not args.workdir.is_dir():
+        parser.error(f"--workdir {args.workdir}: not a folder")
     if args.workdir is not None and args.workdir.exists() and any(args.workdir.iterdir()):
         parser.error(f"--workdir {args.workdir}: not empty (a run makes its home there)")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="hcepay-killtest-"))

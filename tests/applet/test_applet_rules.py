@@ -3,6 +3,8 @@ the runtime's chaining (61xx, 6Cxx), 6F00 for bugs, and storing before answering
 
 from __future__ import annotations
 
+import errno
+import os
 import tempfile
 import threading
 from collections.abc import Callable
@@ -18,6 +20,7 @@ from applet import payment
 from applet.payment import Phase
 from applet.state import CardState
 from applet.store import FileStateStore, MemoryStateStore, StateStore
+from authority import home
 from authority.errors import SigningFaultError
 
 SELECT_AID = m.select(m.CREDIT_AID).to_bytes()
@@ -580,3 +583,31 @@ def test_a_bug_answers_6f00(make_card: Any, term: Any, monkeypatch: pytest.Monke
     monkeypatch.setattr(card.applet, "handle", broken)
     assert card.process(term.gpo()) == b"\x6f\x00"
     assert card.state.card.atc == 0
+
+
+def test_a_state_file_whose_name_was_not_stored_is_made_again_before_the_card_goes_on(
+    make_card: Any, term: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first commit makes state.dat; when the sync of its folder fails (6F00) the file
+    is there but its name may not survive a power cut. The card goes on from what it reads
+    back only once that name is stored: else a power cut after a GPO answered ATC 1 leaves
+    no state.dat, and the card answers ATC 1 again (PROTOCOL.md §6)."""
+    durable: set[str] = set()
+    sync = home.fsync_folder
+    failures = [1]
+
+    def failing_sync(folder: Path) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise OSError(errno.EIO, "Input/output error")
+        sync(folder)
+        durable.update(os.listdir(folder))
+
+    monkeypatch.setattr(home, "fsync_folder", failing_sync)
+    card = make_card(store=FileStateStore(tmp_path))
+    term.exchange(card, SELECT_AID)
+    assert card.process(term.gpo()) == b"\x6f\x00"
+    term.exchange(card, SELECT_AID)
+    data, sw = term.exchange(card, term.gpo())
+    assert sw == 0x9000 and m.parse_gpo_response(data).atc == 2
+    assert "state.dat" in durable  # a power cut now keeps the file, so ATC 2 stays spent

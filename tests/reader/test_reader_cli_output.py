@@ -3,6 +3,7 @@ what the command did stands (a payment made is in the log)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,5 +39,35 @@ def test_a_payment_whose_verdict_cannot_be_printed_is_recorded_and_exits_74(
     assert done.returncode == ExitCode.OUTPUT_LOST == 74, done.stderr
     (line,) = done.stderr.splitlines()
     assert line.startswith("hcepay: cannot write the output (No space left on device)")
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 1
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_a_payment_whose_stdout_is_a_closed_pipe_is_recorded_and_exits_74(
+    tmp_path: Path, json_flag: list[str]
+) -> None:
+    """A closed pipe is output that cannot be written, as a full disk: exit 74 and one line,
+    not a silent exit 1 (the code of a decline) for an approved payment."""
+    home = tmp_path / "home"
+    make_demo_home(home)
+    args = ["pay", "--home", str(home), "--amount", "1.00", *json_flag]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "reader.entry", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == ExitCode.OUTPUT_LOST, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("hcepay: cannot write the output (Broken pipe)")
     with TransactionLog(home / "terminal.db") as log:
         assert log.count() == 1

@@ -77,3 +77,18 @@ def test_a_work_folder_of_an_earlier_run_is_a_usage_error(tmp_path: Path) -> Non
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert f"--workdir {tmp_path}: not empty" in done.stderr
+
+
+def test_a_work_folder_that_is_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    """--workdir naming a file stopped with a traceback (NotADirectoryError)."""
+    (tmp_path / "notes").write_text("x", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--points", "--workdir", str(tmp_path / "notes")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"--workdir {tmp_path / 'notes'}: not a folder" in done.stderr
