@@ -73,7 +73,7 @@ def results_table(results: Sequence[vx.ReplayResult]) -> Table:
         difference = difference_cell(result.difference) if result.difference else Text("")
         table.add_row(
             "".join(ch if ch.isprintable() else "." for ch in result.name),  # a file's text
-            result.side.value,
+            result.side.value + (" (choice)" if result.choice else ""),
             f"{result.done}/{result.steps}",
             verdict,
             difference,
@@ -90,6 +90,7 @@ def result_json(result: vx.ReplayResult) -> dict[str, Any]:
         "steps": result.steps,
         "done": result.done,
         "passed": result.passed,
+        "choice": result.choice,
     }
     if result.verdict is not None:
         out["terminal_verdict"] = result.verdict.value
@@ -117,19 +118,19 @@ def run_all(
     """Replay every vector in order, with a progress bar on stderr when asked."""
     results: list[vx.ReplayResult] = []
     if not progress:
-        return [_with_path(replay(v), p) for p, v in items]
+        return [_with_path(replay(v), p, v) for p, v in items]
     with Progress(console=stderr, transient=True) as bar:
         task = bar.add_task("replaying", total=len(items))
         for path, vector in items:
-            results.append(_with_path(replay(vector), path))
+            results.append(_with_path(replay(vector), path, vector))
             bar.advance(task)
     return results
 
 
-def _with_path(result: vx.ReplayResult, path: Path) -> vx.ReplayResult:
+def _with_path(result: vx.ReplayResult, path: Path, vector: vx.Vector) -> vx.ReplayResult:
     from dataclasses import replace
 
-    return replace(result, path=str(path))
+    return replace(result, path=str(path), choice=vector.choice)
 
 
 def default_vectors_folder() -> Path:
@@ -152,6 +153,7 @@ def register(app: typer.Typer) -> None:
             "hcepay vectors replay   # every vector, against the in-process card",
             "hcepay vectors replay vectors/card --reader 'Virtual PCD 00 00'",
             "hcepay vectors replay vectors/terminal --json",
+            "hcepay vectors replay vectors/card --protocol-only",
         ),
     )
     def replay_command(
@@ -171,6 +173,14 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--profiles", help="Profiles folder (default: vectors/profiles)."),
         ] = None,
+        protocol_only: Annotated[
+            bool,
+            typer.Option(
+                "--protocol-only",
+                help='Leave out the vectors marked "choice": they hold docs/protocol-choices.md, '
+                "where PROTOCOL.md leaves the answer open, and a card may choose otherwise.",
+            ),
+        ] = False,
         as_json: JsonOption = False,
     ) -> None:
         """Replay vectors; exit 0 only when every one passes (1 when any fails, 2 for a bad
@@ -183,6 +193,9 @@ def register(app: typer.Typer) -> None:
             items = [(path, vx.load(path)) for path in files]
         except vx.VectorError as exc:
             fail(str(exc), ExitCode.USAGE)
+        left_out = sum(vector.choice for _, vector in items) if protocol_only else 0
+        if protocol_only:
+            items = [(path, vector) for path, vector in items if not vector.choice]
         if not items:
             fail("no vector files found", ExitCode.USAGE)
         profiles_folder = profiles or folder / "profiles"
@@ -198,13 +211,16 @@ def register(app: typer.Typer) -> None:
         results = run_all(items, replay, progress=not as_json and len(items) >= PROGRESS_THRESHOLD)
         failed = sum(not r.passed for r in results)
         if as_json:
-            summary = {"passed": len(results) - failed, "failed": failed}
+            summary = {"passed": len(results) - failed, "failed": failed, "left_out": left_out}
             payload = {"results": [result_json(r) for r in results], **summary}
             stdout.print_json(json.dumps(payload))
         else:
             stdout.print(results_table(results))
             style = "green" if not failed else "bold red"
-            stdout.print(Text(f"{len(results) - failed} passed, {failed} failed", style=style))
+            line = f"{len(results) - failed} passed, {failed} failed"
+            if protocol_only:
+                line += f", {left_out} left out (choices, --protocol-only)"
+            stdout.print(Text(line, style=style))
         if any(r.difference and r.difference.problem is vx.Problem.TRANSPORT for r in results):
             raise typer.Exit(int(ExitCode.TRANSPORT))
         if failed:

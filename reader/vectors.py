@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from authority.license import account_from_digits
 from reader.checks import Verdict
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 VECTOR_VERSION = 1
 MAX_VECTOR_FILE_BYTES = 1 << 20  # a vector is a few kilobytes; refuse anything absurd
 MAX_STEPS = 256
+CHOICE_KEY: Final = "choice"  # a vector of a choice PROTOCOL.md leaves open
 MAX_APDU_BYTES = 65_544  # extended case 4: 4 + 3 + 65535 + 2 (ISO 7816-4 5.1)
 _HEX_BYTE = re.compile("[0-9A-Fa-f]{2}")
 WILDCARD = ".."
@@ -191,6 +192,12 @@ class Vector:
     def side(self) -> Side:
         """A vector with `expect` tests the terminal; without it, the card."""
         return Side.TERMINAL if self.expect is not None else Side.CARD
+
+    @property
+    def choice(self) -> bool:
+        """`"choice": true`: what it checks is one of docs/protocol-choices.md, where
+        PROTOCOL.md leaves the answer open; a card may choose otherwise and conform."""
+        return self.extra.get(CHOICE_KEY) is True
 
 
 # ---------------------------------------------------------------------------- JSON
@@ -370,6 +377,8 @@ def vector_from_json(obj: Any, where: str = "") -> Vector:
                     "a terminal-side vector's responses cannot hold '..'",
                     f"{where}.steps[{index}].r",
                 )
+    if type(obj.get(CHOICE_KEY, False)) is not bool:
+        raise VectorError(f"'{CHOICE_KEY}' must be true or false", where)
     known = {"hcepay_vector", "name", "description", "card", "terminal", "expect", "steps"}
     extra = {k: v for k, v in obj.items() if k not in known}
     return Vector(name, description, tuple(steps), card, terminal, expect, extra)
@@ -582,6 +591,7 @@ class ReplayResult:
     verdict: Verdict | None = None  # terminal side: what the terminal decided
     reason: str = ""
     path: str = ""
+    choice: bool = False  # the vector holds a choice PROTOCOL.md leaves open (Vector.choice)
 
     @property
     def passed(self) -> bool:

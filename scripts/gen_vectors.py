@@ -173,21 +173,22 @@ def cid_of(response: ResponseAPDU) -> int:
 
 # ---------------------------------------------------------------------------- card side
 
-CardScenario = Callable[[], tuple[vx.CardStart, list[vx.Step], str]]
+CardScenario = Callable[[], tuple[vx.CardStart, list[vx.Step], str, bool]]
 CARD: dict[str, CardScenario] = {}
 
 
 def card_vector(
-    name: str, description: str, atc: int = 0, used: int = 0
+    name: str, description: str, atc: int = 0, used: int = 0, *, choice: bool = False
 ) -> Callable[[Callable[[Session], None]], Callable[[Session], None]]:
-    """Register a card-side scenario: it drives a Session of a fresh card in that state."""
+    """Register a card-side scenario: it drives a Session of a fresh card in that state.
+    `choice`: it holds one of docs/protocol-choices.md, not a rule of PROTOCOL.md."""
 
     def register(run: Callable[[Session], None]) -> Callable[[Session], None]:
-        def build() -> tuple[vx.CardStart, list[vx.Step], str]:
+        def build() -> tuple[vx.CardStart, list[vx.Step], str, bool]:
             card, start = card_for(atc, used)
             session = Session(card)
             run(session)
-            return start, session.steps, description
+            return start, session.steps, description, choice
 
         CARD[name] = build
         return run
@@ -228,6 +229,7 @@ def _select(s: Session) -> None:
 @card_vector(
     "card-select-partial-and-next",
     "As a terminal's list of AIDs does (EMV Book 1 12.3.3): SELECT with the AID's first 5 bytes answers the whole AID's FCI; SELECT of the next occurrence (P2 02) answers 6A82, the card holds one, and the app stays selected; the payment goes on (docs/protocol-choices.md).",
+    choice=True,
 )
 def _select_partial(s: Session) -> None:
     ok(select_ppse(s))
@@ -306,6 +308,7 @@ def _wrong_le(s: Session) -> None:
 @card_vector(
     "card-no-le-61xx",
     "Commands without Le (GPO as case 3, READ RECORD as case 1): no Le is Ne = 0 (ISO 7816-4 5.1), so the card executes the command and answers 61xx alone; GET RESPONSE fetches the data (docs/protocol-choices.md).",
+    choice=True,
 )
 def _no_le(s: Session) -> None:
     ok(select_aid(s))
@@ -388,6 +391,7 @@ def _last_answer_decline(s: Session) -> None:
     "card-get-data-before-select",
     "GET DATA is answered before any SELECT: the ATC, the available credit and no last answer (6A88) (docs/protocol-choices.md: read-only, every state).",
     atc=7,
+    choice=True,
 )
 def _get_data_idle(s: Session) -> None:
     holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC 0007, nothing selected"), "9F36020007")
@@ -591,6 +595,7 @@ def _gpo_after_genac(s: Session) -> None:
 @card_vector(
     "card-wrong-le-6c-gpo",
     "GPO with a non-zero Le shorter than its answer gets 6Cxx and is not executed: the ATC stays 0000; the GPO repeated with that Le answers ATC 0001 (P§3, docs/protocol-choices.md).",
+    choice=True,
 )
 def _wrong_le_gpo(s: Session) -> None:
     ok(select_aid(s))
@@ -679,6 +684,7 @@ def _cla_commands(s: Session) -> None:
 @card_vector(
     "card-sw-read-record-forms",
     "READ RECORD with P1 00 (the current record, which the card does not keep) answers 6A86, with a data field (it is case 2) 6700, of SFI 2 6A83 (docs/protocol-choices.md, P§6).",
+    choice=True,
 )
 def _read_record_forms(s: Session) -> None:
     ok(select_aid(s))
@@ -694,6 +700,7 @@ def _read_record_forms(s: Session) -> None:
 @card_vector(
     "card-sw-get-response-nothing-pending",
     "GET RESPONSE with no response waiting answers 6985, before any command and once the last part was fetched (docs/protocol-choices.md).",
+    choice=True,
 )
 def _get_response_none(s: Session) -> None:
     expect_sw(
@@ -1364,8 +1371,9 @@ def build_card_vectors() -> dict[str, vx.Vector]:
     """Every card-side vector, by file name."""
     out: dict[str, vx.Vector] = {}
     for name, build in CARD.items():
-        start, steps, description = build()
-        out[name] = vx.Vector(name, description, tuple(steps), start, TERMINAL)
+        start, steps, description, choice = build()
+        extra = {vx.CHOICE_KEY: True} if choice else {}
+        out[name] = vx.Vector(name, description, tuple(steps), start, TERMINAL, extra=extra)
     return out
 
 

@@ -300,3 +300,45 @@ def test_a_bad_torn_transaction_names_its_field(change: Any, message: str) -> No
     change(obj["terminal"], obj["expect"])
     with pytest.raises(vx.VectorError, match=re.escape(message)):
         vx.vector_from_json(obj, "torn.json")
+
+
+CHOICES = {
+    "card-get-data-before-select",
+    "card-no-le-61xx",
+    "card-select-partial-and-next",
+    "card-sw-get-response-nothing-pending",
+    "card-sw-read-record-forms",
+    "card-wrong-le-6c-gpo",
+}
+
+
+def test_protocol_only_leaves_out_the_vectors_of_choices() -> None:
+    """A card that follows PROTOCOL.md but answers otherwise where it leaves the answer open
+    (docs/protocol-choices.md) replays the rest with --protocol-only."""
+    card_folder = str(ROOT / "vectors" / "card")
+    code, out, _ = run("vectors", "replay", card_folder, "--json")
+    every = json.loads(out)
+    assert code == 0 and every["left_out"] == 0
+    assert {r["vector"] for r in every["results"] if r["choice"]} == CHOICES
+    code, out, _ = run("vectors", "replay", card_folder, "--json", "--protocol-only")
+    kept = json.loads(out)
+    assert code == 0 and kept["left_out"] == len(CHOICES)
+    assert not any(r["choice"] for r in kept["results"])
+    assert len(kept["results"]) == len(every["results"]) - len(CHOICES)
+    code, out, _ = run("vectors", "replay", card_folder, "--protocol-only")
+    assert code == 0 and f"0 failed, {len(CHOICES)} left out (choices, --protocol-only)" in out
+
+
+@pytest.mark.parametrize("value", ['"yes"', "1", "null"])
+def test_choice_is_true_or_false(tmp_path: Path, value: str) -> None:
+    text = APPROVE.read_text(encoding="utf-8").replace(
+        '"hcepay_vector": 1,', f'"hcepay_vector": 1, "choice": {value},'
+    )
+    with pytest.raises(vx.VectorError, match="'choice' must be true or false"):
+        vx.loads(text)
+
+
+def test_choice_is_kept_on_save() -> None:
+    vector = vx.load(ROOT / "vectors" / "card" / "card-no-le-61xx.json")
+    assert vector.choice and vx.loads(vx.dumps(vector)).choice
+    assert not vx.load(APPROVE).choice
