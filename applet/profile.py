@@ -170,6 +170,7 @@ def open_card(folder: Path, store: StateStore | None = None) -> CardRuntime:
         hold_card_folder(folder)
         _check_state_kept(folder, profile)
         store = FileStateStore(folder)
+        store.settle()  # nothing is answered from a state an earlier process did not store
     return CardRuntime(applet, store)
 
 

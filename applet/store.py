@@ -8,7 +8,9 @@ ends with a SHA-256 over its header and payload, so a write torn by a kill or a 
 fails its check and `load` takes the other slot, which holds the state before it. A kill at
 any moment leaves the old or the new state, never a torn one. A commit whose write or flush
 failed is written again, in its own slot, by the next commit: what a failed fdatasync did not
-write may still be read back, and the other slot is the last state known to be stored.
+write may still be read back, and the other slot is the last state known to be stored. A
+new process writes the newest slot again before its card answers (`settle`), for the same
+reason: the process whose flush failed may have ended.
 
 Slot layout (big-endian): magic `HCEPAYS2` (8) | sequence (8) | payload length (4) |
 payload (the state's binary form, applet/state.py) | SHA-256 of all before it (32). The
@@ -43,7 +45,7 @@ from applet.state import (
     state_from_json,
     state_to_bytes,
 )
-from authority.home import flock_file, write_all, write_atomic
+from authority.home import flock_file, fsync_folder, write_all, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,17 @@ def decode_slot(slot: bytes) -> tuple[int, bytes, int] | None:
     if hashlib.sha256(slot[:end]).digest() != slot[end : end + _DIGEST_SIZE]:
         return None
     return sequence, slot[_HEADER.size : end], version
+
+
+def _intact_slots(raw: bytes) -> list[tuple[tuple[int, bytes, int], int]]:
+    """The slots of state.dat's bytes that pass their check and sit where their sequence
+    says: ((sequence, payload, version), offset) each."""
+    found = []
+    for index in (0, 1):
+        slot = decode_slot(raw[index * SLOT_SIZE : (index + 1) * SLOT_SIZE])
+        if slot is not None and slot[0] % 2 == index:
+            found.append((slot, index * SLOT_SIZE))
+    return found
 
 
 class _Committer:
@@ -194,11 +207,7 @@ class FileStateStore:
             return self._load_seed()
         except OSError as exc:
             raise StateFileError(str(self.path), f"cannot read ({exc.strerror})") from None
-        slots = []
-        for index in (0, 1):
-            slot = decode_slot(raw[index * SLOT_SIZE : (index + 1) * SLOT_SIZE])
-            if slot is not None and slot[0] % 2 == index:
-                slots.append(slot)
+        slots = [slot for slot, _ in _intact_slots(raw)]
         if not slots:
             raise StateFileError(str(self.path), "bad card state: no intact slot")
         self._legacy = any(slot[2] == 1 for slot in slots)
@@ -209,6 +218,28 @@ class FileStateStore:
             raise StateFileError(str(self.path), f"bad card state: {exc}") from None
         self._sequence = sequence
         return state
+
+    def settle(self) -> None:
+        """Write the newest intact slot again, byte for byte, and flush it and the folder,
+        before a new process answers from it: a commit whose flush failed in an earlier
+        process may be in memory only (a failed fdatasync drops what it did not write, while
+        reads still show it), and what the card answers must be stored (P§6, §9). The same
+        bytes over themselves: a write torn by a power cut leaves a stored slot as it was."""
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            return  # nothing stored yet: the first commit makes state.dat
+        try:
+            raw = os.pread(fd, 2 * SLOT_SIZE, 0)
+            intact = _intact_slots(raw)
+            if not intact:
+                return  # load() says why
+            start = max(intact)[1]
+            write_all(fd, raw[start : start + SLOT_SIZE], start)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        fsync_folder(self.folder)  # state.dat's name may not be stored either (sequence 0)
 
     def _load_seed(self) -> CardState:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -611,3 +612,43 @@ def test_a_state_file_whose_name_was_not_stored_is_made_again_before_the_card_go
     data, sw = term.exchange(card, term.gpo())
     assert sw == 0x9000 and m.parse_gpo_response(data).atc == 2
     assert "state.dat" in durable  # a power cut now keeps the file, so ATC 2 stays spent
+
+
+def test_a_new_process_stores_the_state_it_answers_from(
+    profile_folder: Path, term: Any, tmp_path: Path, disk: Any
+) -> None:
+    """GENERATE AC's flush fails (6F00) and that process ends; the next one to open the card
+    reads the deduction from memory. open_card stores it before answering, else DF02 would
+    hand out (and a terminal record, PROTOCOL.md §9) an approval a power cut takes back."""
+    from applet.profile import open_card
+
+    folder = tmp_path / "card"
+    folder.mkdir()
+    for name in ("card.json", "app.pem", "app.pub.pem"):
+        shutil.copy(profile_folder / name, folder / name)
+    first = open_card(folder)
+    first.power_on()
+    for command in setup_commands(term, "requested"):
+        assert term.exchange(first, command)[1] == 0x9000
+    drive = disk(folder / "state.dat")
+    drive.fail_flush = 1
+    assert first.process(term.generate_ac()) == b"\x6f\x00"
+    second = open_card(folder)  # the next process (this one holds the folder already)
+    second.power_on()
+    data, sw = term.exchange(second, m.get_data(0xDF02).to_bytes())
+    assert sw == 0x9000
+    assert m.parse_generate_ac_response(m.parse_last_answer(data).answer).cid == 0x40
+    drive.crash()
+    assert FileStateStore(folder).load().used == term.amount
+
+
+def test_settle_leaves_a_stored_slot_as_it_was(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path)
+    store.settle()  # no state.dat yet: nothing to do
+    assert not (tmp_path / "state.dat").exists()
+    store.commit(CardState(atc=3, used=40))
+    store.commit(CardState(atc=4, used=40))
+    before = (tmp_path / "state.dat").read_bytes()
+    FileStateStore(tmp_path).settle()
+    assert (tmp_path / "state.dat").read_bytes() == before
+    assert FileStateStore(tmp_path).load() == CardState(atc=4, used=40)

@@ -46,7 +46,8 @@ def _hcepay(home: Path, amount: str, failing_flush: int = 0) -> subprocess.Compl
     )
 
 
-@pytest.mark.parametrize(("nth", "command"), [(1, "GET PROCESSING OPTIONS"), (2, "GENERATE AC")])
+# the card's flushes: 1 on opening (its newest slot stored again), 2 GPO, 3 GENERATE AC
+@pytest.mark.parametrize(("nth", "command"), [(2, "GET PROCESSING OPTIONS"), (3, "GENERATE AC")])
 def test_a_card_that_cannot_store_its_state_is_one_line_not_a_traceback(
     demo_home: Path, nth: int, command: str
 ) -> None:
@@ -62,3 +63,14 @@ def test_a_card_that_cannot_store_its_state_is_one_line_not_a_traceback(
     with TransactionLog(log_path(demo_home)) as log:
         approved = sum(r.outcome.amount for r in log.rows() if r.outcome.approved)
     assert FileStateStore(demo_home / "cards" / ACCOUNT_FOLDER).load().used == approved
+
+
+def test_a_card_whose_state_cannot_be_stored_on_opening_makes_no_payment(demo_home: Path) -> None:
+    assert _hcepay(demo_home, "1.00").returncode == ExitCode.OK
+    done = _hcepay(demo_home, "2.00", 1)
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert "Input/output error" in line and "Traceback" not in line
+    assert _hcepay(demo_home, "3.00").returncode == ExitCode.OK
+    with TransactionLog(log_path(demo_home)) as log:
+        assert [r.outcome.amount for r in log.rows()] == [100, 300]
