@@ -14,6 +14,7 @@ import typer
 from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_pcsc, cli_vectors
 from reader.cli_common import ExitCode, interrupt_reported, output_lost, stderr
 
+_WRITERS = ("rich.", "click.", "typer._click.")  # modules that write stdout (typer bundles click)
 _OUTPUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
 
 app = typer.Typer(
@@ -81,7 +82,7 @@ def _output_lost(exc: OSError) -> bool:
     writers = {
         frame.f_globals.get("__name__", "") for frame, _ in traceback.walk_tb(exc.__traceback__)
     }
-    return any(name.split(".")[0] in ("rich", "click") for name in writers)
+    return any(name.startswith(_WRITERS) for name in writers)
 
 
 if __name__ == "__main__":
