@@ -128,8 +128,14 @@ def serve_card(folder: Path, sock_path: Path, journal: Path, kill_at: str = "") 
         _arm_card(card, kill_at, current)
     sock_path.unlink(missing_ok=True)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(sock_path))
+    # bound and listening under another name first: the socket's name appears (what the
+    # harness waits for) only once a connection is accepted; between bind and listen a
+    # connection is refused, and a clean contact then failed as a transport error
+    listening = sock_path.with_name(sock_path.name + ".new")
+    listening.unlink(missing_ok=True)
+    server.bind(str(listening))
     server.listen(1)
+    os.rename(listening, sock_path)
     with journal.open("a", encoding="utf-8") as jf:
         while True:
             conn, _ = server.accept()
