@@ -116,3 +116,24 @@ def test_a_usage_error_whose_stderr_is_a_closed_pipe_keeps_its_exit_code(
     finally:
         os.close(write_end)
     assert done.returncode == ExitCode.USAGE
+
+
+def test_a_disk_error_inside_a_command_is_not_output_that_cannot_be_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every command runs inside click's frames: an EIO reading the vectors is an internal
+    error (70), not 'cannot write the output' (74), which would say that all went well."""
+    import errno
+
+    from reader import cli
+    from reader import vectors as vx
+
+    def unreadable(*_: object) -> list[Path]:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(vx, "collect", unreadable)
+    monkeypatch.setattr(sys, "argv", ["hcepay", "vectors", "replay"])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == ExitCode.INTERNAL
+    assert "cannot write the output" not in capsys.readouterr().err
