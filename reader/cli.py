@@ -76,13 +76,13 @@ def main() -> None:
 
 def _output_lost(exc: OSError) -> bool:
     """Whether `exc` is stdout that cannot be written (a full disk, a closed pipe): an
-    output error raised while rich or click wrote (a closed pipe: cli_common._Stdout)."""
+    output error raised while rich or click wrote (a closed pipe: cli_common._Stdout). The
+    frame that raised it must be theirs: every command runs inside click's frames, so a
+    disk error reading or writing the card or the log is not the output's."""
     if exc.errno not in _OUTPUT_ERRNOS:
         return False
-    writers = {
-        frame.f_globals.get("__name__", "") for frame, _ in traceback.walk_tb(exc.__traceback__)
-    }
-    return any(name.startswith(_WRITERS) for name in writers)
+    frames = [frame for frame, _ in traceback.walk_tb(exc.__traceback__)]
+    return bool(frames) and frames[-1].f_globals.get("__name__", "").startswith(_WRITERS)
 
 
 if __name__ == "__main__":

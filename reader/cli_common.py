@@ -40,10 +40,22 @@ class _Stdout(Console):
         output_lost("Broken pipe")
 
 
+class _Stderr(Console):
+    """The commands' stderr: when it is a closed pipe too, the line is lost but the exit code
+    stays the command's own; rich's answer is exit 1, the code of a decline. stderr then
+    points at /dev/null, so that nothing else tries it."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stderr.fileno())
+        os.close(devnull)
+
+
 # markup and emoji off: what is printed is never parsed (paths, names and vector files may
 # hold "[/x]" or ":x:"); styled output is built as rich Text
 stdout = _Stdout(highlight=False, soft_wrap=True, markup=False, emoji=False)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+stderr = _Stderr(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 def _home_path(text: str) -> Path:

@@ -196,6 +196,8 @@ def register(app: typer.Typer) -> None:
         left_out = sum(vector.choice for _, vector in items) if protocol_only else 0
         if protocol_only:
             items = [(path, vector) for path, vector in items if not vector.choice]
+        if not items and left_out:
+            fail(f"--protocol-only left out every vector found ({left_out}, all choices)")
         if not items:
             fail("no vector files found", ExitCode.USAGE)
         profiles_folder = profiles or folder / "profiles"

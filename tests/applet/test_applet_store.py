@@ -510,3 +510,58 @@ def test_a_forked_child_does_not_serve_its_parents_card(
     os.waitpid(pid, 0)
     assert os.read(read, 16) == b"refused"
     os.close(read)
+
+
+def _settle_writes(folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bytes]]:
+    """(offset, bytes) of each write FileStateStore.settle makes on `folder`."""
+    import applet.store
+
+    writes: list[tuple[int, bytes]] = []
+    real = applet.store.write_all
+
+    def spy(fd: int, data: bytes, offset: int) -> None:
+        writes.append((offset, data))
+        real(fd, data, offset)
+
+    monkeypatch.setattr(applet.store, "write_all", spy)
+    FileStateStore(folder).settle()
+    return writes
+
+
+def test_settle_over_a_torn_newest_slot_writes_the_intact_one_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill tore sequence 2's slot: the state answered from is sequence 1's, so that is
+    the slot stored again, and the torn one is left for the next commit."""
+    store = FileStateStore(tmp_path)
+    for atc in (1, 2, 3):
+        store.commit(CardState(atc, 0))  # sequences 0, 1, 2
+    raw = bytearray((tmp_path / STATE_FILE).read_bytes())
+    raw[25] ^= 0xFF  # slot 0 (sequence 2) fails its check
+    (tmp_path / STATE_FILE).write_bytes(raw)
+    assert _settle_writes(tmp_path, monkeypatch) == [(SLOT_SIZE, bytes(raw[SLOT_SIZE:]))]
+    assert (tmp_path / STATE_FILE).read_bytes() == raw
+    assert FileStateStore(tmp_path).load() == CardState(2, 0)
+
+
+def test_settle_over_a_version_1_file_keeps_it_version_1_until_a_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = CardState(7, 1234, (m.LastAnswer(b"\x77\x00", b"\x01"),))
+    raw = _version_1_slot(4, state).ljust(2 * SLOT_SIZE, b"\0")
+    (tmp_path / STATE_FILE).write_bytes(raw)
+    assert _settle_writes(tmp_path, monkeypatch) == [(0, raw[:SLOT_SIZE])]
+    assert (tmp_path / STATE_FILE).read_bytes() == raw
+    store = FileStateStore(tmp_path)
+    assert store.load() == state
+    store.commit(replace(state, atc=8))
+    assert _slot(tmp_path, 0).startswith(SLOT_MAGIC) and _slot(tmp_path, 1).startswith(SLOT_MAGIC)
+
+
+def test_settle_over_a_file_with_no_intact_slot_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / STATE_FILE).write_bytes(bytes(2 * SLOT_SIZE))
+    assert _settle_writes(tmp_path, monkeypatch) == []
+    with pytest.raises(StateFileError, match="no intact slot"):
+        FileStateStore(tmp_path).load()

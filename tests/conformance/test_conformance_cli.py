@@ -329,6 +329,14 @@ def test_protocol_only_leaves_out_the_vectors_of_choices() -> None:
     assert code == 0 and f"0 failed, {len(CHOICES)} left out (choices, --protocol-only)" in out
 
 
+def test_protocol_only_over_choices_alone_says_so() -> None:
+    """Vectors that are all choices are found, then left out: not 'no vector files found'."""
+    one = str(ROOT / "vectors" / "card" / "card-no-le-61xx.json")
+    code, _, err = run("vectors", "replay", one, "--protocol-only")
+    assert code == 2
+    assert "--protocol-only left out every vector found (1, all choices)" in err
+
+
 @pytest.mark.parametrize("value", ['"yes"', "1", "null"])
 def test_choice_is_true_or_false(tmp_path: Path, value: str) -> None:
     text = APPROVE.read_text(encoding="utf-8").replace(

@@ -71,3 +71,69 @@ def test_a_payment_whose_stdout_is_a_closed_pipe_is_recorded_and_exits_74(
     assert line.startswith("hcepay: cannot write the output (Broken pipe)")
     with TransactionLog(home / "terminal.db") as log:
         assert log.count() == 1
+
+
+def test_a_payment_whose_stdout_and_stderr_are_closed_pipes_still_exits_74(
+    tmp_path: Path,
+) -> None:
+    """With stderr a closed pipe too, the line saying so cannot be written, but the exit code
+    still says that the payment stands (74), not rich's 1 (the code of a decline)."""
+    home = tmp_path / "home"
+    make_demo_home(home)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "reader.entry", "pay", "--home", str(home), "--amount", "1"],
+            stdout=write_end,
+            stderr=write_end,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == ExitCode.OUTPUT_LOST
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 1
+
+
+def test_a_usage_error_whose_stderr_is_a_closed_pipe_keeps_its_exit_code(
+    tmp_path: Path,
+) -> None:
+    """A one-line error that cannot be written still exits with its own code (2 here)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "reader.entry", "vectors", "replay", str(tmp_path / "none")],
+            stderr=write_end,
+            stdout=subprocess.DEVNULL,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == ExitCode.USAGE
+
+
+def test_a_disk_error_inside_a_command_is_not_output_that_cannot_be_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every command runs inside click's frames: an EIO reading the vectors is an internal
+    error (70), not 'cannot write the output' (74), which would say that all went well."""
+    import errno
+
+    from reader import cli
+    from reader import vectors as vx
+
+    def unreadable(*_: object) -> list[Path]:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(vx, "collect", unreadable)
+    monkeypatch.setattr(sys, "argv", ["hcepay", "vectors", "replay"])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == ExitCode.INTERNAL
+    assert "cannot write the output" not in capsys.readouterr().err

@@ -525,6 +525,34 @@ def test_transport_error_exit_4_no_row_pending_left_open(
     assert entry.atc == 1 and len(entry.cdol1_data) == 42
 
 
+def test_a_torn_payment_whose_log_cannot_be_read_back_still_says_the_card_may_have_deducted(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The card left the field after GENERATE AC and the log cannot say whether the entry is
+    still open: as far as this payment knows it is, so the user is told (PROTOCOL.md §9)."""
+
+    def gone() -> bytes:
+        def unreadable() -> list[PendingEntry]:
+            raise LogError("cannot read the pending entries: disk I/O error")
+
+        monkeypatch.setattr(log, "pending", unreadable)
+        raise TransportError("card removed")
+
+    transport = AtGenerateAc(transport_for(make_card()), gone)
+    result = run_payment(transport, cfg, PaymentRequest(1234), env, keys, log)
+    assert result.code is ExitCode.TRANSPORT
+    assert result.reason.startswith(
+        "card removed; GENERATE AC was sent, so the card may have deducted"
+    )
+    monkeypatch.undo()
+    assert log.count() == 0 and len(log.pending()) == 1
+
+
 def test_pending_is_written_before_generate_ac(
     make_card: Callable[[], CardRuntime],
     cfg: TerminalConfig,
