@@ -41,7 +41,14 @@ from applet.errors import (
     WrongData,
     WrongLength,
 )
-from applet.state import CDOL1_DATA_LENGTH, MAX_ATC, AnswerInputs, CardState, KeptAnswer
+from applet.state import (
+    CDOL1_DATA_LENGTH,
+    CDOL1_SLICES,
+    MAX_ATC,
+    AnswerInputs,
+    CardState,
+    KeptAnswer,
+)
 from authority.authorization import DynamicData, bcd, from_bcd, sign_authorization
 from authority.iso9796 import HASH_SHA256
 from authority.license import pad_account
@@ -90,7 +97,6 @@ CURRENCY_BYTES: Final = 2
 
 # The app's own DOLs are constants: their data, once its length is checked, is cut in place.
 PDOL_SLICES: Final = dol_slices(m.PDOL)
-CDOL1_SLICES: Final = dol_slices(m.CDOL1)
 
 
 @dataclass(frozen=True)

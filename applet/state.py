@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from apdu.dol import dol_slices
 from apdu.messages import CDOL1, LastAnswer, build_last_answer, parse_generate_ac_response
+from authority.authorization import from_bcd
 
 MAX_ATC: Final = 0xFFFF  # b2; at FFFF the card answers 6985 to GPO for ever
 MAX_USED: Final = 999_999_999_999  # n12
@@ -35,7 +36,7 @@ _KIND_BYTE: Final = (b"\x00", b"\x01")
 
 
 CDOL1_DATA_LENGTH: Final = sum(entry.length for entry in CDOL1)
-_CDOL1_SLICES: Final = dol_slices(CDOL1)
+CDOL1_SLICES: Final = dol_slices(CDOL1)  # cut in place: the app's CDOL1 is a constant
 ANSWER_CIDS: Final = (0x00, 0x40)  # declined, approved (PROTOCOL.md §5.2)
 
 
@@ -128,8 +129,10 @@ def _answer_from_json(obj: Any) -> KeptAnswer:
     if isinstance(obj, dict) and "cid" in obj:
         inputs = AnswerInputs(_int(obj, "cid"), _int(obj, "atc"), _hex(obj, "cdol1_data"))
         for tag in (0x9F02, 0x5F2A):  # DF02 re-makes the answer from them (n, PROTOCOL.md §5.2)
-            if not inputs.cdol1_data[_CDOL1_SLICES[tag]].hex().isdigit():
-                raise ValueError(f"last answer CDOL1 data: {tag:X} is not BCD")
+            try:
+                from_bcd(inputs.cdol1_data[CDOL1_SLICES[tag]])
+            except ValueError:
+                raise ValueError(f"last answer CDOL1 data: {tag:X} is not BCD") from None
         return inputs
     raise ValueError("a last answer gives 'answer' (as sent) or 'cid' and 'atc' (its inputs)")
 

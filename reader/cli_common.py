@@ -47,9 +47,15 @@ class _Stderr(Console):
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stderr.fileno())
-        os.close(devnull)
+        _to_devnull(sys.stderr.fileno())
+
+
+def _to_devnull(fd: int) -> None:
+    """Point `fd` at /dev/null: an output that cannot be written is not tried again (nor by
+    Python's own last flush)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 # markup and emoji off: what is printed is never parsed (paths, names and vector files may
@@ -125,11 +131,8 @@ def interrupt_reported() -> bool:
 
 def output_lost(reason: str) -> NoReturn:
     """stdout cannot be written (a full disk, a closed pipe): one line on stderr and exit 74;
-    what the command did stands. stdout then points at /dev/null, so that Python's own last
-    flush is quiet."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    what the command did stands."""
+    _to_devnull(sys.stdout.fileno())
     stderr.print(
         f"hcepay: cannot write the output ({reason}); what the command did stands "
         "(a payment made is recorded: hcepay log)"

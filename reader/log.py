@@ -177,6 +177,18 @@ def outcome_to_json(outcome: Outcome) -> dict[str, str | int]:
     return out
 
 
+_TYPES: Final[dict[object, type]] = {
+    "int": int,
+    "bytes": bytes,
+    "str": str,
+    int: int,
+    bytes: bytes,
+    str: str,
+}
+# each field's type (the annotations are strings): what a row or a spooled entry holds
+_COLUMN_TYPES: Final = {f.name: _TYPES.get(f.type) for f in fields(Outcome)}
+
+
 def outcome_from_json(obj: Mapping[str, str | int | None]) -> Outcome:
     """The inverse of `outcome_to_json`; ValueError (or KeyError) when malformed."""
     values: dict[str, object] = {}
@@ -186,9 +198,9 @@ def outcome_from_json(obj: Mapping[str, str | int | None]) -> Outcome:
             values[f.name] = Verdict(str(raw))
         elif f.name == "time":
             values[f.name] = datetime.fromisoformat(str(raw))
-        elif f.type in ("bytes", bytes):
+        elif _COLUMN_TYPES[f.name] is bytes:
             values[f.name] = bytes.fromhex(str(raw))
-        elif f.type in ("int", int):
+        elif _COLUMN_TYPES[f.name] is int:
             if not isinstance(raw, int):
                 raise ValueError(f"{f.name} must be an integer")
             values[f.name] = raw
@@ -396,17 +408,6 @@ class TransactionLog:
                 yield LogRow(int(row[0]), _outcome(row))
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the transactions: {exc}") from None
-
-
-_TYPES: Final[dict[object, type]] = {
-    "int": int,
-    "bytes": bytes,
-    "str": str,
-    int: int,
-    bytes: bytes,
-    str: str,
-}
-_COLUMN_TYPES: Final = {f.name: _TYPES.get(f.type) for f in fields(Outcome)}
 
 
 def _entry(account: object, atc: object, cdol1_data: object) -> PendingEntry:
