@@ -82,19 +82,14 @@ def serve(
     from applet import open_card
     from reader.cli_card import card_folder
 
-    try:
-        host, port = parse_endpoint(vpcd)
-        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except ValueError as exc:
-        fail(str(exc))
-    except (OSError, UnicodeError) as exc:  # socket.gaierror: no such host
-        fail(f"--vpcd {vpcd}: host {host!r} is not a host name or address ({exc})")
+    config = vpcd_config(vpcd)
+    host, port = config.host, config.port
     folder = card_folder(home_folder(home), card)
     try:
         runtime = open_card(folder)
     except (OSError, ValueError) as exc:
         fail(f"cannot open card {folder.name}: {exc}")
-    client = VpcdClient(runtime, VpcdConfig(host=host, port=port))
+    client = VpcdClient(runtime, config)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)
@@ -108,6 +103,18 @@ def serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     stderr.print(f"stopped: {client.apdus} APDUs served, card state saved")
+
+
+def vpcd_config(text: str) -> VpcdConfig:
+    """`--vpcd HOST:PORT` as where to serve; a usage error for a bad address or host."""
+    try:
+        host, port = parse_endpoint(text)
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except ValueError as exc:
+        fail(str(exc))
+    except (OSError, UnicodeError) as exc:  # socket.gaierror: no such host
+        fail(f"--vpcd {text}: host {host!r} is not a host name or address ({exc})")
+    return VpcdConfig(host=host, port=port)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,12 +1,15 @@
-"""`hcepay vectors replay` and `hcepay vectors record` (PROTOCOL.md §8, docs/conformance.md)."""
+"""`hcepay vectors replay`, `record` and `serve` (PROTOCOL.md §8, docs/conformance.md)."""
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -15,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from reader import vectors as vx
-from reader.cli_common import ExitCode, JsonOption, examples, fail, stderr, stdout
+from reader.cli_common import ExitCode, JsonOption, examples, fail, interrupted, stderr, stdout
 
 PROGRESS_THRESHOLD = 8  # show a progress bar from this many vectors on
 CONTEXT_BYTES = 6  # bytes shown either side of the first difference
@@ -60,6 +63,11 @@ def difference_cell(difference: vx.Difference) -> Text:
     return cell
 
 
+def _shown(text: str) -> str:
+    """A vector file's text as shown: control characters as dots (no ESC reaches a tty)."""
+    return "".join(ch if ch.isprintable() else "." for ch in text)
+
+
 def results_table(results: Sequence[vx.ReplayResult]) -> Table:
     """The replay table: vector, side, steps, verdict, first difference."""
     table = Table(title="hcepay conformance replay", show_lines=False)
@@ -72,7 +80,7 @@ def results_table(results: Sequence[vx.ReplayResult]) -> Table:
         verdict = Text("pass", style="green") if result.passed else Text("FAIL", style="bold red")
         difference = difference_cell(result.difference) if result.difference else Text("")
         table.add_row(
-            "".join(ch if ch.isprintable() else "." for ch in result.name),  # a file's text
+            _shown(result.name),
             result.side.value + (" (choice)" if result.choice else ""),
             f"{result.done}/{result.steps}",
             verdict,
@@ -141,11 +149,13 @@ def default_vectors_folder() -> Path:
 def register(app: typer.Typer) -> None:
     """Add `hcepay vectors replay` and `hcepay vectors record` to the root app."""
     group = typer.Typer(
-        help="Conformance vectors (PROTOCOL.md §8): replay them, record new ones.",
+        help="Conformance vectors (PROTOCOL.md §8): replay them, record new ones, serve them "
+        "to your own terminal.",
         no_args_is_help=True,
     )
     app.add_typer(group, name="vectors")
     register_record(group)
+    register_serve(group)
 
     @group.command(
         "replay",
@@ -377,3 +387,152 @@ def register_record(group: typer.Typer) -> None:
             stdout.print_json(json.dumps(summary))
         else:
             stdout.print(f"wrote {out}: {len(vector.steps)} steps, {summary['verdict']}")
+
+
+def register_serve(group: typer.Typer) -> None:
+    """Add `hcepay vectors serve`."""
+    from applet.vpcd import DEFAULT_HOST, DEFAULT_PORT
+
+    @group.command(
+        "serve",
+        epilog=examples(
+            "hcepay vectors serve   # every terminal-side vector, one after the other",
+            "hcepay vectors serve vectors/terminal/terminal-license-expired.json --json",
+            "hcepay vectors serve --vpcd 127.0.0.1:35964 --timeout 60 --idle 5",
+        ),
+    )
+    def serve_command(
+        paths: Annotated[
+            list[Path] | None,
+            typer.Argument(
+                help="Terminal-side vector files or folders (default: vectors/terminal)."
+            ),
+        ] = None,
+        vpcd: Annotated[
+            str,
+            typer.Option(
+                "--vpcd",
+                metavar="HOST:PORT",
+                help="Where vpcd listens: 35963 is reader 'Virtual PCD 00 00', 35964 '... 00 01'.",
+            ),
+        ] = f"{DEFAULT_HOST}:{DEFAULT_PORT}",
+        idle: Annotated[
+            float,
+            typer.Option(
+                "--idle",
+                metavar="SECONDS",
+                help="Silence after a command that ends an exchange the terminal did not end "
+                "by powering the card off or resetting it.",
+            ),
+        ] = 2.0,
+        timeout: Annotated[
+            float | None,
+            typer.Option(
+                "--timeout",
+                metavar="SECONDS",
+                help="Fail a vector whose first command has not come by then (default: wait).",
+            ),
+        ] = None,
+        profiles: Annotated[
+            Path | None,
+            typer.Option("--profiles", help="Profiles folder (default: vectors/profiles)."),
+        ] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Test your terminal: serve each terminal-side vector's card in a vpcd reader and
+        check the commands your terminal sends (exit 0 when every vector passes, 1 when one
+        fails, 2 for a bad vector file or option, 130 on Ctrl-C).
+
+        Before each vector, set your terminal as the lines printed say (its unpredictable
+        number, date, time, amount, authority key, log), then pay on the virtual reader. A
+        pass means your terminal sent exactly the vector's commands and stopped where it
+        stops; check its verdict and its log against the `expect` line yourself
+        (docs/conformance.md, "Test your terminal").
+        """
+        from reader import served_vectors as sv
+        from reader.cli_pcsc import vpcd_config
+
+        if not idle > 0 or (timeout is not None and not timeout > 0):
+            fail("--idle and --timeout must be more than 0 seconds", ExitCode.USAGE)
+        config = vpcd_config(vpcd)
+        folder = default_vectors_folder()
+        with suppress(ValueError):  # the key file as the user would type it, from here
+            folder = folder.relative_to(Path.cwd())
+        profiles_folder = profiles or folder / "profiles"
+        try:
+            files = vx.collect(paths or [folder / "terminal"])
+            items = [(path, vx.load(path)) for path in files]
+            setups = [
+                vx.terminal_setup(_terminal_side(path, v), profiles_folder) for path, v in items
+            ]
+        except vx.VectorError as exc:
+            fail(str(exc), ExitCode.USAGE)
+        if not items:
+            fail("no vector files found", ExitCode.USAGE)
+        timing = sv.ServeTiming(idle=idle, timeout=timeout)
+        results: list[vx.ReplayResult] = []
+        with _stop_on_signals() as stop:
+            for number, ((path, vector), setup) in enumerate(zip(items, setups, strict=True), 1):
+                stderr.print(Text(f"[{number}/{len(items)}] {_shown(vector.name)}", style="bold"))
+                stderr.print(Text(f"  {_shown(vector.description)}"))
+                for line in sv.setup_lines(setup, vector):
+                    stderr.print(Text(f"  set: {line}"))
+                stderr.print(Text(f"  expect: {_shown(sv.expected_end(vector))}"))
+                stderr.print(f"  the card is in the vpcd reader at {config.host}:{config.port}")
+                result = sv.serve_vector(vector, config, timing, stop)
+                if result is None:
+                    break
+                results.append(_with_path(result, path, vector))
+                detail = f"{result.done}/{result.steps} commands"
+                if result.difference is not None:
+                    detail = result.difference.describe()
+                verdict, style = ("pass", "green") if result.passed else ("FAIL", "bold red")
+                stderr.print(Text(f"  {verdict}: {detail}", style=style))
+        failed = sum(not r.passed for r in results)
+        if as_json:
+            rows = []
+            for result, (_, vector) in zip(results, items, strict=False):
+                row = result_json(result)
+                row["expect"] = sv.expected_end(vector)
+                rows.append(row)
+            stdout.print_json(
+                json.dumps({"results": rows, "passed": len(results) - failed, "failed": failed})
+            )
+        elif results:
+            stdout.print(results_table(results))
+            style = "green" if not failed else "bold red"
+            stdout.print(Text(f"{len(results) - failed} passed, {failed} failed", style=style))
+        if len(results) < len(items):
+            interrupted(f"{len(items) - len(results)} of {len(items)} vector(s) not served")
+        if failed:
+            raise typer.Exit(int(ExitCode.DECLINED))
+
+
+def _terminal_side(path: Path, vector: vx.Vector) -> vx.Vector:
+    """The vector, when it is a terminal-side one; VectorError otherwise."""
+    if vector.side is not vx.Side.TERMINAL:
+        raise vx.VectorError(
+            "a card-side vector: `hcepay vectors replay` runs it against a card", str(path)
+        )
+    return vector
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGINT or SIGTERM sets while the block runs (the main thread only)."""
+    import signal
+
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -728,22 +728,24 @@ def _now(values: TerminalValues) -> datetime:
     return _when(values.date, values.time, "terminal")
 
 
-def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> TerminalRun:
-    """Run our terminal's payment (reader.flow.pay) over a bare `transport`, with the
-    vector's terminal values injected (PROTOCOL.md §7, §8).
+@dataclass(frozen=True)
+class TerminalSetup:
+    """What a terminal must hold to run a terminal-side vector: the profile's terminal ids
+    (`terminal.json`), the authority key file, index and expiry, and the vector's values."""
 
-    The terminal is the profile's (`terminal.json`, `ca-01.pub.pem`), its key store and a
-    fresh transaction log in a temporary folder are set from the vector's `terminal`
-    object; chaining is added above `transport`, and every raw exchange is recorded.
-    """
-    from authority.keyfiles import load_public
-    from authority.keystore import AuthorityKey, KeyStore
-    from reader.checks import CheckError
-    from reader.flow import Env, PaymentRequest, TerminalConfig, pay
-    from reader.log import TransactionLog
-    from reader.recovery import PendingEntry
-    from reader.trace import note_for
-    from reader.transport import ChainingTransport, TracingTransport, TransportError
+    values: TerminalValues
+    config: TerminalConfig
+    request: PaymentRequest
+    env: Env
+    index: int
+    authority_key: Path
+    authority_expires: date
+
+
+def terminal_setup(vector: Vector, profiles: Path) -> TerminalSetup:
+    """The terminal of a terminal-side vector, from its profile; VectorError when the profile
+    cannot give it (PROTOCOL.md §8, docs/conformance.md)."""
+    from reader.flow import Env, PaymentRequest, TerminalConfig
 
     if vector.card is None or vector.terminal is None:
         raise VectorError("a terminal run needs 'card' (the profile) and 'terminal' values")
@@ -754,16 +756,46 @@ def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> Termin
         card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
         cfg = TerminalConfig(config["terminal_id"], config["merchant_id"], int(config["country"]))
         index = int(card["ca_index"])
-        authority = load_public(folder / f"ca-{index:02X}.pub.pem")
         expires = date.fromisoformat(values.authority_expires or DEFAULT_AUTHORITY_EXPIRY)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise VectorError(f"profile {vector.card.profile!r}: {exc}", "terminal") from None
-    keys = KeyStore({index: AuthorityKey(index, authority, expires)}, frozenset(values.revoked))
     request = PaymentRequest(
         DEFAULT_AMOUNT if values.amount is None else values.amount,
         DEFAULT_CURRENCY if values.currency is None else values.currency,
     )
     env = Env(_now(values), values.unpredictable_number)
+    key = folder / f"ca-{index:02X}.pub.pem"
+    return TerminalSetup(values, cfg, request, env, index, key, expires)
+
+
+def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> TerminalRun:
+    """Run our terminal's payment (reader.flow.pay) over a bare `transport`, with the
+    vector's terminal values injected (PROTOCOL.md §7, §8).
+
+    The terminal is the profile's (`terminal.json`, `ca-01.pub.pem`), its key store and a
+    fresh transaction log in a temporary folder are set from the vector's `terminal`
+    object; chaining is added above `transport`, and every raw exchange is recorded.
+    """
+    from authority.errors import KeyFileError
+    from authority.keyfiles import load_public
+    from authority.keystore import AuthorityKey, KeyStore
+    from reader.checks import CheckError
+    from reader.flow import pay
+    from reader.log import TransactionLog
+    from reader.recovery import PendingEntry
+    from reader.trace import note_for
+    from reader.transport import ChainingTransport, TracingTransport, TransportError
+
+    setup = terminal_setup(vector, profiles)
+    values, cfg, request, env = setup.values, setup.config, setup.request, setup.env
+    try:
+        authority = load_public(setup.authority_key)
+    except (OSError, ValueError, KeyFileError) as exc:
+        raise VectorError(f"the terminal's authority key: {exc}", "terminal") from None
+    keys = KeyStore(
+        {setup.index: AuthorityKey(setup.index, authority, setup.authority_expires)},
+        frozenset(values.revoked),
+    )
     verdict: Verdict | None
     with (
         tempfile.TemporaryDirectory(prefix="hcepay-vector-") as tmp,

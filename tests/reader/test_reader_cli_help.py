@@ -19,8 +19,9 @@ from reader.cli_pay import make_demo_home
 REPO = Path(__file__).resolve().parents[2]
 WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
 EXAMPLE_RE = re.compile(r"^`(hcepay [^`]*)`$", re.MULTILINE)
-# examples that need pcscd, a reader or a card in one: not run here (tests/integration)
-NEEDS_PCSC = ("--reader", "hcepay readers", "card serve")
+# examples that need pcscd, a reader or a card in one, or a terminal paying a served card:
+# not run here (tests/integration runs these commands)
+NEEDS_PCSC = ("--reader", "hcepay readers", "card serve", "vectors serve")
 
 
 def _help(*args: str) -> str:
@@ -121,6 +122,7 @@ def test_every_help_example_runs(
         (("pay",), "74 the result could not be printed"),
         (("log",), "is one line naming it, exit 2"),
         (("vectors", "replay"), "2 for a bad vector file"),
+        (("vectors", "serve"), "check its verdict and its log against the expect line yourself"),
         (("authority", "revoke"), "The home must exist"),
     ],
 )
