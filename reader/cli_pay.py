@@ -141,6 +141,7 @@ class Run:
     reason: str
     paid: Paid | None = None
     outcome: Outcome | None = None
+    recovered: tuple[Outcome, ...] = ()  # torn payments recorded at this contact (P§9)
 
 
 class GuardedJournal:
@@ -151,6 +152,7 @@ class GuardedJournal:
         self.log = log
         self.guard = guard
         self.written: PendingEntry | None = None  # this payment's entry, once it is stored
+        self.recorded: list[Outcome] = []  # every row stored, in order
 
     def write_pending(self, pending: PendingEntry, now: datetime) -> None:
         self.guard.hold()
@@ -176,7 +178,9 @@ class GuardedJournal:
 
     def record(self, outcome: Outcome) -> int:
         with self.guard.shield():
-            return self.log.record(outcome)
+            row_id = self.log.record(outcome)
+        self.recorded.append(outcome)
+        return row_id
 
 
 def run_payment(
@@ -196,10 +200,14 @@ def run_payment(
     journal = GuardedJournal(log, guard)
     try:
         paid = pay(transport, cfg, request, env, keys, journal)
-    except CheckError as exc:
-        return Run(ExitCode.REFUSED, "refused", exc.reason + _torn_note(journal))
+    except CheckError as exc:  # what was recorded before it: torn payments proven now (P§9)
+        note = _torn_note(journal)
+        recovered = tuple(journal.recorded)
+        return Run(ExitCode.REFUSED, "refused", exc.reason + note, recovered=recovered)
     except TransportError as exc:
-        return Run(ExitCode.TRANSPORT, "transport error", exc.reason + _torn_note(journal))
+        note = _torn_note(journal)
+        recovered = tuple(journal.recorded)
+        return Run(ExitCode.TRANSPORT, "transport error", exc.reason + note, recovered=recovered)
     except NotRecordedError as exc:
         o = exc.outcome
         if exc.recovered:  # PROTOCOL.md §9: an earlier payment, proven now; this one not made
@@ -210,19 +218,21 @@ def run_payment(
         else:
             what = f"{'approved' if o.approved else 'declined'} but not recorded"
         mine = None if exc.recovered else o
+        done = tuple(journal.recorded)  # torn payments recorded before it (P§9)
         try:
             with guard.shield():
                 where = spool.append(log.path, outcome_to_json(o))
         except spool.SpoolError as spool_exc:
             reason = f"{what}: {exc.reason}; spool failed too: {spool_exc.reason}"
-            return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=mine)
+            return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=mine, recovered=done)
         reason = f"{what}: {exc.reason}; kept in {where} (hcepay log recover)"
-        return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=mine)
+        return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=mine, recovered=done)
     except LogError as exc:
         return Run(ExitCode.USAGE, "not attempted", f"transaction log: {exc.reason}")
     if paid.outcome.approved:
-        return Run(ExitCode.OK, "approved", "", paid, paid.outcome)
-    return Run(ExitCode.DECLINED, "declined", "declined by the card", paid, paid.outcome)
+        return Run(ExitCode.OK, "approved", "", paid, paid.outcome, paid.recovered)
+    reason = "declined by the card"
+    return Run(ExitCode.DECLINED, "declined", reason, paid, paid.outcome, paid.recovered)
 
 
 def _torn_note(journal: GuardedJournal) -> str:
@@ -250,7 +260,7 @@ def _run_json(run: Run, request: PaymentRequest) -> dict[str, Any]:
         "amount": format_amount(request.amount),
         "currency": request.currency,
         "row_id": run.paid.row_id if run.paid is not None else None,
-        "recovered_atcs": [o.atc for o in run.paid.recovered] if run.paid is not None else [],
+        "recovered_atcs": [o.atc for o in run.recovered],
         "exit_code": int(run.code),
     }
 
@@ -397,10 +407,9 @@ def _held_interrupt(guard: PaymentGuard, run: Run) -> None:
 
 
 def _print_verdict(run: Run, request: PaymentRequest) -> None:
-    if run.paid is not None:
-        for o in run.paid.recovered:  # PROTOCOL.md §9: a torn payment recorded now
-            done = f"recovered torn payment: ATC {o.atc:04X}, {format_amount(o.amount)}"
-            stdout.print(done)
+    for o in run.recovered:  # PROTOCOL.md §9: a torn payment recorded now
+        done = f"recovered torn payment: ATC {o.atc:04X}, {format_amount(o.amount)}"
+        stdout.print(done)
     line = f"verdict: {run.verdict.upper()} {format_amount(request.amount)} ({request.currency})"
     if run.reason:
         line += f": {run.reason}"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache, partial
 from typing import Final, Protocol
 
@@ -31,10 +31,10 @@ from apdu.errors import DecodeError, EncodeError
 from apdu.response import ResponseAPDU
 from authority.authorization import MAX_AMOUNT, bcd
 from authority.keystore import KeyStore
-from authority.license import account_digits, pad_account
+from authority.license import LicenseFields, account_digits, pad_account
 from reader import checks
 from reader.checks import Cid, ResponseError, Verdict
-from reader.recovery import CloseNotPaid, PendingEntry, RecordOnce, decide
+from reader.recovery import CloseNotPaid, PendingEntry, RecordOnce, decide, sent_with
 from reader.transport import Transport
 
 MAX_EFFECTS: Final = 32  # the flow yields 9; anything beyond is a bug in a flow
@@ -256,14 +256,9 @@ def payment(
     except ValueError:
         raise ResponseError("READ RECORD 1: 5A is not a cn account id") from None
 
-    ca = checks.authority_key(keys, rec1.ca_index, today)
     records = checks.CardRecords(
         rec1.account, rec1_value, rec2.license, rec3.remainder, rec3.exponent
     )
-    fields = checks.license_fields(
-        ca.key, records, today=today, revoked=keys.revoked, allow_sha1=cfg.allow_sha1
-    )
-
     # what every log row of this card session holds besides the transaction (PROTOCOL.md §7)
     card_outcome = partial(
         Outcome,
@@ -271,7 +266,6 @@ def payment(
         terminal_id=cfg.terminal_id,
         merchant_id=cfg.merchant_id,
         account=account,
-        serial=fields.serial,
         ca_index=rec1.ca_index,
         license=rec2.license,
         remainder=rec3.remainder,
@@ -282,10 +276,14 @@ def payment(
     if last_answer is not None:
         mine = [p for p in pending if p.account == padded_account]
         for entry in mine[:MAX_RECOVERIES]:
-            decision = decide(entry, last_answer, fields.app_key, allow_sha1=cfg.allow_sha1)
+            then = _license_then(keys, rec1.ca_index, records, entry, today, cfg.allow_sha1)
+            if then is None:
+                continue  # the license verifies neither then nor now: this contact is refused
+            decision = decide(entry, last_answer, then.app_key, allow_sha1=cfg.allow_sha1)
             if isinstance(decision, RecordOnce):
                 d, torn = decision.dynamic, decision.sent
                 recovered = card_outcome(  # when and where the torn GENERATE AC was sent
+                    serial=then.serial,
                     time=torn.time,
                     terminal_id=torn.terminal_id,
                     merchant_id=torn.merchant_id,
@@ -302,6 +300,10 @@ def payment(
             else:
                 yield decision
 
+    ca = checks.authority_key(keys, rec1.ca_index, today)
+    fields = checks.license_fields(
+        ca.key, records, today=today, revoked=keys.revoked, allow_sha1=cfg.allow_sha1
+    )
     cdol1_data = fill_dol(m.CDOL1, values)
     sent = yield PendingEntry(padded_account, gpo.atc, cdol1_data)
     if sent is not None:
@@ -323,6 +325,7 @@ def payment(
         allow_sha1=cfg.allow_sha1,
     )
     return card_outcome(
+        serial=fields.serial,
         verdict=Verdict.APPROVED if gac.cid == Cid.APPROVED else Verdict.DECLINED,
         amount=request.amount,
         currency=request.currency,
@@ -332,6 +335,36 @@ def payment(
         authorization=gac.authorization,
         cdol1_data=cdol1_data,
     )
+
+
+def _license_then(
+    keys: KeyStore,
+    index: int,
+    records: checks.CardRecords,
+    entry: PendingEntry,
+    today: date,
+    allow_sha1: bool,
+) -> LicenseFields | None:
+    """Checks 2-3 as they stood when the torn GENERATE AC was sent (PROTOCOL.md §9): the
+    authority key and the license's expiry at the date of its CDOL1 data, and no revocation
+    (the terminal checked the serial before it sent it), as `log --verify` judges a row. A
+    license that has expired or been revoked since does not lose a payment made before.
+    A license that does not verify then is judged as today's payment is; None when it does
+    not verify today either (the same checks refuse this contact right after). An entry
+    whose CDOL1 data holds no date is judged today (`decide` then closes it: a mismatch)."""
+    try:
+        judged = [(sent_with(entry.cdol1_data).time.date(), frozenset[int]())]
+    except (ValueError, KeyError, DecodeError):
+        judged = []
+    for day, revoked in [*judged, (today, keys.revoked)]:
+        try:
+            ca = checks.authority_key(keys, index, day)
+            return checks.license_fields(
+                ca.key, records, today=day, revoked=revoked, allow_sha1=allow_sha1
+            )
+        except checks.CheckError:
+            continue
+    return None
 
 
 def drive(

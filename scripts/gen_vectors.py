@@ -1245,6 +1245,14 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
             closes="not paid: the last answer's authorization does not verify",
         ),
         s(
+            "terminal-torn-license-revoked-since",
+            "The torn payment at ATC 0001 was approved while its license was good; the license serial has been revoked since. The torn payment is judged as it stood when it was sent and recorded once; this contact's payment is refused (P§9, §7 check 3): one row.",
+            refused,
+            revoked=(int(keys.card["serial"]),),
+            torn=torn_payment,
+            closes="recorded",
+        ),
+        s(
             "terminal-truncated-record",
             "Record 1 is cut short by 5 bytes (status 9000 kept): refused (P§7 check 1).",
             refused,

@@ -758,3 +758,55 @@ def test_a_signed_atc_other_than_the_gpos_is_refused(
     assert log.count() == 0 and [e.atc for e in log.pending()] == [1]
     same = ReSigning(transport_for(make_card()), app)  # re-signed unchanged: accepted
     assert pay(same, cfg, PaymentRequest(1234), env, keys, log).outcome.atc == 1
+
+
+PROFILE_CARD = json.loads(
+    (Path(__file__).resolve().parents[2] / "vectors/profiles/test-card-1/card.json").read_text()
+)
+
+
+@pytest.mark.parametrize(
+    ("later", "revoked", "refusal", "says"),
+    [
+        # the license (5F24 301231) has expired since the torn payment of 2026-11-28
+        (datetime(2031, 6, 1, 9, 0), False, checks.LicenseCheckError, "license expired"),
+        # the authority key (valid until 2031-12-31) has expired since
+        (datetime(2032, 1, 15, 9, 0), False, checks.AuthorityKeyError, "expired"),
+        # the license serial has been revoked since
+        (datetime(2026, 11, 28, 14, 0), True, checks.LicenseCheckError, "revoked"),
+    ],
+    ids=["license-expired-since", "authority-key-expired-since", "serial-revoked-since"],
+)
+def test_a_torn_payment_is_judged_as_it_stood_when_it_was_sent(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+    later: datetime,
+    revoked: bool,
+    refusal: type[checks.CheckError],
+    says: str,
+) -> None:
+    """PROTOCOL.md §9: the card deducted while its license and the authority key were good;
+    what changed since refuses this contact's payment, and loses not the torn one."""
+    from reader.cli_pay import verify_row
+
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
+    serial = int(PROFILE_CARD["serial"])
+    now_keys = replace(keys, revoked=frozenset({serial})) if revoked else keys
+    now = Env(later, bytes.fromhex("0B0B0B0B"))
+    result = run_payment(transport_for(card), cfg, PaymentRequest(100), now, now_keys, log)
+    assert result.code is ExitCode.REFUSED and says in result.reason, result.reason
+    assert [o.atc for o in result.recovered] == [1]
+    [row] = log.rows()
+    assert (row.outcome.atc, row.outcome.amount, row.outcome.time) == (1, 1234, env.now)
+    assert row.outcome.serial == serial
+    assert log.pending() == [] and [r.outcome for r in log.pending_rows()] == ["recorded"]
+    assert verify_row(row.outcome, now_keys) == ""  # `log --verify` judges it at its date
+    with pytest.raises(refusal):  # the refusal itself is today's checks' own
+        pay(transport_for(card), cfg, PaymentRequest(100), now, now_keys, log)
+    assert card.state.card.used == 1234  # neither later payment reached GENERATE AC
+    assert log.count() == 1
