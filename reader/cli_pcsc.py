@@ -57,15 +57,19 @@ def readers(as_json: JsonOption = False) -> None:
     stdout.print(table)
 
 
+VpcdOption = Annotated[
+    str,
+    typer.Option(
+        "--vpcd",
+        metavar="HOST:PORT",
+        help="Where vpcd listens: 35963 is reader 'Virtual PCD 00 00', 35964 '... 00 01'.",
+    ),
+]
+VPCD_DEFAULT = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
+
+
 def serve(
-    vpcd: Annotated[
-        str,
-        typer.Option(
-            "--vpcd",
-            metavar="HOST:PORT",
-            help="Where vpcd listens: 35963 is reader 'Virtual PCD 00 00', 35964 '... 00 01'.",
-        ),
-    ] = f"{DEFAULT_HOST}:{DEFAULT_PORT}",
+    vpcd: VpcdOption = VPCD_DEFAULT,
     card: Annotated[
         str | None,
         typer.Option(

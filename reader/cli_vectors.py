@@ -19,6 +19,7 @@ from rich.text import Text
 
 from reader import vectors as vx
 from reader.cli_common import ExitCode, JsonOption, examples, fail, interrupted, stderr, stdout
+from reader.cli_pcsc import VPCD_DEFAULT, VpcdOption, vpcd_config
 
 PROGRESS_THRESHOLD = 8  # show a progress bar from this many vectors on
 CONTEXT_BYTES = 6  # bytes shown either side of the first difference
@@ -391,7 +392,6 @@ def register_record(group: typer.Typer) -> None:
 
 def register_serve(group: typer.Typer) -> None:
     """Add `hcepay vectors serve`."""
-    from applet.vpcd import DEFAULT_HOST, DEFAULT_PORT
 
     @group.command(
         "serve",
@@ -408,14 +408,7 @@ def register_serve(group: typer.Typer) -> None:
                 help="Terminal-side vector files or folders (default: vectors/terminal)."
             ),
         ] = None,
-        vpcd: Annotated[
-            str,
-            typer.Option(
-                "--vpcd",
-                metavar="HOST:PORT",
-                help="Where vpcd listens: 35963 is reader 'Virtual PCD 00 00', 35964 '... 00 01'.",
-            ),
-        ] = f"{DEFAULT_HOST}:{DEFAULT_PORT}",
+        vpcd: VpcdOption = VPCD_DEFAULT,
         idle: Annotated[
             float,
             typer.Option(
@@ -450,7 +443,6 @@ def register_serve(group: typer.Typer) -> None:
         (docs/conformance.md, "Test your terminal").
         """
         from reader import served_vectors as sv
-        from reader.cli_pcsc import vpcd_config
 
         if not idle > 0 or (timeout is not None and not timeout > 0):
             fail("--idle and --timeout must be more than 0 seconds", ExitCode.USAGE)

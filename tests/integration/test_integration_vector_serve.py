@@ -10,7 +10,8 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from reader.checks import Verdict
@@ -23,14 +24,23 @@ TERMINAL = ROOT / "vectors" / "terminal"
 READER = "Virtual PCD 00 01"
 
 
-def _serve(*paths: Path, extra: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+@contextmanager
+def _serving(*paths: Path) -> Iterator[subprocess.Popen[str]]:
+    """`hcepay vectors serve PATHS --json` into "Virtual PCD 00 01", killed if still running
+    when the block ends."""
     args = ["vectors", "serve", *map(str, paths), "--vpcd", "127.0.0.1:35964", "--json"]
-    return subprocess.Popen(
-        [sys.executable, "-m", "reader.cli", *args, "--timeout", "30", *extra],
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reader.cli", *args, "--timeout", "30"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
 
 
 def test_our_terminal_passes_served_vectors_and_reaches_their_verdicts(
@@ -39,9 +49,8 @@ def test_our_terminal_passes_served_vectors_and_reaches_their_verdicts(
     names = ["terminal-approve", "terminal-license-revoked", "terminal-torn-recorded"]
     paths = [TERMINAL / f"{name}.json" for name in names]
     wait_card(1, False)
-    process = _serve(*paths)
     verdicts: list[Verdict | None] = []
-    try:
+    with _serving(*paths) as process:
         for path in paths:
             wait_card(1, True)  # this vector's card is in the reader
             vector = load(path)
@@ -51,10 +60,6 @@ def test_our_terminal_passes_served_vectors_and_reaches_their_verdicts(
             assert (run.verdict, run.reason) == (vector.expect.verdict, vector.expect.reason)
             wait_card(1, False)  # the terminal reset the card: it leaves for the next one
         out, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=10)
     assert process.returncode == 0, err
     report = json.loads(out)
     assert (report["passed"], report["failed"]) == (3, 0)
@@ -71,8 +76,7 @@ def test_a_terminal_with_its_own_unpredictable_number_fails_where_it_departs(
     at = gpo.find(bytes.fromhex("1A2B3C4D"))
     assert gpo[1] == 0xA8 and at > 0
     wait_card(1, False)
-    process = _serve(TERMINAL / "terminal-approve.json")
-    try:
+    with _serving(TERMINAL / "terminal-approve.json") as process:
         wait_card(1, True)
         transport = PcscTransport(READER)
         transport.connect()
@@ -82,10 +86,6 @@ def test_a_terminal_with_its_own_unpredictable_number_fails_where_it_departs(
         finally:
             transport.disconnect()
         out, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=10)
     assert answers[:2] == [step.response.data for step in vector.steps[:2]]
     assert answers[2] == bytes.fromhex("6F00")
     assert process.returncode == 1, err
@@ -99,15 +99,12 @@ def test_a_signal_stops_serving_and_says_what_was_not_served(
     wait_card: Callable[[int, bool], None],
 ) -> None:
     wait_card(1, False)
-    process = _serve(TERMINAL / "terminal-approve.json", TERMINAL / "terminal-decline.json")
-    try:
+    with _serving(
+        TERMINAL / "terminal-approve.json", TERMINAL / "terminal-decline.json"
+    ) as process:
         wait_card(1, True)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=10)
     assert process.returncode == 130, err
     assert json.loads(out) == {"results": [], "passed": 0, "failed": 0}
     assert "interrupted (2 of 2 vector(s) not served)" in err
