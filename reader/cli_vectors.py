@@ -434,7 +434,8 @@ def register_serve(group: typer.Typer) -> None:
     ) -> None:
         """Test your terminal: serve each terminal-side vector's card in a vpcd reader and
         check the commands your terminal sends (exit 0 when every vector passes, 1 when one
-        fails, 2 for a bad vector file or option, 130 on Ctrl-C).
+        fails, 2 for a bad vector file or option, 4 when vpcd is not reachable within
+        --timeout, 130 on Ctrl-C).
 
         Before each vector, set your terminal as the lines printed say (its unpredictable
         number, date, time, amount, authority key, log), then pay on the virtual reader. A
@@ -463,6 +464,7 @@ def register_serve(group: typer.Typer) -> None:
             fail("no vector files found", ExitCode.USAGE)
         timing = sv.ServeTiming(idle=idle, timeout=timeout)
         results: list[vx.ReplayResult] = []
+        unreachable = ""  # vpcd never took the card: no verdict on the terminal
         with _stop_on_signals() as stop:
             for number, ((path, vector), setup) in enumerate(zip(items, setups, strict=True), 1):
                 stderr.print(Text(f"[{number}/{len(items)}] {_shown(vector.name)}", style="bold"))
@@ -471,7 +473,11 @@ def register_serve(group: typer.Typer) -> None:
                     stderr.print(Text(f"  set: {line}"))
                 stderr.print(Text(f"  expect: {_shown(sv.expected_end(vector))}"))
                 stderr.print(f"  the card is in the vpcd reader at {config.host}:{config.port}")
-                result = sv.serve_vector(vector, config, timing, stop)
+                try:
+                    result = sv.serve_vector(vector, config, timing, stop)
+                except sv.VpcdUnreachableError as exc:
+                    unreachable = exc.reason
+                    break
                 if result is None:
                     break
                 results.append(_with_path(result, path, vector))
@@ -494,6 +500,8 @@ def register_serve(group: typer.Typer) -> None:
             stdout.print(results_table(results))
             style = "green" if not failed else "bold red"
             stdout.print(Text(f"{len(results) - failed} passed, {failed} failed", style=style))
+        if unreachable:
+            fail(unreachable, ExitCode.TRANSPORT)
         if len(results) < len(items):
             interrupted(f"{len(items) - len(results)} of {len(items)} vector(s) not served")
         if failed:

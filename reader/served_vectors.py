@@ -35,6 +35,15 @@ from reader.vectors import ReplayResult, ScriptedCard, Side, TerminalSetup, Vect
 OFF_SCRIPT = b"\x6f\x00"  # a command off the script: no precise diagnosis (ISO 7816-4 5.6)
 
 
+class VpcdUnreachableError(Exception):
+    """vpcd never took the card's connection before `timeout`: no terminal could have come,
+    so the vector is neither passed nor failed (docs/conformance.md, "Test your terminal")."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class VectorCard:
     """The card of one terminal-side vector, served like any card (applet/card.py)."""
 
@@ -101,9 +110,11 @@ def serve_vector(
     stop: threading.Event | None = None,
 ) -> ReplayResult | None:
     """Serve the vector's card to vpcd until its exchange is over; its result, or None when
-    `stop` was set first. The card leaves the reader before this returns."""
+    `stop` was set first. The card leaves the reader before this returns.
+    VpcdUnreachableError when `timeout` passed and vpcd never took the connection."""
     card = VectorCard(vector)
-    client = VpcdClient(card, vpcd)
+    reached = threading.Event()
+    client = VpcdClient(card, vpcd, on_connect=reached.set)
     thread = threading.Thread(target=client.serve_forever, name="vpcd-vector", daemon=True)
     stop = stop or threading.Event()
     thread.start()
@@ -121,7 +132,14 @@ def serve_vector(
     finally:
         client.stop()
         thread.join()
-    return None if stop.is_set() else card.result()
+    if stop.is_set():
+        return None
+    if not reached.is_set():
+        raise VpcdUnreachableError(
+            f"vpcd at {vpcd.host}:{vpcd.port} was not reachable within {timing.timeout:g} s "
+            "(is pcscd running with vpcd?)"
+        )
+    return card.result()
 
 
 def expected_end(vector: Vector) -> str:

@@ -810,3 +810,42 @@ def test_a_torn_payment_is_judged_as_it_stood_when_it_was_sent(
         pay(transport_for(card), cfg, PaymentRequest(100), now, now_keys, log)
     assert card.state.card.used == 1234  # neither later payment reached GENERATE AC
     assert log.count() == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="39d92dd judges a torn payment's license with no revocation at all: a license "
+    "revoked before the torn payment settles it; the pending entry does not name the serial "
+    "the terminal checked, so 'revoked since' cannot be told from 'revoked before'",
+)
+def test_a_license_revoked_before_the_torn_payment_decides_nothing(
+    ca_private: RsaPrivateKey,
+    profile: Path,
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """PROTOCOL.md §9: the torn payment was made under a reissued license (serial 9) while the
+    old one (the profile's serial) was already revoked. A card presenting that revoked license
+    at the next contact must not settle the entry: its key is not trusted, then or now."""
+    old_serial = int(PROFILE_CARD["serial"])
+    revoked = replace(keys, revoked=frozenset({old_serial}))
+    reissued = _license_for(
+        ca_private, profile, account="6200123456789012", expiry=bytes.fromhex("1230"), serial=9
+    )
+    card = make_card()
+    torn = Tamper(
+        transport_for(card, INS_READ, in_tag(0x9F46, lambda v: reissued), 2),
+        INS_GAC,
+        lambda r: b"\x6f\x00",
+    )
+    with pytest.raises(checks.StatusError):
+        pay(torn, cfg, PaymentRequest(1234), env, revoked, log)
+    assert [e.atc for e in log.pending()] == [1]
+    later = Env(env.now + timedelta(hours=1), bytes.fromhex("0B0B0B0B"))
+    result = run_payment(transport_for(card), cfg, PaymentRequest(100), later, revoked, log)
+    assert result.code is ExitCode.REFUSED and "revoked" in result.reason, result.reason
+    assert log.count() == 0 and result.recovered == ()
+    assert [e.atc for e in log.pending()] == [1]

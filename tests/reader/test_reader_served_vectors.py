@@ -29,6 +29,7 @@ from reader.served_vectors import (
     OFF_SCRIPT,
     ServeTiming,
     VectorCard,
+    VpcdUnreachableError,
     expected_end,
     serve_vector,
     setup_lines,
@@ -346,4 +347,21 @@ def test_the_command_refuses_bad_input_in_one_line(args: list[str], message: str
     code, _, err = _serve_cli([a if not a.startswith("vectors/") else str(ROOT / a) for a in args])
     assert code == 2
     assert message in err
+    assert "Traceback" not in err
+
+
+def _closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        return int(server.getsockname()[1])
+
+
+def test_vpcd_unreachable_is_not_a_terminal_that_never_came() -> None:
+    """The card never reached a reader: no verdict on the terminal (docs/conformance.md)."""
+    config = VpcdConfig(port=_closed_port(), poll_interval=0.02, backoff_initial=0.01)
+    with pytest.raises(VpcdUnreachableError, match="not reachable"):
+        serve_vector(APPROVE, config, ServeTiming(timeout=0.3, poll=0.02))
+    path = str(TERMINAL[0].parent / "terminal-approve.json")
+    code, out, err = _serve_cli([path, "--vpcd", f"127.0.0.1:{config.port}", "--timeout", "0.3"])
+    assert code == 4, err
+    assert "not reachable" in err and "FAIL" not in err and out == ""
     assert "Traceback" not in err
