@@ -131,7 +131,7 @@ def writes_and_rsa(
         requested = replace(state[0], atc=min(state[0].atc + 1, 0xFFFF))
         store.commit(requested)  # GPO: the ATC
         rsa_parts["public_ca"]()  # the license
-        log.write_pending(PendingEntry(padded, atc[0], row.cdol1_data), row.time)
+        log.write_pending(PendingEntry(padded, atc[0], row.cdol1_data, row.serial), row.time)
         store.commit_while(requested, rsa_parts["private"], state[0])  # GENERATE AC
         rsa_parts["public_app"]()  # the authorization
         log.record(replace(row, atc=atc[0]))

@@ -629,6 +629,7 @@ def _pending_json(p: PendingRow) -> dict[str, Any]:
         "created": p.created,
         "account": p.entry.account.hex().upper().rstrip("F"),
         "atc": p.entry.atc,
+        "serial": p.entry.serial,  # the license serial checked before GENERATE AC (or None)
         "outcome": p.outcome,  # None while open
     }
 

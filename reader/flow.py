@@ -305,7 +305,7 @@ def payment(
         ca.key, records, today=today, revoked=keys.revoked, allow_sha1=cfg.allow_sha1
     )
     cdol1_data = fill_dol(m.CDOL1, values)
-    sent = yield PendingEntry(padded_account, gpo.atc, cdol1_data)
+    sent = yield PendingEntry(padded_account, gpo.atc, cdol1_data, fields.serial)
     if sent is not None:
         raise ResponseError("the driver answered a pending entry with a response")
 
@@ -345,25 +345,33 @@ def _license_then(
     today: date,
     allow_sha1: bool,
 ) -> LicenseFields | None:
-    """Checks 2-3 as they stood when the torn GENERATE AC was sent (PROTOCOL.md §9): the
-    authority key and the license's expiry at the date of its CDOL1 data, and no revocation
-    (the terminal checked the serial before it sent it), as `log --verify` judges a row. A
-    license that has expired or been revoked since does not lose a payment made before.
-    A license that does not verify then is judged as today's payment is; None when it does
-    not verify today either (the same checks refuse this contact right after). An entry
-    whose CDOL1 data holds no date is judged today (`decide` then closes it: a mismatch)."""
+    """Checks 2-3 for a torn payment (PROTOCOL.md §9), judged as they stood when its
+    GENERATE AC was sent: the license the terminal checked then (the entry's serial) at the
+    date of its CDOL1 data, with no revocation made since, as `log --verify` judges a row.
+    So a license or key that has expired, or a serial revoked, since then does not lose a
+    payment the card made. Any other license (another serial, or an entry of a log older
+    than schema 4, which names none), and one that does not verify then, is judged as today's
+    payment is; None when that fails too (the same checks refuse this contact right after).
+    An entry whose CDOL1 data holds no date is judged today (`decide` then closes it)."""
+    judged: list[tuple[date, frozenset[int], int | None]] = []
     try:
-        judged = [(sent_with(entry.cdol1_data).time.date(), frozenset[int]())]
+        day = sent_with(entry.cdol1_data).time.date()
+        if entry.serial is not None:
+            judged.append((day, frozenset(), entry.serial))
+        else:
+            judged.append((day, keys.revoked, None))
     except (ValueError, KeyError, DecodeError):
-        judged = []
-    for day, revoked in [*judged, (today, keys.revoked)]:
+        pass
+    for when, revoked, serial in [*judged, (today, keys.revoked, None)]:
         try:
-            ca = checks.authority_key(keys, index, day)
-            return checks.license_fields(
-                ca.key, records, today=day, revoked=revoked, allow_sha1=allow_sha1
+            ca = checks.authority_key(keys, index, when)
+            fields = checks.license_fields(
+                ca.key, records, today=when, revoked=revoked, allow_sha1=allow_sha1
             )
         except checks.CheckError:
             continue
+        if serial is None or fields.serial == serial:
+            return fields
     return None
 
 

@@ -7,13 +7,14 @@ the license, remainder, exponent, record 1 value and CDOL1 data, so `verify` can
 license and the authorization later with the authority's public key.
 
 Pending entries (PROTOCOL.md §9), since schema version 3: an entry written before GENERATE AC
-lives in `pending_open` (only the transactions in flight or torn, so the look-up at the start
-of every payment stays small); closing it moves it to `pending_closed` with its outcome
-("recorded", "refused", "not paid: <why>"), so `hcepay log` shows what became of each torn
-transaction. Recording a row closes its entry in the same transaction. Both tables are
-WITHOUT ROWID, keyed by (account, ATC): a payment's two commits (its two WAL fsyncs) write one
-page for the pending entry, then four (the row, its (account, ATC) index, the entry removed
-from `pending_open` and added to `pending_closed`).
+(since version 4 with the serial of the license checked before it) lives in `pending_open`
+(only the transactions in flight or torn, so the look-up at the start of every payment stays
+small); closing it moves it to `pending_closed` with its outcome ("recorded", "refused",
+"not paid: <why>"), so `hcepay log` shows what became of each torn transaction. Recording a
+row closes its entry in the same transaction. Both tables are WITHOUT ROWID, keyed by
+(account, ATC): a payment's two commits (its two WAL fsyncs) write one page for the pending
+entry, then four (the row, its (account, ATC) index, the entry removed from `pending_open`
+and added to `pending_closed`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from reader.recovery import PendingEntry
 from reader.spool import Imported
 
 LOG_FILE: Final = "terminal.db"
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 MAX_ROWS: Final = 1_000_000  # bound on one listing
 BUSY_TIMEOUT_S: Final = 10.0
 _BUSY_POLL_S: Final = 0.01
@@ -93,6 +94,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "FROM pending WHERE outcome IS NOT NULL",
         "DROP TABLE pending",
     ),
+    (  # the license serial checked before GENERATE AC (NULL for older entries), PROTOCOL.md §9
+        "ALTER TABLE pending_open ADD COLUMN serial INTEGER",
+        "ALTER TABLE pending_closed ADD COLUMN serial INTEGER",
+    ),
 )
 OUTCOME_RECORDED: Final = "recorded"
 OUTCOME_REPLAY: Final = "refused: replay (its account and ATC are in the log already)"
@@ -133,22 +138,24 @@ _SELECT: Final = f"SELECT id, {', '.join(_COLUMNS)} FROM transactions ORDER BY i
 _VALUES: Final = attrgetter(*_COLUMNS)
 _TIME: Final = _COLUMNS.index("time")
 _WRITE_PENDING: Final = (
-    "INSERT OR REPLACE INTO pending_open (account, atc, cdol1_data, created) VALUES (?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO pending_open (account, atc, cdol1_data, created, serial) "
+    "VALUES (?, ?, ?, ?, ?)"
 )
 _CLOSE_PENDING: Final = (
-    "INSERT OR REPLACE INTO pending_closed (account, atc, cdol1_data, created, outcome) "
-    "SELECT account, atc, cdol1_data, created, ? FROM pending_open WHERE account = ? AND atc = ?"
+    "INSERT OR REPLACE INTO pending_closed (account, atc, cdol1_data, created, outcome, serial) "
+    "SELECT account, atc, cdol1_data, created, ?, serial FROM pending_open "
+    "WHERE account = ? AND atc = ?"
 )
 _SELECT_CDOL1: Final = "SELECT cdol1_data FROM transactions WHERE account = ? AND atc = ?"
 _DELETE_OPEN: Final = "DELETE FROM pending_open WHERE account = ? AND atc = ?"
 _SELECT_OPEN: Final = (
-    "SELECT account, atc, cdol1_data FROM pending_open ORDER BY created, atc LIMIT ?"
+    "SELECT account, atc, cdol1_data, serial FROM pending_open ORDER BY created, atc LIMIT ?"
 )
 # An entry written again after it was closed (PROTOCOL.md §9 crash case) shows as open.
 _SELECT_ALL_PENDING: Final = (
-    "SELECT account, atc, cdol1_data, created, NULL FROM pending_open "
+    "SELECT account, atc, cdol1_data, created, NULL, serial FROM pending_open "
     "UNION ALL "
-    "SELECT account, atc, cdol1_data, created, outcome FROM pending_closed AS c "
+    "SELECT account, atc, cdol1_data, created, outcome, serial FROM pending_closed AS c "
     "WHERE NOT EXISTS (SELECT 1 FROM pending_open AS o "
     "WHERE o.account = c.account AND o.atc = c.atc) "
     "ORDER BY 4, 2 LIMIT ?"
@@ -285,9 +292,8 @@ class TransactionLog:
         statement in autocommit mode is one transaction, on disk when it returns
         (`synchronous=FULL`). Writing an entry again reopens it."""
         try:
-            self._db.execute(
-                _WRITE_PENDING, (pending.account, pending.atc, pending.cdol1_data, now.isoformat())
-            )
+            entry = (pending.account, pending.atc, pending.cdol1_data, now.isoformat())
+            self._db.execute(_WRITE_PENDING, (*entry, pending.serial))
         except sqlite3.Error as exc:
             raise LogError(f"cannot write the pending entry: {exc}") from None
 
@@ -327,7 +333,7 @@ class TransactionLog:
             rows = self._db.execute(_SELECT_OPEN, (MAX_ROWS,)).fetchall()
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the pending entries: {exc}") from None
-        return [_entry(a, t, c) for a, t, c in rows]
+        return [_entry(a, t, c, n) for a, t, c, n in rows]
 
     def pending_rows(self, limit: int = MAX_ROWS) -> list[PendingRow]:
         """Every pending entry, open or closed, with its outcome (for `hcepay log`)."""
@@ -336,10 +342,10 @@ class TransactionLog:
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the pending entries: {exc}") from None
         out = []
-        for a, t, c, w, o in rows:
+        for a, t, c, w, o, n in rows:
             if not isinstance(w, str) or not isinstance(o, str | None):
                 raise LogError("a pending entry cannot be read: its time or outcome is not text")
-            out.append(PendingRow(_entry(a, t, c), w, o))
+            out.append(PendingRow(_entry(a, t, c, n), w, o))
         return out
 
     def record(self, outcome: Outcome) -> int:
@@ -410,14 +416,16 @@ class TransactionLog:
             raise LogError(f"cannot read the transactions: {exc}") from None
 
 
-def _entry(account: object, atc: object, cdol1_data: object) -> PendingEntry:
+def _entry(account: object, atc: object, cdol1_data: object, serial: object) -> PendingEntry:
     """A pending entry as read back; LogError when a column is not of the type the log
     writes (a log edited by hand or damaged)."""
     if not isinstance(account, bytes) or not isinstance(cdol1_data, bytes):
         raise LogError("a pending entry cannot be read: its account or CDOL1 data is no blob")
     if type(atc) is not int:
         raise LogError(f"a pending entry cannot be read: its ATC {atc!r} is not an integer")
-    return PendingEntry(account, atc, cdol1_data)
+    if serial is not None and type(serial) is not int:
+        raise LogError(f"a pending entry cannot be read: its serial {serial!r} is not an integer")
+    return PendingEntry(account, atc, cdol1_data, serial)
 
 
 def _outcome(row: tuple[object, ...]) -> Outcome:

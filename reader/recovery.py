@@ -50,6 +50,9 @@ class PendingEntry:
     account: bytes  # 5A value, 10 bytes cn F-padded (as in the authorization)
     atc: int  # the GPO's ATC
     cdol1_data: bytes  # exactly as sent in GENERATE AC
+    # the serial of the license checks 2-3 passed before it (None: an entry of a log older
+    # than schema 4); recovery trusts that license as it stood then, and only that one
+    serial: int | None = None
 
 
 @dataclass(frozen=True)

@@ -171,9 +171,10 @@ def setup_lines(setup: TerminalSetup, vector: Vector) -> list[str]:
         lines.append("revoked license serials: " + ", ".join(str(s) for s in values.revoked))
     for account, atc in values.logged:
         lines.append(f"a row already in its log: account {account}, ATC {atc:04X}")
-    for account, atc, data in values.pending:
+    for account, atc, data, serial in values.pending:
+        checked = "" if serial is None else f", license serial {serial} checked"
         lines.append(
             f"an open pending entry (PROTOCOL.md §9): account {account}, ATC {atc:04X}, "
-            f"CDOL1 data {data.hex().upper()}"
+            f"CDOL1 data {data.hex().upper()}{checked}"
         )
     return lines

@@ -164,7 +164,8 @@ class TerminalValues:
     authority_expires: str | None = None  # YYYY-MM-DD
     revoked: tuple[int, ...] = ()
     logged: tuple[tuple[str, int], ...] = ()  # (account, ATC) rows already in the log
-    pending: tuple[tuple[str, int, bytes], ...] = ()  # open (account, ATC, CDOL1 data), §9
+    # open (account, ATC, CDOL1 data, the license serial checked before it or None), §9
+    pending: tuple[tuple[str, int, bytes, int | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -290,11 +291,14 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
         for _, _, account, atc in _account_rows(logged_raw, f"{where}.logged", "rows")
     ]
     pending_raw = _optional(obj, "pending", list, where) or []
-    pending: list[tuple[str, int, bytes]] = []
+    pending: list[tuple[str, int, bytes, int | None]] = []
     for row, row_where, account, atc in _account_rows(pending_raw, f"{where}.pending", "entries"):
         cdol1_where = f"{row_where}.cdol1_data"
         cdol1, _ = _parse_hex(_require(row, "cdol1_data", str, row_where), cdol1_where, masks=False)
-        pending.append((account, atc, cdol1))
+        serial = _optional(row, "serial", int, row_where)
+        if serial is not None and not 0 <= serial < 1 << 24:
+            raise VectorError(f"serial {serial} outside 0..FFFFFF", row_where)
+        pending.append((account, atc, cdol1, serial))
     return TerminalValues(
         un,
         day,
@@ -413,7 +417,9 @@ def vector_to_json(vector: Vector) -> dict[str, Any]:
             terminal["logged"] = [{"account": a, "atc": n} for a, n in t.logged]
         if t.pending:
             terminal["pending"] = [
-                {"account": a, "atc": n, "cdol1_data": d.hex().upper()} for a, n, d in t.pending
+                {"account": a, "atc": n, "cdol1_data": d.hex().upper()}
+                | ({} if serial is None else {"serial": serial})
+                for a, n, d, serial in t.pending
             ]
         out["terminal"] = terminal
     if vector.expect is not None:
@@ -805,7 +811,7 @@ def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> Termin
         tracer = TracingTransport(watch)
         for account, atc in values.logged:
             log.record(_placeholder(account, atc, env, cfg))
-        torn = [PendingEntry(account_from_digits(a), n, d) for a, n, d in values.pending]
+        torn = [PendingEntry(account_from_digits(a), n, d, k) for a, n, d, k in values.pending]
         for entry in torn:
             log.write_pending(entry, env.now)
         before = log.count()

@@ -942,7 +942,7 @@ class TerminalScenario:
     authority_expires: str | None = None
     revoked: tuple[int, ...] = ()
     logged_atc: int | None = None
-    torn: Callable[[Card], tuple[str, int, bytes]] | None = None  # P§9: before this contact
+    torn: Callable[[Card], tuple[str, int, bytes, int | None]] | None = None  # P§9: before
     closes: str = ""  # what must close the torn transaction's pending entry
 
 
@@ -951,9 +951,10 @@ TORN = {0x9F37: bytes.fromhex("0BADCAFE"), 0x9F21: bytes.fromhex("115900")}  # a
 
 def torn_payment(
     card: Card, amount: int = AMOUNT, *, generate_ac: bool = True, then: int = 0
-) -> tuple[str, int, bytes]:
+) -> tuple[str, int, bytes, int | None]:
     """A payment at 11:59:00 whose answer the terminal never had (P§9), and `then` whole
-    payments after it: the terminal's pending entry (account, ATC, CDOL1 data)."""
+    payments after it: the terminal's pending entry (account, ATC, CDOL1 data, and the
+    license serial it checked before GENERATE AC)."""
     session = Session(card)
     torn = {**values(amount), **TORN}
     ok(select_ppse(session))
@@ -966,8 +967,9 @@ def torn_payment(
     for _ in range(then):
         payment(session)
     card.deactivate("the card left the field")
-    account = json.loads((PROFILES / PROFILE / "card.json").read_text(encoding="utf-8"))["account"]
-    return account, m.parse_gpo_response(gpo_answer.data).atc, cdol1
+    card_json = json.loads((PROFILES / PROFILE / "card.json").read_text(encoding="utf-8"))
+    atc = m.parse_gpo_response(gpo_answer.data).atc
+    return card_json["account"], atc, cdol1, int(card_json["serial"])
 
 
 def is_last_answer(command: bytes) -> bool:

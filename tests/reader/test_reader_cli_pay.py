@@ -132,7 +132,7 @@ def test_a_damaged_pending_entry_is_one_line_for_log_and_pay(home: Path, values:
     `log` and `pay` with one line, exit 2, and the payment is not attempted (it was an
     internal error, exit 70)."""
     with TransactionLog(home / "terminal.db"), sqlite3.connect(home / "terminal.db") as db:
-        db.execute(f"INSERT INTO pending_open VALUES {values}")
+        db.execute(f"INSERT INTO pending_open (account, atc, cdol1_data, created) VALUES {values}")
     result = CliRunner().invoke(app, ["log", "--home", str(home)])
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("hcepay: error: transaction log: a pending entry cannot")
@@ -373,7 +373,7 @@ def test_log_json_has_the_pending_entries_and_the_spool(home: Path) -> None:
     account = bytes.fromhex("6200123456789012FFFF")
     with TransactionLog(home / "terminal.db") as log:
         log.write_pending(PendingEntry(account, 7, b"\x01" * 4), datetime(2026, 1, 2, 3, 4, 5))
-        log.write_pending(PendingEntry(account, 8, b"\x02" * 4), datetime(2026, 1, 2, 3, 4, 6))
+        log.write_pending(PendingEntry(account, 8, b"\x02" * 4, 9), datetime(2026, 1, 2, 3, 4, 6))
         log.close_pending(PendingEntry(account, 8, b"\x02" * 4), "not paid")
     text = CliRunner().invoke(app, ["log", "--home", str(home)])
     assert "1 payments in the spool" in text.output
@@ -382,11 +382,12 @@ def test_log_json_has_the_pending_entries_and_the_spool(home: Path) -> None:
     doc = json.loads(result.output)
     assert doc["transactions"] == [] and doc["spooled"] == 1
     assert doc["log"] == str(home / "terminal.db")
-    pending = [(p["account"], p["atc"], p["outcome"]) for p in doc["pending_entries"]]
+    pending = [(p["account"], p["atc"], p["serial"], p["outcome"]) for p in doc["pending_entries"]]
+    serial = json.loads((home / "cards" / "6200123456789012" / "card.json").read_text())["serial"]
     assert sorted(pending, key=lambda p: p[1]) == [
-        ("6200123456789012", 1, "recorded"),  # the spooled payment's own entry
-        ("6200123456789012", 7, None),
-        ("6200123456789012", 8, "not paid"),
+        ("6200123456789012", 1, int(serial), "recorded"),  # the spooled payment's own entry
+        ("6200123456789012", 7, None, None),
+        ("6200123456789012", 8, 9, "not paid"),
     ]
 
 

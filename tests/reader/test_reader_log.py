@@ -56,6 +56,19 @@ V1_DDL = (
         created TEXT NOT NULL, PRIMARY KEY (account, atc))""",
 )
 V2_DDL = ("ALTER TABLE pending ADD COLUMN outcome TEXT",)
+V3_DDL = (
+    """CREATE TABLE pending_open (
+        account BLOB NOT NULL, atc INTEGER NOT NULL, cdol1_data BLOB NOT NULL,
+        created TEXT NOT NULL, PRIMARY KEY (account, atc)) WITHOUT ROWID""",
+    """CREATE TABLE pending_closed (
+        account BLOB NOT NULL, atc INTEGER NOT NULL, cdol1_data BLOB NOT NULL,
+        created TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY (account, atc)) WITHOUT ROWID""",
+    "INSERT INTO pending_open SELECT account, atc, cdol1_data, created FROM pending "
+    "WHERE outcome IS NULL",
+    "INSERT INTO pending_closed SELECT account, atc, cdol1_data, created, outcome "
+    "FROM pending WHERE outcome IS NOT NULL",
+    "DROP TABLE pending",
+)
 
 
 def outcome(atc: int, amount: int = 100) -> Outcome:
@@ -67,10 +80,11 @@ def entry(atc: int) -> PendingEntry:
 
 
 def old_log(path: Path, version: int) -> None:
-    """A version 1 or 2 log with two rows, one closed (v2) and one open pending entry."""
+    """A version 1, 2 or 3 log with two rows, two closed (v2, v3) and one open pending entry
+    (a version 3 log is a version 2 log that version 3's statements moved to its tables)."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
-    for statement in V1_DDL + (V2_DDL if version == 2 else ()):
+    for statement in V1_DDL + (V2_DDL if version >= 2 else ()):
         db.execute(statement)
     for atc in (1, 2):
         o = outcome(atc, amount=atc * 100)
@@ -99,7 +113,7 @@ def old_log(path: Path, version: int) -> None:
                 o.cdol1_data,
             ),
         )
-    if version == 2:
+    if version >= 2:
         db.execute(
             "INSERT INTO pending VALUES (?, ?, ?, ?, 'recorded')",
             (PADDED, 2, entry(2).cdol1_data, NOW.isoformat()),
@@ -112,6 +126,8 @@ def old_log(path: Path, version: int) -> None:
         "INSERT INTO pending (account, atc, cdol1_data, created) VALUES (?, ?, ?, ?)",
         (PADDED, 3, entry(3).cdol1_data, (NOW + timedelta(seconds=1)).isoformat()),
     )
+    for statement in V3_DDL if version == 3 else ():
+        db.execute(statement)
     db.execute(f"PRAGMA user_version = {version:d}")
     db.close()
 
@@ -125,7 +141,7 @@ def log(tmp_path: Path) -> Iterator[TransactionLog]:
 def test_durability_settings(log: TransactionLog) -> None:
     assert log._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert log._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert log.version == SCHEMA_VERSION == 3
+    assert log.version == SCHEMA_VERSION == 4
 
 
 def test_pending_entry_is_committed_when_written(log: TransactionLog) -> None:
@@ -137,7 +153,7 @@ def test_pending_entry_is_committed_when_written(log: TransactionLog) -> None:
         assert other.pending() == [entry(7)]
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_migration_keeps_rows_and_pending_entries(tmp_path: Path, version: int) -> None:
     path = tmp_path / "terminal.db"
     old_log(path, version)
@@ -148,8 +164,9 @@ def test_migration_keeps_rows_and_pending_entries(tmp_path: Path, version: int) 
             (2, outcome(2, amount=200)),
         ]
         assert log.pending() == [entry(3)]
+        assert log.pending()[0].serial is None  # older entries name no checked serial
         shown = [(r.entry, r.outcome) for r in log.pending_rows()]
-        if version == 2:
+        if version >= 2:
             assert shown == [
                 (entry(2), "recorded"),
                 (entry(3), None),
@@ -165,6 +182,23 @@ def test_migration_keeps_rows_and_pending_entries(tmp_path: Path, version: int) 
         assert log.pending() == []
     with TransactionLog(path) as again:  # a migrated log opens without migrating again
         assert again.count() == 3 and again.version == SCHEMA_VERSION
+
+
+def test_a_pending_entry_keeps_the_serial_checked_before_it(log: TransactionLog) -> None:
+    """PROTOCOL.md §9: the serial of the license checks 2-3 passed is stored with the entry
+    (schema 4), open and once closed, so recovery trusts that license and no other."""
+    checked = replace(entry(5), serial=0xABCDEF)
+    log.write_pending(checked, NOW)
+    log.write_pending(entry(6), NOW + timedelta(seconds=1))  # no serial: NULL
+    assert log.pending() == [checked, entry(6)]
+    log.close_pending(checked, "refused")
+    assert [(r.entry, r.outcome) for r in log.pending_rows()] == [
+        (checked, "refused"),
+        (entry(6), None),
+    ]
+    log._db.execute("UPDATE pending_open SET serial = 'x' WHERE atc = 6")
+    with pytest.raises(LogError, match="its serial 'x' is not an integer"):
+        log.pending()
 
 
 def test_open_entry_found_among_many_closed(log: TransactionLog) -> None:

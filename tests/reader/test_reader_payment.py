@@ -812,12 +812,6 @@ def test_a_torn_payment_is_judged_as_it_stood_when_it_was_sent(
     assert log.count() == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="39d92dd judges a torn payment's license with no revocation at all: a license "
-    "revoked before the torn payment settles it; the pending entry does not name the serial "
-    "the terminal checked, so 'revoked since' cannot be told from 'revoked before'",
-)
 def test_a_license_revoked_before_the_torn_payment_decides_nothing(
     ca_private: RsaPrivateKey,
     profile: Path,
@@ -849,3 +843,36 @@ def test_a_license_revoked_before_the_torn_payment_decides_nothing(
     assert result.code is ExitCode.REFUSED and "revoked" in result.reason, result.reason
     assert log.count() == 0 and result.recovered == ()
     assert [e.atc for e in log.pending()] == [1]
+
+
+@pytest.mark.parametrize(
+    ("later", "revoked", "recorded"),
+    [
+        (datetime(2031, 6, 1, 9, 0), False, True),  # license expired since: judged then
+        (datetime(2026, 11, 28, 14, 0), True, False),  # revoked: it names no serial it checked
+    ],
+    ids=["expired-since", "revoked"],
+)
+def test_an_entry_of_an_older_log_keeps_todays_revocations(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+    later: datetime,
+    revoked: bool,
+    recorded: bool,
+) -> None:
+    """An entry written before schema 4 has no serial: its license is judged at its date but
+    against today's revoked serials, since nothing says which license was checked then."""
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
+    log._db.execute("UPDATE pending_open SET serial = NULL")
+    assert [e.serial for e in log.pending()] == [None]
+    now_keys = replace(keys, revoked=frozenset({int(PROFILE_CARD["serial"])})) if revoked else keys
+    now = Env(later, bytes.fromhex("0B0B0B0B"))
+    result = run_payment(transport_for(card), cfg, PaymentRequest(100), now, now_keys, log)
+    assert result.code is ExitCode.REFUSED
+    assert log.count() == (1 if recorded else 0)
+    assert [e.atc for e in log.pending()] == ([] if recorded else [1])

@@ -154,9 +154,9 @@ def test_the_setup_says_what_the_terminal_must_hold() -> None:
     assert "terminal id TERM0001, merchant id MERCHANT0000001, country 0156" in text
     assert "ca-01.pub.pem, valid until 2049-12-31" in text
     assert torn.terminal is not None
-    account, atc, data = torn.terminal.pending[0]
+    account, atc, data, serial = torn.terminal.pending[0]
     assert f"open pending entry (PROTOCOL.md §9): account {account}, ATC {atc:04X}" in text
-    assert data.hex().upper() in text
+    assert f"{data.hex().upper()}, license serial {serial} checked" in text
     assert expected_end(torn) == (
         "approved, 2 new row(s) in its log; its pending entries closed as: recorded"
     )
