@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -445,8 +446,8 @@ def register_serve(group: typer.Typer) -> None:
         """
         from reader import served_vectors as sv
 
-        if not idle > 0 or (timeout is not None and not timeout > 0):
-            fail("--idle and --timeout must be more than 0 seconds", ExitCode.USAGE)
+        if not 0 < idle < math.inf or (timeout is not None and not 0 < timeout < math.inf):
+            fail("--idle and --timeout must be a number of seconds more than 0", ExitCode.USAGE)
         config = vpcd_config(vpcd)
         folder = default_vectors_folder()
         with suppress(ValueError):  # the key file as the user would type it, from here

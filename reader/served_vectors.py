@@ -119,20 +119,20 @@ def serve_vector(
     stop = stop or threading.Event()
     thread.start()
     started = time.monotonic()
+    over = False  # the exchange ended before any stop: its result stands
     try:
-        while not stop.wait(timing.poll):
+        while not over and not stop.wait(timing.poll):
             now = time.monotonic()
             last = card.last_command_at
-            if card.ended:
-                break
-            if last is not None and now - last >= timing.idle:
-                break
-            if last is None and timing.timeout is not None and now - started >= timing.timeout:
-                break
+            over = (
+                card.ended
+                or (last is not None and now - last >= timing.idle)
+                or (last is None and timing.timeout is not None and now - started >= timing.timeout)
+            )
     finally:
         client.stop()
         thread.join()
-    if stop.is_set():
+    if not over and not card.ended:  # stopped first (a terminal's reset may beat the stop)
         return None
     if not reached.is_set():
         raise VpcdUnreachableError(
@@ -151,6 +151,12 @@ def expected_end(vector: Vector) -> str:
     recovered = sum(outcome == "recorded" for outcome in expect.pending or ())
     text = expect.verdict.value + (f" ({expect.reason})" if expect.reason else "")
     text += f", {rows + recovered} new row(s) in its log"
+    sent_generate_ac = any(step.command[1:2] == b"\xae" for step in vector.steps)
+    if expect.verdict is Verdict.REFUSED and sent_generate_ac:
+        if expect.reason.startswith("check 5"):  # the log holds it: closed as a replay
+            text += "; this payment's pending entry closed (a replay)"
+        else:
+            text += "; this payment's pending entry left open (the card may have deducted, P§9)"
     if expect.pending:
         text += "; its pending entries closed as: " + "; ".join(expect.pending)
     return text

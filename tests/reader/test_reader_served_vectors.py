@@ -164,7 +164,9 @@ def test_the_setup_says_what_the_terminal_must_hold() -> None:
     lines = setup_lines(terminal_setup(replayed, PROFILES), replayed)
     assert "a row already in its log: account 6200123456789012, ATC 0001" in lines
     assert expected_end(replayed).startswith("refused (check 5: ")
-    assert expected_end(replayed).endswith(", 0 new row(s) in its log")
+    assert expected_end(replayed).endswith(
+        ", 0 new row(s) in its log; this payment's pending entry closed (a replay)"
+    )
     revoked = VECTORS["terminal-license-revoked"]
     assert any(
         line.startswith("revoked license serials: ")
@@ -338,8 +340,9 @@ def test_the_command_exits_0_when_every_vector_passes(vpcd: StandInVpcd) -> None
     [
         (["vectors/card/card-approve-basic.json"], "a card-side vector"),
         (["--vpcd", "127.0.0.1:0"], "bad vpcd address"),
-        (["--idle", "0"], "--idle and --timeout must be more than 0"),
-        (["--timeout", "-1"], "--idle and --timeout must be more than 0"),
+        (["--idle", "0"], "--idle and --timeout must be a number of seconds more than 0"),
+        (["--idle", "inf"], "--idle and --timeout must be a number of seconds more than 0"),
+        (["--timeout", "-1"], "--idle and --timeout must be a number of seconds more than 0"),
         (["no-such-file.json"], "no-such-file.json"),
     ],
 )
@@ -365,3 +368,30 @@ def test_vpcd_unreachable_is_not_a_terminal_that_never_came() -> None:
     assert code == 4, err
     assert "not reachable" in err and "FAIL" not in err and out == ""
     assert "Traceback" not in err
+
+
+def test_a_stop_after_the_exchange_ended_keeps_its_result(vpcd: StandInVpcd) -> None:
+    """Ctrl-C just after a terminal reset the card: that vector was served; it counts."""
+    stop = threading.Event()
+    results: list[object] = []
+    thread = threading.Thread(
+        target=lambda: results.append(
+            serve_vector(APPROVE, _config(vpcd), ServeTiming(poll=30), stop)
+        )
+    )
+    thread.start()
+    _pay(vpcd, APPROVE)
+    vpcd.control(Control.RESET)
+    vpcd.exchange(bytes([Control.ATR_REQUEST]))  # answered after the reset: it was taken
+    stop.set()  # before the serving loop looks again (it polls every 30 s)
+    thread.join(timeout=10)
+    [result] = results
+    assert getattr(result, "passed", False)
+
+
+def test_a_refusal_after_generate_ac_expects_the_entry_left_open() -> None:
+    after = VECTORS["terminal-amount-mismatch"]
+    assert expected_end(after).endswith(
+        "; this payment's pending entry left open (the card may have deducted, P§9)"
+    )
+    assert "left open" not in expected_end(VECTORS["terminal-license-expired"])
