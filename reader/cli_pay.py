@@ -227,8 +227,9 @@ def run_payment(
             return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=mine, recovered=done)
         reason = f"{what}: {exc.reason}; kept in {where} (hcepay log recover)"
         return Run(ExitCode.NOT_RECORDED, "not recorded", reason, outcome=mine, recovered=done)
-    except LogError as exc:
-        return Run(ExitCode.USAGE, "not attempted", f"transaction log: {exc.reason}")
+    except LogError as exc:  # torn payments recorded before it are reported still (P§9)
+        reason = f"transaction log: {exc.reason}"
+        return Run(ExitCode.USAGE, "not attempted", reason, recovered=tuple(journal.recorded))
     if paid.outcome.approved:
         return Run(ExitCode.OK, "approved", "", paid, paid.outcome, paid.recovered)
     reason = "declined by the card"

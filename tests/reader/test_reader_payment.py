@@ -876,3 +876,29 @@ def test_an_entry_of_an_older_log_keeps_todays_revocations(
     assert result.code is ExitCode.REFUSED
     assert log.count() == (1 if recorded else 0)
     assert [e.atc for e in log.pending()] == ([] if recorded else [1])
+
+
+def test_a_recovered_payment_is_reported_when_the_log_then_fails(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PROTOCOL.md §9: the torn payment is recorded at this contact, then the log refuses
+    this payment's own pending entry. The run is not attempted, and still names the torn
+    payment it recorded (`recovered_atcs`), as a refused or torn run does."""
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
+
+    def full(pending: PendingEntry, now: datetime) -> None:
+        raise LogError("cannot write the pending entry: disk I/O error")
+
+    monkeypatch.setattr(log, "write_pending", full)
+    later = Env(env.now + timedelta(hours=1), bytes.fromhex("0B0B0B0B"))
+    result = run_payment(transport_for(card), cfg, PaymentRequest(100), later, keys, log)
+    assert result.code is ExitCode.USAGE and "disk I/O error" in result.reason
+    assert log.count() == 1 and log.pending() == []
+    assert [(o.atc, o.amount) for o in result.recovered] == [(1, 1234)]
