@@ -30,7 +30,14 @@ from applet.atr import ATR
 from applet.vpcd import VpcdClient, VpcdConfig
 from reader.checks import Verdict
 from reader.transport import TransportError
-from reader.vectors import ReplayResult, ScriptedCard, Side, TerminalSetup, Vector
+from reader.vectors import (
+    GENERATE_AC_INS,
+    ReplayResult,
+    ScriptedCard,
+    Side,
+    TerminalSetup,
+    Vector,
+)
 
 OFF_SCRIPT = b"\x6f\x00"  # a command off the script: no precise diagnosis (ISO 7816-4 5.6)
 
@@ -151,7 +158,7 @@ def expected_end(vector: Vector) -> str:
     recovered = sum(outcome == "recorded" for outcome in expect.pending or ())
     text = expect.verdict.value + (f" ({expect.reason})" if expect.reason else "")
     text += f", {rows + recovered} new row(s) in its log"
-    sent_generate_ac = any(step.command[1:2] == b"\xae" for step in vector.steps)
+    sent_generate_ac = any(step.command[1:2] == bytes([GENERATE_AC_INS]) for step in vector.steps)
     if expect.verdict is Verdict.REFUSED and sent_generate_ac:
         if expect.reason.startswith("check 5"):  # the log holds it: closed as a replay
             text += "; this payment's pending entry closed (a replay)"
