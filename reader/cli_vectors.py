@@ -149,7 +149,7 @@ def default_vectors_folder() -> Path:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `hcepay vectors replay` and `hcepay vectors record` to the root app."""
+    """Add `hcepay vectors replay`, `record` and `serve` to the root app."""
     group = typer.Typer(
         help="Conformance vectors (PROTOCOL.md §8): replay them, record new ones, serve them "
         "to your own terminal.",
@@ -471,7 +471,7 @@ def register_serve(group: typer.Typer) -> None:
                 stderr.print(Text(f"[{number}/{len(items)}] {_shown(vector.name)}", style="bold"))
                 stderr.print(Text(f"  {_shown(vector.description)}"))
                 for line in sv.setup_lines(setup, vector):
-                    stderr.print(Text(f"  set: {line}"))
+                    stderr.print(Text(f"  set: {_shown(line)}"))
                 stderr.print(Text(f"  expect: {_shown(sv.expected_end(vector))}"))
                 stderr.print(f"  the card is in the vpcd reader at {config.host}:{config.port}")
                 try:
