@@ -196,6 +196,9 @@ def test_a_pending_entry_keeps_the_serial_checked_before_it(log: TransactionLog)
         (checked, "refused"),
         (entry(6), None),
     ]
+    still_open = replace(entry(7), serial=0x000001)
+    log.write_pending(still_open, NOW + timedelta(seconds=2))
+    assert [(r.entry, r.outcome) for r in log.pending_rows()][-1] == (still_open, None)
     log._db.execute("UPDATE pending_open SET serial = 'x' WHERE atc = 6")
     with pytest.raises(LogError, match="its serial 'x' is not an integer"):
         log.pending()

@@ -902,3 +902,114 @@ def test_a_recovered_payment_is_reported_when_the_log_then_fails(
     assert result.code is ExitCode.USAGE and "disk I/O error" in result.reason
     assert log.count() == 1 and log.pending() == []
     assert [(o.atc, o.amount) for o in result.recovered] == [(1, 1234)]
+
+
+def test_an_entry_naming_another_license_is_judged_as_todays_payment(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """PROTOCOL.md §9: the entry names a license serial the card no longer presents (it was
+    reissued); the license it presents now, good today, settles the torn payment."""
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
+    other = int(PROFILE_CARD["serial"]) + 1
+    log._db.execute("UPDATE pending_open SET serial = ?", (other,))
+    assert [e.serial for e in log.pending()] == [other]
+    later = Env(env.now + timedelta(hours=1), bytes.fromhex("0B0B0B0B"))
+    result = run_payment(transport_for(card), cfg, PaymentRequest(100), later, keys, log)
+    assert result.code is ExitCode.OK, result.reason
+    assert [(o.atc, o.amount) for o in result.recovered] == [(1, 1234)]
+    assert log.count() == 2 and log.pending() == []
+    assert result.recovered[0].serial == int(PROFILE_CARD["serial"])
+
+
+def test_an_entry_no_license_settles_leaves_the_next_one_judged(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """PROTOCOL.md §9: an older entry names a license the card no longer presents, and the
+    card's license has expired since: that entry stays open, and the next one, made under the
+    license presented, is still judged as it stood and recorded."""
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
+    [torn] = log.pending()
+    other = replace(torn, atc=0, serial=int(PROFILE_CARD["serial"]) + 1)
+    log.write_pending(other, env.now - timedelta(hours=1))
+    assert [e.atc for e in log.pending()] == [0, 1]
+    now = Env(datetime(2031, 6, 1, 9, 0), bytes.fromhex("0B0B0B0B"))
+    result = run_payment(transport_for(card), cfg, PaymentRequest(100), now, keys, log)
+    assert result.code is ExitCode.REFUSED and "license expired" in result.reason
+    assert [(o.atc, o.amount) for o in result.recovered] == [(1, 1234)]
+    assert [e.atc for e in log.pending()] == [0]
+
+
+class RecordsOnce(BrokenRecord):
+    """The log records the first row (a torn payment proven now), then fails (a full disk)."""
+
+    def __init__(self, inner: TransactionLog) -> None:
+        super().__init__(inner)
+        self.rows = 0
+
+    def record(self, outcome: Outcome) -> int:
+        if self.rows:
+            return super().record(outcome)
+        self.rows += 1
+        return self.inner.record(outcome)
+
+
+@pytest.mark.parametrize("spool_fails", [False, True], ids=["spooled", "spool-failed"])
+def test_a_recovered_payment_is_reported_when_this_ones_row_is_not_recorded(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+    monkeypatch: pytest.MonkeyPatch,
+    spool_fails: bool,
+) -> None:
+    """PROTOCOL.md §9: the torn payment is recorded at this contact; this payment's own row is
+    not (and maybe not spooled either). The run still names the torn payment it recorded."""
+    from reader import spool
+
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
+    if spool_fails:
+
+        def full(log_path: Path, entry: object) -> Path:
+            raise spool.SpoolError("no space left on device")
+
+        monkeypatch.setattr(spool, "append", full)
+    later = Env(env.now + timedelta(hours=1), bytes.fromhex("0B0B0B0B"))
+    once = RecordsOnce(log)
+    result = run_payment(transport_for(card), cfg, PaymentRequest(100), later, keys, once)  # type: ignore[arg-type]
+    assert result.code is ExitCode.NOT_RECORDED, result.reason
+    assert ("spool failed too" in result.reason) is spool_fails
+    assert [(o.atc, o.amount) for o in result.recovered] == [(1, 1234)]
+    assert log.count() == 1
+
+
+def test_a_recovered_payment_is_reported_when_the_card_is_then_removed(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
+    later = Env(env.now + timedelta(hours=1), bytes.fromhex("0B0B0B0B"))
+    gone = AtGenerateAc(transport_for(card), card_removed)
+    result = run_payment(gone, cfg, PaymentRequest(100), later, keys, log)
+    assert result.code is ExitCode.TRANSPORT
+    assert [(o.atc, o.amount) for o in result.recovered] == [(1, 1234)]
+    assert log.count() == 1 and [e.atc for e in log.pending()] == [2]

@@ -395,3 +395,29 @@ def test_a_refusal_after_generate_ac_expects_the_entry_left_open() -> None:
         "; this payment's pending entry left open (the card may have deducted, P§9)"
     )
     assert "left open" not in expected_end(VECTORS["terminal-license-expired"])
+
+
+def test_a_command_after_the_terminal_ended_the_exchange_is_off_the_script() -> None:
+    """After a reset that ends the exchange, the vector's next command is no longer served:
+    the result stays the command the terminal did not send before the end."""
+    card, session = _session(APPROVE)
+    _send(session, APPROVE.steps[0].command)
+    _control(session, Control.RESET)
+    assert card.ended
+    assert _send(session, APPROVE.steps[1].command) == OFF_SCRIPT
+    result = card.result()
+    assert result.done == 1
+    assert result.difference is not None
+    assert (result.difference.problem, result.difference.step) == (Problem.MISSING_COMMAND, 1)
+
+
+def test_only_a_torn_payment_recorded_adds_a_row_to_the_expected_log() -> None:
+    revoked_since = VECTORS["terminal-torn-license-revoked-since"]
+    assert expected_end(revoked_since).startswith(
+        "refused (check 3: license revoked (serial 1)), 1 new row(s) in its log; "
+    )
+    declined = VECTORS["terminal-torn-declined"]
+    assert expected_end(declined) == (
+        "approved, 1 new row(s) in its log; "
+        "its pending entries closed as: not paid: the card declined the payment"
+    )
