@@ -1013,3 +1013,20 @@ def test_a_recovered_payment_is_reported_when_the_card_is_then_removed(
     assert result.code is ExitCode.TRANSPORT
     assert [(o.atc, o.amount) for o in result.recovered] == [(1, 1234)]
     assert log.count() == 1 and [e.atc for e in log.pending()] == [2]
+
+
+def test_a_recovered_payment_is_reported_when_this_one_is_declined(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
+    later = Env(env.now + timedelta(hours=1), bytes.fromhex("0B0B0B0B"))
+    result = run_payment(transport_for(card), cfg, PaymentRequest(100001), later, keys, log)
+    assert result.code is ExitCode.DECLINED
+    assert [(o.atc, o.amount) for o in result.recovered] == [(1, 1234)]
+    assert log.count() == 2
