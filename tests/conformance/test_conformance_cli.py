@@ -291,6 +291,8 @@ def test_a_terminal_closing_a_torn_payment_otherwise_is_caught(
     [
         (lambda t, e: t["pending"][0].update(cdol1_data="0G"), "pending[0].cdol1_data: '0G'"),
         (lambda t, e: t["pending"][0].pop("atc"), "pending[0]: missing 'atc'"),
+        (lambda t, e: t["pending"][0].update(serial=1 << 24), "serial 16777216 outside 0..FFFFFF"),
+        (lambda t, e: t["pending"][0].update(serial=-1), "serial -1 outside 0..FFFFFF"),
         (lambda t, e: e.update(pending=["recorded", "recorded"]), "one outcome per"),
         (lambda t, e: e.update(pending=[1]), "'pending' must be a list of outcomes"),
     ],
