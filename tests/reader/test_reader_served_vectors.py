@@ -368,6 +368,10 @@ def test_vpcd_unreachable_is_not_a_terminal_that_never_came() -> None:
     assert code == 4, err
     assert "not reachable" in err and "FAIL" not in err and out == ""
     assert "Traceback" not in err
+    both = [path, str(TERMINAL[0].parent / "terminal-torn-recorded.json")]
+    code, _, err = _serve_cli([*both, "--vpcd", f"127.0.0.1:{config.port}", "--timeout", "0.3"])
+    assert code == 4, err
+    assert "[1/2]" in err and "[2/2]" not in err  # no vector is served once vpcd is missing
 
 
 def test_a_stop_after_the_exchange_ended_keeps_its_result(vpcd: StandInVpcd) -> None:
@@ -421,3 +425,28 @@ def test_only_a_torn_payment_recorded_adds_a_row_to_the_expected_log() -> None:
         "approved, 1 new row(s) in its log; "
         "its pending entries closed as: not paid: the card declined the payment"
     )
+
+
+def test_a_stop_ends_the_command_with_the_vectors_not_served(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C while the first vector is served: no further vector is served, and the command
+    says how many were not (exit 130)."""
+    import reader.served_vectors as sv
+
+    served: list[str] = []
+
+    def stopped(vector: Vector, *args: object) -> None:
+        served.append(vector.name)
+        return None
+
+    monkeypatch.setattr(sv, "serve_vector", stopped)
+    paths = [
+        str(TERMINAL[0].parent / f"{name}.json")
+        for name in ("terminal-approve", "terminal-torn-recorded")
+    ]
+    code, out, err = _serve_cli(paths)
+    assert code == 130, err
+    assert served == ["terminal-approve"]
+    assert "interrupted (2 of 2 vector(s) not served)" in err
+    assert out == ""
