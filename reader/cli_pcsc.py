@@ -7,10 +7,7 @@ listens; the card is its TCP client), so that any PC/SC application can talk to 
 from __future__ import annotations
 
 import json
-import logging
-import signal
 import socket
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -24,11 +21,10 @@ from reader.cli_common import (
     examples,
     fail,
     home_folder,
+    on_stop_signals,
     stderr,
     stdout,
 )
-
-log = logging.getLogger(__name__)
 
 
 def readers(as_json: JsonOption = False) -> None:
@@ -95,17 +91,9 @@ def serve(
         fail(f"cannot open card {folder.name}: {exc}")
     client = VpcdClient(runtime, config)
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
-        client.stop()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     stderr.print(f"serving card {folder.name} to vpcd at {host}:{port} (Ctrl-C stops)")
-    try:
+    with on_stop_signals(client.stop):
         client.serve_forever()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     stderr.print(f"stopped: {client.apdus} APDUs served, card state saved")
 
 

@@ -6,11 +6,10 @@ import json
 import math
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +18,16 @@ from rich.table import Table
 from rich.text import Text
 
 from reader import vectors as vx
-from reader.cli_common import ExitCode, JsonOption, examples, fail, interrupted, stderr, stdout
+from reader.cli_common import (
+    ExitCode,
+    JsonOption,
+    examples,
+    fail,
+    interrupted,
+    on_stop_signals,
+    stderr,
+    stdout,
+)
 from reader.cli_pcsc import VPCD_DEFAULT, VpcdOption, vpcd_config
 
 PROGRESS_THRESHOLD = 8  # show a progress bar from this many vectors on
@@ -466,7 +474,8 @@ def register_serve(group: typer.Typer) -> None:
         timing = sv.ServeTiming(idle=idle, timeout=timeout)
         results: list[vx.ReplayResult] = []
         unreachable = ""  # vpcd never took the card: no verdict on the terminal
-        with _stop_on_signals() as stop:
+        stop = threading.Event()
+        with on_stop_signals(stop.set):
             for number, ((path, vector), setup) in enumerate(zip(items, setups, strict=True), 1):
                 stderr.print(Text(f"[{number}/{len(items)}] {_shown(vector.name)}", style="bold"))
                 stderr.print(Text(f"  {_shown(vector.description)}"))
@@ -516,24 +525,3 @@ def _terminal_side(path: Path, vector: vx.Vector) -> vx.Vector:
             "a card-side vector: `hcepay vectors replay` runs it against a card", str(path)
         )
     return vector
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """An event that SIGINT or SIGTERM sets while the block runs (the main thread only)."""
-    import signal
-
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

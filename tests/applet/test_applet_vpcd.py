@@ -153,6 +153,16 @@ def listener() -> Iterator[socket.socket]:
     server.close()
 
 
+def _serving(card: object, listener: socket.socket) -> tuple[VpcdClient, threading.Thread]:
+    """A VpcdClient serving `card` to the stand-in vpcd `listener`, in a thread."""
+    port = listener.getsockname()[1]
+    config = VpcdConfig(port=port, poll_interval=0.05, backoff_initial=0.01)
+    client = VpcdClient(card, config)  # type: ignore[arg-type]
+    thread = threading.Thread(target=client.serve_forever, daemon=True)
+    thread.start()
+    return client, thread
+
+
 def _recv_frame(conn: socket.socket) -> bytes:
     reader = FrameReader()
     for _ in range(100):
@@ -168,10 +178,7 @@ def _recv_frame(conn: socket.socket) -> bytes:
 
 def test_the_loop_answers_reconnects_and_stops(listener: socket.socket) -> None:
     card = RecordingCard()
-    port = listener.getsockname()[1]
-    client = VpcdClient(card, VpcdConfig(port=port, poll_interval=0.05, backoff_initial=0.01))
-    thread = threading.Thread(target=client.serve_forever, daemon=True)
-    thread.start()
+    client, thread = _serving(card, listener)
 
     conn, _ = listener.accept()
     conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
@@ -208,10 +215,7 @@ def test_a_one_byte_apdu_is_answered(listener: socket.socket) -> None:
     """An application's 1-byte APDU reaches the card as a 1-byte frame and vpcd blocks until
     it is answered: left unanswered, the reader would hang until the card is stopped."""
     card = RecordingCard()
-    port = listener.getsockname()[1]
-    client = VpcdClient(card, VpcdConfig(port=port, poll_interval=0.05, backoff_initial=0.01))
-    thread = threading.Thread(target=client.serve_forever, daemon=True)
-    thread.start()
+    client, thread = _serving(card, listener)
     conn, _ = listener.accept()
     conn.settimeout(2)
     conn.sendall(encode_frame(b"\x80"))

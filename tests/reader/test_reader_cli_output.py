@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,29 @@ ROOT = Path(__file__).resolve().parents[2]
 FULL = Path("/dev/full")
 
 
+def _hcepay(args: list[str], **streams: object) -> subprocess.CompletedProcess[str]:
+    """`hcepay ARGS` in a child process with the given stdout/stderr (text, bounded)."""
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "reader.entry", *args],
+        **streams,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+@contextmanager
+def _closed_pipe() -> Iterator[int]:
+    """The write end of a pipe whose read end is closed (a reader that went away)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        yield write_end
+    finally:
+        os.close(write_end)
+
+
 @pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full (Linux)")
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
 def test_a_payment_whose_verdict_cannot_be_printed_is_recorded_and_exits_74(
@@ -27,15 +52,7 @@ def test_a_payment_whose_verdict_cannot_be_printed_is_recorded_and_exits_74(
     make_demo_home(home)
     args = ["pay", "--home", str(home), "--amount", "1.00", *json_flag]
     with FULL.open("w") as full:
-        done = subprocess.run(
-            [sys.executable, "-m", "reader.entry", *args],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
+        done = _hcepay(args, stdout=full, stderr=subprocess.PIPE)
     assert done.returncode == ExitCode.OUTPUT_LOST == 74, done.stderr
     (line,) = done.stderr.splitlines()
     assert line.startswith("hcepay: cannot write the output (No space left on device)")
@@ -52,20 +69,8 @@ def test_a_payment_whose_stdout_is_a_closed_pipe_is_recorded_and_exits_74(
     home = tmp_path / "home"
     make_demo_home(home)
     args = ["pay", "--home", str(home), "--amount", "1.00", *json_flag]
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "reader.entry", *args],
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
-    finally:
-        os.close(write_end)
+    with _closed_pipe() as closed:
+        done = _hcepay(args, stdout=closed, stderr=subprocess.PIPE)
     assert done.returncode == ExitCode.OUTPUT_LOST, done.stderr
     (line,) = done.stderr.splitlines()
     assert line.startswith("hcepay: cannot write the output (Broken pipe)")
@@ -80,19 +85,8 @@ def test_a_payment_whose_stdout_and_stderr_are_closed_pipes_still_exits_74(
     still says that the payment stands (74), not rich's 1 (the code of a decline)."""
     home = tmp_path / "home"
     make_demo_home(home)
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "reader.entry", "pay", "--home", str(home), "--amount", "1"],
-            stdout=write_end,
-            stderr=write_end,
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
-    finally:
-        os.close(write_end)
+    with _closed_pipe() as closed:
+        done = _hcepay(["pay", "--home", str(home), "--amount", "1"], stdout=closed, stderr=closed)
     assert done.returncode == ExitCode.OUTPUT_LOST
     with TransactionLog(home / "terminal.db") as log:
         assert log.count() == 1
@@ -102,19 +96,9 @@ def test_a_usage_error_whose_stderr_is_a_closed_pipe_keeps_its_exit_code(
     tmp_path: Path,
 ) -> None:
     """A one-line error that cannot be written still exits with its own code (2 here)."""
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "reader.entry", "vectors", "replay", str(tmp_path / "none")],
-            stderr=write_end,
-            stdout=subprocess.DEVNULL,
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
-    finally:
-        os.close(write_end)
+    with _closed_pipe() as closed:
+        args = ["vectors", "replay", str(tmp_path / "none")]
+        done = _hcepay(args, stderr=closed, stdout=subprocess.DEVNULL)
     assert done.returncode == ExitCode.USAGE
 
 

@@ -16,6 +16,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "killtest.py"
 
 
+def _killtest(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """scripts/killtest.py ARGS in a child process, its output captured."""
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+
+
 def kill_points() -> dict[str, str]:
     spec = importlib.util.spec_from_file_location("killtest", SCRIPT)
     assert spec is not None and spec.loader is not None
@@ -31,13 +42,7 @@ def test_every_kill_point_loses_nothing_and_ends_as_it_should(tmp_path: Path) ->
     # the points cover both sides, and every way a torn payment can end
     assert {name.split("-")[0] for name in points} == {"card", "terminal"}
     assert set(points.values()) == {"none", "recorded", "recovered", "not paid", "either"}
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--points", "--workdir", str(tmp_path / "work")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    done = _killtest("--points", "--workdir", str(tmp_path / "work"), timeout=600)
     out = done.stdout
     assert done.returncode == 0, out[-4000:] + done.stderr[-3000:]
     for name, end in points.items():
@@ -53,13 +58,7 @@ def test_every_kill_point_loses_nothing_and_ends_as_it_should(tmp_path: Path) ->
 
 
 def test_an_unknown_kill_point_is_a_usage_error(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--points", "card-nowhere", "--workdir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    done = _killtest("--points", "card-nowhere", "--workdir", str(tmp_path))
     assert done.returncode == 2
     assert "unknown kill point 'card-nowhere'" in done.stderr
 
@@ -67,13 +66,7 @@ def test_an_unknown_kill_point_is_a_usage_error(tmp_path: Path) -> None:
 def test_a_work_folder_of_an_earlier_run_is_a_usage_error(tmp_path: Path) -> None:
     """A second run in the same --workdir stopped with a traceback (FileExistsError)."""
     (tmp_path / "home").mkdir()
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--points", "--workdir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    done = _killtest("--points", "--workdir", str(tmp_path))
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert f"--workdir {tmp_path}: not empty" in done.stderr
@@ -82,13 +75,7 @@ def test_a_work_folder_of_an_earlier_run_is_a_usage_error(tmp_path: Path) -> Non
 def test_a_work_folder_that_is_a_file_is_a_usage_error(tmp_path: Path) -> None:
     """--workdir naming a file stopped with a traceback (NotADirectoryError)."""
     (tmp_path / "notes").write_text("x", encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--points", "--workdir", str(tmp_path / "notes")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    done = _killtest("--points", "--workdir", str(tmp_path / "notes"))
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert f"--workdir {tmp_path / 'notes'}: not a folder" in done.stderr
