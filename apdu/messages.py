@@ -87,7 +87,10 @@ def gpo(pdol_data: bytes) -> CommandAPDU:
 
 def gpo_pdol_data(command_data: bytes) -> bytes:
     """The PDOL data inside a GPO command's 83 template; DecodeError otherwise."""
-    item = tlv.decode_one(command_data)
+    data = bytes(command_data)
+    if len(data) >= 2 and data[0] == 0x83 and data[1] == len(data) - 2 < 0x80:
+        return data[2:]  # 83 L data, L in its short form: what decode_one reads, read in place
+    item = tlv.decode_one(data)
     if item.tag != 0x83:
         raise DecodeError(f"command template 83 missing (found tag {item.tag:X})", 0)
     return item.value
@@ -356,10 +359,14 @@ def build_generate_ac_response(m: GenerateAcResponse) -> bytes:
     cid, atc, authorization = byte_field(m.cid, "CID"), _atc(m.atc), bytes(m.authorization)
     return tlv.encode_template(
         0x77,
-        tlv.encode_primitive(0x9F27, cid),
-        tlv.encode_primitive(0x9F36, atc),
+        _CID_HEAD + cid,  # = tlv.encode_primitive(0x9F27, cid): its tag and length are constant
+        _ATC_HEAD + atc,  # = tlv.encode_primitive(0x9F36, atc)
         tlv.encode_primitive(0x9F4B, authorization),
     )
+
+
+_CID_HEAD = tlv.encode_primitive(0x9F27, b"\0")[:-1]  # 9F27 01
+_ATC_HEAD = tlv.encode_primitive(0x9F36, b"\0\0")[:-2]  # 9F36 02
 
 
 _GENERATE_AC_SIZES = {0x9F27: range(1, 2), 0x9F36: range(2, 3), 0x9F4B: range(1, 0x10000)}

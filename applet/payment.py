@@ -19,7 +19,7 @@ its inputs, byte for byte (ISO 9796-2 scheme 1 is deterministic, PROTOCOL.md §8
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import partial
 from typing import Final
@@ -97,6 +97,8 @@ CURRENCY_BYTES: Final = 2
 
 # The app's own DOLs are constants: their data, once its length is checked, is cut in place.
 PDOL_SLICES: Final = dol_slices(m.PDOL)
+# The GPO answer 77{82 AIP, 94 AFL, 9F36 ATC} but its last two bytes (the ATC): all constant.
+_GPO_ANSWER_HEAD: Final = m.build_gpo_response(m.GpoResponse(m.AIP, m.AFL, 0))[:-2]
 
 
 @dataclass(frozen=True)
@@ -250,9 +252,8 @@ def _gpo(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
     amount, currency = _amount_currency(pdol_data, PDOL_SLICES)
     atc = state.card.atc + 1
     transaction = Transaction(atc, amount, currency)
-    answer = m.build_gpo_response(m.GpoResponse(m.AIP, m.AFL, atc))
-    card = replace(state.card, atc=atc)
-    return answer, AppState(card, Phase.REQUESTED, transaction)
+    answer = _GPO_ANSWER_HEAD + atc.to_bytes(2, "big")  # = build_gpo_response (atc <= FFFF)
+    return answer, AppState(state.card.with_atc(atc), Phase.REQUESTED, transaction)
 
 
 def _read_record(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
@@ -288,7 +289,7 @@ def _generate_ac(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
     cid = Cid.APPROVED if approved else Cid.DECLINED
     used = state.card.used + amount if approved else state.card.used
     inputs = AnswerInputs(int(cid), transaction.atc, data)
-    card = replace(state.card, used=used).with_answer(inputs)
+    card = state.card.with_answer(inputs, used)
     return SignedAnswer(env.answer_length, partial(make_answer, inputs, env)), AppState(
         card, Phase.DONE, transaction
     )

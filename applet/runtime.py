@@ -25,6 +25,7 @@ written after all, the session starts again from it (IDLE), so that nothing is d
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Final
 
 from apdu.command import CommandAPDU
@@ -50,6 +51,18 @@ MAX_COMMAND: Final = 4 + 3 + 65535 + 2  # the longest extended APDU: case 4E (IS
 
 def _sw(sw: int) -> bytes:
     return sw.to_bytes(2, "big")
+
+
+_SW_OK: Final = _sw(SW.OK)
+REMEMBERED_COMMAND: Final = 24  # bytes: SELECT by a name of up to 16, READ RECORD, GET RESPONSE
+
+
+@lru_cache(maxsize=64)
+def _parse_remembered(apdu: bytes) -> CommandAPDU:
+    """CommandAPDU.parse of a short command, remembered: a terminal sends the same SELECTs,
+    READ RECORDs and GET RESPONSEs at every payment (the result is immutable; a malformed
+    command raises each time, and is never remembered)."""
+    return CommandAPDU.parse(apdu)
 
 
 def _wrong_le(cmd: CommandAPDU, size: int) -> bool:
@@ -119,7 +132,8 @@ class CardRuntime:
         if len(apdu) > MAX_COMMAND:
             raise WrongLength("command longer than an extended APDU")
         try:
-            cmd = CommandAPDU.parse(apdu)
+            short = len(apdu) <= REMEMBERED_COMMAND
+            cmd = _parse_remembered(apdu) if short else CommandAPDU.parse(apdu)
         except DecodeError as exc:
             raise WrongLength(str(exc)) from None
         if cmd.ins == INS.GET_RESPONSE:
@@ -150,7 +164,7 @@ class CardRuntime:
         limit = 0 if le is None else le
         if len(data) <= limit:
             self._pending = b""
-            return data + _sw(SW.OK)
+            return data + _SW_OK
         self._pending = data[limit:]
         left = min(len(self._pending), SHORT_LE_MAX) % SHORT_LE_MAX
         return data[:limit] + _sw(SW1_MORE_DATA << 8 | left)
