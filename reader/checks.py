@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import IntEnum, StrEnum
-from functools import partial
 from typing import TypeVar
 
 from apdu.errors import DecodeError
@@ -146,10 +145,15 @@ def records_unique(answers: Sequence[bytes]) -> None:
     license hash (over record 1 only) does not cover."""
     seen: dict[int, int] = {}
     for number, data in enumerate(answers, 1):
-        step = f"READ RECORD {number}"
-        for tag in parsed(step, partial(tags_in, tag=_RECORD_TEMPLATE), data):
+        try:  # as `parsed`, its step named only when it fails
+            tags = tags_in(data, _RECORD_TEMPLATE)
+        except (DecodeError, ValueError) as exc:
+            raise ResponseError(f"READ RECORD {number}: {exc}") from None
+        for tag in tags:
             if tag in seen:
-                raise ResponseError(f"{step}: tag {tag:X} repeated (record {seen[tag]} has it)")
+                raise ResponseError(
+                    f"READ RECORD {number}: tag {tag:X} repeated (record {seen[tag]} has it)"
+                )
             seen[tag] = number
 
 

@@ -48,7 +48,9 @@ MAX_RECOVERIES: Final = 16  # pending entries decided at one contact (PROTOCOL.m
 # The commands that never change, made once (immutable)
 _SELECT_PPSE: Final = m.select(m.PPSE_NAME)
 _SELECT_AID: Final = m.select(m.CREDIT_AID)
-_READ_RECORDS: Final = tuple(m.read_record(record) for record in range(1, RECORDS + 1))
+_READ_RECORDS: Final = tuple(
+    (f"READ RECORD {record}", m.read_record(record)) for record in range(1, RECORDS + 1)
+)
 _CDOL1_BYTES: Final = m.cdol1_bytes()
 
 
@@ -237,9 +239,8 @@ def payment(
         raise ResponseError(f"{step}: AFL {gpo.afl.hex().upper()}, expected 08010301")
 
     answers: list[bytes] = []
-    for record in range(1, RECORDS + 1):
-        step = f"READ RECORD {record}"
-        rsp = yield from _exchange(_READ_RECORDS[record - 1])
+    for step, read in _READ_RECORDS:
+        rsp = yield from _exchange(read)
         answers.append(checks.ok_data(step, rsp))
     checks.records_unique(answers)
     rec1, rec1_value = checks.parsed("READ RECORD 1", m.parse_record1, answers[0])

@@ -10,6 +10,7 @@ pair it sees, for `--trace` (PROTOCOL.md §8). Every failure is one `TransportEr
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final, Protocol
 
 from apdu import messages
@@ -132,8 +133,14 @@ class ChainingTransport:
             data += response[:-2]
             if len(data) > MAX_RESPONSE_BYTES:
                 raise TransportError("chained response longer than 65536 bytes")
-            response = self.inner.transmit(messages.get_response(sw2).to_bytes())
+            response = self.inner.transmit(_get_response(sw2))
         raise TransportError(f"response chaining exceeded {self.max_rounds} GET RESPONSE rounds")
+
+
+@lru_cache(maxsize=256)
+def _get_response(le: int) -> bytes:
+    """GET RESPONSE with Le = `le` (0..255, SW2 of 61xx), encoded once for each Le."""
+    return messages.get_response(le).to_bytes()
 
 
 def _with_le(command: bytes, le: int) -> bytes:
