@@ -240,20 +240,22 @@ def authorization(
         raise AtcMismatchError(f"signed ATC {dynamic.atc:04X}, GPO ATC {expected.atc:04X}")
     if dynamic.cid != cid:
         raise CidMismatchError(f"signed CID {dynamic.cid:02X}, 9F27 {cid:02X}")
-    mismatches = [
-        name
-        for name, got, want in (
-            ("amount", dynamic.amount, expected.amount),
-            ("currency", dynamic.currency, expected.currency),
-            ("unpredictable number", dynamic.unpredictable_number, expected.unpredictable_number),
-            ("account", dynamic.account, _padded(expected.account)),
-        )
-        if got != want
-    ]
-    if mismatches:
+    signed = (dynamic.amount, dynamic.currency, dynamic.unpredictable_number, dynamic.account)
+    wanted = (
+        expected.amount,
+        expected.currency,
+        expected.unpredictable_number,
+        _padded(expected.account),
+    )
+    if signed != wanted:  # named one by one only when one differs
+        pairs = zip(_SIGNED, signed, wanted, strict=True)
+        mismatches = [name for name, got, want in pairs if got != want]
         verb = "differs" if len(mismatches) == 1 else "differ"
         raise AuthorizationCheckError(f"signed {', '.join(mismatches)} {verb}")
     return dynamic
+
+
+_SIGNED = ("amount", "currency", "unpredictable number", "account")  # compared in check 4
 
 
 def _padded(account: bytes) -> bytes:
