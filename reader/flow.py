@@ -391,7 +391,7 @@ def drive(
             if isinstance(effect, PendingEntry):
                 if on_pending is not None:
                     on_pending(effect)
-            elif isinstance(effect, RecoveredPayment | CloseNotPaid):
+            elif isinstance(effect, Recovery):
                 if on_recovery is not None:
                     on_recovery(effect)
             else:
