@@ -87,10 +87,7 @@ def gpo(pdol_data: bytes) -> CommandAPDU:
 
 def gpo_pdol_data(command_data: bytes) -> bytes:
     """The PDOL data inside a GPO command's 83 template; DecodeError otherwise."""
-    data = bytes(command_data)
-    if len(data) >= 2 and data[0] == 0x83 and data[1] == len(data) - 2 < 0x80:
-        return data[2:]  # 83 L data, L in its short form: what decode_one reads, read in place
-    item = tlv.decode_one(data)
+    item = tlv.decode_one(command_data)
     if item.tag != 0x83:
         raise DecodeError(f"command template 83 missing (found tag {item.tag:X})", 0)
     return item.value
@@ -195,14 +192,6 @@ _GPO_SIZES = {0x82: range(2, 3), 0x94: range(4, 253), 0x9F36: range(2, 3)}
 
 def parse_gpo_response(data: bytes) -> GpoResponse:
     """Decode the GPO answer; the AFL is a whole number of 4-byte entries."""
-    data = bytes(data)
-    if (  # the layout the app sends, 77 0F {82 02 AIP, 94 04 AFL, 9F36 02 ATC}, read in place
-        len(data) == 17
-        and data[:4] == b"\x77\x0f\x82\x02"
-        and data[6:8] == b"\x94\x04"
-        and data[12:15] == b"\x9f\x36\x02"
-    ):
-        return GpoResponse(data[4:6], data[8:12], data[15] << 8 | data[16])  # as flat_fields
     flat = flat_fields(data, 0x77, _GPO_SIZES)
     if flat is not None and not len(flat[1][0x94]) % 4:
         v = flat[1]
@@ -380,43 +369,8 @@ _ATC_HEAD = tlv.encode_primitive(0x9F36, b"\0\0")[:-2]  # 9F36 02
 _GENERATE_AC_SIZES = {0x9F27: range(1, 2), 0x9F36: range(2, 3), 0x9F4B: range(1, 0x10000)}
 
 
-def _length_at(data: bytes, pos: int) -> tuple[int, int] | None:
-    """(length, position after it) of a length field at `pos` (short, `81` or `82`), else
-    None."""
-    first = data[pos] if pos < len(data) else 0xFF
-    if first < 0x80:
-        return first, pos + 1
-    if first == 0x81 and pos + 1 < len(data):
-        return data[pos + 1], pos + 2
-    if first == 0x82 and pos + 2 < len(data):
-        return data[pos + 1] << 8 | data[pos + 2], pos + 3
-    return None
-
-
-def _generate_ac_in_place(data: bytes) -> GenerateAcResponse | None:
-    """The GENERATE AC answer in the layout the app sends, 77 L {9F27 01 CID, 9F36 02 ATC,
-    9F4B L authorization}, read in place; None for any other layout (flat_fields reads the
-    same values from it)."""
-    outer = _length_at(data, 1)
-    if not data or data[0] != 0x77 or outer is None or sum(outer) != len(data):
-        return None
-    at = outer[1]
-    if data[at : at + 3] != b"\x9f\x27\x01" or data[at + 4 : at + 7] != b"\x9f\x36\x02":
-        return None
-    if data[at + 9 : at + 11] != b"\x9f\x4b":
-        return None
-    inner = _length_at(data, at + 11)
-    if inner is None or not inner[0] or sum(inner) != len(data):
-        return None
-    return GenerateAcResponse(data[at + 3], data[at + 7] << 8 | data[at + 8], data[inner[1] :])
-
-
 def parse_generate_ac_response(data: bytes) -> GenerateAcResponse:
     """Decode the GENERATE AC answer."""
-    data = bytes(data)
-    answer = _generate_ac_in_place(data)
-    if answer is not None:
-        return answer
     flat = flat_fields(data, 0x77, _GENERATE_AC_SIZES)
     if flat is not None:
         v = flat[1]

@@ -7,7 +7,7 @@ from typing import Final
 
 from authority import iso9796
 from authority.errors import AuthorizationError, AuthorizationReason, RecoveryError
-from authority.iso9796 import HASH_LENGTHS, HASH_SHA256, PAD, HashAlgorithm, hash_length
+from authority.iso9796 import HASH_LENGTHS, HASH_SHA256, PAD, HashAlgorithm
 from authority.rsa import RsaPrivateKey, RsaPublicKey
 
 FORMAT: Final = 0x05
@@ -20,7 +20,7 @@ _PAD_BYTE: Final = bytes((PAD,))
 
 def pad_size(app_size: int, hash_algorithm: int) -> int:
     """N_APP - 62 (SHA-256) or N_APP - 50 (SHA-1) bytes of BB (PROTOCOL.md §5.2)."""
-    return app_size - _FIXED - hash_length(hash_algorithm) - 1
+    return app_size - _FIXED - HASH_LENGTHS[HashAlgorithm(hash_algorithm)] - 1
 
 
 def bcd(value: int, length: int) -> bytes:

@@ -31,14 +31,6 @@ class HashAlgorithm(IntEnum):
 HASH_LENGTHS: Final = {HashAlgorithm.SHA1: 20, HashAlgorithm.SHA256: 32}
 
 
-def hash_length(algorithm: int) -> int:
-    """`HASH_LENGTHS[HashAlgorithm(algorithm)]` (its ValueError for an unknown indicator),
-    without making the enum member when the indicator is known (an IntEnum key: an int
-    finds it)."""
-    length = HASH_LENGTHS.get(algorithm)  # type: ignore[call-overload]
-    return HASH_LENGTHS[HashAlgorithm(algorithm)] if length is None else length
-
-
 def digest(algorithm: int, *parts: bytes) -> bytes:
     """The hash of the concatenated parts with the algorithm the indicator names."""
     if algorithm == HashAlgorithm.SHA256:

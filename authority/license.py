@@ -11,7 +11,7 @@ from typing import Final
 
 from authority import iso9796
 from authority.errors import InvalidKeyError, LicenseError, LicenseReason, RecoveryError
-from authority.iso9796 import HASH_LENGTHS, PAD, HashAlgorithm, hash_length
+from authority.iso9796 import HASH_LENGTHS, PAD, HashAlgorithm
 from authority.rsa import RsaPrivateKey, RsaPublicKey
 
 FORMAT: Final = 0x04
@@ -25,7 +25,7 @@ _PAD_BYTE: Final = bytes((PAD,))
 
 def leftmost_size(ca_size: int, hash_algorithm: int) -> int:
     """N_CA - 54 (SHA-256) or N_CA - 42 (SHA-1): room for the APP modulus (PROTOCOL.md §5.1)."""
-    return ca_size - _FIXED_BEFORE_KEY - hash_length(hash_algorithm) - 1
+    return ca_size - _FIXED_BEFORE_KEY - HASH_LENGTHS[HashAlgorithm(hash_algorithm)] - 1
 
 
 def pad_account(value: bytes) -> bytes:
@@ -163,12 +163,12 @@ def open_license(
         raise LicenseError(LicenseReason.SHA1_NOT_ENABLED)
     if algorithm not in HASH_LENGTHS:
         raise LicenseError(LicenseReason.UNKNOWN_HASH_ALGORITHM, f"{algorithm:02X}")
-    digest_size = hash_length(algorithm)
+    hash_length = HASH_LENGTHS[HashAlgorithm(algorithm)]
     room = leftmost_size(ca.size, algorithm)
     body_end = _FIXED_BEFORE_KEY + room
     body = x[1:body_end]
     expected = iso9796.digest(algorithm, body, remainder, exponent, record1_value)
-    if x[body_end : body_end + digest_size] != expected:
+    if x[body_end : body_end + hash_length] != expected:
         raise LicenseError(LicenseReason.BAD_HASH)
     app_key = _app_key(x, room, remainder, exponent)
     licensed_account, expiry = x[2:12], x[12:14]
