@@ -314,10 +314,15 @@ def answer_as_sent(kept: KeptAnswer, env: CardEnv) -> m.LastAnswer:
 
 
 def _get_data(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
-    """GET DATA: 9F36 ATC, DF01 available credit (n12), DF02 last answer (P§3, §9)."""
+    """GET DATA: 9F36 ATC, DF01 available credit (n12), DF02 last answer (P§3, §9).
+
+    P1-P2 (the tag) is checked before the length, as for every command: an unknown tag is
+    `6A88` whatever the data field; a known one with data is `6700`."""
+    tag = cmd.p1 << 8 | cmd.p2
+    if tag not in _GET_DATA_TAGS:
+        raise ReferencedDataNotFound(f"no data object {tag:04X}")
     if cmd.data:
         raise WrongLength("GET DATA takes no data")
-    tag = cmd.p1 << 8 | cmd.p2
     card = state.card
     if tag == TAG_ATC:
         return tlv.encode(tlv.primitive(TAG_ATC, card.atc.to_bytes(2, "big"))), state
@@ -326,9 +331,10 @@ def _get_data(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
         return tlv.encode(tlv.primitive(tag, bcd(available, AMOUNT_BYTES))), state
     if tag == m.TAG_LAST_ANSWER and card.last_answer is not None:
         return m.build_last_answer(answer_as_sent(card.last_answer, env)), state
-    raise ReferencedDataNotFound(f"no data object {tag:04X}")
+    raise ReferencedDataNotFound("no last answer yet")  # DF02 before any GENERATE AC
 
 
+_GET_DATA_TAGS: Final = frozenset({TAG_ATC, m.TAG_AVAILABLE_CREDIT, m.TAG_LAST_ANSWER})
 ALL_PHASES: Final = frozenset(Phase)
 APP_PHASES: Final = frozenset({Phase.SELECTED, Phase.REQUESTED, Phase.DONE})
 

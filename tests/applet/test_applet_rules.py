@@ -85,6 +85,8 @@ CASES: list[tuple[str, str, str, int]] = [
     ("GET DATA unknown tag", "requested", "80CA9F1300", 0x6A88),
     ("GET DATA DF02 before any payment", "selected", "80CADF0200", 0x6A88),
     ("GET DATA with data", "selected", "80CA9F360100" + "00", 0x6700),
+    ("GET DATA DF02 with data", "selected", "80CADF0201AA00", 0x6700),
+    ("GET DATA unknown tag with data: P1-P2 first", "selected", "80CA123401AA00", 0x6A88),
     ("GET RESPONSE with nothing pending", "requested", "00C0000010", 0x6985),
     ("GET RESPONSE P1P2, nothing pending", "requested", "00C0010010", 0x6985),
     ("GET RESPONSE data, nothing pending", "requested", "00C0000001AA", 0x6985),
