@@ -54,6 +54,12 @@ class Cid(IntEnum):
     APPROVED = 0x40
 
 
+def verdict_of(cid: int) -> Verdict:
+    """The verdict a checked answer's CID gives: 40 approved, 00 declined (PROTOCOL.md §5.2:
+    nothing else verifies)."""
+    return Verdict.APPROVED if cid == Cid.APPROVED else Verdict.DECLINED
+
+
 class CheckError(Exception):
     """A payment refused by a PROTOCOL.md §7 check; `.check` is its number, `.reason` why."""
 

@@ -213,7 +213,7 @@ def run_payment(
         if exc.recovered:  # PROTOCOL.md §9: an earlier payment, proven now; this one not made
             what = (
                 f"this payment was not made: the torn payment of ATC {o.atc:04X} "
-                f"({format_amount(o.amount)}, approved) is proven but not recorded"
+                f"({format_amount(o.amount)}, {o.verdict.value}) is proven but not recorded"
             )
         else:
             what = f"{'approved' if o.approved else 'declined'} but not recorded"
@@ -408,9 +408,9 @@ def _held_interrupt(guard: PaymentGuard, run: Run) -> None:
 
 
 def _print_verdict(run: Run, request: PaymentRequest) -> None:
-    for o in run.recovered:  # PROTOCOL.md §9: a torn payment recorded now
+    for o in run.recovered:  # PROTOCOL.md §9: a torn transaction recorded now
         done = f"recovered torn payment: ATC {o.atc:04X}, {format_amount(o.amount)}"
-        stdout.print(done)
+        stdout.print(done if o.approved else f"{done}, declined by the card (nothing paid)")
     line = f"verdict: {run.verdict.upper()} {format_amount(request.amount)} ({request.currency})"
     if run.reason:
         line += f": {run.reason}"

@@ -33,7 +33,7 @@ from authority.authorization import MAX_AMOUNT, bcd
 from authority.keystore import KeyStore
 from authority.license import LicenseFields, account_digits, pad_account
 from reader import checks
-from reader.checks import Cid, ResponseError, Verdict
+from reader.checks import ResponseError, Verdict
 from reader.recovery import CloseNotPaid, PendingEntry, RecordOnce, decide, sent_with
 from reader.transport import Transport
 
@@ -288,7 +288,7 @@ def payment(
                     time=torn.time,
                     terminal_id=torn.terminal_id,
                     merchant_id=torn.merchant_id,
-                    verdict=Verdict.APPROVED,
+                    verdict=checks.verdict_of(d.cid),
                     amount=d.amount,
                     currency=d.currency,
                     atc=entry.atc,
@@ -327,7 +327,7 @@ def payment(
     )
     return card_outcome(
         serial=fields.serial,
-        verdict=Verdict.APPROVED if gac.cid == Cid.APPROVED else Verdict.DECLINED,
+        verdict=checks.verdict_of(gac.cid),
         amount=request.amount,
         currency=request.currency,
         atc=gpo.atc,

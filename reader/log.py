@@ -28,7 +28,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Final
 
-from reader.checks import ReplayError, Verdict
+from reader.checks import ReplayError, Verdict, verdict_of
 from reader.flow import Outcome
 from reader.recovery import PendingEntry
 from reader.spool import Imported
@@ -165,10 +165,6 @@ _SELECT_ALL_PENDING: Final = (
 def log_path(home: Path) -> Path:
     """<home>/terminal.db."""
     return home / LOG_FILE
-
-
-def _verdict(cid: int) -> Verdict:
-    return Verdict.APPROVED if cid == 0x40 else Verdict.DECLINED
 
 
 def outcome_to_json(outcome: Outcome) -> dict[str, str | int]:
@@ -446,6 +442,6 @@ def _outcome(row: tuple[object, ...]) -> Outcome:
         values["time"] = time = datetime.fromisoformat(text)
         if time.isoformat() != text:
             raise ValueError(f"time {text!r} is not as the log writes it ({time.isoformat()})")
-        return Outcome(verdict=_verdict(int(str(values["cid"]))), **values)  # type: ignore[arg-type]
+        return Outcome(verdict=verdict_of(int(str(values["cid"]))), **values)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise LogError(f"row {row[0]} cannot be read: {exc}") from None

@@ -2,9 +2,10 @@
 
 Before GENERATE AC the terminal holds a pending entry (account, ATC, CDOL1 data). At the next
 contact with that card, after SELECT AID, it sends GET DATA `DF02` and hands the answer to
-`decide`: the payment is recorded once when the card's last answer carries the pending ATC
-and CDOL1 data and its authorization verifies and approves; otherwise the entry is closed
-as not paid.
+`decide`: the transaction is recorded once when the card's last answer carries the pending
+ATC and CDOL1 data and its authorization verifies, an approval or a decline alike (the
+terminal records a decline as it records an approval, with CID 00: the log ends the same
+whether or not the contact was torn); otherwise the entry is closed as not paid.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 
 from apdu import messages
 from apdu.dol import split_dol
@@ -22,13 +23,7 @@ from apdu.sw import SW
 from authority.authorization import DynamicData, from_bcd, open_authorization
 from authority.errors import AuthorizationError
 from authority.rsa import RsaPublicKey
-
-
-class Cid(IntEnum):
-    """Cryptogram information data `9F27` (PROTOCOL.md §5.2)."""
-
-    DECLINED = 0x00
-    APPROVED = 0x40
+from reader.checks import Cid
 
 
 class NotPaidReason(StrEnum):
@@ -40,7 +35,6 @@ class NotPaidReason(StrEnum):
     OTHER_TRANSACTION = "the card's last answer is for another transaction"
     NOT_VERIFIED = "the last answer's authorization does not verify"
     MISMATCH = "the authorization does not match the pending entry"
-    DECLINED = "the card declined the payment"
 
 
 @dataclass(frozen=True)
@@ -67,7 +61,8 @@ class SentWith:
 
 @dataclass(frozen=True)
 class RecordOnce:
-    """The torn payment was approved: record it now, once (the log's (account, ATC) key)."""
+    """The torn transaction's answer is proven (approved, or declined with nothing
+    deducted): record it now, once (the log's (account, ATC) key)."""
 
     pending: PendingEntry
     answer: messages.GenerateAcResponse
@@ -123,7 +118,9 @@ def decide(
     *,
     allow_sha1: bool = False,
 ) -> Decision:
-    """Record once or close as not paid, from the card's answer to GET DATA DF02 (P§9)."""
+    """Record once or close as not paid, from the card's answer to GET DATA DF02 (P§9):
+    record when the ATC and CDOL1 data match the entry and the authorization verifies (its
+    CID 40 or 00, as every recovered field, equal to what was sent and answered)."""
     if response.sw == SW.REFERENCED_DATA_NOT_FOUND:
         return CloseNotPaid(pending, NotPaidReason.NO_ANSWER)
     if response.sw != SW.OK:
@@ -156,8 +153,6 @@ def decide(
     )
     if got != expected:
         return CloseNotPaid(pending, NotPaidReason.MISMATCH)
-    if dynamic.cid == Cid.DECLINED:
-        return CloseNotPaid(pending, NotPaidReason.DECLINED, f"CID {dynamic.cid:02X}")
-    if dynamic.cid != Cid.APPROVED:  # PROTOCOL.md §5.2: 40 or 00, nothing else
+    if dynamic.cid not in (Cid.APPROVED, Cid.DECLINED):  # PROTOCOL.md §5.2: 40 or 00, nothing else
         return CloseNotPaid(pending, NotPaidReason.MISMATCH, f"CID {dynamic.cid:02X}")
     return RecordOnce(pending, answer, dynamic, sent)

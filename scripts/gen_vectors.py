@@ -1226,10 +1226,10 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
         ),
         s(
             "terminal-torn-declined",
-            "The torn payment at ATC 0001 was declined by the card (over its credit): its signed answer closes the pending entry as not paid, nothing is recorded for it (P§9).",
+            "The torn payment at ATC 0001 was declined by the card (over its credit, nothing deducted): its signed answer matches the pending entry and verifies, so it is recorded once with CID 00, as an untorn decline is, then this contact pays 12.34 at ATC 0002: two rows (P§9).",
             vx.Verdict.APPROVED,
             torn=lambda card: torn_payment(card, 100_001),
-            closes="not paid: the card declined the payment",
+            closes="recorded",
         ),
         s(
             "terminal-torn-other-transaction",

@@ -67,12 +67,12 @@ def test_the_suite_covers_every_command_status_word_and_check() -> None:
     assert torn >= TORN_OUTCOMES, TORN_OUTCOMES - torn
 
 
-# §9: a torn payment recorded once, or closed as not paid for each reason the card can give
+# §9: a torn payment recorded once (approved or declined), or closed as not paid for each
+# reason the card can give
 TORN_OUTCOMES = {"recorded"} | {
     f"not paid: {reason.value}"
     for reason in (
         NotPaidReason.NO_ANSWER,
-        NotPaidReason.DECLINED,
         NotPaidReason.OTHER_TRANSACTION,
         NotPaidReason.NOT_VERIFIED,
     )

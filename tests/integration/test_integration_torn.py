@@ -15,7 +15,6 @@ from typing import Any
 
 from applet import open_card
 from reader.log import TransactionLog, log_path
-from reader.recovery import NotPaidReason
 
 INS_GENERATE_AC = 0xAE
 SLOT = 1
@@ -99,22 +98,20 @@ def test_torn_approval_is_recorded_once_at_the_next_payment(
     assert [p[2] for p in pending(home)] == ["recorded"] * 3  # none left open
 
 
-def test_torn_decline_is_closed_as_not_paid(
+def test_torn_decline_is_recorded_as_a_decline(
     serve: Callable[..., Any], home: Path, card_folder: Path, terminal: Any
 ) -> None:
+    """§9 records the verified last answer, a decline too (CID 00), as an untorn decline is."""
     tear(serve, card_folder, "1000.01", terminal)  # over the 1000.00 limit: the card declines
     assert terminal.stored() == (1, 0)
     assert pending(home) == [(PADDED_ACCOUNT, 1, None)]
 
     serve(open_card(card_folder), SLOT)
     code, result = terminal.pay("3.00", READER)
-    assert (code, result["verdict"], result["recovered_atcs"]) == (0, "approved", []), result
-    assert terminal.rows() == [(ACCOUNT, 2, 300, 0x40)]  # the declined torn one is no payment
-    assert pending(home) == [
-        (PADDED_ACCOUNT, 1, f"not paid: {NotPaidReason.DECLINED.value}"),
-        (PADDED_ACCOUNT, 2, "recorded"),
-    ]
-    assert terminal.stored() == (2, 300)
+    assert (code, result["verdict"], result["recovered_atcs"]) == (0, "approved", [1]), result
+    assert terminal.rows() == [(ACCOUNT, 1, 100_001, 0x00), (ACCOUNT, 2, 300, 0x40)]
+    assert pending(home) == [(PADDED_ACCOUNT, 1, "recorded"), (PADDED_ACCOUNT, 2, "recorded")]
+    assert terminal.stored() == (2, 300)  # the decline deducted nothing
 
 
 def test_hcepay_pay_process_reports_the_torn_payment_it_recovers(

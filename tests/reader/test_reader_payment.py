@@ -607,6 +607,44 @@ def test_a_refused_answer_leaves_the_entry_open_and_the_next_contact_records_it(
     assert card.state.card.used == 1334
 
 
+def test_a_torn_decline_is_recorded_as_the_decline_it_was(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """PROTOCOL.md §9: the card declined (over its credit) and its answer was torn; at the
+    next contact its verified last answer is recorded once with CID 00, as an untorn decline
+    is, and `pay` says it was a decline (nothing paid)."""
+    from reader.cli_common import stdout
+    from reader.cli_pay import _print_verdict, verify_row
+
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(100_001), env, keys, log)
+    assert card.state.card.used == 0
+    later = Env(env.now + timedelta(hours=2), bytes.fromhex("01020304"))
+    request = PaymentRequest(100)
+    result = run_payment(transport_for(card), cfg, request, later, keys, log)
+    assert result.code is ExitCode.OK
+    [torn] = result.recovered
+    assert (torn.atc, torn.amount, torn.cid, torn.verdict) == (1, 100_001, 0x00, "declined")
+    rows = [r.outcome for r in log.rows()]
+    assert [(o.atc, o.verdict, o.time) for o in rows] == [
+        (1, checks.Verdict.DECLINED, env.now),
+        (2, checks.Verdict.APPROVED, later.now),
+    ]
+    assert verify_row(rows[0], keys) == ""
+    assert [r.outcome for r in log.pending_rows()] == ["recorded", "recorded"]
+    assert card.state.card.used == 100
+    with stdout.capture() as printed:
+        _print_verdict(result, request)
+    assert printed.get().splitlines()[0] == (
+        "recovered torn payment: ATC 0001, 1000.01, declined by the card (nothing paid)"
+    )
+
+
 class BrokenRecord:
     """The log, whose record() fails (a full disk) while everything else works."""
 

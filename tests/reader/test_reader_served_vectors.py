@@ -432,8 +432,7 @@ def test_only_a_torn_payment_recorded_adds_a_row_to_the_expected_log() -> None:
     )
     declined = VECTORS["terminal-torn-declined"]
     assert expected_end(declined) == (
-        "approved, 1 new row(s) in its log; "
-        "its pending entries closed as: not paid: the card declined the payment"
+        "approved, 2 new row(s) in its log; its pending entries closed as: recorded"
     )
 
 

@@ -59,19 +59,21 @@ def test_card_error_closes(make_last_answer, app_private: RsaPrivateKey) -> None
     assert decision.reason is NotPaidReason.CARD_ERROR
 
 
-def test_declined_is_not_paid(make_last_answer, app_private: RsaPrivateKey) -> None:
+def test_a_verified_decline_is_recorded(make_last_answer, app_private: RsaPrivateKey) -> None:
+    """PROTOCOL.md §9 records what matches and verifies: a decline too (CID 00), as the
+    terminal records an untorn decline."""
     pending, last = make_last_answer(cid=0x00)
     decision = decide(pending, _ok(last), app_private.public)
-    assert isinstance(decision, CloseNotPaid)
-    assert decision.reason is NotPaidReason.DECLINED
+    assert isinstance(decision, RecordOnce)
+    assert (decision.pending, decision.dynamic.cid, decision.answer.cid) == (pending, 0x00, 0x00)
 
 
 @pytest.mark.parametrize("cid", [0x80, 0x41, 0x01])
 def test_a_cid_neither_approved_nor_declined_is_no_decline(
     make_last_answer, app_private: RsaPrivateKey, cid: int
 ) -> None:
-    """PROTOCOL.md §5.2 knows CID 40 and 00 only: another, even signed, is not a decline
-    (the entry's outcome said "the card declined the payment")."""
+    """PROTOCOL.md §5.2 knows CID 40 and 00 only: another, even signed, is neither recorded
+    nor taken for a decline."""
     pending, last = make_last_answer(cid=cid)
     decision = decide(pending, _ok(last), app_private.public)
     assert decision == CloseNotPaid(pending, NotPaidReason.MISMATCH, f"CID {cid:02X}")

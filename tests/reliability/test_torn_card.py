@@ -85,14 +85,14 @@ def test_torn_approval_is_recovered_from_a_restarted_card(tmp_path: Path) -> Non
     assert FileStateStore(folder).load().used == 1234
 
 
-def test_declined_torn_payment_closes_as_not_paid() -> None:
+def test_declined_torn_payment_is_recorded_as_a_decline() -> None:
     store = MemoryStateStore()
     card = open_card(PROFILE, store)
     pending = _torn_payment(card, 100_001, b"\x05\x06\x07\x08")  # above the 100000 limit
     decision = _next_contact(card, pending)
-    assert isinstance(decision, CloseNotPaid)
-    assert decision.reason is NotPaidReason.DECLINED
-    assert store.state.used == 0
+    assert isinstance(decision, RecordOnce)
+    assert (decision.dynamic.cid, decision.dynamic.amount) == (0x00, 100_001)
+    assert store.state.used == 0  # nothing deducted
 
 
 def test_a_later_payment_hides_the_torn_one() -> None:

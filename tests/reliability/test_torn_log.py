@@ -86,16 +86,16 @@ def test_torn_payment_is_recorded_once_at_the_next_contact(demo_home: Path) -> N
     assert _used(demo_home) == sum(amount for _, amount in rows)
 
 
-def test_torn_decline_closes_as_not_paid(demo_home: Path) -> None:
+def test_torn_decline_is_recorded_as_a_decline(demo_home: Path) -> None:
     with pytest.raises(TransportError):
         _pay(demo_home, 100_001, b"\x04\x04\x04\x04", drop=True)  # over the limit
     paid = _pay(demo_home, 100, b"\x05\x05\x05\x05")
-    assert paid.recovered == ()
-    assert _log(demo_home) == ([(2, 100)], 0)
-    assert _used(demo_home) == 100
+    assert [(o.atc, o.approved) for o in paid.recovered] == [(1, False)]
+    assert _log(demo_home) == ([(1, 100_001), (2, 100)], 0)
+    assert _used(demo_home) == 100  # the decline deducted nothing
     result = CliRunner().invoke(app, ["log", "--home", str(demo_home)])
     assert result.exit_code == 0, result.output
-    assert "not paid" in result.output and "declined" in result.output
+    assert "declined" in result.output and "not paid" not in result.output
 
 
 def test_log_shows_each_entry_and_its_outcome(demo_home: Path) -> None:
