@@ -22,6 +22,9 @@ DEFAULT_MAX_DEPTH = 8
 _PADDING = (0x00, 0xFF)
 _CONSTRUCTED_BIT = 0x20
 _MORE_TAG_BYTES = 0x1F
+# ISO/IEC 7816-4 5.2.2.1 (ASN.1 BER, X.690 8.1.2.4.2 c): in a tag of three bytes, bits b7-b1
+# of the second byte are not all 0 (a tag number starts with its first significant bits)
+_NOT_MINIMAL = 0x80
 _LONG_FORM = 0x80
 
 # Long length forms (ISO 7816-4 5.2.2.2): 81 xx for 128..255, 82 xx xx for 256..65535.
@@ -47,7 +50,7 @@ def _tag_bytes(tag: int) -> bytes:
         raise EncodeError(f"tag {tag:#x} is not a 1 to 3 byte BER tag")
     raw = tag.to_bytes(size, "big")
     first_ok = (raw[0] & _MORE_TAG_BYTES == _MORE_TAG_BYTES) == (size > 1)
-    middle_ok = all(b & 0x80 for b in raw[1:-1])
+    middle_ok = all(b & 0x80 for b in raw[1:-1]) and raw[1:2] != bytes((_NOT_MINIMAL,))
     last_ok = size == 1 or not raw[-1] & 0x80
     if not (first_ok and middle_ok and last_ok) or raw[0] in _PADDING:
         raise EncodeError(f"tag {tag:X} is not a valid BER tag encoding")
@@ -78,6 +81,8 @@ def read_tag(data: bytes, pos: int, end: int) -> tuple[int, int]:
             if pos >= end:
                 raise DecodeError("tag runs past the end", start)
             b = data[pos]
+            if b == _NOT_MINIMAL and pos == start + 1:
+                raise DecodeError("tag's first subsequent byte is 80 (not minimal)", start)
             tag = tag << 8 | b
             pos += 1
             if not b & 0x80:

@@ -55,6 +55,16 @@ def test_three_byte_tag() -> None:
     assert item.tag == 0xDF810A and item.value == b"\x01"
 
 
+@pytest.mark.parametrize("raw", ["9F800101AA", "DF80000100", "7F8001 03 5A0100".replace(" ", "")])
+def test_a_tag_whose_first_subsequent_byte_is_80_is_refused(raw: str) -> None:
+    """ISO/IEC 7816-4 5.2.2.1 (BER, X.690 8.1.2.4.2 c): a three-byte tag's second byte has
+    b7-b1 not all 0; two-byte tags below 1F (EMV's 9F02...) stay valid."""
+    with pytest.raises(DecodeError, match="first subsequent byte is 80") as info:
+        tlv.decode(bytes.fromhex(raw))
+    assert info.value.offset == 0
+    assert tlv.decode_one(bytes.fromhex("9F020100")).tag == 0x9F02
+
+
 def test_find_all_depth_first() -> None:
     tree = constructed(
         0x70,
@@ -130,7 +140,9 @@ def test_decode_one_refuses_trailing_and_empty() -> None:
         tlv.decode_one(b"")
 
 
-@pytest.mark.parametrize("tag", [0x1F, 0x9F80, 0x00, 0xFF, 0x9F8181, 0x01020304, -1, 0x5F9F])
+@pytest.mark.parametrize(
+    "tag", [0x1F, 0x9F80, 0x00, 0xFF, 0x9F8181, 0x01020304, -1, 0x5F9F, 0x9F8001, 0xDF8000]
+)
 def test_invalid_tags_refused(tag: int) -> None:
     with pytest.raises(EncodeError):
         tlv.tag_bytes(tag)
@@ -147,7 +159,7 @@ def test_builders_check_the_tag_kind() -> None:
 
 _one_byte_primitive = st.integers(1, 0x1E).map(lambda low: 0x40 | low)
 _two_byte_tags = st.integers(0x00, 0x7F).map(lambda second: 0x9F00 | second)
-_three_byte_tags = st.tuples(st.integers(0x80, 0xFF), st.integers(0, 0x7F)).map(
+_three_byte_tags = st.tuples(st.integers(0x81, 0xFF), st.integers(0, 0x7F)).map(
     lambda p: 0xDF0000 | p[0] << 8 | p[1]
 )
 _primitive_tags = (_one_byte_primitive | _two_byte_tags | _three_byte_tags).filter(
