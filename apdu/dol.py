@@ -2,7 +2,8 @@
 
 A DOL is a list of (tag, length); its entries are a construct format (a BER tag then one
 length byte). Filling follows EMV Book 3 5.4: numeric (`n`) values are truncated or padded
-with zeros on the left, others on the right; a tag with no value is filled with zeros.
+with zeros on the left, others on the right, compressed numeric (`cn`) padded with `F`s and
+the rest with zeros; a tag with no value is filled with zeros.
 """
 
 from __future__ import annotations
@@ -94,9 +95,10 @@ def build_dol(entries: Sequence[DolEntry]) -> bytes:
 
 def fit(tag: int, value: bytes, length: int) -> bytes:
     """Fit one value to `length` bytes by its format (EMV Book 3 5.4)."""
-    if format_of(tag) == "n":
+    kind = format_of(tag)
+    if kind == "n":
         return value[-length:].rjust(length, b"\x00") if length else b""
-    return value[:length].ljust(length, b"\x00")
+    return value[:length].ljust(length, b"\xff" if kind == "cn" else b"\x00")
 
 
 def fill_dol(entries: Sequence[DolEntry], values: Mapping[int, bytes]) -> bytes:

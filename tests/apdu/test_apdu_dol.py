@@ -37,6 +37,16 @@ def test_fill_pads_numeric_left_and_others_right() -> None:
     assert parts[0x5F2A] == bytes(2)
 
 
+def test_compressed_numeric_is_padded_with_f() -> None:
+    """EMV Book 3 5.4: a cn value (5A, the account) is padded on the right with F, truncated
+    on the right; an n value is padded on the left with zeros."""
+    assert fit(0x5A, bytes.fromhex("1234"), 5) == bytes.fromhex("1234FFFFFF")
+    assert fit(0x5A, bytes.fromhex("123456"), 2) == bytes.fromhex("1234")
+    assert fill_dol([DolEntry(0x5A, 4), DolEntry(0x9F02, 3)], {0x5A: b"\x62", 0x9F02: b"\x01"}) == (
+        bytes.fromhex("62FFFFFF000001")
+    )
+
+
 def test_unknown_tag_is_binary() -> None:
     assert fit(0x9F7F, b"\x01\x02\x03", 2) == b"\x01\x02"
     assert fit(0x9F02, b"\x01", 0) == b""
@@ -98,8 +108,9 @@ def test_fill_then_split(entries: list[DolEntry], data: st.DataObject) -> None:
     for e in entries:
         v = values[e.tag]
         assert len(parts[e.tag]) == e.length
-        pad = bytes(e.length - len(v))
-        assert parts[e.tag] == (pad + v if ELEMENTS[e.tag].format == "n" else v + pad)
+        kind = ELEMENTS[e.tag].format
+        pad = (b"\xff" if kind == "cn" else b"\x00") * (e.length - len(v))
+        assert parts[e.tag] == (pad + v if kind == "n" else v + pad)
 
 
 @given(st.binary(max_size=100))
