@@ -12,6 +12,19 @@ from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import Any
 
+# Set in the `hcepay` process (cli.main): a payment held at its guard's end stays held to
+# the process's end (see hold_decided_payments_to_exit).
+_hold_to_exit = threading.Event()
+
+
+def hold_decided_payments_to_exit() -> None:
+    """In the `hcepay` process: once a payment is held (GENERATE AC out), SIGINT is ignored
+    to the process's end, past its guard, so that a Ctrl-C landing while the verdict is
+    printed, flushed or the process exits neither cuts the output nor changes the exit
+    code (it was 130, a death by SIGINT, or a traceback at shutdown). Callers in a process
+    of their own (tests, embedding) get their handler back at the guard's end."""
+    _hold_to_exit.set()
+
 
 class PaymentGuard:
     """SIGINT handling for one payment (a context manager; inert off the main thread).
@@ -43,7 +56,8 @@ class PaymentGuard:
         tb: TracebackType | None,
     ) -> None:
         if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
+            keep_holding = self.held and _hold_to_exit.is_set()
+            signal.signal(signal.SIGINT, signal.SIG_IGN if keep_holding else self._previous)
             self._installed = False
 
     def _on_sigint(self, _signum: int, _frame: FrameType | None) -> None:

@@ -197,3 +197,61 @@ def test_an_interrupt_wrapped_while_loading_is_still_an_interrupt(
     monkeypatch.setitem(sys.modules, "reader.cli", types.ModuleType("reader.cli"))
     with pytest.raises(ImportError):  # anything else is not an interrupt: it goes on
         entry.main()
+
+
+# --- after the guard: a decided payment stays held to the process's end -------------------
+
+
+def test_a_held_guard_leaves_sigint_ignored_in_the_hcepay_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In the console script (cli.main sets it), Ctrl-C after a held payment's guard ends
+    (printing, flushing, exiting) is ignored; a guard that never held gives the handler back,
+    and so does any guard where the process did not ask for it (tests, embedding)."""
+    from reader import interrupt
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with PaymentGuard() as guard:
+            guard.hold()
+        assert signal.getsignal(signal.SIGINT) is previous  # not asked: handed back
+        monkeypatch.setattr(interrupt, "_hold_to_exit", interrupt.threading.Event())
+        interrupt.hold_decided_payments_to_exit()
+        with PaymentGuard():
+            pass  # no GENERATE AC went out: Ctrl-C stops the process as usual
+        assert signal.getsignal(signal.SIGINT) is previous
+        with PaymentGuard() as guard:
+            guard.hold()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.skipif(not HCEPAY.exists(), reason="the hcepay script is not installed")
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_an_interrupt_as_the_verdict_prints_changes_nothing(
+    home: Path, tmp_path: Path, as_json: bool
+) -> None:
+    """Ctrl-C as soon as the verdict's first line is out: the whole result is printed, the
+    exit is the verdict's (0), with no traceback (it was 130, a death by SIGINT that lost
+    the second line, or a KeyboardInterrupt traceback at shutdown)."""
+    args = [str(HCEPAY), "pay", "--home", str(home), "--amount", "1.00"]
+    for attempt in range(3):
+        process = subprocess.Popen(
+            [*args, *(["--json"] if as_json else [])],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        process.send_signal(signal.SIGINT)
+        rest, err = process.communicate(timeout=60)
+        assert process.returncode == 0, (attempt, first, rest, err)
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+        if as_json:
+            assert '"verdict": "approved"' in first
+        else:
+            assert first.startswith("verdict: APPROVED 1.00")
+            assert rest.startswith("account "), rest
+    assert _log(home) == (3, 0)
