@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -469,8 +470,26 @@ def _keys(home: Path) -> KeyStore:
     except KeyFileError as exc:
         fail(str(exc))
     if not keys.keys:
-        fail(f"the terminal in {home} holds no authority key (run `hcepay authority init`)")
+        fail(f"the terminal in {home} holds no authority key ({_init_advice(home)})")
     return keys
+
+
+def _init_advice(home: Path) -> str:
+    """The command that gives the terminal a key: the authority's own, when it has one
+    (`authority init` trusts it again; a new key would orphan every issued card)."""
+    where = "" if home == Path.home() / ".hcepay" else f" --home {shlex.quote(str(home))}"
+    held = sorted(authority_dir(home).glob("ca-[0-9A-F][0-9A-F].pem"))[:8]
+    if not held:
+        return f"run `hcepay authority init{where}`"
+    commands = []
+    for path in held:
+        index = path.name[3:5]
+        option = "" if index == "01" else f" --index {index}"
+        commands.append(f"`hcepay authority init{option}{where}`")
+    if len(commands) == 1:
+        return f"the authority's key is in {held[0]}: {commands[0]} trusts it again"
+    where_held = f"the authority's keys are in {authority_dir(home)}"
+    return f"{where_held}: {' and '.join(commands)} trust them again"
 
 
 def _transport(home: Path, reader: str | None, in_process: bool, card: str | None) -> Transport:

@@ -407,3 +407,28 @@ def test_an_empty_home_is_a_usage_error(
         result = CliRunner().invoke(app, argv)
         assert result.exit_code == 2 and "empty home folder" in result.output, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # nothing written here
+
+
+def test_a_lost_key_store_is_mended_by_the_command_pay_names(tmp_path: Path) -> None:
+    """Without terminal/keystore.json, pay said to run `hcepay authority init`, which then
+    refused ("use --force"); --force made a new authority key, and every issued card and
+    logged row failed. The command pay names now trusts the authority's own key again."""
+    home = tmp_path / "home"
+    runner = CliRunner()
+    for argv in (
+        ["authority", "init", "--bits", "1024"],
+        ["card", "issue", "--account", "6200123456789012", "--limit", "10", "--bits", "1024"],
+    ):
+        assert runner.invoke(app, [*argv, "--home", str(home)]).exit_code == 0
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    (home / "terminal" / "keystore.json").unlink()
+    result = runner.invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+    command = result.stderr.split("`")[1]
+    assert command == f"hcepay authority init --home {home}", result.stderr
+    result = runner.invoke(app, command.split()[1:])
+    assert result.exit_code == 0 and "kept, no new key" in result.stdout, result.output
+    assert _pay(home, "--amount", "2.00")[0] == 0
+    result = runner.invoke(app, ["log", "--home", str(home), "--verify", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["verified"] for r in json.loads(result.output)["transactions"]] == [True, True]
