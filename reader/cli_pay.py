@@ -114,20 +114,38 @@ def _amount(text: str) -> int:
 
 
 def terminal_config(home: Path) -> TerminalConfig:
-    """<home>/terminal/terminal.json (terminal id, merchant id, country), else defaults."""
+    """<home>/terminal/terminal.json (terminal id, merchant id, country); a key it leaves out,
+    or no file at all, is the default (docs/architecture.md calls the file optional)."""
     path = terminal_dir(home) / "terminal.json"
     if not path.exists():
         return DEFAULT_TERMINAL
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(obj, dict):
-            raise ValueError("not a JSON object")
-        ids = obj["terminal_id"], obj["merchant_id"]
-        if not all(isinstance(text, str) for text in ids):
-            raise ValueError("terminal_id and merchant_id are strings")
-        return TerminalConfig(*ids, int(str(obj["country"])))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        fail(f"{path}: bad terminal description ({exc})")
+    except OSError as exc:
+        fail(f"{path}: cannot read ({exc.strerror or exc})")
+    except UnicodeDecodeError:
+        fail(f"{path}: bad terminal description: not UTF-8 text")
+    except ValueError:
+        fail(f"{path}: bad terminal description: not valid JSON")
+    if not isinstance(obj, dict):
+        fail(f"{path}: bad terminal description: must be a JSON object")
+    terminal_id = obj.get("terminal_id", DEFAULT_TERMINAL.terminal_id)
+    merchant_id = obj.get("merchant_id", DEFAULT_TERMINAL.merchant_id)
+    for key, value in (("terminal_id", terminal_id), ("merchant_id", merchant_id)):
+        if not isinstance(value, str):
+            fail(f'{path}: bad terminal description: "{key}" must be a string')
+    country = obj.get("country", DEFAULT_TERMINAL.country)
+    if isinstance(country, str) and country.isascii() and country.isdigit():
+        country = int(country)  # "156" was read as 156 before; kept
+    if not isinstance(country, int) or isinstance(country, bool) or not 0 <= country <= 999:
+        fail(
+            f'{path}: bad terminal description: "country" must be an ISO 3166 numeric code, '
+            "a whole number 0 to 999"
+        )
+    try:
+        return TerminalConfig(terminal_id, merchant_id, country)
+    except ValueError as exc:
+        fail(f"{path}: bad terminal description: {exc}")
 
 
 # ------------------------------------------------------------------------- one payment
