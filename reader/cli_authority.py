@@ -42,6 +42,7 @@ from reader.cli_common import (
     home_folder,
     home_lock,
     key_index,
+    problem,
     stderr,
     stdout,
 )
@@ -141,7 +142,7 @@ def init(
                 write_atomic(serials_path(folder), b'{"next_serial": 1}\n')
             save_keystore(folder, store.with_key(AuthorityKey(idx, key.public, until)))
         except (OSError, KeyFileError) as exc:
-            fail(f"cannot write the authority key: {exc}")
+            fail(f"cannot write the authority key: {problem(exc)}")
     stdout.print(
         f"authority key {index_hex(idx)}: {key.public.bits} bits, e = {key.public.e}, "
         f"in {private_path} (0600); terminal accepts it until {until.isoformat()}"
@@ -194,7 +195,7 @@ def _trust_again(
                     save_public(ca_public_path(folder, idx), public)
                 save_keystore(folder, store.with_key(AuthorityKey(idx, public, until)))
             except (OSError, KeyFileError) as exc:
-                fail(f"cannot write the key store: {exc}")
+                fail(f"cannot write the key store: {problem(exc)}")
             if held is None:
                 what = f"the terminal trusts it again, until {until.isoformat()}"
             elif held.key != public:
@@ -245,7 +246,7 @@ def revoke(
         try:
             save_keystore(folder, store.with_revoked(serial))
         except (OSError, KeyFileError) as exc:
-            fail(f"cannot write the key store: {exc}")
+            fail(f"cannot write the key store: {problem(exc)}")
     stdout.print(f"serial {serial} revoked")
 
 

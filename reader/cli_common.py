@@ -18,7 +18,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from authority.home import HomeBusyError, hold_home
+from authority.home import HomeBusyError, hold_home, os_problem
 
 
 class ExitCode(IntEnum):
@@ -153,6 +153,12 @@ def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Print one line to stderr and exit with `code`: never a traceback."""
     stderr.print(f"hcepay: error: {message}")
     raise typer.Exit(int(code))
+
+
+def problem(exc: Exception) -> str:
+    """An exception's text for a one-line message: an OSError in plain words, naming its
+    file ("PATH: is a folder, not a file"), never Python's "[Errno 21] ..." (os_problem)."""
+    return os_problem(exc) if isinstance(exc, OSError) else str(exc)
 
 
 @contextmanager

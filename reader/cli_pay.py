@@ -38,6 +38,7 @@ from reader.cli_common import (
     fail,
     home_folder,
     interrupted,
+    problem,
     stderr,
     stdout,
 )
@@ -122,7 +123,7 @@ def terminal_config(home: Path) -> TerminalConfig:
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        fail(f"{path}: cannot read ({exc.strerror or exc})")
+        fail(problem(exc))
     except UnicodeDecodeError:
         fail(f"{path}: bad terminal description: not UTF-8 text")
     except ValueError:
@@ -523,7 +524,7 @@ def _transport(home: Path, reader: str | None, in_process: bool, card: str | Non
     try:
         return InProcessTransport(open_card(folder), f"in-process card {folder.name}")
     except (OSError, ValueError) as exc:
-        fail(f"cannot open card {folder.name}: {exc}")
+        fail(f"cannot open card {folder.name}: {problem(exc)}")
 
 
 def pay_command(
