@@ -113,6 +113,8 @@ def profile_from_json(text: str) -> CardProfile:
         obj = json.loads(text)
     except RecursionError:  # json's decoder recurses once per level
         raise ValueError("nested too deeply") from None
+    except json.JSONDecodeError as exc:  # its own text names no file and reads as Python's
+        raise ValueError(f"not valid JSON (line {exc.lineno} column {exc.colno})") from None
     if not isinstance(obj, dict) or obj.get("hcepay_card") != CARD_VERSION:
         raise ValueError(f"not an hcepay card (version {CARD_VERSION})")
     return CardProfile(
@@ -141,9 +143,13 @@ def load_profile(folder: Path) -> CardProfile:
         return profile_from_json(raw.decode("utf-8"))
     except FileNotFoundError:
         raise StateFileError(str(path), "no such file") from None
+    except IsADirectoryError:
+        raise StateFileError(str(path), "is a folder, not a file") from None
     except OSError as exc:
         raise StateFileError(str(path), f"cannot read ({exc.strerror})") from None
-    except (UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError:  # its own text is Python's ("'utf-8' codec can't decode")
+        raise StateFileError(str(path), "bad card description: not UTF-8 text") from None
+    except ValueError as exc:
         raise StateFileError(str(path), f"bad card description: {exc}") from None
 
 

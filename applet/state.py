@@ -164,6 +164,8 @@ def state_from_json(text: str) -> CardState:
         obj = json.loads(text)
     except RecursionError:  # json's decoder recurses once per level
         raise ValueError("nested too deeply") from None
+    except json.JSONDecodeError as exc:  # its own text names no file and reads as Python's
+        raise ValueError(f"not valid JSON (line {exc.lineno} column {exc.colno})") from None
     if not isinstance(obj, dict) or obj.get("hcepay_state") != STATE_VERSION:
         raise ValueError(f"not an hcepay state (version {STATE_VERSION})")
     answers = obj.get("last_answers", [])

@@ -205,6 +205,8 @@ class FileStateStore:
         except FileNotFoundError:
             self._sequence = _NO_SEQUENCE
             return self._load_seed()
+        except IsADirectoryError:
+            raise StateFileError(str(self.path), "is a folder, not a file") from None
         except OSError as exc:
             raise StateFileError(str(self.path), f"cannot read ({exc.strerror})") from None
         slots = [slot for slot, _ in _intact_slots(raw)]
@@ -229,6 +231,8 @@ class FileStateStore:
             fd = os.open(self.path, os.O_RDWR)
         except FileNotFoundError:
             return  # nothing stored yet: the first commit makes state.dat
+        except IsADirectoryError:  # said as such, not as "[Errno 21] Is a directory"
+            raise StateFileError(str(self.path), "is a folder, not a file") from None
         try:
             raw = os.pread(fd, 2 * SLOT_SIZE, 0)
             intact = _intact_slots(raw)
@@ -247,11 +251,15 @@ class FileStateStore:
                 raw = f.read(MAX_STATE_TEXT + 1)
         except FileNotFoundError:
             return CardState()
+        except IsADirectoryError:
+            raise StateFileError(str(self.seed_path), "is a folder, not a file") from None
         except OSError as exc:
             raise StateFileError(str(self.seed_path), f"cannot read ({exc.strerror})") from None
         try:
             return state_from_json(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except UnicodeDecodeError:
+            raise StateFileError(str(self.seed_path), "bad card state: not UTF-8 text") from None
+        except ValueError as exc:
             raise StateFileError(str(self.seed_path), f"bad card state: {exc}") from None
 
     def commit(self, state: CardState) -> None:

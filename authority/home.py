@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -74,6 +75,24 @@ def terminal_dir(home: Path) -> Path:
 def cards_dir(home: Path) -> Path:
     """<home>/cards: one folder per issued card."""
     return home / "cards"
+
+
+def os_problem(exc: OSError) -> str:
+    """What an OSError says of its file in plain words ("PATH: is a folder, not a file"),
+    for a one-line message: never Python's "[Errno 21] Is a directory: 'PATH'". An
+    OSError subclass with its own message (CardInUseError) keeps it."""
+    if type(exc).__str__ is not OSError.__str__ or exc.errno is None:
+        return str(exc)
+    if exc.filename is None:
+        return exc.strerror or str(exc)
+    path = Path(os.fsdecode(exc.filename))
+    if exc.errno == errno.EISDIR:
+        return f"{path}: is a folder, not a file"
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):  # a file where a folder must be
+        for part in (path, *path.parents):  # bounded by the path's depth
+            if part.exists() and not part.is_dir():
+                return f"{part}: is a file, not a folder"
+    return f"{path}: {exc.strerror}"
 
 
 def write_all(fd: int, data: bytes, offset: int | None = None) -> None:
@@ -215,13 +234,24 @@ def flock_file(path: Path, wait_s: float | None = None) -> int:
 
 
 def _read_next_serial(path: Path) -> int:
+    """The serials file's next serial; KeyFileError says in plain words what is wrong."""
     if not path.exists():
         return 1
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        value = raw["next_serial"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise KeyFileError(str(path), f"unreadable serials file ({type(exc).__name__})") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise KeyFileError(str(path), "bad serials file: not UTF-8 text") from None
+    except IsADirectoryError:
+        raise KeyFileError(str(path), "is a folder, not a file") from None
+    except OSError as exc:
+        raise KeyFileError(str(path), f"cannot read ({exc.strerror})") from None
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise KeyFileError(str(path), "bad serials file: not valid JSON") from None
+    if not isinstance(raw, dict) or "next_serial" not in raw:
+        raise KeyFileError(str(path), 'bad serials file: must be {"next_serial": N}')
+    value = raw["next_serial"]
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SERIAL + 1:
         raise KeyFileError(str(path), "next_serial must be an integer 1..16777216")
     return value

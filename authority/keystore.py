@@ -105,14 +105,21 @@ def _parse(path: Path, raw: Any) -> tuple[dict[int, date], frozenset[int]]:
 def load_keystore(home: Path) -> KeyStore:
     """The terminal's key store from the home folder; empty when there is none yet."""
     path = keystore_path(home)
+    folder = terminal_dir(home)
+    if folder.exists() and not folder.is_dir():  # else: "no key", and a write "File exists"
+        raise KeyFileError(str(folder), "is a file, not a folder")
     if not path.exists():
         return KeyStore()
     try:
         if path.stat().st_size > MAX_STORE_FILE:
             raise _bad(path, "file too large")
         raw = json.loads(path.read_text(encoding="utf-8"))
+    except IsADirectoryError:
+        raise KeyFileError(str(path), "is a folder, not a file") from None
     except OSError as exc:
         raise KeyFileError(str(path), f"cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise _bad(path, "not UTF-8 text") from None
     except ValueError:
         raise _bad(path, "not JSON") from None
     expiries, revoked = _parse(path, raw)

@@ -24,8 +24,14 @@ from authority.home import (
     serials_path,
     write_atomic,
 )
-from authority.keyfiles import load_public, save_private, save_public
-from authority.keystore import AuthorityKey, KeyStore, load_keystore, save_keystore
+from authority.keyfiles import load_private, load_public, save_private, save_public
+from authority.keystore import (
+    AuthorityKey,
+    KeyStore,
+    keystore_path,
+    load_keystore,
+    save_keystore,
+)
 from authority.rsa import DEFAULT_BITS, DEFAULT_EXPONENT, RsaPublicKey, generate
 from reader.cli_common import (
     KEY_INDEX_HELP,
@@ -36,6 +42,8 @@ from reader.cli_common import (
     home_folder,
     home_lock,
     key_index,
+    problem,
+    stderr,
     stdout,
 )
 
@@ -80,6 +88,7 @@ def _keystore(home: Path) -> KeyStore:
     ),
 )
 def init(
+    ctx: typer.Context,
     home: HomeOption = None,
     index: Annotated[str, typer.Option("--index", metavar="XX", help=KEY_INDEX_HELP)] = "01",
     bits: Annotated[
@@ -93,23 +102,38 @@ def init(
         typer.Option("--expires", help="Key expiry in the terminal, YYYY-MM-DD (default +5y)."),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Replace an existing key of that index.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Make a new key in place of an existing one of that index: the terminal "
+            "then refuses every card issued under the old key.",
+        ),
     ] = False,
 ) -> None:
-    """Make an authority key pair and give its public key to the terminal's store."""
+    """Make an authority key pair and give its public key to the terminal's store.
+
+    When the authority already has a key of that index, it is kept and the terminal trusts
+    it (again): a lost key store is mended, and --expires changes the terminal's expiry."""
     folder = home_folder(home)
     idx = key_index(index, "--index")
     until = _expiry(expires, date.today())
     private_path = ca_private_path(folder, idx)
-    if private_path.exists() and not force:
-        fail(f"{private_path} exists: an authority key of index {index_hex(idx)} (use --force)")
+    if private_path.exists() and not force:  # a new key would orphan every issued card
+        given = [
+            name
+            for name in ("bits", "exponent")
+            if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+        ]
+        _trust_again(folder, idx, until if expires is not None else None, given, bits, exponent)
+        return
     try:
         key = generate(bits, exponent)
     except InvalidKeyError as exc:
         fail(exc.reason)
     with home_lock(folder):  # one writer of the key store and serials at a time
-        if private_path.exists() and not force:
-            fail(f"{private_path} exists: an authority key of index {index_hex(idx)} (use --force)")
+        replaced = private_path.exists()
+        if replaced and not force:
+            fail(f"{private_path} was made meanwhile by another hcepay: run the command again")
         store = _keystore(folder)
         try:
             save_private(private_path, key)
@@ -118,10 +142,75 @@ def init(
                 write_atomic(serials_path(folder), b'{"next_serial": 1}\n')
             save_keystore(folder, store.with_key(AuthorityKey(idx, key.public, until)))
         except (OSError, KeyFileError) as exc:
-            fail(f"cannot write the authority key: {exc}")
+            fail(f"cannot write the authority key: {problem(exc)}")
     stdout.print(
         f"authority key {index_hex(idx)}: {key.public.bits} bits, e = {key.public.e}, "
         f"in {private_path} (0600); terminal accepts it until {until.isoformat()}"
+    )
+    if replaced:
+        stderr.print(
+            f"hcepay: warning: this is a NEW authority key {index_hex(idx)}; the old one is "
+            "gone: the terminal refuses every card issued under it (issue them again) and "
+            "`hcepay log --verify` fails the rows it signed"
+        )
+
+
+def _trust_again(
+    folder: Path,
+    idx: int,
+    expires: date | None,
+    given: list[str],
+    bits: int,
+    exponent: int,
+) -> None:
+    """Keep the authority's existing key and put it in the terminal's store: making a new
+    one (what --force does) would leave every card issued under it refused."""
+    private_path = ca_private_path(folder, idx)
+    name = index_hex(idx)
+    with home_lock(folder):  # one writer of the key store at a time
+        try:
+            public = load_private(private_path).public
+        except KeyFileError as exc:  # there but unusable: its own fix, never a silent new key
+            fail(str(exc))
+        if given and (public.bits, public.e) != (bits, exponent):
+            fail(
+                f"{private_path} is a {public.bits}-bit key with e = {public.e}: "
+                f"--{' and --'.join(given)} {'applies' if len(given) == 1 else 'apply'} to a "
+                "new key (--force makes one, and the "
+                "terminal then refuses every card issued under the old key)"
+            )
+        store = _keystore(folder)
+        held = store.lookup(idx)
+        if expires is not None:
+            until = expires
+        elif held is not None and held.key == public:
+            until = held.expires  # as it was: only --expires changes it
+        else:
+            until = _expiry(None, date.today())
+        if held is not None and held.key == public and held.expires == until:
+            what = f"the terminal already accepts it until {until.isoformat()}; nothing changed"
+        else:
+            try:
+                if not ca_public_path(folder, idx).exists():
+                    save_public(ca_public_path(folder, idx), public)
+                save_keystore(folder, store.with_key(AuthorityKey(idx, public, until)))
+            except (OSError, KeyFileError) as exc:
+                fail(f"cannot write the key store: {problem(exc)}")
+            if held is None:
+                what = f"the terminal trusts it again, until {until.isoformat()}"
+            elif held.key != public:
+                what = (
+                    f"the terminal held another key {name}; it now holds this one, "
+                    f"until {until.isoformat()}"
+                )
+            else:
+                what = (
+                    f"the terminal now accepts it until {until.isoformat()} "
+                    f"(was {held.expires.isoformat()})"
+                )
+    stdout.print(
+        f"authority key {name} exists ({public.bits} bits, e = {public.e}, in {private_path}): "
+        f"kept, no new key; {what}"
     )
 
 
@@ -137,13 +226,19 @@ def revoke(
 ) -> None:
     """Add a license serial to the terminal's revocation list (PROTOCOL.md §7).
 
-    The home must exist (hcepay authority init makes one): a home that does not is exit 2."""
+    The home and its terminal key store must exist (hcepay authority init makes them): a
+    home or key store that does not is exit 2."""
     if not 0 <= serial <= MAX_SERIAL:
         fail(f"serial {serial}: must be 0 to {MAX_SERIAL}")
     folder = home_folder(home)
     if not folder.exists():  # a mistyped --home would revoke in a new, unused home
         fail(f"{folder}: no such home (hcepay authority init makes one)")
     with home_lock(folder):  # one writer of the key store at a time
+        if not keystore_path(folder).exists():  # a key store of no key trusts no card
+            fail(
+                f"{keystore_path(folder)}: no terminal key store, nothing revoked "
+                "(`hcepay authority init` makes one, or trusts the authority's key again)"
+            )
         store = _keystore(folder)
         if serial in store.revoked:
             stdout.print(f"serial {serial} was already revoked")
@@ -151,7 +246,7 @@ def revoke(
         try:
             save_keystore(folder, store.with_revoked(serial))
         except (OSError, KeyFileError) as exc:
-            fail(f"cannot write the key store: {exc}")
+            fail(f"cannot write the key store: {problem(exc)}")
     stdout.print(f"serial {serial} revoked")
 
 

@@ -33,6 +33,7 @@ from reader.cli_common import (
     home_folder,
     home_lock,
     key_index,
+    problem,
     stderr,
     stdout,
 )
@@ -129,7 +130,7 @@ def issue(
             request = IssueRequest(account, units, yymmdd, holder, ca_index, serial, currency)
             issue_card(folder, request, ca, app)
         except (KeyFileError, OSError, ValueError) as exc:
-            fail(f"cannot issue card {account}: {exc}")
+            fail(f"cannot issue card {account}: {problem(exc)}")
     stdout.print(
         f"issued card {account}: limit {format_amount(units)}, expiry "
         f"20{yymmdd[:2]}-{yymmdd[2:4]}, license serial {serial}, in {folder}"
@@ -229,7 +230,7 @@ def _link(in_process: bool, reader: str | None, home: Path | None, card: str | N
     try:
         return _InProcess(folder)
     except (OSError, ValueError) as exc:
-        fail(f"cannot open card {folder.name}: {exc}")
+        fail(f"cannot open card {folder.name}: {problem(exc)}")
 
 
 @card_app.command(

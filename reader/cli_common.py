@@ -18,7 +18,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from authority.home import HomeBusyError, hold_home
+from authority.home import HomeBusyError, hold_home, os_problem
 
 
 class ExitCode(IntEnum):
@@ -104,13 +104,18 @@ def key_index(text: str, option: str) -> int:
 
 
 def home_folder(explicit: Path | None) -> Path:
-    """The home folder: --home, else $HCEPAY_HOME, else ~/.hcepay."""
+    """The home folder: --home, else $HCEPAY_HOME, else ~/.hcepay. One that exists and is
+    not a folder is refused here, for every command alike: each said something else of it
+    ("holds no authority key", "Not a directory", "no authority key yet" with exit 0)."""
     if explicit is not None:
-        return explicit.expanduser()
-    env = os.environ.get("HCEPAY_HOME")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".hcepay"
+        folder = explicit.expanduser()
+    elif env := os.environ.get("HCEPAY_HOME"):
+        folder = Path(env).expanduser()
+    else:
+        folder = Path.home() / ".hcepay"
+    if folder.exists() and not folder.is_dir():
+        fail(f"the home {folder} is a file, not a folder")
+    return folder
 
 
 def examples(*commands: str) -> str:
@@ -148,6 +153,12 @@ def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Print one line to stderr and exit with `code`: never a traceback."""
     stderr.print(f"hcepay: error: {message}")
     raise typer.Exit(int(code))
+
+
+def problem(exc: Exception) -> str:
+    """An exception's text for a one-line message: an OSError in plain words, naming its
+    file ("PATH: is a folder, not a file"), never Python's "[Errno 21] ..." (os_problem)."""
+    return os_problem(exc) if isinstance(exc, OSError) else str(exc)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from reader.cli_common import (
     fail,
     home_folder,
     interrupted,
+    problem,
     stderr,
     stdout,
 )
@@ -113,20 +115,38 @@ def _amount(text: str) -> int:
 
 
 def terminal_config(home: Path) -> TerminalConfig:
-    """<home>/terminal/terminal.json (terminal id, merchant id, country), else defaults."""
+    """<home>/terminal/terminal.json (terminal id, merchant id, country); a key it leaves out,
+    or no file at all, is the default (docs/architecture.md calls the file optional)."""
     path = terminal_dir(home) / "terminal.json"
     if not path.exists():
         return DEFAULT_TERMINAL
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(obj, dict):
-            raise ValueError("not a JSON object")
-        ids = obj["terminal_id"], obj["merchant_id"]
-        if not all(isinstance(text, str) for text in ids):
-            raise ValueError("terminal_id and merchant_id are strings")
-        return TerminalConfig(*ids, int(str(obj["country"])))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        fail(f"{path}: bad terminal description ({exc})")
+    except OSError as exc:
+        fail(problem(exc))
+    except UnicodeDecodeError:
+        fail(f"{path}: bad terminal description: not UTF-8 text")
+    except ValueError:
+        fail(f"{path}: bad terminal description: not valid JSON")
+    if not isinstance(obj, dict):
+        fail(f"{path}: bad terminal description: must be a JSON object")
+    terminal_id = obj.get("terminal_id", DEFAULT_TERMINAL.terminal_id)
+    merchant_id = obj.get("merchant_id", DEFAULT_TERMINAL.merchant_id)
+    for key, value in (("terminal_id", terminal_id), ("merchant_id", merchant_id)):
+        if not isinstance(value, str):
+            fail(f'{path}: bad terminal description: "{key}" must be a string')
+    country = obj.get("country", DEFAULT_TERMINAL.country)
+    if isinstance(country, str) and country.isascii() and country.isdigit():
+        country = int(country)  # "156" was read as 156 before; kept
+    if not isinstance(country, int) or isinstance(country, bool) or not 0 <= country <= 999:
+        fail(
+            f'{path}: bad terminal description: "country" must be an ISO 3166 numeric code, '
+            "a whole number 0 to 999"
+        )
+    try:
+        return TerminalConfig(terminal_id, merchant_id, country)
+    except ValueError as exc:
+        fail(f"{path}: bad terminal description: {exc}")
 
 
 # ------------------------------------------------------------------------- one payment
@@ -469,8 +489,26 @@ def _keys(home: Path) -> KeyStore:
     except KeyFileError as exc:
         fail(str(exc))
     if not keys.keys:
-        fail(f"the terminal in {home} holds no authority key (run `hcepay authority init`)")
+        fail(f"the terminal in {home} holds no authority key ({_init_advice(home)})")
     return keys
+
+
+def _init_advice(home: Path) -> str:
+    """The command that gives the terminal a key: the authority's own, when it has one
+    (`authority init` trusts it again; a new key would orphan every issued card)."""
+    where = "" if home == Path.home() / ".hcepay" else f" --home {shlex.quote(str(home))}"
+    held = sorted(authority_dir(home).glob("ca-[0-9A-F][0-9A-F].pem"))[:8]
+    if not held:
+        return f"run `hcepay authority init{where}`"
+    commands = []
+    for path in held:
+        index = path.name[3:5]
+        option = "" if index == "01" else f" --index {index}"
+        commands.append(f"`hcepay authority init{option}{where}`")
+    if len(commands) == 1:
+        return f"the authority's key is in {held[0]}: {commands[0]} trusts it again"
+    where_held = f"the authority's keys are in {authority_dir(home)}"
+    return f"{where_held}: {' and '.join(commands)} trust them again"
 
 
 def _transport(home: Path, reader: str | None, in_process: bool, card: str | None) -> Transport:
@@ -486,7 +524,7 @@ def _transport(home: Path, reader: str | None, in_process: bool, card: str | Non
     try:
         return InProcessTransport(open_card(folder), f"in-process card {folder.name}")
     except (OSError, ValueError) as exc:
-        fail(f"cannot open card {folder.name}: {exc}")
+        fail(f"cannot open card {folder.name}: {problem(exc)}")
 
 
 def pay_command(

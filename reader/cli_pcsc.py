@@ -22,6 +22,7 @@ from reader.cli_common import (
     fail,
     home_folder,
     on_stop_signals,
+    problem,
     stderr,
     stdout,
 )
@@ -88,7 +89,7 @@ def serve(
     try:
         runtime = open_card(folder)
     except (OSError, ValueError) as exc:
-        fail(f"cannot open card {folder.name}: {exc}")
+        fail(f"cannot open card {folder.name}: {problem(exc)}")
     client = VpcdClient(runtime, config)
 
     stderr.print(f"serving card {folder.name} to vpcd at {host}:{port} (Ctrl-C stops)")

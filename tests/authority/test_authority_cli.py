@@ -60,12 +60,74 @@ def test_init_with_index_and_expiry_and_no_overwrite(run: Invoke, tmp_path: Path
     held = load_keystore(tmp_path).lookup(0xA2)
     assert held is not None and held.expires == date(2040, 6, 30)
     first = load_public(tmp_path / "authority" / "ca-A2.pub.pem")
-    code, _, err = run("authority", "init", "--index", "a2", "--bits", "1024")
-    assert code == 2 and "exists" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run("authority", "init", "--index", "a2", "--bits", "1024")
+    assert code == 0 and "kept, no new key" in out and "nothing changed" in out, out
     assert load_public(tmp_path / "authority" / "ca-A2.pub.pem") == first
-    code, _, _ = run("authority", "init", "--index", "A2", "--bits", "1024", "--force")
+    code, out, err = run("authority", "init", "--index", "A2", "--bits", "1024", "--force")
     assert code == 0
     assert load_public(tmp_path / "authority" / "ca-A2.pub.pem") != first
+    assert "warning" in err and "refuses every card issued under it" in err, err
+
+
+def test_init_trusts_the_existing_key_again_when_the_key_store_is_lost(
+    run: Invoke, tmp_path: Path
+) -> None:
+    """A lost terminal/keystore.json: init refused ("use --force"), and --force made a new
+    authority key, which orphaned every issued card and logged row. It keeps the key."""
+    assert run("authority", "init", "--bits", "1024")[0] == 0
+    key = load_private(tmp_path / "authority" / "ca-01.pem")
+    (tmp_path / "terminal" / "keystore.json").unlink()
+    (tmp_path / "terminal" / "ca-01.pub.pem").unlink()
+    code, out, err = run("authority", "init")
+    assert code == 0, err
+    assert "kept, no new key" in out and "the terminal trusts it again" in out, out
+    assert load_private(tmp_path / "authority" / "ca-01.pem").public == key.public
+    held = load_keystore(tmp_path).lookup(1)
+    assert held is not None and held.key == key.public
+    assert held.expires.year == date.today().year + 5
+    assert json.loads((tmp_path / "authority" / "serials.json").read_text()) == {"next_serial": 1}
+
+
+def test_init_changes_the_expiry_of_an_existing_key_without_a_new_key(
+    run: Invoke, tmp_path: Path
+) -> None:
+    """--expires on an existing key said "use --force", which would make a new key."""
+    assert run("authority", "init", "--bits", "1024", "--expires", "2040-01-01")[0] == 0
+    key = load_private(tmp_path / "authority" / "ca-01.pem")
+    code, out, _ = run("authority", "init", "--expires", "2035-01-01")
+    assert code == 0 and "until 2035-01-01 (was 2040-01-01)" in out, out
+    held = load_keystore(tmp_path).lookup(1)
+    assert held is not None and held.key == key.public and held.expires == date(2035, 1, 1)
+    code, out, _ = run("authority", "init")  # no --expires: the expiry stays as it is
+    assert code == 0 and "nothing changed" in out
+    assert load_keystore(tmp_path).lookup(1) == held
+
+
+def test_init_with_other_bits_than_the_existing_key_is_refused(run: Invoke, tmp_path: Path) -> None:
+    """--bits or --exponent describe a new key: asked of a kept one, they are refused."""
+    assert run("authority", "init", "--bits", "1024")[0] == 0
+    key = load_private(tmp_path / "authority" / "ca-01.pem")
+    for args in (("--bits", "1032"), ("--exponent", "65537")):
+        code, _, err = run("authority", "init", *args)
+        assert code == 2 and "is a 1024-bit key with e = 3" in err and "--force" in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert load_private(tmp_path / "authority" / "ca-01.pem").public == key.public
+
+
+def test_revoke_without_a_key_store_is_refused(run: Invoke, tmp_path: Path) -> None:
+    """It exited 0 and wrote a key store of no key ({"keys": {}, "revoked": [9]})."""
+    assert run("authority", "init", "--bits", "1024")[0] == 0
+    store = tmp_path / "terminal" / "keystore.json"
+    store.unlink()
+    code, out, err = run("authority", "revoke", "9")
+    assert code == 2 and out == ""
+    assert err == (
+        f"hcepay: error: {store}: no terminal key store, nothing revoked (`hcepay authority "
+        "init` makes one, or trusts the authority's key again)\n"
+    )
+    assert not store.exists()
+    assert run("authority", "init")[0] == 0 and run("authority", "revoke", "9")[0] == 0
+    assert load_keystore(tmp_path).revoked == frozenset({9})
 
 
 @pytest.mark.parametrize(

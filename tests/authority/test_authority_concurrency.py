@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from authority.home import LOCK_FILE, ca_private_path, cards_dir, hold_home, serials_path
-from authority.keystore import load_keystore
+from authority.keystore import KeyStore, load_keystore, save_keystore
 from authority.rsa import RsaPrivateKey
 from reader.cli import app
 
@@ -147,5 +147,6 @@ def test_a_held_home_is_a_one_line_error(
     assert code == 2
     assert out == f"hcepay: error: {home}: another hcepay is changing this home; try again\n"
     assert not (home / "terminal").exists()
+    save_keystore(home, KeyStore())  # revoke needs a key store (authority init makes one)
     _ok(run_at_once([["authority", "revoke", "5", "--home", str(home)]]))  # let go: works
     assert load_keystore(home).revoked == {5}

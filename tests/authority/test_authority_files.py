@@ -338,3 +338,37 @@ def test_a_forked_child_leaving_a_hold_closes_nothing_of_its_own(tmp_path: Path)
     os.waitpid(pid, 0)
     with os.fdopen(read, "rb") as pipe:
         assert pipe.read() == b"open"
+
+
+def test_os_problem_says_what_is_wrong_in_plain_words(tmp_path: Path) -> None:
+    """A file where a folder must be, and the reverse, named as such: the messages were
+    Python's "[Errno 21] Is a directory: '...'", "[Errno 20]", "[Errno 17] File exists"."""
+    import errno
+    import os
+
+    from applet.store import CardInUseError
+    from authority.home import os_problem
+
+    (tmp_path / "file").write_text("")
+    (tmp_path / "folder").mkdir()
+    cases = [
+        (OSError(errno.EISDIR, "Is a directory", str(tmp_path / "folder")), "folder: is a folder"),
+        (
+            OSError(errno.ENOTDIR, "Not a directory", str(tmp_path / "file" / "a" / "b")),
+            "file: is a file",
+        ),
+        (
+            OSError(errno.EEXIST, "File exists", str(tmp_path / "file")),
+            "file: is a file, not a folder",
+        ),
+        (OSError(errno.EACCES, "Permission denied", str(tmp_path / "x")), "x: Permission denied"),
+        (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
+        (FileExistsError("card.json exists already"), "card.json exists already"),
+        (CardInUseError(tmp_path, "42"), "in use by another process (pid 42)"),
+    ]
+    for exc, says in cases:
+        text = os_problem(exc)
+        assert says in text and "[Errno" not in text, (exc, text)
+    with pytest.raises(IsADirectoryError) as info:
+        os.open(tmp_path / "folder", os.O_RDWR)
+    assert os_problem(info.value) == f"{tmp_path / 'folder'}: is a folder, not a file"

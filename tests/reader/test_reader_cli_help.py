@@ -123,7 +123,7 @@ def test_every_help_example_runs(
         (("log",), "is one line naming it, exit 2"),
         (("vectors", "replay"), "2 for a bad vector file"),
         (("vectors", "serve"), "check its verdict and its log against the expect line yourself"),
-        (("authority", "revoke"), "The home must exist"),
+        (("authority", "revoke"), "The home and its terminal key store must exist"),
     ],
 )
 def test_the_help_names_what_the_command_does(path: tuple[str, ...], says: str) -> None:

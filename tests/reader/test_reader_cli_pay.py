@@ -11,6 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from apdu.command import CommandAPDU
+from apdu.dol import split_dol
+from apdu.messages import PDOL, gpo_pdol_data
 from reader.cli import app
 from reader.cli_pay import AmountError, format_amount, make_demo_home, parse_amount
 from reader.log import SCHEMA_VERSION, LogError, TransactionLog, outcome_to_json
@@ -159,6 +162,58 @@ def test_a_bad_terminal_description_is_refused(home: Path, text: str) -> None:
     code, out = _pay(home, "--amount", "1.00")
     assert code == 2 and out.startswith("hcepay: error:") and "terminal.json" in out, out
     assert "list indices" not in out
+
+
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [
+        ('{"terminal_id": "TERM0002"}', ("TERM0002", "MERCHANT0000001", 156)),
+        ('{"merchant_id": "SHOP 7", "country": 250}', ("TERM0001", "SHOP 7", 250)),
+        ('{"country": "840"}', ("TERM0001", "MERCHANT0000001", 840)),
+        ("{}", ("TERM0001", "MERCHANT0000001", 156)),
+    ],
+)
+def test_a_partial_terminal_description_takes_the_defaults(
+    home: Path, text: str, ids: tuple[str, str, int]
+) -> None:
+    """terminal.json is optional and its keys have defaults (docs/architecture.md): a file
+    of the terminal id alone was refused as "bad terminal description ('merchant_id')"."""
+    (home / "terminal" / "terminal.json").write_text(text, encoding="utf-8")
+    code, out = _pay(home, "--amount", "1.00", "--trace", str(home / "t.json"))
+    assert code == 0, out
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)["transactions"]
+    steps = json.loads((home / "t.json").read_text())["steps"]
+    (gpo,) = [CommandAPDU.parse(bytes.fromhex(s["c"])) for s in steps if s["c"][2:4] == "A8"]
+    country = split_dol(PDOL, gpo_pdol_data(gpo.data))[0x9F1A]  # n4, as sent
+    assert (row["terminal_id"], row["merchant_id"], country.hex()) == (*ids[:2], f"{ids[2]:04d}")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('{"country": true}', '"country" must be an ISO 3166 numeric code, a whole number'),
+        ('{"country": 1.5}', '"country" must be an ISO 3166 numeric code, a whole number'),
+        ('{"country": 1000}', '"country" must be an ISO 3166 numeric code, a whole number'),
+        ('{"country": "fr"}', '"country" must be an ISO 3166 numeric code, a whole number'),
+        ('{"terminal_id": 7}', '"terminal_id" must be a string'),
+        ('{"merchant_id": null}', '"merchant_id" must be a string'),
+        ('{"terminal_id": "TOO-LONG-ID"}', "terminal id must be 1 to 8 printable ASCII"),
+        ("[]", "must be a JSON object"),
+        ("{", "not valid JSON"),
+    ],
+)
+def test_a_wrong_terminal_description_names_the_key(home: Path, text: str, says: str) -> None:
+    """A wrong type is one line naming the key and what it must be: a country of true or
+    1.5 said "invalid literal for int() with base 10: 'True'"."""
+    path = home / "terminal" / "terminal.json"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"hcepay: error: {path}: bad terminal description: ")
+    assert says in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "invalid literal" not in result.stderr
 
 
 def test_log_recover_imports_only_entries_that_verify(home: Path) -> None:
@@ -407,3 +462,28 @@ def test_an_empty_home_is_a_usage_error(
         result = CliRunner().invoke(app, argv)
         assert result.exit_code == 2 and "empty home folder" in result.output, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # nothing written here
+
+
+def test_a_lost_key_store_is_mended_by_the_command_pay_names(tmp_path: Path) -> None:
+    """Without terminal/keystore.json, pay said to run `hcepay authority init`, which then
+    refused ("use --force"); --force made a new authority key, and every issued card and
+    logged row failed. The command pay names now trusts the authority's own key again."""
+    home = tmp_path / "home"
+    runner = CliRunner()
+    for argv in (
+        ["authority", "init", "--bits", "1024"],
+        ["card", "issue", "--account", "6200123456789012", "--limit", "10", "--bits", "1024"],
+    ):
+        assert runner.invoke(app, [*argv, "--home", str(home)]).exit_code == 0
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    (home / "terminal" / "keystore.json").unlink()
+    result = runner.invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+    command = result.stderr.split("`")[1]
+    assert command == f"hcepay authority init --home {home}", result.stderr
+    result = runner.invoke(app, command.split()[1:])
+    assert result.exit_code == 0 and "kept, no new key" in result.stdout, result.output
+    assert _pay(home, "--amount", "2.00")[0] == 0
+    result = runner.invoke(app, ["log", "--home", str(home), "--verify", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["verified"] for r in json.loads(result.output)["transactions"]] == [True, True]

@@ -1,0 +1,128 @@
+"""The home folder as every command with --home takes it (docs/architecture.md layout)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reader.cli import app
+
+HOME_COMMANDS = [
+    ["pay", "--amount", "1.00"],
+    ["pay", "--amount", "1.00", "--reader", "0"],
+    ["log"],
+    ["log", "--verify"],
+    ["log", "recover"],
+    ["authority", "init", "--bits", "1024"],
+    ["authority", "revoke", "3"],
+    ["authority", "show"],
+    ["authority", "show", "--json"],
+    ["card", "issue", "--account", "6200123456789012", "--limit", "1.00", "--bits", "1024"],
+    ["card", "send", "--in-process", "00A4040000"],
+    ["card", "serve"],
+]
+
+
+@pytest.mark.parametrize("argv", HOME_COMMANDS, ids=" ".join)
+def test_a_home_that_is_a_file_is_refused_alike_by_every_command(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only `authority init` said so: pay said "holds no authority key", log "Not a
+    directory", and authority show exited 0 with "no authority key yet"."""
+    home = tmp_path / "home"
+    home.write_text("x\n")
+    expected = f"hcepay: error: the home {home} is a file, not a folder\n"
+    result = CliRunner().invoke(app, [*argv, "--home", str(home)])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected), result.output
+    monkeypatch.setenv("HCEPAY_HOME", str(home))  # the same from the environment
+    result = CliRunner().invoke(app, argv)
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected), result.output
+    assert home.read_text() == "x\n"
+
+
+def test_the_default_home_that_is_a_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HCEPAY_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".hcepay").write_text("")
+    result = CliRunner().invoke(app, ["authority", "show"])
+    assert result.exit_code == 2, result.output
+    assert (
+        result.stderr == f"hcepay: error: the home {tmp_path / '.hcepay'} is a file, not a folder\n"
+    )
+
+
+def _issued_home(tmp_path: Path) -> Path:
+    """A home made as README says: an authority key and one card (1024-bit keys)."""
+    home = tmp_path / "home"
+    for argv in (
+        ["authority", "init", "--bits", "1024"],
+        ["card", "issue", "--account", "6200123456789012", "--limit", "10", "--bits", "1024"],
+    ):
+        result = CliRunner().invoke(app, [*argv, "--home", str(home)])
+        assert result.exit_code == 0, result.output
+    return home
+
+
+def _one_line(argv: list[str], home: Path) -> str:
+    """The command's stderr, checked to be one error line and exit 2 without Python's own
+    error text."""
+    result = CliRunner().invoke(app, [*argv, "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    err = result.stderr.removeprefix("generating a 1024-bit APP key...\n")  # progress
+    assert err.startswith("hcepay: error: ") and len(err.splitlines()) == 1, err
+    for python in ("[Errno", "codec", "Error)", "Expecting"):
+        assert python not in err, err
+    return err
+
+
+PAY = ["pay", "--amount", "1.00"]
+ISSUE = ["card", "issue", "--account", "6200123456789013", "--limit", "1", "--bits", "1024"]
+CARD = "cards/6200123456789012"
+
+
+@pytest.mark.parametrize(
+    ("argv", "damage", "says"),
+    [
+        (PAY, f"{CARD}/state.dat/", f"{CARD}/state.dat: is a folder, not a file"),
+        (["card", "send", "--in-process", "00"], f"{CARD}/state.dat/", "is a folder, not a file"),
+        (PAY, f"{CARD}/card.json=\xeb\x01", f"{CARD}/card.json: bad card description: not UTF-8"),
+        (PAY, f"{CARD}/card.json={{", f"{CARD}/card.json: bad card description: not valid JSON"),
+        (ISSUE, "cards=x", "cannot issue card 6200123456789013: {home}/cards: is a file, not a"),
+        (ISSUE, "authority/serials.json=x", "serials.json: bad serials file: not valid JSON"),
+        (ISSUE, "authority/serials.json=[]", 'serials.json: bad serials file: must be {"next_'),
+        (ISSUE, "authority/serials.json=\xff", "serials.json: bad serials file: not UTF-8 text"),
+        (ISSUE, "authority/serials.json/", "authority/serials.json: is a folder, not a file"),
+        (["authority", "show"], "authority/serials.json=1", "bad serials file: must be"),
+        (["authority", "init", "--index", "02"], "terminal=x", "{home}/terminal: is a file, not a"),
+        (PAY, "terminal/keystore.json/", "terminal/keystore.json: is a folder, not a file"),
+        (PAY, "terminal/keystore.json=\xff", "keystore.json: bad key store: not UTF-8 text"),
+        (PAY, "terminal/terminal.json/", "terminal/terminal.json: is a folder, not a file"),
+    ],
+)
+def test_a_damaged_file_of_the_home_is_named_in_plain_words(
+    argv: list[str], damage: str, says: str, tmp_path: Path
+) -> None:
+    """Python's own error text was the message: "[Errno 21] Is a directory: '...'",
+    "[Errno 20] Not a directory", "[Errno 17] File exists", "unreadable serials file
+    (JSONDecodeError)", "'utf-8' codec can't decode byte 0xeb". DAMAGE is NAME/ (a folder in
+    its place) or NAME=TEXT (a file of that text in its place)."""
+    home = _issued_home(tmp_path)
+    if damage.endswith("/"):
+        target = home / damage.rstrip("/")
+        target.unlink(missing_ok=True)
+        target.mkdir()
+    else:
+        name, _, text = damage.partition("=")
+        target = home / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        target.write_bytes(text.encode("latin-1"))
+    err = _one_line(argv, home)
+    assert says.replace("{home}", str(home)) in err, err
+    if argv[:2] == ["authority", "init"]:  # refused before any key was made
+        assert not (home / "authority" / "ca-02.pem").exists()
