@@ -37,6 +37,7 @@ from reader.cli_common import (
     stdout,
 )
 from reader.cli_pay import AmountError, format_amount, parse_amount
+from reader.transport import LoggingTransport
 
 card_app = typer.Typer(
     name="card",
@@ -137,6 +138,8 @@ def issue(
 
 
 class _Link(Protocol):
+    name: str
+
     def connect(self) -> bytes: ...
     def transmit(self, command: bytes) -> bytes: ...
     def disconnect(self) -> None: ...
@@ -147,6 +150,7 @@ class _InProcess:
 
     def __init__(self, folder: Path) -> None:
         self.card = open_card(folder)
+        self.name = f"in-process card {folder.name}"
 
     def connect(self) -> bytes:
         return self.card.power_on()
@@ -260,7 +264,7 @@ def send(
     """Send raw command APDUs in order, in one session; print each response in hex (with
     --json: a list of {"command", "response", "sw"})."""
     commands = _commands(apdus or [])
-    link = _link(in_process, reader, home, card)
+    link = LoggingTransport(_link(in_process, reader, home, card))  # -v: one line a pair
     from reader.cli_decode import _print_text, decode_response
 
     exchanged: list[dict[str, str]] = []

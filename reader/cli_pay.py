@@ -63,6 +63,7 @@ from reader.trace import CardStart, check_trace_path, trace_json, write_trace
 from reader.transport import (
     ChainingTransport,
     InProcessTransport,
+    LoggingTransport,
     TracingTransport,
     Transport,
     TransportError,
@@ -375,7 +376,7 @@ def demo(
                 folder = make_demo_home(home)
                 keys = load_keystore(home)
                 card = InProcessTransport(open_card(folder), "in-process demo card")
-                tracer = TracingTransport(card)
+                tracer = TracingTransport(LoggingTransport(card))
                 env = fresh_env()
                 with TransactionLog(log_path(home)) as log:
                     run = run_payment(
@@ -549,7 +550,7 @@ def _pay_once(
     _check_trace_in_home(trace, root)
     keys = _keys(root)
     cfg = terminal_config(root)
-    tracer = TracingTransport(_transport(root, reader, in_process, card))
+    tracer = TracingTransport(LoggingTransport(_transport(root, reader, in_process, card)))
     env = fresh_env()
     try:
         log = TransactionLog(log_path(root))
