@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final, Protocol
+from typing import Annotated, Any, Final, NoReturn, Protocol
 
 import typer
 from rich.table import Table
@@ -775,7 +775,8 @@ def _given(ctx: _HasSources, name: str) -> bool:
 )
 def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """Import the spool (payments decided but not recorded) into the log, each once.
-    Exit 5 when entries are left in the spool.
+    Exit 5 when entries are left in the spool; exit 2 when the log cannot be opened and
+    the spool is empty (as `hcepay log`).
 
     `--home` and `--json` may come before `recover` too (`hcepay log --home A recover`)."""
     parent = ctx.parent
@@ -807,7 +808,11 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
             raise LogError(f"bad spool entry: {why}") from None
 
     try:
-        with TransactionLog(path) as log:
+        log = TransactionLog(path)
+    except LogError as exc:
+        _unopened_log(path, exc.reason)
+    try:
+        with log:
             report = spool.import_spool(path, insert)
     except LogError as exc:
         fail(f"transaction log: {exc.reason}", ExitCode.NOT_RECORDED)
@@ -829,6 +834,19 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
         stdout.print(line)
     if report.remaining:
         raise typer.Exit(int(ExitCode.NOT_RECORDED))
+
+
+def _unopened_log(path: Path, reason: str) -> NoReturn:
+    """A log `log recover` cannot open: `hcepay log`'s line and its exit 2, as nothing is
+    left undone; exit 5 only when payments wait in the spool (they stay there)."""
+    try:
+        spooled = spool.pending_count(path)
+    except spool.SpoolError as exc:
+        fail(f"transaction log: {reason}; spool: {exc.reason}", ExitCode.NOT_RECORDED)
+    if spooled:
+        left = f"{spooled} payment{'s' if spooled != 1 else ''} left in the spool"
+        fail(f"transaction log: {reason} ({left})", ExitCode.NOT_RECORDED)
+    fail(f"transaction log: {reason}")
 
 
 def register(app: typer.Typer) -> None:

@@ -193,6 +193,46 @@ def test_log_recover_names_a_missing_field_of_a_spool_entry(home: Path) -> None:
     assert "account 6200123456789012 ATC 1 left in the spool: missing 'verdict'" in result.stderr
 
 
+def _damage(log: Path, how: str) -> None:
+    """Make the log garbage, a truncated SQLite file, or a folder."""
+    if how == "garbage":
+        log.write_bytes(b"not a database\n" * 300)
+    elif how == "truncated":
+        with TransactionLog(log):
+            pass
+        data = log.read_bytes()
+        log.write_bytes(data[: len(data) // 2 or 50])
+    else:
+        log.unlink(missing_ok=True)
+        log.mkdir()
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated", "folder"])
+def test_log_recover_of_a_log_it_cannot_open_is_exit_2_with_logs_line(home: Path, how: str) -> None:
+    """It was exit 5 ("not recorded") with nothing in the spool; `log` and `pay` say exit 2
+    for the same file. Exit 5 stays for payments left in the spool."""
+    log = home / "terminal.db"
+    _damage(log, how)
+    shown = CliRunner().invoke(app, ["log", "--home", str(home)])
+    assert shown.exit_code == 2, shown.output
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == shown.stderr and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("hcepay: error: transaction log: ")
+
+
+def test_log_recover_of_a_log_it_cannot_open_keeps_the_spool_and_exit_5(home: Path) -> None:
+    _spool_one_payment(home)
+    spooled = (home / "terminal.db.spool").read_text()
+    _damage(home / "terminal.db", "garbage")
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
+    assert result.exit_code == 5, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("hcepay: error: transaction log: ")
+    assert line.endswith("(1 payment left in the spool)")
+    assert (home / "terminal.db.spool").read_text() == spooled
+
+
 def test_log_verify_holds_the_time_and_ids_to_the_signed_cdol1_data(home: Path) -> None:
     assert _pay(home, "--amount", "1.00")[0] == 0
     with sqlite3.connect(home / "terminal.db") as db:
