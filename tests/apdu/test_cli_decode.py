@@ -51,7 +51,36 @@ def test_response_json() -> None:
 
 def test_non_tlv_data_has_no_tree() -> None:
     result = runner.invoke(app, ["decode", "--json", "00A404000E325041592E5359532E444446303100"])
-    assert json.loads(result.stdout)["tlv"] is None
+    out = json.loads(result.stdout)
+    assert out["tlv"] is None and out["tlv_error"].startswith("value of tag ")
+
+
+DEEP = "E113E111E10FE10DE10BE109E107E105E103E10101"  # nine templates, one deeper than 8
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        ("6F05AABB", "value of tag 6F runs past the end (needs 5, has 2) at offset 2"),
+        (DEEP, "templates nested deeper than 8 at tag E1 at offset 16"),
+    ],
+)
+def test_data_not_shown_as_tlv_says_why(data: str, why: str) -> None:
+    """A malformed or too deep answer was printed in hex with no TLV section and no word,
+    and --json said "tlv": null with no reason."""
+    text = runner.invoke(app, ["decode", "--response", data + "9000"])
+    assert text.exit_code == 0
+    assert text.stdout.splitlines()[-2:] == [f"data  {data}", f"TLV   not decoded: {why}"]
+    out = json.loads(runner.invoke(app, ["decode", "--response", "--json", data + "9000"]).stdout)
+    assert out["tlv"] is None and out["tlv_error"] == why
+
+
+def test_tlv_error_is_null_with_a_tree_or_no_data() -> None:
+    for args in (["--response", PPSE_RSP], ["--response", "9000"], ["00B2010C00"]):
+        out = json.loads(runner.invoke(app, ["decode", "--json", *args]).stdout)
+        assert out["tlv_error"] is None, args
+    text = runner.invoke(app, ["decode", "--response", PPSE_RSP]).stdout
+    assert "not decoded" not in text
 
 
 @pytest.mark.parametrize(
