@@ -190,22 +190,25 @@ def card_folder(home: Path, account: str | None) -> Path:
 
 
 def _commands(apdus: list[str]) -> list[bytes]:
-    """The command APDUs: the arguments, or one per line on stdin with `-`."""
+    """The command APDUs: the arguments, or one per line on stdin with `-`. An error names
+    the line or argument it is in (blank and comment lines hold no APDU, so a count of
+    APDUs would not find it)."""
     lines: Iterator[str]
+    where = "line" if apdus == ["-"] else "argument"
     lines = iter(sys.stdin.readline, "") if apdus == ["-"] else iter(apdus)
     commands: list[bytes] = []
     for number, line in enumerate(lines, 1):
         if number > MAX_LINES:
-            fail(f"more than {MAX_LINES} APDUs")
+            fail(f"more than {MAX_LINES} {where}s")
         text = "".join(line.split("#", 1)[0].split())
         if not text:
             continue
         if len(text) > MAX_HEX:
-            fail(f"APDU {number} longer than {MAX_HEX} hex digits")
+            fail(f"{where} {number} is longer than {MAX_HEX} hex digits")
         try:
             commands.append(bytes.fromhex(text))
         except ValueError:
-            fail(f"APDU {number} is not hexadecimal: {line.strip()[:40]!r}")
+            fail(f"{where} {number} is not hexadecimal: {line.strip()[:40]!r}")
     if not commands:
         fail("no APDU to send (give HEX arguments, or - to read them from stdin)")
     return commands
@@ -223,6 +226,11 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 def _link(in_process: bool, reader: str | None, home: Path | None, card: str | None) -> _Link:
     if in_process == (reader is not None):
         fail("pick one of --in-process and --reader NAME")
+    if reader is not None and card is not None:  # as `pay` refuses it (reader/cli_pay.py)
+        fail(
+            "--card picks the home's card for --in-process; with --reader, the card is the "
+            "one in the reader: give one of them"
+        )
     if reader is not None:
         try:
             from reader.pcsc import PcscTransport
@@ -255,7 +263,10 @@ def send(
         str | None, typer.Option("--reader", metavar="NAME", help="A PC/SC reader (or index).")
     ] = None,
     card: Annotated[
-        str | None, typer.Option("--card", metavar="ACCOUNT", help="Default: the only card.")
+        str | None,
+        typer.Option(
+            "--card", metavar="ACCOUNT", help="With --in-process; default: the only card."
+        ),
     ] = None,
     decode: Annotated[bool, typer.Option("--decode", help="Decode each response.")] = False,
     as_json: JsonOption = False,

@@ -14,7 +14,7 @@ from apdu.elements import format_of, name_of
 from apdu.errors import DecodeError
 from apdu.response import ResponseAPDU
 from apdu.sw import describe, ins_name
-from reader.cli_common import ExitCode, JsonOption, examples, fail, stdout
+from reader.cli_common import ExitCode, JsonOption, examples, fail, plural, stdout
 
 MAX_INPUT_HEX = 2 * (65536 + 9)  # the longest extended APDU
 _PRINTABLE = frozenset(string.printable.encode()) - frozenset(b"\t\n\r\x0b\x0c")
@@ -67,7 +67,7 @@ def _tlv_lines(items: tuple[tlv.Tlv, ...], depth: int = 0) -> list[str]:
     for item in items:
         head = f"{'  ' * depth}{item.tag:X} {name_of(item.tag)}"
         if item.constructed:
-            lines.append(f"{head} ({len(item.value)} bytes)")
+            lines.append(f"{head} ({plural(len(item.value), 'byte')})")
             lines.extend(_tlv_lines(item.children, depth + 1))
         else:
             lines.append(f"{head}: {item.value.hex().upper()}{_text_of(item)}")
@@ -111,7 +111,7 @@ def decode_response(raw: bytes) -> dict[str, Any]:
 def _print_text(result: dict[str, Any], raw: bytes, response: bool) -> None:
     if response:
         rsp = ResponseAPDU.parse(raw)
-        stdout.print(f"response: {len(rsp.data)} data bytes")
+        stdout.print(f"response: {plural(len(rsp.data), 'data byte')}")
         stdout.print(f"SW    {result['sw_meaning']}")
         data = rsp.data
     else:

@@ -37,6 +37,7 @@ from reader.cli_common import (
     fail,
     home_folder,
     interrupted,
+    plural,
     stderr,
     stdout,
 )
@@ -290,7 +291,7 @@ def _payment_steps(
     if 0xB2 in sent:
         detail = "READ RECORD 1-3: account, CDOL1, authority index, license 9F46"
         if o is not None:
-            detail += f" ({len(o.license)} bytes), APP key exponent and remainder"
+            detail += f" ({plural(len(o.license), 'byte')}), APP key exponent and remainder"
         out.append((2, "payment response with APP public key license", detail))
     if o is not None or 0xAE in sent:
         serial = f"serial {o.serial}, authority key {o.ca_index:02X}" if o else "license accepted"
@@ -314,7 +315,7 @@ def _payment_steps(
             (
                 5,
                 "payment authorization",
-                f"CID {o.cid:02X}, ATC {o.atc:04X}, 9F4B of {len(o.authorization)} bytes",
+                f"CID {o.cid:02X}, ATC {o.atc:04X}, 9F4B of {plural(len(o.authorization), 'byte')}",
             )
         )
     if run.paid is not None:
@@ -655,7 +656,7 @@ def _print_pending(entries: list[PendingRow], spooled: int) -> None:
             table.add_row(p.created, account, f"{p.entry.atc:04X}", p.outcome or "open")
         stdout.print(table)
     if spooled:
-        stdout.print(f"{spooled} payments in the spool: run `hcepay log recover`")
+        stdout.print(f"{plural(spooled, 'payment')} in the spool: run `hcepay log recover`")
 
 
 log_app = typer.Typer(
@@ -750,7 +751,9 @@ def log_command(
             table.add_row(*cells)
         stdout.print(table)
         if verify:
-            stdout.print(f"{len(rows) - len(bad)} of {len(rows)} rows verify")
+            good = len(rows) - len(bad)
+            verb = "verifies" if good == 1 else "verify"
+            stdout.print(f"{good} of {plural(len(rows), 'row')} {verb}")
         _print_pending(pending_rows, spooled)
     if bad:
         raise typer.Exit(int(ExitCode.REFUSED))
@@ -829,7 +832,7 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
     else:
         line = (
             f"{report.inserted} imported, {report.duplicates} already in the log, "
-            f"{report.remaining} left in the spool, {report.bad_lines} unreadable lines"
+            f"{report.remaining} left in the spool, {plural(report.bad_lines, 'unreadable line')}"
         )
         stdout.print(line)
     if report.remaining:
@@ -844,7 +847,7 @@ def _unopened_log(path: Path, reason: str) -> NoReturn:
     except spool.SpoolError as exc:
         fail(f"transaction log: {reason}; spool: {exc.reason}", ExitCode.NOT_RECORDED)
     if spooled:
-        left = f"{spooled} payment{'s' if spooled != 1 else ''} left in the spool"
+        left = f"{plural(spooled, 'payment')} left in the spool"
         fail(f"transaction log: {reason} ({left})", ExitCode.NOT_RECORDED)
     fail(f"transaction log: {reason}")
 

@@ -75,6 +75,16 @@ def test_data_not_shown_as_tlv_says_why(data: str, why: str) -> None:
     assert out["tlv"] is None and out["tlv_error"] == why
 
 
+def test_counts_of_one_are_singular() -> None:
+    """ "1 data bytes", "(1 bytes)": one byte is singular; more stay plural."""
+    out = runner.invoke(app, ["decode", "--response", "E101009000"]).stdout
+    assert "response: 3 data bytes" in out and "E1 unknown (1 byte)" in out, out
+    out = runner.invoke(app, ["decode", "--response", "019000"]).stdout
+    assert out.startswith("response: 1 data byte\n"), out
+    err = runner.invoke(app, ["decode", "00A404000200"]).stderr
+    assert "Lc 2 does not match the 1 byte after it" in err, err
+
+
 def test_tlv_error_is_null_with_a_tree_or_no_data() -> None:
     for args in (["--response", PPSE_RSP], ["--response", "9000"], ["00B2010C00"]):
         out = json.loads(runner.invoke(app, ["decode", "--json", *args]).stdout)
@@ -86,7 +96,7 @@ def test_tlv_error_is_null_with_a_tree_or_no_data() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["decode", "00A40400FF00"], "Lc 255 does not match the 1 bytes after it at offset 4"),
+        (["decode", "00A40400FF00"], "Lc 255 does not match the 1 byte after it at offset 4"),
         (["decode", "--response", "90"], "shorter than its 2-byte status word at offset 1"),
         (["decode", "zz"], "input is not hexadecimal"),
     ],

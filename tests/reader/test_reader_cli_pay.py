@@ -233,6 +233,30 @@ def test_log_recover_of_a_log_it_cannot_open_keeps_the_spool_and_exit_5(home: Pa
     assert (home / "terminal.db.spool").read_text() == spooled
 
 
+def test_counts_of_one_are_singular_in_log_and_recover(home: Path) -> None:
+    """ "1 of 1 rows verify", "1 unreadable lines": a count of one takes the singular."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    out = CliRunner().invoke(app, ["log", "--home", str(home), "--verify"]).output
+    assert "1 of 1 row verifies" in out, out
+    assert _pay(home, "--amount", "2.00")[0] == 0
+    out = CliRunner().invoke(app, ["log", "--home", str(home), "--verify"]).output
+    assert "2 of 2 rows verify" in out, out
+    (home / "terminal.db.spool").write_text("{torn\n")
+    out = CliRunner().invoke(app, ["log", "recover", "--home", str(home)]).output
+    assert out.strip() == (
+        "0 imported, 0 already in the log, 0 left in the spool, 1 unreadable line"
+    ), out
+
+
+def test_plural() -> None:
+    from reader.cli_common import plural
+
+    assert [plural(n, "payment") for n in (0, 1, 2)] == ["0 payments", "1 payment", "2 payments"]
+    assert plural(1, "entry", "entries") == "1 entry" and plural(3, "entry", "entries") == (
+        "3 entries"
+    )
+
+
 def test_log_verify_holds_the_time_and_ids_to_the_signed_cdol1_data(home: Path) -> None:
     assert _pay(home, "--amount", "1.00")[0] == 0
     with sqlite3.connect(home / "terminal.db") as db:
@@ -416,7 +440,7 @@ def test_log_json_has_the_pending_entries_and_the_spool(home: Path) -> None:
         log.write_pending(PendingEntry(account, 8, b"\x02" * 4, 9), datetime(2026, 1, 2, 3, 4, 6))
         log.close_pending(PendingEntry(account, 8, b"\x02" * 4), "not paid")
     text = CliRunner().invoke(app, ["log", "--home", str(home)])
-    assert "1 payments in the spool" in text.output
+    assert "1 payment in the spool: run `hcepay log recover`" in text.output  # not "payments"
     result = CliRunner().invoke(app, ["log", "--home", str(home), "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
