@@ -75,7 +75,8 @@ def _case_of(raw: bytes) -> str:
             return "3S"
         if size == 6 + lc:
             return "4S"
-        raise DecodeError(f"Lc {lc} does not match the {size - 5} bytes after it", 4)
+        after = f"{size - 5} byte{'s' if size - 5 != 1 else ''}"
+        raise DecodeError(f"Lc {lc} does not match the {after} after it", 4)
     if size == 6:
         raise DecodeError("extended length field truncated", 5)
     if size == 7:
@@ -87,7 +88,8 @@ def _case_of(raw: bytes) -> str:
         return "3E"
     if size == 9 + lc:
         return "4E"
-    raise DecodeError(f"extended Lc {lc} does not match the {size - 7} bytes after it", 5)
+    after = f"{size - 7} byte{'s' if size - 7 != 1 else ''}"
+    raise DecodeError(f"extended Lc {lc} does not match the {after} after it", 5)
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,13 +78,14 @@ def describe(sw: int) -> str:
     """A one-line meaning: "6A83 record not found", "61 0C 12 bytes more" (ISO 7816-4 5.1.3)."""
     sw1, sw2 = (sw >> 8) & 0xFF, sw & 0xFF
     if sw1 == SW1_MORE_DATA:
-        more = "256 or more bytes" if sw2 == 0 else f"{sw2} bytes"
+        more = "256 or more bytes" if sw2 == 0 else f"{sw2} byte{'s' if sw2 != 1 else ''}"
         return f"61 {sw2:02X} {more} more"
     if sw1 == SW1_WRONG_LE:
-        return f"6C {sw2:02X} wrong Le, {sw2 or 256} bytes available"
+        return f"6C {sw2:02X} wrong Le, {sw2 or 256} byte{'s' if sw2 != 1 else ''} available"
     meaning = _MEANINGS.get(sw & 0xFFFF)
     if meaning is None and sw1 == 0x63 and sw2 & 0xF0 == 0xC0:
-        meaning = f"verification failed, {sw2 & 0x0F} tries left"
+        tries = sw2 & 0x0F
+        meaning = f"verification failed, {tries} {'try' if tries == 1 else 'tries'} left"
     if meaning is None and sw1 in _SW1_CLASSES:
         meaning = f"{_SW1_CLASSES[sw1]} (SW2 {sw2:02X})"
     return f"{sw & 0xFFFF:04X} {meaning or 'unknown status'}"

@@ -38,6 +38,7 @@ from reader.cli_common import (
     stdout,
 )
 from reader.cli_pay import AmountError, format_amount, parse_amount
+from reader.transport import LoggingTransport
 
 card_app = typer.Typer(
     name="card",
@@ -138,6 +139,8 @@ def issue(
 
 
 class _Link(Protocol):
+    name: str
+
     def connect(self) -> bytes: ...
     def transmit(self, command: bytes) -> bytes: ...
     def disconnect(self) -> None: ...
@@ -148,6 +151,7 @@ class _InProcess:
 
     def __init__(self, folder: Path) -> None:
         self.card = open_card(folder)
+        self.name = f"in-process card {folder.name}"
 
     def connect(self) -> bytes:
         return self.card.power_on()
@@ -187,22 +191,25 @@ def card_folder(home: Path, account: str | None) -> Path:
 
 
 def _commands(apdus: list[str]) -> list[bytes]:
-    """The command APDUs: the arguments, or one per line on stdin with `-`."""
+    """The command APDUs: the arguments, or one per line on stdin with `-`. An error names
+    the line or argument it is in (blank and comment lines hold no APDU, so a count of
+    APDUs would not find it)."""
     lines: Iterator[str]
+    where = "line" if apdus == ["-"] else "argument"
     lines = iter(sys.stdin.readline, "") if apdus == ["-"] else iter(apdus)
     commands: list[bytes] = []
     for number, line in enumerate(lines, 1):
         if number > MAX_LINES:
-            fail(f"more than {MAX_LINES} APDUs")
+            fail(f"more than {MAX_LINES} {where}s")
         text = "".join(line.split("#", 1)[0].split())
         if not text:
             continue
         if len(text) > MAX_HEX:
-            fail(f"APDU {number} longer than {MAX_HEX} hex digits")
+            fail(f"{where} {number} is longer than {MAX_HEX} hex digits")
         try:
             commands.append(bytes.fromhex(text))
         except ValueError:
-            fail(f"APDU {number} is not hexadecimal: {line.strip()[:40]!r}")
+            fail(f"{where} {number} is not hexadecimal: {line.strip()[:40]!r}")
     if not commands:
         fail("no APDU to send (give HEX arguments, or - to read them from stdin)")
     return commands
@@ -220,6 +227,11 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 def _link(in_process: bool, reader: str | None, home: Path | None, card: str | None) -> _Link:
     if in_process == (reader is not None):
         fail("pick one of --in-process and --reader NAME")
+    if reader is not None and card is not None:  # as `pay` refuses it (reader/cli_pay.py)
+        fail(
+            "--card picks the home's card for --in-process; with --reader, the card is the "
+            "one in the reader: give one of them"
+        )
     if reader is not None:
         try:
             from reader.pcsc import PcscTransport
@@ -252,7 +264,10 @@ def send(
         str | None, typer.Option("--reader", metavar="NAME", help="A PC/SC reader (or index).")
     ] = None,
     card: Annotated[
-        str | None, typer.Option("--card", metavar="ACCOUNT", help="Default: the only card.")
+        str | None,
+        typer.Option(
+            "--card", metavar="ACCOUNT", help="With --in-process; default: the only card."
+        ),
     ] = None,
     decode: Annotated[bool, typer.Option("--decode", help="Decode each response.")] = False,
     as_json: JsonOption = False,
@@ -261,7 +276,7 @@ def send(
     """Send raw command APDUs in order, in one session; print each response in hex (with
     --json: a list of {"command", "response", "sw"})."""
     commands = _commands(apdus or [])
-    link = _link(in_process, reader, home, card)
+    link = LoggingTransport(_link(in_process, reader, home, card))  # -v: one line a pair
     from reader.cli_decode import _print_text, decode_response
 
     exchanged: list[dict[str, str]] = []

@@ -138,6 +138,12 @@ def interrupt_reported() -> bool:
     return _interrupt_reported[0]
 
 
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """`1 payment`, `2 payments`: a count with its noun in the right number (`nouns` for an
+    irregular plural: `plural(n, "entry", "entries")`)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def output_lost(reason: str) -> NoReturn:
     """stdout cannot be written (a full disk, a closed pipe): one line on stderr and exit 74;
     what the command did stands."""

@@ -14,7 +14,7 @@ from apdu.elements import format_of, name_of
 from apdu.errors import DecodeError
 from apdu.response import ResponseAPDU
 from apdu.sw import describe, ins_name
-from reader.cli_common import ExitCode, JsonOption, examples, fail, stdout
+from reader.cli_common import ExitCode, JsonOption, examples, fail, plural, stdout
 
 MAX_INPUT_HEX = 2 * (65536 + 9)  # the longest extended APDU
 _PRINTABLE = frozenset(string.printable.encode()) - frozenset(b"\t\n\r\x0b\x0c")
@@ -30,14 +30,16 @@ def _parse_hex(text: str) -> bytes:
         fail("input is not hexadecimal", ExitCode.DECLINED)
 
 
-def _tlv_tree(data: bytes) -> tuple[tlv.Tlv, ...] | None:
-    """The TLVs in `data`, or None when the data is not BER-TLV (a DF name, DOL data)."""
+def _tlv_tree(data: bytes) -> tuple[tuple[tlv.Tlv, ...] | None, str | None]:
+    """The TLVs in `data` and None; or None and why they are not shown (data that is not
+    BER-TLV: a DF name, DOL data, a malformed answer; or nested deeper than tlv.decode's
+    bound), so that a missing tree is never silent. (None, None) for no data."""
     if not data:
-        return None
+        return None, None
     try:
-        return tlv.decode(data)
-    except DecodeError:
-        return None
+        return tlv.decode(data), None
+    except DecodeError as exc:
+        return None, str(exc)
 
 
 def _tlv_json(item: tlv.Tlv) -> dict[str, Any]:
@@ -65,7 +67,7 @@ def _tlv_lines(items: tuple[tlv.Tlv, ...], depth: int = 0) -> list[str]:
     for item in items:
         head = f"{'  ' * depth}{item.tag:X} {name_of(item.tag)}"
         if item.constructed:
-            lines.append(f"{head} ({len(item.value)} bytes)")
+            lines.append(f"{head} ({plural(len(item.value), 'byte')})")
             lines.extend(_tlv_lines(item.children, depth + 1))
         else:
             lines.append(f"{head}: {item.value.hex().upper()}{_text_of(item)}")
@@ -75,7 +77,7 @@ def _tlv_lines(items: tuple[tlv.Tlv, ...], depth: int = 0) -> list[str]:
 def decode_command(raw: bytes) -> dict[str, Any]:
     """The fields of a command APDU (ISO 7816-4 5.1) as a JSON-ready dict."""
     cmd = CommandAPDU.parse(raw)
-    tree = _tlv_tree(cmd.data)
+    tree, why = _tlv_tree(cmd.data)
     return {
         "kind": "command",
         "case": cmd.case,
@@ -88,26 +90,28 @@ def decode_command(raw: bytes) -> dict[str, Any]:
         "data": cmd.data.hex().upper(),
         "le": cmd.le,
         "tlv": [_tlv_json(t) for t in tree] if tree is not None else None,
+        "tlv_error": why,
     }
 
 
 def decode_response(raw: bytes) -> dict[str, Any]:
     """The fields of a response APDU as a JSON-ready dict."""
     rsp = ResponseAPDU.parse(raw)
-    tree = _tlv_tree(rsp.data)
+    tree, why = _tlv_tree(rsp.data)
     return {
         "kind": "response",
         "data": rsp.data.hex().upper(),
         "sw": f"{rsp.sw:04X}",
         "sw_meaning": describe(rsp.sw),
         "tlv": [_tlv_json(t) for t in tree] if tree is not None else None,
+        "tlv_error": why,
     }
 
 
 def _print_text(result: dict[str, Any], raw: bytes, response: bool) -> None:
     if response:
         rsp = ResponseAPDU.parse(raw)
-        stdout.print(f"response: {len(rsp.data)} data bytes")
+        stdout.print(f"response: {plural(len(rsp.data), 'data byte')}")
         stdout.print(f"SW    {result['sw_meaning']}")
         data = rsp.data
     else:
@@ -123,7 +127,9 @@ def _print_text(result: dict[str, Any], raw: bytes, response: bool) -> None:
         data = cmd.data
     if data:
         stdout.print(f"data  {data.hex().upper()}")
-    tree = _tlv_tree(data)
+    tree, why = _tlv_tree(data)
+    if why is not None:
+        stdout.print(f"TLV   not decoded: {why}")
     if tree:
         stdout.print("TLV:")
         for line in _tlv_lines(tree, 1):
@@ -137,7 +143,11 @@ def decode(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Decode a command APDU (or, with --response, a response APDU) and any BER-TLV inside."""
+    """Decode a command APDU (or, with --response, a response APDU) and any BER-TLV inside.
+
+    Data that does not decode as BER-TLV (a DF name, DOL data, a malformed or too deeply
+    nested answer) is shown in hex with one line saying why; with --json, `tlv` is then null
+    and `tlv_error` the reason (null when the tree is there, or there is no data)."""
     raw = _parse_hex(hex_apdu)
     try:
         result = decode_response(raw) if response else decode_command(raw)

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final, Protocol
+from typing import Annotated, Any, Final, NoReturn, Protocol
 
 import typer
 from rich.table import Table
@@ -38,6 +38,7 @@ from reader.cli_common import (
     fail,
     home_folder,
     interrupted,
+    plural,
     problem,
     stderr,
     stdout,
@@ -65,6 +66,7 @@ from reader.trace import CardStart, check_trace_path, trace_json, write_trace
 from reader.transport import (
     ChainingTransport,
     InProcessTransport,
+    LoggingTransport,
     TracingTransport,
     Transport,
     TransportError,
@@ -309,7 +311,7 @@ def _payment_steps(
     if 0xB2 in sent:
         detail = "READ RECORD 1-3: account, CDOL1, authority index, license 9F46"
         if o is not None:
-            detail += f" ({len(o.license)} bytes), APP key exponent and remainder"
+            detail += f" ({plural(len(o.license), 'byte')}), APP key exponent and remainder"
         out.append((2, "payment response with APP public key license", detail))
     if o is not None or 0xAE in sent:
         serial = f"serial {o.serial}, authority key {o.ca_index:02X}" if o else "license accepted"
@@ -333,7 +335,7 @@ def _payment_steps(
             (
                 5,
                 "payment authorization",
-                f"CID {o.cid:02X}, ATC {o.atc:04X}, 9F4B of {len(o.authorization)} bytes",
+                f"CID {o.cid:02X}, ATC {o.atc:04X}, 9F4B of {plural(len(o.authorization), 'byte')}",
             )
         )
     if run.paid is not None:
@@ -395,7 +397,7 @@ def demo(
                 folder = make_demo_home(home)
                 keys = load_keystore(home)
                 card = InProcessTransport(open_card(folder), "in-process demo card")
-                tracer = TracingTransport(card)
+                tracer = TracingTransport(LoggingTransport(card))
                 env = fresh_env()
                 with TransactionLog(log_path(home)) as log:
                     run = run_payment(
@@ -587,7 +589,7 @@ def _pay_once(
     _check_trace_in_home(trace, root)
     keys = _keys(root)
     cfg = terminal_config(root)
-    tracer = TracingTransport(_transport(root, reader, in_process, card))
+    tracer = TracingTransport(LoggingTransport(_transport(root, reader, in_process, card)))
     env = fresh_env()
     try:
         log = TransactionLog(log_path(root))
@@ -692,7 +694,7 @@ def _print_pending(entries: list[PendingRow], spooled: int) -> None:
             table.add_row(p.created, account, f"{p.entry.atc:04X}", p.outcome or "open")
         stdout.print(table)
     if spooled:
-        stdout.print(f"{spooled} payments in the spool: run `hcepay log recover`")
+        stdout.print(f"{plural(spooled, 'payment')} in the spool: run `hcepay log recover`")
 
 
 log_app = typer.Typer(
@@ -787,7 +789,9 @@ def log_command(
             table.add_row(*cells)
         stdout.print(table)
         if verify:
-            stdout.print(f"{len(rows) - len(bad)} of {len(rows)} rows verify")
+            good = len(rows) - len(bad)
+            verb = "verifies" if good == 1 else "verify"
+            stdout.print(f"{good} of {plural(len(rows), 'row')} {verb}")
         _print_pending(pending_rows, spooled)
     if bad:
         raise typer.Exit(int(ExitCode.REFUSED))
@@ -812,7 +816,8 @@ def _given(ctx: _HasSources, name: str) -> bool:
 )
 def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """Import the spool (payments decided but not recorded) into the log, each once.
-    Exit 5 when entries are left in the spool.
+    Exit 5 when entries are left in the spool; exit 2 when the log cannot be opened and
+    the spool is empty (as `hcepay log`).
 
     `--home` and `--json` may come before `recover` too (`hcepay log --home A recover`)."""
     parent = ctx.parent
@@ -844,7 +849,11 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
             raise LogError(f"bad spool entry: {why}") from None
 
     try:
-        with TransactionLog(path) as log:
+        log = TransactionLog(path)
+    except LogError as exc:
+        _unopened_log(path, exc.reason)
+    try:
+        with log:
             report = spool.import_spool(path, insert)
     except LogError as exc:
         fail(f"transaction log: {exc.reason}", ExitCode.NOT_RECORDED)
@@ -861,11 +870,24 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
     else:
         line = (
             f"{report.inserted} imported, {report.duplicates} already in the log, "
-            f"{report.remaining} left in the spool, {report.bad_lines} unreadable lines"
+            f"{report.remaining} left in the spool, {plural(report.bad_lines, 'unreadable line')}"
         )
         stdout.print(line)
     if report.remaining:
         raise typer.Exit(int(ExitCode.NOT_RECORDED))
+
+
+def _unopened_log(path: Path, reason: str) -> NoReturn:
+    """A log `log recover` cannot open: `hcepay log`'s line and its exit 2, as nothing is
+    left undone; exit 5 only when payments wait in the spool (they stay there)."""
+    try:
+        spooled = spool.pending_count(path)
+    except spool.SpoolError as exc:
+        fail(f"transaction log: {reason}; spool: {exc.reason}", ExitCode.NOT_RECORDED)
+    if spooled:
+        left = f"{plural(spooled, 'payment')} left in the spool"
+        fail(f"transaction log: {reason} ({left})", ExitCode.NOT_RECORDED)
+    fail(f"transaction log: {reason}")
 
 
 def register(app: typer.Typer) -> None:

@@ -22,6 +22,7 @@ from reader.cli_common import (
     fail,
     home_folder,
     on_stop_signals,
+    plural,
     problem,
     stderr,
     stdout,
@@ -95,7 +96,7 @@ def serve(
     stderr.print(f"serving card {folder.name} to vpcd at {host}:{port} (Ctrl-C stops)")
     with on_stop_signals(client.stop):
         client.serve_forever()
-    stderr.print(f"stopped: {client.apdus} APDUs served, card state saved")
+    stderr.print(f"stopped: {plural(client.apdus, 'APDU')} served, card state saved")
 
 
 def vpcd_config(text: str) -> VpcdConfig:

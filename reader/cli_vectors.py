@@ -25,6 +25,7 @@ from reader.cli_common import (
     fail,
     interrupted,
     on_stop_signals,
+    plural,
     stderr,
     stdout,
 )
@@ -396,7 +397,7 @@ def register_record(group: typer.Typer) -> None:
         if as_json:
             stdout.print_json(json.dumps(summary))
         else:
-            stdout.print(f"wrote {out}: {len(vector.steps)} steps, {summary['verdict']}")
+            stdout.print(f"wrote {out}: {plural(len(vector.steps), 'step')}, {summary['verdict']}")
 
 
 def register_serve(group: typer.Typer) -> None:

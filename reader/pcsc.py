@@ -158,7 +158,8 @@ def resolve_reader(reader: str | int, names: list[str]) -> str:
         index = int(reader)
         if 0 <= index < len(names):
             return names[index]
-        raise TransportError(f"no reader number {index} ({len(names)} readers)")
+        readers = f"{len(names)} reader{'' if len(names) == 1 else 's'}"
+        raise TransportError(f"no reader number {index} ({readers})")
     raise TransportError(f"no reader named {reader!r}")
 
 

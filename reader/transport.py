@@ -4,11 +4,13 @@
 Card (applet/card.py). `ChainingTransport` handles `61xx` (GET RESPONSE) and `6Cxx` (repeat
 the command, data kept, with the Le the card asked for) once, above every transport, with a
 bound on the rounds (PROTOCOL.md §3). `TracingTransport` records every (command, response)
-pair it sees, for `--trace` (PROTOCOL.md §8). Every failure is one `TransportError(reason)`.
+pair it sees, for `--trace` (PROTOCOL.md §8). `LoggingTransport` logs each pair for
+`hcepay -v`. Every failure is one `TransportError(reason)`.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final, Protocol
@@ -27,6 +29,8 @@ MAX_RESPONSE_BYTES: Final = 65536 + 2
 SHORT_LE_MAX: Final = 256
 MAX_TRACE_STEPS: Final = 1024
 _CHAINING_SW1: Final = frozenset({SW1_WRONG_LE, SW1_MORE_DATA})
+
+log = logging.getLogger(__name__)
 
 
 class TransportError(Exception):
@@ -174,4 +178,39 @@ class TracingTransport:
         response = self.inner.transmit(command)
         if len(self.steps) < self.max_steps:
             self.steps.append((bytes(command), bytes(response)))
+        return response
+
+
+class LoggingTransport:
+    """One INFO line a (command, response) pair, `C <hex> R <hex>`, for `hcepay -v`.
+
+    The line of applet/vpcd.py for a served card, logged here for every command that talks
+    to a card (pay, demo, card send, vectors): the whole APDUs, as a `--trace` file keeps
+    them (docs/security.md). A command the transport could not answer is logged with its
+    reason, then the TransportError goes on. Logging off, an exchange costs one
+    `isEnabledFor`: no hex is made.
+    """
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def connect(self) -> bytes:
+        """Connect the inner transport."""
+        return self.inner.connect()
+
+    def disconnect(self) -> None:
+        """Disconnect the inner transport."""
+        self.inner.disconnect()
+
+    def transmit(self, command: bytes) -> bytes:
+        """Pass the command on; log the pair when INFO is on (`-v`)."""
+        if not log.isEnabledFor(logging.INFO):
+            return self.inner.transmit(command)
+        try:
+            response = self.inner.transmit(command)
+        except TransportError as exc:
+            log.info("C %s R none (%s)", command.hex().upper(), exc.reason)
+            raise
+        log.info("C %s R %s", command.hex().upper(), response.hex().upper())
         return response

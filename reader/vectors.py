@@ -627,8 +627,9 @@ def replay_card_vector(
     `connect` the transport is connected first and disconnected at the end. Returns at the
     first difference; a transport failure is reported as a `Problem.TRANSPORT` difference.
     """
-    from reader.transport import TransportError  # the terminal's typed transport error
+    from reader.transport import LoggingTransport, TransportError
 
+    transport = LoggingTransport(transport)  # one line a pair with -v
     done = 0
     try:
         if connect:
@@ -790,7 +791,12 @@ def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> Termin
     from reader.log import TransactionLog
     from reader.recovery import PendingEntry
     from reader.trace import note_for
-    from reader.transport import ChainingTransport, TracingTransport, TransportError
+    from reader.transport import (
+        ChainingTransport,
+        LoggingTransport,
+        TracingTransport,
+        TransportError,
+    )
 
     setup = terminal_setup(vector, profiles)
     values, cfg, request, env = setup.values, setup.config, setup.request, setup.env
@@ -807,7 +813,7 @@ def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> Termin
         tempfile.TemporaryDirectory(prefix="hcepay-vector-") as tmp,
         TransactionLog(Path(tmp) / "terminal.db") as log,
     ):
-        watch = PendingWatch(transport, log)
+        watch = PendingWatch(LoggingTransport(transport), log)  # one line a pair with -v
         tracer = TracingTransport(watch)
         for account, atc in values.logged:
             log.record(_placeholder(account, atc, env, cfg))

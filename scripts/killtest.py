@@ -81,6 +81,11 @@ KILL_POINTS: dict[str, str] = {
 # --- the socket between terminal and card: 2-byte length, payload (vpcd's framing) ----------
 
 
+def _n(count: int, noun: str, nouns: str = "") -> str:
+    """`1 payment`, `2 payments` (reader/cli_common.py plural, without its imports)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def _recv_exact(conn: socket.socket, size: int) -> bytes:
     buf = bytearray()
     while len(buf) < size:
@@ -418,7 +423,7 @@ def run(payments: int, seed: int, work: Path) -> int:
                 terminal = None
             counts.attempts, counts.verdicts = _attempts(progress)
             counts.reached = _reached(home)
-            print(f"round {round_}: killed {victim}, {counts.reached} payments", flush=True)
+            print(f"round {round_}: killed {victim}, {_n(counts.reached, 'payment')}", flush=True)
     finally:  # no process of this run outlives it
         _kill(terminal)
         _kill(card)
@@ -464,24 +469,25 @@ def finish(home: Path, folder: Path, sock_path: Path, journal: Path, counts: Cou
     print(f"terminal verdicts seen: {counts.verdicts}")
     print(f"card: ATC {state.atc}, used {state.used}")
     print(
-        f"log: {len(rows)} rows, {len(approvals)} approved, sum {sum(o.amount for o in approvals)}"
+        f"log: {_n(len(rows), 'row')}, {len(approvals)} approved, "
+        f"sum {sum(o.amount for o in approvals)}"
     )
     print(
         f"pending entries: {len(closed)} written, {recovered_rows} recorded, "
         f"{not_paid} closed as not paid, {len(open_pending)} open; spool {spooled}"
     )
-    print(f"card journal: {len(journaled)} approvals; missing from the log: {missing}")
+    print(f"card journal: {_n(len(journaled), 'approval')}; missing from the log: {missing}")
     problems = []
     if missing:
-        problems.append(f"{len(missing)} journaled approvals missing from the log")
+        problems.append(f"{_n(len(missing), 'journaled approval')} missing from the log")
     if len(keys) != len(set(keys)):
         problems.append("an (account, ATC) is in the log twice")
     if open_pending:
-        problems.append(f"{len(open_pending)} pending entries left open")
+        problems.append(f"{_n(len(open_pending), 'pending entry', 'pending entries')} left open")
     if not used_ok:
         problems.append(f"used credit {state.used} != sum of approvals")
     if spooled:
-        problems.append(f"{spooled} payments left in the spool")
+        problems.append(f"{_n(spooled, 'payment')} left in the spool")
     print("RESULT: " + ("ok" if not problems else "FAIL: " + "; ".join(problems)))
     return 0 if not problems else 1
 

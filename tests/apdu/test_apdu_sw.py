@@ -15,6 +15,10 @@ from apdu.sw import INS, SW, describe, ins_name
         (0x610C, "61 0C 12 bytes more"),
         (0x6100, "61 00 256 or more bytes more"),
         (0x6C08, "6C 08 wrong Le, 8 bytes available"),
+        (0x6101, "61 01 1 byte more"),  # one: singular (it said "1 bytes")
+        (0x6C01, "6C 01 wrong Le, 1 byte available"),
+        (0x6C00, "6C 00 wrong Le, 256 bytes available"),
+        (0x63C1, "63C1 verification failed, 1 try left"),
         (0x6985, "6985 conditions of use not satisfied"),
         (0x63C2, "63C2 verification failed, 2 tries left"),
         (0x6982, "6982 security status not satisfied"),

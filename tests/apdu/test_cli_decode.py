@@ -51,13 +51,52 @@ def test_response_json() -> None:
 
 def test_non_tlv_data_has_no_tree() -> None:
     result = runner.invoke(app, ["decode", "--json", "00A404000E325041592E5359532E444446303100"])
-    assert json.loads(result.stdout)["tlv"] is None
+    out = json.loads(result.stdout)
+    assert out["tlv"] is None and out["tlv_error"].startswith("value of tag ")
+
+
+DEEP = "E113E111E10FE10DE10BE109E107E105E103E10101"  # nine templates, one deeper than 8
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        ("6F05AABB", "value of tag 6F runs past the end (needs 5, has 2) at offset 2"),
+        (DEEP, "templates nested deeper than 8 at tag E1 at offset 16"),
+    ],
+)
+def test_data_not_shown_as_tlv_says_why(data: str, why: str) -> None:
+    """A malformed or too deep answer was printed in hex with no TLV section and no word,
+    and --json said "tlv": null with no reason."""
+    text = runner.invoke(app, ["decode", "--response", data + "9000"])
+    assert text.exit_code == 0
+    assert text.stdout.splitlines()[-2:] == [f"data  {data}", f"TLV   not decoded: {why}"]
+    out = json.loads(runner.invoke(app, ["decode", "--response", "--json", data + "9000"]).stdout)
+    assert out["tlv"] is None and out["tlv_error"] == why
+
+
+def test_counts_of_one_are_singular() -> None:
+    """ "1 data bytes", "(1 bytes)": one byte is singular; more stay plural."""
+    out = runner.invoke(app, ["decode", "--response", "E101009000"]).stdout
+    assert "response: 3 data bytes" in out and "E1 unknown (1 byte)" in out, out
+    out = runner.invoke(app, ["decode", "--response", "019000"]).stdout
+    assert out.startswith("response: 1 data byte\n"), out
+    err = runner.invoke(app, ["decode", "00A404000200"]).stderr
+    assert "Lc 2 does not match the 1 byte after it" in err, err
+
+
+def test_tlv_error_is_null_with_a_tree_or_no_data() -> None:
+    for args in (["--response", PPSE_RSP], ["--response", "9000"], ["00B2010C00"]):
+        out = json.loads(runner.invoke(app, ["decode", "--json", *args]).stdout)
+        assert out["tlv_error"] is None, args
+    text = runner.invoke(app, ["decode", "--response", PPSE_RSP]).stdout
+    assert "not decoded" not in text
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["decode", "00A40400FF00"], "Lc 255 does not match the 1 bytes after it at offset 4"),
+        (["decode", "00A40400FF00"], "Lc 255 does not match the 1 byte after it at offset 4"),
         (["decode", "--response", "90"], "shorter than its 2-byte status word at offset 1"),
         (["decode", "zz"], "input is not hexadecimal"),
     ],

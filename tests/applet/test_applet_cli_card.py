@@ -111,6 +111,27 @@ def test_send_decodes_and_refuses_bad_hex(home: Path) -> None:
     assert code == 2 and "no card" in err
 
 
+def test_send_refuses_a_card_with_a_reader(home: Path) -> None:
+    """--card was quietly ignored with --reader; `pay` refuses the pair, and so does send."""
+    args = ("--reader", "0", "--card", ACCOUNT, "80CA9F3600")
+    code, out, err = run("card", "send", "--home", str(home), *args)
+    assert code == 2 and out == "", err
+    (line,) = err.splitlines()
+    assert line.startswith("hcepay: error: --card picks the home's card") and "--reader" in line
+
+
+def test_send_names_the_line_or_argument_of_a_bad_apdu(home: Path) -> None:
+    """The stdin error said "APDU 5" for the first APDU, on line 5 (comments and blank
+    lines hold none): it names the line (the argument for arguments)."""
+    base = ("card", "send", "--home", str(home), "--in-process")
+    code, _, err = run(*base, "-", stdin=f"# select\n\n{SELECT_AID}\n\nzz\n")
+    assert code == 2 and err == "hcepay: error: line 5 is not hexadecimal: 'zz'\n"
+    code, _, err = run(*base, SELECT_AID, "# a comment", "GG")
+    assert code == 2 and err == "hcepay: error: argument 3 is not hexadecimal: 'GG'\n"
+    code, _, err = run(*base, "-", stdin=f"\n{'00' * 70000}\n")
+    assert code == 2 and err.startswith("hcepay: error: line 2 is longer than ")
+
+
 @pytest.mark.parametrize(
     "limit",
     [

@@ -248,6 +248,70 @@ def test_log_recover_names_a_missing_field_of_a_spool_entry(home: Path) -> None:
     assert "account 6200123456789012 ATC 1 left in the spool: missing 'verdict'" in result.stderr
 
 
+def _damage(log: Path, how: str) -> None:
+    """Make the log garbage, a truncated SQLite file, or a folder."""
+    if how == "garbage":
+        log.write_bytes(b"not a database\n" * 300)
+    elif how == "truncated":
+        with TransactionLog(log):
+            pass
+        data = log.read_bytes()
+        log.write_bytes(data[: len(data) // 2 or 50])
+    else:
+        log.unlink(missing_ok=True)
+        log.mkdir()
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated", "folder"])
+def test_log_recover_of_a_log_it_cannot_open_is_exit_2_with_logs_line(home: Path, how: str) -> None:
+    """It was exit 5 ("not recorded") with nothing in the spool; `log` and `pay` say exit 2
+    for the same file. Exit 5 stays for payments left in the spool."""
+    log = home / "terminal.db"
+    _damage(log, how)
+    shown = CliRunner().invoke(app, ["log", "--home", str(home)])
+    assert shown.exit_code == 2, shown.output
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == shown.stderr and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("hcepay: error: transaction log: ")
+
+
+def test_log_recover_of_a_log_it_cannot_open_keeps_the_spool_and_exit_5(home: Path) -> None:
+    _spool_one_payment(home)
+    spooled = (home / "terminal.db.spool").read_text()
+    _damage(home / "terminal.db", "garbage")
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
+    assert result.exit_code == 5, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("hcepay: error: transaction log: ")
+    assert line.endswith("(1 payment left in the spool)")
+    assert (home / "terminal.db.spool").read_text() == spooled
+
+
+def test_counts_of_one_are_singular_in_log_and_recover(home: Path) -> None:
+    """ "1 of 1 rows verify", "1 unreadable lines": a count of one takes the singular."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    out = CliRunner().invoke(app, ["log", "--home", str(home), "--verify"]).output
+    assert "1 of 1 row verifies" in out, out
+    assert _pay(home, "--amount", "2.00")[0] == 0
+    out = CliRunner().invoke(app, ["log", "--home", str(home), "--verify"]).output
+    assert "2 of 2 rows verify" in out, out
+    (home / "terminal.db.spool").write_text("{torn\n")
+    out = CliRunner().invoke(app, ["log", "recover", "--home", str(home)]).output
+    assert out.strip() == (
+        "0 imported, 0 already in the log, 0 left in the spool, 1 unreadable line"
+    ), out
+
+
+def test_plural() -> None:
+    from reader.cli_common import plural
+
+    assert [plural(n, "payment") for n in (0, 1, 2)] == ["0 payments", "1 payment", "2 payments"]
+    assert plural(1, "entry", "entries") == "1 entry" and plural(3, "entry", "entries") == (
+        "3 entries"
+    )
+
+
 def test_log_verify_holds_the_time_and_ids_to_the_signed_cdol1_data(home: Path) -> None:
     assert _pay(home, "--amount", "1.00")[0] == 0
     with sqlite3.connect(home / "terminal.db") as db:
@@ -431,7 +495,7 @@ def test_log_json_has_the_pending_entries_and_the_spool(home: Path) -> None:
         log.write_pending(PendingEntry(account, 8, b"\x02" * 4, 9), datetime(2026, 1, 2, 3, 4, 6))
         log.close_pending(PendingEntry(account, 8, b"\x02" * 4), "not paid")
     text = CliRunner().invoke(app, ["log", "--home", str(home)])
-    assert "1 payments in the spool" in text.output
+    assert "1 payment in the spool: run `hcepay log recover`" in text.output  # not "payments"
     result = CliRunner().invoke(app, ["log", "--home", str(home), "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)

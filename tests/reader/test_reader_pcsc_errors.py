@@ -43,6 +43,12 @@ def test_resolve_reader(reader: str | int, name: str) -> None:
     assert resolve_reader(reader, NAMES) == name
 
 
+def test_one_reader_is_singular() -> None:
+    with pytest.raises(TransportError) as caught:
+        resolve_reader(1, NAMES[:1])
+    assert caught.value.reason == "no reader number 1 (1 reader)"
+
+
 @pytest.mark.parametrize(
     ("reader", "reason"),
     [
