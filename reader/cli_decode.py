@@ -128,7 +128,7 @@ def _print_text(result: dict[str, Any], raw: bytes, response: bool) -> None:
     if data:
         stdout.print(f"data  {data.hex().upper()}")
     tree, why = _tlv_tree(data)
-    if why is not None:
+    if why is not None and response:  # a command's data is often not TLV (an AID, DOL data)
         stdout.print(f"TLV   not decoded: {why}")
     if tree:
         stdout.print("TLV:")

@@ -116,3 +116,14 @@ def test_text_of_a_card_shows_no_control_character() -> None:
     assert '".[2J."' in result.stdout and '"AB.C"' in result.stdout, result.stdout
     assert not any(ch in result.stdout for ch in "\x1b\x07\r"), result.stdout
     assert len(result.stdout.splitlines()) == 6  # response, SW, data, TLV:, 50, 5F20
+
+
+def test_a_commands_data_that_is_no_tlv_is_no_error_in_the_text() -> None:
+    """A SELECT's name or GENERATE AC's DOL data is not TLV, and not meant to be: the text
+    says nothing of it (--json still gives the reason, for tools that want it)."""
+    text = runner.invoke(app, ["decode", "00A4040009F0484345504159000100"]).stdout
+    assert text.splitlines()[-1] == "data  F04843455041590001" and "TLV" not in text
+    out = json.loads(
+        runner.invoke(app, ["decode", "--json", "00A4040009F0484345504159000100"]).stdout
+    )
+    assert out["tlv"] is None and out["tlv_error"].startswith("value of tag F0 ")
