@@ -1,7 +1,8 @@
 """One table of the data elements the protocol and its EMV neighbours use (PROTOCOL.md §1-§4).
 
 Each tag has a name, a format (`n`, `cn`, `b`, `an`, `ans`; PROTOCOL.md §1) used to fill
-DOLs (EMV Book 3 5.4), and whether its value is sensitive (kept out of logs and traces).
+DOLs (EMV Book 3 5.4). Traces, vectors and `-v` keep whole APDUs, byte for byte (a replay
+compares them): an account id or a holder's name in them is a test card's (docs/security.md).
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Element:
-    """A data element: its name, format and sensitivity (EMV Book 3 Annex A)."""
+    """A data element: its name and format (EMV Book 3 Annex A)."""
 
     name: str
     format: str
-    sensitive: bool = False
 
 
 ELEMENTS: dict[int, Element] = {
@@ -58,9 +58,9 @@ ELEMENTS: dict[int, Element] = {
     0x9F35: Element("Terminal Type", "n"),
     0x9F66: Element("Terminal Transaction Qualifiers", "b"),
     # records (PROTOCOL.md §4)
-    0x5A: Element("Application PAN (credit account id)", "cn", sensitive=True),
-    0x57: Element("Track 2 Equivalent Data", "b", sensitive=True),
-    0x5F20: Element("Cardholder Name", "ans", sensitive=True),
+    0x5A: Element("Application PAN (credit account id)", "cn"),
+    0x57: Element("Track 2 Equivalent Data", "b"),
+    0x5F20: Element("Cardholder Name", "ans"),
     0x5F24: Element("Application Expiration Date", "n"),
     0x5F34: Element("PAN Sequence Number", "n"),
     0x8C: Element("CDOL1", "b"),
@@ -89,7 +89,7 @@ _UNKNOWN = Element("unknown", "b")
 
 
 def element(tag: int) -> Element:
-    """The table's entry for `tag` (an unknown tag is binary, not sensitive)."""
+    """The table's entry for `tag` (an unknown tag is binary)."""
     return ELEMENTS.get(tag, _UNKNOWN)
 
 
@@ -101,8 +101,3 @@ def name_of(tag: int) -> str:
 def format_of(tag: int) -> str:
     """The element's format: n, cn, b, an or ans ("b" when unknown)."""
     return element(tag).format
-
-
-def is_sensitive(tag: int) -> bool:
-    """True for values kept out of logs and traces (account id, holder, track 2)."""
-    return element(tag).sensitive

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apdu.elements import ELEMENTS, format_of, is_sensitive, name_of
+from apdu.elements import ELEMENTS, format_of, name_of
 from apdu.messages import CDOL1, PDOL
 
 PROTOCOL_TAGS = [
@@ -21,10 +21,8 @@ def test_every_protocol_tag_is_named(tag: int) -> None:
     assert format_of(tag) in {"n", "cn", "b", "an", "ans"}
 
 
-def test_formats_and_sensitivity() -> None:
+def test_formats() -> None:
     assert format_of(0x9F02) == "n"
     assert format_of(0x5A) == "cn"
     assert format_of(0x9F1C) == "an"
-    assert is_sensitive(0x5A) and is_sensitive(0x5F20)
-    assert not is_sensitive(0x9F36)
-    assert (name_of(0x9F7F), format_of(0x9F7F), is_sensitive(0x9F7F)) == ("unknown", "b", False)
+    assert (name_of(0x9F7F), format_of(0x9F7F)) == ("unknown", "b")
