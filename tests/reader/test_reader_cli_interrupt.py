@@ -237,16 +237,17 @@ def test_an_interrupt_as_the_verdict_prints_changes_nothing(
     the second line, or a KeyboardInterrupt traceback at shutdown)."""
     args = [str(HCEPAY), "pay", "--home", str(home), "--amount", "1.00"]
     for attempt in range(3):
-        process = subprocess.Popen(
+        with subprocess.Popen(
             [*args, *(["--json"] if as_json else [])],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        process.send_signal(signal.SIGINT)
-        rest, err = process.communicate(timeout=60)
+        ) as process:
+            assert process.stdout is not None and process.stderr is not None
+            first = process.stdout.readline()
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)  # small outputs: the pipes cannot fill
+            rest, err = process.stdout.read(), process.stderr.read()  # after readline's buffer
         assert process.returncode == 0, (attempt, first, rest, err)
         assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
         if as_json:
