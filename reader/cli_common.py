@@ -62,9 +62,20 @@ def _to_devnull(fd: int) -> None:
     os.close(devnull)
 
 
+def _file_width() -> int | None:
+    """The width of stdout when it is a file or a pipe and COLUMNS does not say: a table
+    folds a value that does not fit, and rich's 80 columns there cut `hcepay log` rows
+    mid-account ("accoun/t"). A terminal keeps its own width."""
+    if "COLUMNS" in os.environ or sys.stdout.isatty():
+        return None
+    return FILE_WIDTH
+
+
+FILE_WIDTH = 1000  # wider than any row hcepay prints: tables are as wide as their values
+
 # markup and emoji off: what is printed is never parsed (paths, names and vector files may
 # hold "[/x]" or ":x:"); styled output is built as rich Text
-stdout = _Stdout(highlight=False, soft_wrap=True, markup=False, emoji=False)
+stdout = _Stdout(highlight=False, soft_wrap=True, markup=False, emoji=False, width=_file_width())
 stderr = _Stderr(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 

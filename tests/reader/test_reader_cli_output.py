@@ -121,3 +121,21 @@ def test_a_disk_error_inside_a_command_is_not_output_that_cannot_be_written(
         cli.main()
     assert stopped.value.code == ExitCode.INTERNAL
     assert "cannot write the output" not in capsys.readouterr().err
+
+
+def test_a_log_printed_into_a_pipe_keeps_each_row_on_one_line(tmp_path: Path) -> None:
+    """No terminal and no COLUMNS: rich's 80 columns folded the table's values
+    ("accoun/t", "18:02:5/8"); a file or a pipe now gets each row whole. (The child's
+    environment is given whole: pytest's own process environment holds COLUMNS=80.)"""
+    home = tmp_path / "home"
+    make_demo_home(home)
+    paid = _hcepay(["pay", "--home", str(home), "--amount", "1.00"], capture_output=True)
+    assert paid.returncode == 0, paid.stderr
+    env = {name: value for name, value in os.environ.items() if name != "COLUMNS"}
+    shown = _hcepay(["log", "--verify", "--home", str(home)], capture_output=True, env=env)
+    assert shown.returncode == 0, shown.stderr
+    rows = [line for line in shown.stdout.splitlines() if "6200123456789012" in line]
+    assert len(rows) == 2, shown.stdout  # the transaction, and its pending entry
+    assert "approved" in rows[0] and " ok " in rows[0] and "0001" in rows[0], shown.stdout
+    assert "recorded" in rows[1] and "0001" in rows[1], shown.stdout
+    assert max(len(line) for line in shown.stdout.splitlines()) > 80
