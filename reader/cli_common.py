@@ -155,14 +155,20 @@ def plural(count: int, noun: str, nouns: str = "") -> str:
     return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
+_LOST_OUTPUT_NOTE = ["what the command did stands"]  # what output_lost adds; one per process
+
+
+def note_for_lost_output(note: str) -> None:
+    """What `output_lost` says stands, for a command that has more to say than the default
+    (`pay`: its payment is in the log)."""
+    _LOST_OUTPUT_NOTE[0] = note
+
+
 def output_lost(reason: str) -> NoReturn:
     """stdout cannot be written (a full disk, a closed pipe): one line on stderr and exit 74;
     what the command did stands."""
     _to_devnull(sys.stdout.fileno())
-    stderr.print(
-        f"hcepay: cannot write the output ({reason}); what the command did stands "
-        "(a payment made is recorded: hcepay log)"
-    )
+    stderr.print(f"hcepay: cannot write the output ({reason}); {_LOST_OUTPUT_NOTE[0]}")
     sys.exit(int(ExitCode.OUTPUT_LOST))
 
 

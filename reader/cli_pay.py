@@ -38,6 +38,7 @@ from reader.cli_common import (
     fail,
     home_folder,
     interrupted,
+    note_for_lost_output,
     plural,
     problem,
     stderr,
@@ -390,6 +391,7 @@ def demo(
     credit payment (request, license, verification, deduction, authorization, record)."""
     request = PaymentRequest(_amount(amount))
     _check_trace(trace)
+    note_for_lost_output("the demo's home was temporary: its payment is gone with it")
     with PaymentGuard() as guard:
         try:
             with tempfile.TemporaryDirectory(prefix="hcepay-demo-") as tmp:
@@ -553,6 +555,7 @@ def pay_command(
     Exit 0 approved, 1 declined, 2 usage, 3 refused by a check, 4 transport error,
     5 decided (approved or declined) but not recorded (kept in the spool: `hcepay log
     recover`), 74 the result could not be printed (the payment stands: `hcepay log`)."""
+    note_for_lost_output("what the command did stands (a payment made is recorded: hcepay log)")
     with PaymentGuard() as guard:
         try:
             tracer, env, request, run = _pay_once(

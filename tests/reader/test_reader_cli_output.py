@@ -73,9 +73,29 @@ def test_a_payment_whose_stdout_is_a_closed_pipe_is_recorded_and_exits_74(
         done = _hcepay(args, stdout=closed, stderr=subprocess.PIPE)
     assert done.returncode == ExitCode.OUTPUT_LOST, done.stderr
     (line,) = done.stderr.splitlines()
-    assert line.startswith("hcepay: cannot write the output (Broken pipe)")
+    assert line == (
+        "hcepay: cannot write the output (Broken pipe); what the command did stands "
+        "(a payment made is recorded: hcepay log)"
+    )
     with TransactionLog(home / "terminal.db") as log:
         assert log.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "note"),
+    [
+        (["decode", "--response", "9000"], "what the command did stands"),
+        (["demo"], "the demo's home was temporary: its payment is gone with it"),
+    ],
+    ids=["decode", "demo"],
+)
+def test_lost_output_says_what_stands_for_that_command(args: list[str], note: str) -> None:
+    """The payment's note ("a payment made is recorded: hcepay log") was said after every
+    command: after decode, which pays nothing, and after demo, whose home is gone."""
+    with _closed_pipe() as closed:
+        done = _hcepay(args, stdout=closed, stderr=subprocess.PIPE)
+    assert done.returncode == ExitCode.OUTPUT_LOST, done.stderr
+    assert done.stderr.splitlines() == [f"hcepay: cannot write the output (Broken pipe); {note}"]
 
 
 def test_a_payment_whose_stdout_and_stderr_are_closed_pipes_still_exits_74(
