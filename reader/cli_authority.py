@@ -31,6 +31,7 @@ from authority.keystore import (
     keystore_path,
     load_keystore,
     save_keystore,
+    terminal_key_path,
 )
 from authority.rsa import DEFAULT_BITS, DEFAULT_EXPONENT, RsaPublicKey, generate
 from reader.cli_common import (
@@ -179,6 +180,13 @@ def _trust_again(
                 "new key (--force makes one, and the "
                 "terminal then refuses every card issued under the old key)"
             )
+        copy = terminal_key_path(folder, idx)
+        restored = not copy.exists()  # the key store names it: it cannot be read without it
+        if restored:
+            try:
+                save_public(copy, public)
+            except (OSError, KeyFileError) as exc:
+                fail(f"cannot write the terminal's copy of the key: {problem(exc)}")
         store = _keystore(folder)
         held = store.lookup(idx)
         if expires is not None:
@@ -188,7 +196,12 @@ def _trust_again(
         else:
             until = _expiry(None, date.today())
         if held is not None and held.key == public and held.expires == until:
-            what = f"the terminal already accepts it until {until.isoformat()}; nothing changed"
+            what = (
+                f"its lost copy {copy} is restored; the terminal accepts it until "
+                f"{until.isoformat()}"
+                if restored
+                else f"the terminal already accepts it until {until.isoformat()}; nothing changed"
+            )
         else:
             try:
                 if not ca_public_path(folder, idx).exists():

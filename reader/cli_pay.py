@@ -491,7 +491,8 @@ def _keys(home: Path) -> KeyStore:
     try:
         keys = load_keystore(home)
     except KeyFileError as exc:
-        fail(str(exc))
+        lost_copy = exc.reason == "no such file" and Path(exc.path).parent == terminal_dir(home)
+        fail(f"{exc} ({_init_advice(home)})" if lost_copy else str(exc))
     if not keys.keys:
         fail(f"the terminal in {home} holds no authority key ({_init_advice(home)})")
     return keys

@@ -528,10 +528,12 @@ def test_an_empty_home_is_a_usage_error(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # nothing written here
 
 
-def test_a_lost_key_store_is_mended_by_the_command_pay_names(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lost", ["keystore.json", "ca-01.pub.pem"])
+def test_a_lost_key_store_is_mended_by_the_command_pay_names(tmp_path: Path, lost: str) -> None:
     """Without terminal/keystore.json, pay said to run `hcepay authority init`, which then
     refused ("use --force"); --force made a new authority key, and every issued card and
-    logged row failed. The command pay names now trusts the authority's own key again."""
+    logged row failed. The command pay names now trusts the authority's own key again; so
+    it does when the terminal's copy of the key (ca-01.pub.pem) is what was lost."""
     home = tmp_path / "home"
     runner = CliRunner()
     for argv in (
@@ -540,7 +542,7 @@ def test_a_lost_key_store_is_mended_by_the_command_pay_names(tmp_path: Path) -> 
     ):
         assert runner.invoke(app, [*argv, "--home", str(home)]).exit_code == 0
     assert _pay(home, "--amount", "1.00")[0] == 0
-    (home / "terminal" / "keystore.json").unlink()
+    (home / "terminal" / lost).unlink()
     result = runner.invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
     assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
     command = result.stderr.split("`")[1]
