@@ -360,6 +360,7 @@ def make_demo_home(home: Path) -> Path:
         (home / "authority").mkdir(parents=True)
         for name in ("ca-01.pem", "ca-01.pub.pem"):
             shutil.copy(PROFILE / name, home / "authority" / name)
+        (home / "authority" / "ca-01.pem").chmod(0o600)  # as authority init writes it
         ca_public = load_public(PROFILE / "ca-01.pub.pem")
         save_keystore(home, KeyStore({1: AuthorityKey(1, ca_public, expires)}))
         account = str(json.loads((PROFILE / "card.json").read_text())["account"])

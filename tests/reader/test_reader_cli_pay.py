@@ -553,3 +553,16 @@ def test_a_lost_key_store_is_mended_by_the_command_pay_names(tmp_path: Path, los
     result = runner.invoke(app, ["log", "--home", str(home), "--verify", "--json"])
     assert result.exit_code == 0, result.output
     assert [r["verified"] for r in json.loads(result.output)["transactions"]] == [True, True]
+
+
+def test_the_demo_homes_authority_key_is_kept_as_authority_init_keeps_one(
+    tmp_path: Path,
+) -> None:
+    """The demo home copied the published authority key with the repository's 0644, which
+    `authority init` then refused to read back (group-readable) when the home's key store
+    was lost; it is 0600, as every private key hcepay writes, and is trusted again."""
+    make_demo_home(tmp_path / "home")
+    assert (tmp_path / "home" / "authority" / "ca-01.pem").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "home" / "terminal" / "keystore.json").unlink()
+    result = CliRunner().invoke(app, ["authority", "init", "--home", str(tmp_path / "home")])
+    assert result.exit_code == 0 and "kept, no new key" in result.stdout, result.output
