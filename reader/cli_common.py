@@ -66,9 +66,11 @@ def _file_width() -> int | None:
     """The width of stdout when it is a file or a pipe and COLUMNS does not say: a table
     folds a value that does not fit, and rich's 80 columns there cut `hcepay log` rows
     mid-account ("accoun/t"). A terminal keeps its own width."""
-    if "COLUMNS" in os.environ or sys.stdout.isatty():
+    try:
+        terminal = sys.stdout.isatty()
+    except (AttributeError, ValueError, OSError):  # no stdout at all (closed: None): rich's own
         return None
-    return FILE_WIDTH
+    return None if terminal or "COLUMNS" in os.environ else FILE_WIDTH
 
 
 FILE_WIDTH = 1000  # wider than any row hcepay prints: tables are as wide as their values

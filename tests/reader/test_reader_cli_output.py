@@ -159,3 +159,13 @@ def test_a_log_printed_into_a_pipe_keeps_each_row_on_one_line(tmp_path: Path) ->
     assert "approved" in rows[0] and " ok " in rows[0] and "0001" in rows[0], shown.stdout
     assert "recorded" in rows[1] and "0001" in rows[1], shown.stdout
     assert max(len(line) for line in shown.stdout.splitlines()) > 80
+
+
+def test_a_command_with_no_stdout_at_all_is_no_traceback() -> None:
+    """stdout closed before hcepay starts (`>&-`): Python gives sys.stdout None, and the
+    width chosen for files and pipes asked it isatty() at import (a traceback, exit 1)."""
+    done = _hcepay(
+        ["decode", "--response", "9000"], stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1)
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode in (0, ExitCode.OUTPUT_LOST), done.stderr
