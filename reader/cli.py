@@ -13,7 +13,7 @@ import typer
 
 from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_pcsc, cli_vectors
 from reader.cli_common import ExitCode, interrupt_reported, output_lost, stderr
-from reader.interrupt import hold_decided_payments_to_exit
+from reader.interrupt import hold_decided_payments_to_exit, stop_holding_to_exit
 
 _WRITERS = ("rich.", "click.", "typer._click.")  # modules that write stdout (typer bundles click)
 _OUTPUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
@@ -54,8 +54,16 @@ for module in (cli_decode, cli_authority, cli_card, cli_pcsc, cli_pay, cli_vecto
 
 
 def main() -> None:
-    """Entry point: run the app; turn any unexpected exception into one line and exit 70."""
+    """Entry point: run the app, a decided payment's Ctrl-C held to the process's end."""
     hold_decided_payments_to_exit()
+    try:
+        _run()
+    finally:
+        stop_holding_to_exit()  # what a held guard left ignored stays so: the process ends
+
+
+def _run() -> None:
+    """Run the app; turn any unexpected exception into one line and exit 70."""
     try:
         app(standalone_mode=True)
     except SystemExit as exc:  # typer makes Ctrl-C a silent exit 130: say what it was

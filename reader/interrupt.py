@@ -26,6 +26,12 @@ def hold_decided_payments_to_exit() -> None:
     _hold_to_exit.set()
 
 
+def stop_holding_to_exit() -> None:
+    """The `hcepay` run is over (cli.main's end): a guard made after it in the same process
+    (a test calling cli.main, then another command in-process) gives SIGINT back again."""
+    _hold_to_exit.clear()
+
+
 class PaymentGuard:
     """SIGINT handling for one payment (a context manager; inert off the main thread).
 

@@ -223,6 +223,11 @@ def test_a_held_guard_leaves_sigint_ignored_in_the_hcepay_process(
         with PaymentGuard() as guard:
             guard.hold()
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.signal(signal.SIGINT, previous)
+        interrupt.stop_holding_to_exit()  # cli.main's end: later guards in this process
+        with PaymentGuard() as guard:
+            guard.hold()
+        assert signal.getsignal(signal.SIGINT) is previous
     finally:
         signal.signal(signal.SIGINT, previous)
 
