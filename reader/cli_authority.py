@@ -173,22 +173,38 @@ def _trust_again(
             public = load_private(private_path).public
         except KeyFileError as exc:  # there but unusable: its own fix, never a silent new key
             fail(str(exc))
-        if given and (public.bits, public.e) != (bits, exponent):
+        kept = {"bits": public.bits, "exponent": public.e}
+        wanted = {"bits": bits, "exponent": exponent}
+        if any(kept[name] != wanted[name] for name in given):
             fail(
                 f"{private_path} is a {public.bits}-bit key with e = {public.e}: "
                 f"--{' and --'.join(given)} {'applies' if len(given) == 1 else 'apply'} to a "
                 "new key (--force makes one, and the "
                 "terminal then refuses every card issued under the old key)"
             )
+        restored: list[str] = []  # lost public key files written again from the private key
         copy = terminal_key_path(folder, idx)
-        restored = not copy.exists()  # the key store names it: it cannot be read without it
-        if restored:
+        if not copy.exists():  # the key store names it: it cannot be read without it
             try:
                 save_public(copy, public)
             except (OSError, KeyFileError) as exc:
                 fail(f"cannot write the terminal's copy of the key: {problem(exc)}")
+            restored.append(str(copy))
         store = _keystore(folder)
         held = store.lookup(idx)
+        if held is not None and held.key != public:  # the cards it accepts would be refused
+            fail(
+                f"the terminal trusts another key {name} than the authority's ({private_path}): "
+                f"trusting this one would refuse every card issued under that one; remove "
+                f"key {name} from {keystore_path(folder)} first to trust the authority's"
+            )
+        own = ca_public_path(folder, idx)  # the authority's public key file (card issue)
+        if not own.exists():
+            try:
+                save_public(own, public)
+            except (OSError, KeyFileError) as exc:
+                fail(f"cannot write the authority's public key: {problem(exc)}")
+            restored.append(str(own))
         if expires is not None:
             until = expires
         elif held is not None and held.key == public:
@@ -196,26 +212,16 @@ def _trust_again(
         else:
             until = _expiry(None, date.today())
         if held is not None and held.key == public and held.expires == until:
-            what = (
-                f"its lost copy {copy} is restored; the terminal accepts it until "
-                f"{until.isoformat()}"
-                if restored
-                else f"the terminal already accepts it until {until.isoformat()}; nothing changed"
+            what = f"the terminal accepts it until {until.isoformat()}" + (
+                f"; {' and '.join(restored)} restored" if restored else "; nothing changed"
             )
         else:
             try:
-                if not ca_public_path(folder, idx).exists():
-                    save_public(ca_public_path(folder, idx), public)
                 save_keystore(folder, store.with_key(AuthorityKey(idx, public, until)))
             except (OSError, KeyFileError) as exc:
                 fail(f"cannot write the key store: {problem(exc)}")
             if held is None:
                 what = f"the terminal trusts it again, until {until.isoformat()}"
-            elif held.key != public:
-                what = (
-                    f"the terminal held another key {name}; it now holds this one, "
-                    f"until {until.isoformat()}"
-                )
             else:
                 what = (
                     f"the terminal now accepts it until {until.isoformat()} "

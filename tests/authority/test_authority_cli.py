@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 from collections.abc import Callable
 from datetime import date
@@ -13,7 +14,8 @@ import typer
 from typer.testing import CliRunner
 
 from authority.keyfiles import load_private, load_public
-from authority.keystore import load_keystore
+from authority.keystore import AuthorityKey, KeyStore, load_keystore, save_keystore
+from authority.rsa import generate
 from reader.cli_authority import register
 
 Invoke = Callable[..., tuple[int, str, str]]
@@ -112,6 +114,41 @@ def test_init_with_other_bits_than_the_existing_key_is_refused(run: Invoke, tmp_
         assert code == 2 and "is a 1024-bit key with e = 3" in err and "--force" in err, err
         assert len(err.strip().splitlines()) == 1
     assert load_private(tmp_path / "authority" / "ca-01.pem").public == key.public
+
+
+def test_init_with_the_kept_keys_own_size_or_exponent_is_a_re_trust(
+    run: Invoke, tmp_path: Path
+) -> None:
+    """Only the options given are held to the kept key: `--bits 1024` alone was compared
+    with the default exponent too, and refused a key of 1024 bits and e = 65537."""
+    assert run("authority", "init", "--bits", "1024", "--exponent", "65537")[0] == 0
+    for args in (("--bits", "1024"), ("--exponent", "65537"), ("--bits", "1024", "--exponent", "65537")):
+        code, out, err = run("authority", "init", *args)
+        assert code == 0 and "kept, no new key" in out, (args, err)
+
+
+def test_init_never_replaces_another_key_the_terminal_trusts(run: Invoke, tmp_path: Path) -> None:
+    """The terminal trusts a key 01 that is not this authority's (its key store came from
+    another home): init said "it now holds this one", and every card the terminal accepted
+    was refused from then on. It refuses, exit 2, and changes nothing."""
+    assert run("authority", "init", "--bits", "1024")[0] == 0
+    shutil.rmtree(tmp_path / "terminal")  # the terminal of another authority's home
+    save_keystore(tmp_path, KeyStore({1: AuthorityKey(1, generate(1024).public, date(2031, 1, 1))}))
+    before = load_keystore(tmp_path).lookup(1)
+    code, _, err = run("authority", "init")
+    assert code == 2 and "trusts another key 01" in err and len(err.strip().splitlines()) == 1
+    assert load_keystore(tmp_path).lookup(1) == before
+
+
+def test_init_restores_the_authoritys_lost_public_key(run: Invoke, tmp_path: Path) -> None:
+    """authority/ca-01.pub.pem lost, the key store intact: init said "nothing changed" and
+    left it missing (card issue reads it)."""
+    assert run("authority", "init", "--bits", "1024")[0] == 0
+    key = load_private(tmp_path / "authority" / "ca-01.pem")
+    (tmp_path / "authority" / "ca-01.pub.pem").unlink()
+    code, out, _ = run("authority", "init")
+    assert code == 0 and "ca-01.pub.pem restored" in out and "nothing changed" not in out, out
+    assert load_public(tmp_path / "authority" / "ca-01.pub.pem") == key.public
 
 
 def test_revoke_without_a_key_store_is_refused(run: Invoke, tmp_path: Path) -> None:
