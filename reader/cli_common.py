@@ -116,16 +116,17 @@ def key_index(text: str, option: str) -> int:
     return int(text, 16)
 
 
+def default_home() -> Path:
+    """The home a command without --home uses: $HCEPAY_HOME, else ~/.hcepay."""
+    env = os.environ.get("HCEPAY_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".hcepay"
+
+
 def home_folder(explicit: Path | None) -> Path:
     """The home folder: --home, else $HCEPAY_HOME, else ~/.hcepay. One that exists and is
     not a folder is refused here, for every command alike: each said something else of it
     ("holds no authority key", "Not a directory", "no authority key yet" with exit 0)."""
-    if explicit is not None:
-        folder = explicit.expanduser()
-    elif env := os.environ.get("HCEPAY_HOME"):
-        folder = Path(env).expanduser()
-    else:
-        folder = Path.home() / ".hcepay"
+    folder = explicit.expanduser() if explicit is not None else default_home()
     if folder.exists() and not folder.is_dir():
         fail(f"the home {folder} is a file, not a folder")
     return folder

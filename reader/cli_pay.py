@@ -34,6 +34,7 @@ from reader.cli_common import (
     ExitCode,
     HomeOption,
     JsonOption,
+    default_home,
     examples,
     fail,
     home_folder,
@@ -502,7 +503,7 @@ def _keys(home: Path) -> KeyStore:
 def _init_advice(home: Path) -> str:
     """The command that gives the terminal a key: the authority's own, when it has one
     (`authority init` trusts it again; a new key would orphan every issued card)."""
-    where = "" if home == Path.home() / ".hcepay" else f" --home {shlex.quote(str(home))}"
+    where = "" if home == default_home() else f" --home {shlex.quote(str(home))}"
     held = sorted(authority_dir(home).glob("ca-[0-9A-F][0-9A-F].pem"))[:8]
     if not held:
         return f"run `hcepay authority init{where}`"

@@ -122,7 +122,11 @@ def test_init_with_the_kept_keys_own_size_or_exponent_is_a_re_trust(
     """Only the options given are held to the kept key: `--bits 1024` alone was compared
     with the default exponent too, and refused a key of 1024 bits and e = 65537."""
     assert run("authority", "init", "--bits", "1024", "--exponent", "65537")[0] == 0
-    for args in (("--bits", "1024"), ("--exponent", "65537"), ("--bits", "1024", "--exponent", "65537")):
+    for args in (
+        ("--bits", "1024"),
+        ("--exponent", "65537"),
+        ("--bits", "1024", "--exponent", "65537"),
+    ):
         code, out, err = run("authority", "init", *args)
         assert code == 0 and "kept, no new key" in out, (args, err)
 

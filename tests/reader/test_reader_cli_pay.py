@@ -566,3 +566,20 @@ def test_the_demo_homes_authority_key_is_kept_as_authority_init_keeps_one(
     (tmp_path / "home" / "terminal" / "keystore.json").unlink()
     result = CliRunner().invoke(app, ["authority", "init", "--home", str(tmp_path / "home")])
     assert result.exit_code == 0 and "kept, no new key" in result.stdout, result.output
+
+
+def test_the_command_pay_names_targets_its_home_when_hcepay_home_points_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--home left out of the advice whenever the home was ~/.hcepay: with $HCEPAY_HOME set
+    elsewhere, the command it named made a new authority in that other home."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    home = tmp_path / ".hcepay"
+    make_demo_home(home)
+    (home / "terminal" / "keystore.json").unlink()
+    argv = ["pay", "--home", str(home), "--amount", "1.00"]
+    monkeypatch.setenv("HCEPAY_HOME", str(tmp_path / "other"))
+    advice = CliRunner().invoke(app, argv).stderr.split("`")[1]
+    assert advice == f"hcepay authority init --home {home}"
+    monkeypatch.delenv("HCEPAY_HOME")
+    assert CliRunner().invoke(app, argv).stderr.split("`")[1] == "hcepay authority init"
