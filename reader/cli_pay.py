@@ -286,6 +286,11 @@ def _run_json(run: Run, request: PaymentRequest) -> dict[str, Any]:
         "currency": request.currency,
         "row_id": run.paid.row_id if run.paid is not None else None,
         "recovered_atcs": [o.atc for o in run.recovered],
+        # each torn transaction recorded at this contact (P§9): a decline is no payment
+        "recovered": [
+            {"atc": o.atc, "amount": format_amount(o.amount), "verdict": o.verdict.value}
+            for o in run.recovered
+        ],
         "exit_code": int(run.code),
     }
 

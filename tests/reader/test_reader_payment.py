@@ -618,7 +618,7 @@ def test_a_torn_decline_is_recorded_as_the_decline_it_was(
     next contact its verified last answer is recorded once with CID 00, as an untorn decline
     is, and `pay` says it was a decline (nothing paid)."""
     from reader.cli_common import stdout
-    from reader.cli_pay import _print_verdict, verify_row
+    from reader.cli_pay import _print_verdict, _run_json, verify_row
 
     card = make_card()
     with pytest.raises(checks.StatusError):
@@ -638,6 +638,9 @@ def test_a_torn_decline_is_recorded_as_the_decline_it_was(
     assert verify_row(rows[0], keys) == ""
     assert [r.outcome for r in log.pending_rows()] == ["recorded", "recorded"]
     assert card.state.card.used == 100
+    assert _run_json(result, request)["recovered"] == [
+        {"atc": 1, "amount": "1000.01", "verdict": "declined"}
+    ]
     with stdout.capture() as printed:
         _print_verdict(result, request)
     assert printed.get().splitlines()[0] == (
