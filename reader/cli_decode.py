@@ -33,7 +33,7 @@ def _parse_hex(text: str) -> bytes:
 def _tlv_tree(data: bytes) -> tuple[tuple[tlv.Tlv, ...] | None, str | None]:
     """The TLVs in `data` and None; or None and why they are not shown (data that is not
     BER-TLV: a DF name, DOL data, a malformed answer; or nested deeper than tlv.decode's
-    bound), so that a missing tree is never silent. (None, None) for no data."""
+    bound). (None, None) for no data; data of padding bytes only is an empty tree."""
     if not data:
         return None, None
     try:
@@ -145,9 +145,10 @@ def decode(
 ) -> None:
     """Decode a command APDU (or, with --response, a response APDU) and any BER-TLV inside.
 
-    Data that does not decode as BER-TLV (a DF name, DOL data, a malformed or too deeply
-    nested answer) is shown in hex with one line saying why; with --json, `tlv` is then null
-    and `tlv_error` the reason (null when the tree is there, or there is no data)."""
+    Data that does not decode as BER-TLV is shown in hex: an answer's (malformed, or too
+    deeply nested) with one line saying why; a command's (often no TLV: a DF name, DOL data)
+    without. With --json, `tlv` is then null and `tlv_error` the reason, for both (null
+    when the tree is there, or there is no data)."""
     raw = _parse_hex(hex_apdu)
     try:
         result = decode_response(raw) if response else decode_command(raw)
