@@ -257,9 +257,31 @@ def _read_next_serial(path: Path) -> int:
     return value
 
 
+def _next_serial(home: Path) -> int:
+    """The serials file's next serial; with no file (never made, or lost), the one after the
+    highest serial of the cards issued in this home, so that a lost file repeats no serial
+    of theirs (PROTOCOL.md §5.1: unique). A card whose card.json cannot be read is passed
+    over: it says nothing of its serial."""
+    path = serials_path(home)
+    if path.exists():
+        return _read_next_serial(path)
+    highest = 0
+    for card in sorted(cards_dir(home).glob("*/card.json"))[:MAX_SCANNED_CARDS]:
+        try:
+            serial = json.loads(card.read_text(encoding="utf-8")).get("serial")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(serial, int) and not isinstance(serial, bool) and serial > highest:
+            highest = min(serial, MAX_SERIAL)
+    return highest + 1
+
+
+MAX_SCANNED_CARDS = 100_000  # bound on the folders read when the serials file is lost
+
+
 def peek_serial(home: Path) -> int:
     """The serial the next license will get (1 when none was issued)."""
-    return _read_next_serial(serials_path(home))
+    return _next_serial(home)
 
 
 def allocate_serial(home: Path) -> int:
@@ -268,7 +290,7 @@ def allocate_serial(home: Path) -> int:
     the lock cannot be had."""
     path = serials_path(home)
     with hold_home(home):
-        serial = _read_next_serial(path)
+        serial = _next_serial(home)
         if serial > MAX_SERIAL:
             raise KeyFileError(str(path), "no license serials left (3 bytes)")
         write_atomic(path, (json.dumps({"next_serial": serial + 1}) + "\n").encode())

@@ -56,6 +56,25 @@ def test_issue_writes_card_and_takes_a_serial(home: Path) -> None:
     assert serials == {"next_serial": 2}
 
 
+def test_a_lost_serials_file_repeats_no_serial_of_the_homes_cards(tmp_path: Path) -> None:
+    """authority/serials.json lost: card issue started again at serial 1, and two licenses
+    of one authority key had the same serial (PROTOCOL.md §5.1: unique). It goes on after
+    the highest serial of the cards in the home."""
+    home = str(tmp_path)
+    assert run("authority", "init", "--home", home, "--bits", "1024")[0] == 0
+    issue = ["card", "issue", "--home", home, "--limit", "1", "--bits", "1024"]
+    for account in ("6200000000000001", "6200000000000002"):
+        assert run(*issue, "--account", account)[0] == 0
+    (tmp_path / "authority" / "serials.json").unlink()
+    assert run(*issue, "--account", "6200000000000003")[0] == 0
+    serials = [
+        json.loads((tmp_path / "cards" / f"620000000000000{n}" / "card.json").read_text())["serial"]
+        for n in (1, 2, 3)
+    ]
+    assert serials == [1, 2, 3]
+    assert json.loads((tmp_path / "authority" / "serials.json").read_text()) == {"next_serial": 4}
+
+
 def test_issue_refuses_an_existing_card_and_bad_input(home: Path) -> None:
     base = ["card", "issue", "--home", str(home), "--bits", "1024"]
     code, _, err = run(*base, "--account", ACCOUNT, "--limit", "1")
