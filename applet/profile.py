@@ -19,7 +19,7 @@ from applet.runtime import CardRuntime
 from applet.state import MAX_USED, CardState
 from applet.store import SEED_FILE, STATE_FILE, FileStateStore, StateStore, hold_card_folder
 from authority.errors import KeyFileError
-from authority.home import write_atomic
+from authority.home import read_problem, write_atomic
 from authority.iso9796 import HASH_SHA256
 from authority.keyfiles import load_private, save_private, save_public
 from authority.license import LicenseFields, account_from_digits, issue_license
@@ -143,10 +143,8 @@ def load_profile(folder: Path) -> CardProfile:
         return profile_from_json(raw.decode("utf-8"))
     except FileNotFoundError:
         raise StateFileError(str(path), "no such file") from None
-    except IsADirectoryError:
-        raise StateFileError(str(path), "is a folder, not a file") from None
     except OSError as exc:
-        raise StateFileError(str(path), f"cannot read ({exc.strerror})") from None
+        raise StateFileError(str(path), read_problem(exc)) from None
     except UnicodeDecodeError:  # its own text is Python's ("'utf-8' codec can't decode")
         raise StateFileError(str(path), "bad card description: not UTF-8 text") from None
     except ValueError as exc:

@@ -45,7 +45,7 @@ from applet.state import (
     state_from_json,
     state_to_bytes,
 )
-from authority.home import flock_file, fsync_folder, write_all, write_atomic
+from authority.home import flock_file, fsync_folder, read_problem, write_all, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -205,10 +205,8 @@ class FileStateStore:
         except FileNotFoundError:
             self._sequence = _NO_SEQUENCE
             return self._load_seed()
-        except IsADirectoryError:
-            raise StateFileError(str(self.path), "is a folder, not a file") from None
         except OSError as exc:
-            raise StateFileError(str(self.path), f"cannot read ({exc.strerror})") from None
+            raise StateFileError(str(self.path), read_problem(exc)) from None
         slots = [slot for slot, _ in _intact_slots(raw)]
         if not slots:
             raise StateFileError(str(self.path), "bad card state: no intact slot")
@@ -251,10 +249,8 @@ class FileStateStore:
                 raw = f.read(MAX_STATE_TEXT + 1)
         except FileNotFoundError:
             return CardState()
-        except IsADirectoryError:
-            raise StateFileError(str(self.seed_path), "is a folder, not a file") from None
         except OSError as exc:
-            raise StateFileError(str(self.seed_path), f"cannot read ({exc.strerror})") from None
+            raise StateFileError(str(self.seed_path), read_problem(exc)) from None
         try:
             return state_from_json(raw.decode("utf-8"))
         except UnicodeDecodeError:

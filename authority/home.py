@@ -95,6 +95,14 @@ def os_problem(exc: OSError) -> str:
     return f"{path}: {exc.strerror}"
 
 
+def read_problem(exc: OSError) -> str:
+    """Why a file could not be read, for a one-line message after its path: "is a folder,
+    not a file", else "cannot read (<the system's reason>)"."""
+    if exc.errno == errno.EISDIR:
+        return "is a folder, not a file"
+    return f"cannot read ({exc.strerror})"
+
+
 def write_all(fd: int, data: bytes, offset: int | None = None) -> None:
     """Every byte of `data` (a write may take fewer): at `offset` with pwrite, else at the
     file position (or the end, for O_APPEND); OSError when the system writes nothing."""
@@ -241,10 +249,8 @@ def _read_next_serial(path: Path) -> int:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise KeyFileError(str(path), "bad serials file: not UTF-8 text") from None
-    except IsADirectoryError:
-        raise KeyFileError(str(path), "is a folder, not a file") from None
     except OSError as exc:
-        raise KeyFileError(str(path), f"cannot read ({exc.strerror})") from None
+        raise KeyFileError(str(path), read_problem(exc)) from None
     try:
         raw = json.loads(text)
     except ValueError:

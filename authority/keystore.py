@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from authority.errors import KeyFileError
-from authority.home import index_hex, terminal_dir, write_atomic
+from authority.home import index_hex, read_problem, terminal_dir, write_atomic
 from authority.keyfiles import load_public, save_public
 from authority.rsa import RsaPublicKey
 
@@ -114,10 +114,8 @@ def load_keystore(home: Path) -> KeyStore:
         if path.stat().st_size > MAX_STORE_FILE:
             raise _bad(path, "file too large")
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except IsADirectoryError:
-        raise KeyFileError(str(path), "is a folder, not a file") from None
     except OSError as exc:
-        raise KeyFileError(str(path), f"cannot read ({exc.strerror})") from None
+        raise KeyFileError(str(path), read_problem(exc)) from None
     except UnicodeDecodeError:
         raise _bad(path, "not UTF-8 text") from None
     except ValueError:
