@@ -45,7 +45,7 @@ class Hresult(IntEnum):
 CARD_REMOVED = "card removed"
 NO_CARD = "no card in reader"
 READER_BUSY = "reader busy"
-NO_PCSCD = "pcscd not running"
+NO_PCSCD = "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"
 
 _REASONS: dict[int, str] = {
     Hresult.NO_SMARTCARD: NO_CARD,

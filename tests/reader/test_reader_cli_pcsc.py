@@ -44,6 +44,10 @@ def test_without_pcscd(tmp_path: Path, args: list[str]) -> None:
     make_demo_home(home)  # keys and a card: only the reader is missing
     done = hcepay(tmp_path, *args, *(["--home", str(home)] if args[0] != "readers" else []))
     assert done.returncode == 4, done.stderr
-    said = "transport error: pcscd not running" if args[0] == "pay" else "pcscd not running"
+    said = (
+        "transport error: pcscd not running (start it: /usr/sbin/pcscd --foreground &)"
+        if args[0] == "pay"
+        else "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"
+    )
     assert done.stderr.splitlines() == [f"hcepay: error: {said}"]
     assert done.stdout == ""

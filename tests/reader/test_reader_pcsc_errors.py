@@ -19,8 +19,8 @@ NAMES = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
         (Hresult.NOT_TRANSACTED, "card removed"),
         (Hresult.NO_SMARTCARD, "no card in reader"),
         (Hresult.SHARING_VIOLATION, "reader busy"),
-        (Hresult.NO_SERVICE, "pcscd not running"),
-        (Hresult.SERVICE_STOPPED, "pcscd not running"),
+        (Hresult.NO_SERVICE, "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"),
+        (Hresult.SERVICE_STOPPED, "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"),
     ],
 )
 def test_reasons(code: int, reason: str) -> None:
@@ -99,9 +99,13 @@ class FakeScard:
 @pytest.mark.parametrize(
     ("transmit_code", "daemon_alive", "reason"),
     [
-        (0x8010006A, False, "pcscd not running"),  # SCARD_W_SECURITY_VIOLATION
-        (Hresult.COMM_ERROR, False, "pcscd not running"),
-        (Hresult.NO_SERVICE, False, "pcscd not running"),
+        (
+            0x8010006A,
+            False,
+            "pcscd not running (start it: /usr/sbin/pcscd --foreground &)",
+        ),  # SCARD_W_SECURITY_VIOLATION
+        (Hresult.COMM_ERROR, False, "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"),
+        (Hresult.NO_SERVICE, False, "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"),
         (Hresult.COMM_ERROR, True, "card removed"),
         (Hresult.REMOVED_CARD, True, "card removed"),
     ],
