@@ -6,7 +6,6 @@ import calendar
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 from typing import Final
 
 from authority import iso9796
@@ -60,11 +59,6 @@ def expiry_mmyy(month: int, year: int) -> bytes:
 
 def expiry_last_day(expiry: bytes) -> date:
     """The last valid day of an MMYY expiry ("valid through the end of that month")."""
-    return _last_day(bytes(expiry))
-
-
-@lru_cache(maxsize=64)  # a terminal meets few expiries; a malformed one raises, never cached
-def _last_day(expiry: bytes) -> date:
     text = expiry.hex()
     if len(expiry) != 2 or not text.isdigit() or not 1 <= int(text[:2]) <= 12:
         raise ValueError("malformed MMYY expiry")

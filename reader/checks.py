@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import IntEnum, StrEnum
+from functools import partial
 from typing import TypeVar
 
 from apdu.errors import DecodeError
@@ -151,15 +152,10 @@ def records_unique(answers: Sequence[bytes]) -> None:
     license hash (over record 1 only) does not cover."""
     seen: dict[int, int] = {}
     for number, data in enumerate(answers, 1):
-        try:  # as `parsed`, its step named only when it fails
-            tags = tags_in(data, _RECORD_TEMPLATE)
-        except (DecodeError, ValueError) as exc:
-            raise ResponseError(f"READ RECORD {number}: {exc}") from None
-        for tag in tags:
+        step = f"READ RECORD {number}"
+        for tag in parsed(step, partial(tags_in, tag=_RECORD_TEMPLATE), data):
             if tag in seen:
-                raise ResponseError(
-                    f"READ RECORD {number}: tag {tag:X} repeated (record {seen[tag]} has it)"
-                )
+                raise ResponseError(f"{step}: tag {tag:X} repeated (record {seen[tag]} has it)")
             seen[tag] = number
 
 
@@ -246,22 +242,20 @@ def authorization(
         raise AtcMismatchError(f"signed ATC {dynamic.atc:04X}, GPO ATC {expected.atc:04X}")
     if dynamic.cid != cid:
         raise CidMismatchError(f"signed CID {dynamic.cid:02X}, 9F27 {cid:02X}")
-    signed = (dynamic.amount, dynamic.currency, dynamic.unpredictable_number, dynamic.account)
-    wanted = (
-        expected.amount,
-        expected.currency,
-        expected.unpredictable_number,
-        _padded(expected.account),
-    )
-    if signed != wanted:  # named one by one only when one differs
-        pairs = zip(_SIGNED, signed, wanted, strict=True)
-        mismatches = [name for name, got, want in pairs if got != want]
+    mismatches = [
+        name
+        for name, got, want in (
+            ("amount", dynamic.amount, expected.amount),
+            ("currency", dynamic.currency, expected.currency),
+            ("unpredictable number", dynamic.unpredictable_number, expected.unpredictable_number),
+            ("account", dynamic.account, _padded(expected.account)),
+        )
+        if got != want
+    ]
+    if mismatches:
         verb = "differs" if len(mismatches) == 1 else "differ"
         raise AuthorizationCheckError(f"signed {', '.join(mismatches)} {verb}")
     return dynamic
-
-
-_SIGNED = ("amount", "currency", "unpredictable number", "account")  # compared in check 4
 
 
 def _padded(account: bytes) -> bytes:
