@@ -82,8 +82,11 @@ KILL_POINTS: dict[str, str] = {
 
 
 def _n(count: int, noun: str, nouns: str = "") -> str:
-    """`1 payment`, `2 payments` (reader/cli_common.py plural, without its imports)."""
-    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+    """`1 payment`, `2 payments`: reader/cli_common.py's plural, imported when first used
+    (as this script imports the project: late, for the children it forks)."""
+    from reader.cli_common import plural
+
+    return plural(count, noun, nouns)
 
 
 def _recv_exact(conn: socket.socket, size: int) -> bytes:
