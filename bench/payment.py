@@ -15,7 +15,9 @@ reader/log.py, on their own state.dat and log) and its RSA operations, in the pa
 (the card's second commit overlapping its signature, as in applet/runtime.py), with no APDU
 and no check. payment - (writes + RSA) is what the protocol's work costs (APDUs, parsing,
 checks); (writes + RSA) - floor is what making those writes costs beyond the bare flushes.
-Then a cProfile of the payments.
+Then the payment step by step (each APDU as the card answers it, each log call, the terminal's
+work in between), next to the same steps of the payment with nothing on disk: where each
+step's time beyond its floor part goes. Then a cProfile of the payments.
 Run: .venv/bin/python bench/payment.py [--count 200] [--warmup 300]
 """
 
@@ -35,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -44,20 +47,170 @@ from timing import per_call_s  # noqa: E402
 
 from applet.profile import load_app_key, load_profile, open_card  # noqa: E402
 from applet.state import CardState, state_to_bytes  # noqa: E402
-from applet.store import SLOT_SIZE, FileStateStore, MemoryStateStore, encode_slot  # noqa: E402
+from applet.store import (  # noqa: E402
+    SLOT_SIZE,
+    FileStateStore,
+    MemoryStateStore,
+    StateStore,
+    encode_slot,
+)
 from authority.keyfiles import load_public  # noqa: E402
 from authority.keystore import AuthorityKey, KeyStore  # noqa: E402
 from reader.flow import Env, Outcome, PaymentRequest, TerminalConfig, pay  # noqa: E402
 from reader.log import TransactionLog  # noqa: E402
 from reader.recovery import PendingEntry  # noqa: E402
-from reader.transport import ChainingTransport, InProcessTransport  # noqa: E402
+from reader.transport import ChainingTransport, InProcessTransport, Transport  # noqa: E402
 
 ROUNDS = 10
+STEP_PAYMENTS = 200  # payments of the step table, after STEP_WARMUP more
+STEP_WARMUP = 50
+T = TypeVar("T")
 WAL_FRAME = 24 + 4096  # a WAL frame: its header and one page
 WAL_BYTES = 1000 * WAL_FRAME  # SQLite checkpoints at 1000 frames, then reuses the file
 WARMUP = 300  # payments before timing: the log's WAL has wrapped (steady state)
 PROFILE = ROOT / "vectors" / "profiles" / "test-card-1"
 CFG = TerminalConfig("TERM0001", "MERCHANT0000001", 156)
+
+
+INS_NAMES = {
+    0xA4: "SELECT",
+    0xA8: "GET PROCESSING OPTIONS",
+    0xB2: "READ RECORD",
+    0xAE: "GENERATE AC",
+    0xC0: "GET RESPONSE",
+    0xCA: "GET DATA",
+}
+FLOOR_PARTS = {  # what the floor counts for a step (the terminal's public RSA: other steps)
+    "card: GET PROCESSING OPTIONS": "1 card flush",
+    "card: GENERATE AC": "1 card flush + private RSA",
+    "log: write_pending": "1 WAL flush",
+    "log: record": "1 WAL flush",
+}
+
+
+class Stamps:
+    """The (step, end time) pairs of one payment: each step ends where the next begins."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[str, float]] = []
+
+    def mark(self, step: str) -> None:
+        self.marks.append((step, time.perf_counter()))
+
+    def steps(self, start: float) -> list[tuple[str, float]]:
+        """(step, duration) in order; a terminal step is named by the step it leads to."""
+        out = []
+        for (step, end), (following, _) in zip(
+            self.marks, [*self.marks[1:], ("end", 0.0)], strict=True
+        ):
+            name = f"terminal, then {following}" if step == "terminal" else step
+            out.append((name, end - start))
+            start = end
+        return out
+
+
+class StampedTransport:
+    """A transport that marks where each APDU starts and ends (below chaining: a GET
+    RESPONSE is a step of its own)."""
+
+    def __init__(self, inner: Transport, stamps: Stamps) -> None:
+        self.inner, self.stamps, self.name = inner, stamps, inner.name
+
+    def connect(self) -> bytes:
+        return self.inner.connect()
+
+    def transmit(self, command: bytes) -> bytes:
+        self.stamps.mark("terminal")
+        response = self.inner.transmit(command)
+        self.stamps.mark(f"card: {INS_NAMES.get(command[1], f'INS {command[1]:02X}')}")
+        return response
+
+    def disconnect(self) -> None:
+        self.inner.disconnect()
+
+
+class StampedLog:
+    """The transaction log, marking where each of its calls starts and ends."""
+
+    def __init__(self, log: TransactionLog, stamps: Stamps) -> None:
+        self.log, self.stamps = log, stamps
+
+    def _call(self, name: str, call: Callable[[], T]) -> T:
+        self.stamps.mark("terminal")
+        result = call()
+        self.stamps.mark(f"log: {name}")
+        return result
+
+    def write_pending(self, pending: PendingEntry, now: datetime) -> None:
+        self._call("write_pending", lambda: self.log.write_pending(pending, now))
+
+    def close_pending(self, pending: PendingEntry, outcome: str = "refused") -> None:
+        self._call("close_pending", lambda: self.log.close_pending(pending, outcome))
+
+    def pending(self) -> list[PendingEntry]:
+        return self._call("pending", self.log.pending)
+
+    def record(self, outcome: Outcome) -> int:
+        return self._call("record", lambda: self.log.record(outcome))
+
+
+def step_times(
+    card_dir: Path, store: StateStore, log: TransactionLog, keys: KeyStore, now: datetime
+) -> list[tuple[str, list[float]]]:
+    """Each step of `count` payments (the card of `card_dir` on `store`, the log `log`):
+    (step, its durations), in the flow's order."""
+    stamps = Stamps()
+    card = open_card(card_dir, store)
+    transport = ChainingTransport(StampedTransport(InProcessTransport(card), stamps))
+    journal = StampedLog(log, stamps)
+    runs: list[list[tuple[str, float]]] = []
+    for index in range(STEP_PAYMENTS + STEP_WARMUP):
+        stamps.marks.clear()
+        start = time.perf_counter()
+        pay(transport, CFG, PaymentRequest(1), Env(now, os.urandom(4)), keys, journal)
+        stamps.mark("end")
+        if index >= STEP_WARMUP:
+            runs.append(stamps.steps(start))
+    names = [name for name, _ in runs[0]]
+    if any([name for name, _ in run] != names for run in runs):
+        raise SystemExit("the payments took different steps: no step table")
+    return [(name, [run[i][1] for run in runs]) for i, name in enumerate(names)]
+
+
+def print_steps(
+    on_disk: list[tuple[str, list[float]]],
+    in_memory: list[tuple[str, list[float]]],
+    floor_parts: dict[str, float],
+) -> None:
+    """The step table: each step's median on disk and in memory, the difference, and what
+    the floor counts for it; then the durable steps and the others summed."""
+    us = 1e6
+    print(
+        f"step by step (medians of {STEP_PAYMENTS} payments, us): on disk | the same step with "
+        "nothing on disk | difference | the floor's part (timed alone)"
+    )
+    durable = [0.0, 0.0, 0.0]  # on disk, in memory, the floor's part
+    other = [0.0, 0.0]
+    for (name, disk), (_, memory) in zip(on_disk, in_memory, strict=True):
+        a, b = statistics.median(disk), statistics.median(memory)
+        part = floor_parts.get(name)
+        print(
+            f"  {name:44.44s} {a * us:7.1f} {b * us:7.1f} {(a - b) * us:+8.1f}"
+            + (f"  {part * us:7.1f} ({FLOOR_PARTS[name]})" if part is not None else "")
+        )
+        if part is None:
+            other[0] += a
+            other[1] += b
+        else:
+            durable[0] += a
+            durable[1] += b
+            durable[2] += part
+    print(
+        f"  the 4 durable steps: {durable[0] * us:.1f} us, {durable[1] * us:.1f} us in memory, "
+        f"{(durable[0] - durable[2]) * us:.1f} us beyond their floor parts; the other steps "
+        f"{other[0] * us:.1f} us, {other[1] * us:.1f} us in memory "
+        f"({other[0] / other[1]:.2f}x: the same code runs slower between flushes)"
+    )
 
 
 def timed_sum(fn: Callable[[], float], rounds: int) -> float:
@@ -232,6 +385,11 @@ def main() -> None:
             profiler.disable()
             close_bare()
             close_in_memory()
+            # the steps: a copy of the card as it is now (its state.dat goes on), the same log
+            shutil.copytree(card_dir, steps_dir := work / "steps-card")
+            on_disk = step_times(steps_dir, FileStateStore(steps_dir), log, keys, now)
+            with TransactionLog(Path(":memory:")) as memory_log:
+                in_memory_steps = step_times(card_dir, MemoryStateStore(), memory_log, keys, now)
             new_tick_s, same_tick_s = tick_flushes(work / "tick.bin")
         median = {name: statistics.median(values) for name, values in times.items()}
         payment_s, private_s, writes_s = median["payment"], median["private"], median["writes"]
@@ -282,6 +440,16 @@ def main() -> None:
         f"journal) {new_tick_s * ms:.3f} ms, the next one in that tick {same_tick_s * ms:.3f} ms;"
         "\n               the floor's loops mostly flush within one tick, a payment starts a "
         "new tick for each of its two files every ~2 payments"
+    )
+    print_steps(
+        on_disk,
+        in_memory_steps,
+        {
+            "card: GET PROCESSING OPTIONS": card_s,
+            "card: GENERATE AC": card_s + private_s,
+            "log: write_pending": wal_s,
+            "log: record": wal_s,
+        },
     )
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
