@@ -7,9 +7,12 @@ import logging
 import os
 import sys
 import traceback
-from typing import Annotated
+from collections.abc import Sequence
+from functools import partial
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_pcsc, cli_vectors
 from reader.cli_common import ExitCode, interrupt_reported, output_lost, stderr
@@ -18,8 +21,65 @@ from reader.interrupt import hold_decided_payments_to_exit, stop_holding_to_exit
 _WRITERS = ("rich.", "click.", "typer._click.")  # modules that write stdout (typer bundles click)
 _OUTPUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
 
+# the base of every error click reports, found from typer's public BadParameter: typer
+# bundles its own copy of click, older typers use the click package
+_CLICK_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
+def usage_line(exc: Exception) -> str:
+    """A usage error that click found (an unknown option or command, a missing or bad
+    value) as one line, as hcepay says every other error: "hcepay: error: <what> (see
+    '<command> -h')"."""
+    message = "; ".join(
+        line.strip() for line in str(getattr(exc, "format_message", exc.__str__)()).splitlines()
+    ).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", "") or "hcepay"
+    return f"hcepay: error: {message} (see '{path} -h')"
+
+
+class OneLineErrors(TyperGroup):
+    """The app's group: click's usage errors are one line on stderr (exit 2), not its
+    four-line "Usage / Try / Error" box. Only the standalone run (the `hcepay` command,
+    CliRunner) is changed; a caller that asks for standalone_mode=False gets click's."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = partial(super().main, args, prog_name, complete_var, False, windows_expand_args)
+        if not standalone_mode:
+            return run(**extra)
+        try:
+            code = run(**extra)
+        except _CLICK_ERROR as exc:
+            _report(exc)
+        except typer.Abort:  # click's own: a prompt's end of input
+            stderr.print("hcepay: aborted")
+            sys.exit(1)
+        # typer.Exit(n) comes back as n; a command that returns comes back as None
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _report(exc: Exception) -> NoReturn:
+    """Say a click error in one line and exit with its code (2 for usage errors)."""
+    code = int(getattr(exc, "exit_code", ExitCode.USAGE))
+    if type(exc).__name__ != "NoArgsIsHelpError":  # `hcepay` alone: its help is printed
+        stderr.print(usage_line(exc))
+    sys.exit(code)
+
+
 app = typer.Typer(
     name="hcepay",
+    cls=OneLineErrors,
     help=(
         "hcepay: an ISO 7816 card-emulation simulator for mobile credit payment.\n\n"
         "Start with `hcepay demo` (one complete payment, in-process, nothing to set up)."
