@@ -65,6 +65,11 @@ class OneLineErrors(TyperGroup):
         except typer.Abort:  # click's own: a prompt's end of input
             stderr.print("hcepay: aborted")
             sys.exit(1)
+        except SystemExit as exc:  # click's exit 1 for a closed pipe (--help printing)
+            lost = exc.__context__
+            if exc.code == 1 and isinstance(lost, OSError) and lost.errno == errno.EPIPE:
+                output_lost(lost.strerror or str(lost))  # 74, as for every command's output
+            raise
         # typer.Exit(n) comes back as n; a command that returns comes back as None
         sys.exit(code if isinstance(code, int) else 0)
 

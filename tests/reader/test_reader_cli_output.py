@@ -112,6 +112,24 @@ def test_a_payment_whose_stdout_and_stderr_are_closed_pipes_still_exits_74(
         assert log.count() == 1
 
 
+@pytest.mark.parametrize("args", [["--help"], ["pay", "-h"], ["log", "recover", "--help"]])
+def test_help_into_a_closed_pipe_exits_74(args: list[str]) -> None:
+    """Help is output as any other: click's silent exit 1 (a decline's code) was left."""
+    with _closed_pipe() as closed:
+        done = _hcepay(args, stdout=closed, stderr=subprocess.PIPE)
+    assert done.returncode == ExitCode.OUTPUT_LOST, done.stderr
+    assert done.stderr.splitlines() == [
+        "hcepay: cannot write the output (Broken pipe); what the command did stands"
+    ]
+
+
+@pytest.mark.parametrize("args", [["pay", "--amout", "1"], ["nosuch"]])
+def test_a_click_usage_error_whose_stderr_is_a_closed_pipe_keeps_exit_2(args: list[str]) -> None:
+    with _closed_pipe() as closed:
+        done = _hcepay(args, stderr=closed, stdout=subprocess.DEVNULL)
+    assert done.returncode == ExitCode.USAGE
+
+
 def test_a_usage_error_whose_stderr_is_a_closed_pipe_keeps_its_exit_code(
     tmp_path: Path,
 ) -> None:
