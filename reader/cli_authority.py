@@ -136,6 +136,14 @@ def init(
         if replaced and not force:
             fail(f"{private_path} was made meanwhile by another hcepay: run the command again")
         store = _keystore(folder)
+        held = store.lookup(idx)
+        if held is not None and not force:  # the authority's key lost, the terminal's kept
+            fail(
+                f"{private_path} is missing, but the terminal trusts a key {index_hex(idx)} "
+                f"({terminal_key_path(folder, idx)}): a new key would refuse every card issued "
+                f"under that one; restore {private_path} from a backup (--force makes a new key)"
+            )
+        replaced = replaced or held is not None
         try:
             save_private(private_path, key)
             save_public(ca_public_path(folder, idx), key.public)

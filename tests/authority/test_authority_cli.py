@@ -144,6 +144,24 @@ def test_init_never_replaces_another_key_the_terminal_trusts(run: Invoke, tmp_pa
     assert load_keystore(tmp_path).lookup(1) == before
 
 
+def test_init_never_replaces_the_terminals_key_when_the_private_key_is_lost(
+    run: Invoke, tmp_path: Path
+) -> None:
+    """authority/ca-01.pem lost, the terminal's key 01 kept: init made a new key 01 without
+    --force and gave it to the terminal, which then refused every card issued under the old
+    one. It refuses, exit 2, and changes nothing; --force still makes the new key."""
+    assert run("authority", "init", "--bits", "1024")[0] == 0
+    (tmp_path / "authority" / "ca-01.pem").unlink()
+    before = load_keystore(tmp_path).lookup(1)
+    code, _, err = run("authority", "init", "--bits", "1024")
+    assert code == 2 and "ca-01.pem is missing" in err and len(err.strip().splitlines()) == 1
+    assert load_keystore(tmp_path).lookup(1) == before
+    assert not (tmp_path / "authority" / "ca-01.pem").exists()
+    code, _, err = run("authority", "init", "--bits", "1024", "--force")
+    assert code == 0 and "NEW authority key 01" in err, err
+    assert load_keystore(tmp_path).lookup(1) != before
+
+
 def test_init_restores_the_authoritys_lost_public_key(run: Invoke, tmp_path: Path) -> None:
     """authority/ca-01.pub.pem lost, the key store intact: init said "nothing changed" and
     left it missing (card issue reads it)."""
