@@ -125,10 +125,16 @@ def default_home() -> Path:
 def home_folder(explicit: Path | None) -> Path:
     """The home folder: --home, else $HCEPAY_HOME, else ~/.hcepay. One that exists and is
     not a folder is refused here, for every command alike: each said something else of it
-    ("holds no authority key", "Not a directory", "no authority key yet" with exit 0)."""
+    ("holds no authority key", "Not a directory", "no authority key yet" with exit 0). So is
+    one that cannot be made: a dangling symbolic link, a path under a file."""
     folder = explicit.expanduser() if explicit is not None else default_home()
     if folder.exists() and not folder.is_dir():
         fail(f"the home {folder} is a file, not a folder")
+    if folder.is_symlink() and not folder.exists():  # an unmounted volume, a moved folder
+        fail(f"the home {folder} is a symbolic link to {os.readlink(folder)}, which is missing")
+    for part in folder.parents:  # bounded by the path's depth
+        if part.exists() and not part.is_dir():
+            fail(f"the home {folder} cannot be a folder: {part} is a file, not a folder")
     return folder
 
 

@@ -43,6 +43,27 @@ def test_a_home_that_is_a_file_is_refused_alike_by_every_command(
     assert home.read_text() == "x\n"
 
 
+@pytest.mark.parametrize("argv", HOME_COMMANDS, ids=" ".join)
+def test_a_home_that_cannot_be_a_folder_is_refused_alike_by_every_command(
+    argv: list[str], tmp_path: Path
+) -> None:
+    """A dangling symbolic link (an unmounted volume) and a path under a file: log and
+    authority show exited 0 with no rows and no keys, log named the spool ("Not a
+    directory"), authority init said "cannot lock ...: File exists"."""
+    link = tmp_path / "home"
+    link.symlink_to(tmp_path / "gone")
+    (tmp_path / "file").write_text("x\n")
+    for home, expected in (
+        (link, f"the home {link} is a symbolic link to {tmp_path / 'gone'}, which is missing"),
+        (tmp_path / "file" / "home", f"{tmp_path / 'file'} is a file, not a folder"),
+    ):
+        result = CliRunner().invoke(app, [*argv, "--home", str(home)])
+        assert (result.exit_code, result.stdout) == (2, ""), result.output
+        assert result.stderr.startswith("hcepay: error: the home "), result.stderr
+        assert expected in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "gone").exists() and (tmp_path / "file").read_text() == "x\n"
+
+
 def test_the_default_home_that_is_a_file_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
