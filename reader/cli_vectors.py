@@ -31,7 +31,7 @@ from reader.cli_common import (
 )
 from reader.cli_pcsc import VPCD_DEFAULT, VpcdOption, vpcd_config
 
-PROGRESS_THRESHOLD = 8  # show a progress bar from this many vectors on
+PROGRESS_THRESHOLD = 8  # show a progress bar from this many vectors on (stderr a terminal)
 CONTEXT_BYTES = 6  # bytes shown either side of the first difference
 
 
@@ -231,7 +231,8 @@ def register(app: typer.Typer) -> None:
                 except vx.VectorError as exc:
                     fail(f"{path}: {exc}", ExitCode.USAGE)
         replay = _replayer(reader_name, profiles_folder)
-        results = run_all(items, replay, progress=not as_json and len(items) >= PROGRESS_THRESHOLD)
+        bar = not as_json and len(items) >= PROGRESS_THRESHOLD and stderr.is_terminal
+        results = run_all(items, replay, progress=bar)
         failed = sum(not r.passed for r in results)
         if as_json:
             summary = {"passed": len(results) - failed, "failed": failed, "left_out": left_out}

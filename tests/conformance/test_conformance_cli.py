@@ -75,6 +75,14 @@ def test_replay_exit_codes_and_table(tmp_path: Path) -> None:
     )  # 1-based, as "step 3" above
 
 
+def test_a_replay_with_stderr_not_a_terminal_writes_nothing_there() -> None:
+    """The progress bar (from 8 vectors on) drew nothing but left an empty line on a
+    stderr that is a file or a pipe, where only errors and warnings go."""
+    code, stdout, stderr = run("vectors", "replay", str(ROOT / "vectors" / "card"))
+    assert code == 0 and " passed, 0 failed" in stdout
+    assert stderr == ""
+
+
 def test_a_vector_name_shows_no_control_character(tmp_path: Path) -> None:
     """A vector file is data: an ESC sequence in its name is shown as dots in the table
     (it reached the terminal raw), and --json keeps the name as it is."""
