@@ -217,6 +217,8 @@ class TransactionLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        if path.is_dir():  # SQLite says only "unable to open database file"
+            raise LogError(f"{path}: is a folder, not a file")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from authority.home import flock_file, fsync_folder, write_all, write_atomic
+from authority.home import flock_file, fsync_folder, read_problem, write_all, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def _read(
     except FileNotFoundError:
         return [], 0, []
     except OSError as exc:
-        raise SpoolError(f"{path}: {exc.strerror or exc}") from None
+        raise SpoolError(f"{path}: {read_problem(exc)}") from None
     entries: list[dict[str, SpoolValue]] = []
     bad = 0
     lines = raw.splitlines()

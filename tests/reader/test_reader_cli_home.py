@@ -123,6 +123,10 @@ CARD = "cards/6200123456789012"
         (PAY, "terminal/keystore.json/", "terminal/keystore.json: is a folder, not a file"),
         (PAY, "terminal/keystore.json=\xff", "keystore.json: bad key store: not UTF-8 text"),
         (PAY, "terminal/terminal.json/", "terminal/terminal.json: is a folder, not a file"),
+        (PAY, "terminal.db/", "transaction log: {home}/terminal.db: is a folder, not a file"),
+        (["log"], "terminal.db/", "log: {home}/terminal.db: is a folder, not a file"),
+        (["log", "recover"], "terminal.db/", "{home}/terminal.db: is a folder, not a file"),
+        (["log"], "terminal.db.spool/", "spool: {home}/terminal.db.spool: is a folder, not a"),
     ],
 )
 def test_a_damaged_file_of_the_home_is_named_in_plain_words(
