@@ -107,6 +107,15 @@ def _field(obj: dict[str, Any], key: str, kind: type) -> Any:
     return value
 
 
+def _hex_field(obj: dict[str, Any], key: str) -> bytes:
+    """A hex string field's bytes; ValueError names the field, not fromhex's position."""
+    text = _field(obj, key, str)
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"{key!r} must be hexadecimal") from None
+
+
 def profile_from_json(text: str) -> CardProfile:
     """Parse card.json; ValueError names the bad field."""
     try:
@@ -124,9 +133,9 @@ def profile_from_json(text: str) -> CardProfile:
         limit=_field(obj, "limit", int),
         currency=_field(obj, "currency", int),
         ca_index=_field(obj, "ca_index", int),
-        license=bytes.fromhex(_field(obj, "license", str)),
-        remainder=bytes.fromhex(_field(obj, "remainder", str)),
-        exponent=bytes.fromhex(_field(obj, "exponent", str)),
+        license=_hex_field(obj, "license"),
+        remainder=_hex_field(obj, "remainder"),
+        exponent=_hex_field(obj, "exponent"),
         serial=_field(obj, "serial", int),
         published_test_keys=obj.get("published_test_keys") is True,
     )

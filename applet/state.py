@@ -153,7 +153,10 @@ def _int(obj: dict[str, Any], key: str) -> int:
 def _hex(obj: Any, key: str) -> bytes:
     if not isinstance(obj, dict) or not isinstance(obj.get(key), str):
         raise ValueError(f"last answer {key!r} must be a hex string")
-    return bytes.fromhex(obj[key])
+    try:
+        return bytes.fromhex(obj[key])
+    except ValueError:  # fromhex's own text names a position, not the field
+        raise ValueError(f"last answer {key!r} must be a hex string") from None
 
 
 def state_from_json(text: str) -> CardState:

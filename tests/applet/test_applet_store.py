@@ -108,6 +108,11 @@ def test_a_binary_state_with_too_many_answers_is_refused() -> None:
         ("[" * 60000, "nested too deeply"),
         (
             '{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": '
+            '[{"answer": "ZZ", "cdol1_data": ""}]}',
+            "last answer 'answer' must be a hex string",
+        ),
+        (
+            '{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": '
             '[{"answer": "7700", "cdol1_data": ""}]}',
             "last answer is no GENERATE AC template",
         ),

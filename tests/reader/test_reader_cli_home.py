@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -113,6 +114,7 @@ CARD = "cards/6200123456789012"
         (["card", "send", "--in-process", "00"], f"{CARD}/state.dat/", "is a folder, not a file"),
         (PAY, f"{CARD}/card.json=\xeb\x01", f"{CARD}/card.json: bad card description: not UTF-8"),
         (PAY, f"{CARD}/card.json={{", f"{CARD}/card.json: bad card description: not valid JSON"),
+        (PAY, f"{CARD}/card.json#license=ZZ", "card.json: bad card description: 'license' must be"),
         (ISSUE, "cards=x", "cannot issue card 6200123456789013: {home}/cards: is a file, not a"),
         (ISSUE, "authority/serials.json=x", "serials.json: bad serials file: not valid JSON"),
         (ISSUE, "authority/serials.json=[]", 'serials.json: bad serials file: must be {"next_'),
@@ -135,12 +137,19 @@ def test_a_damaged_file_of_the_home_is_named_in_plain_words(
     """Python's own error text was the message: "[Errno 21] Is a directory: '...'",
     "[Errno 20] Not a directory", "[Errno 17] File exists", "unreadable serials file
     (JSONDecodeError)", "'utf-8' codec can't decode byte 0xeb". DAMAGE is NAME/ (a folder in
-    its place) or NAME=TEXT (a file of that text in its place)."""
+    its place), NAME=TEXT (a file of that text in its place) or NAME#FIELD=VALUE (one string
+    field of a JSON file changed)."""
     home = _issued_home(tmp_path)
     if damage.endswith("/"):
         target = home / damage.rstrip("/")
         target.unlink(missing_ok=True)
         target.mkdir()
+    elif "#" in damage:  # NAME#FIELD=VALUE: one field of a JSON file changed
+        name, _, change = damage.partition("#")
+        field, _, value = change.partition("=")
+        obj = json.loads((home / name).read_text(encoding="utf-8"))
+        obj[field] = value
+        (home / name).write_text(json.dumps(obj), encoding="utf-8")
     else:
         name, _, text = damage.partition("=")
         target = home / name
