@@ -88,6 +88,9 @@ def check_trace_path(path: Path) -> None:
     that a payment is never made, then reported as a failure to write its trace."""
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+    if path.exists() and not path.is_file():  # a trace is renamed into place (write_atomic):
+        # it would take the place of a device (/dev/null, as root) or a pipe, not write to it
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     folder = path.parent
     if not folder.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no such folder", str(folder))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,19 @@ def test_a_trace_that_cannot_be_written_stops_before_paying(home: Path) -> None:
     code, out = _pay(home, "--amount", "1.00", "--trace", str(home / "t.json"))
     assert code == 0 and json.loads(out)["atc"] == 1  # the refused runs touched no card
     assert json.loads((home / "t.json").read_text())["steps"]
+
+
+def test_a_trace_is_never_renamed_over_a_device_or_a_pipe(home: Path) -> None:
+    """`--trace /dev/null` run as root replaced the device with a regular file holding the
+    trace (the trace is written to a temp file and renamed into place), and exited 0; a
+    named pipe likewise. Refused before paying, the pipe left as it was."""
+    pipe = home.parent / "pipe"
+    os.mkfifo(pipe)
+    code, out = _pay(home, "--amount", "1.00", "--trace", str(pipe))
+    assert code == 2 and f"--trace {pipe}: not a regular file" in out, out
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 0 and log.pending() == []
 
 
 def test_a_trace_never_replaces_the_homes_own_files(home: Path) -> None:
