@@ -225,12 +225,23 @@ class TransactionLog:
         except (OSError, sqlite3.Error) as exc:
             raise LogError(f"cannot open {path}: {exc}") from None
         try:
+            self._check_ours()
             self._use_wal()
             self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
         except sqlite3.Error as exc:
             self._db.close()
             raise LogError(f"cannot use {path}: {exc}") from None
+        except LogError:
+            self._db.close()
+            raise
+
+    def _check_ours(self) -> None:
+        """Refuse, before any write, an SQLite database that is not a log: no schema version
+        and tables of its own (another program's file). Its tables were added to, and it was
+        switched to WAL, even by the read-only `hcepay log`, which then showed no rows."""
+        if self.version == 0 and self._db.execute("SELECT 1 FROM sqlite_master").fetchone():
+            raise LogError(f"{self.path}: not an hcepay transaction log (tables of its own)")
 
     def _use_wal(self) -> None:
         """Switch to WAL. A new log's switch needs its exclusive lock, and SQLite answers

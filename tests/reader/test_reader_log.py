@@ -338,6 +338,23 @@ def test_newer_schema_refused(tmp_path: Path) -> None:
         TransactionLog(path)
 
 
+def test_another_programs_database_is_refused_unchanged(tmp_path: Path) -> None:
+    """An SQLite file of other tables and no schema version (not a log) was switched to WAL
+    and given the log's tables, even by the read-only `hcepay log`, which then showed no
+    rows; one with a table named `transactions` gave SQLite's "table transactions already
+    exists". Refused, the file left as it was."""
+    path = tmp_path / "terminal.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE transactions (x)")
+    before = path.read_bytes()
+    with pytest.raises(LogError, match="not an hcepay transaction log"):
+        TransactionLog(path)
+    assert path.read_bytes() == before
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")  # an empty file is a new log, as SQLite takes it
+    TransactionLog(empty).close()
+
+
 def test_closed_log_raises_log_error(tmp_path: Path) -> None:
     log = TransactionLog(tmp_path / "terminal.db")
     log.close()
