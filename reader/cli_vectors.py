@@ -311,6 +311,16 @@ def _terminal_values(
     return vx.terminal_values_from_json(obj, "terminal values")
 
 
+def _check_out(out: Path) -> None:
+    """An --out that cannot be written is a usage error before the payment, as pay's
+    --trace is: the payment spends the card's ATC and credit (a real card's, with
+    --reader), and its exchange was lost when only the write found the folder missing."""
+    if out.is_dir():
+        fail(f"cannot write {out}: is a folder", ExitCode.USAGE)
+    if not out.parent.is_dir():
+        fail(f"cannot write {out}: no such folder ({out.parent})", ExitCode.USAGE)
+
+
 def _option_amount(option: str, text: str) -> int:
     """An amount option in minor units; AmountError naming the option (--amount, --used)."""
     from reader.cli_pay import AmountError, parse_amount
@@ -366,6 +376,7 @@ def register_record(group: typer.Typer) -> None:
 
         if reader_name is not None and in_process:
             fail("choose one of --reader and --in-process", ExitCode.USAGE)
+        _check_out(out)
         try:
             minor = _option_amount("--amount", amount)
             used_minor = _option_amount("--used", used)

@@ -56,6 +56,24 @@ def test_a_live_payment_recorded_replays_byte_exact(tmp_path: Path) -> None:
     assert not vx.replay_vector(moved, ROOT / "vectors" / "profiles").passed
 
 
+def test_record_refuses_an_out_it_cannot_write_before_paying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing folder or a folder for --out was found only when the vector was written,
+    after the payment had spent the card's ATC and credit (a real card's, with --reader):
+    exit 2 and the exchange lost. Refused before any payment, as pay's --trace is."""
+    from reader import cli_vectors
+
+    def no_payment(**_: object) -> None:
+        raise AssertionError("paid before checking --out")
+
+    monkeypatch.setattr(cli_vectors, "record_vector", no_payment)
+    for out in (tmp_path / "missing" / "v.json", tmp_path):
+        code, stdout, stderr = run("vectors", "record", "--out", str(out))
+        assert (code, stdout) == (2, ""), stderr
+        assert stderr.startswith(f"hcepay: error: cannot write {out}: ") and stderr.count("\n") == 1
+
+
 def test_replay_exit_codes_and_table(tmp_path: Path) -> None:
     code, stdout, _ = run("vectors", "replay", str(APPROVE), str(TERMINAL_APPROVE))
     assert code == 0 and "2 passed, 0 failed" in stdout
