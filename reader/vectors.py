@@ -23,6 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from authority.home import write_atomic
 from authority.license import account_from_digits
 from reader.checks import Verdict
 
@@ -478,8 +479,15 @@ def load(path: Path) -> Vector:
 
 
 def save(path: Path, vector: Vector) -> None:
-    """Write one vector file (the text of `dumps`)."""
-    path.write_text(dumps(vector), encoding="utf-8")
+    """Write one vector file (the text of `dumps`) whole or not at all (write_atomic): a
+    full disk left half a vector over the one it replaced. A path that is not a regular
+    file (a pipe, /dev/stdout) is written to as it is: a rename would take its place."""
+    data = dumps(vector).encode("utf-8")
+    if path.exists() and not path.is_file():
+        with path.open("wb") as f:
+            f.write(data)
+    else:
+        write_atomic(path, data)
 
 
 def collect(paths: Iterable[Path], *, limit: int = 10_000) -> list[Path]:

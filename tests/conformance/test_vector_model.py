@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +186,39 @@ def test_mutated_sample_fields_are_a_vector_or_a_vector_error(data: st.DataObjec
         assert exc.reason
     else:
         assert vx.loads(vx.dumps(vector)) == vector
+
+
+def test_a_vector_is_saved_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails (a full disk) leaves the vector it was to replace as it was, and
+    no temporary file; `vectors record --out` over an old vector wrote it in place."""
+    vector = vx.vector_from_json(SAMPLE)
+    path = tmp_path / "v.json"
+    vx.save(path, vector)
+    before = path.read_bytes()
+
+    def full(fd: int, data: bytes, offset: int | None = None) -> None:
+        os.write(fd, data[:10])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("authority.home.write_all", full)
+    with pytest.raises(OSError, match="No space"):
+        vx.save(path, replace(vector, name="other"))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.json"]
+
+
+def test_a_vector_is_written_into_a_pipe_as_it_is(tmp_path: Path) -> None:
+    """A path that is not a regular file (a pipe, /dev/stdout) is written to, not replaced
+    by a renamed file."""
+    vector = vx.vector_from_json(SAMPLE)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    vx.save(fifo, vector)
+    reader.join(timeout=30)
+    assert fifo.is_fifo()
+    assert vx.loads(got[0].decode("utf-8")) == vector
