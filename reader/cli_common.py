@@ -227,3 +227,24 @@ def on_stop_signals(stop: Callable[[], None]) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While the block runs, SIGTERM ends the process by unwinding it (exit 143, 128 + 15),
+    so that its `finally` blocks run: the demo's temporary home, authority key included, is
+    removed, as after Ctrl-C. Only for commands whose work a kill may cut anywhere (a
+    temporary home): a payment's durable steps are made to survive SIGTERM's default."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+        stderr.print("hcepay: terminated")
+        sys.exit(128 + signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

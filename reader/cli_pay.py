@@ -42,6 +42,7 @@ from reader.cli_common import (
     note_for_lost_output,
     plural,
     problem,
+    sigterm_unwinds,
     stderr,
     stdout,
 )
@@ -399,7 +400,7 @@ def demo(
     request = PaymentRequest(_amount(amount))
     _check_trace(trace)
     note_for_lost_output("the demo's home was temporary: its payment is gone with it")
-    with PaymentGuard() as guard:
+    with sigterm_unwinds(), PaymentGuard() as guard:
         try:
             with tempfile.TemporaryDirectory(prefix="hcepay-demo-") as tmp:
                 home = Path(tmp)

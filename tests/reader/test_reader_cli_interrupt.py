@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from datetime import datetime
@@ -77,6 +78,34 @@ def test_the_demo_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli_pay, "InProcessTransport", _interrupting_at(0xAE))
     result = CliRunner().invoke(app, ["demo"])
     assert result.exit_code == 0 and "verdict: APPROVED" in result.stdout, result.output
+
+
+@pytest.mark.parametrize("ins", [0xA8, 0xAE])
+def test_sigterm_ends_the_demo_and_removes_its_temporary_home(
+    monkeypatch: pytest.MonkeyPatch, ins: int
+) -> None:
+    """A SIGTERM during the demo left its temporary home (an authority key among it) in the
+    system's temporary folder: it now unwinds (exit 143), and the home is removed."""
+
+    class Terminating(InProcessTransport):
+        def transmit(self, command: bytes) -> bytes:
+            if len(command) > 1 and command[1] == ins:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().transmit(command)
+
+    def not_unwound(_signum: int, _frame: types.FrameType | None) -> None:
+        raise RuntimeError("SIGTERM reached the default handler (the test's stand-in)")
+
+    monkeypatch.setattr(cli_pay, "InProcessTransport", Terminating)
+    before = signal.signal(signal.SIGTERM, not_unwound)  # the default would end pytest
+    try:
+        result = CliRunner().invoke(app, ["demo"])
+        assert signal.getsignal(signal.SIGTERM) is not_unwound  # put back after the demo
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert result.exit_code == 143, result.output
+    assert result.stderr.strip() == "hcepay: terminated"
+    assert not list(Path(tempfile.gettempdir()).glob("hcepay-demo-*"))
 
 
 class _CommitThenInterrupt:
