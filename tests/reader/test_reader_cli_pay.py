@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import stat
 from pathlib import Path
@@ -249,6 +250,21 @@ def test_log_recover_imports_only_entries_that_verify(home: Path) -> None:
     assert "ATC 777" in result.output and "does not verify" in result.output
     with TransactionLog(home / "terminal.db") as log:
         assert [(r.outcome.atc, r.outcome.amount) for r in log.rows()] == [(1, 100)]
+
+
+def test_log_recover_with_nothing_spooled_needs_no_keys(tmp_path: Path, home: Path) -> None:
+    """With nothing to import, a home without keys is not an error ("holds no authority
+    key", exit 2, before); with a payment spooled, it still is: it cannot be verified."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(empty)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("0 imported, 0 already in the log, 0 left in the spool")
+    _spool_one_payment(home)
+    shutil.rmtree(home / "terminal" / "keys", ignore_errors=True)
+    (home / "terminal" / "keystore.json").unlink()
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
+    assert result.exit_code == 2 and "holds no authority key" in result.stderr, result.output
 
 
 def test_log_recover_names_a_missing_field_of_a_spool_entry(home: Path) -> None:
