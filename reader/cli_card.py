@@ -30,6 +30,7 @@ from reader.cli_common import (
     JsonOption,
     examples,
     fail,
+    hex_input,
     home_folder,
     home_lock,
     key_index,
@@ -207,9 +208,9 @@ def _commands(apdus: list[str]) -> list[bytes]:
         if len(text) > MAX_HEX:
             fail(f"{where} {number} is longer than {MAX_HEX} hex digits")
         try:
-            commands.append(bytes.fromhex(text))
-        except ValueError:
-            fail(f"{where} {number} is not hexadecimal: {line.strip()[:40]!r}")
+            commands.append(hex_input(text))
+        except ValueError as exc:
+            fail(f"{where} {number} {exc}: {line.strip()[:40]!r}")
     if not commands:
         fail("no APDU to send (give HEX arguments, or - to read them from stdin)")
     return commands

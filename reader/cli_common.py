@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import signal
+import string
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -179,6 +180,18 @@ def output_lost(reason: str) -> NoReturn:
     _to_devnull(sys.stdout.fileno())
     stderr.print(f"hcepay: cannot write the output ({reason}); {_LOST_OUTPUT_NOTE[0]}")
     sys.exit(int(ExitCode.OUTPUT_LOST))
+
+
+def hex_input(text: str) -> bytes:
+    """Hex digits (blanks and colons already removed) as bytes; ValueError saying what is
+    wrong as a predicate: "is not hexadecimal ('G' at 3)" or "has an odd number of hex
+    digits (3)" (fromhex's own text names neither)."""
+    bad = next((i for i, c in enumerate(text) if c not in string.hexdigits), None)
+    if bad is not None:
+        raise ValueError(f"is not hexadecimal ({text[bad]!r} at {bad + 1})")
+    if len(text) % 2:
+        raise ValueError(f"has an odd number of hex digits ({len(text)})")
+    return bytes.fromhex(text)
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:

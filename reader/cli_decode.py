@@ -14,7 +14,7 @@ from apdu.elements import format_of, name_of
 from apdu.errors import DecodeError
 from apdu.response import ResponseAPDU
 from apdu.sw import describe, ins_name
-from reader.cli_common import ExitCode, JsonOption, examples, fail, plural, stdout
+from reader.cli_common import ExitCode, JsonOption, examples, fail, hex_input, plural, stdout
 
 MAX_INPUT_HEX = 2 * (65536 + 9)  # the longest extended APDU
 _PRINTABLE = frozenset(string.printable.encode()) - frozenset(b"\t\n\r\x0b\x0c")
@@ -25,9 +25,9 @@ def _parse_hex(text: str) -> bytes:
     if len(cleaned) > MAX_INPUT_HEX:
         fail(f"input longer than {MAX_INPUT_HEX} hex digits", ExitCode.DECLINED)
     try:
-        return bytes.fromhex(cleaned)
-    except ValueError:
-        fail("input is not hexadecimal", ExitCode.DECLINED)
+        return hex_input(cleaned)
+    except ValueError as exc:
+        fail(f"input {exc}", ExitCode.DECLINED)
 
 
 def _tlv_tree(data: bytes) -> tuple[tuple[tlv.Tlv, ...] | None, str | None]:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from reader.cli import app
+from reader.cli_common import hex_input
 
 runner = CliRunner()
 PPSE_RSP = (
@@ -98,7 +102,8 @@ def test_tlv_error_is_null_with_a_tree_or_no_data() -> None:
     [
         (["decode", "00A40400FF00"], "Lc 255 does not match the 1 byte after it at offset 4"),
         (["decode", "--response", "90"], "shorter than its 2-byte status word at offset 1"),
-        (["decode", "zz"], "input is not hexadecimal"),
+        (["decode", "zz"], "input is not hexadecimal ('z' at 1)"),
+        (["decode", "00A"], "input has an odd number of hex digits (3)"),
     ],
 )
 def test_malformed_exits_1(args: list[str], message: str) -> None:
@@ -127,3 +132,18 @@ def test_a_commands_data_that_is_no_tlv_is_no_error_in_the_text() -> None:
         runner.invoke(app, ["decode", "--json", "00A4040009F0484345504159000100"]).stdout
     )
     assert out["tlv"] is None and out["tlv_error"].startswith("value of tag F0 ")
+
+
+@given(st.binary(max_size=64), st.booleans())
+def test_hex_input_reads_what_hex_writes(data: bytes, upper: bool) -> None:
+    text = data.hex().upper() if upper else data.hex()
+    assert hex_input(text) == data
+
+
+@given(st.text(max_size=20), st.sampled_from("gz- x+"), st.text("0123456789abcdef", max_size=6))
+def test_hex_input_names_the_first_character_that_is_no_hex_digit(
+    head: str, bad: str, tail: str
+) -> None:
+    head = "".join(c for c in head if c in "0123456789abcdefABCDEF")
+    with pytest.raises(ValueError, match=re.escape(f"({bad!r} at {len(head) + 1})")):
+        hex_input(head + bad + tail)
