@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa as crypto_rsa
 
 from authority.errors import InvalidKeyError, KeyFileError
-from authority.home import write_atomic
+from authority.home import read_problem, write_atomic
 from authority.rsa import (
     RsaPrivateKey,
     RsaPublicKey,
@@ -49,7 +49,7 @@ def _read(path: Path) -> bytes:
     except FileNotFoundError:
         raise KeyFileError(str(path), "no such file") from None
     except OSError as exc:
-        raise KeyFileError(str(path), f"cannot read ({exc.strerror})") from None
+        raise KeyFileError(str(path), read_problem(exc)) from None
 
 
 def load_private(path: Path, *, published_test_key: bool = False) -> RsaPrivateKey:
@@ -63,9 +63,9 @@ def load_private(path: Path, *, published_test_key: bool = False) -> RsaPrivateK
     except FileNotFoundError:
         raise KeyFileError(str(path), "no such file") from None
     except OSError as exc:
-        raise KeyFileError(str(path), f"cannot read ({exc.strerror})") from None
+        raise KeyFileError(str(path), read_problem(exc)) from None
     if stat.S_ISDIR(st_mode):  # a folder's mode says nothing of a key
-        raise KeyFileError(str(path), "cannot read (Is a directory)")
+        raise KeyFileError(str(path), "is a folder, not a file")
     mode = stat.S_IMODE(st_mode)
     if mode & 0o077 and not published_test_key:
         raise KeyFileError(

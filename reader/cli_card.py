@@ -25,6 +25,7 @@ from authority.license import account_from_digits
 from authority.rsa import generate
 from reader.cli_common import (
     KEY_INDEX_HELP,
+    ONE_TRANSPORT,
     ExitCode,
     HomeOption,
     JsonOption,
@@ -227,7 +228,7 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 def _link(in_process: bool, reader: str | None, home: Path | None, card: str | None) -> _Link:
     if in_process == (reader is not None):
-        fail("pick one of --in-process and --reader NAME")
+        fail(ONE_TRANSPORT)
     if reader is not None and card is not None:  # as `pay` refuses it (reader/cli_pay.py)
         fail(
             "--card picks the home's card for --in-process; with --reader, the card is the "

@@ -14,7 +14,7 @@ from contextlib import ExitStack, contextmanager
 from enum import IntEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import Annotated, Final, NoReturn
 
 import typer
 from rich.console import Console
@@ -180,6 +180,9 @@ def output_lost(reason: str) -> NoReturn:
     _to_devnull(sys.stdout.fileno())
     stderr.print(f"hcepay: cannot write the output ({reason}); {_LOST_OUTPUT_NOTE[0]}")
     sys.exit(int(ExitCode.OUTPUT_LOST))
+
+
+ONE_TRANSPORT: Final = "pick one of --in-process and --reader NAME"  # both were given
 
 
 def hex_input(text: str) -> bytes:

@@ -31,6 +31,7 @@ from authority.license import pad_account
 from reader import checks, spool
 from reader.checks import CheckError
 from reader.cli_common import (
+    ONE_TRANSPORT,
     ExitCode,
     HomeOption,
     JsonOption,
@@ -524,9 +525,8 @@ def _init_advice(home: Path) -> str:
     return f"{where_held}: {' and '.join(commands)} trust them again"
 
 
-def _transport(home: Path, reader: str | None, in_process: bool, card: str | None) -> Transport:
-    if reader is not None and in_process:
-        fail("pick one of --in-process and --reader NAME")
+def _transport(home: Path, reader: str | None, card: str | None) -> Transport:
+    """The card in the reader named (PC/SC), else the home's card in this process."""
     if reader is not None:
         from reader.pcsc import PcscTransport  # pyscard only when a reader is asked for
 
@@ -587,6 +587,8 @@ def _pay_once(
     home: Path | None,
     guard: PaymentGuard,
 ) -> tuple[TracingTransport, Env, PaymentRequest, Run]:
+    if reader is not None and in_process:  # the options first, as every command: then files
+        fail(ONE_TRANSPORT)
     if reader is not None and card is not None:
         fail(
             "--card picks the home's card for an in-process payment; with --reader, the "
@@ -601,7 +603,7 @@ def _pay_once(
     _check_trace_in_home(trace, root)
     keys = _keys(root)
     cfg = terminal_config(root)
-    tracer = TracingTransport(LoggingTransport(_transport(root, reader, in_process, card)))
+    tracer = TracingTransport(LoggingTransport(_transport(root, reader, card)))
     env = fresh_env()
     try:
         log = TransactionLog(log_path(root))

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from reader import vectors as vx
 from reader.cli_common import (
+    ONE_TRANSPORT,
     ExitCode,
     JsonOption,
     examples,
@@ -207,7 +208,7 @@ def register(app: typer.Typer) -> None:
         """Replay vectors; exit 0 only when every one passes (1 when any fails, 2 for a bad
         vector file or option, 4 when the card could not be reached)."""
         if reader_name is not None and in_process:
-            fail("choose one of --reader and --in-process", ExitCode.USAGE)
+            fail(ONE_TRANSPORT, ExitCode.USAGE)
         folder = default_vectors_folder()
         try:
             files = vx.collect(paths or [folder])
@@ -375,7 +376,7 @@ def register_record(group: typer.Typer) -> None:
         from reader.transport import TransportError
 
         if reader_name is not None and in_process:
-            fail("choose one of --reader and --in-process", ExitCode.USAGE)
+            fail(ONE_TRANSPORT, ExitCode.USAGE)
         _check_out(out)
         try:
             minor = _option_amount("--amount", amount)

@@ -60,7 +60,12 @@ def test_a_private_key_path_that_is_a_folder_is_not_a_file(tmp_path: Path) -> No
     path.mkdir()
     with pytest.raises(KeyFileError) as info:
         load_private(path)
-    assert info.value.reason == "cannot read (Is a directory)"
+    assert info.value.reason == "is a folder, not a file"  # as every other file of the home
+    public = tmp_path / "ca-01.pub.pem"
+    public.mkdir()
+    with pytest.raises(KeyFileError) as info:
+        load_public(public)
+    assert info.value.reason == "is a folder, not a file"
 
 
 def test_public_key_round_trip(tmp_path: Path, app_key: RsaPrivateKey) -> None:

@@ -93,3 +93,25 @@ def test_the_hcepay_command_says_a_usage_error_in_one_line() -> None:
         "hcepay: error: no such option: --amout (Possible options: --amount) (see 'hcepay pay -h')"
     ]
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["pay", "--amount", "1"],
+        ["card", "send", "00A4040000"],
+        ["vectors", "replay", "vectors/card"],
+        ["vectors", "record", "--out", "v.json", "--amount", "1"],
+    ],
+    ids=["pay", "card-send", "vectors-replay", "vectors-record"],
+)
+def test_every_command_refuses_both_transports_in_the_same_words(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    both = ["--in-process", "--reader", "Virtual PCD 00 00"]
+    result = CliRunner().invoke(app, [*args, *both], env={"HCEPAY_HOME": str(tmp_path / "h")})
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert result.stderr.splitlines() == [
+        "hcepay: error: pick one of --in-process and --reader NAME"
+    ]
