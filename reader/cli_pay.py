@@ -831,7 +831,8 @@ def _given(ctx: _HasSources, name: str) -> bool:
 def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """Import the spool (payments decided but not recorded) into the log, each once.
     Exit 5 when entries are left in the spool; exit 2 when the log cannot be opened and
-    the spool is empty (as `hcepay log`).
+    the spool is empty (as `hcepay log`). Unreadable lines are kept aside in
+    `<spool>.bad` (--json: `unreadable_kept_in`).
 
     `--home` and `--json` may come before `recover` too (`hcepay log --home A recover`)."""
     parent = ctx.parent
@@ -882,6 +883,7 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
             "already_in_the_log": report.duplicates,
             "left_in_the_spool": report.remaining,
             "unreadable_lines": report.bad_lines,
+            "unreadable_kept_in": [str(p) for p in report.kept_aside],
         }
         stdout.print(json.dumps(counts))
     else:
@@ -889,6 +891,8 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
             f"{report.inserted} imported, {report.duplicates} already in the log, "
             f"{report.remaining} left in the spool, {plural(report.bad_lines, 'unreadable line')}"
         )
+        if report.kept_aside:
+            line += f" (kept in {', '.join(map(str, report.kept_aside))})"
         stdout.print(line)
     if report.remaining:
         raise typer.Exit(int(ExitCode.NOT_RECORDED))

@@ -59,6 +59,7 @@ class ImportReport:
     duplicates: int
     remaining: int
     bad_lines: int
+    kept_aside: tuple[Path, ...] = ()  # the `.bad` files that keep the unreadable lines
 
 
 def primary_path(log_path: Path) -> Path:
@@ -237,12 +238,15 @@ def _rewrite(path: Path, entries: list[dict[str, SpoolValue]], rest: list[bytes]
     write_atomic(path, data, 0o600)
 
 
-def _keep_unreadable(path: Path) -> None:
-    """Copy the spool aside as `<spool>.bad` before a rewrite drops its unreadable lines."""
+def _keep_unreadable(path: Path) -> Path:
+    """Copy the spool aside as `<spool>.bad` before a rewrite drops its unreadable lines;
+    the `.bad` file's path."""
+    aside = path.with_name(path.name + ".bad")
     try:
-        _append(path.with_name(path.name + ".bad"), path.read_bytes())
+        _append(aside, path.read_bytes())
     except OSError as exc:
         raise SpoolError(f"{path}: {exc.strerror or exc}") from None
+    return aside
 
 
 def import_spool(
@@ -253,6 +257,7 @@ def import_spool(
     `insert` raises on a log that still cannot be written: the entry stays spooled.
     """
     inserted = duplicates = remaining = bad_lines = 0
+    kept_aside: list[Path] = []
     for path in spool_paths(log_path):
         if not path.exists():
             continue
@@ -260,7 +265,7 @@ def import_spool(
             entries, bad, rest = _read(path, log_path)
             bad_lines += bad
             if bad:
-                _keep_unreadable(path)
+                kept_aside.append(_keep_unreadable(path))
             if not entries and not rest and not bad:
                 continue
             keep: list[dict[str, SpoolValue]] = []
@@ -279,4 +284,4 @@ def import_spool(
                 _rewrite(path, keep, rest)
             except OSError as exc:
                 raise SpoolError(f"{path}: {exc.strerror or exc}") from None
-    return ImportReport(inserted, duplicates, remaining, bad_lines)
+    return ImportReport(inserted, duplicates, remaining, bad_lines, tuple(kept_aside))

@@ -330,8 +330,13 @@ def test_counts_of_one_are_singular_in_log_and_recover(home: Path) -> None:
     (home / "terminal.db.spool").write_text("{torn\n")
     out = CliRunner().invoke(app, ["log", "recover", "--home", str(home)]).output
     assert out.strip() == (
-        "0 imported, 0 already in the log, 0 left in the spool, 1 unreadable line"
+        "0 imported, 0 already in the log, 0 left in the spool, 1 unreadable line "
+        f"(kept in {home / 'terminal.db.spool.bad'})"
     ), out
+    assert (home / "terminal.db.spool.bad").read_text() == "{torn\n"
+    (home / "terminal.db.spool").write_text("{torn again\n")
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home), "--json"])
+    assert json.loads(result.stdout)["unreadable_kept_in"] == [str(home / "terminal.db.spool.bad")]
 
 
 def test_plural() -> None:
