@@ -168,7 +168,10 @@ class VpcdConfig:
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
-    """Parse `HOST:PORT` (or `PORT`, or `HOST`) into a host and a port."""
+    """Parse `HOST:PORT` (or `PORT`, or `HOST`) into a host and a port. An empty text is
+    refused: `--vpcd ""` (an unset variable) is a mistake, not the default address."""
+    if not text.strip():
+        raise ValueError(f"bad vpcd address {text!r}: expected HOST:PORT, HOST or PORT")
     host, sep, port_text = text.rpartition(":")
     if not sep:
         if text.isdigit():

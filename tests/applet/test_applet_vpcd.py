@@ -120,7 +120,7 @@ def test_parse_endpoint(text: str, expected: tuple[str, int]) -> None:
     assert parse_endpoint(text) == expected
 
 
-@pytest.mark.parametrize("text", ["host:0", "host:70000", "host:port", ":"])
+@pytest.mark.parametrize("text", ["host:0", "host:70000", "host:port", ":", "", " "])
 def test_parse_endpoint_refuses_bad_ports(text: str) -> None:
     with pytest.raises(ValueError, match="bad vpcd address"):
         parse_endpoint(text)
