@@ -218,6 +218,13 @@ CASES: list[tuple[str, dict[str, object], type[checks.CheckError], str]] = [
         "6A83",
     ),
     (
+        # check 1: 9000 and nothing else, not a warning (ISO 7816-4 5.6: 62xx, 63xx) with data
+        "warning with the data",
+        {"ins": INS_READ, "p1": 1, "alter": lambda r: r[:-2] + b"\x62\x83"},
+        checks.StatusError,
+        "6283",
+    ),
+    (
         "truncated",
         {"ins": INS_READ, "p1": 1, "alter": lambda r: r[:-12] + r[-2:]},
         checks.ResponseError,
