@@ -768,7 +768,7 @@ class ReSigning:
 
     name = "re-signing"
 
-    def __init__(self, inner: Transport, app: RsaPrivateKey, **changes: int) -> None:
+    def __init__(self, inner: Transport, app: RsaPrivateKey, **changes: int | bytes) -> None:
         self.inner, self.app, self.changes = inner, app, changes
 
     def connect(self) -> bytes:
@@ -806,6 +806,38 @@ def test_a_signed_atc_other_than_the_gpos_is_refused(
     assert log.count() == 0 and [e.atc for e in log.pending()] == [1]
     same = ReSigning(transport_for(make_card()), app)  # re-signed unchanged: accepted
     assert pay(same, cfg, PaymentRequest(1234), env, keys, log).outcome.atc == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "name"),
+    [
+        ("amount", 1235, "amount"),
+        ("currency", 840, "currency"),
+        ("unpredictable_number", bytes.fromhex("1A2B3C4E"), "unpredictable number"),
+        ("account", bytes.fromhex("6200123456789013FFFF"), "account"),
+    ],
+)
+def test_a_signed_field_other_than_the_transactions_is_refused(
+    field: str,
+    value: int | bytes,
+    name: str,
+    profile: Path,
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """Check 4 (PROTOCOL.md §7): the authorization opens with the APP key, its ATC and CID
+    are the transaction's, but one other signed field (amount, currency, unpredictable
+    number, account id) is not what the terminal sent or read: refused, no row."""
+    app = load_app_key(profile, load_profile(profile))
+    transport = ReSigning(transport_for(make_card()), app, **{field: value})
+    with pytest.raises(checks.AuthorizationCheckError) as caught:
+        pay(transport, cfg, PaymentRequest(1234), env, keys, log)
+    assert type(caught.value) is checks.AuthorizationCheckError
+    assert caught.value.reason == f"signed {name} differs"
+    assert log.count() == 0 and [e.atc for e in log.pending()] == [1]
 
 
 PROFILE_CARD = json.loads(
