@@ -26,7 +26,7 @@ from authority.license import LicenseFields, account_from_digits, issue_license
 from authority.rsa import RsaPrivateKey
 from reader import checks
 from reader.cli_common import ExitCode
-from reader.cli_pay import run_payment
+from reader.cli_pay import run_payment, verify_row
 from reader.flow import Env, NotRecordedError, Outcome, PaymentRequest, TerminalConfig, pay
 from reader.log import LogError, TransactionLog
 from reader.recovery import PendingEntry
@@ -1110,3 +1110,25 @@ def test_a_recovered_payment_is_reported_when_this_one_is_declined(
     assert result.code is ExitCode.DECLINED
     assert [(o.atc, o.amount) for o in result.recovered] == [(1, 1234)]
     assert log.count() == 2
+
+
+def test_a_row_is_verified_with_the_keys_as_they_stood_on_its_day(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """`log --verify` (checks.verify_recorded) judges the authority key at the transaction's
+    date, not today's: a key that expired since (on the day of the payment, it was still
+    valid through that day) still verifies the row; one that had expired the day before
+    refuses it (PROTOCOL.md §7 check 2)."""
+    then = Env(datetime(2020, 1, 15, 9, 30), env.unpredictable_number)
+    paid = pay(transport_for(make_card()), cfg, PaymentRequest(1234), then, keys, log)
+    key = keys.keys[1]
+    on_the_day = KeyStore({1: AuthorityKey(1, key.key, date(2020, 1, 15))})
+    assert verify_row(paid.outcome, on_the_day) == ""
+    day_before = KeyStore({1: AuthorityKey(1, key.key, date(2020, 1, 14))})
+    assert (
+        verify_row(paid.outcome, day_before) == "authority key 01 expired (valid until 2020-01-14)"
+    )
