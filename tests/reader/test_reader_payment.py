@@ -1132,3 +1132,47 @@ def test_a_row_is_verified_with_the_keys_as_they_stood_on_its_day(
     assert (
         verify_row(paid.outcome, day_before) == "authority key 01 expired (valid until 2020-01-14)"
     )
+
+
+class Recording:
+    """A transport that keeps the header (CLA INS P1 P2) of each command it sends."""
+
+    name = "recording"
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner, self.headers = inner, list[str]()
+
+    def connect(self) -> bytes:
+        return self.inner.connect()
+
+    def transmit(self, command: bytes) -> bytes:
+        self.headers.append(command[:4].hex().upper())
+        return self.inner.transmit(command)
+
+    def disconnect(self) -> None:
+        self.inner.disconnect()
+
+
+STEPS = ["00A40400", "00A40400", "80A80000", "00B2010C", "00B2020C", "00B2030C", "80AE5000"]
+
+
+def test_the_commands_of_a_payment_and_of_one_with_an_open_entry(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """PROTOCOL.md §3 steps: SELECT PPSE, SELECT AID, GPO, READ RECORD 1-3, GENERATE AC and
+    nothing else; with an open pending entry (of any card) the terminal reads the card's
+    last answer, GET DATA DF02, right after SELECT AID (§9), and only then."""
+    card = make_card()
+    plain = Recording(transport_for(card))
+    pay(plain, cfg, PaymentRequest(1234), env, keys, log)
+    assert plain.headers == STEPS
+    other = PendingEntry(bytes.fromhex("6200999999999999FFFF"), 5, bytes(43))
+    log.write_pending(other, env.now)
+    torn = Recording(transport_for(card))
+    pay(torn, cfg, PaymentRequest(1234), env, keys, log)
+    assert torn.headers == [*STEPS[:2], "80CADF02", *STEPS[2:]]
+    assert log.pending() == [other]
