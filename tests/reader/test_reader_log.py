@@ -345,3 +345,16 @@ def test_closed_log_raises_log_error(tmp_path: Path) -> None:
         log.pending()
     with pytest.raises(LogError):
         log.write_pending(entry(1), NOW)
+
+
+def test_an_open_entry_written_again_is_the_newest(log: TransactionLog) -> None:
+    """`write_pending` of an (account, ATC) already open replaces it (reader/log.py: writing
+    an entry again reopens it): the entry recovery judges is the CDOL1 data and serial sent
+    last, when it was sent, not the first (PROTOCOL.md §9)."""
+    first = replace(entry(5), serial=1)
+    log.write_pending(first, NOW)
+    again = replace(first, cdol1_data=b"d" * 43, serial=2)
+    log.write_pending(again, NOW + timedelta(minutes=1))
+    assert log.pending() == [again]
+    [row] = log.pending_rows()
+    assert (row.entry, row.created, row.outcome) == (again, "2026-11-28T12:01:00", None)
