@@ -29,7 +29,7 @@ from reader.cli_common import ExitCode
 from reader.cli_pay import run_payment, verify_row
 from reader.flow import Env, NotRecordedError, Outcome, PaymentRequest, TerminalConfig, pay
 from reader.log import LogError, TransactionLog
-from reader.recovery import PendingEntry
+from reader.recovery import NotPaidReason, PendingEntry
 from reader.spool import primary_path
 from reader.transport import ChainingTransport, InProcessTransport, Transport, TransportError
 
@@ -1176,3 +1176,31 @@ def test_the_commands_of_a_payment_and_of_one_with_an_open_entry(
     pay(torn, cfg, PaymentRequest(1234), env, keys, log)
     assert torn.headers == [*STEPS[:2], "80CADF02", *STEPS[2:]]
     assert log.pending() == [other]
+
+
+def test_at_most_16_entries_are_decided_at_one_contact_the_rest_wait(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """reader/flow.py MAX_RECOVERIES: one contact decides at most 16 open entries of the
+    card, oldest first (PROTOCOL.md §9); the 17th stays open for the next contact, where it
+    is decided in turn: a bounded contact loses no entry."""
+    account = bytes.fromhex("6200123456789012FFFF")
+    entries = [PendingEntry(account, 100 + i, bytes(42)) for i in range(17)]
+    for i, pending in enumerate(entries):
+        log.write_pending(pending, env.now + timedelta(seconds=i))
+    card = make_card()
+    pay(transport_for(card), cfg, PaymentRequest(1234), env, keys, log)
+    assert log.pending() == entries[16:]
+    later = Env(env.now + timedelta(hours=1), bytes.fromhex("01020304"))
+    pay(transport_for(card), cfg, PaymentRequest(100), later, keys, log)
+    assert log.pending() == []
+    outcomes = {r.entry.atc: r.outcome for r in log.pending_rows()}
+    first, second = (
+        f"not paid: {NotPaidReason.NO_ANSWER}",
+        f"not paid: {NotPaidReason.OTHER_TRANSACTION}",
+    )
+    assert [outcomes[e.atc] for e in entries] == [first] * 16 + [second]
