@@ -18,11 +18,14 @@ import pytest
 from apdu import messages as m
 from apdu.command import CommandAPDU
 from applet import payment
-from applet.payment import Phase
+from applet.payment import CardEnv, PaymentApplet, Phase
+from applet.profile import CardProfile
+from applet.runtime import CardRuntime
 from applet.state import CardState
 from applet.store import FileStateStore, MemoryStateStore, StateStore
 from authority import home
 from authority.errors import SigningFaultError
+from authority.rsa import generate
 
 SELECT_AID = m.select(m.CREDIT_AID).to_bytes()
 SELECT_PSE = m.select(m.PSE_NAME).to_bytes()
@@ -67,11 +70,13 @@ CASES: list[tuple[str, str, str, int]] = [
     ("READ RECORD with data, no Le", "requested", "00B2010C0101", 0x6700),
     ("READ RECORD SFI 2", "requested", "00B2011400", 0x6A83),
     ("PSE directory record 2", "pse", "00B2020C00", 0x6A83),
+    ("PSE directory record 1 of SFI 2", "pse", "00B2011400", 0x6A83),
     ("READ RECORD before GPO", "selected", "00B2010C00", 0x6985),
     ("READ RECORD in idle", "idle", "00B2010C00", 0x6985),
     ("GPO before SELECT", "idle", "GPO", 0x6985),
     ("GPO twice", "requested", "GPO", 0x6985),
     ("GPO P1P2", "selected", "GPO_P1", 0x6A86),
+    ("GPO P2", "selected", "GPO_P2", 0x6A86),
     ("GPO without 83", "selected", "80A80000028200" + "00", 0x6A80),
     ("GPO short PDOL data", "selected", "80A8000003830100" + "00", 0x6700),
     ("GPO long PDOL data", "selected", "GPO_LONG", 0x6700),
@@ -121,6 +126,7 @@ def command_for(term: Any, text: str) -> bytes:
         "GPO": term.gpo(),
         "GPO_CLA00": b"\x00" + term.gpo()[1:],
         "GPO_P1": term.gpo()[:2] + b"\x01" + term.gpo()[3:],
+        "GPO_P2": term.gpo()[:3] + b"\x01" + term.gpo()[4:],
         "GPO_NOT_BCD": term.gpo()[:7] + b"\x0a" + term.gpo()[8:],
         "GPO_LONG": m.gpo(CommandAPDU.parse(term.gpo()).data[2:] + b"\x00").to_bytes(),
         "GENAC": term.generate_ac(),
@@ -228,6 +234,27 @@ def test_wrong_le_answers_6cxx_and_stores_nothing(make_card: Any, term: Any) -> 
     genac = term.generate_ac()
     assert card.process(genac[:-1] + b"\x10") == b"\x6c\x00"  # 265 bytes: 256 or more
     assert store.commits == 1
+
+
+def test_an_extended_le_shorter_than_an_answer_of_exactly_256_bytes_answers_6c00(
+    profile: CardProfile, term: Any
+) -> None:
+    """6C00 names 256 bytes (ISO 7816-4 5.1.3), so an answer of exactly 256 bytes and an
+    extended Le shorter than it is answered 6C00, nothing stored (runtime._wrong_le: only
+    more than 256 bytes chain with 61xx). A 1920-bit APP key makes GENERATE AC 256 bytes."""
+    env = CardEnv(profile.card_data(), generate(1920, 65537))
+    assert env.answer_length == 256
+    store = MemoryStateStore()
+    card = CardRuntime(PaymentApplet(env), store)
+    card.power_on()
+    for command in (SELECT_AID, term.gpo()):
+        assert term.exchange(card, command)[1] == 0x9000
+    before, commits = card.state, store.commits
+    genac = CommandAPDU.parse(term.generate_ac())
+    assert card.process(replace(genac, le=16, extended=True).to_bytes()) == b"\x6c\x00"
+    assert (card.state, store.commits) == (before, commits)
+    answer = card.process(replace(genac, le=256, extended=True).to_bytes())
+    assert len(answer) == 258 and answer[-2:] == b"\x90\x00" and store.commits == commits + 1
 
 
 def test_get_response_in_parts(make_card: Any, term: Any) -> None:
