@@ -358,3 +358,11 @@ def test_an_open_entry_written_again_is_the_newest(log: TransactionLog) -> None:
     assert log.pending() == [again]
     [row] = log.pending_rows()
     assert (row.entry, row.created, row.outcome) == (again, "2026-11-28T12:01:00", None)
+
+
+def test_rows_lists_the_oldest_up_to_its_limit(log: TransactionLog) -> None:
+    """`rows(limit)` (hcepay log's listing) gives the oldest `limit` rows, in order."""
+    for atc in (3, 1, 2):
+        log.record(replace(BASE, atc=atc))
+    assert [r.outcome.atc for r in log.rows(2)] == [3, 1]
+    assert [r.outcome.atc for r in log.rows()] == [3, 1, 2]
