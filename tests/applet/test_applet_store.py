@@ -544,6 +544,22 @@ def test_settle_over_a_torn_newest_slot_writes_the_intact_one_again(
     assert FileStateStore(tmp_path).load() == CardState(2, 0)
 
 
+@pytest.mark.parametrize(("commits", "newest"), [(2, 1), (3, 0)])
+def test_settle_over_two_intact_slots_writes_the_newest_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commits: int, newest: int
+) -> None:
+    """Both slots intact: the newest (the state the card answers from, whose flush may have
+    failed in an earlier process) is the one written again and flushed, not the older."""
+    store = FileStateStore(tmp_path)
+    for atc in range(1, commits + 1):
+        store.commit(CardState(atc, 0))  # sequences 0 .. commits - 1
+    raw = (tmp_path / STATE_FILE).read_bytes()
+    start = newest * SLOT_SIZE
+    assert _settle_writes(tmp_path, monkeypatch) == [(start, raw[start : start + SLOT_SIZE])]
+    assert (tmp_path / STATE_FILE).read_bytes() == raw
+    assert FileStateStore(tmp_path).load() == CardState(commits, 0)
+
+
 def test_settle_over_a_version_1_file_keeps_it_version_1_until_a_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
