@@ -17,6 +17,7 @@ from authority.license import (
     expiry_mmyy,
     issue_license,
     open_license,
+    pad_account,
 )
 from authority.rsa import RsaPrivateKey, RsaPublicKey, generate
 
@@ -321,3 +322,20 @@ def test_an_app_key_length_counting_a_leading_zero_is_refused(
         _open(big_ca_key.public, lic, b"", exp)
     assert info.value.reason is LicenseReason.BAD_APP_KEY
     assert info.value.detail == "modulus has a leading zero byte"
+
+
+@pytest.mark.parametrize("account", [b"", bytes(11)], ids=["empty", "11 bytes"])
+def test_a_5a_of_no_or_too_many_bytes_is_no_account(
+    ca_key: RsaPrivateKey, app_key: RsaPrivateKey, account: bytes
+) -> None:
+    """PROTOCOL.md §4: `5A` is cn of 1 to 10 bytes; one of 0 or 11 bytes is not padded to
+    an account field, and a license opened against it is ACCOUNT_MISMATCH naming why."""
+    with pytest.raises(ValueError, match="must be 1 to 10"):
+        pad_account(account)
+    issued = issue_license(ca_key, _fields(app_key.public), RECORD1)
+    with pytest.raises(LicenseError) as info:
+        _open(ca_key.public, issued.license, issued.remainder, issued.exponent, account=account)
+    assert (info.value.reason, info.value.detail) == (
+        LicenseReason.ACCOUNT_MISMATCH,
+        "bad 5A length",
+    )
