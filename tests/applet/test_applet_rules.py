@@ -340,6 +340,22 @@ def card2_record1(make_card: Any, term: Any) -> bytes:
     return card.process(bytes.fromhex("00B2010C00"))
 
 
+@pytest.mark.parametrize("p1p2", ["0100", "0001", "FFFF"])
+def test_get_response_with_p1_p2_other_than_0000_is_6a86_and_keeps_the_rest(
+    make_card: Any, term: Any, p1p2: str
+) -> None:
+    """ISO 7816-4 7.6.1: GET RESPONSE takes P1-P2 0000; with a response pending, any other
+    P1-P2 is 6A86 (PROTOCOL.md §6) and the pending part is still there to fetch."""
+    card = make_card()
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    first = card.process(term.generate_ac())
+    assert first[-2:] == b"\x61\x09"
+    assert card.process(bytes.fromhex(f"00C0{p1p2}09")) == b"\x6a\x86"
+    rest = card.process(bytes.fromhex("00C0000009"))
+    assert rest[-2:] == b"\x90\x00" and len(first[:-2] + rest[:-2]) == 265
+
+
 def test_a_refused_command_keeps_the_pending_response(make_card: Any, term: Any) -> None:
     """PROTOCOL.md §6: an error changes nothing, the rest of a chained answer included."""
     card = make_card()
