@@ -17,6 +17,7 @@ import pytest
 from apdu import messages as m
 from apdu import tlv
 from apdu.command import CommandAPDU
+from apdu.dol import fill_dol
 from applet.profile import load_app_key, load_profile, record1_value
 from applet.runtime import CardRuntime
 from authority.authorization import open_authorization, sign_authorization
@@ -27,7 +28,15 @@ from authority.rsa import RsaPrivateKey
 from reader import checks
 from reader.cli_common import ExitCode
 from reader.cli_pay import run_payment, verify_row
-from reader.flow import Env, NotRecordedError, Outcome, PaymentRequest, TerminalConfig, pay
+from reader.flow import (
+    Env,
+    NotRecordedError,
+    Outcome,
+    PaymentRequest,
+    TerminalConfig,
+    dol_values,
+    pay,
+)
 from reader.log import LogError, TransactionLog
 from reader.recovery import NotPaidReason, PendingEntry
 from reader.spool import primary_path
@@ -1204,3 +1213,38 @@ def test_at_most_16_entries_are_decided_at_one_contact_the_rest_wait(
         f"not paid: {NotPaidReason.OTHER_TRANSACTION}",
     )
     assert [outcomes[e.atc] for e in entries] == [first] * 16 + [second]
+
+
+def test_the_terminal_fills_the_pdol_and_cdol1_as_protocol_3_says() -> None:
+    """PROTOCOL.md §3, byte for byte: amount n12, currency n4, the unpredictable number,
+    country n4, date YYMMDD, time HHMMSS, transaction type 00 (purchase), merchant id an15
+    and terminal id an8 padded with spaces (the bytes every authorization signs)."""
+    cfg = TerminalConfig("T1", "SHOP 7", 250)
+    request = PaymentRequest(987654321, 978)
+    env = Env(datetime(2027, 3, 4, 9, 5, 7), bytes.fromhex("A1B2C3D4"))
+    values = dol_values(cfg, request, env)
+    amount, currency, un = "000987654321", "0978", "A1B2C3D4"
+    merchant, terminal = "53484F502037202020202020202020", "5431202020202020"
+    pdol = [amount, currency, un, "0250", "270304", merchant, terminal]
+    assert fill_dol(m.PDOL, values).hex().upper() == "".join(pdol)
+    cdol1 = [amount, currency, "270304", "090507", "00", un, merchant, terminal]
+    assert fill_dol(m.CDOL1, values).hex().upper() == "".join(cdol1)
+
+
+@pytest.mark.parametrize(
+    ("terminal_id", "merchant_id", "country"),
+    [
+        ("TERM\u00e90001", "MERCHANT0000001", 156),
+        ("TERM0001", "MERCHANT\t000001", 156),
+        ("TERM0001", "MERCHANT0000001", 1000),
+        ("TERM0001", "MERCHANT0000001", -1),
+    ],
+    ids=["non-ASCII terminal id", "tab in merchant id", "country 1000", "country -1"],
+)
+def test_a_terminal_config_the_fields_cannot_carry_is_refused(
+    terminal_id: str, merchant_id: str, country: int
+) -> None:
+    """`9F1C` and `9F16` are an (printable ASCII), `9F1A` is an ISO 3166 numeric code of 3
+    digits: a config they cannot carry is refused when it is made, not sent garbled."""
+    with pytest.raises(ValueError, match=r"printable ASCII|ISO 3166"):
+        TerminalConfig(terminal_id, merchant_id, country)
