@@ -366,3 +366,12 @@ def test_rows_lists_the_oldest_up_to_its_limit(log: TransactionLog) -> None:
         log.record(replace(BASE, atc=atc))
     assert [r.outcome.atc for r in log.rows(2)] == [3, 1]
     assert [r.outcome.atc for r in log.rows()] == [3, 1, 2]
+
+
+def test_open_entries_come_oldest_first_whatever_their_atc(log: TransactionLog) -> None:
+    """`pending()` gives the open entries oldest first (by when they were written, then
+    ATC), so that a bounded contact decides the oldest torn payments first (§9)."""
+    log.write_pending(entry(9), NOW)
+    log.write_pending(entry(3), NOW + timedelta(seconds=1))
+    log.write_pending(entry(5), NOW)
+    assert log.pending() == [entry(5), entry(9), entry(3)]
