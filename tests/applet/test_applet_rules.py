@@ -420,6 +420,27 @@ def test_a_command_whose_state_cannot_be_stored_changes_nothing(make_card: Any, 
     assert sw == 0x9000 and m.parse_gpo_response(data).atc == 1
 
 
+def test_after_a_failed_commit_the_stored_state_is_written_again_once(
+    make_card: Any, term: Any
+) -> None:
+    """applet/runtime.py: after a failed commit the stored state is read and committed
+    again before the next command (what a failed flush wrote may be in memory only), and
+    only before that one: the commands after it that change nothing store nothing."""
+    store = FailingStore()
+    card = make_card(store=store)
+    term.exchange(card, SELECT_AID)
+    store.failing = True
+    assert card.process(term.gpo()) == b"\x6f\x00"
+    store.failing = False
+    commits = store.commits
+    get_atc = bytes.fromhex("80CA9F3600")
+    assert card.process(get_atc) == bytes.fromhex("9F360200009000")
+    assert store.commits == commits + 1
+    for _ in range(3):
+        assert card.process(get_atc) == bytes.fromhex("9F360200009000")
+    assert store.commits == commits + 1
+
+
 class StoredThenFailingStore(MemoryStateStore):
     """A store whose commits keep the state, then raise while `failing` is set (a flush
     that fails after its write)."""
