@@ -339,3 +339,16 @@ def test_a_5a_of_no_or_too_many_bytes_is_no_account(
         LicenseReason.ACCOUNT_MISMATCH,
         "bad 5A length",
     )
+
+
+@pytest.mark.parametrize("offset", [-33, -2], ids=["first hash byte", "last hash byte"])
+def test_a_signed_license_hash_wrong_in_one_byte_is_refused(
+    big_ca_key: RsaPrivateKey, app_key: RsaPrivateKey, offset: int
+) -> None:
+    """PROTOCOL.md §5.1, §7 check 3: the whole hash is checked, to its first and last byte;
+    a validly signed license whose hash differs in one of them is BAD_HASH."""
+    recovered, remainder, exponent = _hand_built(248, app_key.public, HASH_SHA256)
+    x = bytearray(recovered)
+    x[offset] ^= 0x01
+    lic = iso9796.sign(big_ca_key, bytes(x))
+    assert _reason(big_ca_key.public, lic, remainder, exponent) is LicenseReason.BAD_HASH
