@@ -352,3 +352,16 @@ def test_a_signed_license_hash_wrong_in_one_byte_is_refused(
     x[offset] ^= 0x01
     lic = iso9796.sign(big_ca_key, bytes(x))
     assert _reason(big_ca_key.public, lic, remainder, exponent) is LicenseReason.BAD_HASH
+
+
+def test_a_remainder_longer_than_the_app_key_needs_is_refused(
+    ca_key: RsaPrivateKey, app_key: RsaPrivateKey
+) -> None:
+    """PROTOCOL.md §5.1: `9F48` holds exactly the N_APP - leftmost bytes of the modulus;
+    a signed, hash-correct license over a remainder of one byte more is BAD_REMAINDER."""
+    recovered, remainder, exponent = _hand_built(128, app_key.public, HASH_SHA256)
+    assert remainder  # a 128-byte APP key does not fit a 128-byte license's leftmost part
+    fields, longer = recovered[1:-33], remainder + b"\x00"
+    digest = hashlib.sha256(fields + longer + exponent + RECORD1).digest()
+    lic = iso9796.sign(ca_key, b"\x6a" + fields + digest + b"\xbc")
+    assert _reason(ca_key.public, lic, longer, exponent) is LicenseReason.BAD_REMAINDER
