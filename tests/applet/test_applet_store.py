@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from applet.profile import CardProfile, IssueRequest, issue_card, load_profile
 from applet.state import (
     ANSWER_CIDS,
     CDOL1_DATA_LENGTH,
+    MAX_STATE_TEXT,
     AnswerInputs,
     CardState,
     state_from_bytes,
@@ -581,3 +583,16 @@ def test_settle_over_a_file_with_no_intact_slot_writes_nothing(
     assert _settle_writes(tmp_path, monkeypatch) == []
     with pytest.raises(StateFileError, match="no intact slot"):
         FileStateStore(tmp_path).load()
+
+
+def test_a_slot_claiming_more_than_max_state_text_is_not_intact() -> None:
+    """A slot's payload is at most MAX_STATE_TEXT bytes (what `encode_slot` writes): one
+    that claims more is not a slot, even with a digest that matches (a foreign or forged
+    file), although it would fit the slot's room."""
+    payload = bytes(MAX_STATE_TEXT + 1)
+    head = struct.pack(">8sQI", SLOT_MAGIC, 1, len(payload)) + payload
+    slot = head + hashlib.sha256(head).digest()
+    assert len(slot) <= SLOT_SIZE
+    assert decode_slot(slot) is None
+    with pytest.raises(ValueError, match="exceeds"):
+        encode_slot(1, payload)
