@@ -468,6 +468,23 @@ def test_a_failed_commit_that_stored_its_state_starts_the_session_again(
     assert store.state.used == term.amount
 
 
+def test_a_failed_commit_that_stored_its_state_drops_the_pending_response(
+    make_card: Any, term: Any
+) -> None:
+    """applet/runtime.py: when the failed commit was stored after all, the session starts
+    again from it, and the rest of a response of the session before is gone with it (a
+    GET RESPONSE is 6985), so nothing of a session the card left is answered."""
+    store = StoredThenFailingStore()
+    card = make_card(store=store)
+    term.exchange(card, SELECT_AID)
+    assert card.process(bytes.fromhex("80CADF01")) == b"\x61\x09"  # no Le: the data waits
+    store.failing = True
+    assert card.process(term.gpo()) == b"\x6f\x00"  # the ATC was stored all the same
+    store.failing = False
+    assert card.process(bytes.fromhex("00C0000009")) == b"\x69\x85"
+    assert card.state.phase == Phase.IDLE and card.state.card.atc == 1 == store.state.atc
+
+
 class FailingFileStore(FileStateStore):
     """state.dat whose slot writes fail while `failing` is set; notes each write's thread."""
 
