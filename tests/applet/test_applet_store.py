@@ -596,3 +596,19 @@ def test_a_slot_claiming_more_than_max_state_text_is_not_intact() -> None:
     assert decode_slot(slot) is None
     with pytest.raises(ValueError, match="exceeds"):
         encode_slot(1, payload)
+
+
+def test_only_the_first_commit_over_a_version_1_file_writes_both_slots(tmp_path: Path) -> None:
+    """Retiring the version 1 slot costs one more write, at the first commit only: the
+    commits after it write one slot each, the sequence going up by one."""
+    state = CardState(7, 1234, (m.LastAnswer(b"\x77\x00", b"\x01"),))
+    (tmp_path / STATE_FILE).write_bytes(_version_1_slot(4, state).ljust(2 * SLOT_SIZE, b"\0"))
+    store = FileStateStore(tmp_path)
+    store.load()
+    store.commit(replace(state, atc=8))  # sequences 5 and 6
+    sequences = [decode_slot(_slot(tmp_path, i)) for i in (0, 1)]
+    assert sorted(s[0] for s in sequences if s is not None) == [5, 6]
+    store.commit(replace(state, atc=9))  # sequence 7 only, over 5
+    sequences = [decode_slot(_slot(tmp_path, i)) for i in (0, 1)]
+    assert sorted(s[0] for s in sequences if s is not None) == [6, 7]
+    assert FileStateStore(tmp_path).load() == replace(state, atc=9)
