@@ -82,6 +82,8 @@ def test_malformed_commands(hex_apdu: str, offset: int) -> None:
         CommandAPDU(0, 0, 0, 0, b"", 0),
         CommandAPDU(0, 0, 0, 0, bytes(65536), None, True),
         CommandAPDU(0, 0, 0, 0, b"", 65537, True),
+        CommandAPDU(0, 0, 0, 0, b"", 0, True),  # 0000 would be read back as 65536
+        CommandAPDU(0, 0, 0, 0, b"\x01", 0, True),
         CommandAPDU(0, 0, 0, 0, b"", None, True),
     ],
 )

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from apdu import tlv
 from apdu.errors import DecodeError, EncodeError
+from apdu.templates import tags_in
 from apdu.tlv import Tlv, constructed, primitive
 
 PPSE_FCI = bytes.fromhex(
@@ -226,3 +227,14 @@ def test_tag_bytes_memo_keeps_refusing_bad_tags() -> None:
     for _ in range(2):
         with pytest.raises(EncodeError):
             tlv.tag_bytes(0x9F80)
+
+
+@pytest.mark.parametrize("form", ["83000003", "8400000003", "80"], ids=["83", "84", "80"])
+def test_the_flat_fast_path_refuses_a_length_form_the_decoder_refuses(form: str) -> None:
+    """PROTOCOL.md §1: lengths are short, 81 xx or 82 xx xx. A template whose own length
+    has another form is not taken by the fast path (`flat_values` gives None), and the
+    full decoder, and so `tags_in`, refuses it."""
+    data = bytes.fromhex("70" + form + "5A0112")
+    assert tlv.flat_values(data, 0x70) is None
+    with pytest.raises(DecodeError):
+        tags_in(data, 0x70)

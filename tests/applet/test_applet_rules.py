@@ -18,11 +18,14 @@ import pytest
 from apdu import messages as m
 from apdu.command import CommandAPDU
 from applet import payment
-from applet.payment import Phase
+from applet.payment import CardEnv, PaymentApplet, Phase
+from applet.profile import CardProfile
+from applet.runtime import CardRuntime
 from applet.state import CardState
 from applet.store import FileStateStore, MemoryStateStore, StateStore
 from authority import home
 from authority.errors import SigningFaultError
+from authority.rsa import generate
 
 SELECT_AID = m.select(m.CREDIT_AID).to_bytes()
 SELECT_PSE = m.select(m.PSE_NAME).to_bytes()
@@ -67,11 +70,13 @@ CASES: list[tuple[str, str, str, int]] = [
     ("READ RECORD with data, no Le", "requested", "00B2010C0101", 0x6700),
     ("READ RECORD SFI 2", "requested", "00B2011400", 0x6A83),
     ("PSE directory record 2", "pse", "00B2020C00", 0x6A83),
+    ("PSE directory record 1 of SFI 2", "pse", "00B2011400", 0x6A83),
     ("READ RECORD before GPO", "selected", "00B2010C00", 0x6985),
     ("READ RECORD in idle", "idle", "00B2010C00", 0x6985),
     ("GPO before SELECT", "idle", "GPO", 0x6985),
     ("GPO twice", "requested", "GPO", 0x6985),
     ("GPO P1P2", "selected", "GPO_P1", 0x6A86),
+    ("GPO P2", "selected", "GPO_P2", 0x6A86),
     ("GPO without 83", "selected", "80A80000028200" + "00", 0x6A80),
     ("GPO short PDOL data", "selected", "80A8000003830100" + "00", 0x6700),
     ("GPO long PDOL data", "selected", "GPO_LONG", 0x6700),
@@ -121,6 +126,7 @@ def command_for(term: Any, text: str) -> bytes:
         "GPO": term.gpo(),
         "GPO_CLA00": b"\x00" + term.gpo()[1:],
         "GPO_P1": term.gpo()[:2] + b"\x01" + term.gpo()[3:],
+        "GPO_P2": term.gpo()[:3] + b"\x01" + term.gpo()[4:],
         "GPO_NOT_BCD": term.gpo()[:7] + b"\x0a" + term.gpo()[8:],
         "GPO_LONG": m.gpo(CommandAPDU.parse(term.gpo()).data[2:] + b"\x00").to_bytes(),
         "GENAC": term.generate_ac(),
@@ -230,6 +236,27 @@ def test_wrong_le_answers_6cxx_and_stores_nothing(make_card: Any, term: Any) -> 
     assert store.commits == 1
 
 
+def test_an_extended_le_shorter_than_an_answer_of_exactly_256_bytes_answers_6c00(
+    profile: CardProfile, term: Any
+) -> None:
+    """6C00 names 256 bytes (ISO 7816-4 5.1.3), so an answer of exactly 256 bytes and an
+    extended Le shorter than it is answered 6C00, nothing stored (runtime._wrong_le: only
+    more than 256 bytes chain with 61xx). A 1920-bit APP key makes GENERATE AC 256 bytes."""
+    env = CardEnv(profile.card_data(), generate(1920, 65537))
+    assert env.answer_length == 256
+    store = MemoryStateStore()
+    card = CardRuntime(PaymentApplet(env), store)
+    card.power_on()
+    for command in (SELECT_AID, term.gpo()):
+        assert term.exchange(card, command)[1] == 0x9000
+    before, commits = card.state, store.commits
+    genac = CommandAPDU.parse(term.generate_ac())
+    assert card.process(replace(genac, le=16, extended=True).to_bytes()) == b"\x6c\x00"
+    assert (card.state, store.commits) == (before, commits)
+    answer = card.process(replace(genac, le=256, extended=True).to_bytes())
+    assert len(answer) == 258 and answer[-2:] == b"\x90\x00" and store.commits == commits + 1
+
+
 def test_get_response_in_parts(make_card: Any, term: Any) -> None:
     card = make_card()
     for command in (SELECT_AID, term.gpo()):
@@ -313,6 +340,22 @@ def card2_record1(make_card: Any, term: Any) -> bytes:
     return card.process(bytes.fromhex("00B2010C00"))
 
 
+@pytest.mark.parametrize("p1p2", ["0100", "0001", "FFFF"])
+def test_get_response_with_p1_p2_other_than_0000_is_6a86_and_keeps_the_rest(
+    make_card: Any, term: Any, p1p2: str
+) -> None:
+    """ISO 7816-4 7.6.1: GET RESPONSE takes P1-P2 0000; with a response pending, any other
+    P1-P2 is 6A86 (PROTOCOL.md §6) and the pending part is still there to fetch."""
+    card = make_card()
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    first = card.process(term.generate_ac())
+    assert first[-2:] == b"\x61\x09"
+    assert card.process(bytes.fromhex(f"00C0{p1p2}09")) == b"\x6a\x86"
+    rest = card.process(bytes.fromhex("00C0000009"))
+    assert rest[-2:] == b"\x90\x00" and len(first[:-2] + rest[:-2]) == 265
+
+
 def test_a_refused_command_keeps_the_pending_response(make_card: Any, term: Any) -> None:
     """PROTOCOL.md §6: an error changes nothing, the rest of a chained answer included."""
     card = make_card()
@@ -377,6 +420,27 @@ def test_a_command_whose_state_cannot_be_stored_changes_nothing(make_card: Any, 
     assert sw == 0x9000 and m.parse_gpo_response(data).atc == 1
 
 
+def test_after_a_failed_commit_the_stored_state_is_written_again_once(
+    make_card: Any, term: Any
+) -> None:
+    """applet/runtime.py: after a failed commit the stored state is read and committed
+    again before the next command (what a failed flush wrote may be in memory only), and
+    only before that one: the commands after it that change nothing store nothing."""
+    store = FailingStore()
+    card = make_card(store=store)
+    term.exchange(card, SELECT_AID)
+    store.failing = True
+    assert card.process(term.gpo()) == b"\x6f\x00"
+    store.failing = False
+    commits = store.commits
+    get_atc = bytes.fromhex("80CA9F3600")
+    assert card.process(get_atc) == bytes.fromhex("9F360200009000")
+    assert store.commits == commits + 1
+    for _ in range(3):
+        assert card.process(get_atc) == bytes.fromhex("9F360200009000")
+    assert store.commits == commits + 1
+
+
 class StoredThenFailingStore(MemoryStateStore):
     """A store whose commits keep the state, then raise while `failing` is set (a flush
     that fails after its write)."""
@@ -402,6 +466,23 @@ def test_a_failed_commit_that_stored_its_state_starts_the_session_again(
     assert card.process(term.generate_ac()) == b"\x69\x85"
     assert card.state.phase == Phase.IDLE and card.state.card == store.state
     assert store.state.used == term.amount
+
+
+def test_a_failed_commit_that_stored_its_state_drops_the_pending_response(
+    make_card: Any, term: Any
+) -> None:
+    """applet/runtime.py: when the failed commit was stored after all, the session starts
+    again from it, and the rest of a response of the session before is gone with it (a
+    GET RESPONSE is 6985), so nothing of a session the card left is answered."""
+    store = StoredThenFailingStore()
+    card = make_card(store=store)
+    term.exchange(card, SELECT_AID)
+    assert card.process(bytes.fromhex("80CADF01")) == b"\x61\x09"  # no Le: the data waits
+    store.failing = True
+    assert card.process(term.gpo()) == b"\x6f\x00"  # the ATC was stored all the same
+    store.failing = False
+    assert card.process(bytes.fromhex("00C0000009")) == b"\x69\x85"
+    assert card.state.phase == Phase.IDLE and card.state.card.atc == 1 == store.state.atc
 
 
 class FailingFileStore(FileStateStore):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from applet.profile import CardProfile, IssueRequest, issue_card, load_profile
 from applet.state import (
     ANSWER_CIDS,
     CDOL1_DATA_LENGTH,
+    MAX_STATE_TEXT,
     AnswerInputs,
     CardState,
     state_from_bytes,
@@ -549,6 +551,22 @@ def test_settle_over_a_torn_newest_slot_writes_the_intact_one_again(
     assert FileStateStore(tmp_path).load() == CardState(2, 0)
 
 
+@pytest.mark.parametrize(("commits", "newest"), [(2, 1), (3, 0)])
+def test_settle_over_two_intact_slots_writes_the_newest_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commits: int, newest: int
+) -> None:
+    """Both slots intact: the newest (the state the card answers from, whose flush may have
+    failed in an earlier process) is the one written again and flushed, not the older."""
+    store = FileStateStore(tmp_path)
+    for atc in range(1, commits + 1):
+        store.commit(CardState(atc, 0))  # sequences 0 .. commits - 1
+    raw = (tmp_path / STATE_FILE).read_bytes()
+    start = newest * SLOT_SIZE
+    assert _settle_writes(tmp_path, monkeypatch) == [(start, raw[start : start + SLOT_SIZE])]
+    assert (tmp_path / STATE_FILE).read_bytes() == raw
+    assert FileStateStore(tmp_path).load() == CardState(commits, 0)
+
+
 def test_settle_over_a_version_1_file_keeps_it_version_1_until_a_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -570,3 +588,32 @@ def test_settle_over_a_file_with_no_intact_slot_writes_nothing(
     assert _settle_writes(tmp_path, monkeypatch) == []
     with pytest.raises(StateFileError, match="no intact slot"):
         FileStateStore(tmp_path).load()
+
+
+def test_a_slot_claiming_more_than_max_state_text_is_not_intact() -> None:
+    """A slot's payload is at most MAX_STATE_TEXT bytes (what `encode_slot` writes): one
+    that claims more is not a slot, even with a digest that matches (a foreign or forged
+    file), although it would fit the slot's room."""
+    payload = bytes(MAX_STATE_TEXT + 1)
+    head = struct.pack(">8sQI", SLOT_MAGIC, 1, len(payload)) + payload
+    slot = head + hashlib.sha256(head).digest()
+    assert len(slot) <= SLOT_SIZE
+    assert decode_slot(slot) is None
+    with pytest.raises(ValueError, match="exceeds"):
+        encode_slot(1, payload)
+
+
+def test_only_the_first_commit_over_a_version_1_file_writes_both_slots(tmp_path: Path) -> None:
+    """Retiring the version 1 slot costs one more write, at the first commit only: the
+    commits after it write one slot each, the sequence going up by one."""
+    state = CardState(7, 1234, (m.LastAnswer(b"\x77\x00", b"\x01"),))
+    (tmp_path / STATE_FILE).write_bytes(_version_1_slot(4, state).ljust(2 * SLOT_SIZE, b"\0"))
+    store = FileStateStore(tmp_path)
+    store.load()
+    store.commit(replace(state, atc=8))  # sequences 5 and 6
+    sequences = [decode_slot(_slot(tmp_path, i)) for i in (0, 1)]
+    assert sorted(s[0] for s in sequences if s is not None) == [5, 6]
+    store.commit(replace(state, atc=9))  # sequence 7 only, over 5
+    sequences = [decode_slot(_slot(tmp_path, i)) for i in (0, 1)]
+    assert sorted(s[0] for s in sequences if s is not None) == [6, 7]
+    assert FileStateStore(tmp_path).load() == replace(state, atc=9)

@@ -156,3 +156,13 @@ def test_signed_but_malformed_is_refused(
 def test_sign_refuses_data_that_does_not_fit(app_key: RsaPrivateKey, dynamic: DynamicData) -> None:
     with pytest.raises(ValueError):
         sign_authorization(app_key, dynamic, CDOL1_DATA)
+
+
+@pytest.mark.parametrize("offset", [-33, -2], ids=["first hash byte", "last hash byte"])
+def test_a_signed_hash_wrong_in_one_byte_is_refused(app_key: RsaPrivateKey, offset: int) -> None:
+    """PROTOCOL.md §5.2, §7 check 4: the whole hash is checked, to its first and last byte;
+    a validly signed authorization whose hash differs in one of them is BAD_HASH."""
+    x = bytearray(_hand_built(128, HASH_SHA256))
+    x[offset] ^= 0x01
+    auth = iso9796.sign(app_key, bytes(x))
+    assert _reason(app_key.public, auth) is AuthorizationReason.BAD_HASH

@@ -17,8 +17,9 @@ from authority.license import (
     expiry_mmyy,
     issue_license,
     open_license,
+    pad_account,
 )
-from authority.rsa import RsaPrivateKey, RsaPublicKey
+from authority.rsa import RsaPrivateKey, RsaPublicKey, generate
 
 Sign = Callable[[RsaPrivateKey, int], int]
 
@@ -277,3 +278,90 @@ def test_a_pad_byte_other_than_bb_is_refused(
     assert _reason(big_ca_key.public, lic, remainder, exponent) is LicenseReason.BAD_REMAINDER
     good = iso9796.sign(big_ca_key, recovered)
     assert _open(big_ca_key.public, good, remainder, exponent).app_key == app_key.public
+
+
+def _sign_key_fields(
+    ca: RsaPrivateKey, size: int, modulus: bytes, exponent: bytes
+) -> tuple[bytes, bytes]:
+    """A 248-byte license (SHA-256, no remainder) whose APP key length byte is `size`, its
+    exponent length byte `len(exponent)`, its leftmost part `modulus` padded with BB:
+    signed and hash-correct, so only the APP key checks can refuse it. (license, 9F47)"""
+    room = 248 - 54
+    fields = (
+        b"\x04"
+        + ACCOUNT
+        + EXPIRY
+        + SERIAL.to_bytes(3, "big")
+        + bytes([HASH_SHA256, 0x01, size, len(exponent)])
+        + modulus
+        + b"\xbb" * (room - len(modulus))
+    )
+    digest = hashlib.sha256(fields + exponent + RECORD1).digest()
+    return iso9796.sign(ca, b"\x6a" + fields + digest + b"\xbc"), exponent
+
+
+def test_an_exponent_not_written_in_its_one_form_is_refused(big_ca_key: RsaPrivateKey) -> None:
+    """PROTOCOL.md §5.1: exponent 3 is `03` (length 1), 65537 `010001` (length 3); a signed
+    license writing 3 as `000003` (length 3) does not yield the APP key: BAD_EXPONENT."""
+    app = generate(1024, 3).public
+    lic, exp = _sign_key_fields(big_ca_key, app.size, app.modulus_bytes(), b"\x00\x00\x03")
+    assert _reason(big_ca_key.public, lic, b"", exp) is LicenseReason.BAD_EXPONENT
+    lic, exp = _sign_key_fields(big_ca_key, app.size, app.modulus_bytes(), b"\x03")
+    assert _open(big_ca_key.public, lic, b"", exp).app_key == app  # the helper is sound
+
+
+def test_an_app_key_length_counting_a_leading_zero_is_refused(
+    big_ca_key: RsaPrivateKey, app_key: RsaPrivateKey
+) -> None:
+    """PROTOCOL.md §5.1: the APP key length is N_APP, the modulus's own size; a license
+    whose length byte counts a leading 00 before the modulus is BAD_APP_KEY."""
+    app = app_key.public
+    modulus = b"\x00" + app.modulus_bytes()
+    lic, exp = _sign_key_fields(big_ca_key, app.size + 1, modulus, app.exponent_bytes())
+    with pytest.raises(LicenseError) as info:
+        _open(big_ca_key.public, lic, b"", exp)
+    assert info.value.reason is LicenseReason.BAD_APP_KEY
+    assert info.value.detail == "modulus has a leading zero byte"
+
+
+@pytest.mark.parametrize("account", [b"", bytes(11)], ids=["empty", "11 bytes"])
+def test_a_5a_of_no_or_too_many_bytes_is_no_account(
+    ca_key: RsaPrivateKey, app_key: RsaPrivateKey, account: bytes
+) -> None:
+    """PROTOCOL.md §4: `5A` is cn of 1 to 10 bytes; one of 0 or 11 bytes is not padded to
+    an account field, and a license opened against it is ACCOUNT_MISMATCH naming why."""
+    with pytest.raises(ValueError, match="must be 1 to 10"):
+        pad_account(account)
+    issued = issue_license(ca_key, _fields(app_key.public), RECORD1)
+    with pytest.raises(LicenseError) as info:
+        _open(ca_key.public, issued.license, issued.remainder, issued.exponent, account=account)
+    assert (info.value.reason, info.value.detail) == (
+        LicenseReason.ACCOUNT_MISMATCH,
+        "bad 5A length",
+    )
+
+
+@pytest.mark.parametrize("offset", [-33, -2], ids=["first hash byte", "last hash byte"])
+def test_a_signed_license_hash_wrong_in_one_byte_is_refused(
+    big_ca_key: RsaPrivateKey, app_key: RsaPrivateKey, offset: int
+) -> None:
+    """PROTOCOL.md §5.1, §7 check 3: the whole hash is checked, to its first and last byte;
+    a validly signed license whose hash differs in one of them is BAD_HASH."""
+    recovered, remainder, exponent = _hand_built(248, app_key.public, HASH_SHA256)
+    x = bytearray(recovered)
+    x[offset] ^= 0x01
+    lic = iso9796.sign(big_ca_key, bytes(x))
+    assert _reason(big_ca_key.public, lic, remainder, exponent) is LicenseReason.BAD_HASH
+
+
+def test_a_remainder_longer_than_the_app_key_needs_is_refused(
+    ca_key: RsaPrivateKey, app_key: RsaPrivateKey
+) -> None:
+    """PROTOCOL.md §5.1: `9F48` holds exactly the N_APP - leftmost bytes of the modulus;
+    a signed, hash-correct license over a remainder of one byte more is BAD_REMAINDER."""
+    recovered, remainder, exponent = _hand_built(128, app_key.public, HASH_SHA256)
+    assert remainder  # a 128-byte APP key does not fit a 128-byte license's leftmost part
+    fields, longer = recovered[1:-33], remainder + b"\x00"
+    digest = hashlib.sha256(fields + longer + exponent + RECORD1).digest()
+    lic = iso9796.sign(ca_key, b"\x6a" + fields + digest + b"\xbc")
+    assert _reason(ca_key.public, lic, longer, exponent) is LicenseReason.BAD_REMAINDER

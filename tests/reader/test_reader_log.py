@@ -362,3 +362,33 @@ def test_closed_log_raises_log_error(tmp_path: Path) -> None:
         log.pending()
     with pytest.raises(LogError):
         log.write_pending(entry(1), NOW)
+
+
+def test_an_open_entry_written_again_is_the_newest(log: TransactionLog) -> None:
+    """`write_pending` of an (account, ATC) already open replaces it (reader/log.py: writing
+    an entry again reopens it): the entry recovery judges is the CDOL1 data and serial sent
+    last, when it was sent, not the first (PROTOCOL.md §9)."""
+    first = replace(entry(5), serial=1)
+    log.write_pending(first, NOW)
+    again = replace(first, cdol1_data=b"d" * 43, serial=2)
+    log.write_pending(again, NOW + timedelta(minutes=1))
+    assert log.pending() == [again]
+    [row] = log.pending_rows()
+    assert (row.entry, row.created, row.outcome) == (again, "2026-11-28T12:01:00", None)
+
+
+def test_rows_lists_the_oldest_up_to_its_limit(log: TransactionLog) -> None:
+    """`rows(limit)` (hcepay log's listing) gives the oldest `limit` rows, in order."""
+    for atc in (3, 1, 2):
+        log.record(replace(BASE, atc=atc))
+    assert [r.outcome.atc for r in log.rows(2)] == [3, 1]
+    assert [r.outcome.atc for r in log.rows()] == [3, 1, 2]
+
+
+def test_open_entries_come_oldest_first_whatever_their_atc(log: TransactionLog) -> None:
+    """`pending()` gives the open entries oldest first (by when they were written, then
+    ATC), so that a bounded contact decides the oldest torn payments first (§9)."""
+    log.write_pending(entry(9), NOW)
+    log.write_pending(entry(3), NOW + timedelta(seconds=1))
+    log.write_pending(entry(5), NOW)
+    assert log.pending() == [entry(5), entry(9), entry(3)]

@@ -17,6 +17,7 @@ import pytest
 from apdu import messages as m
 from apdu import tlv
 from apdu.command import CommandAPDU
+from apdu.dol import fill_dol
 from applet.profile import load_app_key, load_profile, record1_value
 from applet.runtime import CardRuntime
 from authority.authorization import open_authorization, sign_authorization
@@ -26,10 +27,18 @@ from authority.license import LicenseFields, account_from_digits, issue_license
 from authority.rsa import RsaPrivateKey
 from reader import checks
 from reader.cli_common import ExitCode
-from reader.cli_pay import run_payment
-from reader.flow import Env, NotRecordedError, Outcome, PaymentRequest, TerminalConfig, pay
+from reader.cli_pay import run_payment, verify_row
+from reader.flow import (
+    Env,
+    NotRecordedError,
+    Outcome,
+    PaymentRequest,
+    TerminalConfig,
+    dol_values,
+    pay,
+)
 from reader.log import LogError, TransactionLog
-from reader.recovery import PendingEntry
+from reader.recovery import NotPaidReason, PendingEntry
 from reader.spool import primary_path
 from reader.transport import ChainingTransport, InProcessTransport, Transport, TransportError
 
@@ -216,6 +225,13 @@ CASES: list[tuple[str, dict[str, object], type[checks.CheckError], str]] = [
         {"ins": INS_READ, "p1": 2, "alter": lambda r: b"\x6a\x83"},
         checks.StatusError,
         "6A83",
+    ),
+    (
+        # check 1: 9000 and nothing else, not a warning (ISO 7816-4 5.6: 62xx, 63xx) with data
+        "warning with the data",
+        {"ins": INS_READ, "p1": 1, "alter": lambda r: r[:-2] + b"\x62\x83"},
+        checks.StatusError,
+        "6283",
     ),
     (
         "truncated",
@@ -761,7 +777,7 @@ class ReSigning:
 
     name = "re-signing"
 
-    def __init__(self, inner: Transport, app: RsaPrivateKey, **changes: int) -> None:
+    def __init__(self, inner: Transport, app: RsaPrivateKey, **changes: int | bytes) -> None:
         self.inner, self.app, self.changes = inner, app, changes
 
     def connect(self) -> bytes:
@@ -799,6 +815,38 @@ def test_a_signed_atc_other_than_the_gpos_is_refused(
     assert log.count() == 0 and [e.atc for e in log.pending()] == [1]
     same = ReSigning(transport_for(make_card()), app)  # re-signed unchanged: accepted
     assert pay(same, cfg, PaymentRequest(1234), env, keys, log).outcome.atc == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "name"),
+    [
+        ("amount", 1235, "amount"),
+        ("currency", 840, "currency"),
+        ("unpredictable_number", bytes.fromhex("1A2B3C4E"), "unpredictable number"),
+        ("account", bytes.fromhex("6200123456789013FFFF"), "account"),
+    ],
+)
+def test_a_signed_field_other_than_the_transactions_is_refused(
+    field: str,
+    value: int | bytes,
+    name: str,
+    profile: Path,
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """Check 4 (PROTOCOL.md §7): the authorization opens with the APP key, its ATC and CID
+    are the transaction's, but one other signed field (amount, currency, unpredictable
+    number, account id) is not what the terminal sent or read: refused, no row."""
+    app = load_app_key(profile, load_profile(profile))
+    transport = ReSigning(transport_for(make_card()), app, **{field: value})
+    with pytest.raises(checks.AuthorizationCheckError) as caught:
+        pay(transport, cfg, PaymentRequest(1234), env, keys, log)
+    assert type(caught.value) is checks.AuthorizationCheckError
+    assert caught.value.reason == f"signed {name} differs"
+    assert log.count() == 0 and [e.atc for e in log.pending()] == [1]
 
 
 PROFILE_CARD = json.loads(
@@ -1071,3 +1119,132 @@ def test_a_recovered_payment_is_reported_when_this_one_is_declined(
     assert result.code is ExitCode.DECLINED
     assert [(o.atc, o.amount) for o in result.recovered] == [(1, 1234)]
     assert log.count() == 2
+
+
+def test_a_row_is_verified_with_the_keys_as_they_stood_on_its_day(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """`log --verify` (checks.verify_recorded) judges the authority key at the transaction's
+    date, not today's: a key that expired since (on the day of the payment, it was still
+    valid through that day) still verifies the row; one that had expired the day before
+    refuses it (PROTOCOL.md §7 check 2)."""
+    then = Env(datetime(2020, 1, 15, 9, 30), env.unpredictable_number)
+    paid = pay(transport_for(make_card()), cfg, PaymentRequest(1234), then, keys, log)
+    key = keys.keys[1]
+    on_the_day = KeyStore({1: AuthorityKey(1, key.key, date(2020, 1, 15))})
+    assert verify_row(paid.outcome, on_the_day) == ""
+    day_before = KeyStore({1: AuthorityKey(1, key.key, date(2020, 1, 14))})
+    assert (
+        verify_row(paid.outcome, day_before) == "authority key 01 expired (valid until 2020-01-14)"
+    )
+
+
+class Recording:
+    """A transport that keeps the header (CLA INS P1 P2) of each command it sends."""
+
+    name = "recording"
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner, self.headers = inner, list[str]()
+
+    def connect(self) -> bytes:
+        return self.inner.connect()
+
+    def transmit(self, command: bytes) -> bytes:
+        self.headers.append(command[:4].hex().upper())
+        return self.inner.transmit(command)
+
+    def disconnect(self) -> None:
+        self.inner.disconnect()
+
+
+STEPS = ["00A40400", "00A40400", "80A80000", "00B2010C", "00B2020C", "00B2030C", "80AE5000"]
+
+
+def test_the_commands_of_a_payment_and_of_one_with_an_open_entry(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """PROTOCOL.md §3 steps: SELECT PPSE, SELECT AID, GPO, READ RECORD 1-3, GENERATE AC and
+    nothing else; with an open pending entry (of any card) the terminal reads the card's
+    last answer, GET DATA DF02, right after SELECT AID (§9), and only then."""
+    card = make_card()
+    plain = Recording(transport_for(card))
+    pay(plain, cfg, PaymentRequest(1234), env, keys, log)
+    assert plain.headers == STEPS
+    other = PendingEntry(bytes.fromhex("6200999999999999FFFF"), 5, bytes(43))
+    log.write_pending(other, env.now)
+    torn = Recording(transport_for(card))
+    pay(torn, cfg, PaymentRequest(1234), env, keys, log)
+    assert torn.headers == [*STEPS[:2], "80CADF02", *STEPS[2:]]
+    assert log.pending() == [other]
+
+
+def test_at_most_16_entries_are_decided_at_one_contact_the_rest_wait(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """reader/flow.py MAX_RECOVERIES: one contact decides at most 16 open entries of the
+    card, oldest first (PROTOCOL.md §9); the 17th stays open for the next contact, where it
+    is decided in turn: a bounded contact loses no entry."""
+    account = bytes.fromhex("6200123456789012FFFF")
+    entries = [PendingEntry(account, 100 + i, bytes(42)) for i in range(17)]
+    for i, pending in enumerate(entries):
+        log.write_pending(pending, env.now + timedelta(seconds=i))
+    card = make_card()
+    pay(transport_for(card), cfg, PaymentRequest(1234), env, keys, log)
+    assert log.pending() == entries[16:]
+    later = Env(env.now + timedelta(hours=1), bytes.fromhex("01020304"))
+    pay(transport_for(card), cfg, PaymentRequest(100), later, keys, log)
+    assert log.pending() == []
+    outcomes = {r.entry.atc: r.outcome for r in log.pending_rows()}
+    first, second = (
+        f"not paid: {NotPaidReason.NO_ANSWER}",
+        f"not paid: {NotPaidReason.OTHER_TRANSACTION}",
+    )
+    assert [outcomes[e.atc] for e in entries] == [first] * 16 + [second]
+
+
+def test_the_terminal_fills_the_pdol_and_cdol1_as_protocol_3_says() -> None:
+    """PROTOCOL.md §3, byte for byte: amount n12, currency n4, the unpredictable number,
+    country n4, date YYMMDD, time HHMMSS, transaction type 00 (purchase), merchant id an15
+    and terminal id an8 padded with spaces (the bytes every authorization signs)."""
+    cfg = TerminalConfig("T1", "SHOP 7", 250)
+    request = PaymentRequest(987654321, 978)
+    env = Env(datetime(2027, 3, 4, 9, 5, 7), bytes.fromhex("A1B2C3D4"))
+    values = dol_values(cfg, request, env)
+    amount, currency, un = "000987654321", "0978", "A1B2C3D4"
+    merchant, terminal = "53484F502037202020202020202020", "5431202020202020"
+    pdol = [amount, currency, un, "0250", "270304", merchant, terminal]
+    assert fill_dol(m.PDOL, values).hex().upper() == "".join(pdol)
+    cdol1 = [amount, currency, "270304", "090507", "00", un, merchant, terminal]
+    assert fill_dol(m.CDOL1, values).hex().upper() == "".join(cdol1)
+
+
+@pytest.mark.parametrize(
+    ("terminal_id", "merchant_id", "country"),
+    [
+        ("TERM\u00e90001", "MERCHANT0000001", 156),
+        ("TERM0001", "MERCHANT\t000001", 156),
+        ("TERM0001", "MERCHANT0000001", 1000),
+        ("TERM0001", "MERCHANT0000001", -1),
+    ],
+    ids=["non-ASCII terminal id", "tab in merchant id", "country 1000", "country -1"],
+)
+def test_a_terminal_config_the_fields_cannot_carry_is_refused(
+    terminal_id: str, merchant_id: str, country: int
+) -> None:
+    """`9F1C` and `9F16` are an (printable ASCII), `9F1A` is an ISO 3166 numeric code of 3
+    digits: a config they cannot carry is refused when it is made, not sent garbled."""
+    with pytest.raises(ValueError, match=r"printable ASCII|ISO 3166"):
+        TerminalConfig(terminal_id, merchant_id, country)

@@ -3,19 +3,23 @@ carries is refused with a typed error, not an EncodeError from deep inside."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
 from apdu import messages
+from apdu.command import CommandAPDU
 from apdu.dol import DolEntry, build_dol
+from apdu.response import ResponseAPDU
 from applet import open_card
 from applet.store import MemoryStateStore
 from authority.keyfiles import load_public
 from authority.keystore import AuthorityKey, KeyStore
-from reader.checks import ResponseError
-from reader.flow import Env, PaymentRequest, TerminalConfig, drive, payment
+from reader.checks import ResponseError, StatusError
+from reader.flow import Effect, Env, Outcome, PaymentRequest, TerminalConfig, drive, payment
+from reader.recovery import PendingEntry
 from reader.transport import ChainingTransport, InProcessTransport
 
 PROFILE = Path(__file__).resolve().parents[2] / "vectors" / "profiles" / "test-card-1"
@@ -56,3 +60,69 @@ def test_oversized_pdol_is_a_response_error() -> None:
     transport.connect()
     with pytest.raises(ResponseError, match="more than 252"):
         drive(flow, transport)
+
+
+class SizedPdol(GreedyPdol):
+    """The real card, except that its FCI asks for PDOL data of exactly `size` bytes."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def transmit(self, command: bytes) -> bytes:
+        answer = self.inner.transmit(command)
+        if command.startswith(messages.select(messages.CREDIT_AID).to_bytes()[:5]):
+            pdol = build_dol([DolEntry(0x9F16, 0xC0), DolEntry(0x9F1C, self.size - 0xC0)])
+            fci = messages.AppFci(messages.CREDIT_AID, b"HCE CREDIT", 1, pdol)
+            return messages.build_app_fci(fci) + b"\x90\x00"
+        return answer
+
+
+def _flow() -> Generator[Effect, ResponseAPDU | None, Outcome]:
+    keys = KeyStore({1: AuthorityKey(1, load_public(PROFILE / "ca-01.pub.pem"), date(2099, 1, 1))})
+    return payment(
+        TerminalConfig("TERM0001", "MERCHANT0000001"),
+        PaymentRequest(100),
+        Env(datetime(2026, 11, 28, 12), b"\x01\x02\x03\x04"),
+        keys,
+    )
+
+
+def test_pdol_data_of_252_bytes_is_sent_253_refused() -> None:
+    """The bound is exact: 83 81 L and 252 bytes of PDOL data fill a short command's 255
+    (ISO 7816-4 5.1); the card may then refuse the GPO (here 6700: its PDOL is not that),
+    but the terminal sent it. One byte more is check 1's ResponseError naming the DOL."""
+    transport = ChainingTransport(SizedPdol(252))
+    transport.connect()
+    with pytest.raises(StatusError, match="GET PROCESSING OPTIONS answered 6700"):
+        drive(_flow(), transport)
+    transport = ChainingTransport(SizedPdol(253))
+    transport.connect()
+    with pytest.raises(ResponseError, match="the DOL asks for 253 bytes, more than 252"):
+        drive(_flow(), transport)
+
+
+def test_a_driver_that_answers_the_pending_entry_with_a_response_is_refused() -> None:
+    """The flow's contract (reader/flow.py): a PendingEntry is written, never sent to the
+    card, and the driver sends back None; a response there is a driver bug, refused before
+    GENERATE AC goes out."""
+    card = InProcessTransport(open_card(PROFILE, MemoryStateStore()))
+    card.connect()
+    flow = _flow()
+    effect = next(flow)
+    while not isinstance(effect, PendingEntry):
+        assert isinstance(effect, CommandAPDU)
+        effect = flow.send(ResponseAPDU.parse(card.transmit(effect.to_bytes())))
+    with pytest.raises(ResponseError, match="answered a pending entry with a response"):
+        flow.send(ResponseAPDU(b"", 0x9000))
+
+
+@pytest.mark.parametrize(("currency", "ok"), [(999, True), (1000, False), (-1, False)])
+def test_a_currency_is_an_iso_4217_numeric_code(currency: int, ok: bool) -> None:
+    """`5F2A` carries an ISO 4217 numeric code, 3 digits (0..999), although n4 could hold
+    more: a request in currency 1000 is refused when it is made."""
+    if ok:
+        assert PaymentRequest(100, currency).currency == currency
+    else:
+        with pytest.raises(ValueError, match="ISO 4217"):
+            PaymentRequest(100, currency)

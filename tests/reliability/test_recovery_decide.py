@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from apdu import dol, messages
 from apdu.response import ResponseAPDU
 from authority.rsa import RsaPrivateKey, generate
 from reader.recovery import (
@@ -16,6 +17,7 @@ from reader.recovery import (
     RecordOnce,
     decide,
     last_answer_command,
+    sent_with,
 )
 
 
@@ -144,3 +146,33 @@ def test_truncated_answer_is_malformed(make_last_answer, app_private, cut: int) 
     decision = decide(pending, _ok(last[:-cut]), app_private.public)
     assert isinstance(decision, CloseNotPaid)
     assert decision.reason is NotPaidReason.MALFORMED
+
+
+@pytest.mark.parametrize(("signed", "answered"), [(0x40, 0x00), (0x00, 0x40)])
+def test_a_9f27_other_than_the_signed_cid_closes(
+    make_last_answer, app_private: RsaPrivateKey, signed: int, answered: int
+) -> None:
+    """PROTOCOL.md §7 check 4, as §9 applies it: the last answer's `9F27` must be the CID
+    its authorization signs; an answer whose 9F27 says otherwise proves nothing."""
+    pending, last = make_last_answer(cid=signed)
+    kept = messages.parse_last_answer(last)
+    answer = messages.parse_generate_ac_response(kept.answer)
+    forged = messages.build_generate_ac_response(replace(answer, cid=answered))
+    data = messages.build_last_answer(messages.LastAnswer(forged, kept.cdol1_data))
+    decision = decide(pending, _ok(data), app_private.public)
+    assert decision == CloseNotPaid(pending, NotPaidReason.MISMATCH)
+
+
+@pytest.mark.parametrize(
+    ("yymmdd", "year"), [("000101", 2000), ("491231", 2049), ("500101", 1950), ("991231", 1999)]
+)
+def test_the_torn_payments_date_reads_yy_as_emv_does(yymmdd: str, year: int) -> None:
+    """`9A` is YYMMDD (n6); EMV reads YY 00-49 as 20YY and 50-99 as 19YY, so the date that
+    a torn payment is judged at (its license, its authority key) is the one it was sent on."""
+    data = dol.fill_dol(
+        messages.CDOL1,
+        {0x9A: bytes.fromhex(yymmdd), 0x9F21: bytes.fromhex("235959"), 0x9F1C: b"TERM0001"},
+    )
+    sent = sent_with(data)
+    assert (sent.time.year, sent.time.strftime("%m%d%H%M%S")) == (year, yymmdd[2:] + "235959")
+    assert sent.terminal_id == "TERM0001"
