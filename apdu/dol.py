@@ -68,10 +68,9 @@ def _parse_dol(data: bytes) -> tuple[DolEntry, ...]:
     stream = io.BytesIO(data)
     entries: list[DolEntry] = []
     seen: set[int] = set()
-    for _ in range(MAX_ENTRIES):
-        start = stream.tell()
-        if start >= len(data):
-            return tuple(entries)
+    while (start := stream.tell()) < len(data):  # bounded: an entry takes 2 bytes or more
+        if len(entries) == MAX_ENTRIES:
+            raise DecodeError(f"DOL longer than {MAX_ENTRIES} entries", start)
         try:
             entry = _ENTRY.parse_stream(stream)
         except cs.ConstructError:
@@ -80,7 +79,7 @@ def _parse_dol(data: bytes) -> tuple[DolEntry, ...]:
             raise DecodeError(f"tag {entry['tag']:X} repeated in DOL", start)
         seen.add(entry["tag"])
         entries.append(DolEntry(entry["tag"], entry["length"]))
-    raise DecodeError(f"DOL longer than {MAX_ENTRIES} entries", stream.tell())
+    return tuple(entries)
 
 
 def build_dol(entries: Sequence[DolEntry]) -> bytes:

@@ -74,6 +74,18 @@ def test_dol_entry_count_is_bounded() -> None:
         parse_dol(many)
 
 
+def test_a_dol_of_exactly_64_entries_is_read_and_65_are_not() -> None:
+    """The bound is 64 entries, not 63: a DOL of 64 was refused, since the loop saw its end
+    only on a 65th pass (found by a mutation audit)."""
+
+    def entries(n: int) -> bytes:
+        return b"".join(bytes((0x9F, i, 1)) for i in range(n))
+
+    assert len(parse_dol(entries(64))) == 64
+    with pytest.raises(DecodeError, match="longer than 64 entries at offset 192"):
+        parse_dol(entries(65))
+
+
 def test_split_refuses_wrong_length_and_repeats() -> None:
     with pytest.raises(DecodeError, match="41 bytes, the DOL asks for 42"):
         split_dol(CDOL1, bytes(41))
