@@ -745,8 +745,8 @@ def log_command(
 
     With --json, one object: `log` (the file), `transactions` (the rows; with --verify each
     has `verified` and `verify_reason`), `pending_entries` (each `created`, `account`,
-    `atc`, `outcome`: null while open, else what closed it) and `spooled` (payments kept
-    for `hcepay log recover`)."""
+    `atc`, `serial`, `outcome`: null while open, else what closed it) and `spooled`
+    (payments kept for `hcepay log recover`)."""
     if ctx.invoked_subcommand is not None:
         return
     root = home_folder(home)

@@ -1,8 +1,9 @@
 """Recorded traces in the vector format of PROTOCOL.md §8 (one exchange a file).
 
 `trace_json` turns the (command, response) pairs a TracingTransport kept into the JSON
-object: `hcepay_vector` 1, name, description, card, terminal, steps with `c` / `r` in
-upper-case hex and a note naming the step of the credit payment each command carries.
+object: `hcepay_vector` 1, name, description, card (only when the card is a profile: the
+demo's; a `pay` trace has none), terminal, steps with `c` / `r` in upper-case hex and a note
+naming the step of the credit payment each command carries.
 """
 
 from __future__ import annotations
