@@ -440,10 +440,16 @@ def _held_interrupt(guard: PaymentGuard, run: Run) -> None:
         )
 
 
-def _print_verdict(run: Run, request: PaymentRequest) -> None:
-    for o in run.recovered:  # PROTOCOL.md §9: a torn transaction recorded now
+def _print_recovered(run: Run) -> None:
+    """The torn payments recorded at this contact (PROTOCOL.md §9), whatever became of the
+    payment itself: they are in the log even when it was refused."""
+    for o in run.recovered:
         done = f"recovered torn payment: ATC {o.atc:04X}, {format_amount(o.amount)}"
         stdout.print(done if o.approved else f"{done}, declined by the card (nothing paid)")
+
+
+def _print_verdict(run: Run, request: PaymentRequest) -> None:
+    _print_recovered(run)
     line = f"verdict: {run.verdict.upper()} {format_amount(request.amount)} ({request.currency})"
     if run.reason:
         line += f": {run.reason}"
@@ -634,6 +640,7 @@ def _report_payment(
         _print_verdict(run, request)
         stdout.print(f"account {o.account if o else '?'}{atc}{row}")
     else:
+        _print_recovered(run)  # recorded before this payment failed
         stderr.print(f"hcepay: error: {run.verdict}: {run.reason}")
 
 

@@ -664,6 +664,35 @@ def test_a_torn_decline_is_recorded_as_the_decline_it_was(
     )
 
 
+def test_a_torn_payment_recovered_is_shown_when_this_payment_is_refused(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """PROTOCOL.md §9 and docs/protocol-choices.md: the torn payment recorded at this contact
+    is named even when this payment is then refused (exit 3): only --json said so, and the
+    text output gave the refusal alone while the log had a new row."""
+    from reader.cli_pay import _report_payment
+    from reader.transport import TracingTransport
+
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
+    later = Env(env.now + timedelta(hours=2), bytes.fromhex("01020304"))
+    request = PaymentRequest(100)
+    revoked = keys.with_revoked(1)  # after the tear: the torn payment's serial was checked
+    tracer = TracingTransport(transport_for(card))
+    result = run_payment(tracer, cfg, request, later, revoked, log)
+    assert result.code is ExitCode.REFUSED and log.count() == 1
+    _report_payment(result, request, tracer, later, None, as_json=False)
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["recovered torn payment: ATC 0001, 12.34"]
+    assert err.startswith("hcepay: error: refused: license revoked"), err
+
+
 class BrokenRecord:
     """The log, whose record() fails (a full disk) while everything else works."""
 
