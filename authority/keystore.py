@@ -119,7 +119,7 @@ def load_keystore(home: Path) -> KeyStore:
     except UnicodeDecodeError:
         raise _bad(path, "not UTF-8 text") from None
     except ValueError:
-        raise _bad(path, "not JSON") from None
+        raise _bad(path, "not valid JSON") from None
     expiries, revoked = _parse(path, raw)
     keys = {
         index: AuthorityKey(index, load_public(terminal_key_path(home, index)), expires)

@@ -124,6 +124,7 @@ CARD = "cards/6200123456789012"
         (["authority", "init", "--index", "02"], "terminal=x", "{home}/terminal: is a file, not a"),
         (PAY, "terminal/keystore.json/", "terminal/keystore.json: is a folder, not a file"),
         (PAY, "terminal/keystore.json=\xff", "keystore.json: bad key store: not UTF-8 text"),
+        (PAY, "terminal/keystore.json={", "keystore.json: bad key store: not valid JSON"),
         (PAY, "terminal/terminal.json/", "terminal/terminal.json: is a folder, not a file"),
         (PAY, "terminal.db/", "transaction log: {home}/terminal.db: is a folder, not a file"),
         (["log"], "terminal.db/", "log: {home}/terminal.db: is a folder, not a file"),
