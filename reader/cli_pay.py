@@ -719,13 +719,7 @@ def _print_pending(entries: list[PendingRow], spooled: int) -> None:
 
 
 log_app = typer.Typer(
-    name="log",
-    help=(
-        "The transaction log (--json, --verify); subcommands below.\n\n"
-        "With --verify, exit 3 when a row fails its re-check. A row or pending entry the log "
-        "cannot read back (a column not of the type the log writes) is one line naming it, "
-        "exit 2."
-    ),
+    name="log",  # its help is log_command's docstring
     invoke_without_command=True,
     epilog=examples(
         "hcepay log   # the rows, the pending entries, the spool",
@@ -746,9 +740,11 @@ def log_command(
     ] = False,
     home: HomeOption = None,
 ) -> None:
-    """The transaction log: its rows, the pending entries written before GENERATE AC
-    (PROTOCOL.md §9) and how many payments wait in the spool. With --verify, exit 3 when a
-    row fails its re-check.
+    """The transaction log (--json, --verify): its rows, the pending entries written before
+    GENERATE AC (PROTOCOL.md §9) and how many payments wait in the spool; subcommands below.
+
+    With --verify, exit 3 when a row fails its re-check. A row or pending entry the log
+    cannot read back (a column not of the type the log writes) is one line naming it, exit 2.
 
     With --json, one object: `log` (the file), `transactions` (the rows; with --verify each
     has `verified` and `verify_reason`), `pending_entries` (each `created`, `account`,

@@ -129,3 +129,11 @@ def test_every_help_example_runs(
 def test_the_help_names_what_the_command_does(path: tuple[str, ...], says: str) -> None:
     """The exit codes and refusals README.md and docs/ give for a command are in its help."""
     assert says in " ".join(_help(*path).split())
+
+
+def test_log_help_gives_the_shape_of_its_json() -> None:
+    """`hcepay log -h` showed the log group's short help, not its command's docstring:
+    the --json object (transactions, pending_entries, spooled) was in README only."""
+    text = " ".join(_help("log").split())
+    for field in ("transactions", "verify_reason", "pending_entries", "spooled", "exit 3"):
+        assert field in text, field
