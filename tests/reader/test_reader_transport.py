@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from apdu import messages as m
 from apdu.command import CommandAPDU
 from applet.runtime import CardRuntime
 from reader.transport import (
@@ -92,3 +93,38 @@ def test_in_process_needs_connect(make_card: Callable[[], CardRuntime]) -> None:
     transport.disconnect()
     with pytest.raises(TransportError):
         transport.transmit(SELECT_PPSE)
+
+
+def test_wrong_le_00_repeats_the_command_with_le_256() -> None:
+    """ISO 7816-4 5.3.4: `6C00` names Le 256 (encoded `00`), not "no Le": the command is
+    repeated with its data and Le 256."""
+    command = CommandAPDU(0x80, 0xAE, 0x50, 0x00, b"\x01\x02\x03", 0x10).to_bytes()
+    inner = Scripted([b"\x6c\x00", b"x" * 256 + b"\x90\x00"])
+    assert ChainingTransport(inner).transmit(command) == b"x" * 256 + b"\x90\x00"
+    again = CommandAPDU.parse(inner.sent[1])
+    assert again.le == 256 and again.data == b"\x01\x02\x03"
+    assert inner.sent[1] == command[:-1] + b"\x00"
+
+
+def test_tracing_keeps_at_most_max_steps(make_card: Callable[[], CardRuntime]) -> None:
+    """PROTOCOL.md §8: a trace is bounded (`max_steps` pairs); the exchange goes on past it."""
+    tracer = TracingTransport(InProcessTransport(make_card()), max_steps=2)
+    tracer.connect()
+    for _ in range(3):
+        assert tracer.transmit(SELECT_PPSE).endswith(b"\x90\x00")
+    assert len(tracer.steps) == 2
+
+
+def test_in_process_disconnect_takes_the_card_back_to_idle(
+    make_card: Callable[[], CardRuntime],
+) -> None:
+    """Field off (PROTOCOL.md §6): disconnecting the in-process card deactivates it, so its
+    session (the selected application) is gone even before the next power-on."""
+    card = make_card()
+    transport = InProcessTransport(card)
+    transport.connect()
+    idle = card.state
+    assert transport.transmit(m.select(m.CREDIT_AID).to_bytes())[-2:] == b"\x90\x00"
+    assert card.state != idle
+    transport.disconnect()
+    assert card.state == idle
