@@ -13,7 +13,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from authority.errors import KeyFileError
-from authority.home import allocate_serial, peek_serial, resolve_home, serials_path
+from authority.home import (
+    allocate_serial,
+    index_hex,
+    peek_serial,
+    resolve_home,
+    serials_path,
+)
 from authority.keyfiles import load_private, load_public, save_private, save_public
 from authority.keystore import (
     AuthorityKey,
@@ -102,6 +108,36 @@ def test_bad_key_files(tmp_path: Path) -> None:
         load_private(ec_path)
 
 
+def test_a_public_key_of_another_type_is_not_an_rsa_key(tmp_path: Path) -> None:
+    """An authority's public key is RSA (PROTOCOL.md §5): an EC SubjectPublicKeyInfo PEM
+    is a KeyFileError naming that, not a crash on its missing modulus."""
+    path = tmp_path / "ec.pub.pem"
+    path.write_bytes(
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with pytest.raises(KeyFileError, match="not an RSA public key"):
+        load_public(path)
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_a_key_file_above_64_kib_is_not_read(
+    tmp_path: Path, ca_key: RsaPrivateKey, private: bool
+) -> None:
+    """A key file is a few kilobytes: one above the 64 KiB bound (STYLE.md habit 5) is
+    refused before it is read, even when it starts with a good key."""
+    path = tmp_path / "big.pem"
+    if private:
+        save_private(path, ca_key)
+    else:
+        save_public(path, ca_key.public)
+    with path.open("ab") as f:
+        f.write(b"\n" * (64 * 1024))
+    with pytest.raises(KeyFileError, match="too large for a key file"):
+        load_private(path) if private else load_public(path)
+
+
 # An EC key on secp112r1, a curve `cryptography` does not load (UnsupportedAlgorithm).
 _SECP112R1_PRIVATE = b"""-----BEGIN PRIVATE KEY-----
 ME4CAQAwEAYHKoZIzj0CAQYFK4EEAAYENzA1AgEBBA7aiSlK+RXN+bP86JAOYqEg
@@ -182,6 +218,9 @@ def test_keystore_round_trip(
         '{"revoked": ["5"]}',
         '{"revoked": [16777216]}',
         '{"revoked": [true]}',
+        '{"revoked": 5}',
+        '{"revoked": {}}',
+        '{"revoked": "5"}',
     ],
 )
 def test_malformed_keystore_is_refused(tmp_path: Path, content: str) -> None:
@@ -190,6 +229,41 @@ def test_malformed_keystore_is_refused(tmp_path: Path, content: str) -> None:
     path.write_text(content)
     with pytest.raises(KeyFileError, match="key store"):
         load_keystore(tmp_path)
+
+
+def test_keystore_of_more_than_256_keys_is_refused(tmp_path: Path) -> None:
+    """A key index is one byte (8F, PROTOCOL.md §7): the key store holds at most 256 keys,
+    and a keystore.json naming more (an index twice, in both cases) is refused as a whole."""
+    keys = {f"{i:02X}": {"expires": "2030-01-01"} for i in range(256)}
+    keys["0a"] = {"expires": "2030-01-01"}
+    path = keystore_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"keys": keys}))
+    with pytest.raises(KeyFileError, match="at most 256 entries"):
+        load_keystore(tmp_path)
+
+
+def test_keystore_file_above_its_bound_is_not_read(tmp_path: Path) -> None:
+    """keystore.json is bounded (4 MiB, STYLE.md habit 5): a larger file is refused before
+    it is parsed, even when it is valid JSON."""
+    path = keystore_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"revoked": [5]}' + " " * (4 * 1024 * 1024))
+    with pytest.raises(KeyFileError, match="file too large"):
+        load_keystore(tmp_path)
+
+
+@pytest.mark.parametrize(("index", "text"), [(0, "00"), (0x0A, "0A"), (0xFF, "FF")])
+def test_index_hex_is_one_upper_case_byte(index: int, text: str) -> None:
+    """The `8F` index (PROTOCOL.md §7) names files as two upper-case hex digits."""
+    assert index_hex(index) == text
+
+
+@pytest.mark.parametrize("index", [-1, 0x100, 0x1FF])
+def test_index_hex_refuses_what_is_not_one_byte(index: int) -> None:
+    """An authority key index is one byte (8F, PROTOCOL.md §7): 256 has no file name."""
+    with pytest.raises(ValueError, match="does not fit one byte"):
+        index_hex(index)
 
 
 def test_keystore_missing_public_key_is_refused(tmp_path: Path) -> None:
