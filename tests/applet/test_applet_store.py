@@ -95,6 +95,8 @@ def test_a_binary_state_with_too_many_answers_is_refused() -> None:
         state_from_bytes(b"\x00\x01" + bytes(8) + b"\x0b")
     with pytest.raises(ValueError, match="longer than 65535"):
         state_to_bytes(CardState(1, 0, (m.LastAnswer(bytes(65536), b""),)))
+    with pytest.raises(ValueError, match="longer than 65535"):  # its CDOL1 data too
+        state_to_bytes(CardState(1, 0, (m.LastAnswer(b"\x77\x00", bytes(65536)),)))
 
 
 @pytest.mark.parametrize(
@@ -123,11 +125,85 @@ def test_a_binary_state_with_too_many_answers_is_refused() -> None:
             '[{"cid": 64, "atc": 1, "cdol1_data": "' + "FF" * CDOL1_DATA_LENGTH + '"}]}',
             "9F02 is not BCD",
         ),
+        (
+            '{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": '
+            '[{"cid": 64, "atc": 1, "cdol1_data": "'
+            + "00" * 6
+            + "FFFF"
+            + "00" * (CDOL1_DATA_LENGTH - 8)
+            + '"}]}',
+            "5F2A is not BCD",
+        ),
     ],
 )
 def test_bad_state_text_is_refused(text: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         state_from_json(text)
+
+
+_INPUTS_DATA = bytes(CDOL1_DATA_LENGTH)
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda: AnswerInputs(0x80, 1, _INPUTS_DATA), "CID 0x80: not 00 or 40"),  # no ARQC
+        (lambda: AnswerInputs(0x40, 0x10000, _INPUTS_DATA), "ATC 65536 outside"),
+        (lambda: AnswerInputs(0x40, -1, _INPUTS_DATA), "ATC -1 outside"),
+        (lambda: AnswerInputs(0x40, 1, _INPUTS_DATA[:-1]), "CDOL1 data of"),
+        (lambda: CardState(0x10000, 0), "ATC 65536 outside"),
+        (lambda: CardState(1, 1_000_000_000_000), "used credit"),
+        (lambda: CardState(11, 0, (AnswerInputs(0x40, 1, _INPUTS_DATA),) * 11), "more than 10"),
+        (lambda: CardState(1, 0, (AnswerInputs(0x40, 2, _INPUTS_DATA),)), "above the card's ATC"),
+    ],
+)
+def test_a_state_outside_the_protocol_cannot_be_made(make: Any, why: str) -> None:
+    """PROTOCOL.md §6, §9: the ATC is b2 (0..FFFF), the used credit n12, at most 10 last
+    answers, each an AC or AAC (CID 40 or 00: the card never answers an ARQC) of an ATC the
+    card has reached, with CDOL1 data of the CDOL1's length."""
+    with pytest.raises(ValueError, match=why):
+        make()
+
+
+def test_a_state_at_its_bounds_can_be_made() -> None:
+    """The largest values of PROTOCOL.md §6, §9 are kept: ATC FFFF, used credit n12 all 9s,
+    10 answers, an answer of the card's own ATC."""
+    answers = tuple(AnswerInputs(cid, 0xFFFF, _INPUTS_DATA) for cid in (0x00, 0x40) * 5)
+    state = CardState(0xFFFF, 999_999_999_999, answers)
+    assert state_from_bytes(state_to_bytes(state)) == state
+    assert state_from_json(state_to_json(state)) == state
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"atc": 1, "used": 0}',
+        '{"hcepay_state": 2, "atc": 1, "used": 0}',
+        '{"hcepay_state": "1", "atc": 1, "used": 0}',
+    ],
+)
+def test_state_text_of_another_version_is_refused(text: str) -> None:
+    """state.json names its format (`hcepay_state` 1): a text without it, or of another
+    version, is not read as this one."""
+    with pytest.raises(ValueError, match="not an hcepay state"):
+        state_from_json(text)
+
+
+def test_state_text_of_more_than_10_answers_is_refused_as_a_list() -> None:
+    """PROTOCOL.md §9 keeps 10 answers: a state.json listing 11 is refused by its list's
+    bound, before any of them is parsed."""
+    text = json.dumps({"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": [{}] * 11})
+    with pytest.raises(ValueError, match="at most 10"):
+        state_from_json(text)
+
+
+def test_state_text_bound_is_exact() -> None:
+    """state.json is read up to MAX_STATE_TEXT characters (a bound, STYLE.md habit 5): a
+    text of exactly that length is read, one character more is refused."""
+    core = '{"hcepay_state": 1, "atc": 1, "used": 0}'
+    assert state_from_json(core.ljust(MAX_STATE_TEXT)) == CardState(1, 0)
+    with pytest.raises(ValueError, match="too large"):
+        state_from_json(core.ljust(MAX_STATE_TEXT + 1))
 
 
 def test_a_card_folder_nested_too_deeply_is_a_bad_file_not_a_crash(tmp_path: Path) -> None:
@@ -441,6 +517,15 @@ def test_an_unknown_answer_kind_is_refused() -> None:
         state_from_bytes(raw[:11] + b"\x07" + raw[12:])
     with pytest.raises(ValueError, match="version 3 unknown"):
         state_from_bytes(raw, 3)
+
+
+@pytest.mark.parametrize("version", [0, 3, 255])
+def test_a_binary_state_of_an_unknown_version_is_refused(version: int) -> None:
+    """state.dat's slots are of version 1 (answers as sent) or 2 (a kind byte per answer);
+    any other version is refused, never read as one of them."""
+    raw = state_to_bytes(CardState(1, 0))
+    with pytest.raises(ValueError, match=f"version {version} unknown"):
+        state_from_bytes(raw, version)
 
 
 def test_state_dat_removed_between_commits_is_an_error_not_a_write_into_the_void(
