@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from datetime import date
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from authority.errors import KeyFileError
 from authority.home import (
     allocate_serial,
+    flock_file,
     index_hex,
     peek_serial,
     resolve_home,
@@ -306,6 +308,32 @@ def test_serials_file_with_a_non_integer_is_refused(tmp_path: Path, value: str) 
     with pytest.raises(KeyFileError, match="next_serial must be an integer"):
         allocate_serial(tmp_path)
     assert json.loads(serials_path(tmp_path).read_text()) == {"next_serial": json.loads(value)}
+
+
+@pytest.mark.parametrize("value", [0, -1, 16777217])
+def test_serials_file_outside_the_serials_is_refused(tmp_path: Path, value: int) -> None:
+    """License serials are 1..FFFFFF (3 bytes, PROTOCOL.md §5.1; 1 when none was issued):
+    a serials file naming 0 or past 16777216 is refused, never a serial handed out."""
+    serials_path(tmp_path).parent.mkdir(parents=True)
+    serials_path(tmp_path).write_text(f'{{"next_serial": {value}}}')
+    with pytest.raises(KeyFileError, match=r"next_serial must be an integer 1\.\.16777216"):
+        allocate_serial(tmp_path)
+
+
+@pytest.mark.parametrize("wait_s", [0.0, 0.2])
+def test_flock_file_waits_as_long_as_it_is_told(tmp_path: Path, wait_s: float) -> None:
+    """flock_file with `wait_s` polls that long at most, then BlockingIOError (0: one try):
+    the spool's append and the home's lock rely on it to give up in time."""
+    path = tmp_path / "x.lock"
+    held = flock_file(path)
+    try:
+        started = time.monotonic()
+        with pytest.raises(BlockingIOError):
+            flock_file(path, wait_s)
+        assert wait_s <= time.monotonic() - started < wait_s + 1.0
+    finally:
+        os.close(held)
+    os.close(flock_file(path, wait_s))  # let go: taken at once
 
 
 def test_write_atomic_writes_every_byte_and_syncs_the_folder(
