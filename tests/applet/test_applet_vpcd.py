@@ -347,3 +347,29 @@ def test_a_port_whose_vpcd_serves_another_card_is_named(caplog: pytest.LogCaptur
     assert not thread.is_alive()
     hints = [r for r in caplog.records if "another card is probably served" in r.getMessage()]
     assert len(hints) == 1 and f"127.0.0.1:{port}" in hints[0].getMessage()
+
+
+def test_reconnect_backoff_doubles_up_to_its_bound() -> None:
+    """While vpcd is unreachable the card tries again after backoff_initial, doubling each
+    time up to backoff_max, never beyond: a pcscd that comes back is found within
+    backoff_max seconds, however long it was gone."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again: nobody listens there
+    config = VpcdConfig(port=port, backoff_initial=0.01, backoff_max=0.05)
+    client = VpcdClient(RecordingCard(), config)
+    waits: list[float] = []
+    stop = client._stop
+
+    class CountingStop:
+        def is_set(self) -> bool:
+            return stop.is_set()
+
+        def wait(self, timeout: float) -> bool:
+            waits.append(timeout)
+            if len(waits) == 7:
+                stop.set()
+            return stop.is_set()
+
+    client._stop = CountingStop()  # type: ignore[assignment]
+    client.serve_forever()
+    assert waits == [0.01, 0.02, 0.04, 0.05, 0.05, 0.05, 0.05]
