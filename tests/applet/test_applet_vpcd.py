@@ -373,3 +373,61 @@ def test_reconnect_backoff_doubles_up_to_its_bound() -> None:
     client._stop = CountingStop()  # type: ignore[assignment]
     client.serve_forever()
     assert waits == [0.01, 0.02, 0.04, 0.05, 0.05, 0.05, 0.05]
+
+
+def test_a_served_connection_starts_the_count_of_silent_ones_again(
+    listener: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hint counts silent connections in a row: once vpcd talks on one, the count starts
+    again, so three more silent ones (another card took the port since) bring it again."""
+    port = listener.getsockname()[1]
+    config = VpcdConfig(port=port, poll_interval=0.02, first_message_timeout=0.1)
+    client = VpcdClient(RecordingCard(), config)
+    thread = threading.Thread(target=client.serve_forever, daemon=True)
+    conns: list[socket.socket] = []
+
+    def hints() -> int:
+        return sum("another card is probably served" in r.getMessage() for r in caplog.records)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="applet.vpcd"):
+            thread.start()
+            conns += [listener.accept()[0] for _ in range(3)]  # never spoken to
+            spoken, _ = listener.accept()
+            conns.append(spoken)
+            assert hints() == 1
+            spoken.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+            assert _recv_frame(spoken) == ATR
+            spoken.close()  # vpcd goes away; the card connects again
+            conns += [listener.accept()[0] for _ in range(4)]  # silent again, three in a row
+    finally:
+        client.stop()
+        thread.join(timeout=2)
+        for conn in conns:
+            conn.close()
+    assert not thread.is_alive()
+    assert hints() == 2
+
+
+def test_the_hint_is_given_once_a_streak(
+    listener: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hint comes once, when the third silent connection in a row ends; a connection
+    that ends without being counted (the card stopped while it was open) does not bring it
+    again."""
+    port = listener.getsockname()[1]
+    config = VpcdConfig(port=port, poll_interval=0.02, first_message_timeout=0.1)
+    client = VpcdClient(RecordingCard(), config)
+    thread = threading.Thread(target=client.serve_forever, daemon=True)
+    conns: list[socket.socket] = []
+    try:
+        with caplog.at_level(logging.WARNING, logger="applet.vpcd"):
+            thread.start()
+            conns += [listener.accept()[0] for _ in range(4)]  # three silent, the fourth open
+    finally:
+        client.stop()
+        thread.join(timeout=2)
+        for conn in conns:
+            conn.close()
+    assert not thread.is_alive()
+    assert sum("another card is probably served" in r.getMessage() for r in caplog.records) == 1
