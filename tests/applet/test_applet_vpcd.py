@@ -228,6 +228,8 @@ def test_a_one_byte_apdu_is_answered(listener: socket.socket) -> None:
 
 
 def test_abort_withholds_the_answer_and_drops_the_connection(listener: socket.socket) -> None:
+    """abort(): the card leaves the field, the answer withheld; it then comes back and
+    is served on its next connection (the abort is over)."""
     card = RecordingCard()
     port = listener.getsockname()[1]
     client = VpcdClient(card, VpcdConfig(port=port, poll_interval=0.05, backoff_initial=0.01))
@@ -244,10 +246,15 @@ def test_abort_withholds_the_answer_and_drops_the_connection(listener: socket.so
     conn.settimeout(2)
     conn.sendall(encode_frame(b"\x80\xae\x50\x00"))
     assert conn.recv(16) == b""  # closed, no answer
+    card.process = original  # type: ignore[method-assign]
+    back, _ = listener.accept()  # the card comes back into the field, and is served again
+    back.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+    assert _recv_frame(back) == ATR
     client.stop()
     thread.join(timeout=2)
     assert not thread.is_alive()
     conn.close()
+    back.close()
 
 
 def test_stop_while_vpcd_is_unreachable_returns_promptly() -> None:
@@ -412,9 +419,9 @@ def test_a_served_connection_starts_the_count_of_silent_ones_again(
 def test_the_hint_is_given_once_a_streak(
     listener: socket.socket, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The hint comes once, when the third silent connection in a row ends; a connection
-    that ends without being counted (the card stopped while it was open) does not bring it
-    again."""
+    """The hint comes once, when the third silent connection in a row ends: neither a
+    fourth silent one nor a connection that ends without being counted (the card stopped
+    while it was open) brings it again."""
     port = listener.getsockname()[1]
     config = VpcdConfig(port=port, poll_interval=0.02, first_message_timeout=0.1)
     client = VpcdClient(RecordingCard(), config)
@@ -423,7 +430,7 @@ def test_the_hint_is_given_once_a_streak(
     try:
         with caplog.at_level(logging.WARNING, logger="applet.vpcd"):
             thread.start()
-            conns += [listener.accept()[0] for _ in range(4)]  # three silent, the fourth open
+            conns += [listener.accept()[0] for _ in range(5)]  # four silent, the fifth open
     finally:
         client.stop()
         thread.join(timeout=2)
