@@ -360,6 +360,29 @@ def test_write_atomic_writes_every_byte_and_syncs_the_folder(
     assert synced == ["file", "folder"]
 
 
+def test_write_all_at_an_offset_finishes_a_short_pwrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """write_all with an offset (state.dat's slots) goes on after a short pwrite at the
+    byte where it stopped: every byte lands in its place, none on top of another."""
+    from authority import home
+
+    real_pwrite = os.pwrite
+
+    def three_bytes(fd: int, data: bytes | memoryview, offset: int) -> int:
+        return real_pwrite(fd, bytes(data[:3]), offset)
+
+    monkeypatch.setattr(home.os, "pwrite", three_bytes)
+    path = tmp_path / "slots"
+    path.write_bytes(b"." * 20)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        home.write_all(fd, b"0123456789", 5)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b".....0123456789....."
+
+
 def test_write_atomic_temp_names_do_not_collide(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
