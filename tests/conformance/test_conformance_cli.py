@@ -119,7 +119,7 @@ def test_replay_usage_errors_are_one_line(tmp_path: Path) -> None:
     code, _, stderr = run("vectors", "replay", str(tmp_path / "absent.json"))
     assert code == 2 and stderr.count("\n") == 1 and "absent.json" in stderr
     code, _, stderr = run("vectors", "replay", "--in-process", "--reader", "x", str(APPROVE))
-    assert code == 2 and "choose one" in stderr
+    assert code == 2 and "pick one of --in-process and --reader NAME" in stderr
     code, _, stderr = run("vectors", "record", "--out", str(tmp_path / "x.json"), "--amount", "-1")
     assert code == 2 and "negative" in stderr
     for option in ("--amount", "--used"):  # the error names the option that is wrong
