@@ -59,11 +59,21 @@ def test_dumps_then_loads_is_identity() -> None:
         (lambda v: v["steps"][0].update(r="900"), "odd number of hex digits"),
         (lambda v: v["steps"][0].update(r="90"), "at least its 2-byte status word"),
         (lambda v: v["card"].update(atc=70000), "atc 70000 out of 0..65535"),
+        (lambda v: v["card"].update(atc=65536), "atc 65536 out of 0..65535"),
         (lambda v: v["card"].update(used="12"), "expected 12 decimal digits"),
         (lambda v: v["terminal"].update(date="2611"), "expected 6 decimal digits"),
+        (lambda v: v["terminal"].update(unpredictable_number="1A2B3C"), "must be 4 bytes"),
+        (lambda v: v["terminal"].update(unpredictable_number="1A2B3C4D5E"), "must be 4 bytes"),
+        (lambda v: v["terminal"].update(currency=1000), "currency 1000 out of n3"),
+        (lambda v: v["terminal"].update(amount=10**12), "out of n12"),
         (lambda v: v.update(expect={"verdict": "maybe"}), "verdict 'maybe' is not one of"),
         (lambda v: v.update(expect={"verdict": "refused"}), "responses cannot hold '..'"),
         (lambda v: v["card"].update(profile="../etc"), "bad profile name"),
+        (lambda v: v.update(hcepay_vector=True), "'hcepay_vector' must be 1, got True"),
+        (lambda v: v.update(hcepay_vector=1.0), "'hcepay_vector' must be 1, got 1.0"),
+        (lambda v: v.update(steps=v["steps"][:1] * 257), "more than 256 steps"),
+        (lambda v: v["steps"][0].update(c="00" * 65545), "longer than 65544 bytes"),
+        (lambda v: v["steps"][0].update(r="00" * 65545), "longer than 65544 bytes"),
     ],
 )
 def test_bad_vectors_say_what_and_where(change: Any, message: str) -> None:
@@ -111,6 +121,36 @@ def test_a_length_difference_points_past_the_shorter() -> None:
     assert short is not None and short.offset == 0
     longer = vx.compare_response(0, pattern, bytes.fromhex("0102900000"))
     assert longer is not None and longer.positions == (4,)
+
+
+def test_a_vector_at_its_bounds_loads() -> None:
+    """256 steps, and an APDU of 65544 bytes (extended case 4: 4 + 3 + 65535 + 2), are
+    within the bounds of a vector (reader/vectors.py MAX_STEPS, MAX_APDU_BYTES)."""
+    obj = json.loads(json.dumps(SAMPLE))
+    obj["steps"] = obj["steps"][:1] * 255 + [{"c": "00" * 65544, "r": "9000"}]
+    vector = vx.vector_from_json(obj)
+    assert len(vector.steps) == 256 and len(vector.steps[-1].command) == 65544
+
+
+@given(st.binary(min_size=3, max_size=300), st.data())
+def test_a_response_cut_short_or_run_on_always_differs(
+    expected: bytes, data: st.DataObject
+) -> None:
+    """PROTOCOL.md §8: a response matches its pattern only at its length; bytes missing
+    (a card that stopped short) or added are a difference at the first byte past the
+    shorter, whatever the bytes before it and however many are masked."""
+    known = tuple(
+        data.draw(st.lists(st.booleans(), min_size=len(expected), max_size=len(expected)))
+    )
+    pattern = vx.Pattern(bytes(b if k else 0 for b, k in zip(expected, known, strict=True)), known)
+    cut = data.draw(st.integers(0, len(expected) - 1))
+    short = vx.compare_response(0, pattern, expected[:cut])
+    assert short is not None and short.positions == tuple(range(cut, len(expected)))
+    extra = data.draw(st.binary(min_size=1, max_size=8))
+    longer = vx.compare_response(0, pattern, expected + extra)
+    assert longer is not None and longer.positions == tuple(
+        range(len(expected), len(expected) + len(extra))
+    )
 
 
 @given(st.binary(min_size=2, max_size=300), st.data())
