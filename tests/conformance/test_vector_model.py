@@ -17,6 +17,7 @@ from rich.console import Console
 
 from reader import cli_vectors
 from reader import vectors as vx
+from reader.transport import TransportError
 
 SAMPLE: dict[str, Any] = {
     "hcepay_vector": 1,
@@ -189,6 +190,52 @@ def test_a_long_response_shows_a_window_around_the_difference() -> None:
     text = cli_vectors.marked("00" * 100, [50], around=50)
     assert text.plain.startswith("…") and text.plain.endswith("…")
     assert len(text.plain) == 2 + 2 * (2 * cli_vectors.CONTEXT_BYTES + 1)
+
+
+def test_describe_shows_8_bytes_either_side_of_a_difference() -> None:
+    """A one-line difference of a long response shows the bytes around the first
+    difference: 8 either side (DESCRIBE_WINDOW), an ellipsis where bytes are left out;
+    a response of 17 bytes or fewer is shown whole."""
+    expected = bytes(range(40))
+    got = bytearray(expected)
+    got[20] = 0xFF
+    difference = vx.compare_response(0, vx.Pattern.exact(expected), bytes(got))
+    assert difference is not None
+    assert difference.describe() == (
+        "response differs at step 1, byte 20: "
+        f"expected …{bytes(range(12, 29)).hex().upper()}…, "
+        f"got …{bytes(got[12:29]).hex().upper()}…"
+    )
+    short = vx.compare_response(0, vx.Pattern.exact(expected[:17]), bytes(got[:17]))
+    assert short is None
+    whole = vx.compare_response(0, vx.Pattern.exact(expected[:17]), bytes(16) + b"\x01")
+    assert whole is not None and f"expected {expected[:17].hex().upper()}," in whole.describe()
+
+
+def test_too_many_logged_rows_are_refused() -> None:
+    """The terminal's `logged` and `pending` lists are bounded like the steps (256): a
+    longer one is refused, not cut short."""
+    obj = json.loads(json.dumps(SAMPLE))
+    obj["terminal"]["logged"] = [{"account": "6200123456789012", "atc": n} for n in range(257)]
+    with pytest.raises(vx.VectorError, match="too many rows"):
+        vx.vector_from_json(obj)
+    obj["terminal"]["logged"] = obj["terminal"]["logged"][:256]
+    assert vx.vector_from_json(obj).terminal is not None
+
+
+def test_a_scripted_card_answers_nothing_after_a_departure() -> None:
+    """Terminal-side replay (PROTOCOL.md §8): once the terminal sent another command than
+    the vector's, the scripted card has left the exchange: even the expected command gets
+    no answer, and the first departure is the one reported."""
+    vector = vx.vector_from_json(SAMPLE)
+    card = vx.ScriptedCard(vector.steps)
+    with pytest.raises(TransportError, match="another command"):
+        card.transmit(bytes.fromhex("00A4040000"))
+    with pytest.raises(TransportError, match="left the exchange"):
+        card.transmit(vector.steps[0].command)
+    difference = card.finish()
+    assert difference is not None and difference.problem is vx.Problem.COMMAND
+    assert card.index == 0
 
 
 JSON = st.recursive(
