@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 from apdu import messages as m
 from applet import open_card
 from applet.errors import StateFileError
-from applet.profile import CardProfile, IssueRequest, issue_card, load_profile
+from applet.profile import (
+    CardProfile,
+    IssueRequest,
+    issue_card,
+    load_profile,
+    profile_from_json,
+)
 from applet.state import (
     ANSWER_CIDS,
     CDOL1_DATA_LENGTH,
@@ -468,6 +474,57 @@ def test_an_issued_card_whose_state_is_gone_is_refused_not_reset(
 
     shutil.copytree(profile_folder, profile_copy)
     assert open_card(profile_copy).state.card == CardState()
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"expiry": "2612AB"}, "expiry must be YYMMDD"),
+        ({"expiry": "26123"}, "expiry must be YYMMDD"),
+        ({"holder": "A" * 27}, "holder must be ASCII, at most 26"),
+        ({"holder": "JOS\u00c9 CARD"}, "holder must be ASCII"),
+        ({"limit": 1_000_000_000_000}, "limit must fit n12"),
+        ({"limit": -1}, "limit must fit n12"),
+        ({"ca_index": 0}, "ca_index 1..255"),
+        ({"ca_index": 256}, "ca_index 1..255"),
+        ({"currency": 10000}, "currency must fit n4"),
+    ],
+)
+def test_a_card_description_outside_the_protocol_is_refused(
+    profile: CardProfile, change: dict[str, Any], why: str
+) -> None:
+    """card.json (PROTOCOL.md §4): expiry 5F24 is YYMMDD digits, the holder 5F20 at most 26
+    ASCII characters, the limit n12, the currency n4, the key index 8F 01 to FF."""
+    with pytest.raises(ValueError, match=why):
+        replace(profile, **change)
+
+
+def test_a_card_description_at_its_bounds_is_kept(profile: CardProfile) -> None:
+    """The largest values PROTOCOL.md §4 allows are taken (and read back from card.json)."""
+    edge = replace(profile, holder="A" * 26, limit=999_999_999_999, ca_index=0xFF, currency=9999)
+    assert profile_from_json(edge.to_json()) == edge
+    assert replace(profile, ca_index=1).ca_index == 1
+
+
+def test_an_odd_account_is_padded_with_f(profile: CardProfile) -> None:
+    """5A is cn (PROTOCOL.md §1, §4): an odd number of digits is padded with one F nibble."""
+    assert replace(profile, account="620012345678901").account_5a == bytes.fromhex(
+        "620012345678901F"
+    )
+    assert replace(profile, account="6200123456789012").account_5a == bytes.fromhex(
+        "6200123456789012"
+    )
+
+
+@pytest.mark.parametrize("key", ["limit", "currency", "ca_index", "serial"])
+def test_a_card_description_with_true_for_a_number_is_refused(
+    profile: CardProfile, key: str
+) -> None:
+    """JSON true is not the number 1 in card.json (bool is an int in Python)."""
+    obj = json.loads(profile.to_json())
+    obj[key] = True
+    with pytest.raises(ValueError, match=f"'{key}' must be int"):
+        profile_from_json(json.dumps(obj))
 
 
 def test_open_card_refuses_a_bad_folder(tmp_path: Path, profile: CardProfile) -> None:
