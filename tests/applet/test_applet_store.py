@@ -527,6 +527,17 @@ def test_a_card_description_with_true_for_a_number_is_refused(
         profile_from_json(json.dumps(obj))
 
 
+@pytest.mark.parametrize("value", [1, "true", "yes", [True]])
+def test_only_json_true_marks_published_test_keys(profile: CardProfile, value: object) -> None:
+    """`"published_test_keys": true` waives the 0600 check of app.pem and the state check
+    (docs/architecture.md): nothing but JSON true does, not a truthy 1 or "yes"."""
+    obj = json.loads(profile.to_json())
+    obj["published_test_keys"] = value
+    assert profile_from_json(json.dumps(obj)).published_test_keys is False
+    obj["published_test_keys"] = True
+    assert profile_from_json(json.dumps(obj)).published_test_keys is True
+
+
 def test_open_card_refuses_a_bad_folder(tmp_path: Path, profile: CardProfile) -> None:
     with pytest.raises(StateFileError, match="no such file"):
         open_card(tmp_path)
