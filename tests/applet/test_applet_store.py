@@ -538,6 +538,19 @@ def test_only_json_true_marks_published_test_keys(profile: CardProfile, value: o
     assert profile_from_json(json.dumps(obj)).published_test_keys is True
 
 
+def test_card_json_bound_is_exact(tmp_path: Path, profile: CardProfile) -> None:
+    """card.json is read up to 64 KiB (a bound, STYLE.md habit 5): a file of exactly that
+    many bytes is read, one byte more is refused whatever it holds."""
+    from applet.profile import MAX_CARD_TEXT
+
+    text = profile.to_json()
+    (tmp_path / "card.json").write_text(text.ljust(MAX_CARD_TEXT), encoding="utf-8")
+    assert load_profile(tmp_path) == profile
+    (tmp_path / "card.json").write_text(text.ljust(MAX_CARD_TEXT + 1), encoding="utf-8")
+    with pytest.raises(StateFileError, match="bad card description: too large"):
+        load_profile(tmp_path)
+
+
 def test_open_card_refuses_a_bad_folder(tmp_path: Path, profile: CardProfile) -> None:
     with pytest.raises(StateFileError, match="no such file"):
         open_card(tmp_path)
