@@ -186,11 +186,13 @@ def test_a_state_at_its_bounds_can_be_made() -> None:
         '{"atc": 1, "used": 0}',
         '{"hcepay_state": 2, "atc": 1, "used": 0}',
         '{"hcepay_state": "1", "atc": 1, "used": 0}',
+        '{"hcepay_state": true, "atc": 1, "used": 0}',
+        '{"hcepay_state": 1.0, "atc": 1, "used": 0}',
     ],
 )
 def test_state_text_of_another_version_is_refused(text: str) -> None:
-    """state.json names its format (`hcepay_state` 1): a text without it, or of another
-    version, is not read as this one."""
+    """state.json names its format (`hcepay_state` 1, the integer): a text without it, of
+    another version, or with 1 as true or 1.0, is not read as this one."""
     with pytest.raises(ValueError, match="not an hcepay state"):
         state_from_json(text)
 
@@ -549,6 +551,21 @@ def test_card_json_bound_is_exact(tmp_path: Path, profile: CardProfile) -> None:
     (tmp_path / "card.json").write_text(text.ljust(MAX_CARD_TEXT + 1), encoding="utf-8")
     with pytest.raises(StateFileError, match="bad card description: too large"):
         load_profile(tmp_path)
+
+
+@pytest.mark.parametrize("version", [None, 2, "1", True, 1.0])
+def test_a_card_description_of_another_version_is_refused(
+    profile: CardProfile, version: object
+) -> None:
+    """card.json names its format (`hcepay_card` 1, the integer): without it, or of another
+    version, or 1 as true or 1.0, it is not read as this one."""
+    obj = json.loads(profile.to_json())
+    if version is None:
+        del obj["hcepay_card"]
+    else:
+        obj["hcepay_card"] = version
+    with pytest.raises(ValueError, match="not an hcepay card"):
+        profile_from_json(json.dumps(obj))
 
 
 def test_open_card_refuses_a_bad_folder(tmp_path: Path, profile: CardProfile) -> None:
