@@ -124,7 +124,8 @@ def profile_from_json(text: str) -> CardProfile:
         raise ValueError("nested too deeply") from None
     except json.JSONDecodeError as exc:  # its own text names no file and reads as Python's
         raise ValueError(f"not valid JSON (line {exc.lineno} column {exc.colno})") from None
-    if not isinstance(obj, dict) or obj.get("hcepay_card") != CARD_VERSION:
+    version = obj.get("hcepay_card") if isinstance(obj, dict) else None
+    if type(version) is not int or version != CARD_VERSION:  # not true, not 1.0
         raise ValueError(f"not an hcepay card (version {CARD_VERSION})")
     return CardProfile(
         account=_field(obj, "account", str),

@@ -169,7 +169,8 @@ def state_from_json(text: str) -> CardState:
         raise ValueError("nested too deeply") from None
     except json.JSONDecodeError as exc:  # its own text names no file and reads as Python's
         raise ValueError(f"not valid JSON (line {exc.lineno} column {exc.colno})") from None
-    if not isinstance(obj, dict) or obj.get("hcepay_state") != STATE_VERSION:
+    version = obj.get("hcepay_state") if isinstance(obj, dict) else None
+    if type(version) is not int or version != STATE_VERSION:  # not true, not 1.0
         raise ValueError(f"not an hcepay state (version {STATE_VERSION})")
     answers = obj.get("last_answers", [])
     if not isinstance(answers, list) or len(answers) > MAX_LAST_ANSWERS:

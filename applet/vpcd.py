@@ -252,13 +252,15 @@ class VpcdClient:
                 warned = False
                 backoff = self.config.backoff_initial
                 log.info("connected to vpcd at %s", address)
+                silent_before = self._silent
                 try:
                     self._serve_connection(sock)
                 finally:
                     sock.close()
                     self._connected.clear()
                     self.card.deactivate("field lost")
-                self._hint_another_card(address)
+                if self._silent > silent_before:  # this one was silent too: counted once
+                    self._hint_another_card(address)
                 if not self._stop.is_set():
                     log.warning("vpcd at %s closed the connection: reconnecting", address)
         finally:

@@ -130,13 +130,19 @@ class ChainingTransport:
 
     def _collect(self, response: bytes) -> bytes:
         data = bytearray()
-        for _ in range(self.max_rounds):
+        for rounds in range(self.max_rounds + 1):  # the answer to the last round is read too
             sw1, sw2 = _status(response)
             if sw1 != SW1_MORE_DATA:
-                return bytes(data) + response if data else response
+                if not data or len(response) < 2:  # a short answer is passed up as it is
+                    return response
+                if len(data) + len(response) > MAX_RESPONSE_BYTES:
+                    raise TransportError("chained response longer than 65536 bytes")
+                return bytes(data) + response
             data += response[:-2]
-            if len(data) > MAX_RESPONSE_BYTES:
+            if len(data) + 2 > MAX_RESPONSE_BYTES:  # its data, then at least a status word
                 raise TransportError("chained response longer than 65536 bytes")
+            if rounds == self.max_rounds:
+                break
             response = self.inner.transmit(_get_response(sw2))
         raise TransportError(f"response chaining exceeded {self.max_rounds} GET RESPONSE rounds")
 

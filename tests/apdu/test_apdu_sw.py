@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from apdu.sw import INS, SW, describe, ins_name
 
@@ -32,6 +34,40 @@ from apdu.sw import INS, SW, describe, ins_name
 )
 def test_describe(sw: int, text: str) -> None:
     assert describe(sw) == text
+
+
+_SW1_CLASSES = {
+    0x62: "warning, state unchanged",
+    0x63: "warning, state changed",
+    0x64: "execution error, state unchanged",
+    0x65: "execution error, state changed",
+    0x66: "security-related error",
+    0x67: "wrong length",
+    0x68: "functions in CLA not supported",
+    0x69: "command not allowed",
+    0x6A: "wrong parameters P1-P2",
+    0x6B: "wrong parameters P1-P2",
+    0x6D: "instruction not supported",
+    0x6E: "class not supported",
+    0x6F: "no precise diagnosis",
+}
+
+
+@pytest.mark.parametrize(("sw1", "meaning"), sorted(_SW1_CLASSES.items()))
+def test_describe_falls_back_on_the_class_of_sw1(sw1: int, meaning: str) -> None:
+    """ISO 7816-4 5.1.3: a status word with no meaning of its own is described by what its
+    SW1 says (SW2 7E has no meaning of its own in any of these classes)."""
+    sw = sw1 << 8 | 0x7E
+    assert describe(sw) == f"{sw:04X} {meaning} (SW2 7E)"
+
+
+@given(sw2=st.integers(0, 0xFF), sw1=st.integers(0x80, 0xFF))
+def test_describe_reads_all_eight_bits_of_sw1(sw1: int, sw2: int) -> None:
+    """SW1 is a whole byte (ISO 7816-4 5.1.3): E1xx is not 61xx, ECxx not 6Cxx, EFxx not
+    6Fxx. A status word is described under its own four hex digits."""
+    sw = sw1 << 8 | sw2
+    assert describe(sw).startswith(f"{sw:04X} ")
+    assert "bytes more" not in describe(sw) and "wrong Le" not in describe(sw)
 
 
 def test_every_protocol_sw_has_a_meaning() -> None:

@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 from apdu import messages as m
 from applet import open_card
 from applet.errors import StateFileError
-from applet.profile import CardProfile, IssueRequest, issue_card, load_profile
+from applet.profile import (
+    CardProfile,
+    IssueRequest,
+    issue_card,
+    load_profile,
+    profile_from_json,
+)
 from applet.state import (
     ANSWER_CIDS,
     CDOL1_DATA_LENGTH,
@@ -95,6 +101,8 @@ def test_a_binary_state_with_too_many_answers_is_refused() -> None:
         state_from_bytes(b"\x00\x01" + bytes(8) + b"\x0b")
     with pytest.raises(ValueError, match="longer than 65535"):
         state_to_bytes(CardState(1, 0, (m.LastAnswer(bytes(65536), b""),)))
+    with pytest.raises(ValueError, match="longer than 65535"):  # its CDOL1 data too
+        state_to_bytes(CardState(1, 0, (m.LastAnswer(b"\x77\x00", bytes(65536)),)))
 
 
 @pytest.mark.parametrize(
@@ -123,11 +131,87 @@ def test_a_binary_state_with_too_many_answers_is_refused() -> None:
             '[{"cid": 64, "atc": 1, "cdol1_data": "' + "FF" * CDOL1_DATA_LENGTH + '"}]}',
             "9F02 is not BCD",
         ),
+        (
+            '{"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": '
+            '[{"cid": 64, "atc": 1, "cdol1_data": "'
+            + "00" * 6
+            + "FFFF"
+            + "00" * (CDOL1_DATA_LENGTH - 8)
+            + '"}]}',
+            "5F2A is not BCD",
+        ),
     ],
 )
 def test_bad_state_text_is_refused(text: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         state_from_json(text)
+
+
+_INPUTS_DATA = bytes(CDOL1_DATA_LENGTH)
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda: AnswerInputs(0x80, 1, _INPUTS_DATA), "CID 0x80: not 00 or 40"),  # no ARQC
+        (lambda: AnswerInputs(0x40, 0x10000, _INPUTS_DATA), "ATC 65536 outside"),
+        (lambda: AnswerInputs(0x40, -1, _INPUTS_DATA), "ATC -1 outside"),
+        (lambda: AnswerInputs(0x40, 1, _INPUTS_DATA[:-1]), "CDOL1 data of"),
+        (lambda: CardState(0x10000, 0), "ATC 65536 outside"),
+        (lambda: CardState(1, 1_000_000_000_000), "used credit"),
+        (lambda: CardState(11, 0, (AnswerInputs(0x40, 1, _INPUTS_DATA),) * 11), "more than 10"),
+        (lambda: CardState(1, 0, (AnswerInputs(0x40, 2, _INPUTS_DATA),)), "above the card's ATC"),
+    ],
+)
+def test_a_state_outside_the_protocol_cannot_be_made(make: Any, why: str) -> None:
+    """PROTOCOL.md §6, §9: the ATC is b2 (0..FFFF), the used credit n12, at most 10 last
+    answers, each an AC or AAC (CID 40 or 00: the card never answers an ARQC) of an ATC the
+    card has reached, with CDOL1 data of the CDOL1's length."""
+    with pytest.raises(ValueError, match=why):
+        make()
+
+
+def test_a_state_at_its_bounds_can_be_made() -> None:
+    """The largest values of PROTOCOL.md §6, §9 are kept: ATC FFFF, used credit n12 all 9s,
+    10 answers, an answer of the card's own ATC."""
+    answers = tuple(AnswerInputs(cid, 0xFFFF, _INPUTS_DATA) for cid in (0x00, 0x40) * 5)
+    state = CardState(0xFFFF, 999_999_999_999, answers)
+    assert state_from_bytes(state_to_bytes(state)) == state
+    assert state_from_json(state_to_json(state)) == state
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"atc": 1, "used": 0}',
+        '{"hcepay_state": 2, "atc": 1, "used": 0}',
+        '{"hcepay_state": "1", "atc": 1, "used": 0}',
+        '{"hcepay_state": true, "atc": 1, "used": 0}',
+        '{"hcepay_state": 1.0, "atc": 1, "used": 0}',
+    ],
+)
+def test_state_text_of_another_version_is_refused(text: str) -> None:
+    """state.json names its format (`hcepay_state` 1, the integer): a text without it, of
+    another version, or with 1 as true or 1.0, is not read as this one."""
+    with pytest.raises(ValueError, match="not an hcepay state"):
+        state_from_json(text)
+
+
+def test_state_text_of_more_than_10_answers_is_refused_as_a_list() -> None:
+    """PROTOCOL.md §9 keeps 10 answers: a state.json listing 11 is refused by its list's
+    bound, before any of them is parsed."""
+    text = json.dumps({"hcepay_state": 1, "atc": 1, "used": 0, "last_answers": [{}] * 11})
+    with pytest.raises(ValueError, match="at most 10"):
+        state_from_json(text)
+
+
+def test_state_text_bound_is_exact() -> None:
+    """state.json is read up to MAX_STATE_TEXT characters (a bound, STYLE.md habit 5): a
+    text of exactly that length is read, one character more is refused."""
+    core = '{"hcepay_state": 1, "atc": 1, "used": 0}'
+    assert state_from_json(core.ljust(MAX_STATE_TEXT)) == CardState(1, 0)
+    with pytest.raises(ValueError, match="too large"):
+        state_from_json(core.ljust(MAX_STATE_TEXT + 1))
 
 
 def test_a_card_folder_nested_too_deeply_is_a_bad_file_not_a_crash(tmp_path: Path) -> None:
@@ -394,6 +478,96 @@ def test_an_issued_card_whose_state_is_gone_is_refused_not_reset(
     assert open_card(profile_copy).state.card == CardState()
 
 
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"expiry": "2612AB"}, "expiry must be YYMMDD"),
+        ({"expiry": "26123"}, "expiry must be YYMMDD"),
+        ({"holder": "A" * 27}, "holder must be ASCII, at most 26"),
+        ({"holder": "JOS\u00c9 CARD"}, "holder must be ASCII"),
+        ({"limit": 1_000_000_000_000}, "limit must fit n12"),
+        ({"limit": -1}, "limit must fit n12"),
+        ({"ca_index": 0}, "ca_index 1..255"),
+        ({"ca_index": 256}, "ca_index 1..255"),
+        ({"currency": 10000}, "currency must fit n4"),
+    ],
+)
+def test_a_card_description_outside_the_protocol_is_refused(
+    profile: CardProfile, change: dict[str, Any], why: str
+) -> None:
+    """card.json (PROTOCOL.md §4): expiry 5F24 is YYMMDD digits, the holder 5F20 at most 26
+    ASCII characters, the limit n12, the currency n4, the key index 8F 01 to FF."""
+    with pytest.raises(ValueError, match=why):
+        replace(profile, **change)
+
+
+def test_a_card_description_at_its_bounds_is_kept(profile: CardProfile) -> None:
+    """The largest values PROTOCOL.md §4 allows are taken (and read back from card.json)."""
+    edge = replace(profile, holder="A" * 26, limit=999_999_999_999, ca_index=0xFF, currency=9999)
+    assert profile_from_json(edge.to_json()) == edge
+    assert replace(profile, ca_index=1).ca_index == 1
+
+
+def test_an_odd_account_is_padded_with_f(profile: CardProfile) -> None:
+    """5A is cn (PROTOCOL.md §1, §4): an odd number of digits is padded with one F nibble."""
+    assert replace(profile, account="620012345678901").account_5a == bytes.fromhex(
+        "620012345678901F"
+    )
+    assert replace(profile, account="6200123456789012").account_5a == bytes.fromhex(
+        "6200123456789012"
+    )
+
+
+@pytest.mark.parametrize("key", ["limit", "currency", "ca_index", "serial"])
+def test_a_card_description_with_true_for_a_number_is_refused(
+    profile: CardProfile, key: str
+) -> None:
+    """JSON true is not the number 1 in card.json (bool is an int in Python)."""
+    obj = json.loads(profile.to_json())
+    obj[key] = True
+    with pytest.raises(ValueError, match=f"'{key}' must be int"):
+        profile_from_json(json.dumps(obj))
+
+
+@pytest.mark.parametrize("value", [1, "true", "yes", [True]])
+def test_only_json_true_marks_published_test_keys(profile: CardProfile, value: object) -> None:
+    """`"published_test_keys": true` waives the 0600 check of app.pem and the state check
+    (docs/architecture.md): nothing but JSON true does, not a truthy 1 or "yes"."""
+    obj = json.loads(profile.to_json())
+    obj["published_test_keys"] = value
+    assert profile_from_json(json.dumps(obj)).published_test_keys is False
+    obj["published_test_keys"] = True
+    assert profile_from_json(json.dumps(obj)).published_test_keys is True
+
+
+def test_card_json_bound_is_exact(tmp_path: Path, profile: CardProfile) -> None:
+    """card.json is read up to 64 KiB (a bound, STYLE.md habit 5): a file of exactly that
+    many bytes is read, one byte more is refused whatever it holds."""
+    from applet.profile import MAX_CARD_TEXT
+
+    text = profile.to_json()
+    (tmp_path / "card.json").write_text(text.ljust(MAX_CARD_TEXT), encoding="utf-8")
+    assert load_profile(tmp_path) == profile
+    (tmp_path / "card.json").write_text(text.ljust(MAX_CARD_TEXT + 1), encoding="utf-8")
+    with pytest.raises(StateFileError, match="bad card description: too large"):
+        load_profile(tmp_path)
+
+
+@pytest.mark.parametrize("version", [None, 2, "1", True, 1.0])
+def test_a_card_description_of_another_version_is_refused(
+    profile: CardProfile, version: object
+) -> None:
+    """card.json names its format (`hcepay_card` 1, the integer): without it, or of another
+    version, or 1 as true or 1.0, it is not read as this one."""
+    obj = json.loads(profile.to_json())
+    if version is None:
+        del obj["hcepay_card"]
+    else:
+        obj["hcepay_card"] = version
+    with pytest.raises(ValueError, match="not an hcepay card"):
+        profile_from_json(json.dumps(obj))
+
+
 def test_open_card_refuses_a_bad_folder(tmp_path: Path, profile: CardProfile) -> None:
     with pytest.raises(StateFileError, match="no such file"):
         open_card(tmp_path)
@@ -441,6 +615,15 @@ def test_an_unknown_answer_kind_is_refused() -> None:
         state_from_bytes(raw[:11] + b"\x07" + raw[12:])
     with pytest.raises(ValueError, match="version 3 unknown"):
         state_from_bytes(raw, 3)
+
+
+@pytest.mark.parametrize("version", [0, 3, 255])
+def test_a_binary_state_of_an_unknown_version_is_refused(version: int) -> None:
+    """state.dat's slots are of version 1 (answers as sent) or 2 (a kind byte per answer);
+    any other version is refused, never read as one of them."""
+    raw = state_to_bytes(CardState(1, 0))
+    with pytest.raises(ValueError, match=f"version {version} unknown"):
+        state_from_bytes(raw, version)
 
 
 def test_state_dat_removed_between_commits_is_an_error_not_a_write_into_the_void(

@@ -228,6 +228,8 @@ def test_a_one_byte_apdu_is_answered(listener: socket.socket) -> None:
 
 
 def test_abort_withholds_the_answer_and_drops_the_connection(listener: socket.socket) -> None:
+    """abort(): the card leaves the field, the answer withheld; it then comes back and
+    is served on its next connection (the abort is over)."""
     card = RecordingCard()
     port = listener.getsockname()[1]
     client = VpcdClient(card, VpcdConfig(port=port, poll_interval=0.05, backoff_initial=0.01))
@@ -244,10 +246,15 @@ def test_abort_withholds_the_answer_and_drops_the_connection(listener: socket.so
     conn.settimeout(2)
     conn.sendall(encode_frame(b"\x80\xae\x50\x00"))
     assert conn.recv(16) == b""  # closed, no answer
+    card.process = original  # type: ignore[method-assign]
+    back, _ = listener.accept()  # the card comes back into the field, and is served again
+    back.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+    assert _recv_frame(back) == ATR
     client.stop()
     thread.join(timeout=2)
     assert not thread.is_alive()
     conn.close()
+    back.close()
 
 
 def test_stop_while_vpcd_is_unreachable_returns_promptly() -> None:
@@ -347,3 +354,87 @@ def test_a_port_whose_vpcd_serves_another_card_is_named(caplog: pytest.LogCaptur
     assert not thread.is_alive()
     hints = [r for r in caplog.records if "another card is probably served" in r.getMessage()]
     assert len(hints) == 1 and f"127.0.0.1:{port}" in hints[0].getMessage()
+
+
+def test_reconnect_backoff_doubles_up_to_its_bound() -> None:
+    """While vpcd is unreachable the card tries again after backoff_initial, doubling each
+    time up to backoff_max, never beyond: a pcscd that comes back is found within
+    backoff_max seconds, however long it was gone."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again: nobody listens there
+    config = VpcdConfig(port=port, backoff_initial=0.01, backoff_max=0.05)
+    client = VpcdClient(RecordingCard(), config)
+    waits: list[float] = []
+    stop = client._stop
+
+    class CountingStop:
+        def is_set(self) -> bool:
+            return stop.is_set()
+
+        def wait(self, timeout: float) -> bool:
+            waits.append(timeout)
+            if len(waits) == 7:
+                stop.set()
+            return stop.is_set()
+
+    client._stop = CountingStop()  # type: ignore[assignment]
+    client.serve_forever()
+    assert waits == [0.01, 0.02, 0.04, 0.05, 0.05, 0.05, 0.05]
+
+
+def test_a_served_connection_starts_the_count_of_silent_ones_again(
+    listener: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hint counts silent connections in a row: once vpcd talks on one, the count starts
+    again, so three more silent ones (another card took the port since) bring it again."""
+    port = listener.getsockname()[1]
+    config = VpcdConfig(port=port, poll_interval=0.02, first_message_timeout=0.1)
+    client = VpcdClient(RecordingCard(), config)
+    thread = threading.Thread(target=client.serve_forever, daemon=True)
+    conns: list[socket.socket] = []
+
+    def hints() -> int:
+        return sum("another card is probably served" in r.getMessage() for r in caplog.records)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="applet.vpcd"):
+            thread.start()
+            conns += [listener.accept()[0] for _ in range(3)]  # never spoken to
+            spoken, _ = listener.accept()
+            conns.append(spoken)
+            assert hints() == 1
+            spoken.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+            assert _recv_frame(spoken) == ATR
+            spoken.close()  # vpcd goes away; the card connects again
+            conns += [listener.accept()[0] for _ in range(4)]  # silent again, three in a row
+    finally:
+        client.stop()
+        thread.join(timeout=2)
+        for conn in conns:
+            conn.close()
+    assert not thread.is_alive()
+    assert hints() == 2
+
+
+def test_the_hint_is_given_once_a_streak(
+    listener: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hint comes once, when the third silent connection in a row ends: neither a
+    fourth silent one nor a connection that ends without being counted (the card stopped
+    while it was open) brings it again."""
+    port = listener.getsockname()[1]
+    config = VpcdConfig(port=port, poll_interval=0.02, first_message_timeout=0.1)
+    client = VpcdClient(RecordingCard(), config)
+    thread = threading.Thread(target=client.serve_forever, daemon=True)
+    conns: list[socket.socket] = []
+    try:
+        with caplog.at_level(logging.WARNING, logger="applet.vpcd"):
+            thread.start()
+            conns += [listener.accept()[0] for _ in range(5)]  # four silent, the fifth open
+    finally:
+        client.stop()
+        thread.join(timeout=2)
+        for conn in conns:
+            conn.close()
+    assert not thread.is_alive()
+    assert sum("another card is probably served" in r.getMessage() for r in caplog.records) == 1

@@ -18,7 +18,14 @@ from typing import Any
 
 import pytest
 
-from authority.home import LOCK_FILE, ca_private_path, cards_dir, hold_home, serials_path
+from authority.home import (
+    LOCK_FILE,
+    allocate_serial,
+    ca_private_path,
+    cards_dir,
+    hold_home,
+    serials_path,
+)
 from authority.keystore import KeyStore, load_keystore, save_keystore
 from authority.rsa import RsaPrivateKey
 from reader.cli import app
@@ -119,6 +126,38 @@ def test_concurrent_issues_get_unique_serials(tmp_path: Path, run_at_once: Runne
     assert serials == list(range(1, 13))
     assert json.loads(serials_path(home).read_text()) == {"next_serial": 13}
     assert [p.name for p in serials_path(home).parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def _allocate_child(barrier: Any, home: Path, count: int, out: Path) -> None:
+    """Take `count` serials with allocate_serial once every sibling is ready; write them."""
+    code = 70
+    try:
+        barrier.wait(timeout=60)
+        serials = [allocate_serial(home) for _ in range(count)]
+        out.write_text(json.dumps(serials), encoding="utf-8")
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def test_allocate_serial_alone_gives_unique_serials_across_processes(tmp_path: Path) -> None:
+    """PROTOCOL.md §5.1: license serials are unique, also when processes issue at once.
+    allocate_serial holds the home's lock around its read-modify-write itself, whoever
+    calls it (not only the CLI, which holds the lock around a whole command)."""
+    home = tmp_path / "home"
+    ctx = multiprocessing.get_context("fork")
+    children, count = 4, 25
+    barrier = ctx.Barrier(children)
+    outs = [tmp_path / f"serials-{n}.json" for n in range(children)]
+    procs = [ctx.Process(target=_allocate_child, args=(barrier, home, count, o)) for o in outs]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    taken = sorted(serial for out in outs for serial in json.loads(out.read_text()))
+    assert taken == list(range(1, children * count + 1))
+    assert json.loads(serials_path(home).read_text()) == {"next_serial": children * count + 1}
 
 
 @pytest.mark.usefixtures("fast_keys")

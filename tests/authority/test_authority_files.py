@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from datetime import date
 from pathlib import Path
 
@@ -13,7 +14,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from authority.errors import KeyFileError
-from authority.home import allocate_serial, peek_serial, resolve_home, serials_path
+from authority.home import (
+    allocate_serial,
+    flock_file,
+    index_hex,
+    peek_serial,
+    resolve_home,
+    serials_path,
+)
 from authority.keyfiles import load_private, load_public, save_private, save_public
 from authority.keystore import (
     AuthorityKey,
@@ -102,6 +110,36 @@ def test_bad_key_files(tmp_path: Path) -> None:
         load_private(ec_path)
 
 
+def test_a_public_key_of_another_type_is_not_an_rsa_key(tmp_path: Path) -> None:
+    """An authority's public key is RSA (PROTOCOL.md §5): an EC SubjectPublicKeyInfo PEM
+    is a KeyFileError naming that, not a crash on its missing modulus."""
+    path = tmp_path / "ec.pub.pem"
+    path.write_bytes(
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with pytest.raises(KeyFileError, match="not an RSA public key"):
+        load_public(path)
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_a_key_file_above_64_kib_is_not_read(
+    tmp_path: Path, ca_key: RsaPrivateKey, private: bool
+) -> None:
+    """A key file is a few kilobytes: one above the 64 KiB bound (STYLE.md habit 5) is
+    refused before it is read, even when it starts with a good key."""
+    path = tmp_path / "big.pem"
+    if private:
+        save_private(path, ca_key)
+    else:
+        save_public(path, ca_key.public)
+    with path.open("ab") as f:
+        f.write(b"\n" * (64 * 1024))
+    with pytest.raises(KeyFileError, match="too large for a key file"):
+        load_private(path) if private else load_public(path)
+
+
 # An EC key on secp112r1, a curve `cryptography` does not load (UnsupportedAlgorithm).
 _SECP112R1_PRIVATE = b"""-----BEGIN PRIVATE KEY-----
 ME4CAQAwEAYHKoZIzj0CAQYFK4EEAAYENzA1AgEBBA7aiSlK+RXN+bP86JAOYqEg
@@ -182,6 +220,9 @@ def test_keystore_round_trip(
         '{"revoked": ["5"]}',
         '{"revoked": [16777216]}',
         '{"revoked": [true]}',
+        '{"revoked": 5}',
+        '{"revoked": {}}',
+        '{"revoked": "5"}',
     ],
 )
 def test_malformed_keystore_is_refused(tmp_path: Path, content: str) -> None:
@@ -190,6 +231,41 @@ def test_malformed_keystore_is_refused(tmp_path: Path, content: str) -> None:
     path.write_text(content)
     with pytest.raises(KeyFileError, match="key store"):
         load_keystore(tmp_path)
+
+
+def test_keystore_of_more_than_256_keys_is_refused(tmp_path: Path) -> None:
+    """A key index is one byte (8F, PROTOCOL.md §7): the key store holds at most 256 keys,
+    and a keystore.json naming more (an index twice, in both cases) is refused as a whole."""
+    keys = {f"{i:02X}": {"expires": "2030-01-01"} for i in range(256)}
+    keys["0a"] = {"expires": "2030-01-01"}
+    path = keystore_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"keys": keys}))
+    with pytest.raises(KeyFileError, match="at most 256 entries"):
+        load_keystore(tmp_path)
+
+
+def test_keystore_file_above_its_bound_is_not_read(tmp_path: Path) -> None:
+    """keystore.json is bounded (4 MiB, STYLE.md habit 5): a larger file is refused before
+    it is parsed, even when it is valid JSON."""
+    path = keystore_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"revoked": [5]}' + " " * (4 * 1024 * 1024))
+    with pytest.raises(KeyFileError, match="file too large"):
+        load_keystore(tmp_path)
+
+
+@pytest.mark.parametrize(("index", "text"), [(0, "00"), (0x0A, "0A"), (0xFF, "FF")])
+def test_index_hex_is_one_upper_case_byte(index: int, text: str) -> None:
+    """The `8F` index (PROTOCOL.md §7) names files as two upper-case hex digits."""
+    assert index_hex(index) == text
+
+
+@pytest.mark.parametrize("index", [-1, 0x100, 0x1FF])
+def test_index_hex_refuses_what_is_not_one_byte(index: int) -> None:
+    """An authority key index is one byte (8F, PROTOCOL.md §7): 256 has no file name."""
+    with pytest.raises(ValueError, match="does not fit one byte"):
+        index_hex(index)
 
 
 def test_keystore_missing_public_key_is_refused(tmp_path: Path) -> None:
@@ -234,6 +310,32 @@ def test_serials_file_with_a_non_integer_is_refused(tmp_path: Path, value: str) 
     assert json.loads(serials_path(tmp_path).read_text()) == {"next_serial": json.loads(value)}
 
 
+@pytest.mark.parametrize("value", [0, -1, 16777217])
+def test_serials_file_outside_the_serials_is_refused(tmp_path: Path, value: int) -> None:
+    """License serials are 1..FFFFFF (3 bytes, PROTOCOL.md §5.1; 1 when none was issued):
+    a serials file naming 0 or past 16777216 is refused, never a serial handed out."""
+    serials_path(tmp_path).parent.mkdir(parents=True)
+    serials_path(tmp_path).write_text(f'{{"next_serial": {value}}}')
+    with pytest.raises(KeyFileError, match=r"next_serial must be an integer 1\.\.16777216"):
+        allocate_serial(tmp_path)
+
+
+@pytest.mark.parametrize("wait_s", [0.0, 0.2])
+def test_flock_file_waits_as_long_as_it_is_told(tmp_path: Path, wait_s: float) -> None:
+    """flock_file with `wait_s` polls that long at most, then BlockingIOError (0: one try):
+    the spool's append and the home's lock rely on it to give up in time."""
+    path = tmp_path / "x.lock"
+    held = flock_file(path)
+    try:
+        started = time.monotonic()
+        with pytest.raises(BlockingIOError):
+            flock_file(path, wait_s)
+        assert wait_s <= time.monotonic() - started < wait_s + 1.0
+    finally:
+        os.close(held)
+    os.close(flock_file(path, wait_s))  # let go: taken at once
+
+
 def test_write_atomic_writes_every_byte_and_syncs_the_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -256,6 +358,29 @@ def test_write_atomic_writes_every_byte_and_syncs_the_folder(
     home.write_atomic(tmp_path / "serials.json", b'{"01": 12345}\n')
     assert (tmp_path / "serials.json").read_bytes() == b'{"01": 12345}\n'
     assert synced == ["file", "folder"]
+
+
+def test_write_all_at_an_offset_finishes_a_short_pwrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """write_all with an offset (state.dat's slots) goes on after a short pwrite at the
+    byte where it stopped: every byte lands in its place, none on top of another."""
+    from authority import home
+
+    real_pwrite = os.pwrite
+
+    def three_bytes(fd: int, data: bytes | memoryview, offset: int) -> int:
+        return real_pwrite(fd, bytes(data[:3]), offset)
+
+    monkeypatch.setattr(home.os, "pwrite", three_bytes)
+    path = tmp_path / "slots"
+    path.write_bytes(b"." * 20)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        home.write_all(fd, b"0123456789", 5)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b".....0123456789....."
 
 
 def test_write_atomic_temp_names_do_not_collide(

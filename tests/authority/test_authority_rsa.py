@@ -6,6 +6,7 @@ import pickle
 import secrets
 from collections.abc import Callable
 
+import gmpy2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa as crypto_rsa
 
@@ -156,3 +157,58 @@ def test_recover_refuses_a_good_signature_plus_n(ca_key: RsaPrivateKey) -> None:
         iso9796.recover(pub, s.to_bytes(pub.size, "big"))
     assert info.value.reason is RecoveryReason.OUT_OF_RANGE
     assert iso9796.recover(pub, (s - pub.n).to_bytes(pub.size, "big")) == x
+
+
+def _prime_near(start: int, residue_mod_3: int) -> int:
+    """The first prime after `start` that is `residue_mod_3` modulo 3."""
+    p = int(gmpy2.next_prime(start))
+    while p % 3 != residue_mod_3:
+        p = int(gmpy2.next_prime(p))
+    return p
+
+
+def test_equal_prime_factors_are_refused() -> None:
+    """PROTOCOL.md §5: n is the product of two distinct primes; p = q (n a square, whose
+    root gives the key away) is an InvalidKeyError, not a crash in the CRT set-up."""
+    p = _prime_near(3 << 510, 2)  # p*p: 1024 bits, and e = 3 invertible mod p - 1
+    assert (p * p).bit_length() == 1024
+    with pytest.raises(InvalidKeyError, match="invalid prime factors"):
+        RsaPrivateKey(p, p, 3)
+
+
+def test_exponent_not_invertible_for_the_primes_is_refused() -> None:
+    """PROTOCOL.md §5: e = 3 needs gcd(e, lcm(p-1, q-1)) = 1; with p = 1 (mod 3) there is
+    no d, and the key is refused as an InvalidKeyError (not a ZeroDivisionError)."""
+    p = _prime_near(7 << 509, 1)
+    q = _prime_near(3 << 510, 2)
+    assert (p * q).bit_length() == 1024
+    with pytest.raises(InvalidKeyError, match="not invertible"):
+        RsaPrivateKey(p, q, 3)
+    with pytest.raises(InvalidKeyError, match="not invertible"):
+        RsaPrivateKey(q, p, 3)
+
+
+@pytest.mark.parametrize("composite_is_larger", [True, False])
+def test_each_factor_must_be_prime(composite_is_larger: bool) -> None:
+    """PROTOCOL.md §5: both factors are checked for primality, the larger and the smaller
+    (the key keeps the larger as p)."""
+    if composite_is_larger:
+        composite = _prime_near(7 << 253, 2) * _prime_near(1 << 256, 1)  # about 1.75 * 2^511
+        prime = _prime_near(3 << 510, 2)  # about 1.5 * 2^511
+    else:
+        composite = _prime_near(3 << 254, 2) * _prime_near(1 << 256, 1)  # about 1.5 * 2^511
+        prime = _prime_near(7 << 509, 2)  # about 1.75 * 2^511
+    assert (composite > prime) is composite_is_larger
+    assert (composite * prime).bit_length() == 1024 and composite % 3 == 2
+    with pytest.raises(InvalidKeyError, match="not prime"):
+        RsaPrivateKey(prime, composite, 3)
+
+
+def test_generate_holds_the_size_it_was_asked_for(
+    ca_key: RsaPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PROTOCOL.md §5: a generated key has exactly the bits asked for; a library that gave
+    another size (OpenSSL never does) is refused rather than handed on."""
+    monkeypatch.setattr(crypto_rsa, "generate_private_key", lambda **_: ca_key.to_cryptography())
+    with pytest.raises(InvalidKeyError, match="generated a 1024-bit modulus, wanted 1032"):
+        generate(1032, 3)

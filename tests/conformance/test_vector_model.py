@@ -17,6 +17,7 @@ from rich.console import Console
 
 from reader import cli_vectors
 from reader import vectors as vx
+from reader.transport import TransportError
 
 SAMPLE: dict[str, Any] = {
     "hcepay_vector": 1,
@@ -59,11 +60,21 @@ def test_dumps_then_loads_is_identity() -> None:
         (lambda v: v["steps"][0].update(r="900"), "odd number of hex digits"),
         (lambda v: v["steps"][0].update(r="90"), "at least its 2-byte status word"),
         (lambda v: v["card"].update(atc=70000), "atc 70000 out of 0..65535"),
+        (lambda v: v["card"].update(atc=65536), "atc 65536 out of 0..65535"),
         (lambda v: v["card"].update(used="12"), "expected 12 decimal digits"),
         (lambda v: v["terminal"].update(date="2611"), "expected 6 decimal digits"),
+        (lambda v: v["terminal"].update(unpredictable_number="1A2B3C"), "must be 4 bytes"),
+        (lambda v: v["terminal"].update(unpredictable_number="1A2B3C4D5E"), "must be 4 bytes"),
+        (lambda v: v["terminal"].update(currency=1000), "currency 1000 out of n3"),
+        (lambda v: v["terminal"].update(amount=10**12), "out of n12"),
         (lambda v: v.update(expect={"verdict": "maybe"}), "verdict 'maybe' is not one of"),
         (lambda v: v.update(expect={"verdict": "refused"}), "responses cannot hold '..'"),
         (lambda v: v["card"].update(profile="../etc"), "bad profile name"),
+        (lambda v: v.update(hcepay_vector=True), "'hcepay_vector' must be 1, got True"),
+        (lambda v: v.update(hcepay_vector=1.0), "'hcepay_vector' must be 1, got 1.0"),
+        (lambda v: v.update(steps=v["steps"][:1] * 257), "more than 256 steps"),
+        (lambda v: v["steps"][0].update(c="00" * 65545), "longer than 65544 bytes"),
+        (lambda v: v["steps"][0].update(r="00" * 65545), "longer than 65544 bytes"),
     ],
 )
 def test_bad_vectors_say_what_and_where(change: Any, message: str) -> None:
@@ -113,6 +124,36 @@ def test_a_length_difference_points_past_the_shorter() -> None:
     assert longer is not None and longer.positions == (4,)
 
 
+def test_a_vector_at_its_bounds_loads() -> None:
+    """256 steps, and an APDU of 65544 bytes (extended case 4: 4 + 3 + 65535 + 2), are
+    within the bounds of a vector (reader/vectors.py MAX_STEPS, MAX_APDU_BYTES)."""
+    obj = json.loads(json.dumps(SAMPLE))
+    obj["steps"] = obj["steps"][:1] * 255 + [{"c": "00" * 65544, "r": "9000"}]
+    vector = vx.vector_from_json(obj)
+    assert len(vector.steps) == 256 and len(vector.steps[-1].command) == 65544
+
+
+@given(st.binary(min_size=3, max_size=300), st.data())
+def test_a_response_cut_short_or_run_on_always_differs(
+    expected: bytes, data: st.DataObject
+) -> None:
+    """PROTOCOL.md §8: a response matches its pattern only at its length; bytes missing
+    (a card that stopped short) or added are a difference at the first byte past the
+    shorter, whatever the bytes before it and however many are masked."""
+    known = tuple(
+        data.draw(st.lists(st.booleans(), min_size=len(expected), max_size=len(expected)))
+    )
+    pattern = vx.Pattern(bytes(b if k else 0 for b, k in zip(expected, known, strict=True)), known)
+    cut = data.draw(st.integers(0, len(expected) - 1))
+    short = vx.compare_response(0, pattern, expected[:cut])
+    assert short is not None and short.positions == tuple(range(cut, len(expected)))
+    extra = data.draw(st.binary(min_size=1, max_size=8))
+    longer = vx.compare_response(0, pattern, expected + extra)
+    assert longer is not None and longer.positions == tuple(
+        range(len(expected), len(expected) + len(extra))
+    )
+
+
 @given(st.binary(min_size=2, max_size=300), st.data())
 def test_flipping_any_known_byte_is_found_where_it_is(expected: bytes, data: st.DataObject) -> None:
     offset = data.draw(st.integers(0, len(expected) - 1))
@@ -149,6 +190,52 @@ def test_a_long_response_shows_a_window_around_the_difference() -> None:
     text = cli_vectors.marked("00" * 100, [50], around=50)
     assert text.plain.startswith("…") and text.plain.endswith("…")
     assert len(text.plain) == 2 + 2 * (2 * cli_vectors.CONTEXT_BYTES + 1)
+
+
+def test_describe_shows_8_bytes_either_side_of_a_difference() -> None:
+    """A one-line difference of a long response shows the bytes around the first
+    difference: 8 either side (DESCRIBE_WINDOW), an ellipsis where bytes are left out;
+    a response of 17 bytes or fewer is shown whole."""
+    expected = bytes(range(40))
+    got = bytearray(expected)
+    got[20] = 0xFF
+    difference = vx.compare_response(0, vx.Pattern.exact(expected), bytes(got))
+    assert difference is not None
+    assert difference.describe() == (
+        "response differs at step 1, byte 20: "
+        f"expected …{bytes(range(12, 29)).hex().upper()}…, "
+        f"got …{bytes(got[12:29]).hex().upper()}…"
+    )
+    short = vx.compare_response(0, vx.Pattern.exact(expected[:17]), bytes(got[:17]))
+    assert short is None
+    whole = vx.compare_response(0, vx.Pattern.exact(expected[:17]), bytes(16) + b"\x01")
+    assert whole is not None and f"expected {expected[:17].hex().upper()}," in whole.describe()
+
+
+def test_too_many_logged_rows_are_refused() -> None:
+    """The terminal's `logged` and `pending` lists are bounded like the steps (256): a
+    longer one is refused, not cut short."""
+    obj = json.loads(json.dumps(SAMPLE))
+    obj["terminal"]["logged"] = [{"account": "6200123456789012", "atc": n} for n in range(257)]
+    with pytest.raises(vx.VectorError, match="too many rows"):
+        vx.vector_from_json(obj)
+    obj["terminal"]["logged"] = obj["terminal"]["logged"][:256]
+    assert vx.vector_from_json(obj).terminal is not None
+
+
+def test_a_scripted_card_answers_nothing_after_a_departure() -> None:
+    """Terminal-side replay (PROTOCOL.md §8): once the terminal sent another command than
+    the vector's, the scripted card has left the exchange: even the expected command gets
+    no answer, and the first departure is the one reported."""
+    vector = vx.vector_from_json(SAMPLE)
+    card = vx.ScriptedCard(vector.steps)
+    with pytest.raises(TransportError, match="another command"):
+        card.transmit(bytes.fromhex("00A4040000"))
+    with pytest.raises(TransportError, match="left the exchange"):
+        card.transmit(vector.steps[0].command)
+    difference = card.finish()
+    assert difference is not None and difference.problem is vx.Problem.COMMAND
+    assert card.index == 0
 
 
 JSON = st.recursive(

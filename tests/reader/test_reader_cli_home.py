@@ -161,3 +161,23 @@ def test_a_damaged_file_of_the_home_is_named_in_plain_words(
     assert says.replace("{home}", str(home)) in err, err
     if argv[:2] == ["authority", "init"]:  # refused before any key was made
         assert not (home / "authority" / "ca-02.pem").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "home"), [("~/elsewhere", "elsewhere"), ("", ".hcepay"), (None, ".hcepay")]
+)
+def test_the_default_home_expands_a_tilde_in_hcepay_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str | None, home: str
+) -> None:
+    """$HCEPAY_HOME as a user writes it in a profile (`~/elsewhere`) is that folder of the
+    user's home, as --home's is (authority/home.py resolve_home); unset or empty, the home
+    is ~/.hcepay."""
+    from authority.home import resolve_home
+    from reader.cli_common import default_home
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if env is None:
+        monkeypatch.delenv("HCEPAY_HOME", raising=False)
+    else:
+        monkeypatch.setenv("HCEPAY_HOME", env)
+    assert default_home() == resolve_home(None) == tmp_path / home

@@ -56,11 +56,14 @@ def test_an_interrupt_at_generate_ac_still_prints_the_verdict(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cli_pay, "InProcessTransport", _interrupting_at(0xAE))
+    handler = signal.getsignal(signal.SIGINT)
     result = CliRunner().invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
     assert result.exit_code == 0, result.output
     assert "verdict: APPROVED 1.00" in result.stdout
     assert "interrupted after GENERATE AC" in result.stderr
     assert _log(home) == (1, 0)
+    # Not the hcepay process (no cli.main): the held guard hands the handler back at its end.
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_an_interrupt_before_generate_ac_makes_no_payment(
@@ -205,6 +208,19 @@ def test_nested_shields_raise_at_the_outer_end_and_hold_checks_too() -> None:
     assert guard.held and guard.interrupted  # after hold: noted, the payment goes on
 
 
+def test_interrupts_after_hold_are_announced_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """After GENERATE AC (hold), a Ctrl-C is noted and said once on stderr; more of them
+    add nothing (the verdict follows)."""
+    guard = PaymentGuard()
+    guard.hold()
+    for _ in range(3):
+        guard._on_sigint(signal.SIGINT, None)
+    assert guard.interrupted
+    assert capsys.readouterr().err == (
+        "hcepay: interrupt held: GENERATE AC is out, the verdict follows\n"
+    )
+
+
 def test_an_interrupt_wrapped_while_loading_is_still_an_interrupt(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -239,7 +255,8 @@ def test_a_held_guard_leaves_sigint_ignored_in_the_hcepay_process(
     and so does any guard where the process did not ask for it (tests, embedding)."""
     from reader import interrupt
 
-    previous = signal.getsignal(signal.SIGINT)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # known, not inherited
+    previous = signal.default_int_handler
     try:
         with PaymentGuard() as guard:
             guard.hold()
@@ -258,7 +275,7 @@ def test_a_held_guard_leaves_sigint_ignored_in_the_hcepay_process(
             guard.hold()
         assert signal.getsignal(signal.SIGINT) is previous
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.skipif(not HCEPAY.exists(), reason="the hcepay script is not installed")

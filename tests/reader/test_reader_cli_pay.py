@@ -418,10 +418,34 @@ def test_reader_and_in_process_together_is_a_usage_error(home: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "units"),
-    [("12.34", 1234), ("12.3", 1230), ("12", 1200), ("0", 0), ("9999999999.99", 999999999999)],
+    [
+        ("12.34", 1234),
+        ("12.3", 1230),
+        ("12", 1200),
+        ("0", 0),
+        ("9999999999.99", 999999999999),
+        (" 12.34\n", 1234),  # blanks around it, as a shell or a file may leave them
+        ("0" * 28 + "1.00", 100),  # 32 characters: the longest text read
+    ],
 )
 def test_parse_amount(text: str, units: int) -> None:
     assert parse_amount(text) == units
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("0" * 29 + "1.00", "is too long"),  # 33 characters: not read, however small
+        ("12.", "is not a decimal number"),
+        (".50", "is not a decimal number"),
+        ("+1", "is not a decimal number"),
+    ],
+)
+def test_parse_amount_refuses(text: str, why: str) -> None:
+    """An amount is digits, then optionally a point and 1 or 2 digits, at most 32
+    characters (PROTOCOL.md §1: n12 minor units)."""
+    with pytest.raises(AmountError, match=why):
+        parse_amount(text)
 
 
 @given(st.integers(min_value=0, max_value=999_999_999_999))

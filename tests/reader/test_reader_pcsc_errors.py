@@ -21,6 +21,16 @@ NAMES = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
         (Hresult.SHARING_VIOLATION, "reader busy"),
         (Hresult.NO_SERVICE, "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"),
         (Hresult.SERVICE_STOPPED, "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"),
+        (Hresult.UNRESPONSIVE_CARD, "card removed"),
+        (Hresult.UNPOWERED_CARD, "card removed"),
+        (Hresult.COMM_ERROR, "card removed"),
+        (Hresult.INVALID_HANDLE, "card removed"),
+        (Hresult.RESET_CARD, "card reset by another application"),
+        (Hresult.READER_UNAVAILABLE, "reader unavailable"),
+        (Hresult.NO_READERS_AVAILABLE, "no reader connected"),
+        (Hresult.UNSUPPORTED_CARD, "card not supported (no T=0 or T=1)"),
+        (Hresult.PROTO_MISMATCH, "card not supported (no T=0 or T=1)"),
+        (Hresult.TIMEOUT, "reader timed out"),
     ],
 )
 def test_reasons(code: int, reason: str) -> None:
@@ -56,6 +66,7 @@ def test_one_reader_is_singular() -> None:
         (2, "no reader number 2 (2 readers)"),
         ("-1", "no reader named '-1'"),
         ("", "no reader named ''"),
+        ("\u0661", "no reader named '\u0661'"),  # an Arabic-Indic digit is no index
     ],
 )
 def test_unknown_readers(reader: str | int, reason: str) -> None:
@@ -129,3 +140,212 @@ def test_a_transmit_that_pcscd_died_under_says_so(
         transport.transmit(bytes.fromhex("80AE50002B00"))
     assert caught.value.reason == reason
     transport.close()
+
+
+class AnsweringScard(FakeScard):
+    """A connected card whose transmit succeeds with the given bytes."""
+
+    def __init__(self, response: bytes) -> None:
+        super().__init__(Hresult.SUCCESS, daemon_alive=True)
+        self.response = response
+
+    def SCardTransmit(self, card: int, pci: object, command: list[int]) -> tuple[int, list[int]]:
+        return Hresult.SUCCESS, list(self.response)
+
+
+@pytest.mark.parametrize(
+    ("response", "reason"),
+    [
+        (b"", "card removed"),  # vpcd's card closed its connection: pcscd answers nothing
+        (b"\x90", "reader returned a response of 1 bytes"),
+        (bytes(65537) + b"\x90\x00", "reader returned a response of 65539 bytes"),
+    ],
+)
+def test_a_response_no_apdu_can_be_is_a_transport_error(
+    monkeypatch: pytest.MonkeyPatch, response: bytes, reason: str
+) -> None:
+    """ISO 7816-4 5.1: a response APDU is 2 to 65538 bytes (its data and SW1 SW2); anything
+    else from the reader is a TransportError, and nothing at all means the card left."""
+    fake = AnsweringScard(response)
+    for name in ("SCardEstablishContext", "SCardConnect", "SCardStatus", "SCardTransmit"):
+        monkeypatch.setattr(pcsc.scard, name, getattr(fake, name))
+    monkeypatch.setattr(pcsc.scard, "SCardDisconnect", lambda card, disposition: 0)
+    monkeypatch.setattr(pcsc.scard, "SCardReleaseContext", lambda context: 0)
+    transport = PcscTransport(NAMES[0])
+    transport.connect()
+    with pytest.raises(TransportError) as caught:
+        transport.transmit(bytes.fromhex("00A4040000"))
+    assert caught.value.reason == reason
+    fake.response = bytes(65536) + b"\x90\x00"  # the longest response is taken
+    assert len(transport.transmit(bytes.fromhex("00A4040000"))) == 65538
+    transport.close()
+
+
+class RecordingScard:
+    """pyscard's scard calls, answering from scripted return codes and keeping the calls."""
+
+    def __init__(
+        self,
+        connect_codes: list[int] | None = None,
+        status_code: int = Hresult.SUCCESS,
+        protocol: int = scard.SCARD_PROTOCOL_T1,
+    ) -> None:
+        self.connect_codes = list(connect_codes or [])
+        self.status_code = status_code
+        self.protocol = protocol
+        self.calls: list[tuple[object, ...]] = []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name in (
+            "SCardEstablishContext",
+            "SCardReleaseContext",
+            "SCardListReaders",
+            "SCardConnect",
+            "SCardStatus",
+            "SCardTransmit",
+            "SCardDisconnect",
+        ):
+            monkeypatch.setattr(pcsc.scard, name, getattr(self, name))
+
+    def SCardEstablishContext(self, scope: int) -> tuple[int, int]:
+        self.calls.append(("establish",))
+        return 0, 100 + len(self.calls)
+
+    def SCardReleaseContext(self, context: int) -> int:
+        self.calls.append(("release", context))
+        return 0
+
+    def SCardListReaders(self, context: int, groups: list[str]) -> tuple[int, list[str]]:
+        return 0, NAMES
+
+    def SCardConnect(
+        self, context: int, name: str, share: int, protocols: int
+    ) -> tuple[int, int, int]:
+        self.calls.append(("connect", context, name, share))
+        code = self.connect_codes.pop(0) if self.connect_codes else Hresult.SUCCESS
+        return code, 7, self.protocol
+
+    def SCardStatus(self, card: int) -> tuple[int, str, int, int, list[int]]:
+        return self.status_code, NAMES[0], 0, self.protocol, [0x3B, 0x00]
+
+    def SCardTransmit(self, card: int, pci: object, command: list[int]) -> tuple[int, list[int]]:
+        self.calls.append(("transmit", pci))
+        return 0, [0x90, 0x00]
+
+    def SCardDisconnect(self, card: int, disposition: int) -> int:
+        self.calls.append(("disconnect", card, disposition))
+        return 0
+
+
+@pytest.mark.parametrize(
+    ("exclusive", "share"), [(True, scard.SCARD_SHARE_EXCLUSIVE), (False, scard.SCARD_SHARE_SHARED)]
+)
+def test_the_reader_is_held_exclusively_by_default(
+    monkeypatch: pytest.MonkeyPatch, exclusive: bool, share: int
+) -> None:
+    """No other application may slip a command into a payment: PcscTransport connects with
+    SCARD_SHARE_EXCLUSIVE unless told otherwise (PC/SC part 5 SCardConnect)."""
+    fake = RecordingScard()
+    fake.install(monkeypatch)
+    transport = PcscTransport(NAMES[0], exclusive=exclusive)
+    transport.connect()
+    assert [c[3] for c in fake.calls if c[0] == "connect"] == [share]
+    transport.close()
+
+
+@pytest.mark.parametrize(
+    ("protocol", "pci"),
+    [(scard.SCARD_PROTOCOL_T0, scard.SCARD_PCI_T0), (scard.SCARD_PROTOCOL_T1, scard.SCARD_PCI_T1)],
+)
+def test_commands_go_out_with_the_protocol_the_card_took(
+    monkeypatch: pytest.MonkeyPatch, protocol: int, pci: object
+) -> None:
+    """The PCI of each transmit is that of the protocol SCardConnect chose (T=0 or T=1)."""
+    fake = RecordingScard(protocol=protocol)
+    fake.install(monkeypatch)
+    transport = PcscTransport(NAMES[0])
+    transport.connect()
+    transport.transmit(bytes.fromhex("00A4040000"))
+    assert [c[1] for c in fake.calls if c[0] == "transmit"] == [pci]
+    transport.close()
+
+
+def test_connecting_again_lets_go_of_the_card_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second connect resets and releases the card of the first (no handle is leaked)."""
+    fake = RecordingScard()
+    fake.install(monkeypatch)
+    transport = PcscTransport(NAMES[0])
+    transport.connect()
+    transport.connect()
+    kinds = [c[0] for c in fake.calls if c[0] in ("connect", "disconnect")]
+    assert kinds == ["connect", "disconnect", "connect"]
+    transport.close()
+
+
+def test_a_card_whose_status_fails_is_left_and_released(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connect whose SCardStatus fails gives the card handle back (SCARD_LEAVE_CARD)
+    before its TransportError: a failed connect holds no reader."""
+    fake = RecordingScard(status_code=Hresult.REMOVED_CARD)
+    fake.install(monkeypatch)
+    transport = PcscTransport(NAMES[0])
+    with pytest.raises(TransportError, match="card removed"):
+        transport.connect()
+    assert ("disconnect", 7, scard.SCARD_LEAVE_CARD) in fake.calls
+    transport.close()
+
+
+def test_a_stale_context_is_replaced_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pcscd restarted: the kept context answers SCARD_E_INVALID_HANDLE; connect makes a
+    fresh context and tries once more, which succeeds."""
+    fake = RecordingScard(connect_codes=[Hresult.INVALID_HANDLE])
+    fake.install(monkeypatch)
+    transport = PcscTransport(NAMES[0])
+    assert transport.connect() == b"\x3b\x00"
+    connects = [c for c in fake.calls if c[0] == "connect"]
+    assert len(connects) == 2 and connects[0][1] != connects[1][1]
+    assert [c[0] for c in fake.calls].count("establish") == 2
+    transport.close()
+
+
+def test_a_named_reader_that_goes_away_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader listed by pcscd but gone when connected to: "no reader named ..." (what a
+    user can act on), not the PC/SC error number."""
+    fake = RecordingScard(connect_codes=[Hresult.UNKNOWN_READER, Hresult.UNKNOWN_READER])
+    fake.install(monkeypatch)
+    transport = PcscTransport(NAMES[0])
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == f"no reader named {NAMES[0]!r}"
+    transport.close()
+
+
+def test_list_readers_with_no_reader_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SCARD_E_NO_READERS_AVAILABLE from SCardListReaders is an empty list, not an error
+    (`hcepay readers` says there is none)."""
+    fake = RecordingScard()
+    fake.install(monkeypatch)
+    monkeypatch.setattr(
+        pcsc.scard, "SCardListReaders", lambda context, groups: (Hresult.NO_READERS_AVAILABLE, [])
+    )
+    assert pcsc.list_readers() == []
+
+
+def test_list_readers_gives_an_atr_only_for_a_present_card(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader's ATR is shown only when SCardGetStatusChange says a card is present (an
+    empty reader may still hand back the last card's ATR)."""
+    fake = RecordingScard()
+    fake.install(monkeypatch)
+
+    def status_change(
+        context: int, timeout: int, states: list[tuple[str, int]]
+    ) -> tuple[int, list[tuple[str, int, list[int]]]]:
+        return 0, [
+            (NAMES[0], scard.SCARD_STATE_EMPTY, [0x3B, 0x00]),
+            (NAMES[1], scard.SCARD_STATE_PRESENT, [0x3B, 0x80]),
+        ]
+
+    monkeypatch.setattr(pcsc.scard, "SCardGetStatusChange", status_change)
+    assert pcsc.list_readers() == [
+        pcsc.ReaderInfo(0, NAMES[0], None),
+        pcsc.ReaderInfo(1, NAMES[1], b"\x3b\x80"),
+    ]

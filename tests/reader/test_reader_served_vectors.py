@@ -77,6 +77,15 @@ def test_a_terminal_that_sends_the_vectors_commands_passes(name: str) -> None:
     assert (result.done, result.steps, result.name) == (len(vector.steps), len(vector.steps), name)
 
 
+def test_off_the_script_the_card_answers_6f00() -> None:
+    """A command off the vector's script is answered 6F00, no precise diagnosis (ISO 7816-4
+    5.6; reader/served_vectors.py): a status word that makes any terminal stop."""
+    assert bytes.fromhex("6F00") == OFF_SCRIPT
+    vector = next(iter(VECTORS.values()))
+    _, session = _session(vector)
+    assert _send(session, bytes.fromhex("00B2010C00")) == bytes.fromhex("6F00")
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_the_first_command_off_the_script_is_found_and_ends_the_exchange(

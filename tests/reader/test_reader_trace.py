@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from typer.testing import CliRunner
 
 from reader.cli import app
+from reader.trace import check_trace_path, note_for
 
 
 def _tlvs(data: bytes) -> dict[int, bytes]:
@@ -114,3 +117,45 @@ def test_trace_loads_as_a_vector(tmp_path: Path) -> None:
         "1 credit payment request (GET PROCESSING OPTIONS)",
     ]
     assert json.loads(result.output)["verdict"] == "approved"
+
+
+@pytest.mark.parametrize(
+    ("command", "note"),
+    [
+        ("00B2010C", "2 payment response (READ RECORD 1)"),  # case 1: no Le, 4 bytes
+        ("00B2020C00", "2 payment response (READ RECORD 2)"),  # P1 is the record
+        ("00B2030C00", "2 payment response (READ RECORD 3)"),
+        ("00A404000E325041592E5359532E444446303100", "SELECT PPSE (discovery)"),
+        ("00A4040009F0484345504159000100", "SELECT AID"),
+        ("00A4040002AABB00", "SELECT"),
+        ("00C0000010", "GET RESPONSE"),
+        ("80CA9F3600", "GET DATA"),
+        ("00A404", ""),  # shorter than a header
+        ("00840000", ""),  # not one of the protocol's commands
+    ],
+)
+def test_each_command_gets_the_note_of_its_step(command: str, note: str) -> None:
+    """A trace names the step of the credit payment each command carries (PROTOCOL.md §3,
+    §8): READ RECORD with its record number (P1), SELECT by what it selects."""
+    assert note_for(bytes.fromhex(command)) == note
+
+
+def test_a_trace_needs_a_folder_it_can_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a payment, the trace's folder is checked for writing (W_OK): a trace that
+    cannot be written must stop the payment before it is made. Checked with a stand-in
+    for os.access, since root may write anywhere."""
+    from reader import trace
+
+    monkeypatch.setattr(trace.os, "access", lambda path, mode: not mode & os.W_OK)
+    with pytest.raises(PermissionError, match="folder not writable"):
+        check_trace_path(tmp_path / "trace.json")
+
+
+def test_a_trace_in_a_missing_folder_says_so(tmp_path: Path) -> None:
+    """A trace path whose folder does not exist is "no such folder" (naming the folder),
+    before any payment, not a misleading "not writable"."""
+    with pytest.raises(FileNotFoundError, match="no such folder") as caught:
+        check_trace_path(tmp_path / "missing" / "trace.json")
+    assert caught.value.filename == str(tmp_path / "missing")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from apdu import messages as m
 from apdu.command import CommandAPDU
 from applet.runtime import CardRuntime
 from reader.transport import (
@@ -92,3 +93,104 @@ def test_in_process_needs_connect(make_card: Callable[[], CardRuntime]) -> None:
     transport.disconnect()
     with pytest.raises(TransportError):
         transport.transmit(SELECT_PPSE)
+
+
+def test_wrong_le_00_repeats_the_command_with_le_256() -> None:
+    """ISO 7816-4 5.3.4: `6C00` names Le 256 (encoded `00`), not "no Le": the command is
+    repeated with its data and Le 256."""
+    command = CommandAPDU(0x80, 0xAE, 0x50, 0x00, b"\x01\x02\x03", 0x10).to_bytes()
+    inner = Scripted([b"\x6c\x00", b"x" * 256 + b"\x90\x00"])
+    assert ChainingTransport(inner).transmit(command) == b"x" * 256 + b"\x90\x00"
+    again = CommandAPDU.parse(inner.sent[1])
+    assert again.le == 256 and again.data == b"\x01\x02\x03"
+    assert inner.sent[1] == command[:-1] + b"\x00"
+
+
+def test_tracing_keeps_at_most_max_steps(make_card: Callable[[], CardRuntime]) -> None:
+    """PROTOCOL.md §8: a trace is bounded (`max_steps` pairs); the exchange goes on past it."""
+    tracer = TracingTransport(InProcessTransport(make_card()), max_steps=2)
+    tracer.connect()
+    for _ in range(3):
+        assert tracer.transmit(SELECT_PPSE).endswith(b"\x90\x00")
+    assert len(tracer.steps) == 2
+
+
+def test_in_process_disconnect_takes_the_card_back_to_idle(
+    make_card: Callable[[], CardRuntime],
+) -> None:
+    """Field off (PROTOCOL.md §6): disconnecting the in-process card deactivates it, so its
+    session (the selected application) is gone even before the next power-on."""
+    card = make_card()
+    transport = InProcessTransport(card)
+    transport.connect()
+    idle = card.state
+    assert transport.transmit(m.select(m.CREDIT_AID).to_bytes())[-2:] == b"\x90\x00"
+    assert card.state != idle
+    transport.disconnect()
+    assert card.state == idle
+
+
+class Chained:
+    """A card whose response needs `rounds` GET RESPONSE rounds: 4 bytes a part, `61 04`
+    until the last part, which ends `90 00`."""
+
+    name = "chained"
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+        self.sent: list[bytes] = []
+
+    def connect(self) -> bytes:
+        return b"\x3b\x00"
+
+    def transmit(self, command: bytes) -> bytes:
+        self.sent.append(command)
+        last = len(self.sent) - 1 == self.rounds
+        return b"abcd" + (b"\x90\x00" if last else b"\x61\x04")
+
+    def disconnect(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("rounds", [0, 1, 63, 64])
+def test_up_to_64_get_response_rounds_are_followed(rounds: int) -> None:
+    """PROTOCOL.md §3 and docs/protocol-choices.md: a response is fetched with at most 64
+    GET RESPONSE rounds; a card needing exactly 64 is answered in full (the 64th round's
+    answer was sent for, then thrown away as "exceeded")."""
+    inner = Chained(rounds)
+    assert ChainingTransport(inner).transmit(SELECT_PPSE) == b"abcd" * (rounds + 1) + b"\x90\x00"
+    assert len(inner.sent) == rounds + 1
+
+
+def test_a_65th_get_response_round_is_never_sent() -> None:
+    """The bound of 64 GET RESPONSE rounds (docs/protocol-choices.md): a card still
+    answering `61xx` to the 64th is a TransportError, and no 65th GET RESPONSE goes out."""
+    inner = Chained(65)
+    with pytest.raises(TransportError, match="exceeded 64 GET RESPONSE rounds"):
+        ChainingTransport(inner).transmit(SELECT_PPSE)
+    assert len(inner.sent) == 1 + 64
+
+
+def test_a_chained_response_holds_at_most_65536_data_bytes() -> None:
+    """ISO 7816-4 5.1: a response holds at most 65536 data bytes (Ne of an extended Le), so
+    chaining joins at most that many, status word excluded; one byte more is a
+    TransportError, whether it comes in a middle part or in the last."""
+    most = Scripted([b"x" * 65000 + b"\x61\x00", b"y" * 536 + b"\x90\x00"])
+    assert len(ChainingTransport(most).transmit(SELECT_PPSE)) == 65536 + 2
+    for answers in (
+        [b"x" * 65000 + b"\x61\x00", b"y" * 537 + b"\x90\x00"],
+        [b"x" * 65000 + b"\x61\x00", b"y" * 537 + b"\x61\x00"],
+    ):
+        inner = Scripted(answers)
+        with pytest.raises(TransportError, match="longer than 65536 bytes"):
+            ChainingTransport(inner).transmit(SELECT_PPSE)
+        assert len(inner.sent) == 2  # no GET RESPONSE after the bound was passed
+
+
+def test_a_short_answer_to_get_response_is_passed_up_as_it_is() -> None:
+    """A response shorter than a status word is passed up unchanged, for the flow to refuse
+    (PROTOCOL.md §7 check 1), also as the answer to a GET RESPONSE: it is not joined to the
+    parts before it, where its byte would be read as half of a status word."""
+    inner = Scripted([b"AB\x61\x02", b"\x90"])
+    assert ChainingTransport(inner).transmit(SELECT_PPSE) == b"\x90"
+    assert ChainingTransport(Scripted([b"AB\x61\x02", b""])).transmit(SELECT_PPSE) == b""

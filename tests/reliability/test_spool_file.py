@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,46 @@ def test_append_goes_next_to_the_log(tmp_path: Path) -> None:
     assert pending_count(log) == 2
 
 
+def test_an_append_is_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spooled payment may be the only copy of a decided payment (issue 8 item 2): its
+    line is fsynced once written, and the first append also fsyncs the folder, which makes
+    the new file's name durable; later appends need only their own fsync."""
+    real_fsync = os.fsync
+    synced: list[tuple[str, int]] = []
+
+    def fsync(fd: int) -> None:
+        info = os.fstat(fd)
+        synced.append(("folder" if stat.S_ISDIR(info.st_mode) else "file", info.st_size))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    log = tmp_path / "terminal.db"
+    path = append(log, _entry(1))
+    size = path.stat().st_size
+    assert synced[0] == ("file", size) and [kind for kind, _ in synced] == ["file", "folder"]
+    synced.clear()
+    append(log, _entry(2))
+    assert synced == [("file", path.stat().st_size)]
+
+
+def test_an_entry_is_spooled_only_if_it_can_be_read_back(tmp_path: Path) -> None:
+    """`read` takes lines of at most MAX_LINE bytes: a longer entry is a SpoolError when it
+    is appended (the caller knows it was not kept), never a line that no import reads."""
+    from reader.spool import MAX_LINE
+
+    log = tmp_path / "terminal.db"
+    fits = {"note": ""}
+    fits["note"] = "x" * (MAX_LINE - len(json.dumps(fits, separators=(",", ":"))) - 1)
+    path = append(log, fits)
+    assert path.stat().st_size == MAX_LINE and read(path) == ([fits], 0)
+    with pytest.raises(SpoolError, match=f"exceeds {MAX_LINE}"):
+        append(log, {"note": fits["note"] + "x"})
+    assert read(path) == ([fits], 0)
+    with path.open("ab") as f:  # a longer line (not made by append) is not parsed: unreadable
+        f.write(json.dumps({"note": fits["note"] + "xx"}, separators=(",", ":")).encode() + b"\n")
+    assert read(path) == ([fits], 1)
+
+
 def test_read_only_folder_uses_the_fallback(tmp_path: Path, monkeypatch) -> None:
     folder = tmp_path / "ro"
     folder.mkdir()
@@ -59,6 +102,46 @@ def test_a_fallback_folder_others_can_write_is_not_used(tmp_path: Path, monkeypa
     planted.write_text('{"account": "6200123456789012", "atc": 777}\n')
     assert append(log, _entry(3)) == last_resort_path(log)
     assert pending_count(log) == 1  # ATC 3; what lies in the open folder is no one's spool
+
+
+@pytest.mark.parametrize("mode", [0o750, 0o705, 0o740])
+def test_a_fallback_folder_others_can_read_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int
+) -> None:
+    """A spool holds account ids and amounts: a fallback folder is used only when no one
+    else can read it either (mode 0700, reader/spool.py `_check_private`), not merely when
+    no one else can write it."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    log = folder / "terminal.db"
+    monkeypatch.setattr("reader.spool._append", _failing_for(primary_path(log)))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    fallback_path(log).parent.mkdir(parents=True)
+    fallback_path(log).parent.chmod(mode)
+    assert append(log, _entry(3)) == last_resort_path(log)
+    assert not fallback_path(log).exists()
+
+
+def test_a_relative_xdg_state_home_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """XDG Base Directory: a relative $XDG_STATE_HOME is invalid and ignored; the spool
+    does not move with the current folder, it goes to ~/.local/state."""
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/state")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    log = tmp_path / "terminal.db"
+    assert fallback_path(log).parent == tmp_path / "home" / ".local" / "state" / "hcepay" / "spool"
+
+
+def test_a_relative_home_gives_the_last_resort(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no $XDG_STATE_HOME and a relative $HOME, there is no state folder that stays
+    put: the fallback is the last resort (the system's temporary folder, per user)."""
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", "relative-home")
+    log = tmp_path / "terminal.db"
+    assert fallback_path(log) == last_resort_path(log)
 
 
 def test_without_a_home_folder_the_spool_still_has_somewhere_to_go(
@@ -241,3 +324,61 @@ def test_an_import_keeps_the_lines_past_its_bound(
     assert (first.inserted, first.remaining) == (3, 2) and imported == [1, 2, 3]
     assert import_spool(log, insert).inserted == 2 and imported == [1, 2, 3, 4, 5]
     assert not primary_path(log).exists()
+
+
+def test_an_entry_with_a_value_of_another_type_is_unreadable(tmp_path: Path) -> None:
+    """A spool entry is one flat JSON object of text, integers and nulls (SpoolValue); a
+    line holding a list, an object or a number with a fraction is counted as unreadable,
+    not handed to the log's writer."""
+    path = tmp_path / "terminal.db.spool"
+    path.write_text(
+        '{"atc": [1]}\n{"atc": {"n": 1}}\n{"atc": 1.5}\n["atc", 1]\n{"atc": 1, "x": null}\n'
+    )
+    assert read(path) == ([{"atc": 1, "x": None}], 4)
+
+
+def test_unreadable_lines_of_each_import_are_all_kept_aside(tmp_path: Path) -> None:
+    """`<spool>.bad` is appended to, never replaced: the unreadable lines a later import
+    sets aside do not take the place of those an earlier one kept (nothing may be lost)."""
+    log = tmp_path / "terminal.db"
+    primary_path(log).write_bytes(b"{torn\n")
+    import_spool(log, lambda e: Imported.INSERTED)
+    primary_path(log).write_bytes(b"{torn again\n")
+    import_spool(log, lambda e: Imported.INSERTED)
+    assert (tmp_path / "terminal.db.spool.bad").read_bytes() == b"{torn\n{torn again\n"
+
+
+def test_a_spool_rewritten_by_an_import_stays_private(tmp_path: Path) -> None:
+    """The entries an import could not take are written back with mode 0600, as `append`
+    made the spool: it holds account ids and amounts."""
+    log = tmp_path / "terminal.db"
+    append(log, _entry(1))
+    append(log, _entry(2))
+
+    def insert(entry: dict[str, str | int | None]) -> Imported:
+        if entry["atc"] == 2:
+            raise OSError("the log is still read-only")
+        return Imported.INSERTED
+
+    report = import_spool(log, insert)
+    assert (report.inserted, report.remaining) == (1, 1)
+    assert read(primary_path(log)) == ([_entry(2)], 0)
+    assert stat.S_IMODE(primary_path(log).stat().st_mode) == 0o600
+
+
+def test_one_log_has_one_fallback_spool_however_it_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback spool is named after the log's resolved path: `log recover` run from
+    another folder, or through a symbolic link, finds what `pay` spooled there."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    log = tmp_path / "real" / "terminal.db"
+    monkeypatch.chdir(tmp_path)
+    for other in (
+        Path("real/terminal.db"),
+        tmp_path / "link" / "terminal.db",
+        tmp_path / "real" / ".." / "real" / "terminal.db",
+    ):
+        assert fallback_path(other) == fallback_path(log)
+        assert last_resort_path(other) == last_resort_path(log)
