@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import random
+import select
 import shutil
 import signal
 import socket
@@ -230,6 +231,10 @@ class SocketTransport:
         try:
             send_frame(self.conn, command)
             if self.kill_at == "terminal-gac-sent" and command[1:2] == b"\xae":
+                # die once the card has answered (deducted and stored), the answer unread:
+                # dying at once raced the harness, which then killed the card before it
+                # read the command (an untouched card, closed as not paid, not recovered)
+                select.select([self.conn], [], [], PAY_TIMEOUT_S)
                 die()
             return recv_frame(self.conn)
         except OSError as exc:
