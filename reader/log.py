@@ -146,6 +146,9 @@ _CLOSE_PENDING: Final = (
     "SELECT account, atc, cdol1_data, created, ?, serial FROM pending_open "
     "WHERE account = ? AND atc = ?"
 )
+_VERSION_AND_TABLES: Final = (
+    "SELECT (SELECT user_version FROM pragma_user_version), EXISTS (SELECT 1 FROM sqlite_master)"
+)
 _SELECT_CDOL1: Final = "SELECT cdol1_data FROM transactions WHERE account = ? AND atc = ?"
 _DELETE_OPEN: Final = "DELETE FROM pending_open WHERE account = ? AND atc = ?"
 _SELECT_OPEN: Final = (
@@ -239,8 +242,11 @@ class TransactionLog:
     def _check_ours(self) -> None:
         """Refuse, before any write, an SQLite database that is not a log: no schema version
         and tables of its own (another program's file). Its tables were added to, and it was
-        switched to WAL, even by the read-only `hcepay log`, which then showed no rows."""
-        if self.version == 0 and self._db.execute("SELECT 1 FROM sqlite_master").fetchone():
+        switched to WAL, even by the read-only `hcepay log`, which then showed no rows. One
+        statement, so one snapshot: read apart, another process's first migration (tables
+        and version 1, one commit) could land between the two and a new log was refused."""
+        version, has_tables = self._db.execute(_VERSION_AND_TABLES).fetchone()
+        if version == 0 and has_tables:
             raise LogError(f"{self.path}: not an hcepay transaction log (tables of its own)")
 
     def _use_wal(self) -> None:

@@ -3,11 +3,13 @@ check 5) and the migration of version 1 and 2 logs to version 3."""
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -392,3 +394,35 @@ def test_open_entries_come_oldest_first_whatever_their_atc(log: TransactionLog) 
     log.write_pending(entry(3), NOW + timedelta(seconds=1))
     log.write_pending(entry(5), NOW)
     assert log.pending() == [entry(5), entry(9), entry(3)]
+
+
+def _open_together(path: Path, barrier: Any, errors: Any) -> None:
+    """Wait for the others, then open the log (a child process)."""
+    barrier.wait()
+    try:
+        TransactionLog(path).close()
+    except LogError as exc:
+        errors.put(exc.reason)
+
+
+def test_a_new_log_opened_by_many_processes_at_once_is_theirs(tmp_path: Path) -> None:
+    """Processes opening one new log together: one makes its tables (and version 1, in one
+    commit) while the others look whether it is another program's database. Read in two
+    statements, that commit could land between them, and a real log was refused as 'not
+    an hcepay transaction log' (exit 2 for a first `pay`)."""
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(6):
+        path = tmp_path / f"round{round_}" / "terminal.db"
+        path.parent.mkdir()
+        barrier, errors = ctx.Barrier(12), ctx.Queue()
+        procs = [
+            ctx.Process(target=_open_together, args=(path, barrier, errors)) for _ in range(12)
+        ]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=60)
+        assert all(proc.exitcode == 0 for proc in procs)
+        assert errors.empty(), errors.get()
+        with TransactionLog(path) as log:
+            assert log.version == SCHEMA_VERSION
