@@ -850,16 +850,25 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
         home = outer
     root = home_folder(home)
     path = log_path(root)
-    try:  # the keys verify spooled payments: with none, a home with no keys has none to do
-        keys = _keys(root) if spool.pending_count(path) else KeyStore()
+    try:  # the keys verify spooled payments: with none spooled, a home needs none
+        spooled = spool.pending_count(path)
     except spool.SpoolError as exc:
         fail(f"spool: {exc.reason}", ExitCode.NOT_RECORDED)
+    if not path.exists() and not any(p.exists() for p in spool.spool_paths(path)):
+        _print_import(spool.ImportReport(0, 0, 0, 0), as_json)  # as `hcepay log`: no file made
+        return
+    keys = [_keys(root)] if spooled else []
 
     def insert(entry: dict[str, str | int | None]) -> spool.Imported:
         """Record one spooled payment once it re-checks with the authority's key (a spool
         file is only a file: what it holds is verified like a card's answer)."""
         try:
-            why = verify_row(outcome_from_json(entry), keys)
+            if not keys:  # spooled since the count (another process's payment): read them now
+                try:
+                    keys.append(load_keystore(root))
+                except KeyFileError as exc:
+                    raise LogError(str(exc)) from None
+            why = verify_row(outcome_from_json(entry), keys[0])
             if why:
                 raise LogError(f"does not verify: {why}")
             return log.import_entry(entry)
@@ -880,6 +889,13 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
         fail(f"transaction log: {exc.reason}", ExitCode.NOT_RECORDED)
     except spool.SpoolError as exc:
         fail(f"spool: {exc.reason}", ExitCode.NOT_RECORDED)
+    _print_import(report, as_json)
+    if report.remaining:
+        raise typer.Exit(int(ExitCode.NOT_RECORDED))
+
+
+def _print_import(report: spool.ImportReport, as_json: bool) -> None:
+    """What `log recover` did: its counts, as JSON or one line."""
     if as_json:
         counts = {
             "imported": report.inserted,
@@ -897,8 +913,6 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
         if report.kept_aside:
             line += f" (kept in {', '.join(map(str, report.kept_aside))})"
         stdout.print(line)
-    if report.remaining:
-        raise typer.Exit(int(ExitCode.NOT_RECORDED))
 
 
 def _unopened_log(path: Path, reason: str) -> NoReturn:

@@ -267,6 +267,41 @@ def test_log_recover_with_nothing_spooled_needs_no_keys(tmp_path: Path, home: Pa
     assert result.exit_code == 2 and "holds no authority key" in result.stderr, result.output
 
 
+def test_log_recover_on_a_missing_home_makes_nothing(tmp_path: Path) -> None:
+    """With nothing spooled and no log, recover reports zeros and writes nothing, as
+    `hcepay log` does: a mistyped --home was made, with an empty terminal.db in it."""
+    home = tmp_path / "typo"
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("0 imported, 0 already in the log, 0 left in the spool")
+    assert not home.exists()
+
+
+def test_log_recover_verifies_a_payment_spooled_after_its_count(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A payment another process spools between recover's count (none: no keys read) and
+    its import is verified with the terminal's keys, read then: it was checked against
+    none and left in the spool as 'unknown authority key index 01', exit 5."""
+    from reader import spool
+
+    _spool_one_payment(home)
+    spooled = home / "terminal.db.spool"
+    entry = spooled.read_text()
+    spooled.unlink()
+    count = spool.pending_count
+
+    def count_then_spool(log: Path) -> int:
+        counted = count(log)
+        spooled.write_text(entry)  # the other process's payment lands now
+        return counted
+
+    monkeypatch.setattr(spool, "pending_count", count_then_spool)
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("1 imported"), result.output
+
+
 def test_log_recover_names_a_missing_field_of_a_spool_entry(home: Path) -> None:
     """The warning says which field is missing (it said only "'verdict'")."""
     _spool_one_payment(home)
