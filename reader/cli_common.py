@@ -256,6 +256,7 @@ def sigterm_unwinds() -> Iterator[None]:
         return
 
     def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup
         stderr.print("hcepay: terminated")
         sys.exit(128 + signal.SIGTERM)
 
