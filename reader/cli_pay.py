@@ -66,7 +66,7 @@ from reader.log import (
     outcome_to_json,
 )
 from reader.recovery import PendingEntry, sent_with
-from reader.trace import CardStart, check_trace_path, trace_json, write_trace
+from reader.trace import CardStart, check_output_path, trace_json, write_trace
 from reader.transport import (
     ChainingTransport,
     InProcessTransport,
@@ -479,7 +479,7 @@ def _check_trace(path: Path | None) -> None:
     if path is None:
         return
     try:
-        check_trace_path(path)
+        check_output_path(path)
     except OSError as exc:
         fail(f"--trace {path}: {exc.strerror or exc} ({exc.filename or path})")
 

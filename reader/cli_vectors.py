@@ -313,13 +313,15 @@ def _terminal_values(
 
 
 def _check_out(out: Path) -> None:
-    """An --out that cannot be written is a usage error before the payment, as pay's
-    --trace is: the payment spends the card's ATC and credit (a real card's, with
+    """An --out that cannot be written is a usage error before the payment, checked as
+    pay's --trace is: the payment spends the card's ATC and credit (a real card's, with
     --reader), and its exchange was lost when only the write found the folder missing."""
-    if out.is_dir():
-        fail(f"cannot write {out}: is a folder", ExitCode.USAGE)
-    if not out.parent.is_dir():
-        fail(f"cannot write {out}: no such folder ({out.parent})", ExitCode.USAGE)
+    from reader.trace import check_output_path
+
+    try:
+        check_output_path(out)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc} ({exc.filename or out})")
 
 
 def _option_amount(option: str, text: str) -> int:

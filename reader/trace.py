@@ -84,12 +84,13 @@ def trace_json(
     return out
 
 
-def check_trace_path(path: Path) -> None:
-    """Before a payment: OSError (with a strerror) when `path` could not take the trace, so
-    that a payment is never made, then reported as a failure to write its trace."""
+def check_output_path(path: Path) -> None:
+    """Before a payment: OSError (with a strerror) when `path` could not take a §8 file (a
+    `--trace`, a `vectors record --out`), so that a payment is never made, then reported
+    as a failure to write its file."""
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
-    if path.exists() and not path.is_file():  # a trace is renamed into place (write_atomic):
+    if path.exists() and not path.is_file():  # the file is renamed into place (write_atomic):
         # it would take the place of a device (/dev/null, as root) or a pipe, not write to it
         raise OSError(errno.EINVAL, "not a regular file", str(path))
     folder = path.parent

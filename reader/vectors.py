@@ -479,15 +479,10 @@ def load(path: Path) -> Vector:
 
 
 def save(path: Path, vector: Vector) -> None:
-    """Write one vector file (the text of `dumps`) whole or not at all (write_atomic): a
-    full disk left half a vector over the one it replaced. A path that is not a regular
-    file (a pipe, /dev/stdout) is written to as it is: a rename would take its place."""
-    data = dumps(vector).encode("utf-8")
-    if path.exists() and not path.is_file():
-        with path.open("wb") as f:
-            f.write(data)
-    else:
-        write_atomic(path, data)
+    """Write one vector file (the text of `dumps`) whole or not at all (write_atomic), as a
+    trace is: a full disk left half a vector over the one it replaced. The CLI checks the
+    path first (reader/trace.py check_output_path: a device or a pipe is refused)."""
+    write_atomic(path, dumps(vector).encode("utf-8"))
 
 
 def collect(paths: Iterable[Path], *, limit: int = 10_000) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -68,10 +69,13 @@ def test_record_refuses_an_out_it_cannot_write_before_paying(
         raise AssertionError("paid before checking --out")
 
     monkeypatch.setattr(cli_vectors, "record_vector", no_payment)
-    for out in (tmp_path / "missing" / "v.json", tmp_path):
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # renamed over, the pipe would be gone; written to, it would block
+    for out in (tmp_path / "missing" / "v.json", tmp_path, fifo):
         code, stdout, stderr = run("vectors", "record", "--out", str(out))
         assert (code, stdout) == (2, ""), stderr
         assert stderr.startswith(f"hcepay: error: cannot write {out}: ") and stderr.count("\n") == 1
+    assert fifo.is_fifo()
 
 
 def test_replay_exit_codes_and_table(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -294,18 +293,3 @@ def test_a_vector_is_saved_whole_or_not_at_all(
         vx.save(path, replace(vector, name="other"))
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.json"]
-
-
-def test_a_vector_is_written_into_a_pipe_as_it_is(tmp_path: Path) -> None:
-    """A path that is not a regular file (a pipe, /dev/stdout) is written to, not replaced
-    by a renamed file."""
-    vector = vx.vector_from_json(SAMPLE)
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
-    reader.start()
-    vx.save(fifo, vector)
-    reader.join(timeout=30)
-    assert fifo.is_fifo()
-    assert vx.loads(got[0].decode("utf-8")) == vector

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from typer.testing import CliRunner
 
 from reader.cli import app
-from reader.trace import check_trace_path, note_for
+from reader.trace import check_output_path, note_for
 
 
 def _tlvs(data: bytes) -> dict[int, bytes]:
@@ -150,12 +150,12 @@ def test_a_trace_needs_a_folder_it_can_write(
 
     monkeypatch.setattr(trace.os, "access", lambda path, mode: not mode & os.W_OK)
     with pytest.raises(PermissionError, match="folder not writable"):
-        check_trace_path(tmp_path / "trace.json")
+        check_output_path(tmp_path / "trace.json")
 
 
 def test_a_trace_in_a_missing_folder_says_so(tmp_path: Path) -> None:
     """A trace path whose folder does not exist is "no such folder" (naming the folder),
     before any payment, not a misleading "not writable"."""
     with pytest.raises(FileNotFoundError, match="no such folder") as caught:
-        check_trace_path(tmp_path / "missing" / "trace.json")
+        check_output_path(tmp_path / "missing" / "trace.json")
     assert caught.value.filename == str(tmp_path / "missing")
