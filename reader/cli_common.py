@@ -226,9 +226,12 @@ def home_lock(home: Path) -> Iterator[None]:
 
 
 @contextmanager
-def on_stop_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """Call `stop` on SIGINT or SIGTERM while the block runs, then put the handlers back: a
-    serving loop ends cleanly, its card or vectors saved (the main thread only)."""
+def on_stop_signals(
+    stop: Callable[[], None], signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+) -> Iterator[None]:
+    """Call `stop` on SIGINT or SIGTERM (or `signals`) while the block runs, then put the
+    handlers back: a serving loop ends cleanly, its card or vectors saved (the main thread
+    only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -237,7 +240,7 @@ def on_stop_signals(stop: Callable[[], None]) -> Iterator[None]:
         logging.getLogger(__name__).info("signal %s: stopping", signal.Signals(signum).name)
         stop()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     try:
         yield
     finally:
@@ -251,17 +254,11 @@ def sigterm_unwinds() -> Iterator[None]:
     so that its `finally` blocks run: the demo's temporary home, authority key included, is
     removed, as after Ctrl-C. Only for commands whose work a kill may cut anywhere (a
     temporary home): a payment's durable steps are made to survive SIGTERM's default."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
-    def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    def unwind() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup
         stderr.print("hcepay: terminated")
         sys.exit(128 + signal.SIGTERM)
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
+    with on_stop_signals(unwind, (signal.SIGTERM,)):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
