@@ -244,9 +244,11 @@ def in_place_fdatasync(path: Path, size: int, chunk: int, step: int) -> Callable
 def tick_flushes(path: Path, pairs: int = 40, gap_s: float = 0.005) -> tuple[float, float]:
     """Medians of (the first flush after a clock tick, the next flush in the same tick).
 
-    The first write to a file in a new clock tick changes its mtime, and ext4's fdatasync
-    then commits its journal; a loop of bare flushes (the floor) mostly writes within one
-    tick. Busy-waits between pairs so that the CPU stays awake, as in a payment."""
+    The first write to a file in a new clock tick changes its mtime, and fdatasync then
+    writes the file's inode too (one more write before the flush: ext4 without a journal, as
+    here, keeps the inode's block on the file's list of buffers to sync); a loop of bare
+    flushes (the floor) mostly writes within one tick. Busy-waits between pairs so that the
+    CPU stays awake, as in a payment."""
     path.write_bytes(b"\0" * (2 * SLOT_SIZE))
     first: list[float] = []
     second: list[float] = []
@@ -436,8 +438,8 @@ def main() -> None:
         f"(payment - floor: {times_code})"
     )
     print(
-        f"  kernel       a flush whose write starts a clock tick (new mtime: ext4 commits its "
-        f"journal) {new_tick_s * ms:.3f} ms, the next one in that tick {same_tick_s * ms:.3f} ms;"
+        f"  kernel       a flush whose write starts a clock tick (new mtime: the inode is written "
+        f"too) {new_tick_s * ms:.3f} ms, the next one in that tick {same_tick_s * ms:.3f} ms;"
         "\n               the floor's loops mostly flush within one tick, a payment starts a "
         "new tick for each of its two files every ~2 payments"
     )
