@@ -81,6 +81,9 @@ CASES: list[tuple[str, str, str, int]] = [
     ("GPO short PDOL data", "selected", "80A8000003830100" + "00", 0x6700),
     ("GPO long PDOL data", "selected", "GPO_LONG", 0x6700),
     ("GPO amount not BCD", "selected", "GPO_NOT_BCD", 0x6A80),
+    ("GPO 83 padded after", "selected", "GPO_PAD_AFTER", 0x6A80),
+    ("GPO 83 padded before", "selected", "GPO_PAD_BEFORE", 0x6A80),
+    ("GPO 83 length past the data", "selected", "GPO_83_PAST_END", 0x6A80),
     ("GENERATE AC before GPO", "selected", "GENAC", 0x6985),
     ("second GENERATE AC", "done", "GENAC", 0x6985),
     ("GENERATE AC P1 80 (ARQC)", "requested", "GENAC_P1", 0x6A86),
@@ -122,6 +125,7 @@ def test_the_aid_selects_by_its_first_5_bytes_or_more(
 
 
 def command_for(term: Any, text: str) -> bytes:
+    gpo_data = CommandAPDU.parse(term.gpo()).data  # 83 L <PDOL data>
     symbolic = {
         "GPO": term.gpo(),
         "GPO_CLA00": b"\x00" + term.gpo()[1:],
@@ -129,6 +133,11 @@ def command_for(term: Any, text: str) -> bytes:
         "GPO_P2": term.gpo()[:3] + b"\x01" + term.gpo()[4:],
         "GPO_NOT_BCD": term.gpo()[:7] + b"\x0a" + term.gpo()[8:],
         "GPO_LONG": m.gpo(CommandAPDU.parse(term.gpo()).data[2:] + b"\x00").to_bytes(),
+        "GPO_PAD_AFTER": CommandAPDU(0x80, 0xA8, 0, 0, gpo_data + b"\x00", 256).to_bytes(),
+        "GPO_PAD_BEFORE": CommandAPDU(0x80, 0xA8, 0, 0, b"\xff" + gpo_data, 256).to_bytes(),
+        "GPO_83_PAST_END": CommandAPDU(
+            0x80, 0xA8, 0, 0, gpo_data[:1] + bytes([gpo_data[1] + 1]) + gpo_data[2:], 256
+        ).to_bytes(),
         "GENAC": term.generate_ac(),
         "GENAC_P1": term.generate_ac()[:2] + b"\x80" + term.generate_ac()[3:],
         "GENAC_AMOUNT": term.generate_ac(amount=term.amount + 1),
@@ -735,3 +744,26 @@ def test_settle_leaves_a_stored_slot_as_it_was(tmp_path: Path) -> None:
     FileStateStore(tmp_path).settle()
     assert (tmp_path / "state.dat").read_bytes() == before
     assert FileStateStore(tmp_path).load() == CardState(atc=4, used=40)
+
+
+def test_generate_ac_signs_its_own_unpredictable_number(
+    make_card: Any, term: Any, env: CardEnv
+) -> None:
+    """docs/protocol-choices.md: the number signed is the CDOL1's; §6 compares only the
+    amount and currency with the GPO's, so another number in GENERATE AC is approved."""
+    from authority.authorization import open_authorization
+
+    card = make_card()
+    for command in (SELECT_AID, term.gpo()):
+        assert term.exchange(card, command)[1] == 0x9000
+    cdol1 = bytearray(term.cdol1())
+    at = 6 + 2 + 3 + 3 + 1  # 9F37 follows 9F02, 5F2A, 9A, 9F21, 9C (PROTOCOL.md §3)
+    pdol_data = CommandAPDU.parse(term.gpo()).data[2:]  # its 9F37 follows 9F02 and 5F2A
+    assert cdol1[at : at + 4] == pdol_data[8:12]  # the same number as the GPO's
+    cdol1[at : at + 4] = bytes.fromhex("0C0C0C0C")
+    data, sw = term.exchange(card, m.generate_ac(bytes(cdol1)).to_bytes())
+    assert sw == 0x9000
+    answer = m.parse_generate_ac_response(data)
+    signed = open_authorization(env.app_key.public, answer.authorization, bytes(cdol1))
+    assert signed.unpredictable_number == bytes.fromhex("0C0C0C0C")
+    assert signed.cid == 0x40

@@ -1069,6 +1069,30 @@ def test_an_entry_no_license_settles_leaves_the_next_one_judged(
     assert [e.atc for e in log.pending()] == [0]
 
 
+def test_a_torn_entry_stays_open_while_its_authority_key_is_missing(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """docs/protocol-choices.md: a torn payment whose license verifies neither then nor now
+    (its authority key left the key store) is not closed as not paid, since the card did
+    deduct; this contact is refused by check 2, and a contact with the key back records it."""
+    card = make_card()
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(1234), env, keys, log)
+    later = Env(env.now + timedelta(hours=1), bytes.fromhex("0B0B0B0B"))
+    keyless = run_payment(transport_for(card), cfg, PaymentRequest(100), later, KeyStore(), log)
+    assert keyless.code is ExitCode.REFUSED and "unknown authority key index" in keyless.reason
+    assert keyless.recovered == () and [e.atc for e in log.pending()] == [1]
+    assert log.count() == 0
+    result = run_payment(transport_for(card), cfg, PaymentRequest(100), later, keys, log)
+    assert result.code is ExitCode.OK
+    assert [(o.atc, o.amount) for o in result.recovered] == [(1, 1234)]
+    assert log.pending() == [] and log.count() == 2
+
+
 class RecordsOnce(BrokenRecord):
     """The log records the first row (a torn payment proven now), then fails (a full disk)."""
 
