@@ -16,7 +16,12 @@ from typer.core import TyperGroup
 
 from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_pcsc, cli_vectors
 from reader.cli_common import ExitCode, interrupt_reported, output_lost, stderr
-from reader.interrupt import hold_decided_payments_to_exit, stop_holding_to_exit
+from reader.interrupt import (
+    hold_decided_payments_to_exit,
+    ignore_further_interrupts,
+    interrupt_caught,
+    stop_holding_to_exit,
+)
 
 _WRITERS = ("rich.", "click.", "typer._click.")  # modules that write stdout (typer bundles click)
 _OUTPUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
@@ -132,10 +137,15 @@ def _run() -> None:
     try:
         app(standalone_mode=True)
     except SystemExit as exc:  # typer makes Ctrl-C a silent exit 130: say what it was
-        if exc.code == ExitCode.INTERRUPTED and not interrupt_reported():
-            stderr.print("hcepay: interrupted")
+        if exc.code == ExitCode.INTERRUPTED:
+            ignore_further_interrupts()
+            interrupt_caught()
+            if not interrupt_reported():
+                stderr.print("hcepay: interrupted")
         raise
     except KeyboardInterrupt:
+        ignore_further_interrupts()
+        interrupt_caught()
         stderr.print("hcepay: interrupted")
         sys.exit(int(ExitCode.INTERRUPTED))
     except Exception as exc:  # the last resort: a bug, reported in one line

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from authority.home import HomeBusyError, hold_home, os_problem
+from reader.interrupt import ignore_further_interrupts, ignore_to_exit, interrupt_caught
 
 
 class ExitCode(IntEnum):
@@ -149,6 +150,8 @@ _interrupt_reported: list[bool] = [False]
 
 def interrupted(detail: str = "") -> NoReturn:
     """Say on stderr that Ctrl-C stopped the command (and what it did not do); exit 130."""
+    ignore_further_interrupts()
+    interrupt_caught()
     stderr.print(f"hcepay: interrupted{f' ({detail})' if detail else ''}")
     _interrupt_reported[0] = True
     raise typer.Exit(int(ExitCode.INTERRUPTED))
@@ -256,7 +259,7 @@ def sigterm_unwinds() -> Iterator[None]:
     temporary home): a payment's durable steps are made to survive SIGTERM's default."""
 
     def unwind() -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup
+        ignore_to_exit(signal.SIGTERM)  # a second one must not cut the cleanup
         stderr.print("hcepay: terminated")
         sys.exit(128 + signal.SIGTERM)
 

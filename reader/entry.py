@@ -7,21 +7,49 @@ before it can catch one.
 
 from __future__ import annotations
 
+import signal
 import sys
+from typing import NoReturn
 
 INTERRUPTED = 130  # reader.cli_common.ExitCode.INTERRUPTED, not imported yet
 
 
 def main() -> None:
     """Load the command line, then run it (reader/cli.py main)."""
+    sys.unraisablehook = _quiet_about_interrupts
     try:
+        from reader import interrupt
+
+        signal.signal(signal.SIGINT, interrupt.raise_interrupt)  # remembers each Ctrl-C
         from reader.cli import main as run
     except BaseException as exc:
         if not _from_interrupt(exc):
             raise
-        sys.stderr.write("hcepay: interrupted\n")
-        sys.exit(INTERRUPTED)
+        _interrupted()
+    if interrupt.interrupt_swallowed():  # Python swallowed it in a finalizer: stop anyway
+        _interrupted()
     run()
+
+
+def _quiet_about_interrupts(unraisable: sys.UnraisableHookArgs) -> None:
+    """Python swallows a Ctrl-C that lands in a finalizer and prints "Exception ignored in"
+    with a traceback; reader/interrupt.py remembers it and stops the run all the same, in one
+    line. Anything else is printed as Python does."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def _interrupted() -> NoReturn:
+    """One line and exit 130; a second Ctrl-C, now, would only cut the line short."""
+    try:
+        from reader.interrupt import ignore_to_exit
+
+        ignore_to_exit()
+    except BaseException:  # a Ctrl-C while it loads: the run ends all the same
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stderr.write("hcepay: interrupted\n")
+    sys.exit(INTERRUPTED)
 
 
 def _from_interrupt(exc: BaseException | None) -> bool:

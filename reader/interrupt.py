@@ -15,6 +15,58 @@ from typing import Any
 # Set in the `hcepay` process (cli.main): a payment held at its guard's end stays held to
 # the process's end (see hold_decided_payments_to_exit).
 _hold_to_exit = threading.Event()
+# Set when a SIGINT becomes a KeyboardInterrupt; cleared by whoever catches that one. Python
+# swallows an exception raised in a finalizer or a weakref callback (it prints "Exception
+# ignored in ..." and goes on), so a Ctrl-C landing there would not stop the payment: the
+# guard's hold() sees it here and stops it before GENERATE AC all the same.
+_raised = threading.Event()
+
+
+def ignore_signal(_signum: int, _frame: FrameType | None) -> None:
+    """A handler that does nothing: a Ctrl-C (or a second SIGTERM) on its way while a handler
+    is being replaced runs this, and changes nothing."""
+
+
+def ignore_to_exit(signum: int = signal.SIGINT) -> None:
+    """Ignore `signum` to the process's end, Python's shutdown included (only SIG_IGN outlives
+    it: Python puts the default action back for a handler of its own, and a late Ctrl-C then
+    kills the process, exit -2). Two steps, since each change first runs the signals already
+    on their way with the handler it replaces: set straight to SIG_IGN, one of them makes
+    Python print "Signal 2 ignored due to race condition" and a traceback; with the handler
+    that raises, KeyboardInterrupt (the run is ending on one already: it is let go)."""
+    while True:  # bounded by the Ctrl-Cs a person can type
+        try:
+            signal.signal(signum, ignore_signal)
+            break
+        except KeyboardInterrupt:
+            continue
+    signal.signal(signum, signal.SIG_IGN)
+
+
+def raise_interrupt(_signum: int = signal.SIGINT, _frame: FrameType | None = None) -> None:
+    """SIGINT's handler outside a payment (reader/entry.py installs it first thing): raise
+    KeyboardInterrupt as Python's own handler does, and remember that it was raised."""
+    _raised.set()
+    raise KeyboardInterrupt
+
+
+def interrupt_swallowed() -> bool:
+    """Whether a Ctrl-C was raised and nobody has caught it yet (it was swallowed)."""
+    return _raised.is_set()
+
+
+def interrupt_caught() -> None:
+    """A KeyboardInterrupt was caught: it stops what it should, nothing is swallowed."""
+    _raised.clear()
+
+
+def ignore_further_interrupts() -> None:
+    """The `hcepay` run ends on Ctrl-C (exit 130): a second one could only cut its last line
+    short or print a traceback from Python's shutdown (which waits for threads), so SIGINT
+    is ignored to the process's end. Only in the `hcepay` process, as
+    hold_decided_payments_to_exit."""
+    if _hold_to_exit.is_set() and threading.current_thread() is threading.main_thread():
+        ignore_to_exit()
 
 
 def hold_decided_payments_to_exit() -> None:
@@ -30,6 +82,7 @@ def stop_holding_to_exit() -> None:
     """The `hcepay` run is over (cli.main's end): a guard made after it in the same process
     (a test calling cli.main, then another command in-process) gives SIGINT back again."""
     _hold_to_exit.clear()
+    _raised.clear()
 
 
 class PaymentGuard:
@@ -61,9 +114,13 @@ class PaymentGuard:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if isinstance(exc, KeyboardInterrupt):
+            interrupt_caught()  # it stops the payment: it was not swallowed
         if self._installed:
-            keep_holding = self.held and _hold_to_exit.is_set()
-            signal.signal(signal.SIGINT, signal.SIG_IGN if keep_holding else self._previous)
+            if self.held and _hold_to_exit.is_set():
+                ignore_to_exit()
+            else:
+                signal.signal(signal.SIGINT, self._previous)
             self._installed = False
 
     def _on_sigint(self, _signum: int, _frame: FrameType | None) -> None:
@@ -77,17 +134,19 @@ class PaymentGuard:
         if self._shielded:
             self._stop = True
             return
-        raise KeyboardInterrupt
+        raise_interrupt()
 
     def hold(self) -> None:
         """From now on the payment runs to its verdict: SIGINT is only noted. An interrupt
-        that came during a shielded write before it stops the payment here, first."""
+        that came during a shielded write before it, or that Python swallowed, stops the
+        payment here, first."""
         self._raise_stop()
         self.held = True
 
     def _raise_stop(self) -> None:
-        if self._stop and not self.held:
+        if (self._stop or _raised.is_set()) and not self.held:
             self._stop = False
+            _raised.clear()  # raised here, in plain code: nothing can swallow this one
             raise KeyboardInterrupt
 
     @contextmanager

@@ -77,6 +77,46 @@ def test_an_interrupt_before_generate_ac_makes_no_payment(
     assert _log(home) == (0, 0)
 
 
+class _Finalized:
+    """An object whose finalizer a Ctrl-C lands in: Python prints "Exception ignored in ..."
+    and goes on, as when SIGINT arrives while the garbage collector runs a finalizer."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs in here; its KeyboardInterrupt is swallowed
+            pass
+
+
+def _swallowing_at(ins: int) -> type[InProcessTransport]:
+    class Swallowing(InProcessTransport):
+        """The in-process card; as the command with this INS goes out, a Ctrl-C lands in a
+        finalizer and Python swallows it."""
+
+        def transmit(self, command: bytes) -> bytes:
+            if len(command) > 1 and command[1] == ins:
+                _Finalized()  # dropped at once: its finalizer runs here
+            return super().transmit(command)
+
+    return Swallowing
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_interrupt_python_swallows_still_makes_no_payment(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen by a user: one early Ctrl-C went as "Exception ignored" and the payment was then
+    approved, exit 0. The guard remembers it and stops the payment before GENERATE AC."""
+    monkeypatch.setattr(cli_pay, "InProcessTransport", _swallowing_at(0xA8))  # at the GPO
+    result = CliRunner().invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
+    assert result.exit_code == 130, result.output
+    assert result.stdout == ""
+    assert result.stderr.strip().endswith("hcepay: interrupted (no payment was made)")
+    assert _log(home) == (0, 0)
+    monkeypatch.undo()  # the card as it is: the interrupt was caught, this one is not stopped
+    result = CliRunner().invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
+    assert result.exit_code == 0, result.output
+
+
 def test_the_demo_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli_pay, "InProcessTransport", _interrupting_at(0xAE))
     result = CliRunner().invoke(app, ["demo"])
@@ -235,13 +275,47 @@ def test_an_interrupt_wrapped_while_loading_is_still_an_interrupt(
                 raise RuntimeError("Error calling __set_name__") from exc
 
     monkeypatch.setitem(sys.modules, "reader.cli", Loading("reader.cli"))
-    with pytest.raises(SystemExit) as exited:
-        entry.main()
-    assert exited.value.code == 130
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # entry.main sets its own
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            entry.main()
+        assert exited.value.code == 130
+        assert capsys.readouterr().err == "hcepay: interrupted\n"
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a second one cuts nothing
+        monkeypatch.setitem(sys.modules, "reader.cli", types.ModuleType("reader.cli"))
+        with pytest.raises(ImportError):  # anything else is not an interrupt: it goes on
+            entry.main()
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_an_interrupt_swallowed_while_loading_stops_the_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Ctrl-C that lands in a finalizer while the command line loads is swallowed by
+    Python: the console script still stops before the command runs, in one line (no
+    "Exception ignored in" traceback), exit 130."""
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # entry.main sets its own
+    ran: list[bool] = []
+
+    class Loading(types.ModuleType):
+        def __getattr__(self, name: str) -> object:
+            _Finalized()  # the interrupt is swallowed here; loading goes on
+            return lambda: ran.append(True)
+
+    monkeypatch.setitem(sys.modules, "reader.cli", Loading("reader.cli"))
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            entry.main()
+    finally:
+        signal.signal(signal.SIGINT, before)
+        from reader import interrupt
+
+        interrupt.interrupt_caught()
+    assert exited.value.code == 130 and ran == []
     assert capsys.readouterr().err == "hcepay: interrupted\n"
-    monkeypatch.setitem(sys.modules, "reader.cli", types.ModuleType("reader.cli"))
-    with pytest.raises(ImportError):  # anything else is not an interrupt: it goes on
-        entry.main()
 
 
 # --- after the guard: a decided payment stays held to the process's end -------------------
