@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
@@ -20,6 +21,8 @@ _hold_to_exit = threading.Event()
 # ignored in ..." and goes on), so a Ctrl-C landing there would not stop the payment: the
 # guard's hold() sees it here and stops it before GENERATE AC all the same.
 _raised = threading.Event()
+_raised_at = [0.0]  # time.monotonic() when _raised was set
+UNWINDING_S = 1.0  # a run stops within this of a Ctrl-C it did not swallow
 
 
 def ignore_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -45,7 +48,13 @@ def ignore_to_exit(signum: int = signal.SIGINT) -> None:
 
 def raise_interrupt(_signum: int = signal.SIGINT, _frame: FrameType | None = None) -> None:
     """SIGINT's handler outside a payment (reader/entry.py installs it first thing): raise
-    KeyboardInterrupt as Python's own handler does, and remember that it was raised."""
+    KeyboardInterrupt as Python's own handler does, and remember that it was raised. A
+    second Ctrl-C within UNWINDING_S of one not yet caught does nothing: the first is
+    unwinding the run, and a second KeyboardInterrupt raised in its `except` or `finally`
+    would end it in a traceback (seen: two Ctrl-Cs 0 ms apart)."""
+    if _raised.is_set() and time.monotonic() - _raised_at[0] < UNWINDING_S:
+        return
+    _raised_at[0] = time.monotonic()
     _raised.set()
     raise KeyboardInterrupt
 

@@ -381,3 +381,26 @@ def test_an_interrupt_as_the_verdict_prints_changes_nothing(
             assert first.startswith("verdict: APPROVED 1.00")
             assert rest.startswith("account "), rest
     assert _log(home) == (3, 0)
+
+
+def test_a_second_ctrl_c_while_the_first_unwinds_does_nothing() -> None:
+    """Seen in a stress run: two Ctrl-Cs 0 ms apart, the second raised in the first one's
+    `except` and ended the run in a traceback. Within a second of an interrupt not yet
+    caught, another does nothing; later, one not caught (swallowed) is raised again."""
+    from reader import interrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt) as first:
+            try:
+                interrupt.raise_interrupt()
+            finally:
+                interrupt.raise_interrupt()  # lands while the first unwinds
+        assert first.value.__context__ is None  # the first one, alone
+        interrupt._raised_at[0] -= interrupt.UNWINDING_S  # a second later, still not caught
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.raise_interrupt()
+        interrupt.interrupt_caught()
+        with pytest.raises(KeyboardInterrupt):  # caught: the next Ctrl-C raises at once
+            interrupt.raise_interrupt()
+    finally:
+        interrupt.interrupt_caught()
