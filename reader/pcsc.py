@@ -43,6 +43,7 @@ class Hresult(IntEnum):
 
 
 CARD_REMOVED = "card removed"
+NO_ANSWER = "no answer from the card (the reader returned nothing)"
 NO_CARD = "no card in reader"
 READER_BUSY = "reader busy"
 NO_PCSCD = "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"
@@ -232,8 +233,8 @@ class PcscTransport:
         hresult, response = _call(scard.SCardTransmit, self._card, self._pci, list(command))
         if hresult & 0xFFFFFFFF != Hresult.SUCCESS:
             raise TransportError(self._transmit_reason(hresult))
-        if not response:  # vpcd's card closed the connection: pcscd answers nothing
-            raise TransportError(CARD_REMOVED)
+        if not response:  # a phone that did not answer (ACR122U), or vpcd's card gone
+            raise TransportError(NO_ANSWER)
         if len(response) < 2 or len(response) > MAX_RESPONSE:
             raise TransportError(f"reader returned a response of {len(response)} bytes")
         return bytes(response)

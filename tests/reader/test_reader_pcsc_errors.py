@@ -156,7 +156,9 @@ class AnsweringScard(FakeScard):
 @pytest.mark.parametrize(
     ("response", "reason"),
     [
-        (b"", "card removed"),  # vpcd's card closed its connection: pcscd answers nothing
+        # an ACR122U whose phone did not answer, or vpcd's card that closed its connection:
+        # the transmit succeeds with nothing; the card may still be there
+        (b"", "no answer from the card (the reader returned nothing)"),
         (b"\x90", "reader returned a response of 1 bytes"),
         (bytes(65537) + b"\x90\x00", "reader returned a response of 65539 bytes"),
     ],
@@ -165,7 +167,8 @@ def test_a_response_no_apdu_can_be_is_a_transport_error(
     monkeypatch: pytest.MonkeyPatch, response: bytes, reason: str
 ) -> None:
     """ISO 7816-4 5.1: a response APDU is 2 to 65538 bytes (its data and SW1 SW2); anything
-    else from the reader is a TransportError, and nothing at all means the card left."""
+    else from the reader is a TransportError, and nothing at all is no answer (the card may
+    still be in the field: a phone whose app did not answer)."""
     fake = AnsweringScard(response)
     for name in ("SCardEstablishContext", "SCardConnect", "SCardStatus", "SCardTransmit"):
         monkeypatch.setattr(pcsc.scard, name, getattr(fake, name))
