@@ -36,6 +36,7 @@ from reader.cli_common import (
     home_lock,
     key_index,
     problem,
+    require_pcsc,
     stderr,
     stdout,
 )
@@ -235,10 +236,9 @@ def _link(in_process: bool, reader: str | None, home: Path | None, card: str | N
             "one in the reader: give one of them"
         )
     if reader is not None:
-        try:
-            from reader.pcsc import PcscTransport
-        except ImportError:
-            fail("PC/SC support is not available here", ExitCode.TRANSPORT)
+        require_pcsc()
+        from reader.pcsc import PcscTransport
+
         return PcscTransport(reader)  # a name, or the index of one (reader/pcsc.py)
     folder = card_folder(home_folder(home), card)
     try:

@@ -185,6 +185,15 @@ def output_lost(reason: str) -> NoReturn:
 ONE_TRANSPORT: Final = "pick one of --in-process and --reader NAME"  # both were given
 
 
+def require_pcsc() -> None:
+    """Import reader/pcsc.py (pyscard) for a command that talks to a PC/SC reader; where
+    pyscard cannot be imported, one line and exit 4, the same for every command."""
+    try:
+        import reader.pcsc  # noqa: F401  (`import`, not `from reader import`: a fresh try)
+    except ImportError as exc:
+        fail(f"PC/SC support is not available here ({exc}: install pyscard)", ExitCode.TRANSPORT)
+
+
 def hex_input(text: str) -> bytes:
     """Hex digits (blanks and colons already removed) as bytes; ValueError saying what is
     wrong as a predicate: "is not hexadecimal ('G' at 3)" or "has an odd number of hex

@@ -43,6 +43,7 @@ from reader.cli_common import (
     note_for_lost_output,
     plural,
     problem,
+    require_pcsc,
     sigterm_unwinds,
     stderr,
     stdout,
@@ -534,6 +535,7 @@ def _init_advice(home: Path) -> str:
 def _transport(home: Path, reader: str | None, card: str | None) -> Transport:
     """The card in the reader named (PC/SC), else the home's card in this process."""
     if reader is not None:
+        require_pcsc()
         from reader.pcsc import PcscTransport  # pyscard only when a reader is asked for
 
         return PcscTransport(reader)  # a name, or the index of one (reader/pcsc.py)

@@ -27,6 +27,7 @@ from reader.cli_common import (
     interrupted,
     on_stop_signals,
     plural,
+    require_pcsc,
     stderr,
     stdout,
 )
@@ -209,6 +210,8 @@ def register(app: typer.Typer) -> None:
         vector file or option, 4 when the card could not be reached)."""
         if reader_name is not None and in_process:
             fail(ONE_TRANSPORT, ExitCode.USAGE)
+        if reader_name is not None:
+            require_pcsc()
         folder = default_vectors_folder()
         try:
             files = vx.collect(paths or [folder])
@@ -379,6 +382,8 @@ def register_record(group: typer.Typer) -> None:
 
         if reader_name is not None and in_process:
             fail(ONE_TRANSPORT, ExitCode.USAGE)
+        if reader_name is not None:
+            require_pcsc()
         _check_out(out)
         try:
             minor = _option_amount("--amount", amount)
