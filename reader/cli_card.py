@@ -26,6 +26,7 @@ from authority.rsa import generate
 from reader.cli_common import (
     KEY_INDEX_HELP,
     ONE_TRANSPORT,
+    READER_HELP,
     ExitCode,
     HomeOption,
     JsonOption,
@@ -41,7 +42,7 @@ from reader.cli_common import (
     stdout,
 )
 from reader.cli_pay import AmountError, format_amount, parse_amount
-from reader.transport import LoggingTransport
+from reader.transport import LoggingTransport, ReaderChoiceError
 
 card_app = typer.Typer(
     name="card",
@@ -263,7 +264,7 @@ def send(
         bool, typer.Option("--in-process", help="Talk to the home's card in this process.")
     ] = False,
     reader: Annotated[
-        str | None, typer.Option("--reader", metavar="NAME", help="A PC/SC reader (or index).")
+        str | None, typer.Option("--reader", metavar="NAME", help=READER_HELP)
     ] = None,
     card: Annotated[
         str | None,
@@ -302,7 +303,8 @@ def send(
         finally:
             link.disconnect()
     except _transport_errors() as exc:
-        fail(str(getattr(exc, "reason", exc)), ExitCode.TRANSPORT)
+        usage = isinstance(exc, ReaderChoiceError)  # --reader matches several readers
+        fail(str(getattr(exc, "reason", exc)), ExitCode.USAGE if usage else ExitCode.TRANSPORT)
     if as_json:
         stdout.print(json.dumps(exchanged))
 

@@ -183,6 +183,10 @@ def output_lost(reason: str) -> NoReturn:
 
 
 ONE_TRANSPORT: Final = "pick one of --in-process and --reader NAME"  # both were given
+READER_HELP: Final = (
+    "A PC/SC reader: its name, its index (hcepay readers), or a part of its name, any case, "
+    "that only it holds."
+)  # reader/pcsc.py resolve_reader: exact name, then index, then a unique part
 
 
 def require_pcsc() -> None:

@@ -32,6 +32,7 @@ from reader import checks, spool
 from reader.checks import CheckError
 from reader.cli_common import (
     ONE_TRANSPORT,
+    READER_HELP,
     ExitCode,
     HomeOption,
     JsonOption,
@@ -72,6 +73,7 @@ from reader.transport import (
     ChainingTransport,
     InProcessTransport,
     LoggingTransport,
+    ReaderChoiceError,
     TracingTransport,
     Transport,
     TransportError,
@@ -231,6 +233,8 @@ def run_payment(
         note = _torn_note(journal)
         recovered = tuple(journal.recorded)
         return Run(ExitCode.REFUSED, "refused", exc.reason + note, recovered=recovered)
+    except ReaderChoiceError as exc:  # --reader matches several readers: nothing was sent
+        return Run(ExitCode.USAGE, "not attempted", exc.reason)
     except TransportError as exc:
         note = _torn_note(journal)
         recovered = tuple(journal.recorded)
@@ -552,7 +556,7 @@ def pay_command(
     amount: Annotated[str, typer.Option("--amount", help="Amount, e.g. 12.34.")],
     currency: Annotated[int, typer.Option("--currency", help="ISO 4217 numeric.")] = 156,
     reader: Annotated[
-        str | None, typer.Option("--reader", metavar="NAME", help="A PC/SC reader (or index).")
+        str | None, typer.Option("--reader", metavar="NAME", help=READER_HELP)
     ] = None,
     in_process: Annotated[
         bool, typer.Option("--in-process", help="Pay with the home's card in this process.")

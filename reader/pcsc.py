@@ -14,7 +14,7 @@ from typing import Any
 
 from smartcard import scard
 
-from reader.transport import TransportError
+from reader.transport import ReaderChoiceError, TransportError
 
 MAX_RESPONSE = 65538  # an extended-length response and its status word
 
@@ -151,8 +151,10 @@ def list_readers() -> list[ReaderInfo]:
 
 
 def resolve_reader(reader: str | int, names: list[str]) -> str:
-    """A reader's name from a name or an index (a string of digits that names no reader is
-    taken as an index)."""
+    """A reader's name from, in this order: its exact name; its index (a string of digits
+    that names no reader is an index); a part of its name, any case, that only it holds
+    ("acr122" for "ACS ACR122U PICC Interface 00 00"). ReaderChoiceError when that part is
+    in several names."""
     if isinstance(reader, str) and reader in names:
         return reader
     if isinstance(reader, int) or (reader.isascii() and reader.isdigit()):
@@ -161,7 +163,22 @@ def resolve_reader(reader: str | int, names: list[str]) -> str:
             return names[index]
         readers = f"{len(names)} reader{'' if len(names) == 1 else 's'}"
         raise TransportError(f"no reader number {index} ({readers})")
+    part = reader.casefold()
+    matches = [name for name in names if part and part in name.casefold()]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ReaderChoiceError(reader, matches)
     raise TransportError(f"no reader named {reader!r}")
+
+
+def find_reader(reader: str | int) -> str:
+    """The name of the reader `reader` stands for (resolve_reader over pcscd's list)."""
+    context = _establish()
+    try:
+        return resolve_reader(reader, _reader_names(context))
+    finally:
+        _release(context)
 
 
 class PcscTransport:

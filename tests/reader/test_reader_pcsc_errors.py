@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from smartcard import scard
+from typer.testing import CliRunner
 
 from reader import pcsc
+from reader.cli import app
+from reader.cli_pay import make_demo_home
 from reader.pcsc import Hresult, PcscTransport, reason_for, resolve_reader
-from reader.transport import TransportError
+from reader.transport import ReaderChoiceError, TransportError
 
 NAMES = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
 
@@ -51,6 +56,47 @@ def test_an_unlisted_code_keeps_its_number() -> None:
 )
 def test_resolve_reader(reader: str | int, name: str) -> None:
     assert resolve_reader(reader, NAMES) == name
+
+
+ACS = [
+    "ACS ACR122U PICC Interface 00 00",
+    "ACS ACR1252 1S CL Reader PICC 01 00",
+    "Virtual PCD 00 00",
+]
+
+
+@pytest.mark.parametrize(
+    ("reader", "name"),
+    [
+        ("acr122", ACS[0]),  # a part of one name, any case
+        ("VIRTUAL", ACS[2]),
+        ("1252 1s", ACS[1]),
+        ("Virtual PCD 00 00", ACS[2]),
+    ],
+)
+def test_a_part_of_one_name_picks_that_reader(reader: str, name: str) -> None:
+    assert resolve_reader(reader, ACS) == name
+
+
+def test_digits_are_an_index_before_a_part_of_a_name() -> None:
+    with pytest.raises(TransportError, match="no reader number 1252"):
+        resolve_reader("1252", ACS)
+
+
+def test_an_exact_name_wins_over_a_part_of_another() -> None:
+    names = ["Reader 0", "Reader 0 extra"]
+    assert resolve_reader("Reader 0", names) == "Reader 0"
+    assert resolve_reader("1", ["x 1", "y"]) == "y"  # the index before the part "1"
+
+
+def test_a_part_of_several_names_lists_them() -> None:
+    with pytest.raises(ReaderChoiceError) as caught:
+        resolve_reader("acs", ACS)
+    assert caught.value.matches == tuple(ACS[:2])
+    assert caught.value.reason == (
+        f"reader 'acs' matches 2 readers: {ACS[0]!r}, {ACS[1]!r} "
+        "(give more of the name, or its index: hcepay readers)"
+    )
 
 
 def test_one_reader_is_singular() -> None:
@@ -352,3 +398,58 @@ def test_list_readers_gives_an_atr_only_for_a_present_card(monkeypatch: pytest.M
         pcsc.ReaderInfo(0, NAMES[0], None),
         pcsc.ReaderInfo(1, NAMES[1], b"\x3b\x80"),
     ]
+
+
+class NamedScard(RecordingScard):
+    """pcscd with the readers `names`: SCardConnect knows only their exact names."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.names = names
+
+    def SCardListReaders(self, context: int, groups: list[str]) -> tuple[int, list[str]]:
+        return 0, self.names
+
+    def SCardConnect(
+        self, context: int, name: str, share: int, protocols: int
+    ) -> tuple[int, int, int]:
+        if name not in self.names:
+            self.calls.append(("connect", context, name, share))
+            return Hresult.UNKNOWN_READER, 0, 0
+        return super().SCardConnect(context, name, share, protocols)
+
+
+def test_a_part_of_a_name_connects_to_that_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = NamedScard(ACS)
+    fake.install(monkeypatch)
+    transport = PcscTransport("acr122")
+    transport.connect()
+    assert transport.name == f"pcsc:{ACS[0]}"
+    transport.close()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["pay", "--amount", "1.00", "--reader", "acs"],
+        ["card", "send", "--reader", "acs", "00A4040000"],
+        ["vectors", "replay", "--reader", "acs", "VECTORS"],
+        ["vectors", "record", "--out", "OUT", "--reader", "acs"],
+    ],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+def test_a_reader_part_of_several_names_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: list[str]
+) -> None:
+    """`--reader acs` with two ACS readers: exit 2, both named; nothing sent to a card."""
+    NamedScard(ACS).install(monkeypatch)
+    home = tmp_path / "home"
+    make_demo_home(home)
+    vectors = Path(__file__).resolve().parents[2] / "vectors" / "card"
+    where = {"VECTORS": str(vectors), "OUT": str(tmp_path / "v.json")}
+    args = [where.get(a, a) for a in argv]
+    result = CliRunner().invoke(app, args, env={"HCEPAY_HOME": str(home), "COLUMNS": "300"})
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stderr.count("\n") == 1
+    assert f"reader 'acs' matches 2 readers: {ACS[0]!r}, {ACS[1]!r}" in result.stderr
+    assert not (tmp_path / "v.json").exists()
