@@ -7,7 +7,9 @@ becomes one `TransportError` with a reason a user can act on (PC/SC part 5, SCAR
 from __future__ import annotations
 
 import contextlib
+import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -47,6 +49,18 @@ NO_ANSWER = "no answer from the card (the reader returned nothing)"
 NO_CARD = "no card in reader"
 READER_BUSY = "reader busy"
 NO_PCSCD = "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"
+BUSY_RETRY = 2.0  # seconds a connect answered SCARD_E_SHARING_VIOLATION is tried again
+BUSY_SLICE = 0.1  # the pause between two of those tries
+
+
+def busy_reason(reader: str) -> str:
+    """A reader another application holds: who usually does, right after a tap."""
+    return (
+        f"{READER_BUSY}: another application holds {reader} (a desktop service that takes "
+        "every new card: scdaemon without disable-ccid in ~/.gnupg/scdaemon.conf, "
+        "gsd-smartcard; or another hcepay)"
+    )
+
 
 _REASONS: dict[int, str] = {
     Hresult.NO_SMARTCARD: NO_CARD,
@@ -185,12 +199,24 @@ class PcscTransport:
     """`Transport` over a PC/SC reader: connect (exclusive, T=0 or T=1), transmit, disconnect.
 
     Exclusive by default: no other application can slip a SELECT into our payment; a reader
-    held by another application gives `TransportError("reader busy")`.
+    held by another application is tried again for `busy_retry` seconds (desktop services
+    take a new card for a moment), then gives `TransportError(busy_reason(name))`.
     """
 
-    def __init__(self, reader: str | int, *, exclusive: bool = True) -> None:
+    def __init__(
+        self,
+        reader: str | int,
+        *,
+        exclusive: bool = True,
+        busy_retry: float = BUSY_RETRY,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.reader = reader
         self.exclusive = exclusive
+        self.busy_retry = busy_retry
+        self._clock = clock
+        self._sleep = sleep
         self.name = f"pcsc:{reader}"
         self._context: int | None = None
         self._card: int | None = None
@@ -222,16 +248,27 @@ class PcscTransport:
     def _connect(self, context: int) -> bytes:
         share = scard.SCARD_SHARE_EXCLUSIVE if self.exclusive else scard.SCARD_SHARE_SHARED
         protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+
+        def attempt(name: str) -> tuple[int, Any, Any]:
+            hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
+            return int(hresult) & 0xFFFFFFFF, card, protocol
+
         name = self.reader if isinstance(self.reader, str) else None
-        hresult = int(Hresult.UNKNOWN_READER)
+        code = int(Hresult.UNKNOWN_READER)
         if name is not None:  # a name: connect at once (one IPC round trip saved)
-            hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
-        if hresult & 0xFFFFFFFF in _STALE:
+            code, card, protocol = attempt(name)
+        if code in _STALE:
             raise _StaleContext
-        if hresult & 0xFFFFFFFF == Hresult.UNKNOWN_READER:  # an index, or digits
+        if name is None or code == Hresult.UNKNOWN_READER:  # an index, or a part of a name
             name = resolve_reader(self.reader, _reader_names(context))
-            hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
-        _check(hresult, reader=name)
+            code, card, protocol = attempt(name)
+        busy_until = self._clock() + self.busy_retry
+        while code == Hresult.SHARING_VIOLATION and self._clock() < busy_until:
+            self._sleep(BUSY_SLICE)  # a service that took the new card lets go within ~1 s
+            code, card, protocol = attempt(name)
+        if code == Hresult.SHARING_VIOLATION:
+            raise TransportError(busy_reason(name))
+        _check(code, reader=name)
         self.name = f"pcsc:{name}"
         self._pci = (
             scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1

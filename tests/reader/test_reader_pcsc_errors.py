@@ -453,3 +453,47 @@ def test_a_reader_part_of_several_names_is_a_usage_error(
     assert result.stderr.count("\n") == 1
     assert f"reader 'acs' matches 2 readers: {ACS[0]!r}, {ACS[1]!r}" in result.stderr
     assert not (tmp_path / "v.json").exists()
+
+
+class FakeClock:
+    """A monotonic clock that only `sleep` moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_a_reader_busy_for_a_moment_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A desktop service grabs the new card for a moment: the connect is tried again after
+    short sleeps and then succeeds (SCARD_E_SHARING_VIOLATION three times)."""
+    fake = RecordingScard(connect_codes=[Hresult.SHARING_VIOLATION] * 3)
+    fake.install(monkeypatch)
+    clock = FakeClock()
+    transport = PcscTransport(NAMES[0], clock=clock, sleep=clock.sleep)
+    assert transport.connect() == b"\x3b\x00"
+    assert [c[0] for c in fake.calls].count("connect") == 4
+    assert clock.sleeps == [pcsc.BUSY_SLICE] * 3
+    transport.close()
+
+
+def test_a_reader_held_for_good_is_busy_after_about_two_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = RecordingScard(connect_codes=[Hresult.SHARING_VIOLATION] * 1000)
+    fake.install(monkeypatch)
+    clock = FakeClock()
+    transport = PcscTransport(NAMES[0], clock=clock, sleep=clock.sleep)
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == pcsc.busy_reason(NAMES[0])
+    assert caught.value.reason.startswith(f"reader busy: another application holds {NAMES[0]} (")
+    assert "scdaemon" in caught.value.reason and "gsd-smartcard" in caught.value.reason
+    assert 1.9 <= clock.now <= 2.2 and max(clock.sleeps) <= 0.2  # bounded, in short sleeps
+    transport.close()
