@@ -27,9 +27,11 @@ from reader.cli_common import (
     KEY_INDEX_HELP,
     ONE_TRANSPORT,
     READER_HELP,
+    WAIT_HELP,
     ExitCode,
     HomeOption,
     JsonOption,
+    announce_wait,
     examples,
     fail,
     hex_input,
@@ -40,6 +42,7 @@ from reader.cli_common import (
     require_pcsc,
     stderr,
     stdout,
+    wait_seconds,
 )
 from reader.cli_pay import AmountError, format_amount, parse_amount
 from reader.transport import LoggingTransport, ReaderChoiceError
@@ -228,7 +231,9 @@ def _transport_errors() -> tuple[type[Exception], ...]:
     return (TransportError,)
 
 
-def _link(in_process: bool, reader: str | None, home: Path | None, card: str | None) -> _Link:
+def _link(
+    in_process: bool, reader: str | None, home: Path | None, card: str | None, wait: float | None
+) -> _Link:
     if in_process == (reader is not None):
         fail(ONE_TRANSPORT)
     if reader is not None and card is not None:  # as `pay` refuses it (reader/cli_pay.py)
@@ -236,11 +241,13 @@ def _link(in_process: bool, reader: str | None, home: Path | None, card: str | N
             "--card picks the home's card for --in-process; with --reader, the card is the "
             "one in the reader: give one of them"
         )
+    seconds = wait_seconds(wait, reader, 0.0)
     if reader is not None:
         require_pcsc()
         from reader.pcsc import PcscTransport
 
-        return PcscTransport(reader)  # a name, or the index of one (reader/pcsc.py)
+        # a name, its index or a part of it (reader/pcsc.py resolve_reader)
+        return PcscTransport(reader, wait=seconds, on_wait=announce_wait)
     folder = card_folder(home_folder(home), card)
     try:
         return _InProcess(folder)
@@ -272,6 +279,9 @@ def send(
             "--card", metavar="ACCOUNT", help="With --in-process; default: the only card."
         ),
     ] = None,
+    wait: Annotated[
+        float | None, typer.Option("--wait", metavar="SECONDS", help=f"{WAIT_HELP} Default: 0.")
+    ] = None,
     decode: Annotated[bool, typer.Option("--decode", help="Decode each response.")] = False,
     as_json: JsonOption = False,
     home: HomeOption = None,
@@ -279,7 +289,7 @@ def send(
     """Send raw command APDUs in order, in one session; print each response in hex (with
     --json: a list of {"command", "response", "sw"})."""
     commands = _commands(apdus or [])
-    link = LoggingTransport(_link(in_process, reader, home, card))  # -v: one line a pair
+    link = LoggingTransport(_link(in_process, reader, home, card, wait))  # -v: one line a pair
     from reader.cli_decode import _print_text, decode_response
 
     exchanged: list[dict[str, str]] = []

@@ -49,6 +49,7 @@ NO_ANSWER = "no answer from the card (the reader returned nothing)"
 NO_CARD = "no card in reader"
 READER_BUSY = "reader busy"
 NO_PCSCD = "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"
+WAIT_SLICE = 0.25  # one SCardGetStatusChange of a wait: Ctrl-C is seen between two
 BUSY_RETRY = 2.0  # seconds a connect answered SCARD_E_SHARING_VIOLATION is tried again
 BUSY_SLICE = 0.1  # the pause between two of those tries
 
@@ -209,12 +210,16 @@ class PcscTransport:
         *,
         exclusive: bool = True,
         busy_retry: float = BUSY_RETRY,
+        wait: float = 0.0,
+        on_wait: Callable[[str, float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.reader = reader
         self.exclusive = exclusive
         self.busy_retry = busy_retry
+        self.wait = wait  # seconds a connect waits for a card in an empty reader
+        self.on_wait = on_wait  # called once (reader name, wait) when it starts waiting
         self._clock = clock
         self._sleep = sleep
         self.name = f"pcsc:{reader}"
@@ -262,6 +267,9 @@ class PcscTransport:
         if name is None or code == Hresult.UNKNOWN_READER:  # an index, or a part of a name
             name = resolve_reader(self.reader, _reader_names(context))
             code, card, protocol = attempt(name)
+        if code == Hresult.NO_SMARTCARD and self.wait > 0:  # the phone is not there yet
+            self._await_card(context, name)
+            code, card, protocol = attempt(name)
         busy_until = self._clock() + self.busy_retry
         while code == Hresult.SHARING_VIOLATION and self._clock() < busy_until:
             self._sleep(BUSY_SLICE)  # a service that took the new card lets go within ~1 s
@@ -279,6 +287,27 @@ class PcscTransport:
             _check(hresult, reader=name)
         self._card = int(card)
         return bytes(atr)
+
+    def _await_card(self, context: int, name: str) -> None:
+        """Wait up to `self.wait` seconds for a card in reader `name` (PC/SC part 5
+        SCardGetStatusChange, in slices of WAIT_SLICE); TransportError when none comes."""
+        if self.on_wait is not None:
+            self.on_wait(name, self.wait)
+        deadline = self._clock() + self.wait
+        state = scard.SCARD_STATE_UNAWARE
+        while (left := deadline - self._clock()) > 0:
+            timeout_ms = max(1, int(min(left, WAIT_SLICE) * 1000))
+            hresult, states = _call(
+                scard.SCardGetStatusChange, context, timeout_ms, [(name, state)]
+            )
+            if hresult & 0xFFFFFFFF == Hresult.TIMEOUT:
+                continue
+            _check(hresult, reader=name)
+            event = int(states[0][1])
+            if event & scard.SCARD_STATE_PRESENT and not event & scard.SCARD_STATE_MUTE:
+                return
+            state = event & ~scard.SCARD_STATE_CHANGED
+        raise TransportError(f"no card presented to {name} within {self.wait:g} s")
 
     def transmit(self, command: bytes) -> bytes:
         """Send one command APDU; return the response APDU (data and status word)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -497,3 +498,107 @@ def test_a_reader_held_for_good_is_busy_after_about_two_seconds(
     assert "scdaemon" in caught.value.reason and "gsd-smartcard" in caught.value.reason
     assert 1.9 <= clock.now <= 2.2 and max(clock.sleeps) <= 0.2  # bounded, in short sleeps
     transport.close()
+
+
+class EmptyReaderScard(RecordingScard):
+    """A reader with no card until `arrives_after` status checks have timed out (None: never);
+    each timed-out SCardGetStatusChange moves `clock` on by its timeout."""
+
+    def __init__(self, clock: FakeClock, arrives_after: int | None) -> None:
+        super().__init__()
+        self.clock = clock
+        self.arrives_after = arrives_after
+        self.present = False
+        self.timeouts: list[int] = []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().install(monkeypatch)
+        monkeypatch.setattr(pcsc.scard, "SCardGetStatusChange", self.SCardGetStatusChange)
+
+    def SCardConnect(
+        self, context: int, name: str, share: int, protocols: int
+    ) -> tuple[int, int, int]:
+        if name not in NAMES or not self.present:
+            self.calls.append(("connect", context, name, share))
+            return Hresult.UNKNOWN_READER if name not in NAMES else Hresult.NO_SMARTCARD, 0, 0
+        return super().SCardConnect(context, name, share, protocols)
+
+    def SCardGetStatusChange(
+        self, context: int, timeout: int, states: list[tuple[str, int]]
+    ) -> tuple[int, list[tuple[str, int, list[int]]]]:
+        ((name, current),) = states
+        if self.arrives_after is not None and len(self.timeouts) >= self.arrives_after:
+            self.present = True
+            return 0, [(name, scard.SCARD_STATE_PRESENT | scard.SCARD_STATE_CHANGED, [0x3B])]
+        if current == scard.SCARD_STATE_UNAWARE:  # the first call answers the state at once
+            return 0, [(name, scard.SCARD_STATE_EMPTY | scard.SCARD_STATE_CHANGED, [])]
+        self.timeouts.append(timeout)
+        self.clock.sleep(timeout / 1000)
+        return Hresult.TIMEOUT, [(name, current, [])]
+
+
+def test_a_connect_waits_for_the_card_to_be_presented(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`wait`: an empty reader is watched (SCardGetStatusChange, in short slices) until the
+    phone is tapped; the reader is announced once."""
+    clock = FakeClock()
+    fake = EmptyReaderScard(clock, arrives_after=3)
+    fake.install(monkeypatch)
+    said: list[tuple[str, float]] = []
+    transport = PcscTransport(
+        "pcd 00 00", wait=30, on_wait=lambda *a: said.append(a), clock=clock, sleep=clock.sleep
+    )
+    assert transport.connect() == b"\x3b\x00"
+    assert said == [(NAMES[0], 30)]
+    assert fake.timeouts and max(fake.timeouts) <= 500  # Ctrl-C is seen within half a second
+    transport.close()
+
+
+def test_no_card_within_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    EmptyReaderScard(clock, arrives_after=None).install(monkeypatch)
+    transport = PcscTransport(NAMES[0], wait=3, clock=clock, sleep=clock.sleep)
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == f"no card presented to {NAMES[0]} within 3 s"
+    assert 3 <= clock.now <= 3.3
+    transport.close()
+
+
+def test_pay_waits_for_the_tap_and_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`pay --reader NAME --wait N` with nothing on the reader: one line asks for the card,
+    then exit 4 naming the wait (it said "no card in reader" at once)."""
+    clock = FakeClock()
+    clock.sleep = time.sleep  # type: ignore[method-assign]  # the CLI's clock is the real one
+    EmptyReaderScard(clock, arrives_after=None).install(monkeypatch)
+    home = tmp_path / "home"
+    make_demo_home(home)
+    args = ["pay", "--amount", "1.00", "--reader", "0", "--wait", "0.6", "--home", str(home)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 4, (result.output, result.exception)
+    assert result.stderr.splitlines() == [
+        f"present the card or phone to {NAMES[0]} (waiting up to 0.6 s)",
+        f"hcepay: error: transport error: no card presented to {NAMES[0]} within 0.6 s",
+    ]
+
+
+@pytest.mark.parametrize("wait", ["-1", "abc", "nan", "inf", "3601"])
+@pytest.mark.parametrize("command", ["pay", "card send"])
+def test_a_bad_wait_is_a_usage_error(tmp_path: Path, wait: str, command: str) -> None:
+    home = tmp_path / "home"
+    make_demo_home(home)
+    argv = ["--amount", "1.00"] if command == "pay" else ["00A4040000"]
+    args = [*command.split(), "--reader", "0", "--wait", wait, "--home", str(home), *argv]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "--wait" in result.stderr
+
+
+def test_wait_without_a_reader_is_a_usage_error(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    make_demo_home(home)
+    args = ["pay", "--amount", "1.00", "--wait", "5", "--home", str(home)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "hcepay: error: --wait waits for a card in a PC/SC reader: give --reader NAME too\n"
+    )
