@@ -80,8 +80,8 @@ class ResponseError(CheckError):
 class StatusError(ResponseError):
     """Check 1: a response did not end in 9000 (after chaining); `.sw` is what it ended in."""
 
-    def __init__(self, step: str, sw: int) -> None:
-        super().__init__(f"{step} answered {describe(sw)}")
+    def __init__(self, step: str, sw: int, hint: str = "") -> None:
+        super().__init__(f"{step} answered {describe(sw)}" + (f": {hint}" if hint else ""))
         self.sw = sw
 
 

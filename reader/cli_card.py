@@ -26,9 +26,12 @@ from authority.rsa import generate
 from reader.cli_common import (
     KEY_INDEX_HELP,
     ONE_TRANSPORT,
+    READER_HELP,
+    WAIT_HELP,
     ExitCode,
     HomeOption,
     JsonOption,
+    announce_wait,
     examples,
     fail,
     hex_input,
@@ -36,11 +39,13 @@ from reader.cli_common import (
     home_lock,
     key_index,
     problem,
+    require_pcsc,
     stderr,
     stdout,
+    wait_seconds,
 )
 from reader.cli_pay import AmountError, format_amount, parse_amount
-from reader.transport import LoggingTransport
+from reader.transport import LoggingTransport, ReaderChoiceError
 
 card_app = typer.Typer(
     name="card",
@@ -226,7 +231,9 @@ def _transport_errors() -> tuple[type[Exception], ...]:
     return (TransportError,)
 
 
-def _link(in_process: bool, reader: str | None, home: Path | None, card: str | None) -> _Link:
+def _link(
+    in_process: bool, reader: str | None, home: Path | None, card: str | None, wait: float | None
+) -> _Link:
     if in_process == (reader is not None):
         fail(ONE_TRANSPORT)
     if reader is not None and card is not None:  # as `pay` refuses it (reader/cli_pay.py)
@@ -234,12 +241,13 @@ def _link(in_process: bool, reader: str | None, home: Path | None, card: str | N
             "--card picks the home's card for --in-process; with --reader, the card is the "
             "one in the reader: give one of them"
         )
+    seconds = wait_seconds(wait, reader, 0.0)
     if reader is not None:
-        try:
-            from reader.pcsc import PcscTransport
-        except ImportError:
-            fail("PC/SC support is not available here", ExitCode.TRANSPORT)
-        return PcscTransport(reader)  # a name, or the index of one (reader/pcsc.py)
+        require_pcsc()
+        from reader.pcsc import PcscTransport
+
+        # a name, its index or a part of it (reader/pcsc.py resolve_reader)
+        return PcscTransport(reader, wait=seconds, on_wait=announce_wait)
     folder = card_folder(home_folder(home), card)
     try:
         return _InProcess(folder)
@@ -263,13 +271,16 @@ def send(
         bool, typer.Option("--in-process", help="Talk to the home's card in this process.")
     ] = False,
     reader: Annotated[
-        str | None, typer.Option("--reader", metavar="NAME", help="A PC/SC reader (or index).")
+        str | None, typer.Option("--reader", metavar="NAME", help=READER_HELP)
     ] = None,
     card: Annotated[
         str | None,
         typer.Option(
             "--card", metavar="ACCOUNT", help="With --in-process; default: the only card."
         ),
+    ] = None,
+    wait: Annotated[
+        float | None, typer.Option("--wait", metavar="SECONDS", help=f"{WAIT_HELP} Default: 0.")
     ] = None,
     decode: Annotated[bool, typer.Option("--decode", help="Decode each response.")] = False,
     as_json: JsonOption = False,
@@ -278,7 +289,7 @@ def send(
     """Send raw command APDUs in order, in one session; print each response in hex (with
     --json: a list of {"command", "response", "sw"})."""
     commands = _commands(apdus or [])
-    link = LoggingTransport(_link(in_process, reader, home, card))  # -v: one line a pair
+    link = LoggingTransport(_link(in_process, reader, home, card, wait))  # -v: one line a pair
     from reader.cli_decode import _print_text, decode_response
 
     exchanged: list[dict[str, str]] = []
@@ -302,7 +313,8 @@ def send(
         finally:
             link.disconnect()
     except _transport_errors() as exc:
-        fail(str(getattr(exc, "reason", exc)), ExitCode.TRANSPORT)
+        usage = isinstance(exc, ReaderChoiceError)  # --reader matches several readers
+        fail(str(getattr(exc, "reason", exc)), ExitCode.USAGE if usage else ExitCode.TRANSPORT)
     if as_json:
         stdout.print(json.dumps(exchanged))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import signal
@@ -186,6 +187,44 @@ def output_lost(reason: str) -> NoReturn:
 
 
 ONE_TRANSPORT: Final = "pick one of --in-process and --reader NAME"  # both were given
+MAX_WAIT: Final = 3600.0  # seconds: --wait is bounded as every input is
+WAIT_HELP: Final = "Wait this long for a card or phone in an empty --reader (0: do not wait)."
+
+
+def wait_seconds(wait: float | None, reader: str | None, default: float) -> float:
+    """`--wait SECONDS` checked: a usage error when negative, not finite, over MAX_WAIT, or
+    given without --reader; `default` when not given."""
+    if wait is None:
+        return default if reader is not None else 0.0
+    if not math.isfinite(wait) or not 0 <= wait <= MAX_WAIT:
+        fail(f"--wait {wait:g}: give seconds from 0 to {MAX_WAIT:g}")
+    if reader is None:
+        fail("--wait waits for a card in a PC/SC reader: give --reader NAME too")
+    return wait
+
+
+def announce_wait(reader: str, wait: float) -> None:
+    """The one line a command waiting for a card says (PcscTransport's on_wait)."""
+    stderr.print(
+        f"present the card or phone to {reader} (waiting up to {wait:g} s)",
+        markup=False,
+        highlight=False,
+    )
+
+
+READER_HELP: Final = (
+    "A PC/SC reader: its name, its index (hcepay readers), or a part of its name, any case, "
+    "that only it holds."
+)  # reader/pcsc.py resolve_reader: exact name, then index, then a unique part
+
+
+def require_pcsc() -> None:
+    """Import reader/pcsc.py (pyscard) for a command that talks to a PC/SC reader; where
+    pyscard cannot be imported, one line and exit 4, the same for every command."""
+    try:
+        import reader.pcsc  # noqa: F401  (`import`, not `from reader import`: a fresh try)
+    except ImportError as exc:
+        fail(f"PC/SC support is not available here ({exc}: install pyscard)", ExitCode.TRANSPORT)
 
 
 def hex_input(text: str) -> bytes:

@@ -32,9 +32,12 @@ from reader import checks, spool
 from reader.checks import CheckError
 from reader.cli_common import (
     ONE_TRANSPORT,
+    READER_HELP,
+    WAIT_HELP,
     ExitCode,
     HomeOption,
     JsonOption,
+    announce_wait,
     default_home,
     examples,
     fail,
@@ -43,9 +46,11 @@ from reader.cli_common import (
     note_for_lost_output,
     plural,
     problem,
+    require_pcsc,
     sigterm_unwinds,
     stderr,
     stdout,
+    wait_seconds,
 )
 from reader.flow import (
     Env,
@@ -71,6 +76,7 @@ from reader.transport import (
     ChainingTransport,
     InProcessTransport,
     LoggingTransport,
+    ReaderChoiceError,
     TracingTransport,
     Transport,
     TransportError,
@@ -83,6 +89,7 @@ MAX_AMOUNT_TEXT: Final = 32
 PROFILE: Final = Path(__file__).resolve().parent.parent / "vectors" / "profiles" / "test-card-1"
 DEFAULT_TERMINAL: Final = TerminalConfig("TERM0001", "MERCHANT0000001", 156)
 DEMO_KEY_YEARS: Final = 5
+PAY_WAIT: Final = 30.0  # seconds `pay --reader` waits for the tap (docs/pcsc.md)
 
 
 class AmountError(ValueError):
@@ -230,6 +237,8 @@ def run_payment(
         note = _torn_note(journal)
         recovered = tuple(journal.recorded)
         return Run(ExitCode.REFUSED, "refused", exc.reason + note, recovered=recovered)
+    except ReaderChoiceError as exc:  # --reader matches several readers: nothing was sent
+        return Run(ExitCode.USAGE, "not attempted", exc.reason)
     except TransportError as exc:
         note = _torn_note(journal)
         recovered = tuple(journal.recorded)
@@ -531,12 +540,15 @@ def _init_advice(home: Path) -> str:
     return f"{where_held}: {' and '.join(commands)} trust them again"
 
 
-def _transport(home: Path, reader: str | None, card: str | None) -> Transport:
-    """The card in the reader named (PC/SC), else the home's card in this process."""
+def _transport(home: Path, reader: str | None, card: str | None, wait: float = 0.0) -> Transport:
+    """The card in the reader named (PC/SC), waiting up to `wait` seconds for it to be
+    presented, else the home's card in this process."""
     if reader is not None:
+        require_pcsc()
         from reader.pcsc import PcscTransport  # pyscard only when a reader is asked for
 
-        return PcscTransport(reader)  # a name, or the index of one (reader/pcsc.py)
+        # a name, its index or a part of it (reader/pcsc.py resolve_reader)
+        return PcscTransport(reader, wait=wait, on_wait=announce_wait)
     from reader.cli_card import card_folder
 
     folder = card_folder(home, card)
@@ -550,7 +562,7 @@ def pay_command(
     amount: Annotated[str, typer.Option("--amount", help="Amount, e.g. 12.34.")],
     currency: Annotated[int, typer.Option("--currency", help="ISO 4217 numeric.")] = 156,
     reader: Annotated[
-        str | None, typer.Option("--reader", metavar="NAME", help="A PC/SC reader (or index).")
+        str | None, typer.Option("--reader", metavar="NAME", help=READER_HELP)
     ] = None,
     in_process: Annotated[
         bool, typer.Option("--in-process", help="Pay with the home's card in this process.")
@@ -560,6 +572,12 @@ def pay_command(
     ] = None,
     trace: Annotated[
         Path | None, typer.Option("--trace", metavar="FILE", help="Write the exchange (§8).")
+    ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            "--wait", metavar="SECONDS", help=f"{WAIT_HELP} Default with --reader: {PAY_WAIT:g}."
+        ),
     ] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
@@ -574,7 +592,7 @@ def pay_command(
     with PaymentGuard() as guard:
         try:
             tracer, env, request, run = _pay_once(
-                amount, currency, reader, in_process, card, trace, home, guard
+                amount, currency, reader, in_process, card, trace, home, guard, wait
             )
         except KeyboardInterrupt:
             interrupted("no payment was made")
@@ -592,6 +610,7 @@ def _pay_once(
     trace: Path | None,
     home: Path | None,
     guard: PaymentGuard,
+    wait: float | None = None,
 ) -> tuple[TracingTransport, Env, PaymentRequest, Run]:
     if reader is not None and in_process:  # the options first, as every command: then files
         fail(ONE_TRANSPORT)
@@ -600,6 +619,7 @@ def _pay_once(
             "--card picks the home's card for an in-process payment; with --reader, the "
             "card is the one in the reader: give one of them"
         )
+    seconds = wait_seconds(wait, reader, PAY_WAIT)
     units = _amount(amount)
     if not 0 <= currency <= 999:
         fail(f"--currency {currency}: an ISO 4217 numeric code is 0..999")
@@ -609,7 +629,7 @@ def _pay_once(
     _check_trace_in_home(trace, root)
     keys = _keys(root)
     cfg = terminal_config(root)
-    tracer = TracingTransport(LoggingTransport(_transport(root, reader, card)))
+    tracer = TracingTransport(LoggingTransport(_transport(root, reader, card, seconds)))
     env = fresh_env()
     try:
         log = TransactionLog(log_path(root))
@@ -942,7 +962,8 @@ def register(app: typer.Typer) -> None:
         "pay",
         epilog=examples(
             "hcepay pay --amount 12.34   # the home's card, in-process",
-            "hcepay pay --amount 12.34 --reader 'Virtual PCD 00 00'",
+            "hcepay pay --amount 12.34 --reader 'Virtual PCD 00 00'   # waits 30 s for the tap",
+            "hcepay pay --amount 12.34 --reader acr122 --wait 60",
             "hcepay pay --amount 0.50 --currency 978 --json --trace pay.json",
         ),
     )(pay_command)

@@ -24,6 +24,7 @@ from reader.cli_common import (
     on_stop_signals,
     plural,
     problem,
+    require_pcsc,
     stderr,
     stdout,
 )
@@ -31,6 +32,7 @@ from reader.cli_common import (
 
 def readers(as_json: JsonOption = False) -> None:
     """List the PC/SC readers pcscd knows, with the ATR of the card in each."""
+    require_pcsc()
     from reader.pcsc import list_readers
     from reader.transport import TransportError
 

@@ -20,6 +20,7 @@ from rich.text import Text
 from reader import vectors as vx
 from reader.cli_common import (
     ONE_TRANSPORT,
+    READER_HELP,
     ExitCode,
     JsonOption,
     examples,
@@ -27,6 +28,7 @@ from reader.cli_common import (
     interrupted,
     on_stop_signals,
     plural,
+    require_pcsc,
     stderr,
     stdout,
 )
@@ -185,7 +187,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
         reader_name: Annotated[
             str | None,
-            typer.Option("--reader", help="Replay card-side vectors on the card in this reader."),
+            typer.Option(
+                "--reader",
+                metavar="NAME",
+                help="Replay card-side vectors on the card in this reader. " + READER_HELP,
+            ),
         ] = None,
         in_process: Annotated[
             bool,
@@ -209,6 +215,8 @@ def register(app: typer.Typer) -> None:
         vector file or option, 4 when the card could not be reached)."""
         if reader_name is not None and in_process:
             fail(ONE_TRANSPORT, ExitCode.USAGE)
+        if reader_name is not None:
+            reader_name = _one_reader(reader_name)
         folder = default_vectors_folder()
         try:
             files = vx.collect(paths or [folder])
@@ -250,6 +258,22 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(int(ExitCode.TRANSPORT))
         if failed:
             raise typer.Exit(int(ExitCode.DECLINED))
+
+
+def _one_reader(reader_name: str) -> str:
+    """The reader `--reader` names (exact name, index, or a part of one name: reader/pcsc.py
+    resolve_reader); a part in several names is a usage error. When pcscd cannot tell, the
+    text is kept: the payment's connect reports why (exit 4)."""
+    require_pcsc()
+    from reader.pcsc import find_reader
+    from reader.transport import ReaderChoiceError, TransportError
+
+    try:
+        return find_reader(reader_name)
+    except ReaderChoiceError as exc:
+        fail(exc.reason, ExitCode.USAGE)
+    except TransportError:
+        return reader_name
 
 
 def _replayer(
@@ -356,7 +380,10 @@ def register_record(group: typer.Typer) -> None:
             str, typer.Option("--used", help="The card's used credit at the start, e.g. 0.00.")
         ] = "0",
         reader_name: Annotated[
-            str | None, typer.Option("--reader", help="Pay the card in this PC/SC reader.")
+            str | None,
+            typer.Option(
+                "--reader", metavar="NAME", help="Pay the card in this reader. " + READER_HELP
+            ),
         ] = None,
         in_process: Annotated[
             bool, typer.Option("--in-process", help="Pay our card in-process (default).")
@@ -379,6 +406,8 @@ def register_record(group: typer.Typer) -> None:
 
         if reader_name is not None and in_process:
             fail(ONE_TRANSPORT, ExitCode.USAGE)
+        if reader_name is not None:
+            reader_name = _one_reader(reader_name)
         _check_out(out)
         try:
             minor = _option_amount("--amount", amount)

@@ -29,11 +29,12 @@ from apdu.command import CommandAPDU
 from apdu.dol import DolEntry, fill_dol, parse_dol
 from apdu.errors import DecodeError, EncodeError
 from apdu.response import ResponseAPDU
+from apdu.sw import SW
 from authority.authorization import MAX_AMOUNT, bcd
 from authority.keystore import KeyStore
 from authority.license import LicenseFields, account_digits, pad_account
 from reader import checks
-from reader.checks import ResponseError, Verdict
+from reader.checks import ResponseError, StatusError, Verdict
 from reader.recovery import CloseNotPaid, PendingEntry, RecordOnce, decide, sent_with
 from reader.transport import Transport
 
@@ -47,6 +48,10 @@ MAX_PDOL_DATA: Final = 252  # 83 81 L data in a short command's 255 bytes (ISO 7
 MAX_RECOVERIES: Final = 16  # pending entries decided at one contact (PROTOCOL.md §9)
 # The commands that never change, made once (immutable)
 _SELECT_PPSE: Final = m.select(m.PPSE_NAME)
+NO_PPSE_HINT: Final = (
+    "is the payment app installed and the default for contactless payments, with "
+    f"{m.PPSE_NAME.decode()} and the AID {m.CREDIT_AID.hex().upper()} registered?"
+)  # what a phone whose HCE app is not set up answers SELECT PPSE with: 6A82 (ISO 7816-4)
 _SELECT_AID: Final = m.select(m.CREDIT_AID)
 _READ_RECORDS: Final = tuple(
     (f"READ RECORD {record}", m.read_record(record)) for record in range(1, RECORDS + 1)
@@ -216,6 +221,8 @@ def payment(
 
     step = "SELECT PPSE"
     rsp = yield from _exchange(_SELECT_PPSE)
+    if rsp.sw == SW.FILE_NOT_FOUND:  # most often a phone whose payment app is not set up
+        raise StatusError(step, rsp.sw, NO_PPSE_HINT)
     ppse = checks.parsed(step, _parse_ppse_fci, checks.ok_data(step, rsp))
     if not any(e.aid == m.CREDIT_AID for e in ppse.entries):
         raise ResponseError("SELECT PPSE: the directory lists no credit payment app")

@@ -7,14 +7,16 @@ becomes one `TransportError` with a reason a user can act on (PC/SC part 5, SCAR
 from __future__ import annotations
 
 import contextlib
+import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 from smartcard import scard
 
-from reader.transport import TransportError
+from reader.transport import ReaderChoiceError, TransportError
 
 MAX_RESPONSE = 65538  # an extended-length response and its status word
 
@@ -43,9 +45,23 @@ class Hresult(IntEnum):
 
 
 CARD_REMOVED = "card removed"
+NO_ANSWER = "no answer from the card (the reader returned nothing)"
 NO_CARD = "no card in reader"
 READER_BUSY = "reader busy"
 NO_PCSCD = "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"
+WAIT_SLICE = 0.25  # one SCardGetStatusChange of a wait: Ctrl-C is seen between two
+BUSY_RETRY = 2.0  # seconds a connect answered SCARD_E_SHARING_VIOLATION is tried again
+BUSY_SLICE = 0.1  # the pause between two of those tries
+
+
+def busy_reason(reader: str) -> str:
+    """A reader another application holds: who usually does, right after a tap."""
+    return (
+        f"{READER_BUSY}: another application holds {reader} (a desktop service that takes "
+        "every new card: scdaemon without disable-ccid in ~/.gnupg/scdaemon.conf, "
+        "gsd-smartcard; or another hcepay)"
+    )
+
 
 _REASONS: dict[int, str] = {
     Hresult.NO_SMARTCARD: NO_CARD,
@@ -150,8 +166,10 @@ def list_readers() -> list[ReaderInfo]:
 
 
 def resolve_reader(reader: str | int, names: list[str]) -> str:
-    """A reader's name from a name or an index (a string of digits that names no reader is
-    taken as an index)."""
+    """A reader's name from, in this order: its exact name; its index (a string of digits
+    that names no reader is an index); a part of its name, any case, that only it holds
+    ("acr122" for "ACS ACR122U PICC Interface 00 00"). ReaderChoiceError when that part is
+    in several names."""
     if isinstance(reader, str) and reader in names:
         return reader
     if isinstance(reader, int) or (reader.isascii() and reader.isdigit()):
@@ -160,19 +178,50 @@ def resolve_reader(reader: str | int, names: list[str]) -> str:
             return names[index]
         readers = f"{len(names)} reader{'' if len(names) == 1 else 's'}"
         raise TransportError(f"no reader number {index} ({readers})")
+    part = reader.casefold()
+    matches = [name for name in names if part and part in name.casefold()]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ReaderChoiceError(reader, matches)
     raise TransportError(f"no reader named {reader!r}")
+
+
+def find_reader(reader: str | int) -> str:
+    """The name of the reader `reader` stands for (resolve_reader over pcscd's list)."""
+    context = _establish()
+    try:
+        return resolve_reader(reader, _reader_names(context))
+    finally:
+        _release(context)
 
 
 class PcscTransport:
     """`Transport` over a PC/SC reader: connect (exclusive, T=0 or T=1), transmit, disconnect.
 
     Exclusive by default: no other application can slip a SELECT into our payment; a reader
-    held by another application gives `TransportError("reader busy")`.
+    held by another application is tried again for `busy_retry` seconds (desktop services
+    take a new card for a moment), then gives `TransportError(busy_reason(name))`.
     """
 
-    def __init__(self, reader: str | int, *, exclusive: bool = True) -> None:
+    def __init__(
+        self,
+        reader: str | int,
+        *,
+        exclusive: bool = True,
+        busy_retry: float = BUSY_RETRY,
+        wait: float = 0.0,
+        on_wait: Callable[[str, float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.reader = reader
         self.exclusive = exclusive
+        self.busy_retry = busy_retry
+        self.wait = wait  # seconds a connect waits for a card in an empty reader
+        self.on_wait = on_wait  # called once (reader name, wait) when it starts waiting
+        self._clock = clock
+        self._sleep = sleep
         self.name = f"pcsc:{reader}"
         self._context: int | None = None
         self._card: int | None = None
@@ -204,16 +253,30 @@ class PcscTransport:
     def _connect(self, context: int) -> bytes:
         share = scard.SCARD_SHARE_EXCLUSIVE if self.exclusive else scard.SCARD_SHARE_SHARED
         protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+
+        def attempt(name: str) -> tuple[int, Any, Any]:
+            hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
+            return int(hresult) & 0xFFFFFFFF, card, protocol
+
         name = self.reader if isinstance(self.reader, str) else None
-        hresult = int(Hresult.UNKNOWN_READER)
+        code = int(Hresult.UNKNOWN_READER)
         if name is not None:  # a name: connect at once (one IPC round trip saved)
-            hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
-        if hresult & 0xFFFFFFFF in _STALE:
+            code, card, protocol = attempt(name)
+        if code in _STALE:
             raise _StaleContext
-        if hresult & 0xFFFFFFFF == Hresult.UNKNOWN_READER:  # an index, or digits
+        if name is None or code == Hresult.UNKNOWN_READER:  # an index, or a part of a name
             name = resolve_reader(self.reader, _reader_names(context))
-            hresult, card, protocol = _call(scard.SCardConnect, context, name, share, protocols)
-        _check(hresult, reader=name)
+            code, card, protocol = attempt(name)
+        if code == Hresult.NO_SMARTCARD and self.wait > 0:  # the phone is not there yet
+            self._await_card(context, name)
+            code, card, protocol = attempt(name)
+        busy_until = self._clock() + self.busy_retry
+        while code == Hresult.SHARING_VIOLATION and self._clock() < busy_until:
+            self._sleep(BUSY_SLICE)  # a service that took the new card lets go within ~1 s
+            code, card, protocol = attempt(name)
+        if code == Hresult.SHARING_VIOLATION:
+            raise TransportError(busy_reason(name))
+        _check(code, reader=name)
         self.name = f"pcsc:{name}"
         self._pci = (
             scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
@@ -225,6 +288,27 @@ class PcscTransport:
         self._card = int(card)
         return bytes(atr)
 
+    def _await_card(self, context: int, name: str) -> None:
+        """Wait up to `self.wait` seconds for a card in reader `name` (PC/SC part 5
+        SCardGetStatusChange, in slices of WAIT_SLICE); TransportError when none comes."""
+        if self.on_wait is not None:
+            self.on_wait(name, self.wait)
+        deadline = self._clock() + self.wait
+        state = scard.SCARD_STATE_UNAWARE
+        while (left := deadline - self._clock()) > 0:
+            timeout_ms = max(1, int(min(left, WAIT_SLICE) * 1000))
+            hresult, states = _call(
+                scard.SCardGetStatusChange, context, timeout_ms, [(name, state)]
+            )
+            if hresult & 0xFFFFFFFF == Hresult.TIMEOUT:
+                continue
+            _check(hresult, reader=name)
+            event = int(states[0][1])
+            if event & scard.SCARD_STATE_PRESENT and not event & scard.SCARD_STATE_MUTE:
+                return
+            state = event & ~scard.SCARD_STATE_CHANGED
+        raise TransportError(f"no card presented to {name} within {self.wait:g} s")
+
     def transmit(self, command: bytes) -> bytes:
         """Send one command APDU; return the response APDU (data and status word)."""
         if self._card is None:
@@ -232,8 +316,8 @@ class PcscTransport:
         hresult, response = _call(scard.SCardTransmit, self._card, self._pci, list(command))
         if hresult & 0xFFFFFFFF != Hresult.SUCCESS:
             raise TransportError(self._transmit_reason(hresult))
-        if not response:  # vpcd's card closed the connection: pcscd answers nothing
-            raise TransportError(CARD_REMOVED)
+        if not response:  # a phone that did not answer (ACR122U), or vpcd's card gone
+            raise TransportError(NO_ANSWER)
         if len(response) < 2 or len(response) > MAX_RESPONSE:
             raise TransportError(f"reader returned a response of {len(response)} bytes")
         return bytes(response)

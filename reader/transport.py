@@ -41,6 +41,19 @@ class TransportError(Exception):
         self.reason = reason
 
 
+class ReaderChoiceError(TransportError):
+    """`--reader` matches several readers' names: a usage error (exit 2), not a failure of
+    the transport; `.matches` are the names it matches, in pcscd's order."""
+
+    def __init__(self, reader: str, matches: list[str]) -> None:
+        names = ", ".join(repr(name) for name in matches)
+        super().__init__(
+            f"reader {reader!r} matches {len(matches)} readers: {names} "
+            "(give more of the name, or its index: hcepay readers)"
+        )
+        self.matches = tuple(matches)
+
+
 class Transport(Protocol):
     """What every transport offers the terminal (docs/architecture.md `reader/`)."""
 

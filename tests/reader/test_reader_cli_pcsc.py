@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from reader.cli import app
 from reader.cli_pay import make_demo_home
 
 
@@ -51,3 +53,38 @@ def test_without_pcscd(tmp_path: Path, args: list[str]) -> None:
     )
     assert done.stderr.splitlines() == [f"hcepay: error: {said}"]
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["readers"],
+        ["pay", "--amount", "1.00", "--reader", "0", "--home", "HOME"],
+        ["card", "send", "--reader", "0", "--home", "HOME", "00A4040000"],
+        ["vectors", "replay", "--reader", "0", "VECTORS"],
+        ["vectors", "record", "--out", "OUT", "--reader", "0"],
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_without_pyscard_every_command_says_so_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """pyscard that cannot be imported: `pay --reader` and `readers` said "internal error:
+    ModuleNotFoundError" (exit 70), `card send` "PC/SC support is not available here" (exit
+    4); every command now gives the latter."""
+    import reader
+
+    home = tmp_path / "home"
+    make_demo_home(home)
+    vectors = Path(__file__).resolve().parents[2] / "vectors" / "card"
+    where = {"HOME": str(home), "VECTORS": str(vectors), "OUT": str(tmp_path / "v.json")}
+    for name in ("smartcard", "smartcard.scard"):
+        monkeypatch.setitem(sys.modules, name, None)  # None: `import` raises ImportError
+    monkeypatch.delitem(sys.modules, "reader.pcsc", raising=False)
+    monkeypatch.delattr(reader, "pcsc", raising=False)
+    result = CliRunner().invoke(app, [where.get(a, a) for a in args])
+    assert result.exit_code == 4, (result.output, result.exception)
+    assert result.stderr.startswith("hcepay: error: PC/SC support is not available here ("), (
+        result.stderr
+    )
+    assert result.stderr.count("\n") == 1

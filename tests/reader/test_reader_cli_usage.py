@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
     [
         (
             ["pay", "--amout", "1"],
-            "hcepay: error: no such option: --amout (Possible options: --amount) "
+            "hcepay: error: no such option: --amout (Possible options: --amount, --wait) "
             "(see 'hcepay pay -h')",
         ),
         (["pay"], "hcepay: error: missing option '--amount' (see 'hcepay pay -h')"),
@@ -90,7 +90,8 @@ def test_the_hcepay_command_says_a_usage_error_in_one_line() -> None:
     )
     assert done.returncode == ExitCode.USAGE, done.stderr
     assert done.stderr.splitlines() == [
-        "hcepay: error: no such option: --amout (Possible options: --amount) (see 'hcepay pay -h')"
+        "hcepay: error: no such option: --amout (Possible options: --amount, --wait) "
+        "(see 'hcepay pay -h')"
     ]
     assert done.stdout == ""
 

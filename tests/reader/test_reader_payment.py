@@ -114,6 +114,11 @@ def other_aid(*, in_ppse: bool) -> Alter:
     return alter
 
 
+def ppse_not_found(response: bytes) -> bytes:
+    """Answer SELECT PPSE 6A82, as a phone with no payment app registered for it does."""
+    return b"\x6a\x82" if m.PPSE_NAME in response else response
+
+
 def flip(index: int) -> Callable[[bytes], bytes]:
     return lambda v: v[:index] + bytes([v[index] ^ 0x01]) + v[index + 1 :]
 
@@ -184,6 +189,14 @@ def _other_index(keys: KeyStore) -> KeyStore:
 
 
 CASES: list[tuple[str, dict[str, object], type[checks.CheckError], str]] = [
+    (
+        "PPSE not found (a phone whose payment app is not set up)",
+        {"ins": INS_SELECT, "p1": 0x04, "alter": ppse_not_found},
+        checks.StatusError,
+        "SELECT PPSE answered 6A82 file or application not found: is the payment app "
+        "installed and the default for contactless payments, with 2PAY.SYS.DDF01 and the AID "
+        "F04843455041590001 registered?",
+    ),
     (
         "PPSE lists no credit AID",
         {"ins": INS_SELECT, "alter": other_aid(in_ppse=True)},

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 from smartcard import scard
+from typer.testing import CliRunner
 
 from reader import pcsc
+from reader.cli import app
+from reader.cli_pay import make_demo_home
 from reader.pcsc import Hresult, PcscTransport, reason_for, resolve_reader
-from reader.transport import TransportError
+from reader.transport import ReaderChoiceError, TransportError
 
 NAMES = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
 
@@ -51,6 +57,47 @@ def test_an_unlisted_code_keeps_its_number() -> None:
 )
 def test_resolve_reader(reader: str | int, name: str) -> None:
     assert resolve_reader(reader, NAMES) == name
+
+
+ACS = [
+    "ACS ACR122U PICC Interface 00 00",
+    "ACS ACR1252 1S CL Reader PICC 01 00",
+    "Virtual PCD 00 00",
+]
+
+
+@pytest.mark.parametrize(
+    ("reader", "name"),
+    [
+        ("acr122", ACS[0]),  # a part of one name, any case
+        ("VIRTUAL", ACS[2]),
+        ("1252 1s", ACS[1]),
+        ("Virtual PCD 00 00", ACS[2]),
+    ],
+)
+def test_a_part_of_one_name_picks_that_reader(reader: str, name: str) -> None:
+    assert resolve_reader(reader, ACS) == name
+
+
+def test_digits_are_an_index_before_a_part_of_a_name() -> None:
+    with pytest.raises(TransportError, match="no reader number 1252"):
+        resolve_reader("1252", ACS)
+
+
+def test_an_exact_name_wins_over_a_part_of_another() -> None:
+    names = ["Reader 0", "Reader 0 extra"]
+    assert resolve_reader("Reader 0", names) == "Reader 0"
+    assert resolve_reader("1", ["x 1", "y"]) == "y"  # the index before the part "1"
+
+
+def test_a_part_of_several_names_lists_them() -> None:
+    with pytest.raises(ReaderChoiceError) as caught:
+        resolve_reader("acs", ACS)
+    assert caught.value.matches == tuple(ACS[:2])
+    assert caught.value.reason == (
+        f"reader 'acs' matches 2 readers: {ACS[0]!r}, {ACS[1]!r} "
+        "(give more of the name, or its index: hcepay readers)"
+    )
 
 
 def test_one_reader_is_singular() -> None:
@@ -156,7 +203,9 @@ class AnsweringScard(FakeScard):
 @pytest.mark.parametrize(
     ("response", "reason"),
     [
-        (b"", "card removed"),  # vpcd's card closed its connection: pcscd answers nothing
+        # an ACR122U whose phone did not answer, or vpcd's card that closed its connection:
+        # the transmit succeeds with nothing; the card may still be there
+        (b"", "no answer from the card (the reader returned nothing)"),
         (b"\x90", "reader returned a response of 1 bytes"),
         (bytes(65537) + b"\x90\x00", "reader returned a response of 65539 bytes"),
     ],
@@ -165,7 +214,8 @@ def test_a_response_no_apdu_can_be_is_a_transport_error(
     monkeypatch: pytest.MonkeyPatch, response: bytes, reason: str
 ) -> None:
     """ISO 7816-4 5.1: a response APDU is 2 to 65538 bytes (its data and SW1 SW2); anything
-    else from the reader is a TransportError, and nothing at all means the card left."""
+    else from the reader is a TransportError, and nothing at all is no answer (the card may
+    still be in the field: a phone whose app did not answer)."""
     fake = AnsweringScard(response)
     for name in ("SCardEstablishContext", "SCardConnect", "SCardStatus", "SCardTransmit"):
         monkeypatch.setattr(pcsc.scard, name, getattr(fake, name))
@@ -349,3 +399,206 @@ def test_list_readers_gives_an_atr_only_for_a_present_card(monkeypatch: pytest.M
         pcsc.ReaderInfo(0, NAMES[0], None),
         pcsc.ReaderInfo(1, NAMES[1], b"\x3b\x80"),
     ]
+
+
+class NamedScard(RecordingScard):
+    """pcscd with the readers `names`: SCardConnect knows only their exact names."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.names = names
+
+    def SCardListReaders(self, context: int, groups: list[str]) -> tuple[int, list[str]]:
+        return 0, self.names
+
+    def SCardConnect(
+        self, context: int, name: str, share: int, protocols: int
+    ) -> tuple[int, int, int]:
+        if name not in self.names:
+            self.calls.append(("connect", context, name, share))
+            return Hresult.UNKNOWN_READER, 0, 0
+        return super().SCardConnect(context, name, share, protocols)
+
+
+def test_a_part_of_a_name_connects_to_that_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = NamedScard(ACS)
+    fake.install(monkeypatch)
+    transport = PcscTransport("acr122")
+    transport.connect()
+    assert transport.name == f"pcsc:{ACS[0]}"
+    transport.close()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["pay", "--amount", "1.00", "--reader", "acs"],
+        ["card", "send", "--reader", "acs", "00A4040000"],
+        ["vectors", "replay", "--reader", "acs", "VECTORS"],
+        ["vectors", "record", "--out", "OUT", "--reader", "acs"],
+    ],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+def test_a_reader_part_of_several_names_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: list[str]
+) -> None:
+    """`--reader acs` with two ACS readers: exit 2, both named; nothing sent to a card."""
+    NamedScard(ACS).install(monkeypatch)
+    home = tmp_path / "home"
+    make_demo_home(home)
+    vectors = Path(__file__).resolve().parents[2] / "vectors" / "card"
+    where = {"VECTORS": str(vectors), "OUT": str(tmp_path / "v.json")}
+    args = [where.get(a, a) for a in argv]
+    result = CliRunner().invoke(app, args, env={"HCEPAY_HOME": str(home), "COLUMNS": "300"})
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stderr.count("\n") == 1
+    assert f"reader 'acs' matches 2 readers: {ACS[0]!r}, {ACS[1]!r}" in result.stderr
+    assert not (tmp_path / "v.json").exists()
+
+
+class FakeClock:
+    """A monotonic clock that only `sleep` moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_a_reader_busy_for_a_moment_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A desktop service grabs the new card for a moment: the connect is tried again after
+    short sleeps and then succeeds (SCARD_E_SHARING_VIOLATION three times)."""
+    fake = RecordingScard(connect_codes=[Hresult.SHARING_VIOLATION] * 3)
+    fake.install(monkeypatch)
+    clock = FakeClock()
+    transport = PcscTransport(NAMES[0], clock=clock, sleep=clock.sleep)
+    assert transport.connect() == b"\x3b\x00"
+    assert [c[0] for c in fake.calls].count("connect") == 4
+    assert clock.sleeps == [pcsc.BUSY_SLICE] * 3
+    transport.close()
+
+
+def test_a_reader_held_for_good_is_busy_after_about_two_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = RecordingScard(connect_codes=[Hresult.SHARING_VIOLATION] * 1000)
+    fake.install(monkeypatch)
+    clock = FakeClock()
+    transport = PcscTransport(NAMES[0], clock=clock, sleep=clock.sleep)
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == pcsc.busy_reason(NAMES[0])
+    assert caught.value.reason.startswith(f"reader busy: another application holds {NAMES[0]} (")
+    assert "scdaemon" in caught.value.reason and "gsd-smartcard" in caught.value.reason
+    assert 1.9 <= clock.now <= 2.2 and max(clock.sleeps) <= 0.2  # bounded, in short sleeps
+    transport.close()
+
+
+class EmptyReaderScard(RecordingScard):
+    """A reader with no card until `arrives_after` status checks have timed out (None: never);
+    each timed-out SCardGetStatusChange moves `clock` on by its timeout."""
+
+    def __init__(self, clock: FakeClock, arrives_after: int | None) -> None:
+        super().__init__()
+        self.clock = clock
+        self.arrives_after = arrives_after
+        self.present = False
+        self.timeouts: list[int] = []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().install(monkeypatch)
+        monkeypatch.setattr(pcsc.scard, "SCardGetStatusChange", self.SCardGetStatusChange)
+
+    def SCardConnect(
+        self, context: int, name: str, share: int, protocols: int
+    ) -> tuple[int, int, int]:
+        if name not in NAMES or not self.present:
+            self.calls.append(("connect", context, name, share))
+            return Hresult.UNKNOWN_READER if name not in NAMES else Hresult.NO_SMARTCARD, 0, 0
+        return super().SCardConnect(context, name, share, protocols)
+
+    def SCardGetStatusChange(
+        self, context: int, timeout: int, states: list[tuple[str, int]]
+    ) -> tuple[int, list[tuple[str, int, list[int]]]]:
+        ((name, current),) = states
+        if self.arrives_after is not None and len(self.timeouts) >= self.arrives_after:
+            self.present = True
+            return 0, [(name, scard.SCARD_STATE_PRESENT | scard.SCARD_STATE_CHANGED, [0x3B])]
+        if current == scard.SCARD_STATE_UNAWARE:  # the first call answers the state at once
+            return 0, [(name, scard.SCARD_STATE_EMPTY | scard.SCARD_STATE_CHANGED, [])]
+        self.timeouts.append(timeout)
+        self.clock.sleep(timeout / 1000)
+        return Hresult.TIMEOUT, [(name, current, [])]
+
+
+def test_a_connect_waits_for_the_card_to_be_presented(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`wait`: an empty reader is watched (SCardGetStatusChange, in short slices) until the
+    phone is tapped; the reader is announced once."""
+    clock = FakeClock()
+    fake = EmptyReaderScard(clock, arrives_after=3)
+    fake.install(monkeypatch)
+    said: list[tuple[str, float]] = []
+    transport = PcscTransport(
+        "pcd 00 00", wait=30, on_wait=lambda *a: said.append(a), clock=clock, sleep=clock.sleep
+    )
+    assert transport.connect() == b"\x3b\x00"
+    assert said == [(NAMES[0], 30)]
+    assert fake.timeouts and max(fake.timeouts) <= 500  # Ctrl-C is seen within half a second
+    transport.close()
+
+
+def test_no_card_within_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    EmptyReaderScard(clock, arrives_after=None).install(monkeypatch)
+    transport = PcscTransport(NAMES[0], wait=3, clock=clock, sleep=clock.sleep)
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == f"no card presented to {NAMES[0]} within 3 s"
+    assert 3 <= clock.now <= 3.3
+    transport.close()
+
+
+def test_pay_waits_for_the_tap_and_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`pay --reader NAME --wait N` with nothing on the reader: one line asks for the card,
+    then exit 4 naming the wait (it said "no card in reader" at once)."""
+    clock = FakeClock()
+    clock.sleep = time.sleep  # type: ignore[method-assign]  # the CLI's clock is the real one
+    EmptyReaderScard(clock, arrives_after=None).install(monkeypatch)
+    home = tmp_path / "home"
+    make_demo_home(home)
+    args = ["pay", "--amount", "1.00", "--reader", "0", "--wait", "0.6", "--home", str(home)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 4, (result.output, result.exception)
+    assert result.stderr.splitlines() == [
+        f"present the card or phone to {NAMES[0]} (waiting up to 0.6 s)",
+        f"hcepay: error: transport error: no card presented to {NAMES[0]} within 0.6 s",
+    ]
+
+
+@pytest.mark.parametrize("wait", ["-1", "abc", "nan", "inf", "3601"])
+@pytest.mark.parametrize("command", ["pay", "card send"])
+def test_a_bad_wait_is_a_usage_error(tmp_path: Path, wait: str, command: str) -> None:
+    home = tmp_path / "home"
+    make_demo_home(home)
+    argv = ["--amount", "1.00"] if command == "pay" else ["00A4040000"]
+    args = [*command.split(), "--reader", "0", "--wait", wait, "--home", str(home), *argv]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "--wait" in result.stderr
+
+
+def test_wait_without_a_reader_is_a_usage_error(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    make_demo_home(home)
+    args = ["pay", "--amount", "1.00", "--wait", "5", "--home", str(home)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "hcepay: error: --wait waits for a card in a PC/SC reader: give --reader NAME too\n"
+    )
