@@ -20,7 +20,7 @@ from reader.pcsc import NO_ANSWER
 INS_GENERATE_AC = 0xAE
 SLOT = 1
 READER = "Virtual PCD 00 01"
-LEFT = ("card removed", NO_ANSWER)  # the reasons a card that dropped its connection gives
+LEFT = (NO_ANSWER,)  # a card that dropped its connection: pcscd answers its transmit with nothing
 ACCOUNT = "6200123456789012"
 PADDED_ACCOUNT = ACCOUNT + "ffff"  # the pending entry holds the account as the card sends it
 
