@@ -39,6 +39,7 @@ from reader.cli_common import (
     HomeOption,
     JsonOption,
     examples,
+    existing_home,
     fail,
     home_folder,
     home_lock,
@@ -257,9 +258,7 @@ def revoke(
     home or key store that does not is exit 2."""
     if not 0 <= serial <= MAX_SERIAL:
         fail(f"serial {serial}: must be 0 to {MAX_SERIAL}")
-    folder = home_folder(home)
-    if not folder.exists():  # a mistyped --home would revoke in a new, unused home
-        fail(f"{folder}: no such home (hcepay authority init makes one)")
+    folder = existing_home(home)  # a mistyped --home would revoke in a new, unused home
     with home_lock(folder):  # one writer of the key store at a time
         if not keystore_path(folder).exists():  # a key store of no key trusts no card
             fail(

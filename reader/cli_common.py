@@ -139,6 +139,15 @@ def home_folder(explicit: Path | None) -> Path:
     return folder
 
 
+def existing_home(explicit: Path | None) -> Path:
+    """The home folder (home_folder), which must exist: a command that only reads it, or
+    changes what is there, would show an empty home or make a new one for a mistyped --home."""
+    folder = home_folder(explicit)
+    if not folder.exists():
+        fail(f"{folder}: no such home (hcepay authority init makes one)")
+    return folder
+
+
 def examples(*commands: str) -> str:
     """A command's help epilog: its examples, one paragraph each (the help is markdown)."""
     return "**Examples**\n\n" + "\n\n".join(f"`{command}`" for command in commands)
