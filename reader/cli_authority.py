@@ -45,6 +45,7 @@ from reader.cli_common import (
     home_lock,
     key_index,
     problem,
+    refuse_past,
     stderr,
     stdout,
 )
@@ -70,8 +71,7 @@ def _expiry(text: str | None, today: date) -> date:
         expires = date.fromisoformat(text)
     except ValueError:
         fail(f"--expires {text!r}: must be a date YYYY-MM-DD")
-    if expires < today:
-        fail(f"--expires {text}: already past")
+    refuse_past("--expires", text, expires, today)
     return expires
 
 

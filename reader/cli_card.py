@@ -36,6 +36,7 @@ from reader.cli_common import (
     home_lock,
     key_index,
     problem,
+    refuse_past,
     stderr,
     stdout,
 )
@@ -73,6 +74,8 @@ def _expiry(text: str | None) -> str:
             fail(f"bad expiry {text!r}: expected YYYY-MM (2000-2099)")
         year, month = int(match[1]), int(match[2])
     last = calendar.monthrange(year, month)[1]
+    if text is not None:  # valid through its month's last day (authority/license.py)
+        refuse_past("--expiry", text, date(year, month, last), date.today())
     return f"{year % 100:02d}{month:02d}{last:02d}"
 
 
@@ -87,7 +90,12 @@ def issue(
     account: Annotated[str, typer.Option("--account", help="Credit account id: up to 19 digits.")],
     limit: Annotated[str, typer.Option("--limit", help="Credit limit, e.g. 1000.00.")],
     expiry: Annotated[
-        str | None, typer.Option("--expiry", metavar="YYYY-MM", help="Default: 5 years on.")
+        str | None,
+        typer.Option(
+            "--expiry",
+            metavar="YYYY-MM",
+            help="Valid through that month's end; not a past month. Default: 5 years on.",
+        ),
     ] = None,
     bits: Annotated[
         int, typer.Option("--bits", help="APP key size: 1024..1984, a multiple of 8.")

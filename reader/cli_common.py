@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import date
 from enum import IntEnum
 from pathlib import Path
 from types import FrameType
@@ -146,6 +147,13 @@ def existing_home(explicit: Path | None) -> Path:
     if not folder.exists():
         fail(f"{folder}: no such home (hcepay authority init makes one)")
     return folder
+
+
+def refuse_past(option: str, text: str, last_day: date, today: date) -> None:
+    """A date a user gives that is already past is a usage error (exit 2): a key or a card
+    that expired before it was made is refused at every payment."""
+    if last_day < today:
+        fail(f"{option} {text}: already past")
 
 
 def examples(*commands: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,21 @@ def test_issue_refuses_an_existing_card_and_bad_input(home: Path) -> None:
         code, _, err = run(*base, "--account", "1", "--limit", "1", "--holder", holder)
         assert code == 2 and "--holder" in err, (holder, err)
     assert not (home / "cards" / "1").exists()
+
+
+def test_issue_refuses_an_expiry_already_past(tmp_path: Path) -> None:
+    """`--expiry 2020-01` issued a card that every payment then refused ("license expired"),
+    as `authority init --expires` refuses a past date. The current month is valid through
+    its last day, so it is issued."""
+    assert run("authority", "init", "--home", str(tmp_path), "--bits", "1024")[0] == 0
+    base = ["card", "issue", "--home", str(tmp_path), "--bits", "1024", "--limit", "1"]
+    last_month = (date.today().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    for past in ("2020-01", last_month):
+        code, out, err = run(*base, "--account", "1", "--expiry", past)
+        assert (code, out, err) == (2, "", f"hcepay: error: --expiry {past}: already past\n")
+    assert not (tmp_path / "cards" / "1").exists()
+    code, out, err = run(*base, "--account", "2", "--expiry", date.today().strftime("%Y-%m"))
+    assert code == 0 and "issued card 2" in out, err
 
 
 def test_send_in_process_keeps_state_between_runs(home: Path) -> None:
