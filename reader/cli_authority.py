@@ -344,7 +344,7 @@ def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
             "next_serial": next_serial,
             "revoked": sorted(store.revoked),
         }
-        stdout.print(json.dumps(doc, indent=2))
+        stdout.print(json.dumps(doc))  # one line, as every --json
         return
     table = Table(title=f"credit authority keys in {folder}")
     for column in ("index", "bits", "e", "private key", "terminal", "expires"):
