@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 import typer
 
@@ -279,17 +279,24 @@ def send(
             "--card", metavar="ACCOUNT", help="With --in-process; default: the only card."
         ),
     ] = None,
-    decode: Annotated[bool, typer.Option("--decode", help="Decode each response.")] = False,
+    decode: Annotated[
+        bool,
+        typer.Option("--decode", help="Decode each response (with --json: each item's `decoded`)."),
+    ] = False,
     as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
     """Send raw command APDUs in order, in one session; print each response in hex (with
-    --json: a list of {"command", "response", "sw"})."""
+    --json: a list of {"command", "response", "sw"}).
+
+    With --decode, each response is decoded as `hcepay decode --response` shows it; with
+    --json too, each item has `decoded`: the object `hcepay decode --response --json`
+    prints (`data`, `sw`, `sw_meaning`, `tlv`, `tlv_error`)."""
     commands = _commands(apdus or [])
     link = LoggingTransport(_link(in_process, reader, home, card))  # -v: one line a pair
     from reader.cli_decode import _print_text, decode_response
 
-    exchanged: list[dict[str, str]] = []
+    exchanged: list[dict[str, Any]] = []
     try:
         link.connect()
         try:
@@ -303,6 +310,8 @@ def send(
                             "sw": response[-2:].hex().upper(),
                         }
                     )
+                    if decode:
+                        exchanged[-1]["decoded"] = decode_response(response)
                     continue
                 stdout.print(response.hex().upper())
                 if decode:

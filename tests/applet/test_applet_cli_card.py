@@ -131,6 +131,20 @@ def test_send_json_lists_each_exchange(home: Path) -> None:
     assert exchange["response"].startswith("6F") and exchange["response"].endswith("9000")
 
 
+def test_send_json_with_decode_has_each_response_decoded(home: Path) -> None:
+    """--decode was ignored with --json: each item has `decoded`, what `hcepay decode
+    --response --json` prints of its response; without --decode, no `decoded`."""
+    send = ["card", "send", "--home", str(home), "--in-process", "--json"]
+    code, out, _ = run(*send, "--decode", "80CA9F3600")
+    (exchange,) = json.loads(out)
+    assert code == 0 and len(out.splitlines()) == 1
+    decoded = run("decode", "--response", "--json", exchange["response"])[1]
+    assert exchange["decoded"] == json.loads(decoded)
+    assert exchange["decoded"]["tlv"][0]["name"] == "Application Transaction Counter (ATC)"
+    code, out, _ = run(*send, "80CA9F3600")
+    assert code == 0 and "decoded" not in json.loads(out)[0]
+
+
 def test_send_decodes_and_refuses_bad_hex(home: Path) -> None:
     code, out, _ = run(
         "card", "send", "--home", str(home), "--in-process", "--decode", "80CA9F3600"
