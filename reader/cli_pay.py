@@ -473,6 +473,8 @@ def _write_trace(
         write_trace(path, doc)
     except OSError as exc:  # the payment is done: its verdict and exit code stand
         stderr.print(f"hcepay: warning: cannot write the trace {path}: {exc.strerror or exc}")
+        return
+    stderr.print(f"trace written to {path}")  # stderr: --json's stdout stays one object
 
 
 def _check_trace(path: Path | None) -> None:

@@ -65,6 +65,7 @@ def test_a_trace_that_cannot_be_written_stops_before_paying(home: Path) -> None:
     with TransactionLog(home / "terminal.db") as log:
         assert log.count() == 0 and log.pending() == []
     code, out = _pay(home, "--amount", "1.00", "--trace", str(home / "t.json"))
+    out = out.removeprefix(f"trace written to {home / 't.json'}\n")  # stderr, before stdout
     assert code == 0 and json.loads(out)["atc"] == 1  # the refused runs touched no card
     assert json.loads((home / "t.json").read_text())["steps"]
 
@@ -101,6 +102,7 @@ def test_a_trace_never_replaces_the_homes_own_files(home: Path) -> None:
     with TransactionLog(home / "terminal.db") as log:
         assert log.count() == 1 and log.pending() == []
     code, out = _pay(home, "--amount", "2.00", "--trace", str(home / "last.json"))
+    out = out.removeprefix(f"trace written to {home / 'last.json'}\n")  # stderr, before stdout
     assert code == 0 and json.loads(out)["atc"] == 2  # the refused runs touched no card
 
 
