@@ -204,11 +204,12 @@ ONE_TRANSPORT: Final = "pick one of --in-process and --reader NAME"  # both were
 
 def hex_input(text: str) -> bytes:
     """Hex digits (blanks and colons already removed) as bytes; ValueError saying what is
-    wrong as a predicate: "is not hexadecimal ('G' at 3)" or "has an odd number of hex
-    digits (3)" (fromhex's own text names neither)."""
+    wrong as a predicate: "is not hexadecimal ('G' at offset 2)" (0-based, as a
+    DecodeError's offset) or "has an odd number of hex digits (3)" (fromhex's own text
+    names neither)."""
     bad = next((i for i, c in enumerate(text) if c not in string.hexdigits), None)
     if bad is not None:
-        raise ValueError(f"is not hexadecimal ({text[bad]!r} at {bad + 1})")
+        raise ValueError(f"is not hexadecimal ({text[bad]!r} at offset {bad})")
     if len(text) % 2:
         raise ValueError(f"has an odd number of hex digits ({len(text)})")
     return bytes.fromhex(text)

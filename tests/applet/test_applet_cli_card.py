@@ -174,9 +174,12 @@ def test_send_names_the_line_or_argument_of_a_bad_apdu(home: Path) -> None:
     lines hold none): it names the line (the argument for arguments)."""
     base = ("card", "send", "--home", str(home), "--in-process")
     code, _, err = run(*base, "-", stdin=f"# select\n\n{SELECT_AID}\n\nzz\n")
-    assert code == 2 and err == "hcepay: error: line 5 is not hexadecimal ('z' at 1): 'zz'\n"
+    assert code == 2 and err == "hcepay: error: line 5 is not hexadecimal ('z' at offset 0): 'zz'\n"
     code, _, err = run(*base, SELECT_AID, "# a comment", "GG")
-    assert code == 2 and err == "hcepay: error: argument 3 is not hexadecimal ('G' at 1): 'GG'\n"
+    assert (
+        code == 2
+        and err == "hcepay: error: argument 3 is not hexadecimal ('G' at offset 0): 'GG'\n"
+    )
     code, _, err = run(*base, "-", stdin=f"\n{'00' * 70000}\n")
     assert code == 2 and err.startswith("hcepay: error: line 2 is longer than ")
 
