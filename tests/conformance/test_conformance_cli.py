@@ -179,6 +179,45 @@ def test_a_vector_path_that_is_not_a_file_is_refused(tmp_path: Path) -> None:
     assert code == 2 and "not a regular file" in stderr
 
 
+def test_a_missing_vector_file_is_one_plain_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexist.json"
+    code, out, err = run("vectors", "replay", str(missing))
+    assert (code, out, err) == (2, "", f"hcepay: error: {missing}: No such file or directory\n")
+
+
+@pytest.mark.parametrize(
+    ("vector", "damage", "says"),
+    [
+        (TERMINAL_APPROVE, "terminal.json", "terminal.json: No such file or directory"),
+        (TERMINAL_APPROVE, "terminal.json/", "terminal.json: is a folder, not a file"),
+        (TERMINAL_APPROVE, "terminal.json={}", "profile 'test-card-1': missing field 'terminal_"),
+        (APPROVE, "app.pem/", "cannot be opened: {profiles}/test-card-1/app.pem: is a folder"),
+    ],
+)
+def test_a_damaged_profile_is_named_in_plain_words(
+    vector: Path, damage: str, says: str, tmp_path: Path
+) -> None:
+    """A profile file that was missing was Python's "[Errno 2] No such file or directory:
+    'PATH'" in the replay's difference; a missing field was only "'terminal_id'". DAMAGE
+    is NAME (removed), NAME/ (a folder in its place) or NAME=TEXT."""
+    import shutil
+
+    profiles = tmp_path / "profiles"
+    shutil.copytree(ROOT / "vectors" / "profiles", profiles)
+    name, _, text = damage.partition("=")
+    target = profiles / "test-card-1" / name.rstrip("/")
+    target.unlink()
+    if name.endswith("/"):
+        target.mkdir()
+    elif text:
+        target.write_text(text, encoding="utf-8")
+    code, out, _ = run("vectors", "replay", "--json", "--profiles", str(profiles), str(vector))
+    (result,) = json.loads(out)["results"]
+    got = result["difference"]["got"]
+    assert code == 1 and says.replace("{profiles}", str(profiles)) in got, got
+    assert "[Errno" not in got
+
+
 def test_a_terminal_sending_another_command_is_caught() -> None:
     vector = vx.load(TERMINAL_APPROVE)
     steps = list(vector.steps)
