@@ -57,8 +57,22 @@ def marked(hex_text: str, positions: Sequence[int], *, around: int | None = None
     return text
 
 
-def difference_cell(difference: vx.Difference) -> Text:
-    """The table cell of a difference: where, then expected and got with the bytes marked."""
+def carets(length: int, positions: Sequence[int], around: int) -> str:
+    """A line of `^^` under the bytes at `positions` in the window `marked` shows of hex of
+    `length` bytes around `around`: the mark where no colour shows (a file, a pipe,
+    NO_COLOR)."""
+    first = max(0, around - CONTEXT_BYTES)
+    last = min(length, around + CONTEXT_BYTES + 1)
+    marks = set(positions)
+    line = " " if first > 0 else ""  # under the "…"
+    line += "".join("^^" if offset in marks else "  " for offset in range(first, last))
+    return line.rstrip()
+
+
+def difference_cell(difference: vx.Difference, caret_line: bool | None = None) -> Text:
+    """The table cell of a difference: where, then expected and got with the bytes marked:
+    in bold red, and with a `^^` line under them when the output shows no colour
+    (`caret_line` None: stdout's own)."""
     head = difference.describe().split(":", 1)[0]
     cell = Text(head + "\n", style="yellow")
     if difference.problem in (vx.Problem.TRANSPORT, vx.Problem.SETUP):
@@ -72,6 +86,9 @@ def difference_cell(difference: vx.Difference) -> Text:
     cell.append(marked(difference.expected, difference.positions, around=difference.offset))
     cell.append("\ngot      ")
     cell.append(marked(difference.got, difference.positions, around=difference.offset))
+    if caret_line if caret_line is not None else stdout.color_system is None:
+        length = max(len(difference.expected), len(difference.got)) // 2
+        cell.append("\n         " + carets(length, difference.positions, difference.offset))
     return cell
 
 

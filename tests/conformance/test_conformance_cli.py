@@ -179,6 +179,25 @@ def test_a_vector_path_that_is_not_a_file_is_refused(tmp_path: Path) -> None:
     assert code == 2 and "not a regular file" in stderr
 
 
+def test_a_piped_replay_marks_the_differing_bytes(tmp_path: Path) -> None:
+    """docs/conformance.md: the FAIL row shows the differing bytes marked. Piped (here, the
+    runner's output) there is no colour: a line of carets marks them under "got"."""
+    vector = json.loads(APPROVE.read_text(encoding="utf-8"))
+    response = vector["steps"][1]["r"]
+    vector["steps"][1]["r"] = (
+        response[:40] + ("00" if response[40:42] != "00" else "11") + response[42:]
+    )
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(vector), encoding="utf-8")
+    code, out, _ = run("vectors", "replay", str(changed))
+    cells = [line.split("│")[-2].rstrip() for line in out.splitlines() if line.count("│") > 2]
+    got = next(i for i, cell in enumerate(cells) if cell.lstrip().startswith("got "))
+    assert code == 1 and "step 2, byte 20" in cells[got - 2], out
+    column = cells[got + 1].index("^^")
+    assert cells[got + 1].strip() == "^^"
+    assert cells[got][column : column + 2] != cells[got - 1][column : column + 2]  # the byte
+
+
 def test_a_missing_vector_file_is_one_plain_line(tmp_path: Path) -> None:
     missing = tmp_path / "nonexist.json"
     code, out, err = run("vectors", "replay", str(missing))
