@@ -255,7 +255,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             summary = {"passed": len(results) - failed, "failed": failed, "left_out": left_out}
             payload = {"results": [result_json(r) for r in results], **summary}
-            stdout.print_json(json.dumps(payload))
+            stdout.print(json.dumps(payload))
         else:
             stdout.print(results_table(results))
             style = "green" if not failed else "bold red"
@@ -427,7 +427,7 @@ def register_record(group: typer.Typer) -> None:
             "reason": run.reason,
         }
         if as_json:
-            stdout.print_json(json.dumps(summary))
+            stdout.print(json.dumps(summary))
         else:
             stdout.print(f"wrote {out}: {plural(len(vector.steps), 'step')}, {summary['verdict']}")
 
@@ -536,7 +536,7 @@ def register_serve(group: typer.Typer) -> None:
                 row = result_json(result)
                 row["expect"] = sv.expected_end(vector)
                 rows.append(row)
-            stdout.print_json(
+            stdout.print(
                 json.dumps({"results": rows, "passed": len(results) - failed, "failed": failed})
             )
         elif results:

@@ -44,6 +44,7 @@ def test_a_live_payment_recorded_replays_byte_exact(tmp_path: Path) -> None:
     )
     assert code == 0, stdout
     assert json.loads(stdout)["verdict"] == "approved"
+    assert len(stdout.splitlines()) == 1  # one line, as every --json (it was indented)
     vector = vx.load(out)
     assert vector.card == vx.CardStart("test-card-1", 5, 10_000)
     assert vector.terminal is not None and vector.terminal.amount == 750
@@ -89,6 +90,7 @@ def test_replay_exit_codes_and_table(tmp_path: Path) -> None:
     assert code == 1
     assert "FAIL" in stdout and "step 3" in stdout and "1 passed, 1 failed" in stdout
     code, stdout, _ = run("vectors", "replay", str(bad), "--json")
+    assert len(stdout.splitlines()) == 1  # one line, as every --json (it was indented)
     difference = json.loads(stdout)["results"][0]["difference"]
     assert (difference["step"], difference["offset"], difference["expected"]) == (
         3,
