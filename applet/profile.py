@@ -101,7 +101,10 @@ class CardProfile:
 
 
 def _field(obj: dict[str, Any], key: str, kind: type) -> Any:
-    value = obj.get(key)
+    """The field `key` of type `kind`; ValueError saying it is missing, or of another type."""
+    if key not in obj:
+        raise ValueError(f"missing field {key!r}")
+    value = obj[key]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ValueError(f"{key!r} must be {kind.__name__}")
     return value

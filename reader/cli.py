@@ -32,6 +32,8 @@ _CLICK_ERROR: type[Exception] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
 )
 
+_CLICK_CONTEXT: type = next(c for c in typer.Context.__mro__[1:] if c.__name__ == "Context")
+
 
 def usage_line(exc: Exception) -> str:
     """A usage error that click found (an unknown option or command, a missing or bad
@@ -41,9 +43,33 @@ def usage_line(exc: Exception) -> str:
         line.strip() for line in str(getattr(exc, "format_message", exc.__str__)()).splitlines()
     ).rstrip(".")
     message = message[:1].lower() + message[1:]
-    ctx = getattr(exc, "ctx", None)
+    ctx = _context_of(exc)
     path = getattr(ctx, "command_path", "") or "hcepay"
+    if ctx is not None and ctx.parent is not None and _is_verbose(exc):
+        root = ctx.find_root().command_path  # -v is the root's option, not the command's
+        option = getattr(exc, "option_name", "-v")
+        message += f"; {option} goes before the command: {root} {option}{path[len(root) :]} ..."
     return f"hcepay: error: {message} (see '{path} -h')"
+
+
+def _context_of(exc: Exception) -> Any:
+    """The context of the command whose arguments were being parsed when `exc` was raised:
+    click's parser raises some errors (an option's missing value) with none, though the
+    command is known (its parse_args frame holds it). None before any command."""
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        return ctx
+    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):  # the innermost
+        candidate = frame.f_locals.get("ctx")
+        if isinstance(candidate, _CLICK_CONTEXT):
+            return candidate
+    return None
+
+
+def _is_verbose(exc: Exception) -> bool:
+    """Whether `exc` is the root's -v/--verbose given after a command (`hcepay pay -v`)."""
+    name = getattr(exc, "option_name", None)
+    return type(exc).__name__ == "NoSuchOption" and name in ("-v", "--verbose")
 
 
 class OneLineErrors(TyperGroup):

@@ -39,11 +39,13 @@ from reader.cli_common import (
     HomeOption,
     JsonOption,
     examples,
+    existing_home,
     fail,
     home_folder,
     home_lock,
     key_index,
     problem,
+    refuse_past,
     stderr,
     stdout,
 )
@@ -69,8 +71,7 @@ def _expiry(text: str | None, today: date) -> date:
         expires = date.fromisoformat(text)
     except ValueError:
         fail(f"--expires {text!r}: must be a date YYYY-MM-DD")
-    if expires < today:
-        fail(f"--expires {text}: already past")
+    refuse_past("--expires", text, expires, today)
     return expires
 
 
@@ -257,9 +258,7 @@ def revoke(
     home or key store that does not is exit 2."""
     if not 0 <= serial <= MAX_SERIAL:
         fail(f"serial {serial}: must be 0 to {MAX_SERIAL}")
-    folder = home_folder(home)
-    if not folder.exists():  # a mistyped --home would revoke in a new, unused home
-        fail(f"{folder}: no such home (hcepay authority init makes one)")
+    folder = existing_home(home)  # a mistyped --home would revoke in a new, unused home
     with home_lock(folder):  # one writer of the key store at a time
         if not keystore_path(folder).exists():  # a key store of no key trusts no card
             fail(
@@ -345,7 +344,7 @@ def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
             "next_serial": next_serial,
             "revoked": sorted(store.revoked),
         }
-        stdout.print(json.dumps(doc, indent=2))
+        stdout.print(json.dumps(doc))  # one line, as every --json
         return
     table = Table(title=f"credit authority keys in {folder}")
     for column in ("index", "bits", "e", "private key", "terminal", "expires"):

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 import typer
 
@@ -39,6 +39,7 @@ from reader.cli_common import (
     home_lock,
     key_index,
     problem,
+    refuse_past,
     require_pcsc,
     stderr,
     stdout,
@@ -78,6 +79,8 @@ def _expiry(text: str | None) -> str:
             fail(f"bad expiry {text!r}: expected YYYY-MM (2000-2099)")
         year, month = int(match[1]), int(match[2])
     last = calendar.monthrange(year, month)[1]
+    if text is not None:  # valid through its month's last day (authority/license.py)
+        refuse_past("--expiry", text, date(year, month, last), date.today())
     return f"{year % 100:02d}{month:02d}{last:02d}"
 
 
@@ -92,7 +95,12 @@ def issue(
     account: Annotated[str, typer.Option("--account", help="Credit account id: up to 19 digits.")],
     limit: Annotated[str, typer.Option("--limit", help="Credit limit, e.g. 1000.00.")],
     expiry: Annotated[
-        str | None, typer.Option("--expiry", metavar="YYYY-MM", help="Default: 5 years on.")
+        str | None,
+        typer.Option(
+            "--expiry",
+            metavar="YYYY-MM",
+            help="Valid through that month's end; not a past month. Default: 5 years on.",
+        ),
     ] = None,
     bits: Annotated[
         int, typer.Option("--bits", help="APP key size: 1024..1984, a multiple of 8.")
@@ -282,17 +290,24 @@ def send(
     wait: Annotated[
         float | None, typer.Option("--wait", metavar="SECONDS", help=f"{WAIT_HELP} Default: 0.")
     ] = None,
-    decode: Annotated[bool, typer.Option("--decode", help="Decode each response.")] = False,
+    decode: Annotated[
+        bool,
+        typer.Option("--decode", help="Decode each response (with --json: each item's `decoded`)."),
+    ] = False,
     as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
     """Send raw command APDUs in order, in one session; print each response in hex (with
-    --json: a list of {"command", "response", "sw"})."""
+    --json: a list of {"command", "response", "sw"}).
+
+    With --decode, each response is decoded as `hcepay decode --response` shows it; with
+    --json too, each item has `decoded`: the object `hcepay decode --response --json`
+    prints (`data`, `sw`, `sw_meaning`, `tlv`, `tlv_error`)."""
     commands = _commands(apdus or [])
     link = LoggingTransport(_link(in_process, reader, home, card, wait))  # -v: one line a pair
     from reader.cli_decode import _print_text, decode_response
 
-    exchanged: list[dict[str, str]] = []
+    exchanged: list[dict[str, Any]] = []
     try:
         link.connect()
         try:
@@ -306,6 +321,8 @@ def send(
                             "sw": response[-2:].hex().upper(),
                         }
                     )
+                    if decode:
+                        exchanged[-1]["decoded"] = decode_response(response)
                     continue
                 stdout.print(response.hex().upper())
                 if decode:

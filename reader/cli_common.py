@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import date
 from enum import IntEnum
 from pathlib import Path
 from types import FrameType
@@ -141,6 +142,22 @@ def home_folder(explicit: Path | None) -> Path:
     return folder
 
 
+def existing_home(explicit: Path | None) -> Path:
+    """The home folder (home_folder), which must exist: a command that only reads it, or
+    changes what is there, would show an empty home or make a new one for a mistyped --home."""
+    folder = home_folder(explicit)
+    if not folder.exists():
+        fail(f"{folder}: no such home (hcepay authority init makes one)")
+    return folder
+
+
+def refuse_past(option: str, text: str, last_day: date, today: date) -> None:
+    """A date a user gives that is already past is a usage error (exit 2): a key or a card
+    that expired before it was made is refused at every payment."""
+    if last_day < today:
+        fail(f"{option} {text}: already past")
+
+
 def examples(*commands: str) -> str:
     """A command's help epilog: its examples, one paragraph each (the help is markdown)."""
     return "**Examples**\n\n" + "\n\n".join(f"`{command}`" for command in commands)
@@ -229,11 +246,12 @@ def require_pcsc() -> None:
 
 def hex_input(text: str) -> bytes:
     """Hex digits (blanks and colons already removed) as bytes; ValueError saying what is
-    wrong as a predicate: "is not hexadecimal ('G' at 3)" or "has an odd number of hex
-    digits (3)" (fromhex's own text names neither)."""
+    wrong as a predicate: "is not hexadecimal ('G' at offset 2)" (0-based, as a
+    DecodeError's offset) or "has an odd number of hex digits (3)" (fromhex's own text
+    names neither)."""
     bad = next((i for i, c in enumerate(text) if c not in string.hexdigits), None)
     if bad is not None:
-        raise ValueError(f"is not hexadecimal ({text[bad]!r} at {bad + 1})")
+        raise ValueError(f"is not hexadecimal ({text[bad]!r} at offset {bad})")
     if len(text) % 2:
         raise ValueError(f"has an odd number of hex digits ({len(text)})")
     return bytes.fromhex(text)

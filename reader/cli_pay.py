@@ -40,6 +40,7 @@ from reader.cli_common import (
     announce_wait,
     default_home,
     examples,
+    existing_home,
     fail,
     home_folder,
     interrupted,
@@ -481,6 +482,8 @@ def _write_trace(
         write_trace(path, doc)
     except OSError as exc:  # the payment is done: its verdict and exit code stand
         stderr.print(f"hcepay: warning: cannot write the trace {path}: {exc.strerror or exc}")
+        return
+    stderr.print(f"trace written to {path}")  # stderr: --json's stdout stays one object
 
 
 def _check_trace(path: Path | None) -> None:
@@ -765,6 +768,8 @@ def log_command(
 
     With --verify, exit 3 when a row fails its re-check. A row or pending entry the log
     cannot read back (a column not of the type the log writes) is one line naming it, exit 2.
+    A home that does not exist is exit 2 (a mistyped --home); one with no log yet shows an
+    empty log.
 
     With --json, one object: `log` (the file), `transactions` (the rows; with --verify each
     has `verified` and `verify_reason`), `pending_entries` (each `created`, `account`,
@@ -772,7 +777,7 @@ def log_command(
     (payments kept for `hcepay log recover`)."""
     if ctx.invoked_subcommand is not None:
         return
-    root = home_folder(home)
+    root = existing_home(home)  # a mistyped --home is not an empty log
     path = log_path(root)
     rows = []
     pending_rows: list[PendingRow] = []
@@ -854,8 +859,8 @@ def _given(ctx: _HasSources, name: str) -> bool:
 def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """Import the spool (payments decided but not recorded) into the log, each once.
     Exit 5 when entries are left in the spool; exit 2 when the log cannot be opened and
-    the spool is empty (as `hcepay log`). Unreadable lines are kept aside in
-    `<spool>.bad` (--json: `unreadable_kept_in`).
+    the spool is empty, or the home does not exist (as `hcepay log`). Unreadable lines are
+    kept aside in `<spool>.bad` (--json: `unreadable_kept_in`).
 
     `--home` and `--json` may come before `recover` too (`hcepay log --home A recover`)."""
     parent = ctx.parent
@@ -868,7 +873,7 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
         if _given(ctx, "home") and home != outer:
             fail(f"two home folders: --home {outer} and --home {home}")
         home = outer
-    root = home_folder(home)
+    root = existing_home(home)  # a mistyped --home is not "0 imported"
     path = log_path(root)
     try:  # the keys verify spooled payments: with none spooled, a home needs none
         spooled = spool.pending_count(path)

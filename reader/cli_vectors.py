@@ -59,8 +59,22 @@ def marked(hex_text: str, positions: Sequence[int], *, around: int | None = None
     return text
 
 
-def difference_cell(difference: vx.Difference) -> Text:
-    """The table cell of a difference: where, then expected and got with the bytes marked."""
+def carets(length: int, positions: Sequence[int], around: int) -> str:
+    """A line of `^^` under the bytes at `positions` in the window `marked` shows of hex of
+    `length` bytes around `around`: the mark where no colour shows (a file, a pipe,
+    NO_COLOR)."""
+    first = max(0, around - CONTEXT_BYTES)
+    last = min(length, around + CONTEXT_BYTES + 1)
+    marks = set(positions)
+    line = " " if first > 0 else ""  # under the "…"
+    line += "".join("^^" if offset in marks else "  " for offset in range(first, last))
+    return line.rstrip()
+
+
+def difference_cell(difference: vx.Difference, caret_line: bool | None = None) -> Text:
+    """The table cell of a difference: where, then expected and got with the bytes marked:
+    in bold red, and with a `^^` line under them when the output shows no colour
+    (`caret_line` None: stdout's own)."""
     head = difference.describe().split(":", 1)[0]
     cell = Text(head + "\n", style="yellow")
     if difference.problem in (vx.Problem.TRANSPORT, vx.Problem.SETUP):
@@ -74,6 +88,9 @@ def difference_cell(difference: vx.Difference) -> Text:
     cell.append(marked(difference.expected, difference.positions, around=difference.offset))
     cell.append("\ngot      ")
     cell.append(marked(difference.got, difference.positions, around=difference.offset))
+    if caret_line if caret_line is not None else stdout.color_system is None:
+        length = max(len(difference.expected), len(difference.got)) // 2
+        cell.append("\n         " + carets(length, difference.positions, difference.offset))
     return cell
 
 
@@ -246,7 +263,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             summary = {"passed": len(results) - failed, "failed": failed, "left_out": left_out}
             payload = {"results": [result_json(r) for r in results], **summary}
-            stdout.print_json(json.dumps(payload))
+            stdout.print(json.dumps(payload))
         else:
             stdout.print(results_table(results))
             style = "green" if not failed else "bold red"
@@ -439,7 +456,7 @@ def register_record(group: typer.Typer) -> None:
             "reason": run.reason,
         }
         if as_json:
-            stdout.print_json(json.dumps(summary))
+            stdout.print(json.dumps(summary))
         else:
             stdout.print(f"wrote {out}: {plural(len(vector.steps), 'step')}, {summary['verdict']}")
 
@@ -548,7 +565,7 @@ def register_serve(group: typer.Typer) -> None:
                 row = result_json(result)
                 row["expect"] = sv.expected_end(vector)
                 rows.append(row)
-            stdout.print_json(
+            stdout.print(
                 json.dumps({"results": rows, "passed": len(results) - failed, "failed": failed})
             )
         elif results:

@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from authority.home import write_atomic
+from authority.home import os_problem, write_atomic
 from authority.license import account_from_digits
 from reader.checks import Verdict
 
@@ -752,6 +752,17 @@ class TerminalSetup:
     authority_expires: date
 
 
+def _problem(exc: Exception) -> str:
+    """A profile file's error in plain words: an OSError names its file ("PATH: No such file
+    or directory", authority/home.py os_problem), never Python's "[Errno 2] ..."; a missing
+    JSON field is named as missing."""
+    if isinstance(exc, OSError):
+        return os_problem(exc)
+    if isinstance(exc, KeyError):
+        return f"missing field {exc}"
+    return str(exc)
+
+
 def terminal_setup(vector: Vector, profiles: Path) -> TerminalSetup:
     """The terminal of a terminal-side vector, from its profile; VectorError when the profile
     cannot give it (PROTOCOL.md §8, docs/conformance.md)."""
@@ -768,7 +779,7 @@ def terminal_setup(vector: Vector, profiles: Path) -> TerminalSetup:
         index = int(card["ca_index"])
         expires = date.fromisoformat(values.authority_expires or DEFAULT_AUTHORITY_EXPIRY)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise VectorError(f"profile {vector.card.profile!r}: {exc}", "terminal") from None
+        raise VectorError(f"profile {vector.card.profile!r}: {_problem(exc)}", "terminal") from None
     request = PaymentRequest(
         DEFAULT_AMOUNT if values.amount is None else values.amount,
         DEFAULT_CURRENCY if values.currency is None else values.currency,
@@ -806,7 +817,7 @@ def run_terminal(vector: Vector, profiles: Path, transport: Transport) -> Termin
     try:
         authority = load_public(setup.authority_key)
     except (OSError, ValueError, KeyFileError) as exc:
-        raise VectorError(f"the terminal's authority key: {exc}", "terminal") from None
+        raise VectorError(f"the terminal's authority key: {_problem(exc)}", "terminal") from None
     keys = KeyStore(
         {setup.index: AuthorityKey(setup.index, authority, setup.authority_expires)},
         frozenset(values.revoked),
@@ -999,7 +1010,8 @@ def in_process_card(start: CardStart, profiles: Path) -> Card:
     try:
         return open_card(folder, MemoryStateStore(CardState(start.atc, start.used)))
     except (OSError, ValueError) as exc:
-        raise VectorError(f"profile {start.profile!r} cannot be opened: {exc}", "card") from None
+        why = _problem(exc)
+        raise VectorError(f"profile {start.profile!r} cannot be opened: {why}", "card") from None
 
 
 def replay_card_in_process(vector: Vector, profiles: Path) -> ReplayResult:

@@ -102,7 +102,8 @@ def test_tlv_error_is_null_with_a_tree_or_no_data() -> None:
     [
         (["decode", "00A40400FF00"], "Lc 255 does not match the 1 byte after it at offset 4"),
         (["decode", "--response", "90"], "shorter than its 2-byte status word at offset 1"),
-        (["decode", "zz"], "input is not hexadecimal ('z' at 1)"),
+        (["decode", "zz"], "input is not hexadecimal ('z' at offset 0)"),  # 0-based, as
+        (["decode", "00A4 04zz"], "input is not hexadecimal ('z' at offset 6)"),  # the above
         (["decode", "00A"], "input has an odd number of hex digits (3)"),
     ],
 )
@@ -145,5 +146,7 @@ def test_hex_input_names_the_first_character_that_is_no_hex_digit(
     head: str, bad: str, tail: str
 ) -> None:
     head = "".join(c for c in head if c in "0123456789abcdefABCDEF")
-    with pytest.raises(ValueError, match=re.escape(f"({bad!r} at {len(head) + 1})")):
+    """The offset is 0-based, as a DecodeError's ("at offset 4"): the bad character is
+    text[offset] (it was 1-based: `'z' at 1` where decode said `at offset 0`)."""
+    with pytest.raises(ValueError, match=re.escape(f"({bad!r} at offset {len(head)})")):
         hex_input(head + bad + tail)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,21 @@ def test_issue_refuses_an_existing_card_and_bad_input(home: Path) -> None:
     assert not (home / "cards" / "1").exists()
 
 
+def test_issue_refuses_an_expiry_already_past(tmp_path: Path) -> None:
+    """`--expiry 2020-01` issued a card that every payment then refused ("license expired"),
+    as `authority init --expires` refuses a past date. The current month is valid through
+    its last day, so it is issued."""
+    assert run("authority", "init", "--home", str(tmp_path), "--bits", "1024")[0] == 0
+    base = ["card", "issue", "--home", str(tmp_path), "--bits", "1024", "--limit", "1"]
+    last_month = (date.today().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    for past in ("2020-01", last_month):
+        code, out, err = run(*base, "--account", "1", "--expiry", past)
+        assert (code, out, err) == (2, "", f"hcepay: error: --expiry {past}: already past\n")
+    assert not (tmp_path / "cards" / "1").exists()
+    code, out, err = run(*base, "--account", "2", "--expiry", date.today().strftime("%Y-%m"))
+    assert code == 0 and "issued card 2" in out, err
+
+
 def test_send_in_process_keeps_state_between_runs(home: Path) -> None:
     gpo = "80A800002A8328" + "0000000001000156010203040156261128" + "20" * 23 + "00"
     code, out, _ = run("card", "send", "--home", str(home), "--in-process", SELECT_AID, gpo)
@@ -113,6 +129,20 @@ def test_send_json_lists_each_exchange(home: Path) -> None:
     (exchange,) = json.loads(out)
     assert code == 0 and exchange["command"] == SELECT_AID.upper() and exchange["sw"] == "9000"
     assert exchange["response"].startswith("6F") and exchange["response"].endswith("9000")
+
+
+def test_send_json_with_decode_has_each_response_decoded(home: Path) -> None:
+    """--decode was ignored with --json: each item has `decoded`, what `hcepay decode
+    --response --json` prints of its response; without --decode, no `decoded`."""
+    send = ["card", "send", "--home", str(home), "--in-process", "--json"]
+    code, out, _ = run(*send, "--decode", "80CA9F3600")
+    (exchange,) = json.loads(out)
+    assert code == 0 and len(out.splitlines()) == 1
+    decoded = run("decode", "--response", "--json", exchange["response"])[1]
+    assert exchange["decoded"] == json.loads(decoded)
+    assert exchange["decoded"]["tlv"][0]["name"] == "Application Transaction Counter (ATC)"
+    code, out, _ = run(*send, "80CA9F3600")
+    assert code == 0 and "decoded" not in json.loads(out)[0]
 
 
 def test_send_decodes_and_refuses_bad_hex(home: Path) -> None:
@@ -144,9 +174,12 @@ def test_send_names_the_line_or_argument_of_a_bad_apdu(home: Path) -> None:
     lines hold none): it names the line (the argument for arguments)."""
     base = ("card", "send", "--home", str(home), "--in-process")
     code, _, err = run(*base, "-", stdin=f"# select\n\n{SELECT_AID}\n\nzz\n")
-    assert code == 2 and err == "hcepay: error: line 5 is not hexadecimal ('z' at 1): 'zz'\n"
+    assert code == 2 and err == "hcepay: error: line 5 is not hexadecimal ('z' at offset 0): 'zz'\n"
     code, _, err = run(*base, SELECT_AID, "# a comment", "GG")
-    assert code == 2 and err == "hcepay: error: argument 3 is not hexadecimal ('G' at 1): 'GG'\n"
+    assert (
+        code == 2
+        and err == "hcepay: error: argument 3 is not hexadecimal ('G' at offset 0): 'GG'\n"
+    )
     code, _, err = run(*base, "-", stdin=f"\n{'00' * 70000}\n")
     assert code == 2 and err.startswith("hcepay: error: line 2 is longer than ")
 

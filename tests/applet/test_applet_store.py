@@ -529,6 +529,37 @@ def test_a_card_description_with_true_for_a_number_is_refused(
         profile_from_json(json.dumps(obj))
 
 
+CARD_FIELDS = {
+    "account": "str",
+    "expiry": "str",
+    "holder": "str",
+    "limit": "int",
+    "currency": "int",
+    "ca_index": "int",
+    "license": "str",
+    "remainder": "str",
+    "exponent": "str",
+    "serial": "int",
+}
+
+
+@pytest.mark.parametrize(("key", "kind"), CARD_FIELDS.items())
+def test_a_missing_field_of_card_json_is_named_as_missing(
+    profile: CardProfile, key: str, kind: str, tmp_path: Path
+) -> None:
+    """A card.json without 'account' said "'account' must be str", as if it held another
+    type: each field is said to be missing; a field of another type keeps its message."""
+    obj = json.loads(profile.to_json())
+    del obj[key]
+    (tmp_path / "card.json").write_text(json.dumps(obj), encoding="utf-8")
+    with pytest.raises(StateFileError) as caught:
+        load_profile(tmp_path)
+    assert str(caught.value).endswith(f"card.json: bad card description: missing field '{key}'")
+    obj[key] = None  # there, but null: not missing
+    with pytest.raises(ValueError, match=f"^'{key}' must be {kind}$"):
+        profile_from_json(json.dumps(obj))
+
+
 @pytest.mark.parametrize("value", [1, "true", "yes", [True]])
 def test_only_json_true_marks_published_test_keys(profile: CardProfile, value: object) -> None:
     """`"published_test_keys": true` waives the 0600 check of app.pem and the state check

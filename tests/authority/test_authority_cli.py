@@ -219,6 +219,7 @@ def test_revoke_and_show(run: Invoke, tmp_path: Path) -> None:
     assert load_keystore(tmp_path).revoked == frozenset({7})
     code, out, _ = run("authority", "show", "--json")
     assert code == 0
+    assert len(out.splitlines()) == 1  # one line, as every other --json (it was indented)
     doc = json.loads(out)
     assert doc["revoked"] == [7]
     assert doc["next_serial"] == 1

@@ -44,6 +44,7 @@ def test_a_live_payment_recorded_replays_byte_exact(tmp_path: Path) -> None:
     )
     assert code == 0, stdout
     assert json.loads(stdout)["verdict"] == "approved"
+    assert len(stdout.splitlines()) == 1  # one line, as every --json (it was indented)
     vector = vx.load(out)
     assert vector.card == vx.CardStart("test-card-1", 5, 10_000)
     assert vector.terminal is not None and vector.terminal.amount == 750
@@ -89,6 +90,7 @@ def test_replay_exit_codes_and_table(tmp_path: Path) -> None:
     assert code == 1
     assert "FAIL" in stdout and "step 3" in stdout and "1 passed, 1 failed" in stdout
     code, stdout, _ = run("vectors", "replay", str(bad), "--json")
+    assert len(stdout.splitlines()) == 1  # one line, as every --json (it was indented)
     difference = json.loads(stdout)["results"][0]["difference"]
     assert (difference["step"], difference["offset"], difference["expected"]) == (
         3,
@@ -177,6 +179,64 @@ def test_a_vector_path_that_is_not_a_file_is_refused(tmp_path: Path) -> None:
     os.mkfifo(fifo)  # reading it would block for ever
     code, _, stderr = run("vectors", "replay", str(fifo))
     assert code == 2 and "not a regular file" in stderr
+
+
+def test_a_piped_replay_marks_the_differing_bytes(tmp_path: Path) -> None:
+    """docs/conformance.md: the FAIL row shows the differing bytes marked. Piped (here, the
+    runner's output) there is no colour: a line of carets marks them under "got"."""
+    vector = json.loads(APPROVE.read_text(encoding="utf-8"))
+    response = vector["steps"][1]["r"]
+    vector["steps"][1]["r"] = (
+        response[:40] + ("00" if response[40:42] != "00" else "11") + response[42:]
+    )
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(vector), encoding="utf-8")
+    code, out, _ = run("vectors", "replay", str(changed))
+    cells = [line.split("│")[-2].rstrip() for line in out.splitlines() if line.count("│") > 2]
+    got = next(i for i, cell in enumerate(cells) if cell.lstrip().startswith("got "))
+    assert code == 1 and "step 2, byte 20" in cells[got - 2], out
+    column = cells[got + 1].index("^^")
+    assert cells[got + 1].strip() == "^^"
+    assert cells[got][column : column + 2] != cells[got - 1][column : column + 2]  # the byte
+
+
+def test_a_missing_vector_file_is_one_plain_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexist.json"
+    code, out, err = run("vectors", "replay", str(missing))
+    assert (code, out, err) == (2, "", f"hcepay: error: {missing}: No such file or directory\n")
+
+
+@pytest.mark.parametrize(
+    ("vector", "damage", "says"),
+    [
+        (TERMINAL_APPROVE, "terminal.json", "terminal.json: No such file or directory"),
+        (TERMINAL_APPROVE, "terminal.json/", "terminal.json: is a folder, not a file"),
+        (TERMINAL_APPROVE, "terminal.json={}", "profile 'test-card-1': missing field 'terminal_"),
+        (APPROVE, "app.pem/", "cannot be opened: {profiles}/test-card-1/app.pem: is a folder"),
+    ],
+)
+def test_a_damaged_profile_is_named_in_plain_words(
+    vector: Path, damage: str, says: str, tmp_path: Path
+) -> None:
+    """A profile file that was missing was Python's "[Errno 2] No such file or directory:
+    'PATH'" in the replay's difference; a missing field was only "'terminal_id'". DAMAGE
+    is NAME (removed), NAME/ (a folder in its place) or NAME=TEXT."""
+    import shutil
+
+    profiles = tmp_path / "profiles"
+    shutil.copytree(ROOT / "vectors" / "profiles", profiles)
+    name, _, text = damage.partition("=")
+    target = profiles / "test-card-1" / name.rstrip("/")
+    target.unlink()
+    if name.endswith("/"):
+        target.mkdir()
+    elif text:
+        target.write_text(text, encoding="utf-8")
+    code, out, _ = run("vectors", "replay", "--json", "--profiles", str(profiles), str(vector))
+    (result,) = json.loads(out)["results"]
+    got = result["difference"]["got"]
+    assert code == 1 and says.replace("{profiles}", str(profiles)) in got, got
+    assert "[Errno" not in got
 
 
 def test_a_terminal_sending_another_command_is_caught() -> None:

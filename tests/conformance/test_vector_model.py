@@ -185,6 +185,17 @@ def test_the_table_marks_the_differing_bytes() -> None:
     assert red == ["0A", "0B"]
 
 
+def test_the_differing_bytes_are_marked_with_carets_where_no_colour_shows() -> None:
+    """Piped or in a file, the bold red is gone and the marks with it: docs/conformance.md
+    said the differing bytes were marked. A `^^` line under "got" marks them there."""
+    difference = vx.compare_response(1, vx.Pattern.parse("770A9000"), bytes.fromhex("770B9000"))
+    assert difference is not None
+    lines = cli_vectors.difference_cell(difference, caret_line=True).plain.splitlines()
+    assert lines[-2:] == ["got      770B9000", "           ^^"]
+    assert "^" not in cli_vectors.difference_cell(difference, caret_line=False).plain
+    assert cli_vectors.carets(100, [50], 50) == " " + "  " * cli_vectors.CONTEXT_BYTES + "^^"
+
+
 def test_a_long_response_shows_a_window_around_the_difference() -> None:
     text = cli_vectors.marked("00" * 100, [50], around=50)
     assert text.plain.startswith("…") and text.plain.endswith("…")

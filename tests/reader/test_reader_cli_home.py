@@ -181,3 +181,32 @@ def test_the_default_home_expands_a_tilde_in_hcepay_home(
     else:
         monkeypatch.setenv("HCEPAY_HOME", env)
     assert default_home() == resolve_home(None) == tmp_path / home
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["log"],
+        ["log", "--verify"],
+        ["log", "--json"],
+        ["log", "recover"],
+        ["authority", "revoke", "3"],
+    ],
+    ids=" ".join,
+)
+def test_a_home_that_does_not_exist_is_named_not_shown_empty(
+    argv: list[str], tmp_path: Path
+) -> None:
+    """A mistyped --home: `log` showed an empty table, `log --verify` "0 of 0 rows verify"
+    and `log recover` "0 imported", each exit 0, as `authority revoke` refused it. A home
+    that exists but holds no log yet is still an empty log."""
+    missing = tmp_path / "typo"
+    result = CliRunner().invoke(app, [*argv, "--home", str(missing)])
+    expected = f"hcepay: error: {missing}: no such home (hcepay authority init makes one)\n"
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected), result.output
+    assert not missing.exists()
+    if argv[0] == "log":
+        missing.mkdir()
+        result = CliRunner().invoke(app, [*argv, "--home", str(missing)])
+        assert result.exit_code == 0, result.output
+        assert not (missing / "terminal.db").exists()

@@ -65,6 +65,7 @@ def test_a_trace_that_cannot_be_written_stops_before_paying(home: Path) -> None:
     with TransactionLog(home / "terminal.db") as log:
         assert log.count() == 0 and log.pending() == []
     code, out = _pay(home, "--amount", "1.00", "--trace", str(home / "t.json"))
+    out = out.removeprefix(f"trace written to {home / 't.json'}\n")  # stderr, before stdout
     assert code == 0 and json.loads(out)["atc"] == 1  # the refused runs touched no card
     assert json.loads((home / "t.json").read_text())["steps"]
 
@@ -101,6 +102,7 @@ def test_a_trace_never_replaces_the_homes_own_files(home: Path) -> None:
     with TransactionLog(home / "terminal.db") as log:
         assert log.count() == 1 and log.pending() == []
     code, out = _pay(home, "--amount", "2.00", "--trace", str(home / "last.json"))
+    out = out.removeprefix(f"trace written to {home / 'last.json'}\n")  # stderr, before stdout
     assert code == 0 and json.loads(out)["atc"] == 2  # the refused runs touched no card
 
 
@@ -268,13 +270,21 @@ def test_log_recover_with_nothing_spooled_needs_no_keys(tmp_path: Path, home: Pa
 
 
 def test_log_recover_on_a_missing_home_makes_nothing(tmp_path: Path) -> None:
-    """With nothing spooled and no log, recover reports zeros and writes nothing, as
-    `hcepay log` does: a mistyped --home was made, with an empty terminal.db in it."""
+    """A mistyped --home was made, with an empty terminal.db in it; then it reported
+    "0 imported", exit 0. It is refused (exit 2), as `hcepay log` refuses it, and nothing is
+    made; a home with no log nor spool yet reports zeros and writes nothing."""
     home = tmp_path / "typo"
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert (
+        result.stderr == f"hcepay: error: {home}: no such home (hcepay authority init makes one)\n"
+    )
+    assert not home.exists()
+    home.mkdir()
     result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("0 imported, 0 already in the log, 0 left in the spool")
-    assert not home.exists()
+    assert list(home.iterdir()) == []
 
 
 def test_log_recover_verifies_a_payment_spooled_after_its_count(

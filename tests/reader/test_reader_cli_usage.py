@@ -40,6 +40,24 @@ ROOT = Path(__file__).resolve().parents[2]
             ["card", "issue", "--nosuch"],
             "hcepay: error: no such option: --nosuch (see 'hcepay card issue -h')",
         ),
+        (  # click's parser gave no context: the hint named `hcepay -h`
+            ["pay", "--amount"],
+            "hcepay: error: option '--amount' requires an argument (see 'hcepay pay -h')",
+        ),
+        (
+            ["log", "recover", "--home"],
+            "hcepay: error: option '--home' requires an argument (see 'hcepay log recover -h')",
+        ),
+        (
+            ["pay", "-v", "--amount", "1"],
+            "hcepay: error: no such option: -v; -v goes before the command: hcepay -v pay ... "
+            "(see 'hcepay pay -h')",
+        ),
+        (
+            ["card", "send", "--verbose"],
+            "hcepay: error: no such option: --verbose; --verbose goes before the command: "
+            "hcepay --verbose card send ... (see 'hcepay card send -h')",
+        ),
     ],
     ids=[
         "unknown-option",
@@ -48,6 +66,10 @@ ROOT = Path(__file__).resolve().parents[2]
         "extra-argument",
         "unknown-command",
         "subcommand",
+        "missing-value",
+        "missing-value-subcommand",
+        "verbose-after-the-command",
+        "verbose-after-a-subcommand",
     ],
 )
 def test_a_usage_error_is_one_line_and_exit_2(args: list[str], line: str) -> None:

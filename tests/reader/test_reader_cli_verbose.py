@@ -59,6 +59,20 @@ def test_pay_logs_its_pairs_with_v_and_nothing_without(tmp_path: Path) -> None:
     assert _pairs(done.stderr) == steps
 
 
+def test_the_readme_quotes_the_line_as_it_is_logged(tmp_path: Path) -> None:
+    """README.md said -v logs `C <command> R <response>`; the line starts with the level and
+    the logger's name. The quoted form, with hex for its two fields, is a logged line."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quoted = re.search(r"`hcepay -v COMMAND` logs.*?\(`([^`]+)`", readme, re.DOTALL)
+    assert quoted is not None
+    home = tmp_path / "home"
+    make_demo_home(home)
+    done = _hcepay("-v", "card", "send", "--home", str(home), "--in-process", "80CA9F3600")
+    (logged,) = [line for line in done.stderr.splitlines() if LINE.match(line)]
+    form = quoted[1].replace("<command>", "80CA9F3600").replace("<response>", done.stdout.strip())
+    assert form == logged
+
+
 def test_card_send_logs_each_command(tmp_path: Path) -> None:
     home = tmp_path / "home"
     make_demo_home(home)

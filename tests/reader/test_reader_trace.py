@@ -116,7 +116,25 @@ def test_trace_loads_as_a_vector(tmp_path: Path) -> None:
         "SELECT AID",
         "1 credit payment request (GET PROCESSING OPTIONS)",
     ]
-    assert json.loads(result.output)["verdict"] == "approved"
+    assert json.loads(result.stdout)["verdict"] == "approved"
+
+
+@pytest.mark.parametrize("command", [["demo"], ["pay", "--amount", "1.00"]], ids=" ".join)
+def test_a_trace_written_is_said_on_stderr(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """demo and pay wrote the trace without a word (vectors record says `wrote FILE`); it is
+    said on stderr, so that --json's stdout stays one JSON object."""
+    from reader.cli_pay import make_demo_home
+
+    make_demo_home(tmp_path / "home")
+    monkeypatch.setenv("HCEPAY_HOME", str(tmp_path / "home"))
+    trace = tmp_path / "t.json"
+    result = CliRunner().invoke(app, [*command, "--json", "--trace", str(trace)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["verdict"] == "approved"
+    assert result.stderr == f"trace written to {trace}\n"
+    assert json.loads(trace.read_text())["steps"]
 
 
 @pytest.mark.parametrize(
