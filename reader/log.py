@@ -11,12 +11,10 @@ Pending entries (PROTOCOL.md §9), since schema version 3: an entry written befo
 (only the transactions in flight or torn, so the look-up at the start of every payment stays
 small); closing it moves it to `pending_closed` with its outcome ("recorded", "refused",
 "not paid: <why>"), so `hcepay log` shows what became of each torn transaction. Recording a
-row closes its entry in the same transaction. Since version 5 each entry keeps when it was
-written (`written_ns`): `hcepay log` lists the entries in that order, which `created` (the
-payment's time, to the second) cannot give; recovery takes the open ones by payment time.
-Both tables are WITHOUT ROWID, keyed by (account, ATC): a payment's two commits (its two
-WAL fsyncs) write one page for the pending entry, then four (the row, its (account, ATC)
-index, the entry removed from `pending_open` and added to `pending_closed`).
+row closes its entry in the same transaction. Both tables are WITHOUT ROWID, keyed by
+(account, ATC): a payment's two commits (its two WAL fsyncs) write one page for the pending
+entry, then four (the row, its (account, ATC) index, the entry removed from `pending_open`
+and added to `pending_closed`).
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from reader.recovery import PendingEntry
 from reader.spool import Imported
 
 LOG_FILE: Final = "terminal.db"
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 4
 MAX_ROWS: Final = 1_000_000  # bound on one listing
 BUSY_TIMEOUT_S: Final = 10.0
 _BUSY_POLL_S: Final = 0.01
@@ -100,11 +98,6 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE pending_open ADD COLUMN serial INTEGER",
         "ALTER TABLE pending_closed ADD COLUMN serial INTEGER",
     ),
-    (  # when the entry was written (ns since the epoch; NULL for older entries): the order of
-        # `hcepay log`'s pending entries, which `created` (to the second) cannot give
-        "ALTER TABLE pending_open ADD COLUMN written_ns INTEGER",
-        "ALTER TABLE pending_closed ADD COLUMN written_ns INTEGER",
-    ),
 )
 OUTCOME_RECORDED: Final = "recorded"
 OUTCOME_REPLAY: Final = "refused: replay (its account and ATC are in the log already)"
@@ -145,13 +138,12 @@ _SELECT: Final = f"SELECT id, {', '.join(_COLUMNS)} FROM transactions ORDER BY i
 _VALUES: Final = attrgetter(*_COLUMNS)
 _TIME: Final = _COLUMNS.index("time")
 _WRITE_PENDING: Final = (
-    "INSERT OR REPLACE INTO pending_open (account, atc, cdol1_data, created, serial, written_ns) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO pending_open (account, atc, cdol1_data, created, serial) "
+    "VALUES (?, ?, ?, ?, ?)"
 )
 _CLOSE_PENDING: Final = (
-    "INSERT OR REPLACE INTO pending_closed "
-    "(account, atc, cdol1_data, created, outcome, serial, written_ns) "
-    "SELECT account, atc, cdol1_data, created, ?, serial, written_ns FROM pending_open "
+    "INSERT OR REPLACE INTO pending_closed (account, atc, cdol1_data, created, outcome, serial) "
+    "SELECT account, atc, cdol1_data, created, ?, serial FROM pending_open "
     "WHERE account = ? AND atc = ?"
 )
 _VERSION_AND_TABLES: Final = (
@@ -163,16 +155,13 @@ _SELECT_OPEN: Final = (
     "SELECT account, atc, cdol1_data, serial FROM pending_open ORDER BY created, atc LIMIT ?"
 )
 # An entry written again after it was closed (PROTOCOL.md §9 crash case) shows as open.
-# In the order they were written (written_ns); entries of older logs (NULL) first, by their
-# creation time (to the second) and ATC.
 _SELECT_ALL_PENDING: Final = (
-    "SELECT account, atc, cdol1_data, created, NULL, serial, written_ns FROM pending_open "
+    "SELECT account, atc, cdol1_data, created, NULL, serial FROM pending_open "
     "UNION ALL "
-    "SELECT account, atc, cdol1_data, created, outcome, serial, written_ns "
-    "FROM pending_closed AS c "
+    "SELECT account, atc, cdol1_data, created, outcome, serial FROM pending_closed AS c "
     "WHERE NOT EXISTS (SELECT 1 FROM pending_open AS o "
     "WHERE o.account = c.account AND o.atc = c.atc) "
-    "ORDER BY 7, 4, 2 LIMIT ?"
+    "ORDER BY 4, 2 LIMIT ?"
 )
 
 
@@ -319,8 +308,7 @@ class TransactionLog:
         (`synchronous=FULL`). Writing an entry again reopens it."""
         try:
             entry = (pending.account, pending.atc, pending.cdol1_data, now.isoformat())
-            # written_ns: the order of the entries, as `now` (the payment's time) is not
-            self._db.execute(_WRITE_PENDING, (*entry, pending.serial, time.time_ns()))
+            self._db.execute(_WRITE_PENDING, (*entry, pending.serial))
         except sqlite3.Error as exc:
             raise LogError(f"cannot write the pending entry: {exc}") from None
 
@@ -369,7 +357,7 @@ class TransactionLog:
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the pending entries: {exc}") from None
         out = []
-        for a, t, c, w, o, n, _ in rows:
+        for a, t, c, w, o, n in rows:
             if not isinstance(w, str) or not isinstance(o, str | None):
                 raise LogError("a pending entry cannot be read: its time or outcome is not text")
             out.append(PendingRow(_entry(a, t, c, n), w, o))

@@ -143,7 +143,7 @@ def log(tmp_path: Path) -> Iterator[TransactionLog]:
 def test_durability_settings(log: TransactionLog) -> None:
     assert log._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert log._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert log.version == SCHEMA_VERSION == 5
+    assert log.version == SCHEMA_VERSION == 4
 
 
 def test_pending_entry_is_committed_when_written(log: TransactionLog) -> None:
@@ -385,33 +385,6 @@ def test_rows_lists_the_oldest_up_to_its_limit(log: TransactionLog) -> None:
         log.record(replace(BASE, atc=atc))
     assert [r.outcome.atc for r in log.rows(2)] == [3, 1]
     assert [r.outcome.atc for r in log.rows()] == [3, 1, 2]
-
-
-def test_hcepay_log_lists_pending_entries_in_the_order_written(log: TransactionLog) -> None:
-    """`pending_rows` (hcepay log) ordered the entries by `created`, to the second, then
-    ATC: two payments of one second on two cards came out by ATC, not as they were made.
-    They come in the order written, open or closed."""
-    other = bytes.fromhex("6200999999999999FFFF")
-    made = [replace(entry(9), account=other), entry(3), replace(entry(1), account=other)]
-    for pending in made:
-        log.write_pending(pending, NOW)
-    log.close_pending(made[1], "refused")
-    assert [(r.entry, r.outcome) for r in log.pending_rows()] == [
-        (made[0], None),
-        (made[1], "refused"),
-        (made[2], None),
-    ]
-
-
-def test_entries_of_an_older_log_come_before_new_ones_by_their_time(tmp_path: Path) -> None:
-    """An entry of a version 4 log has no `written_ns`: listed first, by `created` and ATC."""
-    path = tmp_path / "terminal.db"
-    with TransactionLog(path) as log:
-        log.write_pending(entry(7), NOW + timedelta(seconds=1))
-        log.write_pending(entry(2), NOW)
-        log._db.execute("UPDATE pending_open SET written_ns = NULL")
-        log.write_pending(entry(1), NOW)
-        assert [r.entry.atc for r in log.pending_rows()] == [2, 7, 1]
 
 
 def test_open_entries_come_oldest_first_whatever_their_atc(log: TransactionLog) -> None:
