@@ -18,8 +18,7 @@ from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_pcsc, cli_v
 from reader.cli_common import ExitCode, interrupt_reported, output_lost, stderr
 from reader.interrupt import (
     hold_decided_payments_to_exit,
-    ignore_further_interrupts,
-    interrupt_caught,
+    run_ends_on_interrupt,
     stop_holding_to_exit,
 )
 
@@ -164,14 +163,12 @@ def _run() -> None:
         app(standalone_mode=True)
     except SystemExit as exc:  # typer makes Ctrl-C a silent exit 130: say what it was
         if exc.code == ExitCode.INTERRUPTED:
-            ignore_further_interrupts()
-            interrupt_caught()
+            run_ends_on_interrupt()
             if not interrupt_reported():
                 stderr.print("hcepay: interrupted")
         raise
     except KeyboardInterrupt:
-        ignore_further_interrupts()
-        interrupt_caught()
+        run_ends_on_interrupt()
         stderr.print("hcepay: interrupted")
         sys.exit(int(ExitCode.INTERRUPTED))
     except Exception as exc:  # the last resort: a bug, reported in one line

@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 
 from authority.home import HomeBusyError, hold_home, os_problem
-from reader.interrupt import ignore_further_interrupts, ignore_to_exit, interrupt_caught
+from reader.interrupt import ignore_to_exit, run_ends_on_interrupt
 
 
 class ExitCode(IntEnum):
@@ -168,8 +168,7 @@ _interrupt_reported: list[bool] = [False]
 
 def interrupted(detail: str = "") -> NoReturn:
     """Say on stderr that Ctrl-C stopped the command (and what it did not do); exit 130."""
-    ignore_further_interrupts()
-    interrupt_caught()
+    run_ends_on_interrupt()
     stderr.print(f"hcepay: interrupted{f' ({detail})' if detail else ''}")
     _interrupt_reported[0] = True
     raise typer.Exit(int(ExitCode.INTERRUPTED))

@@ -16,12 +16,11 @@ from typing import Any
 # Set in the `hcepay` process (cli.main): a payment held at its guard's end stays held to
 # the process's end (see hold_decided_payments_to_exit).
 _hold_to_exit = threading.Event()
-# Set when a SIGINT becomes a KeyboardInterrupt; cleared by whoever catches that one. Python
-# swallows an exception raised in a finalizer or a weakref callback (it prints "Exception
-# ignored in ..." and goes on), so a Ctrl-C landing there would not stop the payment: the
-# guard's hold() sees it here and stops it before GENERATE AC all the same.
-_raised = threading.Event()
-_raised_at = [0.0]  # time.monotonic() when _raised was set
+# When (time.monotonic()) a SIGINT last became a KeyboardInterrupt that nobody has caught
+# yet, else None. Python swallows an exception raised in a finalizer or a weakref callback
+# (it prints "Exception ignored in ..." and goes on), so a Ctrl-C landing there would not
+# stop the payment: the guard's hold() sees it here and stops it before GENERATE AC.
+_uncaught_since: list[float | None] = [None]
 UNWINDING_S = 1.0  # a run stops within this of a Ctrl-C it did not swallow
 
 
@@ -52,30 +51,31 @@ def raise_interrupt(_signum: int = signal.SIGINT, _frame: FrameType | None = Non
     second Ctrl-C within UNWINDING_S of one not yet caught does nothing: the first is
     unwinding the run, and a second KeyboardInterrupt raised in its `except` or `finally`
     would end it in a traceback (seen: two Ctrl-Cs 0 ms apart)."""
-    if _raised.is_set() and time.monotonic() - _raised_at[0] < UNWINDING_S:
+    since = _uncaught_since[0]
+    if since is not None and time.monotonic() - since < UNWINDING_S:
         return
-    _raised_at[0] = time.monotonic()
-    _raised.set()
+    _uncaught_since[0] = time.monotonic()
     raise KeyboardInterrupt
 
 
 def interrupt_swallowed() -> bool:
     """Whether a Ctrl-C was raised and nobody has caught it yet (it was swallowed)."""
-    return _raised.is_set()
+    return _uncaught_since[0] is not None
 
 
 def interrupt_caught() -> None:
     """A KeyboardInterrupt was caught: it stops what it should, nothing is swallowed."""
-    _raised.clear()
+    _uncaught_since[0] = None
 
 
-def ignore_further_interrupts() -> None:
-    """The `hcepay` run ends on Ctrl-C (exit 130): a second one could only cut its last line
-    short or print a traceback from Python's shutdown (which waits for threads), so SIGINT
-    is ignored to the process's end. Only in the `hcepay` process, as
+def run_ends_on_interrupt() -> None:
+    """A Ctrl-C was caught and the `hcepay` run ends on it (exit 130): a second one could only
+    cut its last line short or print a traceback from Python's shutdown (which waits for
+    threads), so SIGINT is ignored to the process's end. Only in the `hcepay` process, as
     hold_decided_payments_to_exit."""
     if _hold_to_exit.is_set() and threading.current_thread() is threading.main_thread():
         ignore_to_exit()
+    interrupt_caught()
 
 
 def hold_decided_payments_to_exit() -> None:
@@ -91,7 +91,7 @@ def stop_holding_to_exit() -> None:
     """The `hcepay` run is over (cli.main's end): a guard made after it in the same process
     (a test calling cli.main, then another command in-process) gives SIGINT back again."""
     _hold_to_exit.clear()
-    _raised.clear()
+    interrupt_caught()
 
 
 class PaymentGuard:
@@ -153,9 +153,9 @@ class PaymentGuard:
         self.held = True
 
     def _raise_stop(self) -> None:
-        if (self._stop or _raised.is_set()) and not self.held:
+        if (self._stop or interrupt_swallowed()) and not self.held:
             self._stop = False
-            _raised.clear()  # raised here, in plain code: nothing can swallow this one
+            interrupt_caught()  # raised here, in plain code: nothing can swallow this one
             raise KeyboardInterrupt
 
     @contextmanager

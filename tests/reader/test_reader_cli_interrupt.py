@@ -396,7 +396,9 @@ def test_a_second_ctrl_c_while_the_first_unwinds_does_nothing() -> None:
             finally:
                 interrupt.raise_interrupt()  # lands while the first unwinds
         assert first.value.__context__ is None  # the first one, alone
-        interrupt._raised_at[0] -= interrupt.UNWINDING_S  # a second later, still not caught
+        since = interrupt._uncaught_since[0]
+        assert since is not None
+        interrupt._uncaught_since[0] = since - interrupt.UNWINDING_S  # a second later, uncaught
         with pytest.raises(KeyboardInterrupt):
             interrupt.raise_interrupt()
         interrupt.interrupt_caught()
