@@ -31,7 +31,6 @@ from reader.cli_common import (
     ExitCode,
     HomeOption,
     JsonOption,
-    announce_wait,
     examples,
     fail,
     hex_input,
@@ -39,8 +38,8 @@ from reader.cli_common import (
     home_lock,
     key_index,
     problem,
+    reader_transport,
     refuse_past,
-    require_pcsc,
     stderr,
     stdout,
     wait_seconds,
@@ -251,11 +250,7 @@ def _link(
         )
     seconds = wait_seconds(wait, reader, 0.0)
     if reader is not None:
-        require_pcsc()
-        from reader.pcsc import PcscTransport
-
-        # a name, its index or a part of it (reader/pcsc.py resolve_reader)
-        return PcscTransport(reader, wait=seconds, on_wait=announce_wait)
+        return reader_transport(reader, seconds)
     folder = card_folder(home_folder(home), card)
     try:
         return _InProcess(folder)

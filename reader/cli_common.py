@@ -16,13 +16,16 @@ from datetime import date
 from enum import IntEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Final, NoReturn
+from typing import TYPE_CHECKING, Annotated, Final, NoReturn
 
 import typer
 from rich.console import Console
 
 from authority.home import HomeBusyError, hold_home, os_problem
 from reader.interrupt import ignore_to_exit, run_ends_on_interrupt
+
+if TYPE_CHECKING:
+    from reader.pcsc import PcscTransport  # pyscard: imported only for a reader
 
 
 class ExitCode(IntEnum):
@@ -219,7 +222,7 @@ def wait_seconds(wait: float | None, reader: str | None, default: float) -> floa
     return wait
 
 
-def announce_wait(reader: str, wait: float) -> None:
+def _announce_wait(reader: str, wait: float) -> None:
     """The one line a command waiting for a card says (PcscTransport's on_wait)."""
     stderr.print(
         f"present the card or phone to {reader} (waiting up to {wait:g} s)",
@@ -241,6 +244,16 @@ def require_pcsc() -> None:
         import reader.pcsc  # noqa: F401  (`import`, not `from reader import`: a fresh try)
     except ImportError as exc:
         fail(f"PC/SC support is not available here ({exc}: install pyscard)", ExitCode.TRANSPORT)
+
+
+def reader_transport(reader: str, wait: float = 0.0) -> PcscTransport:
+    """The card in the PC/SC reader `reader` names (its name, index or a part of it only it
+    holds: reader/pcsc.py resolve_reader), waited for up to `wait` seconds, saying so once;
+    exit 4 where pyscard cannot be imported (require_pcsc)."""
+    require_pcsc()
+    from reader.pcsc import PcscTransport
+
+    return PcscTransport(reader, wait=wait, on_wait=_announce_wait)
 
 
 def hex_input(text: str) -> bytes:

@@ -37,7 +37,6 @@ from reader.cli_common import (
     ExitCode,
     HomeOption,
     JsonOption,
-    announce_wait,
     default_home,
     examples,
     existing_home,
@@ -47,7 +46,7 @@ from reader.cli_common import (
     note_for_lost_output,
     plural,
     problem,
-    require_pcsc,
+    reader_transport,
     sigterm_unwinds,
     stderr,
     stdout,
@@ -547,11 +546,7 @@ def _transport(home: Path, reader: str | None, card: str | None, wait: float = 0
     """The card in the reader named (PC/SC), waiting up to `wait` seconds for it to be
     presented, else the home's card in this process."""
     if reader is not None:
-        require_pcsc()
-        from reader.pcsc import PcscTransport  # pyscard only when a reader is asked for
-
-        # a name, its index or a part of it (reader/pcsc.py resolve_reader)
-        return PcscTransport(reader, wait=wait, on_wait=announce_wait)
+        return reader_transport(reader, wait)  # pyscard only when a reader is asked for
     from reader.cli_card import card_folder
 
     folder = card_folder(home, card)

@@ -28,6 +28,7 @@ from reader.cli_common import (
     interrupted,
     on_stop_signals,
     plural,
+    reader_transport,
     require_pcsc,
     stderr,
     stdout,
@@ -325,9 +326,7 @@ def record_vector(
     if reader_name is None:
         transport = InProcessTransport(vx.in_process_card(start, profiles))
     else:
-        from reader.pcsc import PcscTransport
-
-        transport = PcscTransport(reader_name)
+        transport = reader_transport(reader_name)
     run = vx.run_terminal(draft, profiles, transport)
     if run.verdict is None:
         raise TransportError(run.reason.removeprefix("transport error: "))
