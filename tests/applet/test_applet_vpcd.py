@@ -6,6 +6,7 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import given, settings
@@ -153,14 +154,24 @@ def listener() -> Iterator[socket.socket]:
     server.close()
 
 
-def _serving(card: object, listener: socket.socket) -> tuple[VpcdClient, threading.Thread]:
-    """A VpcdClient serving `card` to the stand-in vpcd `listener`, in a thread."""
-    port = listener.getsockname()[1]
-    config = VpcdConfig(port=port, poll_interval=0.05, backoff_initial=0.01)
+def _config(listener: socket.socket) -> VpcdConfig:
+    """Quick polls and reconnects, to the stand-in vpcd `listener`."""
+    return VpcdConfig(port=listener.getsockname()[1], poll_interval=0.05, backoff_initial=0.01)
+
+
+@contextmanager
+def _served(card: object, config: VpcdConfig) -> Iterator[VpcdClient]:
+    """A VpcdClient serving `card` in a thread while the block runs; stopped at its end,
+    when its thread must have ended."""
     client = VpcdClient(card, config)  # type: ignore[arg-type]
     thread = threading.Thread(target=client.serve_forever, daemon=True)
     thread.start()
-    return client, thread
+    try:
+        yield client
+    finally:
+        client.stop()
+        thread.join(timeout=2)
+    assert not thread.is_alive()
 
 
 def _recv_frame(conn: socket.socket) -> bytes:
@@ -178,26 +189,22 @@ def _recv_frame(conn: socket.socket) -> bytes:
 
 def test_the_loop_answers_reconnects_and_stops(listener: socket.socket) -> None:
     card = RecordingCard()
-    client, thread = _serving(card, listener)
+    with _served(card, _config(listener)) as client:
+        conn, _ = listener.accept()
+        conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+        assert _recv_frame(conn) == ATR
+        conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))  # pcscd's presence poll
+        assert _recv_frame(conn) == ATR
+        # an APDU split over two writes still gets one answer
+        frame = encode_frame(bytes.fromhex("80CA9F3600"))
+        conn.sendall(frame[:3])
+        conn.sendall(frame[3:])
+        assert _recv_frame(conn) == bytes.fromhex("00369FCA80") + b"\x90\x00"
+        conn.close()  # pcscd restarts: the card comes back by itself
 
-    conn, _ = listener.accept()
-    conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
-    assert _recv_frame(conn) == ATR
-    conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))  # pcscd's presence poll
-    assert _recv_frame(conn) == ATR
-    # an APDU split over two writes still gets one answer
-    frame = encode_frame(bytes.fromhex("80CA9F3600"))
-    conn.sendall(frame[:3])
-    conn.sendall(frame[3:])
-    assert _recv_frame(conn) == bytes.fromhex("00369FCA80") + b"\x90\x00"
-    conn.close()  # pcscd restarts: the card comes back by itself
-
-    conn, _ = listener.accept()
-    conn.sendall(encode_frame(bytes([Control.POWER_OFF])) + encode_frame(b"\x00\xb2"))
-    assert _recv_frame(conn) == b"\xb2\x00\x90\x00"
-    client.stop()
-    thread.join(timeout=2)
-    assert not thread.is_alive()
+        conn, _ = listener.accept()
+        conn.sendall(encode_frame(bytes([Control.POWER_OFF])) + encode_frame(b"\x00\xb2"))
+        assert _recv_frame(conn) == b"\xb2\x00\x90\x00"
     conn.close()
     assert card.events == [
         "power_on",
@@ -215,14 +222,11 @@ def test_a_one_byte_apdu_is_answered(listener: socket.socket) -> None:
     """An application's 1-byte APDU reaches the card as a 1-byte frame and vpcd blocks until
     it is answered: left unanswered, the reader would hang until the card is stopped."""
     card = RecordingCard()
-    client, thread = _serving(card, listener)
-    conn, _ = listener.accept()
-    conn.settimeout(2)
-    conn.sendall(encode_frame(b"\x80"))
-    assert _recv_frame(conn) == b"\x80\x90\x00"
-    client.stop()
-    thread.join(timeout=2)
-    assert not thread.is_alive()
+    with _served(card, _config(listener)):
+        conn, _ = listener.accept()
+        conn.settimeout(2)
+        conn.sendall(encode_frame(b"\x80"))
+        assert _recv_frame(conn) == b"\x80\x90\x00"
     conn.close()
     assert card.events[0] == "process 80"
 
@@ -231,28 +235,22 @@ def test_abort_withholds_the_answer_and_drops_the_connection(listener: socket.so
     """abort(): the card leaves the field, the answer withheld; it then comes back and
     is served on its next connection (the abort is over)."""
     card = RecordingCard()
-    port = listener.getsockname()[1]
-    client = VpcdClient(card, VpcdConfig(port=port, poll_interval=0.05, backoff_initial=0.01))
     original = card.process
+    with _served(card, _config(listener)) as client:
 
-    def process_then_leave(apdu: bytes) -> bytes:
-        client.abort()
-        return original(apdu)
+        def process_then_leave(apdu: bytes) -> bytes:
+            client.abort()
+            return original(apdu)
 
-    card.process = process_then_leave  # type: ignore[method-assign]
-    thread = threading.Thread(target=client.serve_forever, daemon=True)
-    thread.start()
-    conn, _ = listener.accept()
-    conn.settimeout(2)
-    conn.sendall(encode_frame(b"\x80\xae\x50\x00"))
-    assert conn.recv(16) == b""  # closed, no answer
-    card.process = original  # type: ignore[method-assign]
-    back, _ = listener.accept()  # the card comes back into the field, and is served again
-    back.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
-    assert _recv_frame(back) == ATR
-    client.stop()
-    thread.join(timeout=2)
-    assert not thread.is_alive()
+        card.process = process_then_leave  # type: ignore[method-assign]
+        conn, _ = listener.accept()
+        conn.settimeout(2)
+        conn.sendall(encode_frame(b"\x80\xae\x50\x00"))
+        assert conn.recv(16) == b""  # closed, no answer
+        card.process = original  # type: ignore[method-assign]
+        back, _ = listener.accept()  # the card comes back into the field, and is served again
+        back.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+        assert _recv_frame(back) == ATR
     conn.close()
     back.close()
 
@@ -260,12 +258,8 @@ def test_abort_withholds_the_answer_and_drops_the_connection(listener: socket.so
 def test_stop_while_vpcd_is_unreachable_returns_promptly() -> None:
     with socket.create_server(("127.0.0.1", 0)) as probe:
         port = probe.getsockname()[1]  # closed again: nobody listens there
-    client = VpcdClient(RecordingCard(), VpcdConfig(port=port, backoff_initial=0.01))
-    thread = threading.Thread(target=client.serve_forever, daemon=True)
-    thread.start()
-    client.stop()
-    thread.join(timeout=2)
-    assert not thread.is_alive()
+    with _served(RecordingCard(), VpcdConfig(port=port, backoff_initial=0.01)):
+        pass  # stopped at once, while it tries to connect
 
 
 def test_a_presence_poll_does_not_reset_the_card() -> None:
@@ -285,16 +279,11 @@ def test_a_connection_vpcd_never_talks_on_is_made_again(listener: socket.socket)
     card = RecordingCard()
     port = listener.getsockname()[1]
     config = VpcdConfig(port=port, poll_interval=0.02, first_message_timeout=0.2)
-    client = VpcdClient(card, config)
-    thread = threading.Thread(target=client.serve_forever, daemon=True)
-    thread.start()
-    silent, _ = listener.accept()  # accepted, never spoken to
-    again, _ = listener.accept()  # the card connected again on its own
-    again.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
-    assert _recv_frame(again) == ATR
-    client.stop()
-    thread.join(timeout=2)
-    assert not thread.is_alive()
+    with _served(card, config):
+        silent, _ = listener.accept()  # accepted, never spoken to
+        again, _ = listener.accept()  # the card connected again on its own
+        again.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+        assert _recv_frame(again) == ATR
     silent.close()
     again.close()
 
@@ -306,19 +295,13 @@ def test_connections_vpcd_never_talks_on_say_another_card_holds_the_port(
     never speaks; after a few such connections the card says what is probably wrong."""
     port = listener.getsockname()[1]
     config = VpcdConfig(port=port, poll_interval=0.02, first_message_timeout=0.1)
-    client = VpcdClient(RecordingCard(), config)
-    thread = threading.Thread(target=client.serve_forever, daemon=True)
-    with caplog.at_level(logging.WARNING, logger="applet.vpcd"):
-        thread.start()
+    with caplog.at_level(logging.WARNING, logger="applet.vpcd"), _served(RecordingCard(), config):
         silent = [listener.accept()[0] for _ in range(4)]  # never spoken to
         hints = [r for r in caplog.records if "another card is probably served" in r.getMessage()]
         assert len(hints) == 1 and f"127.0.0.1:{port}" in hints[0].getMessage()
         spoken, _ = listener.accept()  # vpcd talks on this one: the count starts again
         spoken.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
         assert _recv_frame(spoken) == ATR
-        client.stop()
-        thread.join(timeout=2)
-    assert not thread.is_alive()
     for conn in (*silent, spoken):
         conn.close()
 
@@ -338,20 +321,17 @@ def test_a_port_whose_vpcd_serves_another_card_is_named(caplog: pytest.LogCaptur
         backoff_initial=0.01,
         backoff_max=0.02,
     )
-    client = VpcdClient(RecordingCard(), config)
-    thread = threading.Thread(target=client.serve_forever, daemon=True)
     with caplog.at_level(logging.WARNING, logger="applet.vpcd"):
-        thread.start()
         try:
-            for _ in range(300):
-                if any("another card is probably served" in r.getMessage() for r in caplog.records):
-                    break
-                threading.Event().wait(0.01)
+            with _served(RecordingCard(), config):
+                for _ in range(300):
+                    if any(
+                        "another card is probably served" in r.getMessage() for r in caplog.records
+                    ):
+                        break
+                    threading.Event().wait(0.01)
         finally:
-            client.stop()
-            thread.join(timeout=2)
             server.close()
-    assert not thread.is_alive()
     hints = [r for r in caplog.records if "another card is probably served" in r.getMessage()]
     assert len(hints) == 1 and f"127.0.0.1:{port}" in hints[0].getMessage()
 
@@ -389,16 +369,16 @@ def test_a_served_connection_starts_the_count_of_silent_ones_again(
     again, so three more silent ones (another card took the port since) bring it again."""
     port = listener.getsockname()[1]
     config = VpcdConfig(port=port, poll_interval=0.02, first_message_timeout=0.1)
-    client = VpcdClient(RecordingCard(), config)
-    thread = threading.Thread(target=client.serve_forever, daemon=True)
     conns: list[socket.socket] = []
 
     def hints() -> int:
         return sum("another card is probably served" in r.getMessage() for r in caplog.records)
 
     try:
-        with caplog.at_level(logging.WARNING, logger="applet.vpcd"):
-            thread.start()
+        with (
+            caplog.at_level(logging.WARNING, logger="applet.vpcd"),
+            _served(RecordingCard(), config),
+        ):
             conns += [listener.accept()[0] for _ in range(3)]  # never spoken to
             spoken, _ = listener.accept()
             conns.append(spoken)
@@ -406,13 +386,10 @@ def test_a_served_connection_starts_the_count_of_silent_ones_again(
             spoken.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
             assert _recv_frame(spoken) == ATR
             spoken.close()  # vpcd goes away; the card connects again
-            conns += [listener.accept()[0] for _ in range(4)]  # silent again, three in a row
+            conns += [listener.accept()[0] for _ in range(4)]  # silent again, 3 in a row
     finally:
-        client.stop()
-        thread.join(timeout=2)
         for conn in conns:
             conn.close()
-    assert not thread.is_alive()
     assert hints() == 2
 
 
@@ -424,17 +401,14 @@ def test_the_hint_is_given_once_a_streak(
     while it was open) brings it again."""
     port = listener.getsockname()[1]
     config = VpcdConfig(port=port, poll_interval=0.02, first_message_timeout=0.1)
-    client = VpcdClient(RecordingCard(), config)
-    thread = threading.Thread(target=client.serve_forever, daemon=True)
     conns: list[socket.socket] = []
     try:
-        with caplog.at_level(logging.WARNING, logger="applet.vpcd"):
-            thread.start()
+        with (
+            caplog.at_level(logging.WARNING, logger="applet.vpcd"),
+            _served(RecordingCard(), config),
+        ):
             conns += [listener.accept()[0] for _ in range(5)]  # four silent, the fifth open
     finally:
-        client.stop()
-        thread.join(timeout=2)
         for conn in conns:
             conn.close()
-    assert not thread.is_alive()
     assert sum("another card is probably served" in r.getMessage() for r in caplog.records) == 1
