@@ -150,8 +150,8 @@ class StampedLog:
     def pending(self) -> list[PendingEntry]:
         return self._call("pending", self.log.pending)
 
-    def record(self, outcome: Outcome) -> int:
-        return self._call("record", lambda: self.log.record(outcome))
+    def record(self, outcome: Outcome, *, later: bool = False) -> int:
+        return self._call("record", lambda: self.log.record(outcome, later=later))
 
 
 def step_times(

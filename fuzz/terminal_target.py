@@ -110,7 +110,7 @@ class _Journal:
     def pending(self) -> list[PendingEntry]:
         return []
 
-    def record(self, outcome: Outcome) -> int:
+    def record(self, outcome: Outcome, *, later: bool = False) -> int:
         self.rows.append(outcome)
         return len(self.rows)
 

@@ -209,9 +209,9 @@ class GuardedJournal:
     def pending(self) -> list[PendingEntry]:
         return self.log.pending()
 
-    def record(self, outcome: Outcome) -> int:
+    def record(self, outcome: Outcome, *, later: bool = False) -> int:
         with self.guard.shield():
-            row_id = self.log.record(outcome)
+            row_id = self.log.record(outcome, later=later)
         self.recorded.append(outcome)
         return row_id
 
@@ -725,7 +725,7 @@ def _spooled(path: Path) -> int:
 def _print_pending(entries: list[PendingRow], spooled: int) -> None:
     """The pending entries (PROTOCOL.md §9) and the spool, under the transactions."""
     if entries:
-        table = Table(title="pending entries (written before GENERATE AC)")
+        table = Table(title="pending entries of torn payments (written before GENERATE AC)")
         for column in ("created", "account", "ATC", "outcome"):
             table.add_column(column, overflow="fold")  # never cut a value short
         for p in entries:
@@ -758,8 +758,9 @@ def log_command(
     ] = False,
     home: HomeOption = None,
 ) -> None:
-    """The transaction log (--json, --verify): its rows, the pending entries written before
-    GENERATE AC (PROTOCOL.md §9) and how many payments wait in the spool; subcommands below.
+    """The transaction log (--json, --verify): its rows, the pending entries that no row of
+    their own contact closed (torn payments, open or settled later: PROTOCOL.md §9) and how
+    many payments wait in the spool; subcommands below.
 
     With --verify, exit 3 when a row fails its re-check. A row or pending entry the log
     cannot read back (a column not of the type the log writes) is one line naming it, exit 2.

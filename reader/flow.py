@@ -439,9 +439,11 @@ class Journal(Protocol):
         """The open pending entries (PROTOCOL.md §9)."""
         ...
 
-    def record(self, outcome: Outcome) -> int:
-        """Store the checked transaction (and close its pending entry); the row id.
-        Raises ReplayError for an (account, ATC) already stored (check 5)."""
+    def record(self, outcome: Outcome, *, later: bool = False) -> int:
+        """Store the checked transaction and close its pending entry (`later`: recorded
+        after its own contact, a torn payment proven at the next one, §9: the entry is kept,
+        closed); the row id. Raises ReplayError for an (account, ATC) already stored
+        (check 5)."""
         ...
 
 
@@ -492,7 +494,7 @@ def pay(
             journal.close_pending(decision.pending, f"not paid: {decision.reason.value}")
             return
         try:
-            journal.record(decision.outcome)
+            journal.record(decision.outcome, later=True)
         except checks.ReplayError:
             return  # stored already (from the spool): record() closed the entry
         except Exception as exc:  # the log is broken: the proven payment must not be lost

@@ -9,12 +9,14 @@ license and the authorization later with the authority's public key.
 Pending entries (PROTOCOL.md §9), since schema version 3: an entry written before GENERATE AC
 (since version 4 with the serial of the license checked before it) lives in `pending_open`
 (only the transactions in flight or torn, so the look-up at the start of every payment stays
-small); closing it moves it to `pending_closed` with its outcome ("recorded", "refused",
-"not paid: <why>"), so `hcepay log` shows what became of each torn transaction. Recording a
-row closes its entry in the same transaction. Both tables are WITHOUT ROWID, keyed by
-(account, ATC): a payment's two commits (its two WAL fsyncs) write one page for the pending
-entry, then four (the row, its (account, ATC) index, the entry removed from `pending_open`
-and added to `pending_closed`).
+small). Recording a payment's row at its own contact removes its entry in the same
+transaction: the row stands for it. An entry settled later (a torn transaction at the card's
+next contact, PROTOCOL.md §9; a payment imported from the spool), or closed without a row,
+moves instead to `pending_closed` with its outcome ("recorded", "refused", "not paid: <why>"),
+so `hcepay log` shows what became of each torn transaction. Both tables
+are WITHOUT ROWID, keyed by (account, ATC): a payment's two commits (its two WAL fsyncs)
+write one page for the pending entry, then three (the row, its (account, ATC) index, the
+entry removed from `pending_open`).
 """
 
 from __future__ import annotations
@@ -337,7 +339,11 @@ class TransactionLog:
         """Move the open entry (account, ATC) to `pending_closed`, inside a transaction."""
         moved = self._db.execute(_CLOSE_PENDING, (outcome, account, atc))
         if moved.rowcount:
-            self._db.execute(_DELETE_OPEN, (account, atc))
+            self._remove(account, atc)
+
+    def _remove(self, account: bytes, atc: int) -> None:
+        """Remove the open entry (account, ATC), inside a transaction."""
+        self._db.execute(_DELETE_OPEN, (account, atc))
 
     def pending(self) -> list[PendingEntry]:
         """The open pending entries (torn transactions waiting for the card), oldest first.
@@ -363,8 +369,11 @@ class TransactionLog:
             out.append(PendingRow(_entry(a, t, c, n), w, o))
         return out
 
-    def record(self, outcome: Outcome) -> int:
-        """Store a checked transaction and close its pending entry, in one durable commit.
+    def record(self, outcome: Outcome, *, later: bool = False) -> int:
+        """Store a checked transaction and close its pending entry, in one durable commit:
+        the entry is removed (the row stands for it), or, for a payment recorded after its
+        own contact (`later`: a torn payment proven at the next one, PROTOCOL.md §9, or one
+        imported from the spool), moved to `pending_closed` as "recorded".
 
         ReplayError when (account, ATC) is stored already (PROTOCOL.md §7 check 5): nothing
         is stored, and the pending entry for that (account, ATC) is closed, as "recorded"
@@ -388,7 +397,10 @@ class TransactionLog:
                 raise ReplayError(
                     f"account {outcome.account} ATC {outcome.atc:04X} is in the log already"
                 ) from None
-            self._close(padded, outcome.atc, OUTCOME_RECORDED)
+            if later:
+                self._close(padded, outcome.atc, OUTCOME_RECORDED)
+            else:
+                self._remove(padded, outcome.atc)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
@@ -403,7 +415,7 @@ class TransactionLog:
         """Record one spooled outcome (reader/spool.py): INSERTED, or DUPLICATE when its
         (account, ATC) is stored already. ValueError/KeyError for a malformed entry."""
         try:
-            self.record(outcome_from_json(entry))
+            self.record(outcome_from_json(entry), later=True)
         except ReplayError:
             return Imported.DUPLICATE
         return Imported.INSERTED

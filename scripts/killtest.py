@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, TypeVar
 if TYPE_CHECKING:
     from applet.runtime import CardRuntime
     from applet.state import CardState
+    from reader.log import PendingRow
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -388,14 +389,21 @@ def _attempts(progress: Path) -> tuple[int, dict[str, int]]:
 
 
 def _reached(home: Path) -> int:
-    """Pending entries written so far: payments that got as far as GENERATE AC."""
+    """Payments that got as far as GENERATE AC so far (each wrote a pending entry)."""
     from reader.log import LogError, TransactionLog, log_path
 
     try:
         with TransactionLog(log_path(home)) as log:
-            return len(log.pending_rows())
+            return _written(log.count(), log.pending_rows())
     except LogError:
         return 0
+
+
+def _written(rows: int, entries: list[PendingRow]) -> int:
+    """Pending entries written: one per row (a row recorded at its own contact removed its
+    entry; one recorded at a later contact closed it as "recorded"), and one per entry
+    closed without a row or still open."""
+    return rows + sum(1 for p in entries if p.outcome != "recorded")
 
 
 def run(payments: int, seed: int, work: Path) -> int:
@@ -471,7 +479,8 @@ def finish(home: Path, folder: Path, sock_path: Path, journal: Path, counts: Cou
     not_paid = sum(1 for p in closed if p.outcome and p.outcome.startswith("not paid"))
     recovered_rows = sum(1 for p in closed if p.outcome == "recorded")
     spooled = pending_count(log_path(home))
-    print(f"payments: {len(closed)} reached GENERATE AC, {counts.attempts} started")
+    written = _written(len(rows), closed)
+    print(f"payments: {written} reached GENERATE AC, {counts.attempts} started")
     print(f"final contact: {final}")
     print(f"kills: {counts.kills}")
     print(f"terminal verdicts seen: {counts.verdicts}")
@@ -481,7 +490,7 @@ def finish(home: Path, folder: Path, sock_path: Path, journal: Path, counts: Cou
         f"sum {sum(o.amount for o in approvals)}"
     )
     print(
-        f"pending entries: {len(closed)} written, {recovered_rows} recorded, "
+        f"pending entries: {written} written, {recovered_rows} recorded at a later contact, "
         f"{not_paid} closed as not paid, {len(open_pending)} open; spool {spooled}"
     )
     print(f"card journal: {_n(len(journaled), 'approval')}; missing from the log: {missing}")
@@ -501,17 +510,18 @@ def finish(home: Path, folder: Path, sock_path: Path, journal: Path, counts: Cou
 
 
 def _outcomes(home: Path) -> dict[str, int]:
-    """How many pending entries ended each way so far: "recorded", "not paid", "open"."""
+    """How the payments that wrote a pending entry ended so far: "recorded" (the log's rows:
+    at their own contact, or torn and recorded at a later one), "not paid", "open"."""
     from reader.log import TransactionLog, log_path
 
-    counts = {"recorded": 0, "not paid": 0, "open": 0, "other": 0}
     with TransactionLog(log_path(home)) as log:
+        counts = {"recorded": log.count(), "not paid": 0, "open": 0, "other": 0}
         for row in log.pending_rows():
             if row.outcome is None:
                 counts["open"] += 1
-            elif row.outcome == "recorded" or row.outcome.startswith("not paid"):
-                counts["recorded" if row.outcome == "recorded" else "not paid"] += 1
-            else:
+            elif row.outcome.startswith("not paid"):
+                counts["not paid"] += 1
+            elif row.outcome != "recorded":  # a recorded entry's row is counted above
                 counts["other"] += 1
     return counts
 
@@ -533,7 +543,7 @@ def _expected_end(expect: str, before: dict[str, int], after: dict[str, int], cl
         return ""
     # (a kill point that is reached but ends otherwise is the failure this test is for)
     return (
-        f"expected {expect}: the torn payment's entries gave {recorded} recorded, "
+        f"expected {expect}: the torn payment gave {recorded} recorded, "
         f"{not_paid} not paid; the next contact recovered {recovered}"
     )
 

@@ -329,7 +329,7 @@ def test_a_terminal_leaving_the_pending_entry_open_after_paying_is_caught(
     """P§9: the verified answer closes the pending entry; one left open is a difference."""
     from reader.log import TransactionLog
 
-    monkeypatch.setattr(TransactionLog, "_close", lambda self, account, atc, outcome: None)
+    monkeypatch.setattr(TransactionLog, "_remove", lambda self, account, atc: None)
     vector = vx.load(TERMINAL_APPROVE)
     difference = vx.replay_vector(vector, ROOT / "vectors" / "profiles").difference
     assert difference is not None and difference.problem is vx.Problem.LOG

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from reader.cli_common import ExitCode
 from reader.cli_pay import make_demo_home
 from reader.log import TransactionLog
+from reader.recovery import PendingEntry
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = Path("/dev/full")
@@ -169,13 +171,16 @@ def test_a_log_printed_into_a_pipe_keeps_each_row_on_one_line(tmp_path: Path) ->
     make_demo_home(home)
     paid = _hcepay(["pay", "--home", str(home), "--amount", "1.00"], capture_output=True)
     assert paid.returncode == 0, paid.stderr
+    with TransactionLog(home / "terminal.db") as log:  # the entry a torn payment leaves open
+        torn = PendingEntry(bytes.fromhex("6200123456789012FFFF"), 2, b"\x01" * 43, 1)
+        log.write_pending(torn, datetime(2026, 11, 29, 18, 2, 58))
     env = {name: value for name, value in os.environ.items() if name != "COLUMNS"}
     shown = _hcepay(["log", "--verify", "--home", str(home)], capture_output=True, env=env)
     assert shown.returncode == 0, shown.stderr
     rows = [line for line in shown.stdout.splitlines() if "6200123456789012" in line]
-    assert len(rows) == 2, shown.stdout  # the transaction, and its pending entry
+    assert len(rows) == 2, shown.stdout  # the transaction, and the open pending entry
     assert "approved" in rows[0] and " ok " in rows[0] and "0001" in rows[0], shown.stdout
-    assert "recorded" in rows[1] and "0001" in rows[1], shown.stdout
+    assert "open" in rows[1] and "0002" in rows[1] and "18:02:58" in rows[1], shown.stdout
     assert max(len(line) for line in shown.stdout.splitlines()) > 80
 
 

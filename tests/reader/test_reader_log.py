@@ -15,8 +15,9 @@ import pytest
 
 from reader.checks import ReplayError, Verdict
 from reader.flow import Outcome
-from reader.log import SCHEMA_VERSION, LogError, TransactionLog
+from reader.log import SCHEMA_VERSION, LogError, TransactionLog, outcome_to_json
 from reader.recovery import PendingEntry
+from reader.spool import Imported
 
 ACCOUNT = "6200123456789012"
 PADDED = bytes.fromhex(ACCOUNT + "FFFF")
@@ -207,15 +208,15 @@ def test_a_pending_entry_keeps_the_serial_checked_before_it(log: TransactionLog)
 
 
 def test_open_entry_found_among_many_closed(log: TransactionLog) -> None:
+    """A row recorded at its own contact removes its entry (the row stands for it); one
+    recorded later (a torn payment proven at the next contact, P§9) keeps it, closed."""
     for atc in range(1, 401):
         log.write_pending(entry(atc), NOW + timedelta(seconds=atc))
         if atc != 123:
-            log.record(outcome(atc))
+            log.record(outcome(atc), later=atc % 2 == 0)
     assert log.pending() == [entry(123)]
-    rows = log.pending_rows()
-    assert len(rows) == 400
-    assert [r.outcome for r in rows if r.entry.atc == 123] == [None]
-    assert {r.outcome for r in rows if r.entry.atc != 123} == {"recorded"}
+    shown = {r.entry.atc: r.outcome for r in log.pending_rows()}
+    assert shown == {123: None} | {atc: "recorded" for atc in range(2, 401, 2)}
     assert log.count() == 399
 
 
@@ -260,6 +261,17 @@ def test_query_plan_of_pending_reads_no_closed_entry(log: TransactionLog) -> Non
     )
     assert "pending_closed" not in plan and "transactions" not in plan, plan
     assert "pending_open" in plan, plan
+
+
+def test_a_payment_imported_from_the_spool_keeps_its_entry_closed_as_recorded(
+    log: TransactionLog,
+) -> None:
+    """A payment whose row the log could not take at its contact left its entry open; the
+    import from the spool records it later, so its entry is kept, closed as "recorded"."""
+    log.write_pending(entry(5), NOW)
+    assert log.import_entry(outcome_to_json(outcome(5))) is Imported.INSERTED
+    assert log.pending() == []
+    assert [(r.entry, r.outcome) for r in log.pending_rows()] == [(entry(5), "recorded")]
 
 
 def test_replay_refused_and_entry_closed(log: TransactionLog) -> None:

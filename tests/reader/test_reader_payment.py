@@ -665,7 +665,8 @@ def test_a_torn_decline_is_recorded_as_the_decline_it_was(
         (2, checks.Verdict.APPROVED, later.now),
     ]
     assert verify_row(rows[0], keys) == ""
-    assert [r.outcome for r in log.pending_rows()] == ["recorded", "recorded"]
+    # the torn entry closed as recorded; this contact's own entry removed with its row
+    assert [(r.entry.atc, r.outcome) for r in log.pending_rows()] == [(1, "recorded")]
     assert card.state.card.used == 100
     assert _run_json(result, request)["recovered"] == [
         {"atc": 1, "amount": "1000.01", "verdict": "declined"}
@@ -712,7 +713,7 @@ class BrokenRecord:
     def __init__(self, inner: TransactionLog) -> None:
         self.inner = inner
 
-    def record(self, outcome: Outcome) -> int:
+    def record(self, outcome: Outcome, *, later: bool = False) -> int:
         raise LogError("cannot record the transaction: database or disk is full")
 
     def __getattr__(self, name: str) -> object:
@@ -809,7 +810,10 @@ def test_every_pending_entry_of_the_card_is_decided_at_one_contact(
     assert [o.atc for o in paid.recovered] == [1]
     assert log.pending() == [other]
     closed = {r.entry.atc: r.outcome for r in log.pending_rows() if r.entry != other}
-    assert set(closed) == {1, 2, 9} and None not in closed.values()  # 2: this payment's
+    assert closed == {  # this payment's own entry (ATC 2): removed with its row
+        1: "recorded",
+        9: "not paid: the card's last answer is for another transaction",
+    }
     assert [(r.outcome.atc, r.outcome.amount) for r in log.rows()] == [(1, 1234), (2, 100)]
 
 
@@ -1113,11 +1117,11 @@ class RecordsOnce(BrokenRecord):
         super().__init__(inner)
         self.rows = 0
 
-    def record(self, outcome: Outcome) -> int:
+    def record(self, outcome: Outcome, *, later: bool = False) -> int:
         if self.rows:
-            return super().record(outcome)
+            return super().record(outcome, later=later)
         self.rows += 1
-        return self.inner.record(outcome)
+        return self.inner.record(outcome, later=later)
 
 
 @pytest.mark.parametrize("spool_fails", [False, True], ids=["spooled", "spool-failed"])
