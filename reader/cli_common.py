@@ -207,6 +207,7 @@ def output_lost(reason: str) -> NoReturn:
 
 ONE_TRANSPORT: Final = "pick one of --in-process and --reader NAME"  # both were given
 MAX_WAIT: Final = 3600.0  # seconds: --wait is bounded as every input is
+PAY_WAIT: Final = 30.0  # seconds a payment on a --reader waits for the tap (docs/pcsc.md)
 WAIT_HELP: Final = "Wait this long for a card or phone in an empty --reader (0: do not wait)."
 
 

@@ -32,6 +32,7 @@ from reader import checks, spool
 from reader.checks import CheckError
 from reader.cli_common import (
     ONE_TRANSPORT,
+    PAY_WAIT,
     READER_HELP,
     WAIT_HELP,
     ExitCode,
@@ -89,7 +90,6 @@ MAX_AMOUNT_TEXT: Final = 32
 PROFILE: Final = Path(__file__).resolve().parent.parent / "vectors" / "profiles" / "test-card-1"
 DEFAULT_TERMINAL: Final = TerminalConfig("TERM0001", "MERCHANT0000001", 156)
 DEMO_KEY_YEARS: Final = 5
-PAY_WAIT: Final = 30.0  # seconds `pay --reader` waits for the tap (docs/pcsc.md)
 
 
 class AmountError(ValueError):

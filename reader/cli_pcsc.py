@@ -45,7 +45,7 @@ def readers(as_json: JsonOption = False) -> None:
             {"index": i.index, "name": i.name, "atr": i.atr.hex().upper() if i.atr else None}
             for i in infos
         ]
-        stdout.print(json.dumps(rows, indent=2))
+        stdout.print(json.dumps(rows))  # one line, as every --json
         return
     if not infos:
         stderr.print("no PC/SC reader (is vsmartcard-vpcd installed?)")

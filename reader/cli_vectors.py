@@ -20,7 +20,9 @@ from rich.text import Text
 from reader import vectors as vx
 from reader.cli_common import (
     ONE_TRANSPORT,
+    PAY_WAIT,
     READER_HELP,
+    WAIT_HELP,
     ExitCode,
     JsonOption,
     examples,
@@ -32,6 +34,7 @@ from reader.cli_common import (
     require_pcsc,
     stderr,
     stdout,
+    wait_seconds,
 )
 from reader.cli_pcsc import VPCD_DEFAULT, VpcdOption, vpcd_config
 
@@ -194,6 +197,7 @@ def register(app: typer.Typer) -> None:
         epilog=examples(
             "hcepay vectors replay   # every vector, against the in-process card",
             "hcepay vectors replay vectors/card --reader 'Virtual PCD 00 00'",
+            "hcepay vectors replay vectors/card --reader acr122 --wait 30   # then tap the phone",
             "hcepay vectors replay vectors/terminal --json",
             "hcepay vectors replay vectors/card --protocol-only",
         ),
@@ -209,6 +213,12 @@ def register(app: typer.Typer) -> None:
                 "--reader",
                 metavar="NAME",
                 help="Replay card-side vectors on the card in this reader. " + READER_HELP,
+            ),
+        ] = None,
+        wait: Annotated[
+            float | None,
+            typer.Option(
+                "--wait", metavar="SECONDS", help=f"{WAIT_HELP} Each vector's. Default: 0."
             ),
         ] = None,
         in_process: Annotated[
@@ -233,6 +243,7 @@ def register(app: typer.Typer) -> None:
         vector file or option, 4 when the card could not be reached)."""
         if reader_name is not None and in_process:
             fail(ONE_TRANSPORT, ExitCode.USAGE)
+        seconds = wait_seconds(wait, reader_name, 0.0)
         if reader_name is not None:
             reader_name = _one_reader(reader_name)
         folder = default_vectors_folder()
@@ -257,7 +268,7 @@ def register(app: typer.Typer) -> None:
                     vx.profile_folder(profiles_folder, vector.card)
                 except vx.VectorError as exc:
                     fail(f"{path}: {exc}", ExitCode.USAGE)
-        replay = _replayer(reader_name, profiles_folder)
+        replay = _replayer(reader_name, profiles_folder, seconds)
         bar = not as_json and len(items) >= PROGRESS_THRESHOLD and stderr.is_terminal
         results = run_all(items, replay, progress=bar)
         failed = sum(not r.passed for r in results)
@@ -295,13 +306,19 @@ def _one_reader(reader_name: str) -> str:
 
 
 def _replayer(
-    reader_name: str | None, profiles_folder: Path
+    reader_name: str | None, profiles_folder: Path, wait: float
 ) -> Callable[[vx.Vector], vx.ReplayResult]:
-    """The function that replays one vector; a vector that cannot be set up is a failure."""
+    """The function that replays one vector (on the card in `reader_name`, waited for up to
+    `wait` seconds); a vector that cannot be set up is a failure."""
 
     def replay(vector: vx.Vector) -> vx.ReplayResult:
         try:
-            return vx.replay_vector(vector, profiles_folder, reader=reader_name)
+            return vx.replay_vector(
+                vector,
+                profiles_folder,
+                reader=reader_name,
+                card_transport=lambda reader: reader_transport(reader, wait),
+            )
         except vx.VectorError as exc:
             problem = vx.Difference(vx.Problem.SETUP, "a usable vector", str(exc))
             return vx.ReplayResult(vector.name, vector.side, len(vector.steps), 0, problem)
@@ -316,9 +333,11 @@ def record_vector(
     values: vx.TerminalValues,
     profiles: Path,
     reader_name: str | None,
+    wait: float = 0.0,
 ) -> tuple[vx.Vector, vx.TerminalRun]:
-    """Run one payment (our card in-process, or the card in `reader_name`) and make the
-    exchange a card-side vector (PROTOCOL.md §8). TransportError when the card is lost."""
+    """Run one payment (our card in-process, or the card in `reader_name`, waited for up to
+    `wait` seconds) and make the exchange a card-side vector (PROTOCOL.md §8).
+    TransportError when the card is lost."""
     from reader.transport import InProcessTransport, Transport, TransportError
 
     draft = vx.Vector(name, "", (), start, values)
@@ -326,7 +345,7 @@ def record_vector(
     if reader_name is None:
         transport = InProcessTransport(vx.in_process_card(start, profiles))
     else:
-        transport = reader_transport(reader_name)
+        transport = reader_transport(reader_name, wait)
     run = vx.run_terminal(draft, profiles, transport)
     if run.verdict is None:
         raise TransportError(run.reason.removeprefix("transport error: "))
@@ -382,6 +401,7 @@ def register_record(group: typer.Typer) -> None:
         epilog=examples(
             "hcepay vectors record --out my-payment.json --amount 5.00 --in-process",
             "hcepay vectors record --out phone.json --reader 0",
+            "hcepay vectors record --out phone.json --reader acr122 --wait 60   # then tap",
         ),
     )
     def record_command(
@@ -399,6 +419,14 @@ def register_record(group: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--reader", metavar="NAME", help="Pay the card in this reader. " + READER_HELP
+            ),
+        ] = None,
+        wait: Annotated[
+            float | None,
+            typer.Option(
+                "--wait",
+                metavar="SECONDS",
+                help=f"{WAIT_HELP} Default with --reader: {PAY_WAIT:g}, as pay's.",
             ),
         ] = None,
         in_process: Annotated[
@@ -422,6 +450,7 @@ def register_record(group: typer.Typer) -> None:
 
         if reader_name is not None and in_process:
             fail(ONE_TRANSPORT, ExitCode.USAGE)
+        seconds = wait_seconds(wait, reader_name, PAY_WAIT)
         if reader_name is not None:
             reader_name = _one_reader(reader_name)
         _check_out(out)
@@ -438,6 +467,7 @@ def register_record(group: typer.Typer) -> None:
                 values=values,
                 profiles=profiles or default_vectors_folder() / "profiles",
                 reader_name=reader_name,
+                wait=seconds,
             )
         except (AmountError, vx.VectorError) as exc:
             fail(str(exc), ExitCode.USAGE)

@@ -16,7 +16,7 @@ import json
 import re
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -1024,13 +1024,22 @@ def replay_card_in_process(vector: Vector, profiles: Path) -> ReplayResult:
     return replay_card_vector(vector, InProcessTransport(card))
 
 
-def replay_vector(vector: Vector, profiles: Path, *, reader: str | None = None) -> ReplayResult:
-    """Replay one vector: card side in-process (or on the card in `reader`), terminal side
-    against a scripted card. VectorError when the vector cannot be set up (bad profile)."""
+def replay_vector(
+    vector: Vector,
+    profiles: Path,
+    *,
+    reader: str | None = None,
+    card_transport: Callable[[str], Transport] | None = None,
+) -> ReplayResult:
+    """Replay one vector: card side in-process (or on the card in `reader`, reached through
+    `card_transport`, by default a PcscTransport that does not wait), terminal side against
+    a scripted card. VectorError when the vector cannot be set up (bad profile)."""
     if vector.side is Side.TERMINAL:
         return replay_terminal_vector(vector, profiles)
     if reader is None:
         return replay_card_in_process(vector, profiles)
-    from reader.pcsc import PcscTransport
+    if card_transport is None:
+        from reader.pcsc import PcscTransport
 
-    return replay_card_vector(vector, PcscTransport(reader))
+        card_transport = PcscTransport
+    return replay_card_vector(vector, card_transport(reader))

@@ -136,6 +136,7 @@ def test_hcepay_readers_json_shows_the_atr(serve: Any, echo_card: Any) -> None:
     serve(echo_card, 1)
     result = CliRunner().invoke(app, ["readers", "--json"])
     assert result.exit_code == 0, result.output
+    assert result.stdout.count("\n") == 1, result.stdout  # one line, as every --json
     listed = json.loads(result.stdout)
     assert listed[:2] == [
         {"index": 0, "name": "Virtual PCD 00 00", "atr": None},

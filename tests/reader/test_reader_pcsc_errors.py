@@ -15,6 +15,8 @@ from reader.cli_pay import make_demo_home
 from reader.pcsc import Hresult, PcscTransport, reason_for, resolve_reader
 from reader.transport import ReaderChoiceError, TransportError
 
+ROOT = Path(__file__).resolve().parent.parent.parent
+
 NAMES = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
 
 
@@ -579,6 +581,44 @@ def test_pay_waits_for_the_tap_and_says_so(monkeypatch: pytest.MonkeyPatch, tmp_
         f"present the card or phone to {NAMES[0]} (waiting up to 0.6 s)",
         f"hcepay: error: transport error: no card presented to {NAMES[0]} within 0.6 s",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["vectors", "replay", "vectors/card/card-approve-basic.json"], "transport"),
+        (["vectors", "record", "--out", "{out}"], "hcepay: error: transport error: "),
+    ],
+)
+def test_vectors_replay_and_record_wait_for_the_tap(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], said: str
+) -> None:
+    """`vectors replay` and `record` on a --reader wait for the card as `pay` does (they
+    answered "no card" at once: the phone had to be on the reader first)."""
+    clock = FakeClock()
+    clock.sleep = time.sleep  # type: ignore[method-assign]  # the CLI's clock is the real one
+    EmptyReaderScard(clock, arrives_after=None).install(monkeypatch)
+    monkeypatch.chdir(ROOT)
+    argv = [a.format(out=tmp_path / "v.json") for a in args]
+    result = CliRunner().invoke(app, [*argv, "--reader", "0", "--wait", "0.6"])
+    assert result.exit_code == 4, (result.output, result.exception)
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"present the card or phone to {NAMES[0]} (waiting up to 0.6 s)"
+    assert f"no card presented to {NAMES[0]} within 0.6 s" in result.output
+    assert said in result.output
+    assert not (tmp_path / "v.json").exists()
+
+
+@pytest.mark.parametrize("wait", ["-1", "abc", "nan", "inf", "3601"])
+@pytest.mark.parametrize("command", ["vectors replay", "vectors record --out v.json"])
+def test_a_bad_wait_of_the_vectors_commands_is_a_usage_error(
+    tmp_path: Path, wait: str, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [*command.split(), "--reader", "0", "--wait", wait])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "--wait" in result.stderr and "no such option" not in result.stderr
+    assert not (tmp_path / "v.json").exists()
 
 
 @pytest.mark.parametrize("wait", ["-1", "abc", "nan", "inf", "3601"])
