@@ -49,8 +49,10 @@ def test_a_card_leaving_the_field_is_card_removed(serve: Any, echo_card: Any) ->
             transport.transmit(bytes.fromhex("80CA9F3600"))
         reasons.append(caught.value.reason)
     transport.disconnect()
-    # pcscd answers the first transmit with nothing (no answer), then knows the card left
-    assert reasons == [NO_ANSWER, "card removed", "card removed"], reasons
+    # pcscd answers a transmit with nothing (no answer) until it has noticed the card left,
+    # then with SCARD_W_REMOVED_CARD: most runs give one of each, a slower test none first
+    assert reasons[0] in (NO_ANSWER, "card removed"), reasons
+    assert reasons[1:] == ["card removed", "card removed"], reasons
 
 
 def test_the_card_comes_back_after_it_left(serve: Any, echo_card: Any) -> None:
