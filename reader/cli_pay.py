@@ -725,7 +725,7 @@ def _spooled(path: Path) -> int:
 def _print_pending(entries: list[PendingRow], spooled: int) -> None:
     """The pending entries (PROTOCOL.md §9) and the spool, under the transactions."""
     if entries:
-        table = Table(title="pending entries of torn payments (written before GENERATE AC)")
+        table = Table(title="pending entries of torn or refused payments (PROTOCOL.md §9)")
         for column in ("created", "account", "ATC", "outcome"):
             table.add_column(column, overflow="fold")  # never cut a value short
         for p in entries:
