@@ -742,6 +742,7 @@ log_app = typer.Typer(
     epilog=examples(
         "hcepay log   # the rows, the pending entries, the spool",
         "hcepay log --verify   # re-check every row; exit 3 when one fails",
+        "hcepay log --last 20 --verify   # the 20 newest transactions, re-checked",
         "hcepay log --json",
         "hcepay log recover   # import what the log could not take",
         "hcepay log --home /tmp/pos --json recover   # the group's --home and --json apply",
@@ -754,33 +755,47 @@ def log_command(
     ctx: typer.Context,
     as_json: JsonOption = False,
     verify: Annotated[
-        bool, typer.Option("--verify", help="Re-check every row with the authority's key.")
+        bool,
+        typer.Option("--verify", help="Re-check every row shown with the authority's key."),
     ] = False,
+    last: Annotated[
+        int | None,
+        typer.Option(
+            "--last",
+            metavar="N",
+            help="Only the last N transactions, the newest (oldest first, as always).",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
-    """The transaction log (--json, --verify): its rows, the pending entries that no row of
-    their own contact closed (torn payments, open or settled later: PROTOCOL.md §9) and how
-    many payments wait in the spool; subcommands below.
+    """The transaction log (--json, --verify, --last N): its rows, the pending entries that
+    no row of their own contact closed (torn payments, open or settled later: PROTOCOL.md
+    §9) and how many payments wait in the spool; subcommands below.
 
     With --verify, exit 3 when a row fails its re-check. A row or pending entry the log
     cannot read back (a column not of the type the log writes) is one line naming it, exit 2.
     A home that does not exist is exit 2 (a mistyped --home); one with no log yet shows an
     empty log.
 
-    With --json, one object: `log` (the file), `transactions` (the rows; with --verify each
-    has `verified` and `verify_reason`), `pending_entries` (each `created`, `account`,
+    With --json, one object: `log` (the file), `transactions` (the rows shown; with --verify
+    each has `verified` and `verify_reason`), `total` (the rows in the log, shown or not:
+    --last), `pending_entries` (each `created`, `account`,
     `atc`, `serial`, `outcome`: null while open, else what closed it) and `spooled`
     (payments kept for `hcepay log recover`)."""
     if ctx.invoked_subcommand is not None:
         return
+    if last is not None and last < 1:
+        fail(f"--last {last}: give 1 or more (the number of newest transactions to show)")
     root = existing_home(home)  # a mistyped --home is not an empty log
     path = log_path(root)
     rows = []
+    total = 0
     pending_rows: list[PendingRow] = []
     if path.exists():
         try:
             with TransactionLog(path) as log:
-                rows = list(log.rows())
+                rows = list(log.rows(last, last=True) if last is not None else log.rows())
+                total = log.count()
                 pending_rows = log.pending_rows()
         except LogError as exc:
             fail(f"transaction log: {exc.reason}")
@@ -799,12 +814,14 @@ def log_command(
         doc = {
             "log": str(path),
             "transactions": out,
+            "total": total,
             "pending_entries": [_pending_json(p) for p in pending_rows],
             "spooled": spooled,
         }
         stdout.print(json.dumps(doc))
     else:
-        table = Table(title=f"transactions in {path}")
+        shown = f"the last {len(rows)} of {total} transactions" if len(rows) < total else ""
+        table = Table(title=f"{shown or 'transactions'} in {path}")
         for column in ("id", "time", "account", "amount", "cur", "ATC", "verdict", "serial", "CA"):
             table.add_column(column, overflow="fold")  # never cut a value short
         if verify:

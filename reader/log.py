@@ -137,6 +137,8 @@ _INSERT: Final = (
     f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
 _SELECT: Final = f"SELECT id, {', '.join(_COLUMNS)} FROM transactions ORDER BY id LIMIT ?"  # noqa: S608
+_NEWEST: Final = _SELECT.replace("ORDER BY id", "ORDER BY id DESC")
+_SELECT_LAST: Final = f"SELECT * FROM ({_NEWEST}) ORDER BY id"  # noqa: S608
 _VALUES: Final = attrgetter(*_COLUMNS)
 _TIME: Final = _COLUMNS.index("time")
 _WRITE_PENDING: Final = (
@@ -431,13 +433,14 @@ class TransactionLog:
         """How many transactions are recorded."""
         return int(self._db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
 
-    def rows(self, limit: int = MAX_ROWS) -> Iterator[LogRow]:
-        """The recorded transactions, oldest first (at most `limit`); LogError naming the
-        first row that cannot be read back: a column not of its type, a time not as written
-        (a log edited by hand or damaged; `hcepay log --verify` re-checks every other
-        column against the signatures)."""
+    def rows(self, limit: int = MAX_ROWS, *, last: bool = False) -> Iterator[LogRow]:
+        """The recorded transactions, oldest first: the first `limit`, or with `last` the
+        last `limit`; LogError naming the first row that cannot be read back: a column not
+        of its type, a time not as written (a log edited by hand or damaged; `hcepay log
+        --verify` re-checks every other column against the signatures)."""
+        query = _SELECT_LAST if last else _SELECT
         try:
-            for row in self._db.execute(_SELECT, (min(limit, MAX_ROWS),)):
+            for row in self._db.execute(query, (min(limit, MAX_ROWS),)):
                 yield LogRow(int(row[0]), _outcome(row))
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the transactions: {exc}") from None

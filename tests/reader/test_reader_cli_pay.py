@@ -587,6 +587,40 @@ def test_log_recover_home_on_the_line_beats_hcepay_home(
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_log_last_shows_the_newest_rows_oldest_first(home: Path) -> None:
+    """`log --last N`: the N newest transactions, oldest first, re-checked with --verify;
+    the title and `total` say how many the log holds."""
+    for amount in ("1.00", "2.00", "3.00"):
+        assert _pay(home, "--amount", amount)[0] == 0
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--json", "--last", "2"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert [(r["atc"], r["amount"]) for r in doc["transactions"]] == [(2, 200), (3, 300)]
+    assert doc["total"] == 3
+    result = CliRunner().invoke(
+        app, ["log", "--home", str(home), "--last", "5", "--verify"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert f"transactions in {home / 'terminal.db'}" in result.stdout  # all 3: no "last"
+    assert "3 of 3 rows verify" in result.stdout
+    result = CliRunner().invoke(
+        app, ["log", "--home", str(home), "--last", "1", "--verify"], env={"COLUMNS": "200"}
+    )
+    assert f"the last 1 of 3 transactions in {home / 'terminal.db'}" in result.stdout
+    assert "1 of 1 row verifies" in result.stdout and "0003" in result.stdout
+    assert "0002" not in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("last", ["0", "-3"])
+def test_log_last_below_one_is_a_usage_error(home: Path, last: str) -> None:
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--last", last])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"hcepay: error: --last {last}: give 1 or more (the number of newest transactions "
+        "to show)\n"
+    )
+
+
 def test_log_json_has_the_pending_entries_and_the_spool(home: Path) -> None:
     """`log --json` says what the text says: pending entries (open or closed), the spool."""
     from datetime import datetime
