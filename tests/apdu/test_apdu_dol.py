@@ -68,6 +68,13 @@ def test_malformed_dol(hex_dol: str, reason: str) -> None:
         parse_dol(bytes.fromhex(hex_dol))
 
 
+def test_a_tag_of_first_byte_ff_is_no_dol_tag() -> None:
+    """A DOL entry's tag may not begin with FF, as with 00 (ISO 7816-4 5.2.2.1): the DOL is
+    refused at that byte, not read as a two-byte tag FF01 whose length is missing."""
+    with pytest.raises(DecodeError, match="byte FF is no DOL tag at offset 3"):
+        parse_dol(bytes.fromhex("9F0206FF01"))
+
+
 def test_dol_entry_count_is_bounded() -> None:
     many = b"".join(bytes((0x9F, i, 1)) for i in range(0x70))
     with pytest.raises(DecodeError, match="longer than 64 entries"):
@@ -91,6 +98,13 @@ def test_split_refuses_wrong_length_and_repeats() -> None:
         split_dol(CDOL1, bytes(41))
     with pytest.raises(DecodeError, match="repeated"):
         split_dol([DolEntry(0x9A, 1), DolEntry(0x9A, 1)], b"\x01\x02")
+
+
+def test_split_data_of_the_wrong_length_is_refused_at_offset_0() -> None:
+    """DOL data of the wrong length is wrong as a whole: the DecodeError points at its start."""
+    with pytest.raises(DecodeError) as info:
+        split_dol(CDOL1, bytes(43))
+    assert info.value.offset == 0
 
 
 def test_build_refuses_bad_entries() -> None:
