@@ -281,18 +281,24 @@ def test_a_pad_byte_other_than_bb_is_refused(
 
 
 def _sign_key_fields(
-    ca: RsaPrivateKey, size: int, modulus: bytes, exponent: bytes
+    ca: RsaPrivateKey,
+    size: int,
+    modulus: bytes,
+    exponent: bytes,
+    exponent_length: int | None = None,
 ) -> tuple[bytes, bytes]:
     """A 248-byte license (SHA-256, no remainder) whose APP key length byte is `size`, its
-    exponent length byte `len(exponent)`, its leftmost part `modulus` padded with BB:
-    signed and hash-correct, so only the APP key checks can refuse it. (license, 9F47)"""
+    exponent length byte `exponent_length` (by default `len(exponent)`), its leftmost part
+    `modulus` padded with BB: signed and hash-correct, so only the APP key checks can refuse
+    it. (license, 9F47)"""
     room = 248 - 54
+    length = len(exponent) if exponent_length is None else exponent_length
     fields = (
         b"\x04"
         + ACCOUNT
         + EXPIRY
         + SERIAL.to_bytes(3, "big")
-        + bytes([HASH_SHA256, 0x01, size, len(exponent)])
+        + bytes([HASH_SHA256, 0x01, size, length])
         + modulus
         + b"\xbb" * (room - len(modulus))
     )
@@ -365,3 +371,31 @@ def test_a_remainder_longer_than_the_app_key_needs_is_refused(
     digest = hashlib.sha256(fields + longer + exponent + RECORD1).digest()
     lic = iso9796.sign(ca_key, b"\x6a" + fields + digest + b"\xbc")
     assert _reason(ca_key.public, lic, longer, exponent) is LicenseReason.BAD_REMAINDER
+
+
+@pytest.mark.parametrize("exponent_length", [1, 2], ids=["length 1", "length 2"])
+def test_an_exponent_length_byte_other_than_9f47s_length_is_refused(
+    big_ca_key: RsaPrivateKey, app_key: RsaPrivateKey, exponent_length: int
+) -> None:
+    """PROTOCOL.md §5.1: the APP exponent length is 1 or 3 and is `9F47`'s length; a signed,
+    hash-correct license whose length byte says 1 (or 2) over a `9F47` of `010001` is
+    BAD_EXPONENT, though the exponent itself is written in its one form."""
+    app = app_key.public
+    modulus, exponent = app.modulus_bytes(), app.exponent_bytes()
+    assert exponent == b"\x01\x00\x01"
+    lic, exp = _sign_key_fields(big_ca_key, app.size, modulus, exponent, exponent_length)
+    assert _reason(big_ca_key.public, lic, b"", exp) is LicenseReason.BAD_EXPONENT
+    lic, exp = _sign_key_fields(big_ca_key, app.size, modulus, exponent, 3)
+    assert _open(big_ca_key.public, lic, b"", exp).app_key == app  # the helper is sound
+
+
+@pytest.mark.parametrize("expiry", ["1330", "0030", "1A30"])
+def test_a_signed_license_of_a_malformed_expiry_is_refused(
+    ca_key: RsaPrivateKey, app_key: RsaPrivateKey, expiry: str
+) -> None:
+    """PROTOCOL.md §5.1: the expiry is MMYY, n, month 01 to 12; a signed, hash-correct
+    license whose expiry is no such month is BAD_EXPIRY, naming the two bytes."""
+    lic, rem, exp = _sign_rehashed(ca_key, app_key.public, 12, bytes.fromhex(expiry))
+    with pytest.raises(LicenseError) as info:
+        _open(ca_key.public, lic, rem, exp)
+    assert (info.value.reason, info.value.detail) == (LicenseReason.BAD_EXPIRY, expiry)
