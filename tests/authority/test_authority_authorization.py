@@ -166,3 +166,38 @@ def test_a_signed_hash_wrong_in_one_byte_is_refused(app_key: RsaPrivateKey, offs
     x[offset] ^= 0x01
     auth = iso9796.sign(app_key, bytes(x))
     assert _reason(app_key.public, auth) is AuthorizationReason.BAD_HASH
+
+
+def test_dynamic_data_takes_every_atc_and_cid_that_fits_its_bytes() -> None:
+    """PROTOCOL.md §5.2: the ATC is b2 and the CID b1; FFFF and FF are written as they are
+    and read back (the terminal, not the layout, refuses a CID other than 40 or 00)."""
+    top = DynamicData(0xFFFF, 0xFF, 1, 156, UN, ACCOUNT)
+    data = top.to_bytes()
+    assert data[:3] == bytes.fromhex("FFFFFF")
+    assert DynamicData.from_bytes(data) == top
+
+
+@pytest.mark.parametrize(
+    "dynamic",
+    [
+        DynamicData(1, 0x40, 1, 156, UN[:3], ACCOUNT),
+        DynamicData(1, 0x40, 1, 156, UN + b"\x00", ACCOUNT),
+        DynamicData(1, 0x40, 1, 156, UN, ACCOUNT[:9]),
+        DynamicData(1, 0x40, 1, 156, UN, ACCOUNT + b"\xff"),
+    ],
+    ids=["UN of 3", "UN of 5", "account of 9", "account of 11"],
+)
+def test_dynamic_data_of_a_wrong_field_size_is_not_written(dynamic: DynamicData) -> None:
+    """PROTOCOL.md §5.2: the unpredictable number is 4 bytes and the account 10, each on its
+    own: one of them the wrong size is refused, the other being right."""
+    with pytest.raises(ValueError, match="must be 4 bytes and account 10"):
+        dynamic.to_bytes()
+
+
+@pytest.mark.parametrize("length", [0, 24, 26])
+def test_dynamic_data_of_other_than_25_bytes_is_not_read(length: int) -> None:
+    """PROTOCOL.md §5.2: the dynamic data is exactly 25 bytes; fewer or more is refused,
+    not read as fields cut short or with a byte left over."""
+    data = DYNAMIC.to_bytes()
+    with pytest.raises(ValueError, match="must be 25 bytes"):
+        DynamicData.from_bytes((data + b"\x00")[:length])
