@@ -51,6 +51,7 @@ CASES: list[tuple[str, str, str, int]] = [
     ("GPO without data", "selected", "80A8000000", 0x6700),
     ("unknown CLA", "requested", "90B2010C00", 0x6E00),
     ("CLA with channel bits", "requested", "01B2010C00", 0x6E00),
+    ("unknown CLA and INS", "requested", "9020008000", 0x6E00),  # CLA is checked first
     ("GPO with CLA 00", "selected", "GPO_CLA00", 0x6E00),
     ("SELECT with CLA 80", "selected", "80A4040009F0484345504159000100", 0x6E00),
     ("unknown INS", "requested", "0020008000", 0x6D00),
