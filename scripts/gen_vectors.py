@@ -48,6 +48,7 @@ from authority.keyfiles import load_private  # noqa: E402
 from authority.license import LicenseFields, account_from_digits, build_recovered  # noqa: E402
 from authority.rsa import RsaPrivateKey  # noqa: E402
 from reader import vectors as vx  # noqa: E402
+from reader.checks import Verdict  # noqa: E402
 
 PROFILE = "test-card-1"
 PROFILES = ROOT / "vectors" / "profiles"
@@ -861,8 +862,8 @@ def license_record(
     built = build_recovered(replace(fields, hash_algorithm=HASH_SHA256), keys.ca.public.size, value)
     recovered = bytearray(built.license)
     recovered[17] = algorithm  # header, format, account 10, expiry 2, serial 3, then the algorithm
-    for offset, value in (poke or {}).items():
-        recovered[offset] = value
+    for offset, byte in (poke or {}).items():
+        recovered[offset] = byte
     signed = raw_sign(keys.ca, bytes(recovered))
     return m.build_record2(m.Record2(signed)) + b"\x90\x00"
 
@@ -935,7 +936,7 @@ class TerminalScenario:
 
     name: str
     description: str
-    verdict: vx.Verdict
+    verdict: Verdict
     alter: Callable[[Keys, TamperCard], Alter] | None = None
     used: int = 0
     amount: int = AMOUNT
@@ -979,10 +980,10 @@ def is_last_answer(command: bytes) -> bool:
 def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
     """The terminal-side suite: the two verdicts and each refusal of P§7."""
     cdol1 = fill_dol(m.CDOL1, values())
-    refused = vx.Verdict.REFUSED
-    genac = lambda c: is_ins(c, INS.GENERATE_AC)  # noqa: E731
-    gpo_ = lambda c: is_ins(c, INS.GET_PROCESSING_OPTIONS)  # noqa: E731
-    rec = lambda n: lambda c: is_record(c, n)  # noqa: E731
+    refused = Verdict.REFUSED
+    genac: Callable[[bytes], bool] = lambda c: is_ins(c, INS.GENERATE_AC)  # noqa: E731
+    gpo_: Callable[[bytes], bool] = lambda c: is_ins(c, INS.GET_PROCESSING_OPTIONS)  # noqa: E731
+    rec: Callable[[int], Callable[[bytes], bool]] = lambda n: lambda c: is_record(c, n)  # noqa: E731
     atc = tlv_primitive(0x9F36, b"\x00\x01")
     aip, afl = tlv_primitive(0x82, m.AIP), tlv_primitive(0x94, m.AFL)
     s = TerminalScenario
@@ -990,12 +991,12 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
         s(
             "terminal-approve",
             "An honest card approves 12.34 CNY: every check of P§7 passes, the terminal approves and logs one row.",
-            vx.Verdict.APPROVED,
+            Verdict.APPROVED,
         ),
         s(
             "terminal-decline",
             "An honest card declines an amount over its available credit with a signed CID 00: the terminal reports a decline (P§5.2).",
-            vx.Verdict.DECLINED,
+            Verdict.DECLINED,
             used=99_000,
             amount=1001,
         ),
@@ -1213,35 +1214,35 @@ def terminal_scenarios(keys: Keys) -> list[TerminalScenario]:
         s(
             "terminal-torn-recorded",
             "A pending entry holds a payment of 12.34 at ATC 0001 torn at 11:59 (the card approved it, the terminal never had the answer); the card started at ATC 0 with nothing used. At this contact the terminal reads GET DATA DF02 after SELECT AID, records the torn payment once, then pays 12.34 at ATC 0002: two rows (P§9).",
-            vx.Verdict.APPROVED,
+            Verdict.APPROVED,
             torn=torn_payment,
             closes="recorded",
         ),
         s(
             "terminal-torn-no-answer",
             "A pending entry holds ATC 0001, but the card never had the GENERATE AC (it left the field after the records): DF02 answers 6A88 and the entry closes as not paid; this contact's payment is made (P§9).",
-            vx.Verdict.APPROVED,
+            Verdict.APPROVED,
             torn=lambda card: torn_payment(card, generate_ac=False),
             closes="not paid: the card holds no last answer (6A88)",
         ),
         s(
             "terminal-torn-declined",
             "The torn payment at ATC 0001 was declined by the card (over its credit, nothing deducted): its signed answer matches the pending entry and verifies, so it is recorded once with CID 00, as an untorn decline is, then this contact pays 12.34 at ATC 0002: two rows (P§9).",
-            vx.Verdict.APPROVED,
+            Verdict.APPROVED,
             torn=lambda card: torn_payment(card, 100_001),
             closes="recorded",
         ),
         s(
             "terminal-torn-other-transaction",
             "The torn payment at ATC 0001 was followed by another payment elsewhere (ATC 0002): the card's last answer is not the pending entry's, which closes as not paid; it is never recorded from another transaction's answer (P§9).",
-            vx.Verdict.APPROVED,
+            Verdict.APPROVED,
             torn=lambda card: torn_payment(card, then=1),
             closes="not paid: the card's last answer is for another transaction",
         ),
         s(
             "terminal-torn-not-verified",
             "The card's last answer (DF02) for the torn payment at ATC 0001 carries an authorization with a byte changed: it does not verify, the entry closes as not paid and nothing is recorded for it (P§9).",
-            vx.Verdict.APPROVED,
+            Verdict.APPROVED,
             lambda k, t: flip(0x9F4B, "middle", is_last_answer),
             torn=torn_payment,
             closes="not paid: the last answer's authorization does not verify",
@@ -1362,7 +1363,7 @@ def build_terminal_vectors() -> dict[str, vx.Vector]:
         if run.pending != ((scenario.closes,) if torn else ()):
             raise AssertionError(f"{scenario.name}: the pending entry closed as {run.pending}")
         check = expected_check(scenario.name)
-        if scenario.verdict is vx.Verdict.REFUSED and not check:
+        if scenario.verdict is Verdict.REFUSED and not check:
             raise AssertionError(f"{scenario.name}: no check of P§7 named for it in CHECKS")
         if check and not run.reason.startswith(f"check {check}:"):
             raise AssertionError(f"{scenario.name}: refused by {run.reason!r}, not check {check}")
