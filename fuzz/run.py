@@ -80,7 +80,10 @@ def _child(name: str, runs: int | None, seconds: int | None, corpus: str) -> Non
     """Run one target under atheris; never returns (libFuzzer exits)."""
     import atheris
 
-    with atheris.instrument_imports(include=["apdu", "applet", "authority", "reader"]):
+    # where it lives (types-atheris' __init__.pyi does not re-export it; atheris's __init__ does)
+    from atheris.import_hook import instrument_imports
+
+    with instrument_imports(include=["apdu", "applet", "authority", "reader"]):
         target = load(name)
     args = [sys.argv[0], corpus, f"-max_len={MAX_LEN}", "-print_final_stats=1"]
     args.append("-artifact_prefix=" + str(ROOT / "fuzz" / "findings") + f"/{name}-")
