@@ -7,13 +7,13 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from applet.state import CardState
 from applet.store import FileStateStore
-from reader import log as log_module
 from reader.log import TransactionLog, log_path
 
 WRITER = textwrap.dedent(
@@ -96,7 +96,7 @@ class BusyAtFirst:
         self.inner = inner
         self.refusals = 2
 
-    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+    def execute(self, sql: str, *args: Sequence[object] | Mapping[str, object]) -> sqlite3.Cursor:
         if sql == "PRAGMA journal_mode=WAL" and self.refusals:
             self.refusals -= 1
             busy = sqlite3.OperationalError("database is locked")
@@ -114,9 +114,7 @@ def test_a_new_log_opened_by_two_processes_at_once_waits_for_the_other(
     """Two terminals (or a payment and `hcepay log`) opening a new terminal.db together:
     one of them was refused ("cannot use ...: database is locked", exit 2)."""
     connect = sqlite3.connect
-    monkeypatch.setattr(
-        log_module.sqlite3, "connect", lambda *a, **k: BusyAtFirst(connect(*a, **k))
-    )
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: BusyAtFirst(connect(*a, **k)))
     with TransactionLog(tmp_path / "terminal.db") as log:
         assert log.count() == 0
     assert connect(tmp_path / "terminal.db").execute("PRAGMA journal_mode").fetchone() == ("wal",)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from applet.store import FileStateStore
 from reader import spool
@@ -23,7 +24,7 @@ class FailingDb:
     def __init__(self, inner: sqlite3.Connection) -> None:
         self.inner = inner
 
-    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+    def execute(self, sql: str, *args: Sequence[object] | Mapping[str, object]) -> sqlite3.Cursor:
         if sql.lstrip().upper().startswith("INSERT INTO TRANSACTIONS"):
             raise sqlite3.OperationalError("database or disk is full")
         return self.inner.execute(sql, *args)
@@ -43,7 +44,7 @@ def failing_log(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(TransactionLog, "__init__", init)
 
 
-def _pay(home: Path, amount: str = "12.34") -> object:
+def _pay(home: Path, amount: str = "12.34") -> Result:
     return CliRunner().invoke(app, ["pay", "--in-process", "--amount", amount, "--home", str(home)])
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authority.errors import KeyFileError
 from authority.keyfiles import load_private, save_private
@@ -40,12 +41,14 @@ def key_file(tmp_path: Path, app_private: RsaPrivateKey) -> tuple[Path, list[str
     return path, _secrets(app_private, path.read_bytes())
 
 
-def test_repr_and_str_hide_the_key(app_private: RsaPrivateKey, key_file) -> None:
+def test_repr_and_str_hide_the_key(
+    app_private: RsaPrivateKey, key_file: tuple[Path, list[str]]
+) -> None:
     _, secrets_ = key_file
     _assert_clean(repr(app_private) + str(app_private) + format(app_private), secrets_)
 
 
-def test_key_file_errors_hide_the_key(key_file) -> None:
+def test_key_file_errors_hide_the_key(key_file: tuple[Path, list[str]]) -> None:
     path, secrets_ = key_file
     pem = path.read_bytes()
     corruptions = [pem[: len(pem) // 2], pem.replace(b"M", b"N", 3), pem[:-40] + b"\n-----END"]
@@ -62,15 +65,16 @@ def test_key_file_errors_hide_the_key(key_file) -> None:
     _assert_clean(str(info.value), secrets_)
 
 
-def test_private_key_file_is_0600(key_file) -> None:
+def test_private_key_file_is_0600(key_file: tuple[Path, list[str]]) -> None:
     path, _ = key_file
     assert (path.stat().st_mode & 0o777) == 0o600
     pem = path.read_bytes()
     loaded = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(loaded, rsa.RSAPrivateKey)
     assert loaded.key_size == 1024
 
 
-def test_the_decode_cli_on_a_key_file_hides_it(key_file) -> None:
+def test_the_decode_cli_on_a_key_file_hides_it(key_file: tuple[Path, list[str]]) -> None:
     """A user who feeds a key file to a command sees a one-line error, not the key."""
     path, secrets_ = key_file
     hcepay = Path(sys.executable).with_name("hcepay")

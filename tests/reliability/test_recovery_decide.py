@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +21,9 @@ from reader.recovery import (
     sent_with,
 )
 
+if TYPE_CHECKING:
+    from tests.reliability.conftest import LastAnswerMaker
+
 
 def _ok(data: bytes) -> ResponseAPDU:
     return ResponseAPDU(data, 0x9000)
@@ -29,7 +33,9 @@ def test_get_data_df02_command_bytes() -> None:
     assert last_answer_command() == bytes.fromhex("80CADF0200")
 
 
-def test_approved_last_answer_is_recorded(make_last_answer, app_private: RsaPrivateKey) -> None:
+def test_approved_last_answer_is_recorded(
+    make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey
+) -> None:
     pending, last = make_last_answer()
     decision = decide(pending, _ok(last), app_private.public)
     assert isinstance(decision, RecordOnce)
@@ -40,7 +46,7 @@ def test_approved_last_answer_is_recorded(make_last_answer, app_private: RsaPriv
 
 @pytest.mark.parametrize(("before", "after"), [(b"\x00", b""), (b"", b"\x00"), (b"\xff", b"\x00")])
 def test_padding_around_the_last_answer_still_records(
-    make_last_answer, app_private: RsaPrivateKey, before: bytes, after: bytes
+    make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey, before: bytes, after: bytes
 ) -> None:
     """P§1 padding around DF02 must not close as "not paid" a payment the card deducted."""
     pending, last = make_last_answer()
@@ -48,20 +54,22 @@ def test_padding_around_the_last_answer_still_records(
     assert isinstance(decision, RecordOnce) and decision.dynamic.atc == 7
 
 
-def test_no_answer_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
+def test_no_answer_closes(make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey) -> None:
     pending, _ = make_last_answer()
     decision = decide(pending, ResponseAPDU(b"", 0x6A88), app_private.public)
     assert decision == CloseNotPaid(pending, NotPaidReason.NO_ANSWER)
 
 
-def test_card_error_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
+def test_card_error_closes(make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey) -> None:
     pending, _ = make_last_answer()
     decision = decide(pending, ResponseAPDU(b"", 0x6985), app_private.public)
     assert isinstance(decision, CloseNotPaid)
     assert decision.reason is NotPaidReason.CARD_ERROR
 
 
-def test_a_verified_decline_is_recorded(make_last_answer, app_private: RsaPrivateKey) -> None:
+def test_a_verified_decline_is_recorded(
+    make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey
+) -> None:
     """PROTOCOL.md §9 records what matches and verifies: a decline too (CID 00), as the
     terminal records an untorn decline."""
     pending, last = make_last_answer(cid=0x00)
@@ -72,7 +80,7 @@ def test_a_verified_decline_is_recorded(make_last_answer, app_private: RsaPrivat
 
 @pytest.mark.parametrize("cid", [0x80, 0x41, 0x01])
 def test_a_cid_neither_approved_nor_declined_is_no_decline(
-    make_last_answer, app_private: RsaPrivateKey, cid: int
+    make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey, cid: int
 ) -> None:
     """PROTOCOL.md §5.2 knows CID 40 and 00 only: another, even signed, is neither recorded
     nor taken for a decline."""
@@ -81,14 +89,14 @@ def test_a_cid_neither_approved_nor_declined_is_no_decline(
     assert decision == CloseNotPaid(pending, NotPaidReason.MISMATCH, f"CID {cid:02X}")
 
 
-def test_other_atc_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
+def test_other_atc_closes(make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey) -> None:
     pending, last = make_last_answer(atc=8)
     decision = decide(replace(pending, atc=7), _ok(last), app_private.public)
     assert isinstance(decision, CloseNotPaid)
     assert decision.reason is NotPaidReason.OTHER_TRANSACTION
 
 
-def test_other_cdol1_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
+def test_other_cdol1_closes(make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey) -> None:
     pending, last = make_last_answer()
     other = replace(pending, cdol1_data=bytes(len(pending.cdol1_data)))
     decision = decide(other, _ok(last), app_private.public)
@@ -96,14 +104,18 @@ def test_other_cdol1_closes(make_last_answer, app_private: RsaPrivateKey) -> Non
     assert decision.reason is NotPaidReason.OTHER_TRANSACTION
 
 
-def test_signed_amount_mismatch_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
+def test_signed_amount_mismatch_closes(
+    make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey
+) -> None:
     pending, last = make_last_answer(signed_amount=999)
     decision = decide(pending, _ok(last), app_private.public)
     assert isinstance(decision, CloseNotPaid)
     assert decision.reason is NotPaidReason.MISMATCH
 
 
-def test_other_account_closes(make_last_answer, app_private: RsaPrivateKey) -> None:
+def test_other_account_closes(
+    make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey
+) -> None:
     pending, last = make_last_answer()
     other = replace(pending, account=bytes.fromhex("6200999999999999FFFF"))
     decision = decide(other, _ok(last), app_private.public)
@@ -111,7 +123,7 @@ def test_other_account_closes(make_last_answer, app_private: RsaPrivateKey) -> N
     assert decision.reason is NotPaidReason.MISMATCH
 
 
-def test_wrong_key_does_not_verify(make_last_answer) -> None:
+def test_wrong_key_does_not_verify(make_last_answer: LastAnswerMaker) -> None:
     pending, last = make_last_answer()
     stranger = generate(1024, 65537)
     decision = decide(pending, _ok(last), stranger.public)
@@ -122,7 +134,7 @@ def test_wrong_key_does_not_verify(make_last_answer) -> None:
 @settings(max_examples=300, deadline=None)
 @given(position=st.integers(min_value=0, max_value=10_000), value=st.integers(1, 255))
 def test_any_flipped_byte_never_records_a_wrong_payment(
-    make_last_answer, app_private: RsaPrivateKey, position: int, value: int
+    make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey, position: int, value: int
 ) -> None:
     pending, last = make_last_answer()
     i = position % len(last)
@@ -134,14 +146,18 @@ def test_any_flipped_byte_never_records_a_wrong_payment(
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=300), sw=st.integers(0, 0xFFFF))
-def test_garbage_gives_a_decision(make_last_answer, app_private, data: bytes, sw: int) -> None:
+def test_garbage_gives_a_decision(
+    make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey, data: bytes, sw: int
+) -> None:
     pending, _ = make_last_answer()
     decision = decide(pending, ResponseAPDU(data, sw), app_private.public)
     assert isinstance(decision, CloseNotPaid)
 
 
 @pytest.mark.parametrize("cut", [1, 10, 50, 100])
-def test_truncated_answer_is_malformed(make_last_answer, app_private, cut: int) -> None:
+def test_truncated_answer_is_malformed(
+    make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey, cut: int
+) -> None:
     pending, last = make_last_answer()
     decision = decide(pending, _ok(last[:-cut]), app_private.public)
     assert isinstance(decision, CloseNotPaid)
@@ -150,7 +166,7 @@ def test_truncated_answer_is_malformed(make_last_answer, app_private, cut: int) 
 
 @pytest.mark.parametrize(("signed", "answered"), [(0x40, 0x00), (0x00, 0x40)])
 def test_a_9f27_other_than_the_signed_cid_closes(
-    make_last_answer, app_private: RsaPrivateKey, signed: int, answered: int
+    make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey, signed: int, answered: int
 ) -> None:
     """PROTOCOL.md §7 check 4, as §9 applies it: the last answer's `9F27` must be the CID
     its authorization signs; an answer whose 9F27 says otherwise proves nothing."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,9 @@ def test_an_entry_is_spooled_only_if_it_can_be_read_back(tmp_path: Path) -> None
     assert read(path) == ([fits], 1)
 
 
-def test_read_only_folder_uses_the_fallback(tmp_path: Path, monkeypatch) -> None:
+def test_read_only_folder_uses_the_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "ro"
     folder.mkdir()
     log = folder / "terminal.db"
@@ -88,7 +91,9 @@ def test_read_only_folder_uses_the_fallback(tmp_path: Path, monkeypatch) -> None
     assert pending_count(log) == 1
 
 
-def test_a_fallback_folder_others_can_write_is_not_used(tmp_path: Path, monkeypatch) -> None:
+def test_a_fallback_folder_others_can_write_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A spool folder other than the log's own that someone else made (or left open to
     others) is neither written nor read: the payment goes to the last resort."""
     folder = tmp_path / "ro"
@@ -145,7 +150,7 @@ def test_a_relative_home_gives_the_last_resort(
 
 
 def test_without_a_home_folder_the_spool_still_has_somewhere_to_go(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "ro"
     folder.mkdir()
@@ -161,7 +166,9 @@ def test_without_a_home_folder_the_spool_still_has_somewhere_to_go(
     assert append(log, _entry(4)) == last_resort_path(log) and pending_count(log) == 1
 
 
-def test_an_append_does_not_wait_for_ever_on_an_import(tmp_path: Path, monkeypatch) -> None:
+def test_an_append_does_not_wait_for_ever_on_an_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An import holds the spool while it writes the log (which may wait on a busy log): a
     payment's append waits APPEND_WAIT_S, then goes to the next spool."""
     from reader import spool
@@ -174,7 +181,7 @@ def test_an_append_does_not_wait_for_ever_on_an_import(tmp_path: Path, monkeypat
 
 
 def test_lines_past_the_bound_are_imported_even_after_a_bad_batch(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("reader.spool.MAX_ENTRIES", 3)
     log = tmp_path / "terminal.db"
@@ -190,7 +197,7 @@ def test_lines_past_the_bound_are_imported_even_after_a_bad_batch(
     assert import_spool(log, insert).inserted == 1 and seen == [6]
 
 
-def _failing_for(bad: Path):
+def _failing_for(bad: Path) -> Callable[[Path, bytes], None]:
     from reader import spool
 
     real = spool._append
@@ -203,7 +210,7 @@ def _failing_for(bad: Path):
     return append_or_fail
 
 
-def test_nowhere_to_write_is_a_typed_error(tmp_path: Path, monkeypatch) -> None:
+def test_nowhere_to_write_is_a_typed_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(path: Path, line: bytes) -> None:
         raise OSError(28, "No space left on device")
 

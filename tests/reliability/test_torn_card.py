@@ -9,10 +9,18 @@ import pytest
 from apdu import dol, messages
 from apdu.response import ResponseAPDU
 from applet import open_card
+from applet.runtime import CardRuntime
 from applet.store import FileStateStore, MemoryStateStore
 from authority.keyfiles import load_public
 from authority.license import account_from_digits
-from reader.recovery import CloseNotPaid, NotPaidReason, PendingEntry, RecordOnce, decide
+from reader.recovery import (
+    CloseNotPaid,
+    Decision,
+    NotPaidReason,
+    PendingEntry,
+    RecordOnce,
+    decide,
+)
 
 PROFILE = Path(__file__).resolve().parents[2] / "vectors" / "profiles" / "test-card-1"
 ACCOUNT = account_from_digits("6200123456789012")
@@ -31,7 +39,7 @@ def _values(amount: int, un: bytes) -> dict[int, bytes]:
     }
 
 
-def _exchange(card, command: bytes) -> ResponseAPDU:
+def _exchange(card: CardRuntime, command: bytes) -> ResponseAPDU:
     """Send a command and fetch the rest of a long answer with GET RESPONSE (P§3), bounded."""
     response = ResponseAPDU.parse(card.process(command))
     data = response.data
@@ -44,13 +52,13 @@ def _exchange(card, command: bytes) -> ResponseAPDU:
     raise AssertionError("chaining did not end")
 
 
-def _ok(card, command: bytes) -> ResponseAPDU:
+def _ok(card: CardRuntime, command: bytes) -> ResponseAPDU:
     response = _exchange(card, command)
     assert response.sw == 0x9000, f"{command.hex()} -> {response.sw:04X}"
     return response
 
 
-def _torn_payment(card, amount: int, un: bytes) -> PendingEntry:
+def _torn_payment(card: CardRuntime, amount: int, un: bytes) -> PendingEntry:
     """SELECT, GPO, GENERATE AC; the terminal never sees the GENERATE AC answer."""
     card.power_on()
     _ok(card, messages.select(messages.CREDIT_AID).to_bytes())
@@ -63,7 +71,7 @@ def _torn_payment(card, amount: int, un: bytes) -> PendingEntry:
     return pending
 
 
-def _next_contact(card, pending: PendingEntry):
+def _next_contact(card: CardRuntime, pending: PendingEntry) -> Decision:
     card.power_on()
     _ok(card, messages.select(messages.CREDIT_AID).to_bytes())
     answer = _exchange(card, messages.get_data(messages.TAG_LAST_ANSWER).to_bytes())

@@ -14,7 +14,7 @@ from applet.store import FileStateStore
 from authority.keystore import load_keystore
 from reader.cli import app
 from reader.cli_pay import terminal_config
-from reader.flow import Env, PaymentRequest, pay
+from reader.flow import Env, Paid, PaymentRequest, pay
 from reader.log import TransactionLog, log_path
 from reader.transport import ChainingTransport, InProcessTransport, TransportError
 
@@ -43,7 +43,7 @@ class DropAnswer:
         self.inner.disconnect()
 
 
-def _pay(home: Path, amount: int, un: bytes, *, drop: bool = False):
+def _pay(home: Path, amount: int, un: bytes, *, drop: bool = False) -> Paid:
     card = InProcessTransport(open_card(home / "cards" / CARD))
     transport = ChainingTransport(DropAnswer(card) if drop else card)
     env = Env(datetime(2026, 11, 28, 12, 0, 0), un)
