@@ -24,6 +24,7 @@ from applet.runtime import CardRuntime
 from applet.state import CardState
 from applet.store import FileStateStore, MemoryStateStore, StateStore
 from authority import home
+from authority.authorization import sign_authorization
 from authority.errors import SigningFaultError
 from authority.rsa import generate
 
@@ -344,7 +345,7 @@ def test_a_command_without_le_is_executed_and_its_data_waits_for_get_response(
 
 def card2_record1(make_card: Any, term: Any) -> bytes:
     """Record 1 as a fresh card answers READ RECORD with Le 00."""
-    card = make_card()
+    card: CardRuntime = make_card()
     for command in (SELECT_AID, term.gpo()):
         term.exchange(card, command)
     return card.process(bytes.fromhex("00B2010C00"))
@@ -575,7 +576,7 @@ def test_a_signature_withheld_once_is_made_again_after_the_commit(
     requested: Requested, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     card = requested(file_store)
-    real, calls = payment.sign_authorization, []
+    real, calls = sign_authorization, []
 
     def fault_once(*args: Any) -> bytes:
         calls.append(1)

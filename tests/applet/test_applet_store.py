@@ -229,7 +229,7 @@ def test_only_ten_answers_are_kept() -> None:
     state = CardState()
     for i in range(12):
         state = state.with_answer(m.LastAnswer(bytes([i + 1]), b""))
-    assert [a.answer[0] for a in state.last_answers] == list(range(3, 13))
+    assert state.last_answers == tuple(m.LastAnswer(bytes([i]), b"") for i in range(3, 13))
     assert state.last_answer == m.LastAnswer(b"\x0c", b"")
 
 
@@ -736,9 +736,10 @@ def test_a_forked_child_does_not_serve_its_parents_card(
 def _settle_writes(folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bytes]]:
     """(offset, bytes) of each write FileStateStore.settle makes on `folder`."""
     import applet.store
+    from authority.home import write_all
 
     writes: list[tuple[int, bytes]] = []
-    real = applet.store.write_all
+    real = write_all
 
     def spy(fd: int, data: bytes, offset: int) -> None:
         writes.append((offset, data))

@@ -20,6 +20,7 @@ from applet.payment import CardEnv, PaymentApplet
 from applet.runtime import CardRuntime
 from applet.state import MAX_LAST_ANSWERS, CardState, answer_cid_atc
 from applet.store import STATE_FILE, FileStateStore
+from authority.authorization import sign_authorization
 from authority.errors import SigningFaultError
 
 SELECT_AID = m.select(m.CREDIT_AID).to_bytes()
@@ -118,7 +119,7 @@ def test_what_leaves_the_card_is_stored_whatever_the_disk_does(
     rng = random.Random(seed)
     FileStateStore(tmp_path).commit(CardState())
     disk = PageCacheDisk(tmp_path / STATE_FILE, rng, monkeypatch)
-    sign = payment.sign_authorization
+    sign = sign_authorization
     signing_fails = [0.0]
 
     def faulty_sign(*args: Any, **kwargs: Any) -> Any:

@@ -353,8 +353,8 @@ def test_write_atomic_writes_every_byte_and_syncs_the_folder(
         synced.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
         real_fsync(fd)
 
-    monkeypatch.setattr(home.os, "write", three_bytes)
-    monkeypatch.setattr(home.os, "fsync", fsync)
+    monkeypatch.setattr(os, "write", three_bytes)
+    monkeypatch.setattr(os, "fsync", fsync)
     home.write_atomic(tmp_path / "serials.json", b'{"01": 12345}\n')
     assert (tmp_path / "serials.json").read_bytes() == b'{"01": 12345}\n'
     assert synced == ["file", "folder"]
@@ -372,7 +372,7 @@ def test_write_all_at_an_offset_finishes_a_short_pwrite(
     def three_bytes(fd: int, data: bytes | memoryview, offset: int) -> int:
         return real_pwrite(fd, bytes(data[:3]), offset)
 
-    monkeypatch.setattr(home.os, "pwrite", three_bytes)
+    monkeypatch.setattr(os, "pwrite", three_bytes)
     path = tmp_path / "slots"
     path.write_bytes(b"." * 20)
     fd = os.open(path, os.O_RDWR)
@@ -403,7 +403,7 @@ def test_write_atomic_temp_names_do_not_collide(
             assert Path(src).read_bytes() == b"first\n"
         real_replace(src, dst)
 
-    monkeypatch.setattr(home.os, "replace", replace_after_a_second_writer)
+    monkeypatch.setattr(os, "replace", replace_after_a_second_writer)
     home.write_atomic(target, b"first\n", 0o600)
     assert len(temps) == 2 and temps[0] != temps[1]
     assert all(t.parent == target.parent and t.name.startswith(".keystore.json") for t in temps)
@@ -437,7 +437,7 @@ def test_write_atomic_leaves_no_temp_file(
     def broken(*args: object) -> None:
         raise error
 
-    monkeypatch.setattr(home.os, failing, broken)
+    monkeypatch.setattr(os, failing, broken)
     with pytest.raises(type(error)):
         home.write_atomic(target, b'{"next_serial": 9}\n')
     monkeypatch.undo()

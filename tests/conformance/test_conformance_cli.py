@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reader import vectors as vx
+from reader.checks import Verdict
 from reader.cli import app
 from reader.flow import Outcome
 
@@ -260,11 +261,11 @@ def test_a_terminal_stopping_early_or_deciding_otherwise_is_caught() -> None:
     assert missing is not None and missing.problem is vx.Problem.MISSING_COMMAND
     assert missing.step == len(refusal.steps)
     assert refusal.expect is not None
-    approve = replace(refusal, expect=vx.Expect(vx.Verdict.APPROVED))
+    approve = replace(refusal, expect=vx.Expect(Verdict.APPROVED))
     verdict = vx.replay_vector(approve, profiles).difference
     assert verdict is not None and verdict.problem is vx.Problem.VERDICT
     assert "refused" in verdict.got
-    reason = replace(refusal, expect=vx.Expect(vx.Verdict.REFUSED, "check 2: something else"))
+    reason = replace(refusal, expect=vx.Expect(Verdict.REFUSED, "check 2: something else"))
     other = vx.replay_vector(reason, profiles).difference
     assert other is not None and other.problem is vx.Problem.REASON
     assert other.got == refusal.expect.reason
@@ -274,10 +275,10 @@ def test_refusals_leave_no_row_and_payments_one(profiles: Path) -> None:
     approve = vx.run_terminal(
         vx.load(TERMINAL_APPROVE), profiles, vx.ScriptedCard(vx.load(TERMINAL_APPROVE).steps)
     )
-    assert approve.verdict is vx.Verdict.APPROVED and approve.rows_added == 1
+    assert approve.verdict is Verdict.APPROVED and approve.rows_added == 1
     refusal = vx.load(REFUSAL)
     run_ = vx.run_terminal(refusal, profiles, vx.ScriptedCard(refusal.steps))
-    assert run_.verdict is vx.Verdict.REFUSED and run_.rows_added == 0
+    assert run_.verdict is Verdict.REFUSED and run_.rows_added == 0
 
 
 def test_a_terminal_logging_another_row_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -288,7 +289,7 @@ def test_a_terminal_logging_another_row_is_caught(monkeypatch: pytest.MonkeyPatc
     record = TransactionLog.record
 
     def as_approval(self: TransactionLog, outcome: Outcome) -> int:
-        return record(self, replace(outcome, cid=0x40, verdict=vx.Verdict.APPROVED))
+        return record(self, replace(outcome, cid=0x40, verdict=Verdict.APPROVED))
 
     profiles = ROOT / "vectors" / "profiles"
     decline = vx.load(ROOT / "vectors" / "terminal" / "terminal-decline.json")

@@ -9,8 +9,10 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -160,7 +162,7 @@ class _CommitThenInterrupt:
     def __getattr__(self, name: str) -> object:
         return getattr(self.db, name)
 
-    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+    def execute(self, sql: str, *args: Sequence[object] | Mapping[str, object]) -> sqlite3.Cursor:
         cursor = self.db.execute(sql, *args)
         if sql == "COMMIT":
             raise KeyboardInterrupt
@@ -335,7 +337,7 @@ def test_a_held_guard_leaves_sigint_ignored_in_the_hcepay_process(
         with PaymentGuard() as guard:
             guard.hold()
         assert signal.getsignal(signal.SIGINT) is previous  # not asked: handed back
-        monkeypatch.setattr(interrupt, "_hold_to_exit", interrupt.threading.Event())
+        monkeypatch.setattr(interrupt, "_hold_to_exit", threading.Event())
         interrupt.hold_decided_payments_to_exit()
         with PaymentGuard():
             pass  # no GENERATE AC went out: Ctrl-C stops the process as usual

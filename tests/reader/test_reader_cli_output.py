@@ -55,7 +55,7 @@ def test_a_payment_whose_verdict_cannot_be_printed_is_recorded_and_exits_74(
     args = ["pay", "--home", str(home), "--amount", "1.00", *json_flag]
     with FULL.open("w") as full:
         done = _hcepay(args, stdout=full, stderr=subprocess.PIPE)
-    assert done.returncode == ExitCode.OUTPUT_LOST == 74, done.stderr
+    assert done.returncode == ExitCode.OUTPUT_LOST.value == 74, done.stderr
     (line,) = done.stderr.splitlines()
     assert line.startswith("hcepay: cannot write the output (No space left on device)")
     with TransactionLog(home / "terminal.db") as log:

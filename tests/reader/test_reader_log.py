@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -320,7 +320,7 @@ class FailingClose:
     def __init__(self, inner: sqlite3.Connection) -> None:
         self.inner = inner
 
-    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+    def execute(self, sql: str, *args: Sequence[object] | Mapping[str, object]) -> sqlite3.Cursor:
         if "pending" in sql and sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
             raise sqlite3.OperationalError("database or disk is full")
         return self.inner.execute(sql, *args)

@@ -713,6 +713,15 @@ class BrokenRecord:
     def __init__(self, inner: TransactionLog) -> None:
         self.inner = inner
 
+    def write_pending(self, pending: PendingEntry, now: datetime) -> None:
+        self.inner.write_pending(pending, now)
+
+    def close_pending(self, pending: PendingEntry, outcome: str = "refused") -> None:
+        self.inner.close_pending(pending, outcome)
+
+    def pending(self) -> list[PendingEntry]:
+        return self.inner.pending()
+
     def record(self, outcome: Outcome, *, later: bool = False) -> int:
         raise LogError("cannot record the transaction: database or disk is full")
 

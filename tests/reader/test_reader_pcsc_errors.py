@@ -182,7 +182,7 @@ def test_a_transmit_that_pcscd_died_under_says_so(
         "SCardDisconnect",
         "SCardReleaseContext",
     ):
-        monkeypatch.setattr(pcsc.scard, name, getattr(fake, name))
+        monkeypatch.setattr(scard, name, getattr(fake, name))
     transport = PcscTransport(NAMES[0])
     assert transport.connect() == bytes.fromhex("3B80800101")
     with pytest.raises(TransportError) as caught:
@@ -220,9 +220,9 @@ def test_a_response_no_apdu_can_be_is_a_transport_error(
     still be in the field: a phone whose app did not answer)."""
     fake = AnsweringScard(response)
     for name in ("SCardEstablishContext", "SCardConnect", "SCardStatus", "SCardTransmit"):
-        monkeypatch.setattr(pcsc.scard, name, getattr(fake, name))
-    monkeypatch.setattr(pcsc.scard, "SCardDisconnect", lambda card, disposition: 0)
-    monkeypatch.setattr(pcsc.scard, "SCardReleaseContext", lambda context: 0)
+        monkeypatch.setattr(scard, name, getattr(fake, name))
+    monkeypatch.setattr(scard, "SCardDisconnect", lambda card, disposition: 0)
+    monkeypatch.setattr(scard, "SCardReleaseContext", lambda context: 0)
     transport = PcscTransport(NAMES[0])
     transport.connect()
     with pytest.raises(TransportError) as caught:
@@ -257,7 +257,7 @@ class RecordingScard:
             "SCardTransmit",
             "SCardDisconnect",
         ):
-            monkeypatch.setattr(pcsc.scard, name, getattr(self, name))
+            monkeypatch.setattr(scard, name, getattr(self, name))
 
     def SCardEstablishContext(self, scope: int) -> tuple[int, int]:
         self.calls.append(("establish",))
@@ -377,7 +377,7 @@ def test_list_readers_with_no_reader_is_empty(monkeypatch: pytest.MonkeyPatch) -
     fake = RecordingScard()
     fake.install(monkeypatch)
     monkeypatch.setattr(
-        pcsc.scard, "SCardListReaders", lambda context, groups: (Hresult.NO_READERS_AVAILABLE, [])
+        scard, "SCardListReaders", lambda context, groups: (Hresult.NO_READERS_AVAILABLE, [])
     )
     assert pcsc.list_readers() == []
 
@@ -396,7 +396,7 @@ def test_list_readers_gives_an_atr_only_for_a_present_card(monkeypatch: pytest.M
             (NAMES[1], scard.SCARD_STATE_PRESENT, [0x3B, 0x80]),
         ]
 
-    monkeypatch.setattr(pcsc.scard, "SCardGetStatusChange", status_change)
+    monkeypatch.setattr(scard, "SCardGetStatusChange", status_change)
     assert pcsc.list_readers() == [
         pcsc.ReaderInfo(0, NAMES[0], None),
         pcsc.ReaderInfo(1, NAMES[1], b"\x3b\x80"),
@@ -473,6 +473,13 @@ class FakeClock:
         self.now += seconds
 
 
+class RealSleepClock(FakeClock):
+    """A FakeClock whose `sleep` is the real one (the CLI's clock is the real one)."""
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
 def test_a_reader_busy_for_a_moment_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """A desktop service grabs the new card for a moment: the connect is tried again after
     short sleeps and then succeeds (SCARD_E_SHARING_VIOLATION three times)."""
@@ -515,7 +522,7 @@ class EmptyReaderScard(RecordingScard):
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         super().install(monkeypatch)
-        monkeypatch.setattr(pcsc.scard, "SCardGetStatusChange", self.SCardGetStatusChange)
+        monkeypatch.setattr(scard, "SCardGetStatusChange", self.SCardGetStatusChange)
 
     def SCardConnect(
         self, context: int, name: str, share: int, protocols: int
@@ -569,8 +576,7 @@ def test_no_card_within_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_pay_waits_for_the_tap_and_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`pay --reader NAME --wait N` with nothing on the reader: one line asks for the card,
     then exit 4 naming the wait (it said "no card in reader" at once)."""
-    clock = FakeClock()
-    clock.sleep = time.sleep  # type: ignore[method-assign]  # the CLI's clock is the real one
+    clock = RealSleepClock()
     EmptyReaderScard(clock, arrives_after=None).install(monkeypatch)
     home = tmp_path / "home"
     make_demo_home(home)
@@ -595,8 +601,7 @@ def test_vectors_replay_and_record_wait_for_the_tap(
 ) -> None:
     """`vectors replay` and `record` on a --reader wait for the card as `pay` does (they
     answered "no card" at once: the phone had to be on the reader first)."""
-    clock = FakeClock()
-    clock.sleep = time.sleep  # type: ignore[method-assign]  # the CLI's clock is the real one
+    clock = RealSleepClock()
     EmptyReaderScard(clock, arrives_after=None).install(monkeypatch)
     monkeypatch.chdir(ROOT)
     argv = [a.format(out=tmp_path / "v.json") for a in args]

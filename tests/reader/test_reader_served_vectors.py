@@ -345,7 +345,11 @@ def test_the_command_serves_each_vector_in_turn_and_reports(vpcd: StandInVpcd) -
 
 
 def test_the_command_exits_0_when_every_vector_passes(vpcd: StandInVpcd) -> None:
-    thread = threading.Thread(target=lambda: (_pay(vpcd, APPROVE), vpcd.control(Control.RESET)))
+    def pay_then_reset() -> None:
+        _pay(vpcd, APPROVE)
+        vpcd.control(Control.RESET)
+
+    thread = threading.Thread(target=pay_then_reset)
     thread.start()
     path = str(TERMINAL[0].parent / "terminal-approve.json")
     code, out, err = _serve_cli([path, "--vpcd", f"127.0.0.1:{vpcd.port}", "--timeout", "10"])

@@ -164,9 +164,8 @@ def test_a_trace_needs_a_folder_it_can_write(
     """Before a payment, the trace's folder is checked for writing (W_OK): a trace that
     cannot be written must stop the payment before it is made. Checked with a stand-in
     for os.access, since root may write anywhere."""
-    from reader import trace
 
-    monkeypatch.setattr(trace.os, "access", lambda path, mode: not mode & os.W_OK)
+    monkeypatch.setattr(os, "access", lambda path, mode: not mode & os.W_OK)
     with pytest.raises(PermissionError, match="folder not writable"):
         check_output_path(tmp_path / "trace.json")
 
