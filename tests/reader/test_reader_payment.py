@@ -119,6 +119,11 @@ def ppse_not_found(response: bytes) -> bytes:
     return b"\x6a\x82" if m.PPSE_NAME in response else response
 
 
+def aid_not_found(response: bytes) -> bytes:
+    """Answer SELECT AID (not SELECT PPSE) 6A82: the app is not installed under the AID."""
+    return response if m.PPSE_NAME in response else b"\x6a\x82"
+
+
 def flip(index: int) -> Callable[[bytes], bytes]:
     return lambda v: v[:index] + bytes([v[index] ^ 0x01]) + v[index + 1 :]
 
@@ -196,6 +201,13 @@ CASES: list[tuple[str, dict[str, object], type[checks.CheckError], str]] = [
         "SELECT PPSE answered 6A82 file or application not found: is the payment app "
         "installed and the default for contactless payments, with 2PAY.SYS.DDF01 and the AID "
         "F04843455041590001 registered?",
+    ),
+    (
+        # the step named is the one refused: SELECT AID, not the SELECT PPSE before it
+        "AID not found",
+        {"ins": INS_SELECT, "p1": 0x04, "alter": aid_not_found},
+        checks.StatusError,
+        "SELECT AID answered 6A82",
     ),
     (
         "PPSE lists no credit AID",

@@ -18,7 +18,16 @@ from applet.store import MemoryStateStore
 from authority.keyfiles import load_public
 from authority.keystore import AuthorityKey, KeyStore
 from reader.checks import ResponseError, StatusError
-from reader.flow import Effect, Env, Outcome, PaymentRequest, TerminalConfig, drive, payment
+from reader.flow import (
+    MAX_EFFECTS,
+    Effect,
+    Env,
+    Outcome,
+    PaymentRequest,
+    TerminalConfig,
+    drive,
+    payment,
+)
 from reader.recovery import PendingEntry
 from reader.transport import ChainingTransport, InProcessTransport
 
@@ -126,3 +135,80 @@ def test_a_currency_is_an_iso_4217_numeric_code(currency: int, ok: bool) -> None
     else:
         with pytest.raises(ValueError, match="ISO 4217"):
             PaymentRequest(100, currency)
+
+
+class CountingTransport:
+    """Answers every command 9000 with no data, and counts them."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def connect(self) -> bytes:
+        return b""
+
+    def transmit(self, command: bytes) -> bytes:
+        self.sent += 1
+        return b"\x90\x00"
+
+    def disconnect(self) -> None:
+        pass
+
+
+def test_a_flow_that_never_ends_is_stopped_and_closed() -> None:
+    """drive() bounds a flow at MAX_EFFECTS effects: a runaway flow (a bug) is refused with
+    a ResponseError after that many commands, and closed (its cleanup runs) before it."""
+    closed: list[bool] = []
+
+    def runaway() -> Generator[Effect, ResponseAPDU | None, Outcome]:
+        try:
+            while True:
+                yield messages.select(messages.PPSE_NAME)
+        finally:
+            closed.append(True)
+
+    transport = CountingTransport()
+    flow = runaway()  # held here: only drive() closes it
+    with pytest.raises(ResponseError, match=f"did not end within {MAX_EFFECTS} steps"):
+        drive(flow, transport)
+    assert transport.sent == MAX_EFFECTS
+    assert closed == [True]
+
+
+class ShortAnswer(CountingTransport):
+    """Answers every command with one byte: shorter than a status word."""
+
+    def transmit(self, command: bytes) -> bytes:
+        self.sent += 1
+        return b"\x90"
+
+
+@pytest.mark.parametrize(
+    ("command", "transport", "sent", "text"),
+    [
+        (CommandAPDU(0x00, 0xA4, 0x04, 0x00, b"\x01" * 256), CountingTransport(), 0, "no valid"),
+        (messages.select(messages.PPSE_NAME), ShortAnswer(), 1, "shorter than a status word"),
+    ],
+    ids=["command that cannot be encoded", "answer shorter than a status word"],
+)
+def test_drive_refuses_what_cannot_be_sent_or_read_and_closes_the_flow(
+    command: CommandAPDU, transport: CountingTransport, sent: int, text: str
+) -> None:
+    """A command the card's data made unencodable (256 data bytes in a short command) is
+    never sent, and an answer of less than a status word is not parsed: each a ResponseError
+    (check 1), with the flow closed (its cleanup runs) before it."""
+    closed: list[bool] = []
+
+    def one_command() -> Generator[Effect, ResponseAPDU | None, Outcome]:
+        try:
+            yield command
+            raise AssertionError("the flow must not be sent a response")
+        finally:
+            closed.append(True)
+
+    flow = one_command()  # held here: only drive() closes it
+    with pytest.raises(ResponseError, match=text):
+        drive(flow, transport)
+    assert transport.sent == sent
+    assert closed == [True]
