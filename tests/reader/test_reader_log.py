@@ -343,6 +343,25 @@ def test_record_and_close_are_one_transaction(log: TransactionLog) -> None:
     assert log.pending() == [] and log.count() == 1
 
 
+def test_a_migration_that_fails_is_undone_and_refused(tmp_path: Path) -> None:
+    """A migration is one transaction: when a statement of it fails (here version 4's second
+    ALTER, a column added by hand already), the log is refused with LogError, and the
+    statements before it are undone: the log stays at version 3, as it was."""
+    path = tmp_path / "terminal.db"
+    old_log(path, 3)
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE pending_closed ADD COLUMN serial INTEGER")
+    with pytest.raises(LogError, match="duplicate column"):
+        TransactionLog(path)
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        columns = [r[1] for r in db.execute("PRAGMA table_info(pending_open)")]
+        assert "serial" not in columns
+    finally:
+        db.close()
+
+
 def test_newer_schema_refused(tmp_path: Path) -> None:
     path = tmp_path / "terminal.db"
     TransactionLog(path).close()
