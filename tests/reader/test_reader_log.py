@@ -362,6 +362,20 @@ def test_a_migration_that_fails_is_undone_and_refused(tmp_path: Path) -> None:
         db.close()
 
 
+def test_a_close_that_fails_is_undone_and_raised(log: TransactionLog) -> None:
+    """close_pending is one transaction: when moving the entry fails, LogError is raised
+    (the caller must not take the entry as closed) and the entry stays open, unchanged."""
+    log.write_pending(entry(9), NOW)
+    real = log._db
+    log._db = FailingClose(real)  # type: ignore[assignment]
+    with pytest.raises(LogError, match="cannot close the pending entry"):
+        log.close_pending(entry(9), "not paid: no answer")
+    log._db = real
+    assert not real.in_transaction
+    assert log.pending() == [entry(9)]
+    assert [(r.entry, r.outcome) for r in log.pending_rows()] == [(entry(9), None)]
+
+
 def test_newer_schema_refused(tmp_path: Path) -> None:
     path = tmp_path / "terminal.db"
     TransactionLog(path).close()
