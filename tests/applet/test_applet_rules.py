@@ -233,6 +233,22 @@ def test_power_on_and_deactivate_return_to_idle(make_card: Any, term: Any) -> No
     assert card.process(term.generate_ac()) == b"\x69\x85"
 
 
+@pytest.mark.parametrize("reset", ["power on", "deactivate"])
+def test_power_on_and_deactivate_drop_the_pending_response(
+    make_card: Any, term: Any, reset: str
+) -> None:
+    """P§6: a reset ends the session, the rest of a chained response with it: a GET
+    RESPONSE after it is 6985, nothing of the session before is answered."""
+    card = make_card()
+    term.exchange(card, SELECT_AID)
+    assert card.process(bytes.fromhex("80CADF01")) == b"\x61\x09"  # no Le: the data waits
+    if reset == "power on":
+        card.power_on()
+    else:
+        card.deactivate("field lost")
+    assert card.process(bytes.fromhex("00C0000009")) == b"\x69\x85"
+
+
 def test_wrong_le_answers_6cxx_and_stores_nothing(make_card: Any, term: Any) -> None:
     store = MemoryStateStore()
     card = make_card(store=store)
