@@ -261,6 +261,34 @@ def test_commits_alternate_slots_in_a_file_that_never_changes_size(tmp_path: Pat
         assert FileStateStore(tmp_path).load() == CardState(atc, 0)
 
 
+def test_the_slot_layout_on_disk_is_fixed(tmp_path: Path) -> None:
+    """The file format (applet/store.py) is what earlier hcepay wrote and later ones read:
+    two slots of 64 KiB + 1 KiB, slot `seq % 2` at byte `(seq % 2) * 66560`, each magic,
+    sequence, payload length, payload, SHA-256 of all before it. Written here by hand, not
+    with the module's constants, so a changed constant cannot move both sides at once."""
+    state = CardState(9, 4321)
+    payload = state_to_bytes(state)
+    head = b"HCEPAYS2" + (3).to_bytes(8, "big") + len(payload).to_bytes(4, "big") + payload
+    slot = head + hashlib.sha256(head).digest()
+    (tmp_path / STATE_FILE).write_bytes(bytes(66560) + slot.ljust(66560, b"\0"))
+    store = FileStateStore(tmp_path)
+    assert store.load() == state
+    store.commit(replace(state, atc=10))  # sequence 4: slot 0, in place
+    raw = (tmp_path / STATE_FILE).read_bytes()
+    assert len(raw) == 2 * 66560
+    assert raw[:20] == b"HCEPAYS2" + (4).to_bytes(8, "big") + len(payload).to_bytes(4, "big")
+    assert raw[66560 : 66560 + len(slot)] == slot
+
+
+def test_a_payload_of_max_state_text_bytes_makes_a_slot() -> None:
+    """The bound is exact: MAX_STATE_TEXT bytes of payload are written and read back (one
+    more is refused: test_a_slot_claiming_more_than_max_state_text_is_not_intact)."""
+    payload = bytes(range(256)) * (MAX_STATE_TEXT // 256) + bytes(MAX_STATE_TEXT % 256)
+    slot = encode_slot(5, payload)
+    assert len(slot) <= SLOT_SIZE
+    assert decode_slot(slot.ljust(SLOT_SIZE, b"\0")) == (5, payload, 2)
+
+
 @given(st.data())
 def test_a_torn_commit_leaves_the_state_before_it(data: st.DataObject) -> None:
     """A write cut after any number of bytes (the rest of the slot keeps its old bytes)."""
@@ -748,6 +776,27 @@ def _settle_writes(folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[
     monkeypatch.setattr(applet.store, "write_all", spy)
     FileStateStore(folder).settle()
     return writes
+
+
+def test_settle_flushes_the_slot_and_then_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """settle() makes what the card answers from durable: the slot written again is
+    fdatasync'd, then the folder is fsync'd (state.dat's name may not be stored either)."""
+    import applet.store
+
+    FileStateStore(tmp_path).commit(CardState(1, 0))
+    synced: list[object] = []
+    real_flush = os.fdatasync
+
+    def flush(fd: int) -> None:
+        synced.append("slot")
+        real_flush(fd)
+
+    monkeypatch.setattr(os, "fdatasync", flush)
+    monkeypatch.setattr(applet.store, "fsync_folder", synced.append)
+    FileStateStore(tmp_path).settle()
+    assert synced == ["slot", tmp_path]
 
 
 def test_settle_over_a_torn_newest_slot_writes_the_intact_one_again(
