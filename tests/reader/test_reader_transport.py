@@ -194,3 +194,22 @@ def test_a_short_answer_to_get_response_is_passed_up_as_it_is() -> None:
     inner = Scripted([b"AB\x61\x02", b"\x90"])
     assert ChainingTransport(inner).transmit(SELECT_PPSE) == b"\x90"
     assert ChainingTransport(Scripted([b"AB\x61\x02", b""])).transmit(SELECT_PPSE) == b""
+
+
+def test_a_chained_response_of_exactly_65536_bytes_ending_in_a_bare_status_word() -> None:
+    """The bound counts data only: parts joining exactly 65536 bytes, the last `61xx` part
+    full, then a GET RESPONSE answered with a status word alone, are the whole response:
+    the data joined and that status word (not the status word alone)."""
+    inner = Scripted([b"x" * 65000 + b"\x61\x00", b"y" * 536 + b"\x61\x00", b"\x90\x00"])
+    out = ChainingTransport(inner).transmit(SELECT_PPSE)
+    assert out == b"x" * 65000 + b"y" * 536 + b"\x90\x00"
+    assert len(inner.sent) == 3
+
+
+def test_wrong_le_to_a_command_that_cannot_be_repeated_is_a_transport_error() -> None:
+    """A `6Cxx` answer to a command that does not parse (so cannot be sent again with
+    Le = xx) is one TransportError naming why, and nothing more is sent."""
+    inner = Scripted([b"\x6c\x10"])
+    with pytest.raises(TransportError, match="cannot repeat the command with Le 16"):
+        ChainingTransport(inner).transmit(b"\x00\xa4\x04")
+    assert inner.sent == [b"\x00\xa4\x04"]
