@@ -4,6 +4,7 @@ the runtime's chaining (61xx, 6Cxx), 6F00 for bugs, and storing before answering
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import tempfile
@@ -427,6 +428,23 @@ def test_an_answer_whose_state_was_not_stored_is_never_sent(
     assert card.state.card.used == 0 and store.state.used == 0
     store.failing = False
     assert card.process(m.get_data(0xDF01).to_bytes()) == bytes.fromhex("DF01060000001000009000")
+
+
+def test_a_state_that_cannot_be_stored_is_logged_once_with_the_command_header(
+    make_card: Any, term: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """applet/runtime.py: a state that cannot be stored answers 6F00 with one ERROR line
+    naming the command's header and Lc (its first 5 bytes) and why, and no traceback."""
+    store = FailingStore()
+    card = make_card(store=store)
+    term.exchange(card, SELECT_AID)
+    store.failing = True
+    with caplog.at_level(logging.ERROR, logger="applet.runtime"):
+        assert card.process(term.gpo()) == b"\x6f\x00"
+    header = term.gpo()[:5].hex().upper()
+    assert [(r.levelno, r.getMessage(), r.exc_info) for r in caplog.records] == [
+        (logging.ERROR, f"command {header} answered 6F00: card state: disk full", None)
+    ]
 
 
 def test_a_command_whose_state_cannot_be_stored_changes_nothing(make_card: Any, term: Any) -> None:
