@@ -411,6 +411,15 @@ def test_closed_log_raises_log_error(tmp_path: Path) -> None:
         log.write_pending(entry(1), NOW)
 
 
+def test_a_log_whose_pending_entries_cannot_be_read_raises_log_error(tmp_path: Path) -> None:
+    """`hcepay log` lists every pending entry: a log that cannot be read (here closed) is
+    a LogError saying so, as for every other read, not a bare sqlite3 or Python error."""
+    log = TransactionLog(tmp_path / "terminal.db")
+    log.close()
+    with pytest.raises(LogError, match="cannot read the pending entries"):
+        log.pending_rows()
+
+
 def test_an_open_entry_written_again_is_the_newest(log: TransactionLog) -> None:
     """`write_pending` of an (account, ATC) already open replaces it (reader/log.py: writing
     an entry again reopens it): the entry recovery judges is the CDOL1 data and serial sent
