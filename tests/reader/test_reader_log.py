@@ -333,7 +333,7 @@ def test_record_and_close_are_one_transaction(log: TransactionLog) -> None:
     """The row and the closing of its entry commit together or not at all."""
     log.write_pending(entry(9), NOW)
     real = log._db
-    log._db = FailingClose(real)  # type: ignore[assignment]
+    log._db = FailingClose(real)  # type: ignore[assignment]  # a stand-in for the connection
     with pytest.raises(LogError):
         log.record(outcome(9))
     log._db = real
@@ -367,7 +367,7 @@ def test_a_close_that_fails_is_undone_and_raised(log: TransactionLog) -> None:
     (the caller must not take the entry as closed) and the entry stays open, unchanged."""
     log.write_pending(entry(9), NOW)
     real = log._db
-    log._db = FailingClose(real)  # type: ignore[assignment]
+    log._db = FailingClose(real)  # type: ignore[assignment]  # a stand-in for the connection
     with pytest.raises(LogError, match="cannot close the pending entry"):
         log.close_pending(entry(9), "not paid: no answer")
     log._db = real
