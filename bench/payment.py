@@ -17,7 +17,10 @@ and no check. payment - (writes + RSA) is what the protocol's work costs (APDUs,
 checks); (writes + RSA) - floor is what making those writes costs beyond the bare flushes.
 Then the payment step by step (each APDU as the card answers it, each log call, the terminal's
 work in between), next to the same steps of the payment with nothing on disk: where each
-step's time beyond its floor part goes. Then a cProfile of the payments.
+step's time beyond its floor part goes. Then a cProfile of the payments. Two kernel lines
+measure what the code cannot choose: a flush that starts a clock tick (the file's new mtime
+is written too), and where a thread runs (each CPU in turn: a flush waited on from it, a
+signature made on it while another CPU flushes).
 Run: .venv/bin/python bench/payment.py [--count 200] [--warmup 300]
 """
 
@@ -32,11 +35,14 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
+from queue import SimpleQueue
 from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -268,6 +274,80 @@ def tick_flushes(path: Path, pairs: int = 40, gap_s: float = 0.005) -> tuple[flo
     return statistics.median(first), statistics.median(second)
 
 
+def cpu_placement(
+    path: Path, sign: Callable[[], object], pairs: int = 100
+) -> list[tuple[int, float, float]] | None:
+    """Per CPU this process may use: (cpu, median flush waited on from it, median extra time
+    of a signature made on it while a thread on another CPU flushes, beyond handing that
+    thread a job that does not flush). None with one CPU, or where threads cannot be pinned.
+
+    Where a thread runs changes what a flush and an overlap cost: the CPU that takes the
+    disk's completion interrupts wakes its own waiter at once, while another CPU's waiter
+    needs a cross-CPU wake-up; a signature made on the interrupts' CPU shares it with the
+    interrupt work. The payment does not pin its threads (the kernel places them, and that
+    differs from machine to machine), so its flushes and overlap cost somewhere in between.
+    This thread's CPU set is put back afterwards."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    path.write_bytes(b"\0" * (2 * SLOT_SIZE))
+    jobs: SimpleQueue[tuple[int, bool, SimpleQueue[None]]] = SimpleQueue()
+
+    def flush(fd: int, index: int) -> None:
+        os.pwrite(fd, b"x" * 512, (index % 2) * SLOT_SIZE)
+        os.fdatasync(fd)
+
+    def flusher(fd: int) -> None:  # pins itself to the CPU each job names
+        while True:  # ends on the job -1
+            cpu, flushes, done = jobs.get()
+            if cpu < 0:
+                return
+            os.sched_setaffinity(0, {cpu})
+            if flushes:
+                flush(fd, cpu)
+            done.put(None)
+
+    def timed(fn: Callable[[], object]) -> float:
+        end = time.perf_counter() + 0.0005  # busy: the CPU stays awake, as in a payment
+        while time.perf_counter() < end:
+            pass
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    def overlapped(other: int, flushes: bool) -> None:
+        done: SimpleQueue[None] = SimpleQueue()
+        jobs.put((other, flushes, done))
+        sign()
+        done.get()
+
+    fd = os.open(path, os.O_WRONLY)
+    thread = threading.Thread(target=flusher, args=(fd,), daemon=True)
+    thread.start()
+    out = []
+    try:
+        for cpu in cpus:
+            other = next(c for c in cpus if c != cpu)
+            os.sched_setaffinity(0, {cpu})
+            waits, handed, during = [], [], []
+            for index in range(pairs):
+                waits.append(timed(partial(flush, fd, index)))
+                handed.append(timed(partial(overlapped, other, False)))
+                during.append(timed(partial(overlapped, other, True)))
+            extra = statistics.median(during) - statistics.median(handed)
+            out.append((cpu, statistics.median(waits), extra))
+    except OSError:
+        return None
+    finally:
+        os.sched_setaffinity(0, cpus)
+        jobs.put((-1, False, SimpleQueue()))
+        thread.join()
+        os.close(fd)
+    return out
+
+
 def writes_and_rsa(
     work: Path, card_state: CardState, row: Outcome, rsa_parts: dict[str, Callable[[], object]]
 ) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -393,6 +473,7 @@ def main() -> None:
             with TransactionLog(Path(":memory:")) as memory_log:
                 in_memory_steps = step_times(card_dir, MemoryStateStore(), memory_log, keys, now)
             new_tick_s, same_tick_s = tick_flushes(work / "tick.bin")
+            placement = cpu_placement(work / "placement.bin", rsa_parts["private"])
         median = {name: statistics.median(values) for name, values in times.items()}
         payment_s, private_s, writes_s = median["payment"], median["private"], median["writes"]
         public_app_s, public_ca_s = median["public_app"], median["public_ca"]
@@ -443,6 +524,17 @@ def main() -> None:
         "\n               the floor's loops mostly flush within one tick, a payment starts a "
         "new tick for each of its two files every ~2 payments"
     )
+    if placement is None:
+        print("  placement    n/a: one CPU, or threads cannot be pinned here")
+    else:
+        waits = ", ".join(f"CPU {cpu} {wait * ms:.3f} ms" for cpu, wait, _ in placement)
+        extras = ", ".join(f"CPU {cpu} {extra * ms:+.3f} ms" for cpu, _, extra in placement)
+        print(
+            f"  placement    a flush waited on from {waits};\n               a signature "
+            f"while a thread on another CPU flushes, made on {extras}\n               (the CPU "
+            "that takes the disk's interrupts wakes its own waiter at once and shares its time "
+            "with them;\n               the payment's threads go where the kernel puts them)"
+        )
     print_steps(
         on_disk,
         in_memory_steps,
