@@ -270,10 +270,19 @@ def hex_input(text: str) -> bytes:
     return bytes.fromhex(text)
 
 
+class Failure(typer.Exit):
+    """The exit `fail` raises, keeping its message: `pay --json` and `demo --json` say it in
+    their JSON object too (a machine reading stdout gets one object for every exit code)."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(int(code))
+        self.message = message
+
+
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Print one line to stderr and exit with `code`: never a traceback."""
     stderr.print(f"hcepay: error: {message}")
-    raise typer.Exit(int(code))
+    raise Failure(message, code)
 
 
 def problem(exc: Exception) -> str:

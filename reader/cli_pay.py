@@ -36,6 +36,7 @@ from reader.cli_common import (
     READER_HELP,
     WAIT_HELP,
     ExitCode,
+    Failure,
     HomeOption,
     JsonOption,
     default_home,
@@ -306,6 +307,22 @@ def _run_json(run: Run, request: PaymentRequest) -> dict[str, Any]:
     }
 
 
+def _not_attempted_json(failure: Failure) -> dict[str, Any]:
+    """`--json` for an error found before the payment (exit 2: a bad amount, no authority
+    key...): the same keys as a payment's, with the line said on stderr as the reason."""
+    return {
+        "verdict": "not attempted",
+        "reason": failure.message,
+        "atc": None,
+        "amount": None,
+        "currency": None,
+        "row_id": None,
+        "recovered_atcs": [],
+        "recovered": [],
+        "exit_code": failure.exit_code,
+    }
+
+
 # ------------------------------------------------------------------------- demo
 
 
@@ -407,8 +424,13 @@ def demo(
 ) -> None:
     """One complete payment, in-process, in a temporary home, shown as the six steps of a
     credit payment (request, license, verification, deduction, authorization, record)."""
-    request = PaymentRequest(_amount(amount))
-    _check_trace(trace)
+    try:
+        request = PaymentRequest(_amount(amount))
+        _check_trace(trace)
+    except Failure as failure:
+        if as_json:
+            stdout.print(json.dumps({**_not_attempted_json(failure), "steps": []}))
+        raise
     note_for_lost_output("the demo's home was temporary: its payment is gone with it")
     with sigterm_unwinds(), PaymentGuard() as guard:
         try:
@@ -585,7 +607,11 @@ def pay_command(
 
     Exit 0 approved, 1 declined, 2 usage, 3 refused by a check, 4 transport error,
     5 decided (approved or declined) but not recorded (kept in the spool: `hcepay log
-    recover`), 74 the result could not be printed (the payment stands: `hcepay log`)."""
+    recover`), 74 the result could not be printed (the payment stands: `hcepay log`).
+
+    `--json` prints one object: `verdict`, `reason`, `atc`, `amount`, `currency`, `row_id`,
+    `recovered`, `exit_code`; for an error found before paying (exit 2), `verdict` "not
+    attempted" and the error line as `reason`. None for 74, 130, or an unknown option."""
     note_for_lost_output("what the command did stands (a payment made is recorded: hcepay log)")
     with PaymentGuard() as guard:
         try:
@@ -594,6 +620,10 @@ def pay_command(
             )
         except KeyboardInterrupt:
             interrupted("no payment was made")
+        except Failure as failure:
+            if as_json:
+                stdout.print(json.dumps(_not_attempted_json(failure)))
+            raise
         _report_payment(run, request, tracer, env, trace, as_json)
         _held_interrupt(guard, run)
     raise typer.Exit(int(run.code))

@@ -720,3 +720,45 @@ def test_the_command_pay_names_targets_its_home_when_hcepay_home_points_elsewher
     assert advice == f"hcepay authority init --home {home}"
     monkeypatch.delenv("HCEPAY_HOME")
     assert CliRunner().invoke(app, argv).stderr.split("`")[1] == "hcepay authority init"
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--amount", "-1"], "amount -1 is negative"),
+        (["--amount", "1.001"], "amount 1.001 has more than 2 decimals"),
+        (["--amount", "1", "--currency", "1000"], "--currency 1000: an ISO 4217 numeric code"),
+    ],
+    ids=["negative", "decimals", "currency"],
+)
+def test_pay_json_says_an_error_found_before_paying_in_its_object(
+    home: Path, args: list[str], reason: str
+) -> None:
+    """A point of sale reading `pay --json` gets one object for exit 2 too (it got nothing
+    on stdout): the verdict "not attempted", the stderr line as the reason; nothing paid."""
+    result = CliRunner().invoke(app, ["pay", "--home", str(home), "--in-process", "--json", *args])
+    assert result.exit_code == 2
+    (line,) = result.stdout.splitlines()
+    out = json.loads(line)
+    assert out["verdict"] == "not attempted" and out["exit_code"] == 2
+    assert out["reason"].startswith(reason)
+    assert result.stderr == f"hcepay: error: {out['reason']}\n"
+    assert out["atc"] is None and out["row_id"] is None and out["recovered"] == []
+    with TransactionLog(home / "terminal.db") as log:
+        assert log.count() == 0 and log.pending() == []
+
+
+def test_pay_json_without_authority_key_and_demo_json_bad_amount(tmp_path: Path) -> None:
+    """The same object for a home without keys, and for `demo --json` (with its empty
+    `steps`); without --json, stdout stays empty."""
+    bare = tmp_path / "bare"
+    result = CliRunner().invoke(app, ["pay", "--home", str(bare), "--amount", "1", "--json"])
+    assert result.exit_code == 2
+    out = json.loads(result.stdout)
+    assert out["verdict"] == "not attempted" and "holds no authority key" in out["reason"]
+    result = CliRunner().invoke(app, ["demo", "--amount", "x", "--json"])
+    assert result.exit_code == 2
+    out = json.loads(result.stdout)
+    assert out["steps"] == [] and out["reason"] == "amount 'x' is not a decimal number like 12.34"
+    result = CliRunner().invoke(app, ["demo", "--amount", "x"])
+    assert result.exit_code == 2 and result.stdout == ""
