@@ -272,7 +272,7 @@ def hex_input(text: str) -> bytes:
 
 class Failure(typer.Exit):
     """The exit `fail` raises, keeping its message: `pay --json` and `demo --json` say it in
-    their JSON object too (a machine reading stdout gets one object for every exit code)."""
+    their JSON object too (a machine reading stdout gets an object for exit 2 as well)."""
 
     def __init__(self, message: str, code: ExitCode) -> None:
         super().__init__(int(code))
