@@ -610,8 +610,9 @@ def pay_command(
     recover`), 74 the result could not be printed (the payment stands: `hcepay log`).
 
     `--json` prints one object: `verdict`, `reason`, `atc`, `amount`, `currency`, `row_id`,
-    `recovered`, `exit_code`; for an error found before paying (exit 2), `verdict` "not
-    attempted" and the error line as `reason`. None for 74, 130, or an unknown option."""
+    `recovered_atcs`, `recovered`, `exit_code`; for an error found before paying (exit 2),
+    `verdict` "not attempted" and the error line as `reason`. None for 74, 130, or a command
+    line click refuses (an unknown option, no --amount, --currency abc)."""
     note_for_lost_output("what the command did stands (a payment made is recorded: hcepay log)")
     with PaymentGuard() as guard:
         try:
