@@ -367,7 +367,7 @@ class TransactionLog:
         out = []
         for a, t, c, w, o, n in rows:
             if not isinstance(w, str) or not isinstance(o, str | None):
-                raise LogError("a pending entry cannot be read: its time or outcome is not text")
+                raise LogError(f"{_unreadable(a, t)}: its time or outcome is not text")
             out.append(PendingRow(_entry(a, t, c, n), w, o))
         return out
 
@@ -450,12 +450,25 @@ def _entry(account: object, atc: object, cdol1_data: object, serial: object) -> 
     """A pending entry as read back; LogError when a column is not of the type the log
     writes (a log edited by hand or damaged)."""
     if not isinstance(account, bytes) or not isinstance(cdol1_data, bytes):
-        raise LogError("a pending entry cannot be read: its account or CDOL1 data is no blob")
+        raise LogError(f"{_unreadable(account, atc)}: its account or CDOL1 data is no blob")
     if type(atc) is not int:
-        raise LogError(f"a pending entry cannot be read: its ATC {atc!r} is not an integer")
+        raise LogError(f"{_unreadable(account, atc)}: its ATC is not an integer")
     if serial is not None and type(serial) is not int:
-        raise LogError(f"a pending entry cannot be read: its serial {serial!r} is not an integer")
+        raise LogError(f"{_unreadable(account, atc)}: its serial {serial!r} is not an integer")
     return PendingEntry(account, atc, cdol1_data, serial)
+
+
+def _unreadable(account: object, atc: object) -> str:
+    """The start of the error for a pending entry that cannot be read, naming it by its key
+    (account, ATC) as `hcepay log` shows them, or as stored when not of their type: a log
+    edited by hand is mended by hand, and the entries have no id to find this one by."""
+
+    def cut(text: str) -> str:
+        return text if len(text) <= 40 else text[:39] + "…"  # a hand-edited value: any size
+
+    name = account.hex().upper().rstrip("F") if isinstance(account, bytes) else repr(account)
+    number = f"{atc:04X}" if type(atc) is int else repr(atc)
+    return f"a pending entry cannot be read (account {cut(name)}, ATC {cut(number)})"
 
 
 def _outcome(row: tuple[object, ...]) -> Outcome:

@@ -165,6 +165,35 @@ def test_a_damaged_pending_entry_is_one_line_for_log_and_pay(home: Path, values:
 
 
 @pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        (
+            "(x'6200123456789012', 5, x'00', '2026-01-01', 'x')",
+            "account 6200123456789012, ATC 0005",
+        ),
+        (
+            "(x'6200123456789012', 'five', x'00', '2026-01-01', 1)",
+            "account 6200123456789012, ATC 'five'",
+        ),
+        ("('6200123456789012', 5, x'00', '2026-01-01', 1)", "account '6200123456789012', ATC 0005"),
+    ],
+)
+def test_a_damaged_pending_entry_is_named_by_its_account_and_atc(
+    home: Path, values: str, named: str
+) -> None:
+    """The line names the damaged entry by its key, as README says: pending entries have no
+    id, so without it a log edited by hand could not be mended by hand (it said only "a
+    pending entry")."""
+    with TransactionLog(home / "terminal.db"), sqlite3.connect(home / "terminal.db") as db:
+        db.execute(f"INSERT INTO pending_open VALUES {values}")
+    result = CliRunner().invoke(app, ["log", "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert f"a pending entry cannot be read ({named}): its " in result.stderr
+    code, out = _pay(home, "--amount", "1.00")
+    assert code == 2 and f"({named})" in json.loads(out)["reason"]
+
+
+@pytest.mark.parametrize(
     "text",
     [
         '{"terminal_id": null, "merchant_id": "MERCHANT0000001", "country": 156}',
