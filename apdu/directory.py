@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from apdu import tlv
 from apdu.errors import DecodeError, EncodeError
 from apdu.templates import byte_field, field, template
-from apdu.tlv import Tlv, constructed, primitive
+from apdu.tlv import Tlv, constructed, primitive, tag_hex
 
 AID_SIZES = range(5, 17)  # ISO 7816-5
 LABEL_SIZES = range(17)
@@ -45,7 +45,7 @@ def _parse_entries(node: Tlv) -> tuple[DirectoryEntry, ...]:
         if child.tag == 0x61
     )
     if not entries:
-        raise DecodeError(f"mandatory tag 61 missing from template {node.tag:X}", 0)
+        raise DecodeError(f"mandatory tag 61 missing from template {tag_hex(node.tag)}", 0)
     if len(entries) > MAX_ENTRIES:
         raise DecodeError(f"more than {MAX_ENTRIES} directory entries", 0)
     return entries

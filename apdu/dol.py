@@ -18,7 +18,7 @@ import construct as cs
 
 from apdu.elements import format_of
 from apdu.errors import DecodeError, EncodeError
-from apdu.tlv import MAX_TAG_BYTES, read_tag, tag_bytes
+from apdu.tlv import MAX_TAG_BYTES, read_tag, tag_bytes, tag_hex
 
 MAX_ENTRY_LENGTH = 0xFF
 MAX_ENTRIES = 64
@@ -76,7 +76,7 @@ def _parse_dol(data: bytes) -> tuple[DolEntry, ...]:
         except cs.ConstructError:
             raise DecodeError("DOL entry truncated: length missing", len(data)) from None
         if entry["tag"] in seen:
-            raise DecodeError(f"tag {entry['tag']:X} repeated in DOL", start)
+            raise DecodeError(f"tag {tag_hex(entry['tag'])} repeated in DOL", start)
         seen.add(entry["tag"])
         entries.append(DolEntry(entry["tag"], entry["length"]))
     return tuple(entries)
@@ -87,7 +87,9 @@ def build_dol(entries: Sequence[DolEntry]) -> bytes:
     out = bytearray()
     for entry in entries:
         if not 0 <= entry.length <= MAX_ENTRY_LENGTH:
-            raise EncodeError(f"DOL length {entry.length} of tag {entry.tag:X} is not a byte")
+            raise EncodeError(
+                f"DOL length {entry.length} of tag {tag_hex(entry.tag)} is not a byte"
+            )
         out += _ENTRY.build({"tag": entry.tag, "length": entry.length})
     return bytes(out)
 
@@ -121,7 +123,7 @@ def dol_slices(entries: Sequence[DolEntry]) -> dict[int, slice]:
     pos = 0
     for entry in entries:
         if entry.tag in slices:
-            raise DecodeError(f"tag {entry.tag:X} repeated in DOL", pos)
+            raise DecodeError(f"tag {tag_hex(entry.tag)} repeated in DOL", pos)
         slices[entry.tag] = slice(pos, pos + entry.length)
         pos += entry.length
     return slices

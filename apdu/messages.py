@@ -31,7 +31,7 @@ from apdu.dol import DolEntry, build_dol, parse_dol
 from apdu.errors import DecodeError, EncodeError
 from apdu.sw import INS
 from apdu.templates import byte_field, field, flat_fields, optional, template
-from apdu.tlv import constructed, primitive
+from apdu.tlv import constructed, primitive, tag_hex
 
 PPSE_NAME = b"2PAY.SYS.DDF01"
 PSE_NAME = b"1PAY.SYS.DDF01"
@@ -89,7 +89,7 @@ def gpo_pdol_data(command_data: bytes) -> bytes:
     """The PDOL data inside a GPO command's 83 template; DecodeError otherwise."""
     item = tlv.decode_one(command_data)
     if item.tag != 0x83:
-        raise DecodeError(f"command template 83 missing (found tag {item.tag:X})", 0)
+        raise DecodeError(f"command template 83 missing (found tag {tag_hex(item.tag)})", 0)
     return item.value
 
 

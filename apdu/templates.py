@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from apdu import tlv
 from apdu.errors import DecodeError, EncodeError
-from apdu.tlv import Tlv
+from apdu.tlv import Tlv, tag_hex
 
 
 def byte_field(value: int, what: str) -> bytes:
@@ -30,7 +30,9 @@ def check_unique(node: Tlv, repeatable: frozenset[int] = frozenset()) -> None:
             check_unique(child)
             continue
         if child.tag in seen:
-            raise DecodeError(f"tag {child.tag:X} repeated in template {node.tag:X}", 0)
+            raise DecodeError(
+                f"tag {tag_hex(child.tag)} repeated in template {tag_hex(node.tag)}", 0
+            )
         seen.add(child.tag)
         stack.extend(child.children)
 
@@ -39,11 +41,11 @@ def template(data: bytes, tag: int, repeatable: frozenset[int] = frozenset()) ->
     """Exactly one template `tag`, only padding around it, no repeated tag."""
     items = tlv.decode(data)
     if len(items) != 1:
-        found = " ".join(f"{item.tag:X}" for item in items[:4]) or "none"
-        raise DecodeError(f"one template {tag:X} expected, found {len(items)} ({found})", 0)
+        found = " ".join(f"{tag_hex(item.tag)}" for item in items[:4]) or "none"
+        raise DecodeError(f"one template {tag_hex(tag)} expected, found {len(items)} ({found})", 0)
     item = items[0]
     if item.tag != tag:
-        raise DecodeError(f"template {tag:X} missing (found tag {item.tag:X})", 0)
+        raise DecodeError(f"template {tag_hex(tag)} missing (found tag {tag_hex(item.tag)})", 0)
     check_unique(item, repeatable)
     return item
 
@@ -54,12 +56,12 @@ def field(node: Tlv, tag: int, sizes: range | None = None) -> Tlv:
         if child.tag == tag:
             if sizes is not None and len(child.value) not in sizes:
                 raise DecodeError(
-                    f"tag {tag:X} has {len(child.value)} bytes, "
+                    f"tag {tag_hex(tag)} has {len(child.value)} bytes, "
                     f"expected {sizes.start}..{sizes.stop - 1}",
                     0,
                 )
             return child
-    raise DecodeError(f"mandatory tag {tag:X} missing from template {node.tag:X}", 0)
+    raise DecodeError(f"mandatory tag {tag_hex(tag)} missing from template {tag_hex(node.tag)}", 0)
 
 
 def tags_in(data: bytes, tag: int) -> list[int]:

@@ -38,6 +38,12 @@ _LONG_HEADERS: tuple[tuple[int, cs.Construct], ...] = (
 )
 
 
+def tag_hex(tag: int) -> str:
+    """A tag in hex as its bytes read, for messages: 03, 9F36 (EMV writes tags so; "3" for
+    tag 03 read as a length or a digit). Never raises: it names invalid tags too."""
+    return f"{tag:0{2 * max(1, (tag.bit_length() + 7) // 8)}X}"
+
+
 def tag_bytes(tag: int) -> bytes:
     """The encoded tag (ISO 7816-4 5.2.2.1); EncodeError when `tag` is no valid BER tag."""
     return _tag_bytes(tag)
@@ -53,7 +59,7 @@ def _tag_bytes(tag: int) -> bytes:
     middle_ok = all(b & 0x80 for b in raw[1:-1]) and raw[1:2] != bytes((_NOT_MINIMAL,))
     last_ok = size == 1 or not raw[-1] & 0x80
     if not (first_ok and middle_ok and last_ok) or raw[0] in _PADDING:
-        raise EncodeError(f"tag {tag:X} is not a valid BER tag encoding")
+        raise EncodeError(f"tag {tag_hex(tag)} is not a valid BER tag encoding")
     return raw
 
 
@@ -128,7 +134,7 @@ class Tlv:
 def primitive(tag: int, value: bytes) -> Tlv:
     """A primitive data object; EncodeError for a constructed tag."""
     if is_constructed(tag):
-        raise EncodeError(f"tag {tag:X} is constructed: use constructed()")
+        raise EncodeError(f"tag {tag_hex(tag)} is constructed: use constructed()")
     tag_bytes(tag)
     return Tlv(tag, bytes(value))
 
@@ -136,7 +142,7 @@ def primitive(tag: int, value: bytes) -> Tlv:
 def constructed(tag: int, *children: Tlv) -> Tlv:
     """A template holding `children` (its value is their encoding)."""
     if not is_constructed(tag):
-        raise EncodeError(f"tag {tag:X} is primitive: use primitive()")
+        raise EncodeError(f"tag {tag_hex(tag)} is primitive: use primitive()")
     tag_bytes(tag)
     return Tlv(tag, encode(*children), tuple(children))
 
@@ -190,28 +196,30 @@ def _decode_item(data: bytes, pos: int, end: int, depth: int, max_depth: int) ->
     else:
         tag, pos = read_tag(data, start, end)
     if pos >= end:
-        raise DecodeError(f"length of tag {tag:X} missing", pos)
+        raise DecodeError(f"length of tag {tag_hex(tag)} missing", pos)
     length = data[pos]
     if length < _LONG_FORM:
         pos += 1
     else:
         if length not in _LONG_LENGTHS:
             kind = "indefinite length" if length == _LONG_FORM else f"length form {length:02X}"
-            raise DecodeError(f"{kind} not allowed for tag {tag:X}", pos)
+            raise DecodeError(f"{kind} not allowed for tag {tag_hex(tag)}", pos)
         size = length - _LONG_FORM
         if pos + 1 + size > end:
-            raise DecodeError(f"length of tag {tag:X} runs past the end", pos)
+            raise DecodeError(f"length of tag {tag_hex(tag)} runs past the end", pos)
         length = int.from_bytes(data[pos + 1 : pos + 1 + size], "big")
         pos += 1 + size
     vend = pos + length
     if vend > end:
         raise DecodeError(
-            f"value of tag {tag:X} runs past the end (needs {length}, has {end - pos})", pos
+            f"value of tag {tag_hex(tag)} runs past the end (needs {length}, has {end - pos})", pos
         )
     # b6 of the first tag byte (is_constructed; the first byte is never 00 here)
     if first & _CONSTRUCTED_BIT or tag in PRIVATE_TEMPLATES:
         if depth >= max_depth:
-            raise DecodeError(f"templates nested deeper than {max_depth} at tag {tag:X}", start)
+            raise DecodeError(
+                f"templates nested deeper than {max_depth} at tag {tag_hex(tag)}", start
+            )
         children = _decode_range(data, pos, vend, depth + 1, max_depth)
         return Tlv(tag, data[pos:vend], children), vend
     return Tlv(tag, data[pos:vend]), vend
@@ -243,7 +251,7 @@ def decode_one(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Tlv:
         raise DecodeError(f"padding byte {data[0]:02X} where a tag must start", 0)
     item, end = _decode_item(data, 0, len(data), 0, max_depth)
     if end != len(data):
-        raise DecodeError(f"{len(data) - end} trailing bytes after tag {item.tag:X}", end)
+        raise DecodeError(f"{len(data) - end} trailing bytes after tag {tag_hex(item.tag)}", end)
     return item
 
 
@@ -304,7 +312,7 @@ def flat_values(data: bytes, tag: int) -> tuple[bytes, dict[int, bytes]] | None:
 def encode_primitive(tag: int, value: bytes) -> bytes:
     """`encode(primitive(tag, value))` without building the tree: the same bytes and errors."""
     if is_constructed(tag):
-        raise EncodeError(f"tag {tag:X} is constructed: use constructed()")
+        raise EncodeError(f"tag {tag_hex(tag)} is constructed: use constructed()")
     raw = tag_bytes(tag)
     value = bytes(value)
     return raw + _length_bytes(len(value)) + value
@@ -314,7 +322,7 @@ def encode_template(tag: int, *encoded: bytes) -> bytes:
     """`encode(constructed(tag, *children))` from the children already encoded (the same
     bytes and errors, provided each child was encoded in order)."""
     if not is_constructed(tag):
-        raise EncodeError(f"tag {tag:X} is primitive: use primitive()")
+        raise EncodeError(f"tag {tag_hex(tag)} is primitive: use primitive()")
     raw = tag_bytes(tag)
     value = b"".join(encoded)
     return raw + _length_bytes(len(value)) + value

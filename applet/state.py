@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from apdu.dol import dol_slices
 from apdu.messages import CDOL1, LastAnswer, build_last_answer, parse_generate_ac_response
+from apdu.tlv import tag_hex
 from authority.authorization import from_bcd
 
 MAX_ATC: Final = 0xFFFF  # b2; at FFFF the card answers 6985 to GPO for ever
@@ -138,7 +139,7 @@ def _answer_from_json(obj: Any) -> KeptAnswer:
             try:
                 from_bcd(inputs.cdol1_data[CDOL1_SLICES[tag]])
             except ValueError:
-                raise ValueError(f"last answer CDOL1 data: {tag:X} is not BCD") from None
+                raise ValueError(f"last answer CDOL1 data: {tag_hex(tag)} is not BCD") from None
         return inputs
     raise ValueError("a last answer gives 'answer' (as sent) or 'cid' and 'atc' (its inputs)")
 

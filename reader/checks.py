@@ -21,6 +21,7 @@ from apdu.errors import DecodeError
 from apdu.response import ResponseAPDU
 from apdu.sw import SW, describe
 from apdu.templates import tags_in
+from apdu.tlv import tag_hex
 from authority.authorization import DynamicData, open_authorization
 from authority.errors import AuthorizationError, LicenseError, LicenseReason
 from authority.keystore import AuthorityKey, KeyStore
@@ -155,7 +156,9 @@ def records_unique(answers: Sequence[bytes]) -> None:
         step = f"READ RECORD {number}"
         for tag in parsed(step, partial(tags_in, tag=_RECORD_TEMPLATE), data):
             if tag in seen:
-                raise ResponseError(f"{step}: tag {tag:X} repeated (record {seen[tag]} has it)")
+                raise ResponseError(
+                    f"{step}: tag {tag_hex(tag)} repeated (record {seen[tag]} has it)"
+                )
             seen[tag] = number
 
 

@@ -14,6 +14,7 @@ from apdu.elements import format_of, name_of
 from apdu.errors import DecodeError
 from apdu.response import ResponseAPDU
 from apdu.sw import describe, ins_name
+from apdu.tlv import tag_hex
 from reader.cli_common import ExitCode, JsonOption, examples, fail, hex_input, plural, stdout
 
 MAX_INPUT_HEX = 2 * (65536 + 9)  # the longest extended APDU
@@ -44,7 +45,7 @@ def _tlv_tree(data: bytes) -> tuple[tuple[tlv.Tlv, ...] | None, str | None]:
 
 def _tlv_json(item: tlv.Tlv) -> dict[str, Any]:
     node: dict[str, Any] = {
-        "tag": f"{item.tag:X}",
+        "tag": f"{tag_hex(item.tag)}",
         "name": name_of(item.tag),
         "value": item.value.hex().upper(),
     }
@@ -65,7 +66,7 @@ def _text_of(item: tlv.Tlv) -> str:
 def _tlv_lines(items: tuple[tlv.Tlv, ...], depth: int = 0) -> list[str]:
     lines: list[str] = []
     for item in items:
-        head = f"{'  ' * depth}{item.tag:X} {name_of(item.tag)}"
+        head = f"{'  ' * depth}{tag_hex(item.tag)} {name_of(item.tag)}"
         if item.constructed:
             lines.append(f"{head} ({plural(len(item.value), 'byte')})")
             lines.extend(_tlv_lines(item.children, depth + 1))

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from apdu import tlv
 from apdu.errors import DecodeError, EncodeError
 from apdu.templates import tags_in
-from apdu.tlv import Tlv, constructed, primitive
+from apdu.tlv import Tlv, constructed, primitive, tag_hex
 
 PPSE_FCI = bytes.fromhex(
     "6F31840E325041592E5359532E4444463031A51FBF0C1C611A4F09F04843455041590001"
@@ -238,3 +238,30 @@ def test_the_flat_fast_path_refuses_a_length_form_the_decoder_refuses(form: str)
     assert tlv.flat_values(data, 0x70) is None
     with pytest.raises(DecodeError):
         tags_in(data, 0x70)
+
+
+@pytest.mark.parametrize(
+    ("tag", "text"),
+    [
+        (0x03, "03"),
+        (0x5A, "5A"),
+        (0x9F36, "9F36"),
+        (0xBF0C, "BF0C"),
+        (0xDF8101, "DF8101"),
+        (0, "00"),
+    ],
+)
+def test_a_tag_is_named_by_its_bytes(tag: int, text: str) -> None:
+    """Messages name a tag as EMV writes it, by its bytes: 03, not 3."""
+    assert tag_hex(tag) == text
+
+
+def test_a_one_digit_tag_is_two_digits_in_a_decode_error() -> None:
+    with pytest.raises(DecodeError, match=r"value of tag 03 runs past the end"):
+        tlv.decode(bytes.fromhex("0302"))
+
+
+@given(st.integers(min_value=0, max_value=0xFFFFFF))
+def test_tag_hex_is_an_even_number_of_digits_that_reads_back(tag: int) -> None:
+    text = tag_hex(tag)
+    assert len(text) % 2 == 0 and int(text, 16) == tag and len(text) <= 6
