@@ -573,7 +573,8 @@ def register_serve(group: typer.Typer) -> None:
                 for line in sv.setup_lines(setup, vector):
                     stderr.print(Text(f"  set: {_shown(line)}"))
                 stderr.print(Text(f"  expect: {_shown(sv.expected_end(vector))}"))
-                stderr.print(f"  the card is in the vpcd reader at {config.host}:{config.port}")
+                where = f"{config.host}:{config.port}"  # said before vpcd takes it
+                stderr.print(f"  serving the card to the vpcd reader at {where}: pay on it now")
                 try:
                     result = sv.serve_vector(vector, config, timing, stop)
                 except sv.VpcdUnreachableError as exc:
