@@ -21,7 +21,7 @@ from apdu.errors import DecodeError, EncodeError
 from apdu.response import ResponseAPDU
 from apdu.sw import describe
 
-MAX_INPUT = 4096  # bound on one input (STYLE.md habit 5)
+MAX_INPUT = 4096  # bound on one input (the bound rule, docs/architecture.md)
 
 
 def _decodes(parse: Callable[[bytes], object], data: bytes) -> object | None:

@@ -32,7 +32,7 @@ SpoolValue = str | int | None
 SpoolEntry = Mapping[str, SpoolValue]
 
 SPOOL_SUFFIX = ".spool"
-MAX_ENTRIES = 100_000  # bound on one spool file (STYLE.md habit 5)
+MAX_ENTRIES = 100_000  # bound on one spool file (the bound rule, docs/architecture.md)
 MAX_LINE = 64 * 1024
 
 

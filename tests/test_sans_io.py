@@ -1,4 +1,4 @@
-"""The sans-IO line of STYLE.md habit 1: codecs, crypto and state machines import no IO module."""
+"""The sans-IO rule (docs/architecture.md): codecs, crypto, state machines import no IO."""
 
 from __future__ import annotations
 

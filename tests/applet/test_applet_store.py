@@ -206,7 +206,7 @@ def test_state_text_of_more_than_10_answers_is_refused_as_a_list() -> None:
 
 
 def test_state_text_bound_is_exact() -> None:
-    """state.json is read up to MAX_STATE_TEXT characters (a bound, STYLE.md habit 5): a
+    """state.json is read up to MAX_STATE_TEXT characters (a bound, docs/architecture.md): a
     text of exactly that length is read, one character more is refused."""
     core = '{"hcepay_state": 1, "atc": 1, "used": 0}'
     assert state_from_json(core.ljust(MAX_STATE_TEXT)) == CardState(1, 0)
@@ -600,7 +600,7 @@ def test_only_json_true_marks_published_test_keys(profile: CardProfile, value: o
 
 
 def test_card_json_bound_is_exact(tmp_path: Path, profile: CardProfile) -> None:
-    """card.json is read up to 64 KiB (a bound, STYLE.md habit 5): a file of exactly that
+    """card.json is read up to 64 KiB (a bound, docs/architecture.md): a file of exactly that
     many bytes is read, one byte more is refused whatever it holds."""
     from applet.profile import MAX_CARD_TEXT
 

@@ -127,7 +127,7 @@ def test_a_public_key_of_another_type_is_not_an_rsa_key(tmp_path: Path) -> None:
 def test_a_key_file_above_64_kib_is_not_read(
     tmp_path: Path, ca_key: RsaPrivateKey, private: bool
 ) -> None:
-    """A key file is a few kilobytes: one above the 64 KiB bound (STYLE.md habit 5) is
+    """A key file is a few kilobytes: one above the 64 KiB bound (docs/architecture.md) is
     refused before it is read, even when it starts with a good key."""
     path = tmp_path / "big.pem"
     if private:
@@ -246,7 +246,7 @@ def test_keystore_of_more_than_256_keys_is_refused(tmp_path: Path) -> None:
 
 
 def test_keystore_file_above_its_bound_is_not_read(tmp_path: Path) -> None:
-    """keystore.json is bounded (4 MiB, STYLE.md habit 5): a larger file is refused before
+    """keystore.json is bounded (4 MiB, docs/architecture.md): a larger file is refused before
     it is parsed, even when it is valid JSON."""
     path = keystore_path(tmp_path)
     path.parent.mkdir(parents=True)
