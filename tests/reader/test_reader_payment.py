@@ -18,8 +18,11 @@ from apdu import messages as m
 from apdu import tlv
 from apdu.command import CommandAPDU
 from apdu.dol import fill_dol
+from applet.payment import CardEnv, PaymentApplet
 from applet.profile import load_app_key, load_profile, record1_value
 from applet.runtime import CardRuntime
+from applet.state import CardState
+from applet.store import MemoryStateStore
 from authority.authorization import open_authorization, sign_authorization
 from authority.errors import LicenseReason
 from authority.keystore import AuthorityKey, KeyStore
@@ -1386,3 +1389,28 @@ def test_a_pdol_that_names_a_tag_twice_is_filled_entry_by_entry(
     assert transport.sent == fill_dol(m.PDOL, dol_values(cfg, PaymentRequest(1234), env)) + (
         env.unpredictable_number
     )
+
+
+def test_a_card_whose_account_id_is_20_digits_is_paid_and_its_row_verifies(
+    ca_private: RsaPrivateKey,
+    profile: Path,
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """PROTOCOL.md §4: `5A` is cn of up to 10 bytes, so 20 digits and no `F` (hcepay issues
+    19 at most, docs/protocol-choices.md; another issuer's card may hold 20). The terminal
+    reads it, the license and the authorization carry it whole, and the row re-verifies."""
+    card_profile = load_profile(profile)
+    app = load_app_key(profile, card_profile)
+    account = bytes.fromhex("62001234567890123456")
+    data = replace(card_profile.card_data(), account=account)
+    fields = LicenseFields(account, bytes.fromhex("1230"), 9, 2, app.public)
+    issued = issue_license(ca_private, fields, record1_value(data))
+    data = replace(data, license=issued.license, remainder=issued.remainder)
+    card = CardRuntime(PaymentApplet(CardEnv(data, app)), MemoryStateStore(CardState()))
+    paid = pay(transport_for(card), cfg, PaymentRequest(1234), env, keys, log)
+    assert paid.outcome.approved and paid.outcome.account == "62001234567890123456"
+    assert [r.outcome.account for r in log.rows()] == ["62001234567890123456"]
+    assert verify_row(paid.outcome, keys) == ""
