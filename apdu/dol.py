@@ -54,7 +54,9 @@ class DolEntry:
 
 
 def parse_dol(data: bytes) -> tuple[DolEntry, ...]:
-    """Parse a DOL; DecodeError on a truncated entry or a repeated tag.
+    """Parse a DOL; DecodeError on a truncated entry or more than 64 entries. A tag named
+    twice is two entries, each filled (PROTOCOL.md §1: the terminal fills each entry);
+    `dol_slices` alone, which cuts data back by tag, refuses it.
 
     A payment parses the same few DOLs (PDOL, CDOL1) on both sides every time: the parsed
     entries (immutable) are memoized per DOL, bounded; a bad DOL is parsed (and refused)
@@ -67,7 +69,6 @@ def parse_dol(data: bytes) -> tuple[DolEntry, ...]:
 def _parse_dol(data: bytes) -> tuple[DolEntry, ...]:
     stream = io.BytesIO(data)
     entries: list[DolEntry] = []
-    seen: set[int] = set()
     while (start := stream.tell()) < len(data):  # bounded: an entry takes 2 bytes or more
         if len(entries) == MAX_ENTRIES:
             raise DecodeError(f"DOL longer than {MAX_ENTRIES} entries", start)
@@ -75,9 +76,6 @@ def _parse_dol(data: bytes) -> tuple[DolEntry, ...]:
             entry = _ENTRY.parse_stream(stream)
         except cs.ConstructError:
             raise DecodeError("DOL entry truncated: length missing", len(data)) from None
-        if entry["tag"] in seen:
-            raise DecodeError(f"tag {tag_hex(entry['tag'])} repeated in DOL", start)
-        seen.add(entry["tag"])
         entries.append(DolEntry(entry["tag"], entry["length"]))
     return tuple(entries)
 

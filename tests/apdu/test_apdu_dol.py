@@ -58,7 +58,6 @@ def test_unknown_tag_is_binary() -> None:
     [
         ("9F", "tag runs past the end"),
         ("9F02", "length missing"),
-        ("9F02069F0201", "tag 9F02 repeated"),
         ("DF818181", "tag longer than 3 bytes"),
         ("9F020600", "byte 00 is no DOL tag"),
     ],
@@ -66,6 +65,15 @@ def test_unknown_tag_is_binary() -> None:
 def test_malformed_dol(hex_dol: str, reason: str) -> None:
     with pytest.raises(DecodeError, match=reason):
         parse_dol(bytes.fromhex(hex_dol))
+
+
+def test_a_tag_named_twice_is_two_entries_each_filled() -> None:
+    """PROTOCOL.md §1: a DOL is a list of tag + length, and the terminal fills each entry;
+    a tag named twice is read as two entries (a card's PDOL may do so), not refused."""
+    twice = parse_dol(bytes.fromhex("9F02069F02039F3704"))
+    assert twice == (DolEntry(0x9F02, 6), DolEntry(0x9F02, 3), DolEntry(0x9F37, 4))
+    values = {0x9F02: bytes.fromhex("000000001234"), 0x9F37: bytes.fromhex("1A2B3C4D")}
+    assert fill_dol(twice, values).hex().upper() == "000000001234" + "001234" + "1A2B3C4D"
 
 
 def test_a_tag_of_first_byte_ff_is_no_dol_tag() -> None:

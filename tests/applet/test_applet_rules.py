@@ -398,6 +398,18 @@ def test_a_refused_command_keeps_the_pending_response(make_card: Any, term: Any)
     assert last[-2:] == b"\x90\x00" and len(last) == 11
 
 
+def test_a_command_answered_6cxx_keeps_the_pending_response(make_card: Any, term: Any) -> None:
+    """A `6Cxx` command is not executed (docs/protocol-choices.md, ISO 7816-4 5.3.4): like a
+    refused one, it leaves the rest of a chained answer for GET RESPONSE."""
+    card = make_card()
+    for command in (SELECT_AID, term.gpo()):
+        term.exchange(card, command)
+    assert card.process(term.generate_ac())[-2:] == b"\x61\x09"
+    assert card.process(bytes.fromhex("80CA9F3601")) == b"\x6c\x05"  # GET DATA ATC, Le 1
+    last = card.process(bytes.fromhex("00C0000009"))
+    assert last[-2:] == b"\x90\x00" and len(last) == 11
+
+
 def test_another_command_drops_the_pending_response(make_card: Any, term: Any) -> None:
     card = make_card()
     for command in (SELECT_AID, term.gpo()):

@@ -18,8 +18,11 @@ from apdu import messages as m
 from apdu import tlv
 from apdu.command import CommandAPDU
 from apdu.dol import fill_dol
+from applet.payment import CardEnv, PaymentApplet
 from applet.profile import load_app_key, load_profile, record1_value
 from applet.runtime import CardRuntime
+from applet.state import CardState
+from applet.store import MemoryStateStore
 from authority.authorization import open_authorization, sign_authorization
 from authority.errors import LicenseReason
 from authority.keystore import AuthorityKey, KeyStore
@@ -1339,3 +1342,75 @@ def test_a_terminal_config_the_fields_cannot_carry_is_refused(
     digits: a config they cannot carry is refused when it is made, not sent garbled."""
     with pytest.raises(ValueError, match=r"printable ASCII|ISO 3166"):
         TerminalConfig(terminal_id, merchant_id, country)
+
+
+class RepeatedPdol:
+    """The real card, except that its FCI's PDOL names `9F37` a second time: the GPO's
+    PDOL data is kept in `sent`, and the card is handed the data of its own PDOL."""
+
+    name = "repeated-pdol"
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.sent = b""
+
+    def connect(self) -> bytes:
+        return self.inner.connect()
+
+    def transmit(self, command: bytes) -> bytes:
+        cmd = CommandAPDU.parse(command)
+        if cmd.ins == INS_GPO:
+            self.sent = m.gpo_pdol_data(cmd.data)
+            return self.inner.transmit(m.gpo(self.sent[: len(fill_dol(m.PDOL, {}))]).to_bytes())
+        response = self.inner.transmit(command)
+        if cmd.ins == INS_SELECT and cmd.data == m.CREDIT_AID:
+            pdol = m.pdol_bytes() + bytes.fromhex("9F3704")
+            fci = m.AppFci(m.CREDIT_AID, m.APP_LABEL, 1, pdol)
+            return m.build_app_fci(fci) + response[-2:]
+        return response
+
+    def disconnect(self) -> None:
+        self.inner.disconnect()
+
+
+def test_a_pdol_that_names_a_tag_twice_is_filled_entry_by_entry(
+    make_card: Callable[[], CardRuntime],
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """PROTOCOL.md §1: a DOL is a list of tag + length and the terminal fills each entry;
+    nothing there (nor in §7) makes a tag named twice a refusal. The PDOL's data only goes
+    to GPO, so the payment goes on, each entry filled (here the unpredictable number twice)."""
+    transport = RepeatedPdol(ChainingTransport(InProcessTransport(make_card())))
+    paid = pay(transport, cfg, PaymentRequest(1234), env, keys, log)
+    assert paid.outcome.approved
+    assert transport.sent == fill_dol(m.PDOL, dol_values(cfg, PaymentRequest(1234), env)) + (
+        env.unpredictable_number
+    )
+
+
+def test_a_card_whose_account_id_is_20_digits_is_paid_and_its_row_verifies(
+    ca_private: RsaPrivateKey,
+    profile: Path,
+    cfg: TerminalConfig,
+    env: Env,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """PROTOCOL.md §4: `5A` is cn of up to 10 bytes, so 20 digits and no `F` (hcepay issues
+    19 at most, docs/protocol-choices.md; another issuer's card may hold 20). The terminal
+    reads it, the license and the authorization carry it whole, and the row re-verifies."""
+    card_profile = load_profile(profile)
+    app = load_app_key(profile, card_profile)
+    account = bytes.fromhex("62001234567890123456")
+    data = replace(card_profile.card_data(), account=account)
+    fields = LicenseFields(account, bytes.fromhex("1230"), 9, 2, app.public)
+    issued = issue_license(ca_private, fields, record1_value(data))
+    data = replace(data, license=issued.license, remainder=issued.remainder)
+    card = CardRuntime(PaymentApplet(CardEnv(data, app)), MemoryStateStore(CardState()))
+    paid = pay(transport_for(card), cfg, PaymentRequest(1234), env, keys, log)
+    assert paid.outcome.approved and paid.outcome.account == "62001234567890123456"
+    assert [r.outcome.account for r in log.rows()] == ["62001234567890123456"]
+    assert verify_row(paid.outcome, keys) == ""
