@@ -721,7 +721,7 @@ def verify_row(outcome: Outcome, keys: KeyStore) -> str:
     time, terminal id and merchant id must be those of the signed CDOL1 data too."""
     try:
         checks.verify_recorded(_recorded(outcome), keys)
-        sent = sent_with(outcome.cdol1_data)
+        sent = sent_with(outcome.cdol1_data, outcome.time.date())
     except CheckError as exc:
         return exc.reason
     except (ValueError, KeyError, TypeError, DecodeError) as exc:

@@ -287,7 +287,9 @@ def payment(
             then = _license_then(keys, rec1.ca_index, records, entry, today, cfg.allow_sha1)
             if then is None:
                 continue  # the license verifies neither then nor now: this contact is refused
-            decision = decide(entry, last_answer, then.app_key, allow_sha1=cfg.allow_sha1)
+            decision = decide(
+                entry, last_answer, then.app_key, allow_sha1=cfg.allow_sha1, today=today
+            )
             if isinstance(decision, RecordOnce):
                 d, torn = decision.dynamic, decision.sent
                 recovered = card_outcome(  # when and where the torn GENERATE AC was sent
@@ -363,7 +365,7 @@ def _license_then(
     An entry whose CDOL1 data holds no date is judged today (`decide` then closes it)."""
     judged: list[tuple[date, frozenset[int], int | None]] = []
     try:
-        day = sent_with(entry.cdol1_data).time.date()
+        day = sent_with(entry.cdol1_data, today).time.date()
         if entry.serial is not None:
             judged.append((day, frozenset(), entry.serial))
         else:

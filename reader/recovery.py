@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from apdu import messages
@@ -87,28 +87,40 @@ def last_answer_command() -> bytes:
     return messages.get_data(messages.TAG_LAST_ANSWER).to_bytes()
 
 
-def sent_with(cdol1_data: bytes) -> SentWith:
+def sent_with(cdol1_data: bytes, near: date | None = None) -> SentWith:
     """When and by whom GENERATE AC was sent, from its CDOL1 data (PROTOCOL.md §3: `9A`,
-    `9F21`, `9F1C`, `9F16`); ValueError, KeyError or DecodeError when it does not hold them."""
-    return _sent_with(split_dol(messages.CDOL1, cdol1_data))
+    `9F21`, `9F1C`, `9F16`); ValueError, KeyError or DecodeError when it does not hold them.
+    `near`: a date known to be within 50 years of the sending (see `year_of`)."""
+    return _sent_with(split_dol(messages.CDOL1, cdol1_data), near)
 
 
-def _sent_with(values: Mapping[int, bytes]) -> SentWith:
+def year_of(yy: int, near: date | None) -> int:
+    """The year that `9A`'s two digits `yy` stand for: the one nearest to `near` (a row's
+    stored time, today for a torn payment), the earlier one on a tie; with no `near`, EMV's
+    window (00-49 is 20YY, 50-99 19YY). That window alone would read a payment of 2050 as
+    one of 1950, and `hcepay log --verify` would then refuse every row from 2050 on."""
+    if near is None:
+        return (2000 if yy < 50 else 1900) + yy
+    base = near.year - near.year % 100 + yy
+    return min((base - 100, base, base + 100), key=lambda year: (abs(year - near.year), year))
+
+
+def _sent_with(values: Mapping[int, bytes], near: date | None) -> SentWith:
     day, clock = values[0x9A].hex(), values[0x9F21].hex()  # n6: YYMMDD, HHMMSS
-    century = 2000 if int(day[:2]) < 50 else 1900  # EMV: YY 00-49 is 20YY, 50-99 is 19YY
+    year = year_of(int(day[:2]), near)
     return SentWith(
-        datetime.strptime(f"{century // 100}{day}{clock}", "%Y%m%d%H%M%S"),
+        datetime.strptime(f"{year:04d}{day[2:]}{clock}", "%Y%m%d%H%M%S"),
         values[0x9F1C].decode("ascii").rstrip(" "),
         values[0x9F16].decode("ascii").rstrip(" "),
     )
 
 
-def _expected(pending: PendingEntry) -> tuple[int, int, bytes, SentWith]:
+def _expected(pending: PendingEntry, near: date | None) -> tuple[int, int, bytes, SentWith]:
     """Amount, currency, unpredictable number and who sent it when, from the CDOL1 data
     (PROTOCOL.md §3); ValueError, KeyError or DecodeError when it does not hold them."""
     values = split_dol(messages.CDOL1, pending.cdol1_data)
     amount, currency = from_bcd(values[0x9F02]), from_bcd(values[0x5F2A])
-    return amount, currency, values[0x9F37], _sent_with(values)
+    return amount, currency, values[0x9F37], _sent_with(values, near)
 
 
 def decide(
@@ -117,10 +129,12 @@ def decide(
     app_key: RsaPublicKey,
     *,
     allow_sha1: bool = False,
+    today: date | None = None,
 ) -> Decision:
     """Record once or close as not paid, from the card's answer to GET DATA DF02 (P§9):
     record when the ATC and CDOL1 data match the entry and the authorization verifies (its
-    CID 40 or 00, as every recovered field, equal to what was sent and answered)."""
+    CID 40 or 00, as every recovered field, equal to what was sent and answered). `today`
+    dates the torn GENERATE AC's two-digit year (`year_of`)."""
     if response.sw == SW.REFERENCED_DATA_NOT_FOUND:
         return CloseNotPaid(pending, NotPaidReason.NO_ANSWER)
     if response.sw != SW.OK:
@@ -139,7 +153,7 @@ def decide(
     except AuthorizationError as exc:
         return CloseNotPaid(pending, NotPaidReason.NOT_VERIFIED, exc.reason.value)
     try:
-        amount, currency, unpredictable, sent = _expected(pending)
+        amount, currency, unpredictable, sent = _expected(pending, today)
     except (DecodeError, ValueError, KeyError) as exc:
         return CloseNotPaid(pending, NotPaidReason.MISMATCH, f"pending CDOL1 data: {exc}")
     expected = (pending.atc, answer.cid, amount, currency, unpredictable, pending.account)

@@ -26,7 +26,7 @@ from applet.store import MemoryStateStore
 from authority.authorization import open_authorization, sign_authorization
 from authority.errors import LicenseReason
 from authority.keystore import AuthorityKey, KeyStore
-from authority.license import LicenseFields, account_from_digits, issue_license
+from authority.license import LicenseFields, account_from_digits, issue_license, pad_account
 from authority.rsa import RsaPrivateKey
 from reader import checks
 from reader.cli_common import ExitCode
@@ -41,7 +41,7 @@ from reader.flow import (
     pay,
 )
 from reader.log import LogError, TransactionLog
-from reader.recovery import NotPaidReason, PendingEntry
+from reader.recovery import NotPaidReason, PendingEntry, year_of
 from reader.spool import primary_path
 from reader.transport import ChainingTransport, InProcessTransport, Transport, TransportError
 
@@ -1414,3 +1414,56 @@ def test_a_card_whose_account_id_is_20_digits_is_paid_and_its_row_verifies(
     assert paid.outcome.approved and paid.outcome.account == "62001234567890123456"
     assert [r.outcome.account for r in log.rows()] == ["62001234567890123456"]
     assert verify_row(paid.outcome, keys) == ""
+
+
+def _card_licensed_until_2099(ca_private: RsaPrivateKey, profile: Path) -> CardRuntime:
+    """The test card with a license that runs through December 2099 (MMYY 1299)."""
+    card_profile = load_profile(profile)
+    app = load_app_key(profile, card_profile)
+    data = card_profile.card_data()
+    fields = LicenseFields(pad_account(data.account), bytes.fromhex("1299"), 9, 2, app.public)
+    issued = issue_license(ca_private, fields, record1_value(data))
+    data = replace(data, license=issued.license, remainder=issued.remainder)
+    return CardRuntime(PaymentApplet(CardEnv(data, app)), MemoryStateStore(CardState()))
+
+
+def test_a_row_of_2050_verifies_and_a_torn_payment_of_2050_keeps_its_year(
+    ca_private: RsaPrivateKey,
+    profile: Path,
+    cfg: TerminalConfig,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """`9A` holds two digits of the year (PROTOCOL.md §3). Read back with EMV's fixed window
+    (50-99 is 19YY), a payment of 2050 was dated 1950: `log --verify` refused its row (time
+    differs from the signed CDOL1 data) and a torn payment of 2050 was recorded as of 1950.
+    The year read back is now the one nearest to the row's time, or to today's date."""
+    later_keys = KeyStore({1: AuthorityKey(1, keys.keys[1].key, date(2099, 12, 31))})
+    card = _card_licensed_until_2099(ca_private, profile)
+    then = Env(datetime(2050, 3, 4, 5, 6, 7), bytes.fromhex("50505050"))
+    paid = pay(transport_for(card), cfg, PaymentRequest(1234), then, later_keys, log)
+    assert verify_row(paid.outcome, later_keys) == ""
+    with pytest.raises(checks.StatusError):
+        pay(_torn_by_status(card), cfg, PaymentRequest(500), then, later_keys, log)
+    next_day = Env(then.now + timedelta(days=1), bytes.fromhex("51515151"))
+    again = pay(transport_for(card), cfg, PaymentRequest(100), next_day, later_keys, log)
+    (torn,) = again.recovered
+    assert torn.time == then.now and verify_row(torn, later_keys) == ""
+
+
+@pytest.mark.parametrize(
+    ("yy", "near", "year"),
+    [
+        (26, None, 2026),
+        (49, None, 2049),
+        (50, None, 1950),
+        (50, date(2050, 1, 1), 2050),
+        (99, date(2050, 1, 1), 2099),  # 2099 is 49 years off, 1999 51
+        (0, date(2050, 6, 1), 2000),  # 2000 and 2100 are 50 years off: the earlier
+        (26, date(2026, 11, 28), 2026),
+        (76, date(2026, 11, 28), 1976),  # 1976 and 2076: the earlier
+        (99, date(2101, 1, 1), 2099),
+    ],
+)
+def test_the_year_of_two_digits_is_the_nearest(yy: int, near: date | None, year: int) -> None:
+    assert year_of(yy, near) == year
