@@ -135,6 +135,12 @@ def home_folder(explicit: Path | None) -> Path:
     ("holds no authority key", "Not a directory", "no authority key yet" with exit 0). So is
     one that cannot be made: a dangling symbolic link, a path under a file."""
     folder = explicit.expanduser() if explicit is not None else default_home()
+    try:  # what exists() cannot say: a name too long, a loop of symbolic links
+        folder.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # a home to make, or one under a file (below)
+    except OSError as exc:
+        fail(f"the home {folder} cannot be a folder: {exc.strerror}")
     if folder.exists() and not folder.is_dir():
         fail(f"the home {folder} is a file, not a folder")
     if folder.is_symlink() and not folder.exists():  # an unmounted volume, a moved folder

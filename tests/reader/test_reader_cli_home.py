@@ -65,6 +65,24 @@ def test_a_home_that_cannot_be_a_folder_is_refused_alike_by_every_command(
     assert not (tmp_path / "gone").exists() and (tmp_path / "file").read_text() == "x\n"
 
 
+@pytest.mark.parametrize("argv", HOME_COMMANDS, ids=" ".join)
+def test_a_home_the_system_cannot_look_up_is_refused_alike_by_every_command(
+    argv: list[str], tmp_path: Path
+) -> None:
+    """A name longer than the system takes and a loop of symbolic links: exists() raised
+    "File name too long" (internal error, exit 70); a loop was called a missing target."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    for home, why in (
+        (tmp_path / ("a" * 300), "File name too long"),
+        (loop, "Too many levels of symbolic links"),
+        (loop / "home", "Too many levels of symbolic links"),
+    ):
+        result = CliRunner().invoke(app, [*argv, "--home", str(home)])
+        expected = f"hcepay: error: the home {home} cannot be a folder: {why}\n"
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected), result.output
+
+
 def test_the_default_home_that_is_a_file_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
