@@ -260,8 +260,11 @@ def register(app: typer.Typer) -> None:
         if not items:
             fail("no vector files found", ExitCode.USAGE)
         profiles_folder = profiles or folder / "profiles"
-        if profiles is not None and not profiles.is_dir():
-            fail(f"--profiles {profiles}: no such folder")
+        try:
+            if profiles is not None and not vx.is_folder(profiles, f"--profiles {profiles}"):
+                fail(f"--profiles {profiles}: no such folder")
+        except vx.VectorError as exc:
+            fail(str(exc))
         for path, vector in items:  # a profile the replay needs must exist: a bad vector file
             if vector.card is not None and (reader_name is None or vector.expect is not None):
                 try:

@@ -489,7 +489,7 @@ def collect(paths: Iterable[Path], *, limit: int = 10_000) -> list[Path]:
     """Vector files named by `paths`: files as given, folders searched for `*.json` (sorted)."""
     found: list[Path] = []
     for path in paths:
-        if path.is_dir():
+        if is_folder(path, str(path)):
             found.extend(
                 sorted(
                     p
@@ -988,10 +988,24 @@ def replay_terminal_vector(vector: Vector, profiles: Path) -> ReplayResult:
 # ---------------------------------------------------------------------------- in-process
 
 
+def is_folder(path: Path, where: str) -> bool:
+    """path.is_dir(), where what it raises (a name too long for the system) is a VectorError
+    at `where`: a path the user gave, not a bug."""
+    try:
+        return path.is_dir()
+    except OSError as exc:
+        raise VectorError(exc.strerror or "cannot be looked up", where) from None
+
+
 def profile_folder(profiles: Path, start: CardStart) -> Path:
     """The folder of the vector's profile; VectorError when it is not there."""
     folder = profiles / start.profile
-    if not (folder / "card.json").is_file():
+    try:
+        found = (folder / "card.json").is_file()
+    except OSError as exc:  # a name too long: the vector's or --profiles's
+        why = f"profile {start.profile!r} in {profiles}: {exc.strerror}"
+        raise VectorError(why, "card.profile") from None
+    if not found:
         raise VectorError(f"no profile {start.profile!r} in {profiles}", "card.profile")
     return folder
 

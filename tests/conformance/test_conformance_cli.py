@@ -351,6 +351,28 @@ def test_an_unknown_profile_is_a_bad_vector_file(tmp_path: Path) -> None:
     assert code == 2 and "terminal-approve.json: card.profile" in stderr
 
 
+def test_a_path_too_long_for_the_system_is_a_usage_error(tmp_path: Path) -> None:
+    """A vector path, a --profiles folder or a vector's profile name longer than the system
+    takes: is_dir() and is_file() raised "File name too long" (internal error, exit 70)."""
+    long = "a" * 300
+    obj = json.loads(APPROVE.read_text(encoding="utf-8"))
+    obj["card"]["profile"] = long
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(obj), encoding="utf-8")
+    out = str(tmp_path / "out.json")
+    for argv, says in (
+        (["vectors", "replay", str(tmp_path / long)], f"{tmp_path / long}: File name too long"),
+        (["vectors", "replay", "--profiles", str(tmp_path / long)], "File name too long"),
+        (["vectors", "replay", str(bad)], f"{bad}: card.profile: profile '{long}' in "),
+        (["vectors", "record", "--out", out, "--profile", long], "File name too long"),
+        (["vectors", "record", "--out", out, "--profiles", str(tmp_path / long)], "too long"),
+        (["vectors", "serve", "--profiles", str(tmp_path / long)], "File name too long"),
+    ):
+        code, stdout, stderr = run(*argv)
+        assert (code, stdout) == (2, ""), stderr
+        assert says in stderr and stderr.count("\n") == 1, stderr
+
+
 TORN = ROOT / "vectors" / "terminal" / "terminal-torn-recorded.json"
 
 
