@@ -255,6 +255,8 @@ def _read_next_serial(path: Path) -> int:
         raw = json.loads(text)
     except ValueError:
         raise KeyFileError(str(path), "bad serials file: not valid JSON") from None
+    except RecursionError:  # json's decoder recurses once per level
+        raise KeyFileError(str(path), "bad serials file: nested too deeply") from None
     if not isinstance(raw, dict) or "next_serial" not in raw:
         raise KeyFileError(str(path), 'bad serials file: must be {"next_serial": N}')
     value = raw["next_serial"]
@@ -275,7 +277,7 @@ def _next_serial(home: Path) -> int:
     for card in sorted(cards_dir(home).glob("*/card.json"))[:MAX_SCANNED_CARDS]:
         try:
             serial = json.loads(card.read_text(encoding="utf-8")).get("serial")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):  # nested too deeply
             continue
         if isinstance(serial, int) and not isinstance(serial, bool) and serial > highest:
             highest = min(serial, MAX_SERIAL)

@@ -118,6 +118,8 @@ def load_keystore(home: Path) -> KeyStore:
         raise KeyFileError(str(path), read_problem(exc)) from None
     except UnicodeDecodeError:
         raise _bad(path, "not UTF-8 text") from None
+    except RecursionError:  # json's decoder recurses once per level
+        raise _bad(path, "nested too deeply") from None
     except ValueError:
         raise _bad(path, "not valid JSON") from None
     expiries, revoked = _parse(path, raw)

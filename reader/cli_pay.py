@@ -140,6 +140,8 @@ def terminal_config(home: Path) -> TerminalConfig:
         fail(problem(exc))
     except UnicodeDecodeError:
         fail(f"{path}: bad terminal description: not UTF-8 text")
+    except RecursionError:  # json's decoder recurses once per level
+        fail(f"{path}: bad terminal description: nested too deeply")
     except ValueError:
         fail(f"{path}: bad terminal description: not valid JSON")
     if not isinstance(obj, dict):

@@ -207,7 +207,7 @@ def _read(
             continue
         try:
             value = json.loads(line) if len(line) <= MAX_LINE else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # nested too deeply
             value = None
         if isinstance(value, dict) and all(
             isinstance(v, str | int) or v is None for v in value.values()

@@ -760,6 +760,8 @@ def _problem(exc: Exception) -> str:
         return os_problem(exc)
     if isinstance(exc, KeyError):
         return f"missing field {exc}"
+    if isinstance(exc, RecursionError):  # json's decoder recurses once per level
+        return "JSON nested too deeply"
     return str(exc)
 
 
@@ -778,7 +780,7 @@ def terminal_setup(vector: Vector, profiles: Path) -> TerminalSetup:
         cfg = TerminalConfig(config["terminal_id"], config["merchant_id"], int(config["country"]))
         index = int(card["ca_index"])
         expires = date.fromisoformat(values.authority_expires or DEFAULT_AUTHORITY_EXPIRY)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:  # too deep
         raise VectorError(f"profile {vector.card.profile!r}: {_problem(exc)}", "terminal") from None
     request = PaymentRequest(
         DEFAULT_AMOUNT if values.amount is None else values.amount,

@@ -213,6 +213,7 @@ def test_a_missing_vector_file_is_one_plain_line(tmp_path: Path) -> None:
         (TERMINAL_APPROVE, "terminal.json", "terminal.json: No such file or directory"),
         (TERMINAL_APPROVE, "terminal.json/", "terminal.json: is a folder, not a file"),
         (TERMINAL_APPROVE, "terminal.json={}", "profile 'test-card-1': missing field 'terminal_"),
+        (TERMINAL_APPROVE, "terminal.json=" + "[" * 100_000, "JSON nested too deeply"),
         (APPROVE, "app.pem/", "cannot be opened: {profiles}/test-card-1/app.pem: is a folder"),
     ],
 )

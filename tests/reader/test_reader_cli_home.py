@@ -123,6 +123,7 @@ def _one_line(argv: list[str], home: Path) -> str:
 PAY = ["pay", "--amount", "1.00"]
 ISSUE = ["card", "issue", "--account", "6200123456789013", "--limit", "1", "--bits", "1024"]
 CARD = "cards/6200123456789012"
+DEEP = "[" * 100_000  # json's decoder recurses once per level: RecursionError, exit 70
 
 
 @pytest.mark.parametrize(
@@ -143,6 +144,9 @@ CARD = "cards/6200123456789012"
         (PAY, "terminal/keystore.json/", "terminal/keystore.json: is a folder, not a file"),
         (PAY, "terminal/keystore.json=\xff", "keystore.json: bad key store: not UTF-8 text"),
         (PAY, "terminal/keystore.json={", "keystore.json: bad key store: not valid JSON"),
+        (PAY, f"terminal/keystore.json={DEEP}", "keystore.json: bad key store: nested too deeply"),
+        (ISSUE, f"authority/serials.json={DEEP}", "bad serials file: nested too deeply"),
+        (PAY, f"terminal/terminal.json={DEEP}", "bad terminal description: nested too deeply"),
         (PAY, "terminal/terminal.json/", "terminal/terminal.json: is a folder, not a file"),
         (PAY, "terminal.db/", "transaction log: {home}/terminal.db: is a folder, not a file"),
         (["log"], "terminal.db/", "log: {home}/terminal.db: is a folder, not a file"),
@@ -179,6 +183,23 @@ def test_a_damaged_file_of_the_home_is_named_in_plain_words(
     assert says.replace("{home}", str(home)) in err, err
     if argv[:2] == ["authority", "init"]:  # refused before any key was made
         assert not (home / "authority" / "ca-02.pem").exists()
+
+
+def test_json_nested_too_deeply_is_passed_over_where_a_damaged_file_is(tmp_path: Path) -> None:
+    """A spool line, or a card.json read for its serial (the serials file lost), nested too
+    deeply for json's decoder: RecursionError was an internal error (exit 70) in log, log
+    recover and card issue, where an unreadable line or card is passed over."""
+    home = _issued_home(tmp_path)
+    (home / "terminal.db.spool").write_text(DEEP + "\n")
+    for argv in (["log"], ["log", "--json"], ["log", "recover"]):
+        result = CliRunner().invoke(app, [*argv, "--home", str(home)])
+        assert (result.exit_code, result.stderr) == (0, ""), result.output
+    assert "1 unreadable line" in result.stdout, result.stdout
+    assert (home / "terminal.db.spool.bad").read_text() == DEEP + "\n"
+    (home / "authority" / "serials.json").unlink()
+    (home / CARD / "card.json").write_text(DEEP)
+    result = CliRunner().invoke(app, [*ISSUE, "--home", str(home)])
+    assert result.exit_code == 0 and "license serial 1," in result.stdout, result.output
 
 
 @pytest.mark.parametrize(
