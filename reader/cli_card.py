@@ -178,24 +178,35 @@ class _InProcess:
 
 
 def card_folder(home: Path, account: str | None) -> Path:
-    """--card ACCOUNT, else the only card in the home folder (a one-line error otherwise)."""
+    """--card ACCOUNT, else the only card in the home folder (a one-line error otherwise).
+    A `cards` that is a file, or a card.json that is a folder, is said so: "no card, issue
+    one" sent the user to `card issue`, which then refused that file or card."""
     cards = cards_dir(home)
+    if cards.exists() and not cards.is_dir():
+        fail(f"{cards}: is a file, not a folder")
     if account is not None:
         try:
             account_from_digits(account)
         except ValueError:
             fail(f"bad account {account!r}: expected 1 to 19 digits")
         folder = cards / account
+        if (folder / "card.json").is_dir():
+            fail(f"{folder / 'card.json'}: is a folder, not a file")
         if not (folder / "card.json").is_file():
             fail(f"no card {account} in {cards} (issue one with `hcepay card issue`)")
         return folder
     found: list[Path] = []
+    damaged: list[Path] = []  # a card.json that is a folder
     if cards.is_dir():
         for i, child in enumerate(sorted(cards.iterdir())):
             if i >= MAX_CARD_FOLDERS:
                 break
             if (child / "card.json").is_file():
                 found.append(child)
+            elif (child / "card.json").is_dir():
+                damaged.append(child / "card.json")
+    if not found and damaged:
+        fail(f"{damaged[0]}: is a folder, not a file")
     if not found:
         fail(f"no card in {cards} (issue one with `hcepay card issue`)")
     if len(found) > 1:

@@ -135,6 +135,10 @@ DEEP = "[" * 100_000  # json's decoder recurses once per level: RecursionError, 
         (PAY, f"{CARD}/card.json={{", f"{CARD}/card.json: bad card description: not valid JSON"),
         (PAY, f"{CARD}/card.json#license=ZZ", "card.json: bad card description: 'license' must be"),
         (ISSUE, "cards=x", "cannot issue card 6200123456789013: {home}/cards: is a file, not a"),
+        (PAY, "cards=x", "error: {home}/cards: is a file, not a folder"),  # was: issue one
+        (["card", "send", "--in-process", "00"], "cards=x", "{home}/cards: is a file, not a"),
+        (PAY, f"{CARD}/card.json/", f"{CARD}/card.json: is a folder, not a file"),  # ditto
+        ([*PAY, "--card", CARD[6:]], f"{CARD}/card.json/", f"{CARD}/card.json: is a folder"),
         (ISSUE, "authority/serials.json=x", "serials.json: bad serials file: not valid JSON"),
         (ISSUE, "authority/serials.json=[]", 'serials.json: bad serials file: must be {"next_'),
         (ISSUE, "authority/serials.json=\xff", "serials.json: bad serials file: not UTF-8 text"),
