@@ -44,6 +44,7 @@ from reader.cli_common import (
     home_folder,
     home_lock,
     key_index,
+    not_a_file,
     problem,
     refuse_past,
     stderr,
@@ -120,6 +121,7 @@ def init(
     idx = key_index(index, "--index")
     until = _expiry(expires, date.today())
     private_path = ca_private_path(folder, idx)
+    not_a_file(private_path.parent)  # else "ca-01.pem is missing: restore it from a backup"
     if private_path.exists() and not force:  # a new key would orphan every issued card
         given = [
             name

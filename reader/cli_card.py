@@ -37,6 +37,7 @@ from reader.cli_common import (
     home_folder,
     home_lock,
     key_index,
+    not_a_file,
     problem,
     reader_transport,
     refuse_past,
@@ -129,6 +130,7 @@ def issue(
     if (folder / "card.json").exists():
         fail(f"card {account} exists already in {folder}")
     ca_path = ca_private_path(root, ca_index)
+    not_a_file(ca_path.parent)  # else "cannot read (Not a directory)": run authority init
     try:
         ca = load_private(ca_path)
         peek_serial(root)
@@ -182,8 +184,7 @@ def card_folder(home: Path, account: str | None) -> Path:
     A `cards` that is a file, or a card.json that is a folder, is said so: "no card, issue
     one" sent the user to `card issue`, which then refused that file or card."""
     cards = cards_dir(home)
-    if cards.exists() and not cards.is_dir():
-        fail(f"{cards}: is a file, not a folder")
+    not_a_file(cards)
     if account is not None:
         try:
             account_from_digits(account)

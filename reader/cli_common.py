@@ -151,6 +151,14 @@ def home_folder(explicit: Path | None) -> Path:
     return folder
 
 
+def not_a_file(folder: Path) -> None:
+    """A folder of the home (cards, authority) that is a file is named as such (exit 2),
+    before a command calls the files it should hold missing and sends the user to the
+    command that makes them, which then refuses that file."""
+    if folder.exists() and not folder.is_dir():
+        fail(f"{folder}: is a file, not a folder")
+
+
 def existing_home(explicit: Path | None) -> Path:
     """The home folder (home_folder), which must exist: a command that only reads it, or
     changes what is there, would show an empty home or make a new one for a mistyped --home."""

@@ -145,6 +145,8 @@ DEEP = "[" * 100_000  # json's decoder recurses once per level: RecursionError, 
         (ISSUE, "authority/serials.json/", "authority/serials.json: is a folder, not a file"),
         (["authority", "show"], "authority/serials.json=1", "bad serials file: must be"),
         (["authority", "init", "--index", "02"], "terminal=x", "{home}/terminal: is a file, not a"),
+        (["authority", "init"], "authority=x", "error: {home}/authority: is a file, not a folder"),
+        (ISSUE, "authority=x", "error: {home}/authority: is a file, not a folder"),  # not: init
         (PAY, "terminal/keystore.json/", "terminal/keystore.json: is a folder, not a file"),
         (PAY, "terminal/keystore.json=\xff", "keystore.json: bad key store: not UTF-8 text"),
         (PAY, "terminal/keystore.json={", "keystore.json: bad key store: not valid JSON"),
