@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from authority.errors import KeyFileError
-from authority.home import index_hex, read_problem, terminal_dir, write_atomic
+from authority.home import index_hex, read_problem, read_regular, terminal_dir, write_atomic
 from authority.keyfiles import load_public, save_public
 from authority.rsa import RsaPublicKey
 
@@ -113,7 +113,7 @@ def load_keystore(home: Path) -> KeyStore:
     try:
         if path.stat().st_size > MAX_STORE_FILE:
             raise _bad(path, "file too large")
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_regular(path).decode("utf-8"))
     except OSError as exc:
         raise KeyFileError(str(path), read_problem(exc)) from None
     except UnicodeDecodeError:

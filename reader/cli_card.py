@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, NoReturn, Protocol
 
 import typer
 
@@ -179,6 +179,12 @@ class _InProcess:
         self.card.deactivate("card send done")
 
 
+def _damaged_card(card_json: Path) -> NoReturn:
+    """A card.json that is there but no regular file, said so (not "no card: issue one")."""
+    what = "is a folder, not a file" if card_json.is_dir() else "not a regular file"
+    fail(f"{card_json}: {what}")
+
+
 def card_folder(home: Path, account: str | None) -> Path:
     """--card ACCOUNT, else the only card in the home folder (a one-line error otherwise).
     A `cards` that is a file, or a card.json that is a folder, is said so: "no card, issue
@@ -191,23 +197,23 @@ def card_folder(home: Path, account: str | None) -> Path:
         except ValueError:
             fail(f"bad account {account!r}: expected 1 to 19 digits")
         folder = cards / account
-        if (folder / "card.json").is_dir():
-            fail(f"{folder / 'card.json'}: is a folder, not a file")
+        if (folder / "card.json").exists() and not (folder / "card.json").is_file():
+            _damaged_card(folder / "card.json")
         if not (folder / "card.json").is_file():
             fail(f"no card {account} in {cards} (issue one with `hcepay card issue`)")
         return folder
     found: list[Path] = []
-    damaged: list[Path] = []  # a card.json that is a folder
+    damaged: list[Path] = []  # a card.json that is a folder or a FIFO
     if cards.is_dir():
         for i, child in enumerate(sorted(cards.iterdir())):
             if i >= MAX_CARD_FOLDERS:
                 break
             if (child / "card.json").is_file():
                 found.append(child)
-            elif (child / "card.json").is_dir():
+            elif (child / "card.json").exists():
                 damaged.append(child / "card.json")
     if not found and damaged:
-        fail(f"{damaged[0]}: is a folder, not a file")
+        _damaged_card(damaged[0])
     if not found:
         fail(f"no card in {cards} (issue one with `hcepay card issue`)")
     if len(found) > 1:

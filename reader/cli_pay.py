@@ -24,7 +24,7 @@ from rich.table import Table
 from apdu.errors import DecodeError
 from applet.profile import open_card
 from authority.errors import KeyFileError
-from authority.home import LOCK_FILE, authority_dir, cards_dir, terminal_dir
+from authority.home import LOCK_FILE, authority_dir, cards_dir, read_regular, terminal_dir
 from authority.keyfiles import load_public
 from authority.keystore import AuthorityKey, KeyStore, load_keystore, save_keystore
 from authority.license import pad_account
@@ -135,7 +135,7 @@ def terminal_config(home: Path) -> TerminalConfig:
     if not path.exists():
         return DEFAULT_TERMINAL
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(read_regular(path).decode("utf-8"))
     except OSError as exc:
         fail(problem(exc))
     except UnicodeDecodeError:

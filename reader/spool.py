@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from authority.home import flock_file, fsync_folder, read_problem, write_all, write_atomic
+from authority.home import (
+    flock_file,
+    fsync_folder,
+    read_problem,
+    read_regular,
+    write_all,
+    write_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +201,7 @@ def _read(
         log.warning("spool %s not read: %s", path, exc.strerror or exc)
         return [], 0, []
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)
     except FileNotFoundError:
         return [], 0, []
     except OSError as exc:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from reader.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
 
 HOME_COMMANDS = [
     ["pay", "--amount", "1.00"],
@@ -255,3 +260,41 @@ def test_a_home_that_does_not_exist_is_named_not_shown_empty(
         result = CliRunner().invoke(app, [*argv, "--home", str(missing)])
         assert result.exit_code == 0, result.output
         assert not (missing / "terminal.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "name", "says"),
+    [
+        (PAY, "terminal/keystore.json", "keystore.json: cannot read (not a regular file)"),
+        (PAY, "terminal/terminal.json", "terminal/terminal.json: not a regular file"),
+        (PAY, "terminal/ca-01.pub.pem", "ca-01.pub.pem: cannot read (not a regular file)"),
+        (ISSUE, "authority/serials.json", "serials.json: cannot read (not a regular file)"),
+        (ISSUE, "authority/ca-01.pem", "ca-01.pem: cannot read (not a regular file)"),
+        (["log"], "terminal.db.spool", "terminal.db.spool: cannot read (not a regular file)"),
+        (PAY, f"{CARD}/state.dat", f"{CARD}/state.dat: not a regular file"),  # "Illegal seek"
+        (PAY, f"{CARD}/card.json", f"{CARD}/card.json: not a regular file"),  # "no card"
+    ],
+)
+def test_a_fifo_in_place_of_a_file_of_the_home_is_refused_not_waited_on(
+    argv: list[str], name: str, says: str, tmp_path: Path
+) -> None:
+    """A FIFO in place of a file the command reads: the read waited for a writer forever
+    (the command never ended); state.dat's said "Illegal seek" with no file, card.json's
+    "no card (issue one)". In a child process, so that a hang is a timeout, not a stuck
+    suite."""
+    home = _issued_home(tmp_path)
+    target = home / name
+    target.unlink(missing_ok=True)  # terminal.json and the spool are not made
+    os.mkfifo(target, 0o600)
+    result = subprocess.run(
+        [sys.executable, "-m", "reader.entry", *argv, "--home", str(home)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    err = result.stderr.removeprefix("generating a 1024-bit APP key...\n")
+    assert (result.returncode, err.count("\n")) == (2, 1), result.stderr
+    assert err.startswith("hcepay: error: ") and says in err, err
