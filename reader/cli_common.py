@@ -134,7 +134,11 @@ def home_folder(explicit: Path | None) -> Path:
     not a folder is refused here, for every command alike: each said something else of it
     ("holds no authority key", "Not a directory", "no authority key yet" with exit 0). So is
     one that cannot be made: a dangling symbolic link, a path under a file."""
-    folder = explicit.expanduser() if explicit is not None else default_home()
+    try:
+        folder = explicit.expanduser() if explicit is not None else default_home()
+    except RuntimeError:  # ~NAME of no such user: expanduser cannot say where it is
+        given = Path(os.environ.get("HCEPAY_HOME", "")) if explicit is None else explicit
+        fail(f"the home {given}: {given.parts[0]} names no user's home folder")
     try:  # what exists() cannot say: a name too long, a loop of symbolic links
         folder.stat()
     except (FileNotFoundError, NotADirectoryError):

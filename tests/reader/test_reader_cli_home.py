@@ -86,6 +86,11 @@ def test_a_home_the_system_cannot_look_up_is_refused_alike_by_every_command(
         result = CliRunner().invoke(app, [*argv, "--home", str(home)])
         expected = f"hcepay: error: the home {home} cannot be a folder: {why}\n"
         assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected), result.output
+    # ~NAME of no such user: expanduser raised RuntimeError (internal error, exit 70)
+    expected = "hcepay: error: the home ~nosuchuser/h: ~nosuchuser names no user's home folder\n"
+    for env, args in (({}, ["--home", "~nosuchuser/h"]), ({"HCEPAY_HOME": "~nosuchuser/h"}, [])):
+        result = CliRunner().invoke(app, [*argv, *args], env=env)
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected), result.output
 
 
 def test_the_default_home_that_is_a_file_is_refused(
