@@ -145,6 +145,17 @@ class CardStart:
     atc: int = 0
     used: int = 0
 
+    def __post_init__(self) -> None:
+        """A profile is a folder of the profiles folder, named as a vector file may name it:
+        `vectors record --profile ../x` wrote a vector that replay refused, read outside."""
+        if not _profile_name_ok(self.profile):
+            raise VectorError(f"bad profile name {self.profile!r}", "card.profile")
+
+
+def _profile_name_ok(profile: str) -> bool:
+    """Whether `profile` names a folder right inside the profiles folder."""
+    return bool(profile) and "/" not in profile and not profile.startswith(".")
+
 
 @dataclass(frozen=True)
 class TerminalValues:
@@ -228,7 +239,7 @@ def _parse_card(obj: Any, where: str) -> CardStart:
     if not isinstance(obj, dict):
         raise VectorError("must be an object", where)
     profile = _require(obj, "profile", str, where)
-    if not profile or "/" in profile or profile.startswith("."):
+    if not _profile_name_ok(profile):
         raise VectorError(f"bad profile name {profile!r}", where)
     atc = _optional(obj, "atc", int, where) or 0
     if not 0 <= atc <= 0xFFFF:

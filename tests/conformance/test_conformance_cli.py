@@ -352,6 +352,17 @@ def test_an_unknown_profile_is_a_bad_vector_file(tmp_path: Path) -> None:
     assert code == 2 and "terminal-approve.json: card.profile" in stderr
 
 
+def test_record_refuses_a_profile_that_replay_would_refuse(tmp_path: Path) -> None:
+    """`--profile ../profiles/test-card-1` was recorded (a folder outside the profiles
+    folder), and replay then refused the vector it wrote: "bad profile name"."""
+    out = tmp_path / "v.json"
+    for profile in ("../profiles/test-card-1", ".", ""):
+        code, stdout, stderr = run("vectors", "record", "--out", str(out), "--profile", profile)
+        assert (code, stdout) == (2, ""), stderr
+        assert f"card.profile: bad profile name {profile!r}" in stderr and stderr.count("\n") == 1
+    assert not out.exists()
+
+
 def test_a_path_too_long_for_the_system_is_a_usage_error(tmp_path: Path) -> None:
     """A vector path, a --profiles folder or a vector's profile name longer than the system
     takes: is_dir() and is_file() raised "File name too long" (internal error, exit 70)."""
