@@ -924,7 +924,7 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
         spooled = spool.pending_count(path)
     except spool.SpoolError as exc:
         fail(f"spool: {exc.reason}", ExitCode.NOT_RECORDED)
-    if not path.exists() and not any(p.exists() for p in spool.spool_paths(path)):
+    if not path.exists() and not any(spool.present(p) for p in spool.spool_paths(path)):
         _print_import(spool.ImportReport(0, 0, 0, 0), as_json)  # as `hcepay log`: no file made
         return
     keys = [_keys(root)] if spooled else []

@@ -225,6 +225,17 @@ def _read(
     return entries, bad, lines[MAX_ENTRIES:]
 
 
+def present(path: Path) -> bool:
+    """Whether a spool file is at `path`. One the system cannot look up (a name too long in
+    $XDG_STATE_HOME) is not, with a warning, as `_read` passes over a folder it cannot use:
+    exists() raised, an internal error of `hcepay log recover`."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        log.warning("spool %s not read: %s", path, exc.strerror or exc)
+        return False
+
+
 def pending_count(log_path: Path) -> int:
     """How many spooled entries wait for `hcepay log recover`."""
     total = 0
@@ -266,7 +277,7 @@ def import_spool(
     inserted = duplicates = remaining = bad_lines = 0
     kept_aside: list[Path] = []
     for path in spool_paths(log_path):
-        if not path.exists():
+        if not present(path):
             continue
         with _locked(path):  # no append lands between the read and the rewrite
             entries, bad, rest = _read(path, log_path)

@@ -138,6 +138,34 @@ def test_a_relative_xdg_state_home_is_ignored(
     assert fallback_path(log).parent == tmp_path / "home" / ".local" / "state" / "hcepay" / "spool"
 
 
+def test_a_state_folder_the_system_cannot_look_up_is_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """$XDG_STATE_HOME with a name too long for the system: exists() raised "File name too
+    long" from import_spool, and `hcepay log recover` was an internal error (exit 70). The
+    spool next to the log is still imported; the fallback is passed over with a warning."""
+    from typer.testing import CliRunner
+
+    from reader.cli import app
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / ("s" * 300)))
+    log = tmp_path / "terminal.db"
+    append(log, _entry(1))
+    seen: list[dict[str, str | int | None]] = []
+
+    def insert(entry: dict[str, str | int | None]) -> Imported:
+        seen.append(entry)
+        return Imported.INSERTED
+
+    report = import_spool(log, insert)
+    assert (report.inserted, seen) == (1, [_entry(1)])
+    assert "File name too long" in caplog.text
+    home = tmp_path / "home"
+    home.mkdir()
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
+    assert result.exit_code == 0 and "0 imported" in result.stdout, result.output
+
+
 def test_a_relative_home_gives_the_last_resort(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
