@@ -8,6 +8,7 @@ but not recorded (kept in the spool), 70 a bug.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shlex
@@ -782,6 +783,22 @@ log_app = typer.Typer(
 )
 
 
+def _existing_log_path(root: Path) -> Path:
+    """The home's terminal.db for `log` and `log recover`, which show no log as an empty
+    one: a symbolic link whose target is missing (a log moved, a volume not mounted) or a
+    loop is refused, not shown as an empty log or "0 imported"."""
+    path = log_path(root)
+    try:
+        path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            target = os.readlink(path)
+            fail(f"transaction log: {path} is a symbolic link to {target}, which is missing")
+    except OSError as exc:
+        fail(f"transaction log: {path}: {exc.strerror}")
+    return path
+
+
 @log_app.callback()
 def log_command(
     ctx: typer.Context,
@@ -819,7 +836,7 @@ def log_command(
     if last is not None and last < 1:
         fail(f"--last {last}: give 1 or more (the number of newest transactions to show)")
     root = existing_home(home)  # a mistyped --home is not an empty log
-    path = log_path(root)
+    path = _existing_log_path(root)
     rows = []
     total = 0
     pending_rows: list[PendingRow] = []
@@ -919,7 +936,7 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
             fail(f"two home folders: --home {outer} and --home {home}")
         home = outer
     root = existing_home(home)  # a mistyped --home is not "0 imported"
-    path = log_path(root)
+    path = _existing_log_path(root)
     try:  # the keys verify spooled payments: with none spooled, a home needs none
         spooled = spool.pending_count(path)
     except spool.SpoolError as exc:

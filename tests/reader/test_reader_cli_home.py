@@ -267,6 +267,25 @@ def test_a_home_that_does_not_exist_is_named_not_shown_empty(
         assert not (missing / "terminal.db").exists()
 
 
+@pytest.mark.parametrize("argv", [["log"], ["log", "--json"], ["log", "recover"]], ids=" ".join)
+def test_a_log_that_is_a_dangling_link_is_named_not_shown_empty(
+    argv: list[str], tmp_path: Path
+) -> None:
+    """terminal.db a symbolic link to a log moved away (or a volume not mounted): `log`
+    showed an empty table and `log recover` "0 imported", exit 0, as for a home with no
+    log yet; the rows were not lost, only not where the link points."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "terminal.db").symlink_to(tmp_path / "moved" / "terminal.db")
+    result = CliRunner().invoke(app, [*argv, "--home", str(home)])
+    expected = (
+        f"hcepay: error: transaction log: {home / 'terminal.db'} is a symbolic link to "
+        f"{tmp_path / 'moved' / 'terminal.db'}, which is missing\n"
+    )
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected), result.output
+    assert not (tmp_path / "moved").exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "name", "says"),
     [
