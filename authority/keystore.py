@@ -84,7 +84,7 @@ def _parse(path: Path, raw: Any) -> tuple[dict[int, date], frozenset[int]]:
     if not isinstance(keys_raw, dict) or len(keys_raw) > MAX_KEYS:
         raise _bad(path, '"keys" must be an object of at most 256 entries')
     if not isinstance(revoked_raw, list) or len(revoked_raw) > MAX_REVOKED:
-        raise _bad(path, '"revoked" must be a list of serials')
+        raise _bad(path, f'"revoked" must be a list of at most {MAX_REVOKED} serials')
     expiries: dict[int, date] = {}
     for name, entry in keys_raw.items():
         try:

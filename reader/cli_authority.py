@@ -26,6 +26,7 @@ from authority.home import (
 )
 from authority.keyfiles import load_private, load_public, save_private, save_public
 from authority.keystore import (
+    MAX_REVOKED,
     AuthorityKey,
     KeyStore,
     keystore_path,
@@ -271,6 +272,11 @@ def revoke(
         if serial in store.revoked:
             stdout.print(f"serial {serial} was already revoked")
             return
+        if len(store.revoked) >= MAX_REVOKED:  # one more: a store that no command reads back
+            fail(
+                f"{keystore_path(folder)} holds {MAX_REVOKED} revoked serials, as many as it "
+                f"can: serial {serial} not revoked"
+            )
         try:
             save_keystore(folder, store.with_revoked(serial))
         except (OSError, KeyFileError) as exc:
