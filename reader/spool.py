@@ -75,7 +75,10 @@ def primary_path(log_path: Path) -> Path:
 
 
 def _key(log_path: Path) -> str:
-    return hashlib.sha256(str(log_path.resolve()).encode()).hexdigest()[:16]
+    """The log's name in the fallback folder: a hash of its path's bytes as the system has
+    them (os.fsencode; a path not in UTF-8, as str, could not be encoded: exit 70 from
+    `hcepay log`, and no spool for a payment the log could not take)."""
+    return hashlib.sha256(os.fsencode(log_path.resolve())).hexdigest()[:16]
 
 
 def fallback_path(log_path: Path) -> Path:

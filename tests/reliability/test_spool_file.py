@@ -166,6 +166,38 @@ def test_a_state_folder_the_system_cannot_look_up_is_passed_over(
     assert result.exit_code == 0 and "0 imported" in result.stdout, result.output
 
 
+def test_a_log_path_not_in_utf8_has_a_fallback_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A home whose name is not UTF-8 (a byte FF, a str with a lone surrogate in Python):
+    the fallback's name hashed str(path).encode(), which raised UnicodeEncodeError, so
+    `hcepay log` and `log recover` were an internal error (exit 70) and a payment the log
+    could not take had no spool. A UTF-8 path keeps the name it had."""
+    import hashlib
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    plain = tmp_path / "home" / "terminal.db"
+    old_key = hashlib.sha256(str(plain.resolve()).encode()).hexdigest()[:16]
+    assert fallback_path(plain).name == f"{old_key}.spool"
+    home = tmp_path / "bad\udcffhome"
+    home.mkdir()
+    log = home / "terminal.db"
+    assert fallback_path(log) != fallback_path(plain)
+    assert append(log, _entry(1)) == primary_path(log) and pending_count(log) == 1
+    for argv in (["log"], ["log", "--json"], ["log", "recover"]):
+        result = subprocess.run(  # the process's own stdout, as a user's (not CliRunner's)
+            [sys.executable, "-m", "reader.entry", *argv, "--home", os.fsencode(home)],
+            capture_output=True,
+            cwd=Path(__file__).resolve().parents[2],
+            timeout=60,
+            check=False,
+        )
+        assert b"internal error" not in result.stderr, result
+        assert result.returncode == (2 if argv[-1] == "recover" else 0), result  # 2: no keys
+
+
 def test_a_relative_home_gives_the_last_resort(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
