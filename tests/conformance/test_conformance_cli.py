@@ -363,6 +363,31 @@ def test_record_refuses_a_profile_that_replay_would_refuse(tmp_path: Path) -> No
     assert not out.exists()
 
 
+def test_record_names_a_vector_of_a_file_name_not_in_utf8(tmp_path: Path) -> None:
+    """--out with a byte FF in its name (a lone surrogate in Python), whose stem is the
+    vector's default name, or such a --name: saving raised UnicodeEncodeError after the
+    payment (internal error, exit 70, the exchange lost). The byte is U+FFFD in the name."""
+    import subprocess
+    import sys
+
+    for out, extra in (
+        (tmp_path / "r\udcff.json", []),
+        (tmp_path / "plain.json", ["--name", "a\udcffb"]),
+    ):
+        argv = ["vectors", "record", "--out", str(out), *extra]
+        result = subprocess.run(  # the process's own stdout, which writes the name as a user's
+            [sys.executable, "-m", "reader.entry", *(os.fsencode(a) for a in argv)],
+            capture_output=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+        assert (result.returncode, result.stderr) == (0, b""), result.stderr
+        name = vx.load(out).name
+        assert name in ("r\ufffd", "a\ufffdb"), name
+        assert vx.replay_vector(vx.load(out), ROOT / "vectors" / "profiles").passed
+
+
 def test_a_path_too_long_for_the_system_is_a_usage_error(tmp_path: Path) -> None:
     """A vector path, a --profiles folder or a vector's profile name longer than the system
     takes: is_dir() and is_file() raised "File name too long" (internal error, exit 70)."""
