@@ -322,3 +322,29 @@ def test_a_fifo_in_place_of_a_file_of_the_home_is_refused_not_waited_on(
     err = result.stderr.removeprefix("generating a 1024-bit APP key...\n")
     assert (result.returncode, err.count("\n")) == (2, 1), result.stderr
     assert err.startswith("hcepay: error: ") and says in err, err
+
+
+@pytest.mark.parametrize("encoding", ["utf-8:strict", "ascii"])
+def test_a_home_name_stdout_cannot_encode_is_escaped_not_an_internal_error(
+    encoding: str, tmp_path: Path
+) -> None:
+    """A home whose name holds a byte FF (not UTF-8) under a UTF-8 locale (en_US.UTF-8:
+    strict), or an é under an ASCII one: printing it raised UnicodeEncodeError from `log`
+    and `authority show` (internal error, exit 70). It is a backslash escape, as stderr's."""
+    home = tmp_path / "caf\udcff\u00e9"
+    made = CliRunner().invoke(
+        app, ["authority", "init", "--bits", "1024", "--home", str(tmp_path / "x")]
+    )
+    assert made.exit_code == 0, made.output
+    shutil.move(tmp_path / "x", home)
+    for argv in (["log"], ["authority", "show"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "reader.entry", *argv, "--home", os.fsencode(home)],
+            capture_output=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONIOENCODING": encoding},
+            timeout=60,
+            check=False,
+        )
+        assert (result.returncode, result.stderr) == (0, b""), result.stderr
+        assert b"caf\\udcff" in result.stdout, result.stdout
