@@ -28,6 +28,7 @@ import errno
 import hashlib
 import logging
 import os
+import stat
 import struct
 import threading
 from collections.abc import Callable
@@ -232,6 +233,8 @@ class FileStateStore:
         except IsADirectoryError:  # said as such, not as "[Errno 21] Is a directory"
             raise StateFileError(str(self.path), "is a folder, not a file") from None
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO: pread's "Illegal seek"
+                raise StateFileError(str(self.path), "not a regular file")
             raw = os.pread(fd, 2 * SLOT_SIZE, 0)
             intact = _intact_slots(raw)
             if not intact:

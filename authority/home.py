@@ -7,6 +7,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -101,6 +102,24 @@ def read_problem(exc: OSError) -> str:
     if exc.errno == errno.EISDIR:
         return "is a folder, not a file"
     return f"cannot read ({exc.strerror})"
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of `path`, which must be a regular file: a FIFO put in its place would
+    block the read forever (the command never ends), a device never end. OSError otherwise
+    (IsADirectoryError for a folder, as read_bytes raises it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):  # before fdopen, whose error names the fd, not the file
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
 
 
 def write_all(fd: int, data: bytes, offset: int | None = None) -> None:
@@ -246,7 +265,7 @@ def _read_next_serial(path: Path) -> int:
     if not path.exists():
         return 1
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
     except UnicodeDecodeError:
         raise KeyFileError(str(path), "bad serials file: not UTF-8 text") from None
     except OSError as exc:
@@ -255,6 +274,8 @@ def _read_next_serial(path: Path) -> int:
         raw = json.loads(text)
     except ValueError:
         raise KeyFileError(str(path), "bad serials file: not valid JSON") from None
+    except RecursionError:  # json's decoder recurses once per level
+        raise KeyFileError(str(path), "bad serials file: nested too deeply") from None
     if not isinstance(raw, dict) or "next_serial" not in raw:
         raise KeyFileError(str(path), 'bad serials file: must be {"next_serial": N}')
     value = raw["next_serial"]
@@ -275,7 +296,7 @@ def _next_serial(home: Path) -> int:
     for card in sorted(cards_dir(home).glob("*/card.json"))[:MAX_SCANNED_CARDS]:
         try:
             serial = json.loads(card.read_text(encoding="utf-8")).get("serial")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):  # nested too deeply
             continue
         if isinstance(serial, int) and not isinstance(serial, bool) and serial > highest:
             highest = min(serial, MAX_SERIAL)

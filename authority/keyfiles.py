@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa as crypto_rsa
 
 from authority.errors import InvalidKeyError, KeyFileError
-from authority.home import read_problem, write_atomic
+from authority.home import read_problem, read_regular, write_atomic
 from authority.rsa import (
     RsaPrivateKey,
     RsaPublicKey,
@@ -45,7 +45,7 @@ def _read(path: Path) -> bytes:
     try:
         if path.stat().st_size > MAX_KEY_FILE:
             raise KeyFileError(str(path), "too large for a key file")
-        return path.read_bytes()
+        return read_regular(path)
     except FileNotFoundError:
         raise KeyFileError(str(path), "no such file") from None
     except OSError as exc:

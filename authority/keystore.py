@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from authority.errors import KeyFileError
-from authority.home import index_hex, read_problem, terminal_dir, write_atomic
+from authority.home import index_hex, read_problem, read_regular, terminal_dir, write_atomic
 from authority.keyfiles import load_public, save_public
 from authority.rsa import RsaPublicKey
 
@@ -84,7 +84,7 @@ def _parse(path: Path, raw: Any) -> tuple[dict[int, date], frozenset[int]]:
     if not isinstance(keys_raw, dict) or len(keys_raw) > MAX_KEYS:
         raise _bad(path, '"keys" must be an object of at most 256 entries')
     if not isinstance(revoked_raw, list) or len(revoked_raw) > MAX_REVOKED:
-        raise _bad(path, '"revoked" must be a list of serials')
+        raise _bad(path, f'"revoked" must be a list of at most {MAX_REVOKED} serials')
     expiries: dict[int, date] = {}
     for name, entry in keys_raw.items():
         try:
@@ -113,11 +113,13 @@ def load_keystore(home: Path) -> KeyStore:
     try:
         if path.stat().st_size > MAX_STORE_FILE:
             raise _bad(path, "file too large")
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_regular(path).decode("utf-8"))
     except OSError as exc:
         raise KeyFileError(str(path), read_problem(exc)) from None
     except UnicodeDecodeError:
         raise _bad(path, "not UTF-8 text") from None
+    except RecursionError:  # json's decoder recurses once per level
+        raise _bad(path, "nested too deeply") from None
     except ValueError:
         raise _bad(path, "not valid JSON") from None
     expiries, revoked = _parse(path, raw)

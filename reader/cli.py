@@ -151,10 +151,21 @@ for module in (cli_decode, cli_authority, cli_card, cli_pcsc, cli_pay, cli_vecto
 def main() -> None:
     """Entry point: run the app, a decided payment's Ctrl-C held to the process's end."""
     hold_decided_payments_to_exit()
+    _never_unencodable()
     try:
         _run()
     finally:
         stop_holding_to_exit()  # what a held guard left ignored stays so: the process ends
+
+
+def _never_unencodable() -> None:
+    """stdout writes what its encoding cannot hold as a backslash escape, as Python's stderr
+    does: a path of bytes that are not UTF-8 (a lone surrogate) under a UTF-8 locale, or an
+    é under an ASCII one, raised UnicodeEncodeError from `hcepay log`, `authority show` and
+    any line naming the home (internal error, exit 70)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)  # a TextIOWrapper; None if closed
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
 
 
 def _run() -> None:

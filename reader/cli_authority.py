@@ -26,6 +26,7 @@ from authority.home import (
 )
 from authority.keyfiles import load_private, load_public, save_private, save_public
 from authority.keystore import (
+    MAX_REVOKED,
     AuthorityKey,
     KeyStore,
     keystore_path,
@@ -44,6 +45,7 @@ from reader.cli_common import (
     home_folder,
     home_lock,
     key_index,
+    not_a_file,
     problem,
     refuse_past,
     stderr,
@@ -120,6 +122,7 @@ def init(
     idx = key_index(index, "--index")
     until = _expiry(expires, date.today())
     private_path = ca_private_path(folder, idx)
+    not_a_file(private_path.parent)  # else "ca-01.pem is missing: restore it from a backup"
     if private_path.exists() and not force:  # a new key would orphan every issued card
         given = [
             name
@@ -269,6 +272,11 @@ def revoke(
         if serial in store.revoked:
             stdout.print(f"serial {serial} was already revoked")
             return
+        if len(store.revoked) >= MAX_REVOKED:  # one more: a store that no command reads back
+            fail(
+                f"{keystore_path(folder)} holds {MAX_REVOKED} revoked serials, as many as it "
+                f"can: serial {serial} not revoked"
+            )
         try:
             save_keystore(folder, store.with_revoked(serial))
         except (OSError, KeyFileError) as exc:

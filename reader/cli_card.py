@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, NoReturn, Protocol
 
 import typer
 
@@ -37,6 +37,7 @@ from reader.cli_common import (
     home_folder,
     home_lock,
     key_index,
+    not_a_file,
     problem,
     reader_transport,
     refuse_past,
@@ -129,6 +130,7 @@ def issue(
     if (folder / "card.json").exists():
         fail(f"card {account} exists already in {folder}")
     ca_path = ca_private_path(root, ca_index)
+    not_a_file(ca_path.parent)  # else "cannot read (Not a directory)": run authority init
     try:
         ca = load_private(ca_path)
         peek_serial(root)
@@ -177,25 +179,41 @@ class _InProcess:
         self.card.deactivate("card send done")
 
 
+def _damaged_card(card_json: Path) -> NoReturn:
+    """A card.json that is there but no regular file, said so (not "no card: issue one")."""
+    what = "is a folder, not a file" if card_json.is_dir() else "not a regular file"
+    fail(f"{card_json}: {what}")
+
+
 def card_folder(home: Path, account: str | None) -> Path:
-    """--card ACCOUNT, else the only card in the home folder (a one-line error otherwise)."""
+    """--card ACCOUNT, else the only card in the home folder (a one-line error otherwise).
+    A `cards` that is a file, or a card.json that is a folder, is said so: "no card, issue
+    one" sent the user to `card issue`, which then refused that file or card."""
     cards = cards_dir(home)
+    not_a_file(cards)
     if account is not None:
         try:
             account_from_digits(account)
         except ValueError:
             fail(f"bad account {account!r}: expected 1 to 19 digits")
         folder = cards / account
+        if (folder / "card.json").exists() and not (folder / "card.json").is_file():
+            _damaged_card(folder / "card.json")
         if not (folder / "card.json").is_file():
             fail(f"no card {account} in {cards} (issue one with `hcepay card issue`)")
         return folder
     found: list[Path] = []
+    damaged: list[Path] = []  # a card.json that is a folder or a FIFO
     if cards.is_dir():
         for i, child in enumerate(sorted(cards.iterdir())):
             if i >= MAX_CARD_FOLDERS:
                 break
             if (child / "card.json").is_file():
                 found.append(child)
+            elif (child / "card.json").exists():
+                damaged.append(child / "card.json")
+    if not found and damaged:
+        _damaged_card(damaged[0])
     if not found:
         fail(f"no card in {cards} (issue one with `hcepay card issue`)")
     if len(found) > 1:

@@ -134,7 +134,17 @@ def home_folder(explicit: Path | None) -> Path:
     not a folder is refused here, for every command alike: each said something else of it
     ("holds no authority key", "Not a directory", "no authority key yet" with exit 0). So is
     one that cannot be made: a dangling symbolic link, a path under a file."""
-    folder = explicit.expanduser() if explicit is not None else default_home()
+    try:
+        folder = explicit.expanduser() if explicit is not None else default_home()
+    except RuntimeError:  # ~NAME of no such user: expanduser cannot say where it is
+        given = Path(os.environ.get("HCEPAY_HOME", "")) if explicit is None else explicit
+        fail(f"the home {given}: {given.parts[0]} names no user's home folder")
+    try:  # what exists() cannot say: a name too long, a loop of symbolic links
+        folder.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # a home to make, or one under a file (below)
+    except OSError as exc:
+        fail(f"the home {folder} cannot be a folder: {exc.strerror}")
     if folder.exists() and not folder.is_dir():
         fail(f"the home {folder} is a file, not a folder")
     if folder.is_symlink() and not folder.exists():  # an unmounted volume, a moved folder
@@ -143,6 +153,14 @@ def home_folder(explicit: Path | None) -> Path:
         if part.exists() and not part.is_dir():
             fail(f"the home {folder} cannot be a folder: {part} is a file, not a folder")
     return folder
+
+
+def not_a_file(folder: Path) -> None:
+    """A folder of the home (cards, authority) that is a file is named as such (exit 2),
+    before a command calls the files it should hold missing and sends the user to the
+    command that makes them, which then refuses that file."""
+    if folder.exists() and not folder.is_dir():
+        fail(f"{folder}: is a file, not a folder")
 
 
 def existing_home(explicit: Path | None) -> Path:

@@ -8,6 +8,7 @@ but not recorded (kept in the spool), 70 a bug.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shlex
@@ -24,7 +25,7 @@ from rich.table import Table
 from apdu.errors import DecodeError
 from applet.profile import open_card
 from authority.errors import KeyFileError
-from authority.home import LOCK_FILE, authority_dir, cards_dir, terminal_dir
+from authority.home import LOCK_FILE, authority_dir, cards_dir, read_regular, terminal_dir
 from authority.keyfiles import load_public
 from authority.keystore import AuthorityKey, KeyStore, load_keystore, save_keystore
 from authority.license import pad_account
@@ -135,11 +136,13 @@ def terminal_config(home: Path) -> TerminalConfig:
     if not path.exists():
         return DEFAULT_TERMINAL
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(read_regular(path).decode("utf-8"))
     except OSError as exc:
         fail(problem(exc))
     except UnicodeDecodeError:
         fail(f"{path}: bad terminal description: not UTF-8 text")
+    except RecursionError:  # json's decoder recurses once per level
+        fail(f"{path}: bad terminal description: nested too deeply")
     except ValueError:
         fail(f"{path}: bad terminal description: not valid JSON")
     if not isinstance(obj, dict):
@@ -781,6 +784,22 @@ log_app = typer.Typer(
 )
 
 
+def _existing_log_path(root: Path) -> Path:
+    """The home's terminal.db for `log` and `log recover`, which show no log as an empty
+    one: a symbolic link whose target is missing (a log moved, a volume not mounted) or a
+    loop is refused, not shown as an empty log or "0 imported"."""
+    path = log_path(root)
+    try:
+        path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            target = os.readlink(path)
+            fail(f"transaction log: {path} is a symbolic link to {target}, which is missing")
+    except OSError as exc:
+        fail(f"transaction log: {path}: {exc.strerror}")
+    return path
+
+
 @log_app.callback()
 def log_command(
     ctx: typer.Context,
@@ -818,7 +837,7 @@ def log_command(
     if last is not None and last < 1:
         fail(f"--last {last}: give 1 or more (the number of newest transactions to show)")
     root = existing_home(home)  # a mistyped --home is not an empty log
-    path = log_path(root)
+    path = _existing_log_path(root)
     rows = []
     total = 0
     pending_rows: list[PendingRow] = []
@@ -918,12 +937,12 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
             fail(f"two home folders: --home {outer} and --home {home}")
         home = outer
     root = existing_home(home)  # a mistyped --home is not "0 imported"
-    path = log_path(root)
+    path = _existing_log_path(root)
     try:  # the keys verify spooled payments: with none spooled, a home needs none
         spooled = spool.pending_count(path)
     except spool.SpoolError as exc:
         fail(f"spool: {exc.reason}", ExitCode.NOT_RECORDED)
-    if not path.exists() and not any(p.exists() for p in spool.spool_paths(path)):
+    if not path.exists() and not any(spool.present(p) for p in spool.spool_paths(path)):
         _print_import(spool.ImportReport(0, 0, 0, 0), as_json)  # as `hcepay log`: no file made
         return
     keys = [_keys(root)] if spooled else []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -260,8 +261,11 @@ def register(app: typer.Typer) -> None:
         if not items:
             fail("no vector files found", ExitCode.USAGE)
         profiles_folder = profiles or folder / "profiles"
-        if profiles is not None and not profiles.is_dir():
-            fail(f"--profiles {profiles}: no such folder")
+        try:
+            if profiles is not None and not vx.is_folder(profiles, f"--profiles {profiles}"):
+                fail(f"--profiles {profiles}: no such folder")
+        except vx.VectorError as exc:
+            fail(str(exc))
         for path, vector in items:  # a profile the replay needs must exist: a bad vector file
             if vector.card is not None and (reader_name is None or vector.expect is not None):
                 try:
@@ -383,6 +387,13 @@ def _check_out(out: Path) -> None:
         fail(f"cannot write {out}: {exc.strerror or exc} ({exc.filename or out})")
 
 
+def _text(name: str) -> str:
+    """`name` as UTF-8 can write it: bytes of a file name or argument that are not UTF-8
+    (lone surrogates in Python) become U+FFFD. The vector file is UTF-8 JSON, and saving a
+    name of them raised UnicodeEncodeError after the payment (exit 70, the exchange lost)."""
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
 def _option_amount(option: str, text: str) -> int:
     """An amount option in minor units; AmountError naming the option (--amount, --used)."""
     from reader.cli_pay import AmountError, parse_amount
@@ -462,7 +473,7 @@ def register_record(group: typer.Typer) -> None:
                 raise vx.VectorError(f"--atc {atc} out of 0..65535")
             values = _terminal_values(un, day, clock, minor, currency)
             vector, run = record_vector(
-                name=name or out.stem,
+                name=_text(name or out.stem),
                 start=start,
                 values=values,
                 profiles=profiles or default_vectors_folder() / "profiles",

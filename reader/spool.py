@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from authority.home import flock_file, fsync_folder, read_problem, write_all, write_atomic
+from authority.home import (
+    flock_file,
+    fsync_folder,
+    read_problem,
+    read_regular,
+    write_all,
+    write_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +75,10 @@ def primary_path(log_path: Path) -> Path:
 
 
 def _key(log_path: Path) -> str:
-    return hashlib.sha256(str(log_path.resolve()).encode()).hexdigest()[:16]
+    """The log's name in the fallback folder: a hash of its path's bytes as the system has
+    them (os.fsencode; a path not in UTF-8, as str, could not be encoded: exit 70 from
+    `hcepay log`, and no spool for a payment the log could not take)."""
+    return hashlib.sha256(os.fsencode(log_path.resolve())).hexdigest()[:16]
 
 
 def fallback_path(log_path: Path) -> Path:
@@ -194,7 +204,7 @@ def _read(
         log.warning("spool %s not read: %s", path, exc.strerror or exc)
         return [], 0, []
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)
     except FileNotFoundError:
         return [], 0, []
     except OSError as exc:
@@ -207,7 +217,7 @@ def _read(
             continue
         try:
             value = json.loads(line) if len(line) <= MAX_LINE else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # nested too deeply
             value = None
         if isinstance(value, dict) and all(
             isinstance(v, str | int) or v is None for v in value.values()
@@ -216,6 +226,17 @@ def _read(
         else:
             bad += 1  # a torn last line after a crash mid-append
     return entries, bad, lines[MAX_ENTRIES:]
+
+
+def present(path: Path) -> bool:
+    """Whether a spool file is at `path`. One the system cannot look up (a name too long in
+    $XDG_STATE_HOME) is not, with a warning, as `_read` passes over a folder it cannot use:
+    exists() raised, an internal error of `hcepay log recover`."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        log.warning("spool %s not read: %s", path, exc.strerror or exc)
+        return False
 
 
 def pending_count(log_path: Path) -> int:
@@ -259,7 +280,7 @@ def import_spool(
     inserted = duplicates = remaining = bad_lines = 0
     kept_aside: list[Path] = []
     for path in spool_paths(log_path):
-        if not path.exists():
+        if not present(path):
             continue
         with _locked(path):  # no append lands between the read and the rewrite
             entries, bad, rest = _read(path, log_path)

@@ -98,6 +98,12 @@ def check_output_path(path: Path) -> None:
         raise FileNotFoundError(errno.ENOENT, "no such folder", str(folder))
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(errno.EACCES, "folder not writable", str(folder))
+    try:  # a relative path in a current folder that was removed: written, it is lost
+        os.path.abspath(path)  # getcwd(); `pay` resolves the path (FileNotFoundError, exit 70)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            errno.ENOENT, "the current folder no longer exists", str(path)
+        ) from None
 
 
 def write_trace(path: Path, trace: dict[str, Any]) -> None:

@@ -145,6 +145,17 @@ class CardStart:
     atc: int = 0
     used: int = 0
 
+    def __post_init__(self) -> None:
+        """A profile is a folder of the profiles folder, named as a vector file may name it:
+        `vectors record --profile ../x` wrote a vector that replay refused, read outside."""
+        if not _profile_name_ok(self.profile):
+            raise VectorError(f"bad profile name {self.profile!r}", "card.profile")
+
+
+def _profile_name_ok(profile: str) -> bool:
+    """Whether `profile` names a folder right inside the profiles folder."""
+    return bool(profile) and "/" not in profile and not profile.startswith(".")
+
 
 @dataclass(frozen=True)
 class TerminalValues:
@@ -228,7 +239,7 @@ def _parse_card(obj: Any, where: str) -> CardStart:
     if not isinstance(obj, dict):
         raise VectorError("must be an object", where)
     profile = _require(obj, "profile", str, where)
-    if not profile or "/" in profile or profile.startswith("."):
+    if not _profile_name_ok(profile):
         raise VectorError(f"bad profile name {profile!r}", where)
     atc = _optional(obj, "atc", int, where) or 0
     if not 0 <= atc <= 0xFFFF:
@@ -489,7 +500,7 @@ def collect(paths: Iterable[Path], *, limit: int = 10_000) -> list[Path]:
     """Vector files named by `paths`: files as given, folders searched for `*.json` (sorted)."""
     found: list[Path] = []
     for path in paths:
-        if path.is_dir():
+        if is_folder(path, str(path)):
             found.extend(
                 sorted(
                     p
@@ -760,6 +771,8 @@ def _problem(exc: Exception) -> str:
         return os_problem(exc)
     if isinstance(exc, KeyError):
         return f"missing field {exc}"
+    if isinstance(exc, RecursionError):  # json's decoder recurses once per level
+        return "JSON nested too deeply"
     return str(exc)
 
 
@@ -778,7 +791,7 @@ def terminal_setup(vector: Vector, profiles: Path) -> TerminalSetup:
         cfg = TerminalConfig(config["terminal_id"], config["merchant_id"], int(config["country"]))
         index = int(card["ca_index"])
         expires = date.fromisoformat(values.authority_expires or DEFAULT_AUTHORITY_EXPIRY)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:  # too deep
         raise VectorError(f"profile {vector.card.profile!r}: {_problem(exc)}", "terminal") from None
     request = PaymentRequest(
         DEFAULT_AMOUNT if values.amount is None else values.amount,
@@ -988,10 +1001,24 @@ def replay_terminal_vector(vector: Vector, profiles: Path) -> ReplayResult:
 # ---------------------------------------------------------------------------- in-process
 
 
+def is_folder(path: Path, where: str) -> bool:
+    """path.is_dir(), where what it raises (a name too long for the system) is a VectorError
+    at `where`: a path the user gave, not a bug."""
+    try:
+        return path.is_dir()
+    except OSError as exc:
+        raise VectorError(exc.strerror or "cannot be looked up", where) from None
+
+
 def profile_folder(profiles: Path, start: CardStart) -> Path:
     """The folder of the vector's profile; VectorError when it is not there."""
     folder = profiles / start.profile
-    if not (folder / "card.json").is_file():
+    try:
+        found = (folder / "card.json").is_file()
+    except OSError as exc:  # a name too long: the vector's or --profiles's
+        why = f"profile {start.profile!r} in {profiles}: {exc.strerror}"
+        raise VectorError(why, "card.profile") from None
+    if not found:
         raise VectorError(f"no profile {start.profile!r} in {profiles}", "card.profile")
     return folder
 

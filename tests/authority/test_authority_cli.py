@@ -231,6 +231,30 @@ def test_revoke_and_show(run: Invoke, tmp_path: Path) -> None:
     assert code == 0 and "01" in out and "valid" in out and "revoked serials: 7" in out
 
 
+def test_revoke_refuses_the_serial_past_what_the_key_store_reads_back(
+    run: Invoke, tmp_path: Path
+) -> None:
+    """The 100001st revoked serial was written, and the key store was then refused by
+    every command ('"revoked" must be a list of serials'): pay, log --verify and authority
+    revoke itself, until it was edited by hand. Refused, nothing changed."""
+    from authority.keystore import MAX_REVOKED
+
+    assert run("authority", "init", "--bits", "1024")[0] == 0
+    store = load_keystore(tmp_path)
+    full = KeyStore(store.keys, frozenset(range(1, MAX_REVOKED + 1)))
+    save_keystore(tmp_path, full)
+    before = (tmp_path / "terminal" / "keystore.json").read_bytes()
+    code, out, err = run("authority", "revoke", str(MAX_REVOKED + 1))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"hcepay: error: {tmp_path / 'terminal' / 'keystore.json'} holds {MAX_REVOKED} "
+        f"revoked serials, as many as it can: serial {MAX_REVOKED + 1} not revoked\n"
+    )
+    assert (tmp_path / "terminal" / "keystore.json").read_bytes() == before
+    assert load_keystore(tmp_path).revoked == full.revoked
+    assert run("authority", "revoke", "5") == (0, "serial 5 was already revoked\n", "")
+
+
 def test_revoke_in_no_home_is_refused(tmp_path: Path) -> None:
     """A mistyped --home made a new home and revoked there, leaving the terminal's own
     key store as it was."""

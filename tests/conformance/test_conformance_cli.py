@@ -213,6 +213,7 @@ def test_a_missing_vector_file_is_one_plain_line(tmp_path: Path) -> None:
         (TERMINAL_APPROVE, "terminal.json", "terminal.json: No such file or directory"),
         (TERMINAL_APPROVE, "terminal.json/", "terminal.json: is a folder, not a file"),
         (TERMINAL_APPROVE, "terminal.json={}", "profile 'test-card-1': missing field 'terminal_"),
+        (TERMINAL_APPROVE, "terminal.json=" + "[" * 100_000, "JSON nested too deeply"),
         (APPROVE, "app.pem/", "cannot be opened: {profiles}/test-card-1/app.pem: is a folder"),
     ],
 )
@@ -349,6 +350,64 @@ def test_an_unknown_profile_is_a_bad_vector_file(tmp_path: Path) -> None:
     assert f"{bad}: card.profile: no profile 'test-card-9'" in stderr
     code, _, stderr = run("vectors", "replay", str(TERMINAL_APPROVE), "--profiles", str(tmp_path))
     assert code == 2 and "terminal-approve.json: card.profile" in stderr
+
+
+def test_record_refuses_a_profile_that_replay_would_refuse(tmp_path: Path) -> None:
+    """`--profile ../profiles/test-card-1` was recorded (a folder outside the profiles
+    folder), and replay then refused the vector it wrote: "bad profile name"."""
+    out = tmp_path / "v.json"
+    for profile in ("../profiles/test-card-1", ".", ""):
+        code, stdout, stderr = run("vectors", "record", "--out", str(out), "--profile", profile)
+        assert (code, stdout) == (2, ""), stderr
+        assert f"card.profile: bad profile name {profile!r}" in stderr and stderr.count("\n") == 1
+    assert not out.exists()
+
+
+def test_record_names_a_vector_of_a_file_name_not_in_utf8(tmp_path: Path) -> None:
+    """--out with a byte FF in its name (a lone surrogate in Python), whose stem is the
+    vector's default name, or such a --name: saving raised UnicodeEncodeError after the
+    payment (internal error, exit 70, the exchange lost). The byte is U+FFFD in the name."""
+    import subprocess
+    import sys
+
+    for out, extra in (
+        (tmp_path / "r\udcff.json", []),
+        (tmp_path / "plain.json", ["--name", "a\udcffb"]),
+    ):
+        argv = ["vectors", "record", "--out", str(out), *extra]
+        result = subprocess.run(  # the process's own stdout, which writes the name as a user's
+            [sys.executable, "-m", "reader.entry", *(os.fsencode(a) for a in argv)],
+            capture_output=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+        assert (result.returncode, result.stderr) == (0, b""), result.stderr
+        name = vx.load(out).name
+        assert name in ("r\ufffd", "a\ufffdb"), name
+        assert vx.replay_vector(vx.load(out), ROOT / "vectors" / "profiles").passed
+
+
+def test_a_path_too_long_for_the_system_is_a_usage_error(tmp_path: Path) -> None:
+    """A vector path, a --profiles folder or a vector's profile name longer than the system
+    takes: is_dir() and is_file() raised "File name too long" (internal error, exit 70)."""
+    long = "a" * 300
+    obj = json.loads(APPROVE.read_text(encoding="utf-8"))
+    obj["card"]["profile"] = long
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(obj), encoding="utf-8")
+    out = str(tmp_path / "out.json")
+    for argv, says in (
+        (["vectors", "replay", str(tmp_path / long)], f"{tmp_path / long}: File name too long"),
+        (["vectors", "replay", "--profiles", str(tmp_path / long)], "File name too long"),
+        (["vectors", "replay", str(bad)], f"{bad}: card.profile: profile '{long}' in "),
+        (["vectors", "record", "--out", out, "--profile", long], "File name too long"),
+        (["vectors", "record", "--out", out, "--profiles", str(tmp_path / long)], "too long"),
+        (["vectors", "serve", "--profiles", str(tmp_path / long)], "File name too long"),
+    ):
+        code, stdout, stderr = run(*argv)
+        assert (code, stdout) == (2, ""), stderr
+        assert says in stderr and stderr.count("\n") == 1, stderr
 
 
 TORN = ROOT / "vectors" / "terminal" / "terminal-torn-recorded.json"

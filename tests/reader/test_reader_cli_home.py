@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from reader.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
 
 HOME_COMMANDS = [
     ["pay", "--amount", "1.00"],
@@ -65,6 +70,29 @@ def test_a_home_that_cannot_be_a_folder_is_refused_alike_by_every_command(
     assert not (tmp_path / "gone").exists() and (tmp_path / "file").read_text() == "x\n"
 
 
+@pytest.mark.parametrize("argv", HOME_COMMANDS, ids=" ".join)
+def test_a_home_the_system_cannot_look_up_is_refused_alike_by_every_command(
+    argv: list[str], tmp_path: Path
+) -> None:
+    """A name longer than the system takes and a loop of symbolic links: exists() raised
+    "File name too long" (internal error, exit 70); a loop was called a missing target."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    for home, why in (
+        (tmp_path / ("a" * 300), "File name too long"),
+        (loop, "Too many levels of symbolic links"),
+        (loop / "home", "Too many levels of symbolic links"),
+    ):
+        result = CliRunner().invoke(app, [*argv, "--home", str(home)])
+        expected = f"hcepay: error: the home {home} cannot be a folder: {why}\n"
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected), result.output
+    # ~NAME of no such user: expanduser raised RuntimeError (internal error, exit 70)
+    expected = "hcepay: error: the home ~nosuchuser/h: ~nosuchuser names no user's home folder\n"
+    for env, args in (({}, ["--home", "~nosuchuser/h"]), ({"HCEPAY_HOME": "~nosuchuser/h"}, [])):
+        result = CliRunner().invoke(app, [*argv, *args], env=env)
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected), result.output
+
+
 def test_the_default_home_that_is_a_file_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,6 +133,7 @@ def _one_line(argv: list[str], home: Path) -> str:
 PAY = ["pay", "--amount", "1.00"]
 ISSUE = ["card", "issue", "--account", "6200123456789013", "--limit", "1", "--bits", "1024"]
 CARD = "cards/6200123456789012"
+DEEP = "[" * 100_000  # json's decoder recurses once per level: RecursionError, exit 70
 
 
 @pytest.mark.parametrize(
@@ -116,15 +145,24 @@ CARD = "cards/6200123456789012"
         (PAY, f"{CARD}/card.json={{", f"{CARD}/card.json: bad card description: not valid JSON"),
         (PAY, f"{CARD}/card.json#license=ZZ", "card.json: bad card description: 'license' must be"),
         (ISSUE, "cards=x", "cannot issue card 6200123456789013: {home}/cards: is a file, not a"),
+        (PAY, "cards=x", "error: {home}/cards: is a file, not a folder"),  # was: issue one
+        (["card", "send", "--in-process", "00"], "cards=x", "{home}/cards: is a file, not a"),
+        (PAY, f"{CARD}/card.json/", f"{CARD}/card.json: is a folder, not a file"),  # ditto
+        ([*PAY, "--card", CARD[6:]], f"{CARD}/card.json/", f"{CARD}/card.json: is a folder"),
         (ISSUE, "authority/serials.json=x", "serials.json: bad serials file: not valid JSON"),
         (ISSUE, "authority/serials.json=[]", 'serials.json: bad serials file: must be {"next_'),
         (ISSUE, "authority/serials.json=\xff", "serials.json: bad serials file: not UTF-8 text"),
         (ISSUE, "authority/serials.json/", "authority/serials.json: is a folder, not a file"),
         (["authority", "show"], "authority/serials.json=1", "bad serials file: must be"),
         (["authority", "init", "--index", "02"], "terminal=x", "{home}/terminal: is a file, not a"),
+        (["authority", "init"], "authority=x", "error: {home}/authority: is a file, not a folder"),
+        (ISSUE, "authority=x", "error: {home}/authority: is a file, not a folder"),  # not: init
         (PAY, "terminal/keystore.json/", "terminal/keystore.json: is a folder, not a file"),
         (PAY, "terminal/keystore.json=\xff", "keystore.json: bad key store: not UTF-8 text"),
         (PAY, "terminal/keystore.json={", "keystore.json: bad key store: not valid JSON"),
+        (PAY, f"terminal/keystore.json={DEEP}", "keystore.json: bad key store: nested too deeply"),
+        (ISSUE, f"authority/serials.json={DEEP}", "bad serials file: nested too deeply"),
+        (PAY, f"terminal/terminal.json={DEEP}", "bad terminal description: nested too deeply"),
         (PAY, "terminal/terminal.json/", "terminal/terminal.json: is a folder, not a file"),
         (PAY, "terminal.db/", "transaction log: {home}/terminal.db: is a folder, not a file"),
         (["log"], "terminal.db/", "log: {home}/terminal.db: is a folder, not a file"),
@@ -161,6 +199,23 @@ def test_a_damaged_file_of_the_home_is_named_in_plain_words(
     assert says.replace("{home}", str(home)) in err, err
     if argv[:2] == ["authority", "init"]:  # refused before any key was made
         assert not (home / "authority" / "ca-02.pem").exists()
+
+
+def test_json_nested_too_deeply_is_passed_over_where_a_damaged_file_is(tmp_path: Path) -> None:
+    """A spool line, or a card.json read for its serial (the serials file lost), nested too
+    deeply for json's decoder: RecursionError was an internal error (exit 70) in log, log
+    recover and card issue, where an unreadable line or card is passed over."""
+    home = _issued_home(tmp_path)
+    (home / "terminal.db.spool").write_text(DEEP + "\n")
+    for argv in (["log"], ["log", "--json"], ["log", "recover"]):
+        result = CliRunner().invoke(app, [*argv, "--home", str(home)])
+        assert (result.exit_code, result.stderr) == (0, ""), result.output
+    assert "1 unreadable line" in result.stdout, result.stdout
+    assert (home / "terminal.db.spool.bad").read_text() == DEEP + "\n"
+    (home / "authority" / "serials.json").unlink()
+    (home / CARD / "card.json").write_text(DEEP)
+    result = CliRunner().invoke(app, [*ISSUE, "--home", str(home)])
+    assert result.exit_code == 0 and "license serial 1," in result.stdout, result.output
 
 
 @pytest.mark.parametrize(
@@ -210,3 +265,86 @@ def test_a_home_that_does_not_exist_is_named_not_shown_empty(
         result = CliRunner().invoke(app, [*argv, "--home", str(missing)])
         assert result.exit_code == 0, result.output
         assert not (missing / "terminal.db").exists()
+
+
+@pytest.mark.parametrize("argv", [["log"], ["log", "--json"], ["log", "recover"]], ids=" ".join)
+def test_a_log_that_is_a_dangling_link_is_named_not_shown_empty(
+    argv: list[str], tmp_path: Path
+) -> None:
+    """terminal.db a symbolic link to a log moved away (or a volume not mounted): `log`
+    showed an empty table and `log recover` "0 imported", exit 0, as for a home with no
+    log yet; the rows were not lost, only not where the link points."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "terminal.db").symlink_to(tmp_path / "moved" / "terminal.db")
+    result = CliRunner().invoke(app, [*argv, "--home", str(home)])
+    expected = (
+        f"hcepay: error: transaction log: {home / 'terminal.db'} is a symbolic link to "
+        f"{tmp_path / 'moved' / 'terminal.db'}, which is missing\n"
+    )
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected), result.output
+    assert not (tmp_path / "moved").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "name", "says"),
+    [
+        (PAY, "terminal/keystore.json", "keystore.json: cannot read (not a regular file)"),
+        (PAY, "terminal/terminal.json", "terminal/terminal.json: not a regular file"),
+        (PAY, "terminal/ca-01.pub.pem", "ca-01.pub.pem: cannot read (not a regular file)"),
+        (ISSUE, "authority/serials.json", "serials.json: cannot read (not a regular file)"),
+        (ISSUE, "authority/ca-01.pem", "ca-01.pem: cannot read (not a regular file)"),
+        (["log"], "terminal.db.spool", "terminal.db.spool: cannot read (not a regular file)"),
+        (PAY, f"{CARD}/state.dat", f"{CARD}/state.dat: not a regular file"),  # "Illegal seek"
+        (PAY, f"{CARD}/card.json", f"{CARD}/card.json: not a regular file"),  # "no card"
+    ],
+)
+def test_a_fifo_in_place_of_a_file_of_the_home_is_refused_not_waited_on(
+    argv: list[str], name: str, says: str, tmp_path: Path
+) -> None:
+    """A FIFO in place of a file the command reads: the read waited for a writer forever
+    (the command never ended); state.dat's said "Illegal seek" with no file, card.json's
+    "no card (issue one)". In a child process, so that a hang is a timeout, not a stuck
+    suite."""
+    home = _issued_home(tmp_path)
+    target = home / name
+    target.unlink(missing_ok=True)  # terminal.json and the spool are not made
+    os.mkfifo(target, 0o600)
+    result = subprocess.run(
+        [sys.executable, "-m", "reader.entry", *argv, "--home", str(home)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    err = result.stderr.removeprefix("generating a 1024-bit APP key...\n")
+    assert (result.returncode, err.count("\n")) == (2, 1), result.stderr
+    assert err.startswith("hcepay: error: ") and says in err, err
+
+
+@pytest.mark.parametrize("encoding", ["utf-8:strict", "ascii"])
+def test_a_home_name_stdout_cannot_encode_is_escaped_not_an_internal_error(
+    encoding: str, tmp_path: Path
+) -> None:
+    """A home whose name holds a byte FF (not UTF-8) under a UTF-8 locale (en_US.UTF-8:
+    strict), or an é under an ASCII one: printing it raised UnicodeEncodeError from `log`
+    and `authority show` (internal error, exit 70). It is a backslash escape, as stderr's."""
+    home = tmp_path / "caf\udcff\u00e9"
+    made = CliRunner().invoke(
+        app, ["authority", "init", "--bits", "1024", "--home", str(tmp_path / "x")]
+    )
+    assert made.exit_code == 0, made.output
+    shutil.move(tmp_path / "x", home)
+    for argv in (["log"], ["authority", "show"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "reader.entry", *argv, "--home", os.fsencode(home)],
+            capture_output=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONIOENCODING": encoding},
+            timeout=60,
+            check=False,
+        )
+        assert (result.returncode, result.stderr) == (0, b""), result.stderr
+        assert b"caf\\udcff" in result.stdout, result.stdout

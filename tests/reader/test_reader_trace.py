@@ -170,6 +170,30 @@ def test_a_trace_needs_a_folder_it_can_write(
         check_output_path(tmp_path / "trace.json")
 
 
+def test_a_relative_trace_in_a_removed_current_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from a folder that was removed, `pay --trace t.json` resolved the path after
+    the checks and raised FileNotFoundError (internal error, exit 70); `demo` wrote the
+    trace into the removed folder, lost. Both refuse it before paying, exit 2."""
+    from reader.cli_pay import make_demo_home
+
+    home = tmp_path / "home"
+    make_demo_home(home)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    with pytest.raises(FileNotFoundError, match="the current folder no longer exists"):
+        check_output_path(Path("t.json"))
+    for argv in (["pay", "--amount", "1", "--home", str(home)], ["demo"]):
+        result = CliRunner().invoke(app, [*argv, "--trace", "t.json"])
+        assert (result.exit_code, result.stdout) == (2, ""), result.output
+        assert result.stderr == (
+            "hcepay: error: --trace t.json: the current folder no longer exists (t.json)\n"
+        )
+
+
 def test_a_trace_in_a_missing_folder_says_so(tmp_path: Path) -> None:
     """A trace path whose folder does not exist is "no such folder" (naming the folder),
     before any payment, not a misleading "not writable"."""

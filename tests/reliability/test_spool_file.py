@@ -138,6 +138,66 @@ def test_a_relative_xdg_state_home_is_ignored(
     assert fallback_path(log).parent == tmp_path / "home" / ".local" / "state" / "hcepay" / "spool"
 
 
+def test_a_state_folder_the_system_cannot_look_up_is_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """$XDG_STATE_HOME with a name too long for the system: exists() raised "File name too
+    long" from import_spool, and `hcepay log recover` was an internal error (exit 70). The
+    spool next to the log is still imported; the fallback is passed over with a warning."""
+    from typer.testing import CliRunner
+
+    from reader.cli import app
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / ("s" * 300)))
+    log = tmp_path / "terminal.db"
+    append(log, _entry(1))
+    seen: list[dict[str, str | int | None]] = []
+
+    def insert(entry: dict[str, str | int | None]) -> Imported:
+        seen.append(entry)
+        return Imported.INSERTED
+
+    report = import_spool(log, insert)
+    assert (report.inserted, seen) == (1, [_entry(1)])
+    assert "File name too long" in caplog.text
+    home = tmp_path / "home"
+    home.mkdir()
+    result = CliRunner().invoke(app, ["log", "recover", "--home", str(home)])
+    assert result.exit_code == 0 and "0 imported" in result.stdout, result.output
+
+
+def test_a_log_path_not_in_utf8_has_a_fallback_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A home whose name is not UTF-8 (a byte FF, a str with a lone surrogate in Python):
+    the fallback's name hashed str(path).encode(), which raised UnicodeEncodeError, so
+    `hcepay log` and `log recover` were an internal error (exit 70) and a payment the log
+    could not take had no spool. A UTF-8 path keeps the name it had."""
+    import hashlib
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    plain = tmp_path / "home" / "terminal.db"
+    old_key = hashlib.sha256(str(plain.resolve()).encode()).hexdigest()[:16]
+    assert fallback_path(plain).name == f"{old_key}.spool"
+    home = tmp_path / "bad\udcffhome"
+    home.mkdir()
+    log = home / "terminal.db"
+    assert fallback_path(log) != fallback_path(plain)
+    assert append(log, _entry(1)) == primary_path(log) and pending_count(log) == 1
+    for argv in (["log"], ["log", "--json"], ["log", "recover"]):
+        result = subprocess.run(  # the process's own stdout, as a user's (not CliRunner's)
+            [sys.executable, "-m", "reader.entry", *argv, "--home", os.fsencode(home)],
+            capture_output=True,
+            cwd=Path(__file__).resolve().parents[2],
+            timeout=60,
+            check=False,
+        )
+        assert b"internal error" not in result.stderr, result
+        assert result.returncode == (2 if argv[-1] == "recover" else 0), result  # 2: no keys
+
+
 def test_a_relative_home_gives_the_last_resort(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
