@@ -111,7 +111,7 @@ def open_authorization(
     *,
     allow_sha1: bool = False,
 ) -> DynamicData:
-    """Recover and check an authorization; AuthorizationError says why (PROTOCOL.md §7.4).
+    """Recover and check an authorization; AuthorizationError says why (PROTOCOL.md §7 check 4).
 
     Comparing the fields with the transaction's is the terminal's job.
     """

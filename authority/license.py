@@ -140,7 +140,7 @@ def open_license(
     revoked: Collection[int] = (),
     allow_sha1: bool = False,
 ) -> LicenseFields:
-    """Recover and check a license; LicenseError says why it is refused (PROTOCOL.md §7.3).
+    """Recover and check a license; LicenseError says why it is refused (PROTOCOL.md §7 check 3).
 
     `account` is the `5A` value of record 1 (cn, F-padded here to 10 bytes if shorter).
     """

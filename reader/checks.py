@@ -148,7 +148,7 @@ _RECORD_TEMPLATE = 0x70  # READ RECORD's answer (PROTOCOL.md §3)
 
 
 def records_unique(answers: Sequence[bytes]) -> None:
-    """Check 1 across the records read: a tag in two records is refused (PROTOCOL.md §7.1,
+    """Check 1 across the records read: a tag in two records is refused (PROTOCOL.md §7 check 1,
     EMV Book 3 10.2), so that no record can add a second `5A`, `8F` or `9F47` that the
     license hash (over record 1 only) does not cover."""
     seen: dict[int, int] = {}
