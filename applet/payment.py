@@ -261,7 +261,7 @@ def _read_record(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
     if cmd.p1 == 0 or cmd.p2 & 0x07 != READ_RECORD_BY_NUMBER:
         raise IncorrectP1P2("READ RECORD takes a record number and an SFI")
     if cmd.data:
-        raise WrongLength("READ RECORD takes no data")  # ISO 7816-4 11.3.3: case 2
+        raise WrongLength("READ RECORD takes no data")  # ISO 7816-4 7.3.3: case 2
     sfi, record = cmd.p2 >> 3, cmd.p1
     if state.phase == Phase.PSE:
         if sfi != DIRECTORY_SFI or record != 1:
