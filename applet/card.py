@@ -1,4 +1,4 @@
-"""The card interface every transport and server uses (jCardSim's three methods)."""
+"""The card interface every transport and server uses: three methods."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Errors the applet raises: each CardError subclass carries its status word (PROTOCOL.md §6).
 
 The runtime turns a CardError into its SW and leaves the state as it was; any other
-exception is a bug and answers `6F00` (jCardSim's rule).
+exception is a bug and answers `6F00`.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Fuzz targets for hcepay (issue 8): codecs, the applet and the terminal flow."""
+"""Fuzz targets for hcepay: codecs, the applet and the terminal flow."""

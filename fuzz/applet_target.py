@@ -1,4 +1,4 @@
-"""Applet fuzz target (issue 8): random and mutated command sequences sent to the card.
+"""Applet fuzz target: random and mutated command sequences sent to the card.
 
 Invariants, for every command (PROTOCOL.md §6):
 * the card answers (never raises) with at least a status word;

@@ -1,4 +1,4 @@
-"""Terminal fuzz target (issue 8): mutated and random card answers fed to the payment flow.
+"""Terminal fuzz target: mutated and random card answers fed to the payment flow.
 
 Two genuine transcripts are recorded once from the test profile's card (an approval and a
 decline over the limit). An input picks one and edits its raw answers (byte flips, cuts,

@@ -1,4 +1,4 @@
-"""`hcepay demo`, `hcepay pay` and `hcepay log`: the terminal's commands (issue 5).
+"""`hcepay demo`, `hcepay pay` and `hcepay log`: the terminal's commands.
 
 Exit codes (docs/architecture.md): 0 approved, 1 declined by the card, 2 usage error,
 3 refused by a check (PROTOCOL.md §7), 4 transport error, 5 decided (approved or declined)

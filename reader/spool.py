@@ -1,4 +1,4 @@
-"""The spool: verified authorizations the log could not take (issue 8, item 2).
+"""The spool: verified authorizations the log could not take.
 
 When the transaction log cannot be written (read-only folder, disk full, a failing
 connection), the terminal keeps the verified payment in a spool file next to the log,

@@ -1,4 +1,4 @@
-"""Transports: one small interface, wrappers stacked on it (apdu4j's shape; ISO 7816-4 5.3).
+"""Transports: one small interface, wrappers stacked on it (ISO 7816-4 5.3).
 
 `Transport.transmit(command) -> response` moves whole APDUs. `InProcessTransport` wraps a
 Card (applet/card.py). `ChainingTransport` handles `61xx` (GET RESPONSE) and `6Cxx` (repeat

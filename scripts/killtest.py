@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Kill test of the whole system (issue 8 item 4, PROTOCOL.md §6 and §9).
+"""Kill test of the whole system (PROTOCOL.md §6 and §9).
 
 A served card (one process: `applet.open_card` on a card folder, over a Unix socket) and a
 terminal (one process: the payment flow, the §9 recovery, the SQLite log) run payments one

@@ -1,4 +1,4 @@
-"""Short fuzz runs in CI (issue 8): every target, a few seconds each, total under 60 s."""
+"""Short fuzz runs in CI: every target, a few seconds each, total under 60 s."""
 
 from __future__ import annotations
 

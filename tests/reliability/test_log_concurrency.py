@@ -1,4 +1,4 @@
-"""Issue 8 item 2: two terminals writing one log at once; every row lands (busy timeout)."""
+"""Two terminals writing one log at once; every row lands (busy timeout)."""
 
 from __future__ import annotations
 

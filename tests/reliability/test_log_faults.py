@@ -1,4 +1,4 @@
-"""Issue 8 item 2: the log cannot be written; the payment is spooled, exit 5, recovered once."""
+"""The log cannot be written; the payment is spooled, exit 5, recovered once."""
 
 from __future__ import annotations
 

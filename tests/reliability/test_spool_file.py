@@ -1,4 +1,4 @@
-"""The spool (issue 8 item 2): verified payments the log could not take are kept and imported."""
+"""The spool: verified payments the log could not take are kept and imported."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_append_goes_next_to_the_log(tmp_path: Path) -> None:
 
 
 def test_an_append_is_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A spooled payment may be the only copy of a decided payment (issue 8 item 2): its
+    """A spooled payment may be the only copy of a decided payment: its
     line is fsynced once written, and the first append also fsyncs the folder, which makes
     the new file's name durable; later appends need only their own fsync."""
     real_fsync = os.fsync
