@@ -92,7 +92,6 @@ APP_RECORDS: Final = 3
 PRIORITY: Final = 1
 PDOL_DATA_LENGTH: Final = sum(e.length for e in m.PDOL)
 AMOUNT_BYTES: Final = 6
-CURRENCY_BYTES: Final = 2
 
 
 # The app's own DOLs are constants: their data, once its length is checked, is cut in place.

@@ -13,7 +13,6 @@ from authority.rsa import RsaPrivateKey, RsaPublicKey
 FORMAT: Final = 0x05
 DYNAMIC_LENGTH: Final = 25
 MAX_AMOUNT: Final = 999_999_999_999  # n12
-MAX_CURRENCY: Final = 9999  # n4
 _FIXED: Final = 1 + 1 + 1 + 1 + DYNAMIC_LENGTH  # header, format, hash alg, length, data
 _PAD_BYTE: Final = bytes((PAD,))
 

@@ -104,12 +104,3 @@ def fuzz_messages(data: bytes) -> None:
     last = _decodes(messages.parse_last_answer, data)
     if isinstance(last, messages.LastAnswer):
         assert messages.parse_last_answer(messages.build_last_answer(last)) == last
-
-
-CODEC_TARGETS: dict[str, Callable[[bytes], None]] = {
-    "command": fuzz_command,
-    "response": fuzz_response,
-    "tlv": fuzz_tlv,
-    "dol": fuzz_dol,
-    "messages": fuzz_messages,
-}
