@@ -334,13 +334,3 @@ class VpcdClient:
         else:
             log.debug("vpcd control %s", message.control.name)
         return reply
-
-
-def serve_in_thread(
-    card: Card, config: VpcdConfig | None = None
-) -> tuple[VpcdClient, threading.Thread]:
-    """Start serving `card` in a daemon thread; stop with client.stop() then thread.join()."""
-    client = VpcdClient(card, config)
-    thread = threading.Thread(target=client.serve_forever, name="vpcd-card", daemon=True)
-    thread.start()
-    return client, thread
