@@ -422,13 +422,6 @@ class TransactionLog:
             return Imported.DUPLICATE
         return Imported.INSERTED
 
-    def contains(self, account: str, atc: int) -> bool:
-        """Whether (account, ATC) is recorded already."""
-        row = self._db.execute(
-            "SELECT 1 FROM transactions WHERE account = ? AND atc = ?", (account, atc)
-        ).fetchone()
-        return row is not None
-
     def count(self) -> int:
         """How many transactions are recorded."""
         return int(self._db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])

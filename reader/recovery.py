@@ -82,11 +82,6 @@ class CloseNotPaid:
 Decision = RecordOnce | CloseNotPaid
 
 
-def last_answer_command() -> bytes:
-    """`80 CA DF 02 00`, the GET DATA that reads the card's last answer."""
-    return messages.get_data(messages.TAG_LAST_ANSWER).to_bytes()
-
-
 def sent_with(cdol1_data: bytes, near: date | None = None) -> SentWith:
     """When and by whom GENERATE AC was sent, from its CDOL1 data (PROTOCOL.md §3: `9A`,
     `9F21`, `9F1C`, `9F16`); ValueError, KeyError or DecodeError when it does not hold them.

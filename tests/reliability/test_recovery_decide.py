@@ -17,7 +17,6 @@ from reader.recovery import (
     NotPaidReason,
     RecordOnce,
     decide,
-    last_answer_command,
     sent_with,
 )
 
@@ -27,10 +26,6 @@ if TYPE_CHECKING:
 
 def _ok(data: bytes) -> ResponseAPDU:
     return ResponseAPDU(data, 0x9000)
-
-
-def test_get_data_df02_command_bytes() -> None:
-    assert last_answer_command() == bytes.fromhex("80CADF0200")
 
 
 def test_approved_last_answer_is_recorded(
