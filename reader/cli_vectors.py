@@ -581,7 +581,7 @@ def register_serve(group: typer.Typer) -> None:
             for number, ((path, vector), setup) in enumerate(zip(items, setups, strict=True), 1):
                 stderr.print(Text(f"[{number}/{len(items)}] {_shown(vector.name)}", style="bold"))
                 stderr.print(Text(f"  {_shown(vector.description)}"))
-                for line in sv.setup_lines(setup, vector):
+                for line in sv.setup_lines(setup):
                     stderr.print(Text(f"  set: {_shown(line)}"))
                 stderr.print(Text(f"  expect: {_shown(sv.expected_end(vector))}"))
                 where = f"{config.host}:{config.port}"  # said before vpcd takes it

@@ -169,8 +169,9 @@ def expected_end(vector: Vector) -> str:
     return text
 
 
-def setup_lines(setup: TerminalSetup, vector: Vector) -> list[str]:
-    """What the terminal under test must hold and do for `vector` (docs/conformance.md)."""
+def setup_lines(setup: TerminalSetup) -> list[str]:
+    """What the terminal under test must hold and do for the vector `setup` was made from
+    (docs/conformance.md)."""
     values, cfg, request = setup.values, setup.config, setup.request
     lines = [
         f"unpredictable number {values.unpredictable_number.hex().upper()}, date "

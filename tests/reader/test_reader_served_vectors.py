@@ -156,7 +156,7 @@ def test_the_field_lost_before_any_command_does_not_end_the_exchange() -> None:
 
 def test_the_setup_says_what_the_terminal_must_hold() -> None:
     torn = VECTORS["terminal-torn-recorded"]
-    lines = setup_lines(terminal_setup(torn, PROFILES), torn)
+    lines = setup_lines(terminal_setup(torn, PROFILES))
     text = "\n".join(lines)
     assert "unpredictable number 1A2B3C4D, date 261128, time 120000, amount 1234" in text
     assert "terminal id TERM0001, merchant id MERCHANT0000001, country 0156" in text
@@ -169,7 +169,7 @@ def test_the_setup_says_what_the_terminal_must_hold() -> None:
         "approved, 2 new row(s) in its log; its pending entries closed as: recorded"
     )
     replayed = VECTORS["terminal-replayed-authorization"]
-    lines = setup_lines(terminal_setup(replayed, PROFILES), replayed)
+    lines = setup_lines(terminal_setup(replayed, PROFILES))
     assert "a row already in its log: account 6200123456789012, ATC 0001" in lines
     assert expected_end(replayed).startswith("refused (check 5: ")
     assert expected_end(replayed).endswith(
@@ -178,14 +178,12 @@ def test_the_setup_says_what_the_terminal_must_hold() -> None:
     revoked = VECTORS["terminal-license-revoked"]
     assert any(
         line.startswith("revoked license serials: ")
-        for line in setup_lines(terminal_setup(revoked, PROFILES), revoked)
+        for line in setup_lines(terminal_setup(revoked, PROFILES))
     )
     expired = VECTORS["terminal-expired-authority-key"]
     assert expired.terminal is not None and expired.terminal.authority_expires
     until = f"valid until {expired.terminal.authority_expires}"
-    assert any(
-        line.endswith(until) for line in setup_lines(terminal_setup(expired, PROFILES), expired)
-    )
+    assert any(line.endswith(until) for line in setup_lines(terminal_setup(expired, PROFILES)))
 
 
 # ---------------------------------------------------------------------------- over a socket
