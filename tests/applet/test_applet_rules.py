@@ -204,7 +204,7 @@ def test_exact_limit_approves_and_one_more_declines(make_card: Any, term: Any) -
 
 def test_available_credit_is_zero_when_used_exceeds_the_limit(make_card: Any, term: Any) -> None:
     """A card whose used amount is past its limit (a lowered limit) offers 0, not a
-    negative n12 (PROTOCOL.md §3: DF01 is limit - used, at least 0)."""
+    negative n12 (PROTOCOL.md §3, §6: DF01 is limit - used, at least 0)."""
     card = make_card(used=100_000 + 1)
     assert term.exchange(card, m.get_data(0xDF01).to_bytes()) == (
         bytes.fromhex("DF0106") + bytes(6),

@@ -234,7 +234,7 @@ def test_malformed_keystore_is_refused(tmp_path: Path, content: str) -> None:
 
 
 def test_keystore_of_more_than_256_keys_is_refused(tmp_path: Path) -> None:
-    """A key index is one byte (8F, PROTOCOL.md §7): the key store holds at most 256 keys,
+    """A key index is one byte (8F, PROTOCOL.md §4): the key store holds at most 256 keys,
     and a keystore.json naming more (an index twice, in both cases) is refused as a whole."""
     keys = {f"{i:02X}": {"expires": "2030-01-01"} for i in range(256)}
     keys["0a"] = {"expires": "2030-01-01"}
@@ -263,7 +263,7 @@ def test_index_hex_is_one_upper_case_byte(index: int, text: str) -> None:
 
 @pytest.mark.parametrize("index", [-1, 0x100, 0x1FF])
 def test_index_hex_refuses_what_is_not_one_byte(index: int) -> None:
-    """An authority key index is one byte (8F, PROTOCOL.md §7): 256 has no file name."""
+    """An authority key index is one byte (8F, PROTOCOL.md §4): 256 has no file name."""
     with pytest.raises(ValueError, match="does not fit one byte"):
         index_hex(index)
 

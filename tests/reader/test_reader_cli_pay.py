@@ -517,7 +517,7 @@ def test_parse_amount(text: str, units: int) -> None:
 )
 def test_parse_amount_refuses(text: str, why: str) -> None:
     """An amount is digits, then optionally a point and 1 or 2 digits, at most 32
-    characters (PROTOCOL.md §1: n12 minor units)."""
+    characters (PROTOCOL.md §1, §3: n12 minor units)."""
     with pytest.raises(AmountError, match=why):
         parse_amount(text)
 

@@ -107,7 +107,7 @@ def test_wrong_le_00_repeats_the_command_with_le_256() -> None:
 
 
 def test_tracing_keeps_at_most_max_steps(make_card: Callable[[], CardRuntime]) -> None:
-    """PROTOCOL.md §8: a trace is bounded (`max_steps` pairs); the exchange goes on past it."""
+    """A trace (PROTOCOL.md §8) is bounded (`max_steps` pairs); the exchange goes on past it."""
     tracer = TracingTransport(InProcessTransport(make_card()), max_steps=2)
     tracer.connect()
     for _ in range(3):
