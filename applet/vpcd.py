@@ -220,11 +220,6 @@ class VpcdClient:
         """Drop the connection now without answering (the card leaves the field)."""
         self._abort.set()
 
-    @property
-    def stopping(self) -> bool:
-        """True once stop() was called."""
-        return self._stop.is_set()
-
     def serve_forever(self) -> None:
         """Connect, serve, reconnect; return when stopped. The card is deactivated at the end."""
         backoff = self.config.backoff_initial
