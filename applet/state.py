@@ -119,7 +119,7 @@ def state_to_json(state: CardState) -> str:
         "used": state.used,
         "last_answers": [_answer_to_json(a) for a in state.last_answers],
     }
-    return json.dumps(obj, separators=(",", ":")) + "\n"  # C encoder: it is on the hot path
+    return json.dumps(obj, separators=(",", ":")) + "\n"
 
 
 def _answer_to_json(a: KeptAnswer) -> dict[str, str | int]:
