@@ -7,6 +7,7 @@ import os
 import shutil
 import sqlite3
 import stat
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -531,6 +532,26 @@ def test_amount_round_trip(units: int) -> None:
 def test_amount_over_n12_refused(units: int) -> None:
     with pytest.raises(AmountError):
         parse_amount(format_amount(units))
+
+
+_amount_texts = st.one_of(
+    st.text(max_size=36),
+    st.from_regex(r"\A\s?[-+]?[0-9]{0,16}(\.[0-9]{0,3})?\s?\Z"),
+    st.integers(0, 10**13).map(lambda u: f"{u // 100}.{u % 100:02d}"),
+)
+
+
+@given(_amount_texts)
+def test_any_text_is_its_decimal_value_or_amount_error(text: str) -> None:
+    """Any text is refused (AmountError) or is the amount its decimal reading says, in minor
+    units of n12 (PROTOCOL.md §1), and format_amount writes it back to the same value."""
+    try:
+        units = parse_amount(text)
+    except AmountError:
+        return
+    assert Decimal(text.strip()) * 100 == units
+    assert 0 <= units <= 999_999_999_999
+    assert parse_amount(format_amount(units)) == units
 
 
 def test_schema_version_and_newer_log_refused(tmp_path: Path) -> None:
