@@ -595,6 +595,42 @@ def test_a_card_description_outside_the_protocol_is_refused(
         replace(profile, **change)
 
 
+_card_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "account": st.text(alphabet="0123456789", min_size=1, max_size=19) | st.text(max_size=6),
+        "expiry": st.text(alphabet="0123456789", min_size=6, max_size=6)
+        | st.text(alphabet=st.characters(categories=["Nd"]), min_size=6, max_size=6)
+        | st.text(min_size=6, max_size=6),
+        "holder": st.text(max_size=30),
+        "limit": st.integers(-1, 10**12) | st.booleans(),
+        "currency": st.integers(-1, 10**4),
+        "ca_index": st.integers(0, 256),
+        "license": st.binary(max_size=8).map(bytes.hex) | st.text(max_size=4),
+        "serial": st.integers(0, 2**24) | st.none(),
+        "published_test_keys": st.booleans() | st.integers(0, 1),
+    },
+)
+
+
+@given(_card_fields)
+def test_any_card_json_is_a_card_or_value_error(
+    profile: CardProfile, change: dict[str, Any]
+) -> None:
+    """card.json (PROTOCOL.md §4) with any of its fields changed is a card description that
+    writes back to the same description and gives the card's data (5A, 5F24, 5F20, ...), or
+    a ValueError. An expiry of six digits other than ASCII (isdigit takes "١٢٣٤٥٦") was
+    read, and the card's data raised on it (bytes.fromhex) when the card was opened."""
+    obj = {**json.loads(profile.to_json()), **change}
+    try:
+        read = profile_from_json(json.dumps(obj))
+    except ValueError:
+        return
+    assert profile_from_json(read.to_json()) == read
+    data = read.card_data()
+    assert data.account == read.account_5a and len(data.expiry) == 3
+
+
 def test_a_card_description_at_its_bounds_is_kept(profile: CardProfile) -> None:
     """The largest values PROTOCOL.md §4 allows are taken (and read back from card.json)."""
     edge = replace(profile, holder="A" * 26, limit=999_999_999_999, ca_index=0xFF, currency=9999)
