@@ -52,7 +52,7 @@ class CardProfile:
 
     def __post_init__(self) -> None:
         account_from_digits(self.account)
-        if len(self.expiry) != 6 or not self.expiry.isdigit():
+        if len(self.expiry) != 6 or not (self.expiry.isascii() and self.expiry.isdigit()):
             raise ValueError("expiry must be YYMMDD")
         if not self.holder.isascii() or len(self.holder) > MAX_HOLDER:
             raise ValueError(f"holder must be ASCII, at most {MAX_HOLDER} characters")

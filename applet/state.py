@@ -128,19 +128,24 @@ def _answer_to_json(a: KeptAnswer) -> dict[str, str | int]:
     return {"answer": a.answer.hex().upper(), "cdol1_data": a.cdol1_data.hex().upper()}
 
 
+def _checked(answer: KeptAnswer) -> KeptAnswer:
+    """`answer`, once GET DATA DF02 can give it: ValueError now, not 6F00 at each DF02."""
+    if isinstance(answer, LastAnswer):
+        build_last_answer(answer)  # EncodeError is a ValueError
+        return answer
+    for tag in (0x9F02, 0x5F2A):  # DF02 re-makes the answer from them (n, PROTOCOL.md §5.2)
+        try:
+            from_bcd(answer.cdol1_data[CDOL1_SLICES[tag]])
+        except ValueError:
+            raise ValueError(f"last answer CDOL1 data: {tag_hex(tag)} is not BCD") from None
+    return answer
+
+
 def _answer_from_json(obj: Any) -> KeptAnswer:
     if isinstance(obj, dict) and "answer" in obj:
-        answer = LastAnswer(_hex(obj, "answer"), _hex(obj, "cdol1_data"))
-        build_last_answer(answer)  # EncodeError (a ValueError) now, not 6F00 at each DF02
-        return answer
+        return _checked(LastAnswer(_hex(obj, "answer"), _hex(obj, "cdol1_data")))
     if isinstance(obj, dict) and "cid" in obj:
-        inputs = AnswerInputs(_int(obj, "cid"), _int(obj, "atc"), _hex(obj, "cdol1_data"))
-        for tag in (0x9F02, 0x5F2A):  # DF02 re-makes the answer from them (n, PROTOCOL.md §5.2)
-            try:
-                from_bcd(inputs.cdol1_data[CDOL1_SLICES[tag]])
-            except ValueError:
-                raise ValueError(f"last answer CDOL1 data: {tag_hex(tag)} is not BCD") from None
-        return inputs
+        return _checked(AnswerInputs(_int(obj, "cid"), _int(obj, "atc"), _hex(obj, "cdol1_data")))
     raise ValueError("a last answer gives 'answer' (as sent) or 'cid' and 'atc' (its inputs)")
 
 
@@ -236,10 +241,10 @@ def state_from_bytes(data: bytes, version: int = BINARY_VERSION) -> CardState:
         kind = read.take(1)[0] if version == BINARY_VERSION else _AS_SENT
         if kind == _AS_SENT:
             answer = read.field()
-            last.append(LastAnswer(answer, read.field()))
+            last.append(_checked(LastAnswer(answer, read.field())))
         elif kind == _AS_INPUTS:
             cid, answer_atc = _INPUTS.unpack(read.take(_INPUTS.size))
-            last.append(AnswerInputs(cid, answer_atc, read.field()))
+            last.append(_checked(AnswerInputs(cid, answer_atc, read.field())))
         else:
             raise ValueError(f"last answer of unknown kind {kind}")
     if read.at != len(data):

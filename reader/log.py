@@ -200,22 +200,25 @@ _COLUMN_TYPES: Final = {f.name: _TYPES.get(f.type) for f in fields(Outcome)}
 
 
 def outcome_from_json(obj: Mapping[str, str | int | None]) -> Outcome:
-    """The inverse of `outcome_to_json`; ValueError (or KeyError) when malformed."""
+    """The inverse of `outcome_to_json`; ValueError (or KeyError) when malformed. A field is
+    read only as the JSON type `outcome_to_json` writes: an integer (no boolean), else text."""
     values: dict[str, object] = {}
     for f in fields(Outcome):
         raw = obj[f.name]
-        if f.name == "verdict":
-            values[f.name] = Verdict(str(raw))
-        elif f.name == "time":
-            values[f.name] = datetime.fromisoformat(str(raw))
-        elif _COLUMN_TYPES[f.name] is bytes:
-            values[f.name] = bytes.fromhex(str(raw))
-        elif _COLUMN_TYPES[f.name] is int:
-            if not isinstance(raw, int):
+        if _COLUMN_TYPES[f.name] is int:
+            if not isinstance(raw, int) or isinstance(raw, bool):
                 raise ValueError(f"{f.name} must be an integer")
             values[f.name] = raw
+        elif not isinstance(raw, str):
+            raise ValueError(f"{f.name} must be text")
+        elif f.name == "verdict":
+            values[f.name] = Verdict(raw)
+        elif f.name == "time":
+            values[f.name] = datetime.fromisoformat(raw)
+        elif _COLUMN_TYPES[f.name] is bytes:
+            values[f.name] = bytes.fromhex(raw)
         else:
-            values[f.name] = str(raw)
+            values[f.name] = raw
     return Outcome(**values)  # type: ignore[arg-type]
 
 

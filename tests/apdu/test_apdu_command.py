@@ -155,6 +155,22 @@ def test_response_round_trip(raw: bytes) -> None:
     assert rsp.data == raw[:-2]
 
 
+@given(st.binary(max_size=300), st.integers(0, 0xFFFF))
+def test_response_parse_of_build_is_identity(data: bytes, sw: int) -> None:
+    """A response APDU (ISO 7816-4 5.1: data, then SW1 SW2) reads back as the data and status
+    word it was built from."""
+    rsp = ResponseAPDU(data, sw)
+    assert ResponseAPDU.parse(rsp.to_bytes()) == rsp
+
+
+@given(st.binary(max_size=1))
+def test_a_response_shorter_than_its_status_word_is_a_decode_error(raw: bytes) -> None:
+    """Fewer than the two SW bytes is no response (ISO 7816-4 5.1): DecodeError at its end."""
+    with pytest.raises(DecodeError) as info:
+        ResponseAPDU.parse(raw)
+    assert info.value.offset == len(raw)
+
+
 def test_response_fields() -> None:
     rsp = ResponseAPDU.parse(bytes.fromhex("6F009000"))
     assert (rsp.data, rsp.sw, rsp.sw1, rsp.sw2) == (b"\x6f\x00", 0x9000, 0x90, 0x00)

@@ -50,6 +50,8 @@ from applet.store import (
 from authority.keyfiles import load_public
 from authority.rsa import generate
 
+# a GENERATE AC answer as sent (a state keeps only answers GET DATA DF02 can give)
+SENT = m.build_generate_ac_response(m.GenerateAcResponse(0x40, 7, b"\x01"))
 gac_answers = st.builds(
     m.GenerateAcResponse,
     st.integers(0, 0xFF),
@@ -94,6 +96,59 @@ def test_a_cut_or_padded_binary_state_is_refused(state: CardState, data: st.Data
         state_from_bytes(raw[:cut])
     with pytest.raises(ValueError, match="after the binary state"):
         state_from_bytes(raw + b"\x00")
+
+
+@st.composite
+def binary_states(draw: st.DrawFn) -> bytes:
+    """Bytes near a binary state (version 2): a valid one with a few bytes changed, cut or
+    added, or one made by hand of answers whose fields are any bytes."""
+    if draw(st.booleans()):
+        raw = bytearray(state_to_bytes(draw(states())))
+        for _ in range(draw(st.integers(0, 3))):
+            if raw:
+                raw[draw(st.integers(0, len(raw) - 1))] = draw(st.integers(0, 255))
+        cut = draw(st.integers(0, len(raw)))
+        return bytes(raw[:cut] if draw(st.booleans()) else raw) + draw(st.binary(max_size=2))
+    as_inputs = st.builds(  # CID, ATC 0 and CDOL1 data of any bytes
+        lambda cid, data: b"\x01" + struct.pack(">BHH", cid, 0, len(data)) + data,
+        st.sampled_from(ANSWER_CIDS),
+        st.binary(min_size=CDOL1_DATA_LENGTH, max_size=CDOL1_DATA_LENGTH),
+    )
+    as_sent = st.builds(  # an answer and its CDOL1 data, any bytes
+        lambda answer, data: (
+            b"\x00" + struct.pack(">H", len(answer)) + answer + struct.pack(">H", len(data)) + data
+        ),
+        gac_answers | st.binary(max_size=40),
+        st.binary(max_size=CDOL1_DATA_LENGTH),
+    )
+    answers = draw(st.lists(as_inputs | as_sent, max_size=4))
+    head = struct.pack(">HQB", draw(st.integers(0, 0xFFFF)), 0, len(answers))
+    return head + b"".join(answers)
+
+
+@given(binary_states(), st.sampled_from([1, 2]))
+def test_any_binary_state_is_canonical_or_value_error(raw: bytes, version: int) -> None:
+    """A state.dat payload (PROTOCOL.md §9) of any bytes is a state or a ValueError; a state
+    is written back (version 2) as the same bytes, and holds only answers GET DATA DF02 can
+    give (the seed's JSON reads it back too). The binary form kept a last answer of any bytes
+    or with CDOL1 data whose amount is not BCD, and DF02 answered 6F00 for it."""
+    try:
+        state = state_from_bytes(raw, version)
+    except ValueError:
+        return
+    if version == 2:
+        assert state_to_bytes(state) == raw
+    assert state_from_json(state_to_json(state)) == state
+
+
+@given(st.text(max_size=80) | states().map(state_to_json).map(lambda t: t.replace("1", "9", 1)))
+def test_any_state_json_is_a_state_or_value_error(text: str) -> None:
+    """A state.json seed of any text is a state (that round-trips) or a ValueError."""
+    try:
+        state = state_from_json(text)
+    except ValueError:
+        return
+    assert state_from_json(state_to_json(state)) == state
 
 
 def test_a_binary_state_with_too_many_answers_is_refused() -> None:
@@ -236,7 +291,7 @@ def test_only_ten_answers_are_kept() -> None:
 def test_file_store_round_trip_and_fresh_card(tmp_path: Path) -> None:
     store = FileStateStore(tmp_path)
     assert store.load() == CardState()
-    state = CardState(7, 1234, (m.LastAnswer(b"\x77\x00", b"\x01"),))
+    state = CardState(7, 1234, (m.LastAnswer(SENT, b"\x01"),))
     store.commit(state)
     assert FileStateStore(tmp_path).load() == state
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.dat"]
@@ -338,6 +393,17 @@ def test_an_intact_slot_with_a_bad_state_is_a_typed_error(tmp_path: Path) -> Non
     (tmp_path / STATE_FILE).write_bytes(slot.ljust(2 * SLOT_SIZE, b"\0"))
     with pytest.raises(StateFileError, match="bad card state: used credit"):
         FileStateStore(tmp_path).load()
+
+
+@given(st.binary(max_size=200) | st.binary(max_size=100).map(lambda b: SLOT_MAGIC + b))
+def test_any_bytes_are_a_slot_or_none(raw: bytes) -> None:
+    """A state.dat slot of any bytes is blank/torn/foreign (None) or the slot its sequence
+    and payload encode, byte for byte (the SHA-256 covers all it holds)."""
+    slot = decode_slot(raw)
+    if slot is not None:
+        sequence, payload, version = slot
+        assert version == 2
+        assert raw.startswith(encode_slot(sequence, payload))
 
 
 @given(st.integers(0, 2**64 - 1), st.binary(max_size=2000))
@@ -527,6 +593,42 @@ def test_a_card_description_outside_the_protocol_is_refused(
     ASCII characters, the limit n12, the currency n4, the key index 8F 01 to FF."""
     with pytest.raises(ValueError, match=why):
         replace(profile, **change)
+
+
+_card_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "account": st.text(alphabet="0123456789", min_size=1, max_size=19) | st.text(max_size=6),
+        "expiry": st.text(alphabet="0123456789", min_size=6, max_size=6)
+        | st.text(alphabet=st.characters(categories=["Nd"]), min_size=6, max_size=6)
+        | st.text(min_size=6, max_size=6),
+        "holder": st.text(max_size=30),
+        "limit": st.integers(-1, 10**12) | st.booleans(),
+        "currency": st.integers(-1, 10**4),
+        "ca_index": st.integers(0, 256),
+        "license": st.binary(max_size=8).map(bytes.hex) | st.text(max_size=4),
+        "serial": st.integers(0, 2**24) | st.none(),
+        "published_test_keys": st.booleans() | st.integers(0, 1),
+    },
+)
+
+
+@given(_card_fields)
+def test_any_card_json_is_a_card_or_value_error(
+    profile: CardProfile, change: dict[str, Any]
+) -> None:
+    """card.json (PROTOCOL.md §4) with any of its fields changed is a card description that
+    writes back to the same description and gives the card's data (5A, 5F24, 5F20, ...), or
+    a ValueError. An expiry of six digits other than ASCII (isdigit takes "١٢٣٤٥٦") was
+    read, and the card's data raised on it (bytes.fromhex) when the card was opened."""
+    obj = {**json.loads(profile.to_json()), **change}
+    try:
+        read = profile_from_json(json.dumps(obj))
+    except ValueError:
+        return
+    assert profile_from_json(read.to_json()) == read
+    data = read.card_data()
+    assert data.account == read.account_5a and len(data.expiry) == 3
 
 
 def test_a_card_description_at_its_bounds_is_kept(profile: CardProfile) -> None:
@@ -727,7 +829,7 @@ def test_a_seed_with_answer_inputs_the_card_never_made_is_refused(
 
 
 def test_the_first_commit_over_a_version_1_file_leaves_no_version_1_slot(tmp_path: Path) -> None:
-    state = CardState(7, 1234, (m.LastAnswer(b"\x77\x00", b"\x01"),))
+    state = CardState(7, 1234, (m.LastAnswer(SENT, b"\x01"),))
     (tmp_path / STATE_FILE).write_bytes(_version_1_slot(4, state).ljust(2 * SLOT_SIZE, b"\0"))
     store = FileStateStore(tmp_path)
     store.load()
@@ -834,7 +936,7 @@ def test_settle_over_two_intact_slots_writes_the_newest_again(
 def test_settle_over_a_version_1_file_keeps_it_version_1_until_a_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = CardState(7, 1234, (m.LastAnswer(b"\x77\x00", b"\x01"),))
+    state = CardState(7, 1234, (m.LastAnswer(SENT, b"\x01"),))
     raw = _version_1_slot(4, state).ljust(2 * SLOT_SIZE, b"\0")
     (tmp_path / STATE_FILE).write_bytes(raw)
     assert _settle_writes(tmp_path, monkeypatch) == [(0, raw[:SLOT_SIZE])]
@@ -870,7 +972,7 @@ def test_a_slot_claiming_more_than_max_state_text_is_not_intact() -> None:
 def test_only_the_first_commit_over_a_version_1_file_writes_both_slots(tmp_path: Path) -> None:
     """Retiring the version 1 slot costs one more write, at the first commit only: the
     commits after it write one slot each, the sequence going up by one."""
-    state = CardState(7, 1234, (m.LastAnswer(b"\x77\x00", b"\x01"),))
+    state = CardState(7, 1234, (m.LastAnswer(SENT, b"\x01"),))
     (tmp_path / STATE_FILE).write_bytes(_version_1_slot(4, state).ljust(2 * SLOT_SIZE, b"\0"))
     store = FileStateStore(tmp_path)
     store.load()

@@ -6,9 +6,17 @@ import hashlib
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from authority import iso9796
-from authority.authorization import DynamicData, open_authorization, sign_authorization
+from authority.authorization import (
+    DynamicData,
+    bcd,
+    from_bcd,
+    open_authorization,
+    sign_authorization,
+)
 from authority.errors import AuthorizationError, AuthorizationReason
 from authority.iso9796 import HASH_SHA1, HASH_SHA256
 from authority.rsa import RsaPrivateKey, RsaPublicKey
@@ -201,3 +209,57 @@ def test_dynamic_data_of_other_than_25_bytes_is_not_read(length: int) -> None:
     data = DYNAMIC.to_bytes()
     with pytest.raises(ValueError, match="must be 25 bytes"):
         DynamicData.from_bytes((data + b"\x00")[:length])
+
+
+# --- properties of the n field and the 25 bytes of dynamic data (PROTOCOL.md §1, §5.2) ---
+
+
+@given(
+    st.integers(1, 8).flatmap(lambda n: st.tuples(st.integers(0, 10 ** (2 * n) - 1), st.just(n)))
+)
+def test_bcd_round_trip(value_length: tuple[int, int]) -> None:
+    """n (packed BCD, right-justified, leading zeros, P§1) reads back the value it wrote."""
+    value, length = value_length
+    field = bcd(value, length)
+    assert len(field) == length
+    assert from_bcd(field) == value
+
+
+@given(st.binary(max_size=12))
+def test_from_bcd_of_any_bytes_is_canonical_or_value_error(data: bytes) -> None:
+    """Any bytes are an n field (written back to the same bytes) or a ValueError."""
+    try:
+        value = from_bcd(data)
+    except ValueError:
+        assert not data or any(b >> 4 > 9 or b & 0x0F > 9 for b in data)
+        return
+    assert bcd(value, len(data)) == data
+
+
+_dynamic = st.builds(
+    DynamicData,
+    atc=st.integers(0, 0xFFFF),
+    cid=st.integers(0, 0xFF),
+    amount=st.integers(0, 10**12 - 1),
+    currency=st.integers(0, 9999),
+    unpredictable_number=st.binary(min_size=4, max_size=4),
+    account=st.binary(min_size=10, max_size=10),
+)
+
+
+@given(_dynamic)
+def test_dynamic_data_round_trip(dynamic: DynamicData) -> None:
+    """The 25 bytes of dynamic data (P§5.2) parse back to the fields they were built from."""
+    data = dynamic.to_bytes()
+    assert len(data) == 25
+    assert DynamicData.from_bytes(data) == dynamic
+
+
+@given(st.one_of(st.binary(max_size=30), st.binary(min_size=25, max_size=25)))
+def test_dynamic_data_of_any_bytes_is_canonical_or_value_error(data: bytes) -> None:
+    """Any bytes are dynamic data that build back to the same 25 bytes, or a ValueError."""
+    try:
+        dynamic = DynamicData.from_bytes(data)
+    except ValueError:
+        return
+    assert dynamic.to_bytes() == data

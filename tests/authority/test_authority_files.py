@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given
+from hypothesis import strategies as st
 
 from authority.errors import KeyFileError
 from authority.home import (
@@ -203,6 +208,81 @@ def test_keystore_round_trip(
     assert loaded.lookup(2) is None
     with pytest.raises(ValueError):
         store.with_revoked(1 << 24)
+
+
+_stores = st.builds(
+    lambda expiries, revoked: (expiries, frozenset(revoked)),
+    st.dictionaries(st.integers(0, 255), st.dates(), max_size=4),
+    st.sets(st.integers(0, 0xFFFFFF), max_size=6),
+)
+
+
+@given(_stores)
+def test_keystore_round_trip_of_any_store(
+    ca_key: RsaPrivateKey, store: tuple[dict[int, date], frozenset[int]]
+) -> None:
+    """keystore.json and its ca-IDX.pub.pem files (PROTOCOL.md §7 checks 2, 3) read back as
+    the keys (any index 00..FF, any expiry) and revoked serials (0..FFFFFF) saved."""
+    expiries, revoked = store
+    saved = KeyStore({i: AuthorityKey(i, ca_key.public, d) for i, d in expiries.items()}, revoked)
+    with tempfile.TemporaryDirectory() as home:
+        save_keystore(Path(home), saved)
+        written = keystore_path(Path(home)).read_bytes()
+        assert load_keystore(Path(home)) == saved
+        save_keystore(Path(home), load_keystore(Path(home)))
+        assert keystore_path(Path(home)).read_bytes() == written
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 1 << 25) | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_documents = st.one_of(
+    _json,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "keys": st.dictionaries(
+                st.sampled_from(["01", "0a", "0A", "A2", "1", "x1"]) | st.text(max_size=3),
+                st.fixed_dictionaries({"expires": st.dates().map(date.isoformat) | _json}) | _json,
+                max_size=3,
+            ),
+            "revoked": st.lists(st.integers(-1, 1 << 24) | _json, max_size=3) | _json,
+        },
+    ),
+)
+
+
+@given(_documents)
+def test_any_keystore_json_is_a_store_or_key_file_error(ca_key: RsaPrivateKey, doc: Any) -> None:
+    """Any JSON in keystore.json (its public keys on disk) is a key store or a KeyFileError;
+    a store that loads holds only indexes 00..FF and serials 0..FFFFFF (PROTOCOL.md §7)."""
+    with tempfile.TemporaryDirectory() as home:
+        for index in (0x01, 0x0A, 0xA2):
+            save_public(Path(home) / "terminal" / f"ca-{index_hex(index)}.pub.pem", ca_key.public)
+        keystore_path(Path(home)).write_text(json.dumps(doc))
+        try:
+            loaded = load_keystore(Path(home))
+        except KeyFileError:
+            return
+    assert all(0 <= i <= 0xFF and k.index == i for i, k in loaded.keys.items())
+    assert all(0 <= s <= 0xFFFFFF for s in loaded.revoked)
+
+
+@given(
+    st.binary(max_size=200)
+    | st.binary(max_size=150).map(lambda b: b"-----BEGIN PUBLIC KEY-----\n" + b)
+)
+def test_any_bytes_in_a_public_key_file_are_a_key_or_key_file_error(data: bytes) -> None:
+    """A ca-IDX.pub.pem of any bytes is read as an RSA key or refused with a KeyFileError."""
+    with tempfile.TemporaryDirectory() as home:
+        path = Path(home) / "ca-01.pub.pem"
+        path.write_bytes(data)
+        with contextlib.suppress(KeyFileError):
+            load_public(path)
 
 
 @pytest.mark.parametrize(

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from authority import iso9796
 from authority.errors import LicenseError, LicenseReason
 from authority.iso9796 import HASH_SHA1, HASH_SHA256
 from authority.license import (
     LicenseFields,
+    account_digits,
     account_from_digits,
+    expiry_last_day,
     expiry_mmyy,
     issue_license,
     open_license,
@@ -399,3 +403,45 @@ def test_a_signed_license_of_a_malformed_expiry_is_refused(
     with pytest.raises(LicenseError) as info:
         _open(ca_key.public, lic, rem, exp)
     assert (info.value.reason, info.value.detail) == (LicenseReason.BAD_EXPIRY, expiry)
+
+
+# --- properties of the cn account and the MMYY expiry (PROTOCOL.md §1, §5.1) -------------
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=19))
+def test_account_digits_round_trip(digits: str) -> None:
+    """cn (P§1): the digits, F-padded to 10 bytes, read back as the same digits."""
+    account = account_from_digits(digits)
+    assert len(account) == 10
+    assert account_digits(account) == digits
+
+
+@given(st.binary(max_size=12))
+def test_account_digits_of_any_bytes_is_canonical_or_value_error(data: bytes) -> None:
+    """Any bytes are a cn account (padding it gives the field the digits write) or a ValueError."""
+    try:
+        digits = account_digits(data)
+    except ValueError:
+        return
+    assert 1 <= len(digits) <= 20 and digits.isdigit()
+    assert data.hex().upper().startswith(digits)
+    if len(digits) <= 19:  # a 20-digit cn is read, but no 5A of ours is written with one
+        assert account_from_digits(digits) == pad_account(data)
+
+
+@given(st.integers(1, 12), st.integers(2000, 2099))
+def test_expiry_round_trip(month: int, year: int) -> None:
+    """MMYY (P§5.1): the expiry written for a month is valid through that month's last day."""
+    last = expiry_last_day(expiry_mmyy(month, year))
+    assert (last.month, last.year) == (month, year)
+    assert (last + timedelta(days=1)).day == 1
+
+
+@given(st.binary(max_size=3))
+def test_expiry_of_any_bytes_is_canonical_or_value_error(data: bytes) -> None:
+    """Any bytes are an MMYY expiry (written back to the same bytes) or a ValueError."""
+    try:
+        last = expiry_last_day(data)
+    except ValueError:
+        return
+    assert expiry_mmyy(last.month, last.year) == data

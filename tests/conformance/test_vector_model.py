@@ -171,6 +171,19 @@ def test_pattern_text_round_trips(raw: bytes, data: st.DataObject) -> None:
     assert vx.Pattern.parse(pattern.to_hex()) == pattern
 
 
+@given(st.text(alphabet="0123456789abcdefABCDEF. \n+-g٣", max_size=40))
+def test_any_pattern_text_is_a_pattern_or_a_vector_error(text: str) -> None:
+    """A response pattern (PROTOCOL.md §8: hex bytes, `..` unknown) of any text is a pattern
+    written back as the same bytes in upper case without blanks, or a VectorError."""
+    try:
+        pattern = vx.Pattern.parse(text)
+    except vx.VectorError as exc:
+        assert exc.reason
+        return
+    assert pattern.to_hex() == "".join(text.split()).upper()
+    assert vx.Pattern.parse(pattern.to_hex()) == pattern
+
+
 def test_the_table_marks_the_differing_bytes() -> None:
     difference = vx.compare_response(1, vx.Pattern.parse("770A9000"), bytes.fromhex("770B9000"))
     assert difference is not None

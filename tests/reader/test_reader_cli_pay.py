@@ -7,6 +7,8 @@ import os
 import shutil
 import sqlite3
 import stat
+import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,14 @@ from apdu.command import CommandAPDU
 from apdu.dol import split_dol
 from apdu.messages import PDOL, gpo_pdol_data
 from reader.cli import app
-from reader.cli_pay import AmountError, format_amount, make_demo_home, parse_amount
+from reader.cli_common import ExitCode, Failure
+from reader.cli_pay import (
+    AmountError,
+    format_amount,
+    make_demo_home,
+    parse_amount,
+    terminal_config,
+)
 from reader.log import SCHEMA_VERSION, LogError, TransactionLog, outcome_to_json
 
 
@@ -531,6 +540,54 @@ def test_amount_round_trip(units: int) -> None:
 def test_amount_over_n12_refused(units: int) -> None:
     with pytest.raises(AmountError):
         parse_amount(format_amount(units))
+
+
+_amount_texts = st.one_of(
+    st.text(max_size=36),
+    st.from_regex(r"\A\s?[-+]?[0-9]{0,16}(\.[0-9]{0,3})?\s?\Z"),
+    st.integers(0, 10**13).map(lambda u: f"{u // 100}.{u % 100:02d}"),
+)
+
+
+@given(_amount_texts)
+def test_any_text_is_its_decimal_value_or_amount_error(text: str) -> None:
+    """Any text is refused (AmountError) or is the amount its decimal reading says, in minor
+    units of n12 (PROTOCOL.md §1), and format_amount writes it back to the same value."""
+    try:
+        units = parse_amount(text)
+    except AmountError:
+        return
+    assert Decimal(text.strip()) * 100 == units
+    assert 0 <= units <= 999_999_999_999
+    assert parse_amount(format_amount(units)) == units
+
+
+_id_texts = st.text(max_size=17) | st.text(alphabet="AZ09 -", min_size=1, max_size=16)
+_terminal_documents = st.fixed_dictionaries(
+    {},
+    optional={
+        "terminal_id": _id_texts | st.integers(0, 9) | st.none(),
+        "merchant_id": _id_texts | st.booleans(),
+        "country": st.integers(-1, 1000) | st.booleans() | st.text(max_size=4) | st.none(),
+    },
+) | st.one_of(st.none(), st.integers(), st.lists(st.integers(), max_size=2))
+
+
+@given(_terminal_documents)
+def test_any_terminal_json_is_a_config_or_a_usage_error(doc: object) -> None:
+    """terminal.json of any JSON is a configuration whose ids the CDOL1 data carries (9F1C
+    an8, 9F16 an15, 9F1A n4: PROTOCOL.md §3) or one usage error (exit 2), never a crash."""
+    with tempfile.TemporaryDirectory() as home:
+        (Path(home) / "terminal").mkdir()
+        (Path(home) / "terminal" / "terminal.json").write_text(json.dumps(doc))
+        try:
+            config = terminal_config(Path(home))
+        except Failure as exc:
+            assert exc.exit_code == ExitCode.USAGE and "bad terminal description" in exc.message
+            return
+    assert 1 <= len(config.terminal_id) <= 8 and config.terminal_id.isascii()
+    assert 1 <= len(config.merchant_id) <= 15 and config.merchant_id.isascii()
+    assert 0 <= config.country <= 999
 
 
 def test_schema_version_and_newer_log_refused(tmp_path: Path) -> None:

@@ -3,19 +3,28 @@ check 5) and the migration of version 1 and 2 logs to version 3."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reader.checks import ReplayError, Verdict
 from reader.flow import Outcome
-from reader.log import SCHEMA_VERSION, LogError, TransactionLog, outcome_to_json
+from reader.log import (
+    SCHEMA_VERSION,
+    LogError,
+    TransactionLog,
+    outcome_from_json,
+    outcome_to_json,
+)
 from reader.recovery import PendingEntry
 from reader.spool import Imported
 
@@ -479,3 +488,62 @@ def test_a_new_log_opened_by_many_processes_at_once_is_theirs(tmp_path: Path) ->
         assert errors.empty(), errors.get()
         with TransactionLog(path) as log:
             assert log.version == SCHEMA_VERSION
+
+
+# --- the JSON of an outcome (spool lines, `log --json`): outcome_to_json/outcome_from_json --
+
+_times = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.none()
+)
+_outcomes = st.builds(
+    Outcome,
+    st.sampled_from(Verdict),
+    _times,
+    st.text(max_size=10),
+    st.text(max_size=16),
+    st.text(alphabet="0123456789", min_size=1, max_size=19),
+    st.integers(0, 10**12 - 1),
+    st.integers(0, 9999),
+    st.integers(0, 0xFFFF),
+    st.binary(min_size=4, max_size=4),
+    st.integers(0, 0xFF),
+    st.integers(0, 0xFFFFFF),
+    st.integers(0, 0xFF),
+    st.binary(max_size=40),
+    st.binary(max_size=40),
+    st.binary(max_size=20),
+    st.binary(min_size=1, max_size=3),
+    st.binary(max_size=40),
+    st.binary(max_size=40),
+)
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 2**40), st.text(max_size=12))
+
+
+@given(_outcomes)
+def test_outcome_json_round_trip(o: Outcome) -> None:
+    """A spooled outcome (reader/spool.py, one JSON object a line) reads back as the payment
+    the log could not take, field for field (PROTOCOL.md §7: what the log keeps)."""
+    line = json.dumps(outcome_to_json(o))
+    assert outcome_from_json(json.loads(line)) == o
+
+
+@given(
+    _outcomes,
+    st.dictionaries(st.sampled_from([f.name for f in fields(Outcome)]), _scalars, max_size=2),
+)
+def test_any_entry_is_an_outcome_of_its_json_types_or_value_error(
+    o: Outcome, changes: dict[str, str | int | None]
+) -> None:
+    """A spool line edited, torn or written by another version: its fields are read only as
+    the JSON types outcome_to_json writes (text, an integer that is no boolean), else
+    ValueError or KeyError. Text was taken from anything (null read as the text 'None', 42
+    as '42', an integer as hex digits) and true as the integer 1."""
+    entry: dict[str, str | int | None] = {**outcome_to_json(o), **changes}
+    try:
+        read = outcome_from_json(entry)
+    except (ValueError, KeyError):
+        return
+    written = outcome_to_json(read)
+    for name, value in entry.items():
+        assert type(value) is type(written[name]), name
+    assert outcome_from_json(written) == read

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reader.spool import (
     Imported,
@@ -449,3 +452,42 @@ def test_one_log_has_one_fallback_spool_however_it_is_named(
     ):
         assert fallback_path(other) == fallback_path(log)
         assert last_resort_path(other) == last_resort_path(log)
+
+
+# --- properties of the spool's lines: one JSON object a line, values text, integer or null --
+
+_values = st.none() | st.integers(-(2**63), 2**63) | st.text(max_size=20)
+_entries = st.dictionaries(st.text(max_size=12), _values, max_size=5)
+
+
+@given(st.binary(max_size=80), st.lists(_entries, min_size=1, max_size=4))
+def test_appended_entries_read_back_after_any_bytes(
+    before: bytes, entries: list[dict[str, str | int | None]]
+) -> None:
+    """Entries appended to a spool that holds anything (a torn line, garbage) read back as
+    they were, in order, after whatever that garbage reads as."""
+    with tempfile.TemporaryDirectory() as folder:
+        log = Path(folder) / "terminal.db"
+        primary_path(log).write_bytes(before)
+        for entry in entries:
+            assert append(log, entry) == primary_path(log)
+        read_back, _ = read(primary_path(log))
+    assert read_back[len(read_back) - len(entries) :] == entries
+
+
+@given(
+    st.lists(
+        st.binary(max_size=30) | _entries.map(lambda e: json.dumps(e).encode()), max_size=6
+    ).map(b"\n".join)
+)
+def test_any_spool_bytes_read_as_entries_and_a_count_of_bad_lines(raw: bytes) -> None:
+    """A spool file of any bytes reads, never raising, as its lines that are JSON objects of
+    text, integer or null values, and the count of the other (non-blank) lines."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "terminal.db.spool"
+        path.write_bytes(raw)
+        entries, bad = read(path)
+    lines = [line for line in raw.splitlines() if line.strip()]
+    assert len(entries) + bad == len(lines)
+    for entry in entries:
+        assert all(isinstance(v, str | int) or v is None for v in entry.values())
