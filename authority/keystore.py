@@ -86,6 +86,7 @@ def _parse(path: Path, raw: Any) -> tuple[dict[int, date], frozenset[int]]:
     if not isinstance(revoked_raw, list) or len(revoked_raw) > MAX_REVOKED:
         raise _bad(path, f'"revoked" must be a list of at most {MAX_REVOKED} serials')
     expiries: dict[int, date] = {}
+    names: dict[int, str] = {}
     for name, entry in keys_raw.items():
         try:
             if _INDEX_NAME.fullmatch(name) is None or not isinstance(entry, dict):
@@ -94,6 +95,9 @@ def _parse(path: Path, raw: Any) -> tuple[dict[int, date], frozenset[int]]:
             expiries[index] = date.fromisoformat(entry["expires"])
         except (ValueError, KeyError, TypeError):
             raise _bad(path, f'key entry "{name}"') from None
+        if index in names:  # "0a" and "0A": which expiry the terminal holds is not to guess
+            raise _bad(path, f'key entries "{names[index]}" and "{name}" name one index')
+        names[index] = name
     revoked: set[int] = set()
     for serial in revoked_raw:
         if not isinstance(serial, int) or isinstance(serial, bool) or not 0 <= serial <= MAX_SERIAL:

@@ -313,6 +313,18 @@ def test_malformed_keystore_is_refused(tmp_path: Path, content: str) -> None:
         load_keystore(tmp_path)
 
 
+def test_keystore_naming_one_index_twice_is_refused(tmp_path: Path) -> None:
+    """ "0a" and "0A" are one key index (8F, PROTOCOL.md §4): a keystore.json holding both
+    was read with the last one's expiry, silently; which one the terminal meant is not for
+    it to guess, so the file is refused and both names are said."""
+    keys = {"0a": {"expires": "2030-01-01"}, "0A": {"expires": "2099-12-31"}}
+    path = keystore_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"keys": keys}))
+    with pytest.raises(KeyFileError, match='key entries "0a" and "0A" name one index'):
+        load_keystore(tmp_path)
+
+
 def test_keystore_of_more_than_256_keys_is_refused(tmp_path: Path) -> None:
     """A key index is one byte (8F, PROTOCOL.md §4): the key store holds at most 256 keys,
     and a keystore.json naming more (an index twice, in both cases) is refused as a whole."""
