@@ -40,7 +40,7 @@ Everything in this folder is public test material. `ca-01.pem` (the test credit 
 index 01) and `app.pem` (the card's APP key) are **published test keys**: never trust them
 for anything real, never issue a real card with them.
 
-- keys: RSA 1984 bits, e = 3 (PROTOCOL.md §5 defaults); license serial 1, SHA-256
+- keys: RSA 1984 bits (PROTOCOL.md §5's default), e = 3 (one of §5's two); license serial 1, SHA-256
 - card: account 6200123456789012, expiry 2030-12-31, holder TEST/CARD ONE,
   limit 1000.00 (100000 minor units), currency 156 (CNY)
 - `terminal.json`: the terminal id (9F1C), merchant id (9F16) and country (9F1A) the
