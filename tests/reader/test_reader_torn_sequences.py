@@ -238,3 +238,45 @@ def test_a_torn_payment_at_the_last_atc_stays_open_as_documented(
             pay(clean(card), cfg, PaymentRequest(100), un(n), keys, log)
     assert [e.atc for e in log.pending()] == [MAX_ATC] and log.count() == 0
     assert card.state.card.used == 1234
+
+
+def test_a_spooled_torn_payment_closed_as_not_paid_reads_as_recorded_once_imported(
+    make_card: Callable[..., CardRuntime],
+    cfg: TerminalConfig,
+    keys: KeyStore,
+    log: TransactionLog,
+    tmp_path: Path,
+) -> None:
+    """The answer verified but the log could not store it (spooled, entry left open); the
+    card pays at another terminal, so its next contact here closes the entry as not paid
+    (another transaction); `hcepay log recover` then imports the spooled row. Nothing is
+    lost, and the entry's outcome says so: "recorded", not "not paid" beside a row."""
+    from reader.log import OUTCOME_RECORDED, outcome_to_json
+    from reader.spool import Imported
+
+    class NoRecord:
+        def __init__(self, inner: TransactionLog) -> None:
+            self.inner = inner
+
+        def write_pending(self, pending: PendingEntry, now: datetime) -> None:
+            self.inner.write_pending(pending, now)
+
+        def close_pending(self, pending: PendingEntry, outcome: str = "refused") -> None:
+            self.inner.close_pending(pending, outcome)
+
+        def pending(self) -> list[PendingEntry]:
+            return self.inner.pending()
+
+        def record(self, outcome: Outcome, *, later: bool = False) -> int:
+            raise LogError("cannot record the transaction: disk full")
+
+    card = make_card()
+    with pytest.raises(NotRecordedError) as caught:
+        pay(clean(card), cfg, PaymentRequest(1234), un(1), keys, NoRecord(log))
+    spooled = outcome_to_json(caught.value.outcome)
+    with TransactionLog(tmp_path / "elsewhere.db") as elsewhere:
+        pay(clean(card), cfg, PaymentRequest(5), un(2), keys, elsewhere)
+    pay(clean(card), cfg, PaymentRequest(100), un(3), keys, log)
+    assert log.import_entry(spooled) is Imported.INSERTED
+    assert [(r.outcome.atc, r.outcome.amount) for r in log.rows()] == [(3, 100), (1, 1234)]
+    assert [(r.entry.atc, r.outcome) for r in log.pending_rows()] == [(1, OUTCOME_RECORDED)]
