@@ -280,3 +280,37 @@ def test_a_spooled_torn_payment_closed_as_not_paid_reads_as_recorded_once_import
     assert log.import_entry(spooled) is Imported.INSERTED
     assert [(r.outcome.atc, r.outcome.amount) for r in log.rows()] == [(3, 100), (1, 1234)]
     assert [(r.entry.atc, r.outcome) for r in log.pending_rows()] == [(1, OUTCOME_RECORDED)]
+
+
+def test_a_torn_payment_one_before_the_last_atc_is_recovered_by_the_last_gpo(
+    make_card: Callable[..., CardRuntime],
+    cfg: TerminalConfig,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """Torn at ATC FFFE: the next contact's GPO makes FFFF (answered, PROTOCOL.md §6 and
+    docs/protocol-choices.md), so the records are read and the torn payment recorded once;
+    after that the card answers 6985 and the log and the card agree."""
+    card = make_card(CardState(atc=MAX_ATC - 2))
+    with pytest.raises(checks.StatusError):
+        pay(torn(card), cfg, PaymentRequest(1234), un(1), keys, log)
+    paid = pay(clean(card), cfg, PaymentRequest(100), un(2), keys, log)
+    assert [o.atc for o in paid.recovered] == [MAX_ATC - 1] and paid.outcome.atc == MAX_ATC
+    with pytest.raises(checks.StatusError, match="6985"):
+        pay(clean(card), cfg, PaymentRequest(100), un(3), keys, log)
+    assert card.state.card.used == approved_sum(log) == 1334 and log.pending() == []
+
+
+def test_an_unreadable_last_answer_does_not_stop_a_card_with_no_entry_of_its_own(
+    make_card: Callable[..., CardRuntime],
+    cfg: TerminalConfig,
+    keys: KeyStore,
+    log: TransactionLog,
+) -> None:
+    """DF02 is read whenever any entry is open; a card with none of its own pays even when
+    its DF02 answer cannot be read, and the other card's entry stays open."""
+    other = PendingEntry(bytes.fromhex("6200123456789099FFFF"), 3, bytes(42))
+    log.write_pending(other, NOW)
+    card = make_card()
+    pay(Hook(card, INS_GET_DATA, lambda _: b"\x6f\x00"), cfg, PaymentRequest(5), un(1), keys, log)
+    assert log.pending() == [other] and card.state.card.used == approved_sum(log) == 5
