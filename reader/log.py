@@ -155,6 +155,10 @@ _VERSION_AND_TABLES: Final = (
 )
 _SELECT_CDOL1: Final = "SELECT cdol1_data FROM transactions WHERE account = ? AND atc = ?"
 _DELETE_OPEN: Final = "DELETE FROM pending_open WHERE account = ? AND atc = ?"
+# an entry closed as not paid whose payment is recorded later (from the spool): recorded
+_MARK_RECORDED: Final = (
+    "UPDATE pending_closed SET outcome = ? WHERE account = ? AND atc = ? AND cdol1_data = ?"
+)
 _SELECT_OPEN: Final = (
     "SELECT account, atc, cdol1_data, serial FROM pending_open ORDER BY created, atc LIMIT ?"
 )
@@ -404,6 +408,10 @@ class TransactionLog:
                 ) from None
             if later:
                 self._close(padded, outcome.atc, OUTCOME_RECORDED)
+                # closed already (as not paid: the card paid elsewhere before it came back)
+                # while its row waited in the spool: the entry's outcome follows the row
+                marked = (OUTCOME_RECORDED, padded, outcome.atc, outcome.cdol1_data)
+                self._db.execute(_MARK_RECORDED, marked)
             else:
                 self._remove(padded, outcome.atc)
             self._db.execute("COMMIT")
