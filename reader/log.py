@@ -426,8 +426,12 @@ class TransactionLog:
         return Imported.INSERTED
 
     def count(self) -> int:
-        """How many transactions are recorded."""
-        return int(self._db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
+        """How many transactions are recorded; LogError when the log cannot be read (a
+        damaged index: the rows read through the table, the count through the index)."""
+        try:
+            return int(self._db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise LogError(f"cannot count the transactions: {exc}") from None
 
     def rows(self, limit: int = MAX_ROWS, *, last: bool = False) -> Iterator[LogRow]:
         """The recorded transactions, oldest first: the first `limit`, or with `last` the
