@@ -393,6 +393,24 @@ def test_newer_schema_refused(tmp_path: Path) -> None:
         TransactionLog(path)
 
 
+@pytest.mark.parametrize("version", [-1, -4])
+def test_a_negative_schema_version_is_refused_unchanged(tmp_path: Path, version: int) -> None:
+    """No log has a negative `user_version`: its migrations were taken from the end of
+    MIGRATIONS (version 0 ran version 4's), a log at -1 said "duplicate column name: serial",
+    and another program's file at -4 was given the log's tables before a migration failed."""
+    path = tmp_path / "terminal.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE other (x)")
+        db.execute(f"PRAGMA user_version = {version:d}")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(
+        LogError, match=f"not an hcepay transaction log \\(schema version {version}"
+    ):
+        TransactionLog(path)
+    assert path.read_bytes() == before
+
+
 def test_another_programs_database_is_refused_unchanged(tmp_path: Path) -> None:
     """An SQLite file of other tables and no schema version (not a log) was switched to WAL
     and given the log's tables, even by the read-only `hcepay log`, which then showed no
