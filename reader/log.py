@@ -397,7 +397,10 @@ class TransactionLog:
             except sqlite3.IntegrityError:
                 self._db.execute("ROLLBACK")
                 stored = self._db.execute(_SELECT_CDOL1, (outcome.account, outcome.atc)).fetchone()
-                same = stored is not None and bytes(stored[0]) == outcome.cdol1_data
+                # as stored: a row edited by hand may hold text (bytes() raised TypeError) or
+                # a large integer (bytes(n) is n zero bytes: MemoryError), and the replay was
+                # spooled as not recorded, its entry left open, at every later contact
+                same = stored is not None and stored[0] == outcome.cdol1_data
                 self.close_pending(
                     PendingEntry(padded, outcome.atc, outcome.cdol1_data),
                     OUTCOME_RECORDED if same else OUTCOME_REPLAY,

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from reader.checks import ReplayError, Verdict
 from reader.flow import Outcome
 from reader.log import (
+    OUTCOME_REPLAY,
     SCHEMA_VERSION,
     LogError,
     TransactionLog,
@@ -312,6 +313,24 @@ def test_a_replay_of_another_transaction_closes_its_entry_as_a_replay(
     assert (
         row.entry == other and row.outcome is not None and row.outcome.startswith("refused: replay")
     )
+
+
+@pytest.mark.parametrize("stored", ["'x'", "1000000000000", "x'00'"])
+def test_a_replay_of_a_row_edited_by_hand_is_refused_as_a_replay(
+    log: TransactionLog, stored: str
+) -> None:
+    """A row whose CDOL1 data was edited by hand (text, an integer, other bytes) is still a
+    row under its (account, ATC): a payment under it is a replay, its entry closed as one.
+    It was a TypeError or a MemoryError: the payment spooled as not recorded, its entry left
+    open, and every later contact of the card stopped on it."""
+    log.record(outcome(5))
+    log._db.execute(f"UPDATE transactions SET cdol1_data = {stored}")
+    log.write_pending(entry(5), NOW)
+    with pytest.raises(ReplayError):
+        log.record(outcome(5))
+    assert log.pending() == []
+    (row,) = log.pending_rows()
+    assert row.outcome == OUTCOME_REPLAY
 
 
 def test_close_pending_keeps_the_outcome(log: TransactionLog) -> None:
