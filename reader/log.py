@@ -248,7 +248,8 @@ class TransactionLog:
 
     def _check_ours(self) -> None:
         """Refuse, before any write, an SQLite database that is not a log: no schema version
-        and tables of its own (another program's file), or a negative version. Its tables
+        and tables of its own (another program's file), a negative version, or a version newer
+        than this hcepay's (it was switched to WAL, then refused). Its tables
         were added to, and it was switched to WAL, even by the read-only `hcepay log`, which
         then showed no rows. One statement, so one snapshot: read apart, another process's
         first migration (tables and version 1, one commit) could land between the two and a
@@ -256,6 +257,7 @@ class TransactionLog:
         version, has_tables = self._db.execute(_VERSION_AND_TABLES).fetchone()
         if version < 0:  # no log has one; MIGRATIONS[version - 1] would count from the end
             raise LogError(f"{self.path}: not an hcepay transaction log (schema version {version})")
+        self._check_known(version)  # before the switch to WAL (another program's version)
         if version == 0 and has_tables:
             raise LogError(f"{self.path}: not an hcepay transaction log (tables of its own)")
 
@@ -290,14 +292,19 @@ class TransactionLog:
         row = self._db.execute("PRAGMA user_version").fetchone()
         return int(row[0])
 
+    def _check_known(self, version: int) -> None:
+        """LogError for a schema version newer than this hcepay's (a newer hcepay's log, or
+        another program's file that keeps its own version in `user_version`)."""
+        if version > SCHEMA_VERSION:
+            raise LogError(
+                f"{self.path} has schema version {version}; this hcepay knows up to "
+                f"{SCHEMA_VERSION}"
+            )
+
     def _migrate(self) -> None:
         """Bring the schema to SCHEMA_VERSION, one version per transaction."""
         current = self.version
-        if current > SCHEMA_VERSION:
-            raise LogError(
-                f"{self.path} has schema version {current}; this hcepay knows up to "
-                f"{SCHEMA_VERSION}"
-            )
+        self._check_known(current)
         for version in range(current + 1, SCHEMA_VERSION + 1):
             self._db.execute("BEGIN IMMEDIATE")
             if self.version >= version:  # another process migrated while we waited

@@ -412,6 +412,21 @@ def test_newer_schema_refused(tmp_path: Path) -> None:
         TransactionLog(path)
 
 
+def test_a_newer_schema_version_is_refused_before_the_switch_to_wal(tmp_path: Path) -> None:
+    """Another program's file that keeps its own version in `user_version` (Firefox's
+    places.sqlite has 70 and more), in rollback mode: it was switched to WAL, a write to a
+    file that is not a log, and then refused."""
+    path = tmp_path / "terminal.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE other (x)")
+        db.execute("PRAGMA user_version = 74")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(LogError, match="has schema version 74; this hcepay knows up to"):
+        TransactionLog(path)
+    assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize("version", [-1, -4])
 def test_a_negative_schema_version_is_refused_unchanged(tmp_path: Path, version: int) -> None:
     """No log has a negative `user_version`: its migrations were taken from the end of
