@@ -151,7 +151,8 @@ _CLOSE_PENDING: Final = (
     "WHERE account = ? AND atc = ?"
 )
 _VERSION_AND_TABLES: Final = (
-    "SELECT (SELECT user_version FROM pragma_user_version), EXISTS (SELECT 1 FROM sqlite_master)"
+    "SELECT (SELECT user_version FROM pragma_user_version), EXISTS (SELECT 1 FROM sqlite_master), "
+    "EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'transactions')"
 )
 _SELECT_CDOL1: Final = "SELECT cdol1_data FROM transactions WHERE account = ? AND atc = ?"
 _DELETE_OPEN: Final = "DELETE FROM pending_open WHERE account = ? AND atc = ?"
@@ -248,18 +249,24 @@ class TransactionLog:
 
     def _check_ours(self) -> None:
         """Refuse, before any write, an SQLite database that is not a log: no schema version
-        and tables of its own (another program's file), a negative version, or a version newer
-        than this hcepay's (it was switched to WAL, then refused). Its tables
+        and tables of its own (another program's file), a negative version, a version newer
+        than this hcepay's, or a version and no transactions table (it was switched to WAL,
+        then refused, or taken for a log). Its tables
         were added to, and it was switched to WAL, even by the read-only `hcepay log`, which
         then showed no rows. One statement, so one snapshot: read apart, another process's
         first migration (tables and version 1, one commit) could land between the two and a
         new log was refused."""
-        version, has_tables = self._db.execute(_VERSION_AND_TABLES).fetchone()
+        version, has_tables, has_log = self._db.execute(_VERSION_AND_TABLES).fetchone()
         if version < 0:  # no log has one; MIGRATIONS[version - 1] would count from the end
             raise LogError(f"{self.path}: not an hcepay transaction log (schema version {version})")
         self._check_known(version)  # before the switch to WAL (another program's version)
         if version == 0 and has_tables:
             raise LogError(f"{self.path}: not an hcepay transaction log (tables of its own)")
+        if version > 0 and not has_log:  # every version has it: another program's version
+            raise LogError(
+                f"{self.path}: not an hcepay transaction log (schema version {version}, "
+                "no transactions table)"
+            )
 
     def _use_wal(self) -> None:
         """Switch to WAL. A new log's switch needs its exclusive lock, and SQLite answers

@@ -445,6 +445,24 @@ def test_a_negative_schema_version_is_refused_unchanged(tmp_path: Path, version:
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("version", range(1, SCHEMA_VERSION + 1))
+def test_a_version_without_the_logs_table_is_refused_unchanged(
+    tmp_path: Path, version: int
+) -> None:
+    """Another program's file that keeps a small version of its own in `user_version`: it
+    was switched to WAL, then refused with SQLite's "no such table: pending" (versions 1 to
+    3), or taken for a log (version 4), every read failing."""
+    path = tmp_path / "terminal.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE other (x)")
+        db.execute(f"PRAGMA user_version = {version:d}")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(LogError, match=r"not an hcepay transaction log .* no transactions table"):
+        TransactionLog(path)
+    assert path.read_bytes() == before
+
+
 def test_another_programs_database_is_refused_unchanged(tmp_path: Path) -> None:
     """An SQLite file of other tables and no schema version (not a log) was switched to WAL
     and given the log's tables, even by the read-only `hcepay log`, which then showed no
