@@ -663,8 +663,8 @@ def _pay_once(
     cfg = terminal_config(root)
     tracer = TracingTransport(LoggingTransport(_transport(root, reader, card, seconds)))
     env = fresh_env()
-    try:
-        log = TransactionLog(log_path(root))
+    try:  # a link to a log not there (a volume not mounted): no new log made where it points
+        log = TransactionLog(_existing_log_path(root))
     except LogError as exc:
         fail(f"transaction log: {exc.reason}")
     with log:
@@ -786,8 +786,9 @@ log_app = typer.Typer(
 
 def _existing_log_path(root: Path) -> Path:
     """The home's terminal.db for `log` and `log recover`, which show no log as an empty
-    one: a symbolic link whose target is missing (a log moved, a volume not mounted) or a
-    loop is refused, not shown as an empty log or "0 imported"."""
+    one, and `pay`, which makes one: a symbolic link whose target is missing (a log moved, a
+    volume not mounted) or a loop is refused, not shown as an empty log or "0 imported", nor
+    made a new log where the link points (payments out of the log, no replay refused)."""
     path = log_path(root)
     try:
         path.stat()

@@ -151,7 +151,8 @@ _CLOSE_PENDING: Final = (
     "WHERE account = ? AND atc = ?"
 )
 _VERSION_AND_TABLES: Final = (
-    "SELECT (SELECT user_version FROM pragma_user_version), EXISTS (SELECT 1 FROM sqlite_master)"
+    "SELECT (SELECT user_version FROM pragma_user_version), EXISTS (SELECT 1 FROM sqlite_master), "
+    "EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'transactions')"
 )
 _SELECT_CDOL1: Final = "SELECT cdol1_data FROM transactions WHERE account = ? AND atc = ?"
 _DELETE_OPEN: Final = "DELETE FROM pending_open WHERE account = ? AND atc = ?"
@@ -252,13 +253,24 @@ class TransactionLog:
 
     def _check_ours(self) -> None:
         """Refuse, before any write, an SQLite database that is not a log: no schema version
-        and tables of its own (another program's file). Its tables were added to, and it was
-        switched to WAL, even by the read-only `hcepay log`, which then showed no rows. One
-        statement, so one snapshot: read apart, another process's first migration (tables
-        and version 1, one commit) could land between the two and a new log was refused."""
-        version, has_tables = self._db.execute(_VERSION_AND_TABLES).fetchone()
+        and tables of its own (another program's file), a negative version, a version newer
+        than this hcepay's, or a version and no transactions table (it was switched to WAL,
+        then refused, or taken for a log). Its tables
+        were added to, and it was switched to WAL, even by the read-only `hcepay log`, which
+        then showed no rows. One statement, so one snapshot: read apart, another process's
+        first migration (tables and version 1, one commit) could land between the two and a
+        new log was refused."""
+        version, has_tables, has_log = self._db.execute(_VERSION_AND_TABLES).fetchone()
+        if version < 0:  # no log has one; MIGRATIONS[version - 1] would count from the end
+            raise LogError(f"{self.path}: not an hcepay transaction log (schema version {version})")
+        self._check_known(version)  # before the switch to WAL (another program's version)
         if version == 0 and has_tables:
             raise LogError(f"{self.path}: not an hcepay transaction log (tables of its own)")
+        if version > 0 and not has_log:  # every version has it: another program's version
+            raise LogError(
+                f"{self.path}: not an hcepay transaction log (schema version {version}, "
+                "no transactions table)"
+            )
 
     def _use_wal(self) -> None:
         """Switch to WAL. A new log's switch needs its exclusive lock, and SQLite answers
@@ -291,14 +303,19 @@ class TransactionLog:
         row = self._db.execute("PRAGMA user_version").fetchone()
         return int(row[0])
 
+    def _check_known(self, version: int) -> None:
+        """LogError for a schema version newer than this hcepay's (a newer hcepay's log, or
+        another program's file that keeps its own version in `user_version`)."""
+        if version > SCHEMA_VERSION:
+            raise LogError(
+                f"{self.path} has schema version {version}; this hcepay knows up to "
+                f"{SCHEMA_VERSION}"
+            )
+
     def _migrate(self) -> None:
         """Bring the schema to SCHEMA_VERSION, one version per transaction."""
         current = self.version
-        if current > SCHEMA_VERSION:
-            raise LogError(
-                f"{self.path} has schema version {current}; this hcepay knows up to "
-                f"{SCHEMA_VERSION}"
-            )
+        self._check_known(current)
         for version in range(current + 1, SCHEMA_VERSION + 1):
             self._db.execute("BEGIN IMMEDIATE")
             if self.version >= version:  # another process migrated while we waited
@@ -398,7 +415,10 @@ class TransactionLog:
             except sqlite3.IntegrityError:
                 self._db.execute("ROLLBACK")
                 stored = self._db.execute(_SELECT_CDOL1, (outcome.account, outcome.atc)).fetchone()
-                same = stored is not None and bytes(stored[0]) == outcome.cdol1_data
+                # as stored: a row edited by hand may hold text (bytes() raised TypeError) or
+                # a large integer (bytes(n) is n zero bytes: MemoryError), and the replay was
+                # spooled as not recorded, its entry left open, at every later contact
+                same = stored is not None and stored[0] == outcome.cdol1_data
                 self.close_pending(
                     PendingEntry(padded, outcome.atc, outcome.cdol1_data),
                     OUTCOME_RECORDED if same else OUTCOME_REPLAY,
@@ -434,8 +454,12 @@ class TransactionLog:
         return Imported.INSERTED
 
     def count(self) -> int:
-        """How many transactions are recorded."""
-        return int(self._db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
+        """How many transactions are recorded; LogError when the log cannot be read (a
+        damaged index: the rows read through the table, the count through the index)."""
+        try:
+            return int(self._db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise LogError(f"cannot count the transactions: {exc}") from None
 
     def rows(self, limit: int = MAX_ROWS, *, last: bool = False) -> Iterator[LogRow]:
         """The recorded transactions, oldest first: the first `limit`, or with `last` the

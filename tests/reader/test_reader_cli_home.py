@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reader.cli import app
+from reader.cli_pay import make_demo_home
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -284,6 +285,24 @@ def test_a_log_that_is_a_dangling_link_is_named_not_shown_empty(
     )
     assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected), result.output
     assert not (tmp_path / "moved").exists()
+
+
+def test_pay_makes_no_new_log_where_a_dangling_link_points(tmp_path: Path) -> None:
+    """terminal.db a symbolic link to a volume not mounted (its mount point there, empty):
+    `log` refused it, but `pay` made a new log in the mount point and recorded the payment
+    there, out of the real log (hidden once the volume is mounted) and with no replay
+    refused against it."""
+    home = tmp_path / "home"
+    make_demo_home(home)
+    (tmp_path / "mnt").mkdir()
+    (home / "terminal.db").symlink_to(tmp_path / "mnt" / "terminal.db")
+    result = CliRunner().invoke(app, [*PAY, "--in-process", "--home", str(home)])
+    expected = (
+        f"hcepay: error: transaction log: {home / 'terminal.db'} is a symbolic link to "
+        f"{tmp_path / 'mnt' / 'terminal.db'}, which is missing\n"
+    )
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected), result.output
+    assert list((tmp_path / "mnt").iterdir()) == []
 
 
 @pytest.mark.parametrize(

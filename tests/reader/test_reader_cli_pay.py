@@ -153,6 +153,27 @@ def test_a_row_of_the_wrong_type_or_form_is_named_in_one_line(
         assert why in line
 
 
+def test_a_damaged_index_is_one_line_not_an_internal_error(home: Path) -> None:
+    """The rows are read through the table, their count through the (account, ATC) index:
+    a zeroed index page was an internal error (exit 70) for `hcepay log`."""
+    assert _pay(home, "--amount", "1.00")[0] == 0
+    path = home / "terminal.db"
+    with sqlite3.connect(path) as db:
+        (root,) = db.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'sqlite_autoindex_transactions_1'"
+        ).fetchone()
+        (size,) = db.execute("PRAGMA page_size").fetchone()
+    db.close()
+    with path.open("r+b") as f:
+        f.seek((root - 1) * size)
+        f.write(bytes(size))
+    for extra in ([], ["--json"], ["--last", "1"]):
+        result = CliRunner().invoke(app, ["log", "--home", str(home), *extra])
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("hcepay: error: transaction log: cannot count the transactions")
+
+
 @pytest.mark.parametrize(
     "values",
     ["('6200123456789012', 5, x'00', '2026-01-01')", "(x'62', 'five', x'00', '2026-01-01')"],

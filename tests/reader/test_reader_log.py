@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from reader.checks import ReplayError, Verdict
 from reader.flow import Outcome
 from reader.log import (
+    OUTCOME_REPLAY,
     SCHEMA_VERSION,
     LogError,
     TransactionLog,
@@ -314,6 +315,24 @@ def test_a_replay_of_another_transaction_closes_its_entry_as_a_replay(
     )
 
 
+@pytest.mark.parametrize("stored", ["'x'", "1000000000000", "x'00'"])
+def test_a_replay_of_a_row_edited_by_hand_is_refused_as_a_replay(
+    log: TransactionLog, stored: str
+) -> None:
+    """A row whose CDOL1 data was edited by hand (text, an integer, other bytes) is still a
+    row under its (account, ATC): a payment under it is a replay, its entry closed as one.
+    It was a TypeError or a MemoryError: the payment spooled as not recorded, its entry left
+    open, and every later contact of the card stopped on it."""
+    log.record(outcome(5))
+    log._db.execute(f"UPDATE transactions SET cdol1_data = {stored}")
+    log.write_pending(entry(5), NOW)
+    with pytest.raises(ReplayError):
+        log.record(outcome(5))
+    assert log.pending() == []
+    (row,) = log.pending_rows()
+    assert row.outcome == OUTCOME_REPLAY
+
+
 def test_close_pending_keeps_the_outcome(log: TransactionLog) -> None:
     log.write_pending(entry(8), NOW)
     log.close_pending(entry(8), "not paid: no answer")
@@ -391,6 +410,57 @@ def test_newer_schema_refused(tmp_path: Path) -> None:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(LogError, match="schema version"):
         TransactionLog(path)
+
+
+def test_a_newer_schema_version_is_refused_before_the_switch_to_wal(tmp_path: Path) -> None:
+    """Another program's file that keeps its own version in `user_version` (Firefox's
+    places.sqlite has 70 and more), in rollback mode: it was switched to WAL, a write to a
+    file that is not a log, and then refused."""
+    path = tmp_path / "terminal.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE other (x)")
+        db.execute("PRAGMA user_version = 74")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(LogError, match="has schema version 74; this hcepay knows up to"):
+        TransactionLog(path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("version", [-1, -4])
+def test_a_negative_schema_version_is_refused_unchanged(tmp_path: Path, version: int) -> None:
+    """No log has a negative `user_version`: its migrations were taken from the end of
+    MIGRATIONS (version 0 ran version 4's), a log at -1 said "duplicate column name: serial",
+    and another program's file at -4 was given the log's tables before a migration failed."""
+    path = tmp_path / "terminal.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE other (x)")
+        db.execute(f"PRAGMA user_version = {version:d}")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(
+        LogError, match=f"not an hcepay transaction log \\(schema version {version}"
+    ):
+        TransactionLog(path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("version", range(1, SCHEMA_VERSION + 1))
+def test_a_version_without_the_logs_table_is_refused_unchanged(
+    tmp_path: Path, version: int
+) -> None:
+    """Another program's file that keeps a small version of its own in `user_version`: it
+    was switched to WAL, then refused with SQLite's "no such table: pending" (versions 1 to
+    3), or taken for a log (version 4), every read failing."""
+    path = tmp_path / "terminal.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE other (x)")
+        db.execute(f"PRAGMA user_version = {version:d}")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(LogError, match=r"not an hcepay transaction log .* no transactions table"):
+        TransactionLog(path)
+    assert path.read_bytes() == before
 
 
 def test_another_programs_database_is_refused_unchanged(tmp_path: Path) -> None:
