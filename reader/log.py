@@ -254,12 +254,11 @@ class TransactionLog:
     def _check_ours(self) -> None:
         """Refuse, before any write, an SQLite database that is not a log: no schema version
         and tables of its own (another program's file), a negative version, a version newer
-        than this hcepay's, or a version and no transactions table (it was switched to WAL,
-        then refused, or taken for a log). Its tables
-        were added to, and it was switched to WAL, even by the read-only `hcepay log`, which
-        then showed no rows. One statement, so one snapshot: read apart, another process's
-        first migration (tables and version 1, one commit) could land between the two and a
-        new log was refused."""
+        than this hcepay's, or a version and no transactions table. Such a file had the log's
+        tables added, or was switched to WAL (even by the read-only `hcepay log`) and then
+        refused or taken for a log. One statement, so one snapshot: read apart, another
+        process's first migration (tables and version 1, one commit) could land between the
+        reads and a new log was refused."""
         version, has_tables, has_log = self._db.execute(_VERSION_AND_TABLES).fetchone()
         if version < 0:  # no log has one; MIGRATIONS[version - 1] would count from the end
             raise LogError(f"{self.path}: not an hcepay transaction log (schema version {version})")
