@@ -14,6 +14,7 @@ import secrets
 import shlex
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -67,6 +68,7 @@ from reader.flow import (
 from reader.interrupt import PaymentGuard
 from reader.log import (
     LogError,
+    LogRow,
     PendingRow,
     TransactionLog,
     log_path,
@@ -839,6 +841,10 @@ def log_command(
         fail(f"--last {last}: give 1 or more (the number of newest transactions to show)")
     root = existing_home(home)  # a mistyped --home is not an empty log
     path = _existing_log_path(root)
+    if as_json:
+        if _print_log_json(root, path, last, verify):
+            raise typer.Exit(int(ExitCode.REFUSED))
+        return
     rows = []
     total = 0
     pending_rows: list[PendingRow] = []
@@ -854,53 +860,82 @@ def log_command(
     failures = {r.id: verify_row(r.outcome, keys) for r in rows} if verify else {}
     bad = [i for i, why in failures.items() if why]
     spooled = _spooled(path)
-    if as_json:
-        out = []
-        for r in rows:
-            item: dict[str, Any] = {"id": r.id, **outcome_to_json(r.outcome)}
-            if verify:
-                item["verified"] = not failures[r.id]
-                item["verify_reason"] = failures[r.id]
-            out.append(item)
-        doc = {
-            "log": str(path),
-            "transactions": out,
-            "total": total,
-            "pending_entries": [_pending_json(p) for p in pending_rows],
-            "spooled": spooled,
-        }
-        stdout.print(json.dumps(doc))
-    else:
-        shown = f"the last {len(rows)} of {total} transactions" if len(rows) < total else ""
-        table = Table(title=f"{shown or 'transactions'} in {path}")
-        for column in ("id", "time", "account", "amount", "cur", "ATC", "verdict", "serial", "CA"):
-            table.add_column(column, overflow="fold")  # never cut a value short
+    shown = f"the last {len(rows)} of {total} transactions" if len(rows) < total else ""
+    table = Table(title=f"{shown or 'transactions'} in {path}")
+    for column in ("id", "time", "account", "amount", "cur", "ATC", "verdict", "serial", "CA"):
+        table.add_column(column, overflow="fold")  # never cut a value short
+    if verify:
+        table.add_column("verify", overflow="fold")
+    for r in rows:
+        o = r.outcome
+        cells = [
+            str(r.id),
+            o.time.isoformat(sep=" "),
+            o.account,
+            format_amount(o.amount),
+            str(o.currency),
+            f"{o.atc:04X}",
+            str(o.verdict),
+            str(o.serial),
+            f"{o.ca_index:02X}",
+        ]
         if verify:
-            table.add_column("verify", overflow="fold")
-        for r in rows:
-            o = r.outcome
-            cells = [
-                str(r.id),
-                o.time.isoformat(sep=" "),
-                o.account,
-                format_amount(o.amount),
-                str(o.currency),
-                f"{o.atc:04X}",
-                str(o.verdict),
-                str(o.serial),
-                f"{o.ca_index:02X}",
-            ]
-            if verify:
-                cells.append(failures[r.id] or "ok")
-            table.add_row(*cells)
-        stdout.print(table)
-        if verify:
-            good = len(rows) - len(bad)
-            verb = "verifies" if good == 1 else "verify"
-            stdout.print(f"{good} of {plural(len(rows), 'row')} {verb}")
-        _print_pending(pending_rows, spooled)
+            cells.append(failures[r.id] or "ok")
+        table.add_row(*cells)
+    stdout.print(table)
+    if verify:
+        good = len(rows) - len(bad)
+        verb = "verifies" if good == 1 else "verify"
+        stdout.print(f"{good} of {plural(len(rows), 'row')} {verb}")
+    _print_pending(pending_rows, spooled)
     if bad:
         raise typer.Exit(int(ExitCode.REFUSED))
+
+
+JSON_BATCH: Final = 500  # rows printed at a time by `hcepay log --json` (about 0.8 MB)
+
+
+def _print_log_json(root: Path, path: Path, last: int | None, verify: bool) -> bool:
+    """`hcepay log --json`; whether a row failed its re-check. The rows are read twice in one
+    snapshot: to check that each reads back (and re-check it), then to print them a batch
+    at a time. Built whole, the object of 10^5 rows (170 MB) took 1.3 GB and 6 s; and a
+    row that cannot be read is still one line, exit 2, with nothing printed."""
+    spooled = _spooled(path)
+    head: dict[str, Any] = {"log": str(path), "total": 0, "pending_entries": [], "spooled": spooled}
+    if not path.exists():
+        stdout.print(json.dumps({**head, "transactions": []}))
+        return False
+    failures: dict[int, str] = {}  # the rows that fail their re-check: id -> why
+    try:
+        with TransactionLog(path) as log, log.snapshot():
+
+            def shown() -> Iterator[LogRow]:
+                return log.rows(last, last=True) if last is not None else log.rows()
+
+            keys: KeyStore | None = None
+            for r in shown():
+                if verify:
+                    keys = keys or _keys(root)  # a home with no rows needs no keys
+                    if why := verify_row(r.outcome, keys):
+                        failures[r.id] = why
+            head["total"] = log.count()
+            head["pending_entries"] = [_pending_json(p) for p in log.pending_rows()]
+            stdout.print(json.dumps(head)[:-1] + ', "transactions": [', end="")
+            batch: list[str] = []
+            separator = ""
+            for r in shown():
+                item: dict[str, Any] = {"id": r.id, **outcome_to_json(r.outcome)}
+                if verify:
+                    item["verified"] = r.id not in failures
+                    item["verify_reason"] = failures.get(r.id, "")
+                batch.append(json.dumps(item))
+                if len(batch) == JSON_BATCH:
+                    stdout.print(separator + ", ".join(batch), end="")
+                    batch, separator = [], ", "
+            stdout.print((separator if batch else "") + ", ".join(batch) + "]}")
+    except LogError as exc:
+        fail(f"transaction log: {exc.reason}")
+    return bool(failures)
 
 
 class _HasSources(Protocol):

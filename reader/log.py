@@ -24,6 +24,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from operator import attrgetter
@@ -380,6 +381,21 @@ class TransactionLog:
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the pending entries: {exc}") from None
         return [_entry(a, t, c, n) for a, t, c, n in rows]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees one state of the log (one read transaction, WAL): `hcepay
+        log --json` reads the rows twice, to check them, then to print them."""
+        try:
+            self._db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise LogError(f"cannot read the log: {exc}") from None
+        try:
+            yield
+        finally:
+            if self._db.in_transaction:  # it only read: ending it changes nothing
+                with suppress(sqlite3.Error):  # a damaged log's error is the one raised above
+                    self._db.execute("ROLLBACK")
 
     def pending_rows(self, limit: int = MAX_ROWS) -> list[PendingRow]:
         """Every pending entry, open or closed, with its outcome (for `hcepay log`)."""

@@ -869,3 +869,46 @@ def test_pay_json_without_authority_key_and_demo_json_bad_amount(tmp_path: Path)
     assert out["steps"] == [] and out["reason"] == "amount 'x' is not a decimal number like 12.34"
     result = CliRunner().invoke(app, ["demo", "--amount", "x"])
     assert result.exit_code == 2 and result.stdout == ""
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5, 500])
+def test_log_json_is_printed_a_batch_at_a_time_and_is_one_object(
+    home: Path, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`log --json` prints the rows a batch at a time (a log of 10^5 rows built whole took
+    1.3 GB): the output is still one JSON object, every row once and in order, whatever
+    the batch size against the row count (5 rows: batches of 1, 2 with a remainder, 5, and
+    one batch larger than the log); --verify marks the tampered row and exits 3."""
+    monkeypatch.setattr("reader.cli_pay.JSON_BATCH", batch)
+    for cents in range(1, 6):
+        assert _pay(home, "--amount", f"0.0{cents}")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("UPDATE transactions SET amount = 999 WHERE id = 4")
+    db.close()
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--json", "--verify"])
+    assert result.exit_code == 3, result.output
+    doc = json.loads(result.stdout)
+    assert [r["id"] for r in doc["transactions"]] == [1, 2, 3, 4, 5]
+    assert [r["verified"] for r in doc["transactions"]] == [True, True, True, False, True]
+    assert "amount" in doc["transactions"][3]["verify_reason"]
+    assert doc["total"] == 5 and doc["pending_entries"] == [] and doc["spooled"] == 0
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--json", "--last", "2"])
+    assert result.exit_code == 0
+    assert [r["id"] for r in json.loads(result.stdout)["transactions"]] == [4, 5]
+
+
+def test_log_json_never_holds_more_than_a_batch_of_rows_in_one_print(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each print carries at most JSON_BATCH rows: the object is never built whole."""
+    monkeypatch.setattr("reader.cli_pay.JSON_BATCH", 2)
+    for _ in range(5):
+        assert _pay(home, "--amount", "0.01")[0] == 0
+    printed: list[str] = []
+    monkeypatch.setattr(
+        "reader.cli_pay.stdout.print", lambda text, end="\n": printed.append(str(text) + end)
+    )
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [chunk.count('"atc"') for chunk in printed] == [0, 2, 2, 1]
+    assert len(json.loads("".join(printed))["transactions"]) == 5
