@@ -427,16 +427,21 @@ def test_a_newer_schema_version_is_refused_before_the_switch_to_wal(tmp_path: Pa
     assert path.read_bytes() == before
 
 
+def _other_programs_file(path: Path, version: int) -> Path:
+    """An SQLite file of another program: a table of its own, `version` in user_version."""
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE other (x)")
+        db.execute(f"PRAGMA user_version = {version:d}")
+    db.close()
+    return path
+
+
 @pytest.mark.parametrize("version", [-1, -4])
 def test_a_negative_schema_version_is_refused_unchanged(tmp_path: Path, version: int) -> None:
     """No log has a negative `user_version`: its migrations were taken from the end of
     MIGRATIONS (version 0 ran version 4's), a log at -1 said "duplicate column name: serial",
     and another program's file at -4 was given the log's tables before a migration failed."""
-    path = tmp_path / "terminal.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE other (x)")
-        db.execute(f"PRAGMA user_version = {version:d}")
-    db.close()
+    path = _other_programs_file(tmp_path / "terminal.db", version)
     before = path.read_bytes()
     with pytest.raises(
         LogError, match=f"not an hcepay transaction log \\(schema version {version}"
@@ -452,11 +457,7 @@ def test_a_version_without_the_logs_table_is_refused_unchanged(
     """Another program's file that keeps a small version of its own in `user_version`: it
     was switched to WAL, then refused with SQLite's "no such table: pending" (versions 1 to
     3), or taken for a log (version 4), every read failing."""
-    path = tmp_path / "terminal.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE other (x)")
-        db.execute(f"PRAGMA user_version = {version:d}")
-    db.close()
+    path = _other_programs_file(tmp_path / "terminal.db", version)
     before = path.read_bytes()
     with pytest.raises(LogError, match=r"not an hcepay transaction log .* no transactions table"):
         TransactionLog(path)

@@ -23,6 +23,25 @@ INS_GAC, INS_GET_DATA = 0xAE, 0xCA
 NOW = datetime(2026, 11, 28, 12, 0, 0)
 
 
+class NoRecord:
+    """The log, whose record() fails (a full disk): the verified payment goes to the spool."""
+
+    def __init__(self, inner: TransactionLog) -> None:
+        self.inner = inner
+
+    def write_pending(self, pending: PendingEntry, now: datetime) -> None:
+        self.inner.write_pending(pending, now)
+
+    def close_pending(self, pending: PendingEntry, outcome: str = "refused") -> None:
+        self.inner.close_pending(pending, outcome)
+
+    def pending(self) -> list[PendingEntry]:
+        return self.inner.pending()
+
+    def record(self, outcome: Outcome, *, later: bool = False) -> int:
+        raise LogError("cannot record the transaction: disk full")
+
+
 class Hook:
     """A transport whose answer to one INS is replaced by `alter(answer)`."""
 
@@ -71,22 +90,6 @@ def test_a_torn_payment_recovered_while_its_own_row_was_spooled_counts_once(
     duplicate (PROTOCOL.md §7 check 5): one row."""
     from reader.log import outcome_to_json
     from reader.spool import Imported
-
-    class NoRecord:
-        def __init__(self, inner: TransactionLog) -> None:
-            self.inner = inner
-
-        def write_pending(self, pending: PendingEntry, now: datetime) -> None:
-            self.inner.write_pending(pending, now)
-
-        def close_pending(self, pending: PendingEntry, outcome: str = "refused") -> None:
-            self.inner.close_pending(pending, outcome)
-
-        def pending(self) -> list[PendingEntry]:
-            return self.inner.pending()
-
-        def record(self, outcome: Outcome, *, later: bool = False) -> int:
-            raise LogError("cannot record the transaction: disk full")
 
     card = make_card()
     with pytest.raises(NotRecordedError) as caught:
@@ -253,22 +256,6 @@ def test_a_spooled_torn_payment_closed_as_not_paid_reads_as_recorded_once_import
     lost, and the entry's outcome says so: "recorded", not "not paid" beside a row."""
     from reader.log import OUTCOME_RECORDED, outcome_to_json
     from reader.spool import Imported
-
-    class NoRecord:
-        def __init__(self, inner: TransactionLog) -> None:
-            self.inner = inner
-
-        def write_pending(self, pending: PendingEntry, now: datetime) -> None:
-            self.inner.write_pending(pending, now)
-
-        def close_pending(self, pending: PendingEntry, outcome: str = "refused") -> None:
-            self.inner.close_pending(pending, outcome)
-
-        def pending(self) -> list[PendingEntry]:
-            return self.inner.pending()
-
-        def record(self, outcome: Outcome, *, later: bool = False) -> int:
-            raise LogError("cannot record the transaction: disk full")
 
     card = make_card()
     with pytest.raises(NotRecordedError) as caught:
