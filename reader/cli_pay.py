@@ -982,11 +982,16 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
         _print_import(spool.ImportReport(0, 0, 0, 0), as_json)  # as `hcepay log`: no file made
         return
     keys = [_keys(root)] if spooled else []
+    log_down: list[str] = []  # why the log refused a write: the other entries are not tried
 
     def insert(entry: dict[str, str | int | None]) -> spool.Imported:
         """Record one spooled payment once it re-checks with the authority's key (a spool
-        file is only a file: what it holds is verified like a card's answer)."""
+        file is only a file: what it holds is verified like a card's answer). Once the log
+        refuses a write (locked by another process, a full disk), the entries after it stay
+        in the spool untried: each would wait the busy timeout (10 s) to fail the same way."""
         try:
+            if log_down:
+                raise LogError(log_down[0])
             if not keys:  # spooled since the count (another process's payment): read them now
                 try:
                     keys.append(load_keystore(root))
@@ -995,7 +1000,11 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
             why = verify_row(outcome_from_json(entry), keys[0])
             if why:
                 raise LogError(f"does not verify: {why}")
-            return log.import_entry(entry)
+            try:
+                return log.import_entry(entry)
+            except LogError as exc:  # the log itself, not this entry
+                log_down.append(exc.reason)
+                raise
         except (ValueError, KeyError, TypeError, LogError) as exc:
             where = f"account {entry.get('account')} ATC {entry.get('atc')}"
             why = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)

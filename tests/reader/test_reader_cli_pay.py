@@ -912,3 +912,35 @@ def test_log_json_never_holds_more_than_a_batch_of_rows_in_one_print(
     assert result.exit_code == 0, result.output
     assert [chunk.count('"atc"') for chunk in printed] == [0, 2, 2, 1]
     assert len(json.loads("".join(printed))["transactions"]) == 5
+
+
+def test_log_recover_tries_no_entry_after_the_log_refuses_a_write(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log that refuses a write (locked by another process: each try waits the busy
+    timeout, 10 s) is tried once: the entries after it stay in the spool untried, each
+    named on stderr, and recover exits 5. A log that takes the write again imports them."""
+    for amount in ("1.00", "2.00", "3.00"):
+        assert _pay(home, "--amount", amount)[0] == 0
+    with TransactionLog(home / "terminal.db") as log:
+        rows = list(log.rows())
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("DELETE FROM transactions")
+    db.close()
+    lines = [json.dumps(outcome_to_json(r.outcome)) + "\n" for r in rows]
+    (home / "terminal.db.spool").write_text("".join(lines))
+    tries: list[int] = []
+
+    def locked(self: TransactionLog, entry: object) -> object:
+        tries.append(1)
+        raise LogError("cannot record the transaction: database is locked")
+
+    monkeypatch.setattr(TransactionLog, "import_entry", locked)
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "recover", "--json"])
+    assert result.exit_code == 5, result.output
+    assert tries == [1]
+    assert json.loads(result.stdout)["left_in_the_spool"] == 3
+    assert result.stderr.count("database is locked") == 3
+    monkeypatch.undo()
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "recover", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["imported"] == 3
