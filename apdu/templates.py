@@ -41,7 +41,7 @@ def template(data: bytes, tag: int, repeatable: frozenset[int] = frozenset()) ->
     """Exactly one template `tag`, only padding around it, no repeated tag."""
     items = tlv.decode(data)
     if len(items) != 1:
-        found = " ".join(f"{tag_hex(item.tag)}" for item in items[:4]) or "none"
+        found = " ".join(tag_hex(item.tag) for item in items[:4]) or "none"
         raise DecodeError(f"one template {tag_hex(tag)} expected, found {len(items)} ({found})", 0)
     item = items[0]
     if item.tag != tag:

@@ -35,14 +35,7 @@ from authority.keystore import KeyStore
 from authority.license import LicenseFields, account_digits, pad_account
 from reader import checks
 from reader.checks import ResponseError, StatusError, Verdict
-from reader.recovery import (
-    CloseNotPaid,
-    NotPaidReason,
-    PendingEntry,
-    RecordOnce,
-    decide,
-    sent_with,
-)
+from reader.recovery import CloseNotPaid, PendingEntry, RecordOnce, decide, sent_with
 from reader.transport import Transport
 
 MAX_EFFECTS: Final = 32  # the flow yields 9; anything beyond is a bug in a flow
@@ -53,10 +46,6 @@ AIP_COMBINED_SIGNATURE: Final = 0x01  # AIP byte 1 bit 1 (PROTOCOL.md §3)
 RECORDS: Final = 3
 MAX_PDOL_DATA: Final = 252  # 83 81 L data in a short command's 255 bytes (ISO 7816-4 5.1)
 MAX_RECOVERIES: Final = 16  # pending entries decided at one contact (PROTOCOL.md §9)
-# a last answer the terminal could not read (an error status other than 6A88, a malformed
-# answer) proves nothing either way: the entry stays open and this contact is refused before
-# its GENERATE AC replaces the card's last answer (docs/protocol-choices.md)
-UNREAD: Final = frozenset({NotPaidReason.CARD_ERROR, NotPaidReason.MALFORMED})
 # The commands that never change, made once (immutable)
 _SELECT_PPSE: Final = m.select(m.PPSE_NAME)
 NO_PPSE_HINT: Final = (
@@ -301,7 +290,7 @@ def payment(
             decision = decide(
                 entry, last_answer, then.app_key, allow_sha1=cfg.allow_sha1, today=today
             )
-            if isinstance(decision, CloseNotPaid) and decision.reason in UNREAD:
+            if isinstance(decision, CloseNotPaid) and not decision.read:
                 detail = f" ({decision.detail})" if decision.detail else ""
                 raise ResponseError(
                     f"GET DATA DF02: {decision.reason.value}{detail}; the torn payment of "

@@ -361,11 +361,13 @@ class TransactionLog:
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
 
-    def _close(self, account: bytes, atc: int, outcome: str) -> None:
-        """Move the open entry (account, ATC) to `pending_closed`, inside a transaction."""
+    def _close(self, account: bytes, atc: int, outcome: str) -> bool:
+        """Move the open entry (account, ATC) to `pending_closed`, inside a transaction;
+        whether there was one."""
         moved = self._db.execute(_CLOSE_PENDING, (outcome, account, atc))
         if moved.rowcount:
             self._remove(account, atc)
+        return bool(moved.rowcount)
 
     def _remove(self, account: bytes, atc: int) -> None:
         """Remove the open entry (account, ATC), inside a transaction."""
@@ -441,14 +443,13 @@ class TransactionLog:
                 raise ReplayError(
                     f"account {outcome.account} ATC {outcome.atc:04X} is in the log already"
                 ) from None
-            if later:
-                self._close(padded, outcome.atc, OUTCOME_RECORDED)
+            if not later:
+                self._remove(padded, outcome.atc)
+            elif not self._close(padded, outcome.atc, OUTCOME_RECORDED):
                 # closed already (as not paid: the card paid elsewhere before it came back)
                 # while its row waited in the spool: the entry's outcome follows the row
                 marked = (OUTCOME_RECORDED, padded, outcome.atc, outcome.cdol1_data)
                 self._db.execute(_MARK_RECORDED, marked)
-            else:
-                self._remove(padded, outcome.atc)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:

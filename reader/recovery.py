@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Final
 
 from apdu import messages
 from apdu.dol import split_dol
@@ -70,13 +71,26 @@ class RecordOnce:
     sent: SentWith
 
 
+# the reasons that say the terminal could not read the card's last answer at all: they
+# prove nothing either way, so the flow keeps the entry open and refuses the contact before
+# its GENERATE AC replaces the last answer (docs/protocol-choices.md)
+UNREAD: Final = frozenset({NotPaidReason.CARD_ERROR, NotPaidReason.MALFORMED})
+
+
 @dataclass(frozen=True)
 class CloseNotPaid:
-    """Close the pending entry: no payment was made, or none can be proven."""
+    """Close the pending entry: no payment was made, or none can be proven. When the last
+    answer could not be read (`read` false), nothing is proven, and the flow keeps the entry
+    open instead."""
 
     pending: PendingEntry
     reason: NotPaidReason
     detail: str = ""
+
+    @property
+    def read(self) -> bool:
+        """Whether the card's last answer was read (a 6A88 counts: the card said it has none)."""
+        return self.reason not in UNREAD
 
 
 Decision = RecordOnce | CloseNotPaid

@@ -53,6 +53,7 @@ def test_no_answer_closes(make_last_answer: LastAnswerMaker, app_private: RsaPri
     pending, _ = make_last_answer()
     decision = decide(pending, ResponseAPDU(b"", 0x6A88), app_private.public)
     assert decision == CloseNotPaid(pending, NotPaidReason.NO_ANSWER)
+    assert decision.read  # the card said it holds none: the entry is closed
 
 
 def test_card_error_closes(make_last_answer: LastAnswerMaker, app_private: RsaPrivateKey) -> None:
@@ -60,6 +61,7 @@ def test_card_error_closes(make_last_answer: LastAnswerMaker, app_private: RsaPr
     decision = decide(pending, ResponseAPDU(b"", 0x6985), app_private.public)
     assert isinstance(decision, CloseNotPaid)
     assert decision.reason is NotPaidReason.CARD_ERROR
+    assert not decision.read  # nothing proven: the flow keeps the entry open
 
 
 def test_a_verified_decline_is_recorded(
@@ -157,6 +159,7 @@ def test_truncated_answer_is_malformed(
     decision = decide(pending, _ok(last[:-cut]), app_private.public)
     assert isinstance(decision, CloseNotPaid)
     assert decision.reason is NotPaidReason.MALFORMED
+    assert not decision.read
 
 
 @pytest.mark.parametrize(("signed", "answered"), [(0x40, 0x00), (0x00, 0x40)])
