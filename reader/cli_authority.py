@@ -9,10 +9,9 @@ import json
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
-from rich.table import Table
 
 from authority.errors import InvalidKeyError, KeyFileError
 from authority.home import (
@@ -24,17 +23,6 @@ from authority.home import (
     serials_path,
     write_atomic,
 )
-from authority.keyfiles import load_private, load_public, save_private, save_public
-from authority.keystore import (
-    MAX_REVOKED,
-    AuthorityKey,
-    KeyStore,
-    keystore_path,
-    load_keystore,
-    save_keystore,
-    terminal_key_path,
-)
-from authority.rsa import DEFAULT_BITS, DEFAULT_EXPONENT, RsaPublicKey, generate
 from reader.cli_common import (
     KEY_INDEX_HELP,
     HomeOption,
@@ -52,7 +40,15 @@ from reader.cli_common import (
     stdout,
 )
 
+if TYPE_CHECKING:
+    from authority.keystore import KeyStore
+    from authority.rsa import RsaPublicKey
+
 DEFAULT_YEARS = 5
+# authority/rsa.py's DEFAULT_BITS and DEFAULT_EXPONENT, written out: importing it (gmpy2,
+# cryptography) to show `--help` would double the command line's start
+DEFAULT_BITS: Final = 1984
+DEFAULT_EXPONENT: Final = 3
 MAX_SERIAL = 0xFFFFFF
 _CA_FILE = re.compile(r"ca-([0-9A-F]{2})\.pub\.pem")
 
@@ -78,6 +74,8 @@ def _expiry(text: str | None, today: date) -> date:
 
 
 def _keystore(home: Path) -> KeyStore:
+    from authority.keystore import load_keystore
+
     try:
         return load_keystore(home)
     except KeyFileError as exc:
@@ -118,6 +116,10 @@ def init(
 
     When the authority already has a key of that index, it is kept and the terminal trusts
     it (again): a lost key store is mended, and --expires changes the terminal's expiry."""
+    from authority.keyfiles import save_private, save_public
+    from authority.keystore import AuthorityKey, save_keystore, terminal_key_path
+    from authority.rsa import generate
+
     folder = home_folder(home)
     idx = key_index(index, "--index")
     until = _expiry(expires, date.today())
@@ -178,6 +180,9 @@ def _trust_again(
 ) -> None:
     """Keep the authority's existing key and put it in the terminal's store: making a new
     one (what --force does) would leave every card issued under it refused."""
+    from authority.keyfiles import load_private, save_public
+    from authority.keystore import AuthorityKey, keystore_path, save_keystore, terminal_key_path
+
     private_path = ca_private_path(folder, idx)
     name = index_hex(idx)
     with home_lock(folder):  # one writer of the key store at a time
@@ -259,6 +264,8 @@ def revoke(
 
     The home and its terminal key store must exist (hcepay authority init makes them): a
     home or key store that does not is exit 2."""
+    from authority.keystore import MAX_REVOKED, keystore_path, save_keystore
+
     if not 0 <= serial <= MAX_SERIAL:
         fail(f"serial {serial}: must be 0 to {MAX_SERIAL}")
     folder = existing_home(home)  # a mistyped --home would revoke in a new, unused home
@@ -286,6 +293,8 @@ def revoke(
 
 def _authority_keys(home: Path) -> dict[int, RsaPublicKey | str]:
     """The authority's public keys by index (or why one cannot be read), bounded."""
+    from authority.keyfiles import load_public
+
     found: dict[int, RsaPublicKey | str] = {}
     folder = authority_dir(home)
     if not folder.is_dir():
@@ -307,6 +316,10 @@ def _authority_keys(home: Path) -> dict[int, RsaPublicKey | str]:
 )
 def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List the authority keys, the terminal's accepted keys and the revoked serials."""
+    from rich.table import Table
+
+    from authority.rsa import RsaPublicKey
+
     folder = home_folder(home)
     store = _keystore(folder)
     ca_keys = _authority_keys(folder)

@@ -17,12 +17,8 @@ from typing import Annotated, Any, NoReturn, Protocol
 
 import typer
 
-from applet.profile import IssueRequest, issue_card, open_card
 from authority.errors import KeyFileError
 from authority.home import allocate_serial, ca_private_path, cards_dir, index_hex, peek_serial
-from authority.keyfiles import load_private
-from authority.license import account_from_digits
-from authority.rsa import generate
 from reader.cli_common import (
     KEY_INDEX_HELP,
     ONE_TRANSPORT,
@@ -46,7 +42,6 @@ from reader.cli_common import (
     wait_seconds,
 )
 from reader.cli_pay import AmountError, format_amount, parse_amount
-from reader.transport import LoggingTransport, ReaderChoiceError
 
 card_app = typer.Typer(
     name="card",
@@ -115,6 +110,10 @@ def issue(
     home: HomeOption = None,
 ) -> None:
     """Issue a card: APP key pair, license signed by the home's authority, state at ATC 0."""
+    from applet.profile import IssueRequest, issue_card
+    from authority.keyfiles import load_private
+    from authority.rsa import generate
+
     if not account.isascii() or not account.isdigit() or not 1 <= len(account) <= 19:
         fail(f"bad account {account!r}: expected 1 to 19 digits")
     if bits % 8 or not 1024 <= bits <= 1984:
@@ -166,6 +165,8 @@ class _InProcess:
     """The home's card, loaded and stored like a served card."""
 
     def __init__(self, folder: Path) -> None:
+        from applet.profile import open_card
+
         self.card = open_card(folder)
         self.name = f"in-process card {folder.name}"
 
@@ -189,6 +190,8 @@ def card_folder(home: Path, account: str | None) -> Path:
     """--card ACCOUNT, else the only card in the home folder (a one-line error otherwise).
     A `cards` that is a file, or a card.json that is a folder, is said so: "no card, issue
     one" sent the user to `card issue`, which then refused that file or card."""
+    from authority.license import account_from_digits
+
     cards = cards_dir(home)
     not_a_file(cards)
     if account is not None:
@@ -316,6 +319,8 @@ def send(
     With --decode, each response is decoded as `hcepay decode --response` shows it; with
     --json too, each item has `decoded`: the object `hcepay decode --response --json`
     prints (`data`, `sw`, `sw_meaning`, `tlv`, `tlv_error`)."""
+    from reader.transport import LoggingTransport, ReaderChoiceError
+
     commands = _commands(apdus or [])
     link = LoggingTransport(_link(in_process, reader, home, card, wait))  # -v: one line a pair
     from reader.cli_decode import _print_text, decode_response

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import string
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from apdu import tlv
-from apdu.command import CommandAPDU
 from apdu.elements import format_of, name_of
 from apdu.errors import DecodeError
-from apdu.response import ResponseAPDU
 from apdu.sw import describe, ins_name
-from apdu.tlv import tag_hex
 from reader.cli_common import ExitCode, JsonOption, examples, fail, hex_input, plural, stdout
+
+if TYPE_CHECKING:
+    from apdu import tlv
 
 MAX_INPUT_HEX = 2 * (65536 + 9)  # the longest extended APDU
 _PRINTABLE = frozenset(string.printable.encode()) - frozenset(b"\t\n\r\x0b\x0c")
@@ -35,6 +34,8 @@ def _tlv_tree(data: bytes) -> tuple[tuple[tlv.Tlv, ...] | None, str | None]:
     """The TLVs in `data` and None; or None and why they are not shown (data that is not
     BER-TLV: a DF name, DOL data, a malformed answer; or nested deeper than tlv.decode's
     bound). (None, None) for no data; data of padding bytes only is an empty tree."""
+    from apdu import tlv
+
     if not data:
         return None, None
     try:
@@ -44,6 +45,8 @@ def _tlv_tree(data: bytes) -> tuple[tuple[tlv.Tlv, ...] | None, str | None]:
 
 
 def _tlv_json(item: tlv.Tlv) -> dict[str, Any]:
+    from apdu.tlv import tag_hex
+
     node: dict[str, Any] = {
         "tag": f"{tag_hex(item.tag)}",
         "name": name_of(item.tag),
@@ -64,6 +67,8 @@ def _text_of(item: tlv.Tlv) -> str:
 
 
 def _tlv_lines(items: tuple[tlv.Tlv, ...], depth: int = 0) -> list[str]:
+    from apdu.tlv import tag_hex
+
     lines: list[str] = []
     for item in items:
         head = f"{'  ' * depth}{tag_hex(item.tag)} {name_of(item.tag)}"
@@ -77,6 +82,8 @@ def _tlv_lines(items: tuple[tlv.Tlv, ...], depth: int = 0) -> list[str]:
 
 def decode_command(raw: bytes) -> dict[str, Any]:
     """The fields of a command APDU (ISO 7816-4 5.1) as a JSON-ready dict."""
+    from apdu.command import CommandAPDU
+
     cmd = CommandAPDU.parse(raw)
     tree, why = _tlv_tree(cmd.data)
     return {
@@ -97,6 +104,8 @@ def decode_command(raw: bytes) -> dict[str, Any]:
 
 def decode_response(raw: bytes) -> dict[str, Any]:
     """The fields of a response APDU as a JSON-ready dict."""
+    from apdu.response import ResponseAPDU
+
     rsp = ResponseAPDU.parse(raw)
     tree, why = _tlv_tree(rsp.data)
     return {
@@ -110,6 +119,9 @@ def decode_response(raw: bytes) -> dict[str, Any]:
 
 
 def _print_text(result: dict[str, Any], raw: bytes, response: bool) -> None:
+    from apdu.command import CommandAPDU
+    from apdu.response import ResponseAPDU
+
     if response:
         rsp = ResponseAPDU.parse(raw)
         stdout.print(f"response: {plural(len(rsp.data), 'data byte')}")

@@ -18,20 +18,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final, NoReturn, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn, Protocol
 
 import typer
-from rich.table import Table
 
 from apdu.errors import DecodeError
-from applet.profile import open_card
 from authority.errors import KeyFileError
 from authority.home import LOCK_FILE, authority_dir, cards_dir, read_regular, terminal_dir
-from authority.keyfiles import load_public
-from authority.keystore import AuthorityKey, KeyStore, load_keystore, save_keystore
-from authority.license import pad_account
-from reader import checks, spool
-from reader.checks import CheckError
+from reader import spool
 from reader.cli_common import (
     ONE_TRANSPORT,
     PAY_WAIT,
@@ -56,43 +50,22 @@ from reader.cli_common import (
     stdout,
     wait_seconds,
 )
-from reader.flow import (
-    Env,
-    NotRecordedError,
-    Outcome,
-    Paid,
-    PaymentRequest,
-    TerminalConfig,
-    pay,
-)
 from reader.interrupt import PaymentGuard
-from reader.log import (
-    LogError,
-    LogRow,
-    PendingRow,
-    TransactionLog,
-    log_path,
-    outcome_from_json,
-    outcome_to_json,
-)
-from reader.recovery import PendingEntry, sent_with
-from reader.trace import CardStart, check_output_path, trace_json, write_trace
-from reader.transport import (
-    ChainingTransport,
-    InProcessTransport,
-    LoggingTransport,
-    ReaderChoiceError,
-    TracingTransport,
-    Transport,
-    TransportError,
-)
+
+if TYPE_CHECKING:
+    from authority.keystore import KeyStore
+    from reader import checks
+    from reader.flow import Env, Outcome, Paid, PaymentRequest, TerminalConfig
+    from reader.log import LogRow, PendingRow, TransactionLog
+    from reader.recovery import PendingEntry
+    from reader.trace import CardStart
+    from reader.transport import TracingTransport, Transport
 
 MAX_AMOUNT: Final = 999_999_999_999  # n12
 MINOR_DIGITS: Final = 2
 AMOUNT_RE: Final = re.compile(r"^([0-9]+)(?:\.([0-9]+))?$")  # ASCII digits only
 MAX_AMOUNT_TEXT: Final = 32
 PROFILE: Final = Path(__file__).resolve().parent.parent / "vectors" / "profiles" / "test-card-1"
-DEFAULT_TERMINAL: Final = TerminalConfig("TERM0001", "MERCHANT0000001", 156)
 DEMO_KEY_YEARS: Final = 5
 
 
@@ -131,12 +104,23 @@ def _amount(text: str) -> int:
         fail(str(exc), ExitCode.USAGE)
 
 
+def default_terminal() -> TerminalConfig:
+    """The terminal of a home without terminal.json, and the demo's (made when asked: only
+    the commands that pay load reader.flow)."""
+    from reader.flow import TerminalConfig
+
+    return TerminalConfig("TERM0001", "MERCHANT0000001", 156)
+
+
 def terminal_config(home: Path) -> TerminalConfig:
     """<home>/terminal/terminal.json (terminal id, merchant id, country); a key it leaves out,
     or no file at all, is the default (docs/architecture.md calls the file optional)."""
+    from reader.flow import TerminalConfig
+
     path = terminal_dir(home) / "terminal.json"
+    default = default_terminal()
     if not path.exists():
-        return DEFAULT_TERMINAL
+        return default
     try:
         obj = json.loads(read_regular(path).decode("utf-8"))
     except OSError as exc:
@@ -149,12 +133,12 @@ def terminal_config(home: Path) -> TerminalConfig:
         fail(f"{path}: bad terminal description: not valid JSON")
     if not isinstance(obj, dict):
         fail(f"{path}: bad terminal description: must be a JSON object")
-    terminal_id = obj.get("terminal_id", DEFAULT_TERMINAL.terminal_id)
-    merchant_id = obj.get("merchant_id", DEFAULT_TERMINAL.merchant_id)
+    terminal_id = obj.get("terminal_id", default.terminal_id)
+    merchant_id = obj.get("merchant_id", default.merchant_id)
     for key, value in (("terminal_id", terminal_id), ("merchant_id", merchant_id)):
         if not isinstance(value, str):
             fail(f'{path}: bad terminal description: "{key}" must be a string')
-    country = obj.get("country", DEFAULT_TERMINAL.country)
+    country = obj.get("country", default.country)
     if isinstance(country, str) and country.isascii() and country.isdigit():
         country = int(country)  # "156" was read as 156 before; kept
     if not isinstance(country, int) or isinstance(country, bool) or not 0 <= country <= 999:
@@ -201,6 +185,8 @@ class GuardedJournal:
     def left_open(self) -> bool:
         """Whether this payment's pending entry is stored and still open: GENERATE AC went
         out and no verified answer closed it (PROTOCOL.md §9)."""
+        from reader.log import LogError
+
         if self.written is None:
             return False
         try:
@@ -235,6 +221,11 @@ def run_payment(
 
     With a guard, Ctrl-C raises KeyboardInterrupt only before the pending entry is written
     (no payment was made); from then on the payment runs to its verdict."""
+    from reader.checks import CheckError
+    from reader.flow import NotRecordedError, pay
+    from reader.log import LogError, outcome_to_json
+    from reader.transport import ReaderChoiceError, TransportError
+
     guard = guard or PaymentGuard()  # not entered: only holds and shields, no handler
     journal = GuardedJournal(log, guard)
     try:
@@ -290,6 +281,8 @@ def _torn_note(journal: GuardedJournal) -> str:
 
 def fresh_env(now: datetime | None = None) -> Env:
     """The clock and a fresh unpredictable number from the CSPRNG (PROTOCOL.md §7)."""
+    from reader.flow import Env
+
     return Env(now or datetime.now().replace(microsecond=0), secrets.token_bytes(4))
 
 
@@ -394,6 +387,9 @@ def make_demo_home(home: Path) -> Path:
 
     Uses the published test profile (test-card-1) when present; otherwise makes new keys.
     """
+    from authority.keyfiles import load_public
+    from authority.keystore import AuthorityKey, KeyStore, save_keystore
+
     expires = date.today() + timedelta(days=365 * DEMO_KEY_YEARS)
     if (PROFILE / "card.json").is_file():
         (home / "authority").mkdir(parents=True)
@@ -429,6 +425,18 @@ def demo(
 ) -> None:
     """One complete payment, in-process, in a temporary home, shown as the six steps of a
     credit payment (request, license, verification, deduction, authorization, record)."""
+    from applet.profile import open_card
+    from authority.keystore import load_keystore
+    from reader.flow import PaymentRequest
+    from reader.log import TransactionLog, log_path
+    from reader.trace import CardStart
+    from reader.transport import (
+        ChainingTransport,
+        InProcessTransport,
+        LoggingTransport,
+        TracingTransport,
+    )
+
     try:
         request = PaymentRequest(_amount(amount))
         _check_trace(trace)
@@ -448,7 +456,13 @@ def demo(
                 env = fresh_env()
                 with TransactionLog(log_path(home)) as log:
                     run = run_payment(
-                        ChainingTransport(tracer), DEFAULT_TERMINAL, request, env, keys, log, guard
+                        ChainingTransport(tracer),
+                        default_terminal(),
+                        request,
+                        env,
+                        keys,
+                        log,
+                        guard,
                     )
         except KeyboardInterrupt:
             interrupted("no payment was made")
@@ -500,6 +514,8 @@ def _write_trace(
     name: str,
     card: CardStart | None,
 ) -> None:
+    from reader.trace import trace_json, write_trace
+
     description = f"one payment of {format_amount(request.amount)} ({request.currency})"
     doc = trace_json(
         tracer.steps, name=name, description=description, env=env, request=request, card=card
@@ -514,6 +530,8 @@ def _write_trace(
 
 def _check_trace(path: Path | None) -> None:
     """A trace file that could not be written is a usage error before any payment."""
+    from reader.trace import check_output_path
+
     if path is None:
         return
     try:
@@ -529,6 +547,8 @@ def _check_trace_in_home(path: Path | None, home: Path) -> None:
     """A trace never replaces a file of the home (docs/architecture.md layout): the log
     with its journal and spool, the lock, the authority's keys, the terminal's key store and
     the cards; written over the log, it lost every recorded payment."""
+    from reader.log import log_path
+
     if path is None:
         return
     target, root = path.resolve(), home.resolve()
@@ -541,6 +561,8 @@ def _check_trace_in_home(path: Path | None, home: Path) -> None:
 
 
 def _keys(home: Path) -> KeyStore:
+    from authority.keystore import load_keystore
+
     try:
         keys = load_keystore(home)
     except KeyFileError as exc:
@@ -574,7 +596,9 @@ def _transport(home: Path, reader: str | None, card: str | None, wait: float = 0
     presented, else the home's card in this process."""
     if reader is not None:
         return reader_transport(reader, wait)  # pyscard only when a reader is asked for
+    from applet.profile import open_card
     from reader.cli_card import card_folder
+    from reader.transport import InProcessTransport
 
     folder = card_folder(home, card)
     try:
@@ -646,6 +670,10 @@ def _pay_once(
     guard: PaymentGuard,
     wait: float | None = None,
 ) -> tuple[TracingTransport, Env, PaymentRequest, Run]:
+    from reader.flow import PaymentRequest
+    from reader.log import LogError, TransactionLog
+    from reader.transport import ChainingTransport, LoggingTransport, TracingTransport
+
     if reader is not None and in_process:  # the options first, as every command: then files
         fail(ONE_TRANSPORT)
     if reader is not None and card is not None:
@@ -702,6 +730,9 @@ def _report_payment(
 
 
 def _recorded(o: Outcome) -> checks.Recorded:
+    from authority.license import pad_account
+    from reader import checks
+
     return checks.Recorded(
         account=pad_account(bytes.fromhex(o.account + "F" * (len(o.account) % 2))),
         amount=o.amount,
@@ -724,6 +755,10 @@ def _recorded(o: Outcome) -> checks.Recorded:
 def verify_row(outcome: Outcome, keys: KeyStore) -> str:
     """ "" when a row re-checks with the authority's public key, else why it fails. The
     time, terminal id and merchant id must be those of the signed CDOL1 data too."""
+    from reader import checks
+    from reader.checks import CheckError
+    from reader.recovery import sent_with
+
     try:
         checks.verify_recorded(_recorded(outcome), keys)
         sent = sent_with(outcome.cdol1_data, outcome.time.date())
@@ -760,6 +795,8 @@ def _spooled(path: Path) -> int:
 
 def _print_pending(entries: list[PendingRow], spooled: int) -> None:
     """The pending entries (PROTOCOL.md §9) and the spool, under the transactions."""
+    from rich.table import Table
+
     if entries:
         table = Table(title="pending entries of torn or refused payments (PROTOCOL.md §9)")
         for column in ("created", "account", "ATC", "outcome"):
@@ -791,6 +828,8 @@ def _existing_log_path(root: Path) -> Path:
     one, and `pay`, which makes one: a symbolic link whose target is missing (a log moved, a
     volume not mounted) or a loop is refused, not shown as an empty log or "0 imported", nor
     made a new log where the link points (payments out of the log, no replay refused)."""
+    from reader.log import log_path
+
     path = log_path(root)
     try:
         path.stat()
@@ -837,6 +876,11 @@ def log_command(
     (payments kept for `hcepay log recover`)."""
     if ctx.invoked_subcommand is not None:
         return
+    from rich.table import Table
+
+    from authority.keystore import KeyStore
+    from reader.log import LogError, TransactionLog
+
     if last is not None and last < 1:
         fail(f"--last {last}: give 1 or more (the number of newest transactions to show)")
     root = existing_home(home)  # a mistyped --home is not an empty log
@@ -900,6 +944,8 @@ def _print_log_json(root: Path, path: Path, last: int | None, verify: bool) -> b
     snapshot: to check that each reads back (and re-check it), then to print them a batch
     at a time. Built whole, the object of 10^5 rows (170 MB) took 1.3 GB and 6 s; and a
     row that cannot be read is still one line, exit 2, with nothing printed."""
+    from reader.log import LogError, TransactionLog, outcome_to_json
+
     spooled = _spooled(path)
     head: dict[str, Any] = {"log": str(path), "total": 0, "pending_entries": [], "spooled": spooled}
     if not path.exists():
@@ -962,6 +1008,8 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
     kept aside in `<spool>.bad` (--json: `unreadable_kept_in`).
 
     `--home` and `--json` may come before `recover` too (`hcepay log --home A recover`)."""
+    from reader.log import LogError, TransactionLog
+
     parent = ctx.parent
     group = parent.params if parent is not None else {}
     if group.get("verify"):
@@ -989,6 +1037,9 @@ def log_recover(ctx: typer.Context, as_json: JsonOption = False, home: HomeOptio
         file is only a file: what it holds is verified like a card's answer). Once the log
         refuses a write (locked by another process, a full disk), the entries after it stay
         in the spool untried: each would wait the busy timeout (10 s) to fail the same way."""
+        from authority.keystore import load_keystore
+        from reader.log import outcome_from_json
+
         try:
             if log_down:
                 raise LogError(log_down[0])

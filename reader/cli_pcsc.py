@@ -11,7 +11,6 @@ import socket
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from applet.vpcd import DEFAULT_HOST, DEFAULT_PORT, VpcdClient, VpcdConfig, parse_endpoint
 from reader.cli_common import (
@@ -32,6 +31,8 @@ from reader.cli_common import (
 
 def readers(as_json: JsonOption = False) -> None:
     """List the PC/SC readers pcscd knows, with the ATR of the card in each."""
+    from rich.table import Table
+
     require_pcsc()
     from reader.pcsc import list_readers
     from reader.transport import TransportError

@@ -11,14 +11,11 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress
-from rich.table import Table
 from rich.text import Text
 
-from reader import vectors as vx
 from reader.cli_common import (
     ONE_TRANSPORT,
     PAY_WAIT,
@@ -38,6 +35,11 @@ from reader.cli_common import (
     wait_seconds,
 )
 from reader.cli_pcsc import VPCD_DEFAULT, VpcdOption, vpcd_config
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from reader import vectors as vx
 
 PROGRESS_THRESHOLD = 8  # show a progress bar from this many vectors on (stderr a terminal)
 CONTEXT_BYTES = 6  # bytes shown either side of the first difference
@@ -80,6 +82,8 @@ def difference_cell(difference: vx.Difference, caret_line: bool | None = None) -
     """The table cell of a difference: where, then expected and got with the bytes marked:
     in bold red, and with a `^^` line under them when the output shows no colour
     (`caret_line` None: stdout's own)."""
+    from reader import vectors as vx
+
     head = difference.describe().split(":", 1)[0]
     cell = Text(head + "\n", style="yellow")
     if difference.problem in (vx.Problem.TRANSPORT, vx.Problem.SETUP):
@@ -106,6 +110,8 @@ def _shown(text: str) -> str:
 
 def results_table(results: Sequence[vx.ReplayResult]) -> Table:
     """The replay table: vector, side, steps, verdict, first difference."""
+    from rich.table import Table
+
     table = Table(title="hcepay conformance replay", show_lines=False)
     table.add_column("vector", overflow="fold")
     table.add_column("side")
@@ -160,6 +166,8 @@ def run_all(
     progress: bool,
 ) -> list[vx.ReplayResult]:
     """Replay every vector in order, with a progress bar on stderr when asked."""
+    from rich.progress import Progress
+
     results: list[vx.ReplayResult] = []
     if not progress:
         return [_with_path(replay(v), p, v) for p, v in items]
@@ -242,6 +250,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replay vectors; exit 0 only when every one passes (1 when any fails, 2 for a bad
         vector file or option, 4 when the card could not be reached)."""
+        from reader import vectors as vx
+
         if reader_name is not None and in_process:
             fail(ONE_TRANSPORT, ExitCode.USAGE)
         seconds = wait_seconds(wait, reader_name, 0.0)
@@ -314,6 +324,7 @@ def _replayer(
 ) -> Callable[[vx.Vector], vx.ReplayResult]:
     """The function that replays one vector (on the card in `reader_name`, waited for up to
     `wait` seconds); a vector that cannot be set up is a failure."""
+    from reader import vectors as vx
 
     def replay(vector: vx.Vector) -> vx.ReplayResult:
         try:
@@ -342,6 +353,7 @@ def record_vector(
     """Run one payment (our card in-process, or the card in `reader_name`, waited for up to
     `wait` seconds) and make the exchange a card-side vector (PROTOCOL.md §8).
     TransportError when the card is lost."""
+    from reader import vectors as vx
     from reader.transport import InProcessTransport, Transport, TransportError
 
     draft = vx.Vector(name, "", (), start, values)
@@ -364,6 +376,8 @@ def record_vector(
 def _terminal_values(
     un: str | None, day: str | None, clock: str | None, amount: int, currency: int
 ) -> vx.TerminalValues:
+    from reader import vectors as vx
+
     now = datetime.now()
     obj = {
         "unpredictable_number": un if un is not None else secrets.token_bytes(4).hex().upper(),
@@ -456,6 +470,7 @@ def register_record(group: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Run one payment and write it as a vector, ready to replay (PROTOCOL.md §8)."""
+        from reader import vectors as vx
         from reader.cli_pay import AmountError
         from reader.transport import TransportError
 
@@ -555,6 +570,7 @@ def register_serve(group: typer.Typer) -> None:
         (docs/conformance.md, "Test your terminal").
         """
         from reader import served_vectors as sv
+        from reader import vectors as vx
 
         if not 0 < idle < math.inf or (timeout is not None and not 0 < timeout < math.inf):
             fail("--idle and --timeout must be a number of seconds more than 0", ExitCode.USAGE)
@@ -623,6 +639,8 @@ def register_serve(group: typer.Typer) -> None:
 
 def _terminal_side(path: Path, vector: vx.Vector) -> vx.Vector:
     """The vector, when it is a terminal-side one; VectorError otherwise."""
+    from reader import vectors as vx
+
     if vector.side is not vx.Side.TERMINAL:
         raise vx.VectorError(
             "a card-side vector: `hcepay vectors replay` runs it against a card", str(path)

@@ -86,8 +86,8 @@ def run_at_once(tmp_path: Path) -> Runner:
 def fast_keys(monkeypatch: pytest.MonkeyPatch, ca_key: RsaPrivateKey) -> None:
     """Published test keys instead of new ones: no process is held back by key generation,
     so that all of them reach the home's files together."""
-    monkeypatch.setattr("reader.cli_authority.generate", lambda *args: ca_key)
-    monkeypatch.setattr("reader.cli_card.generate", lambda *args: ca_key)
+    # `authority init` and `card issue` import it when they run
+    monkeypatch.setattr("authority.rsa.generate", lambda *args: ca_key)
 
 
 def _ok(results: list[tuple[int, str]]) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from reader import cli_pay, entry
+from reader import entry, transport
 from reader.checks import ReplayError
 from reader.cli import app
 from reader.cli_pay import make_demo_home
@@ -57,7 +57,7 @@ def _log(home: Path) -> tuple[int, int]:
 def test_an_interrupt_at_generate_ac_still_prints_the_verdict(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_pay, "InProcessTransport", _interrupting_at(0xAE))
+    monkeypatch.setattr(transport, "InProcessTransport", _interrupting_at(0xAE))
     handler = signal.getsignal(signal.SIGINT)
     result = CliRunner().invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
     assert result.exit_code == 0, result.output
@@ -71,7 +71,7 @@ def test_an_interrupt_at_generate_ac_still_prints_the_verdict(
 def test_an_interrupt_before_generate_ac_makes_no_payment(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_pay, "InProcessTransport", _interrupting_at(0xA8))  # at the GPO
+    monkeypatch.setattr(transport, "InProcessTransport", _interrupting_at(0xA8))  # at the GPO
     result = CliRunner().invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
     assert result.exit_code == 130, result.output
     assert result.stdout == ""
@@ -108,7 +108,7 @@ def test_an_interrupt_python_swallows_still_makes_no_payment(
 ) -> None:
     """Seen by a user: one early Ctrl-C went as "Exception ignored" and the payment was then
     approved, exit 0. The guard remembers it and stops the payment before GENERATE AC."""
-    monkeypatch.setattr(cli_pay, "InProcessTransport", _swallowing_at(0xA8))  # at the GPO
+    monkeypatch.setattr(transport, "InProcessTransport", _swallowing_at(0xA8))  # at the GPO
     result = CliRunner().invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
     assert result.exit_code == 130, result.output
     assert result.stdout == ""
@@ -120,7 +120,7 @@ def test_an_interrupt_python_swallows_still_makes_no_payment(
 
 
 def test_the_demo_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_pay, "InProcessTransport", _interrupting_at(0xAE))
+    monkeypatch.setattr(transport, "InProcessTransport", _interrupting_at(0xAE))
     result = CliRunner().invoke(app, ["demo"])
     assert result.exit_code == 0 and "verdict: APPROVED" in result.stdout, result.output
 
@@ -141,7 +141,7 @@ def test_sigterm_ends_the_demo_and_removes_its_temporary_home(
     def not_unwound(_signum: int, _frame: types.FrameType | None) -> None:
         raise RuntimeError("SIGTERM reached the default handler (the test's stand-in)")
 
-    monkeypatch.setattr(cli_pay, "InProcessTransport", Terminating)
+    monkeypatch.setattr(transport, "InProcessTransport", Terminating)
     before = signal.signal(signal.SIGTERM, not_unwound)  # the default would end pytest
     try:
         result = CliRunner().invoke(app, ["demo"])
