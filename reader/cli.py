@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_pcsc, cli_vectors
 from reader.cli_common import ExitCode, interrupt_reported, output_lost, stderr
+from reader.entry import caused_by_interrupt
 from reader.interrupt import (
     hold_decided_payments_to_exit,
     run_ends_on_interrupt,
@@ -183,6 +184,10 @@ def _run() -> None:
         stderr.print("hcepay: interrupted")
         sys.exit(int(ExitCode.INTERRUPTED))
     except Exception as exc:  # the last resort: a bug, reported in one line
+        if caused_by_interrupt(exc):  # wrapped while a command loaded its modules (entry.py)
+            run_ends_on_interrupt()
+            stderr.print("hcepay: interrupted")
+            sys.exit(int(ExitCode.INTERRUPTED))
         if isinstance(exc, OSError) and _output_lost(exc):
             output_lost(exc.strerror or str(exc))
         if os.environ.get("HCEPAY_DEBUG"):

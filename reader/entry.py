@@ -1,8 +1,8 @@
 """The `hcepay` console script: quiet about Ctrl-C from its first instant.
 
-Loading the command line (typer, rich, cryptography, the card) takes a while; an interrupt
-then must be one line and exit 130, not a traceback, so this module imports nothing heavy
-before it can catch one.
+Loading the command line (typer, rich; each command then loads what it runs: cryptography,
+the card) takes a while; an interrupt then must be one line and exit 130, not a traceback,
+so this module imports nothing heavy before it can catch one.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main() -> None:
         signal.signal(signal.SIGINT, interrupt.raise_interrupt)  # remembers each Ctrl-C
         from reader.cli import main as run
     except BaseException as exc:
-        if not _from_interrupt(exc):
+        if not caused_by_interrupt(exc):
             raise
         _interrupted()
     if interrupt.interrupt_swallowed():  # Python swallowed it in a finalizer: stop anyway
@@ -52,7 +52,7 @@ def _interrupted() -> NoReturn:
     sys.exit(INTERRUPTED)
 
 
-def _from_interrupt(exc: BaseException | None) -> bool:
+def caused_by_interrupt(exc: BaseException | None) -> bool:
     """Whether `exc` is a Ctrl-C or was caused by one: Python 3.11 wraps an interrupt that
     lands while a class is made (a dataclass field's __set_name__) in a RuntimeError."""
     seen = 0

@@ -292,6 +292,33 @@ def test_an_interrupt_wrapped_while_loading_is_still_an_interrupt(
         signal.signal(signal.SIGINT, before)
 
 
+def test_an_interrupt_wrapped_while_a_command_loads_is_still_an_interrupt(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command loads its libraries when it runs (`decode`: apdu.command): a Ctrl-C that
+    Python 3.11 wraps in a RuntimeError there is "interrupted" and exit 130 too, not an
+    internal error (70)."""
+    from reader import cli
+
+    class Loading(types.ModuleType):
+        def __getattr__(self, name: str) -> object:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as exc:
+                raise RuntimeError("Error calling __set_name__") from exc
+
+    monkeypatch.setitem(sys.modules, "apdu.command", Loading("apdu.command"))
+    monkeypatch.setattr(sys, "argv", ["hcepay", "decode", "00A4040000"])
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+    finally:
+        signal.signal(signal.SIGINT, before)  # cli.main leaves it ignored: the process ends
+    assert exited.value.code == 130
+    assert capsys.readouterr().err == "hcepay: interrupted\n"
+
+
 def test_an_interrupt_swallowed_while_loading_stops_the_command(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
