@@ -530,10 +530,10 @@ def _write_trace(
 
 def _check_trace(path: Path | None) -> None:
     """A trace file that could not be written is a usage error before any payment."""
-    from reader.trace import check_output_path
-
     if path is None:
         return
+    from reader.trace import check_output_path
+
     try:
         check_output_path(path)
     except OSError as exc:
