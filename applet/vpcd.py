@@ -14,6 +14,7 @@ Two layers: `FrameReader` is pure (bytes in, whole messages out, never half a fr
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import time
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 35963
+_PORT = re.compile(r"[0-9]{1,5}")  # ASCII digits: isdigit() takes "٣" and "²"
 LENGTH_SIZE = 2
 MAX_PAYLOAD = 0xFFFF
 MAX_BUFFER = 4 * (LENGTH_SIZE + MAX_PAYLOAD)  # feed() refuses more unread bytes than this
@@ -174,12 +176,12 @@ def parse_endpoint(text: str) -> tuple[str, int]:
         raise ValueError(f"bad vpcd address {text!r}: expected HOST:PORT, HOST or PORT")
     host, sep, port_text = text.rpartition(":")
     if not sep:
-        if text.isdigit():
+        if _PORT.fullmatch(text):
             host, port_text = DEFAULT_HOST, text
         else:
             host, port_text = text, str(DEFAULT_PORT)
     host = host.strip("[]") or DEFAULT_HOST
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not _PORT.fullmatch(port_text) or not 0 < int(port_text) < 65536:
         raise ValueError(f"bad vpcd address {text!r}: expected HOST:PORT with a port 1-65535")
     return host, int(port_text)
 

@@ -38,6 +38,7 @@ from reader.cli_common import (
     refuse_past,
     stderr,
     stdout,
+    whole_number,
 )
 
 if TYPE_CHECKING:
@@ -94,10 +95,19 @@ def init(
     home: HomeOption = None,
     index: Annotated[str, typer.Option("--index", metavar="XX", help=KEY_INDEX_HELP)] = "01",
     bits: Annotated[
-        int, typer.Option("--bits", help="Modulus size: 1024 to 1984 in steps of 8.")
+        int,
+        typer.Option(
+            "--bits",
+            parser=whole_number,
+            metavar="BITS",
+            help="Modulus size: 1024 to 1984 in steps of 8.",
+        ),
     ] = DEFAULT_BITS,
     exponent: Annotated[
-        int, typer.Option("--exponent", help="Public exponent: 3 or 65537.")
+        int,
+        typer.Option(
+            "--exponent", parser=whole_number, metavar="E", help="Public exponent: 3 or 65537."
+        ),
     ] = DEFAULT_EXPONENT,
     expires: Annotated[
         str | None,
@@ -257,7 +267,14 @@ def _trust_again(
     ),
 )
 def revoke(
-    serial: Annotated[int, typer.Argument(help="The license serial to refuse from now on.")],
+    serial: Annotated[
+        int,
+        typer.Argument(
+            parser=whole_number,
+            metavar="SERIAL",
+            help="The license serial to refuse from now on: a whole number, 0 to 16777215.",
+        ),
+    ],
     home: HomeOption = None,
 ) -> None:
     """Add a license serial to the terminal's revocation list (PROTOCOL.md §7).

@@ -24,6 +24,7 @@ from reader.cli_common import (
     ONE_TRANSPORT,
     READER_HELP,
     WAIT_HELP,
+    CurrencyOption,
     ExitCode,
     HomeOption,
     JsonOption,
@@ -37,9 +38,11 @@ from reader.cli_common import (
     problem,
     reader_transport,
     refuse_past,
+    seconds,
     stderr,
     stdout,
     wait_seconds,
+    whole_number,
 )
 from reader.cli_pay import AmountError, format_amount, parse_amount
 
@@ -52,7 +55,7 @@ card_app = typer.Typer(
 MAX_LINES = 10_000
 MAX_HEX = 2 * (65536 + 9)
 MAX_CARD_FOLDERS = 10_000
-EXPIRY_RE = re.compile(r"^(20\d\d)-(0[1-9]|1[0-2])$")
+EXPIRY_RE = re.compile(r"(20[0-9]{2})-(0[1-9]|1[0-2])")  # ASCII digits: \d takes "٣"
 
 
 def _minor_units(text: str) -> int:
@@ -69,7 +72,7 @@ def _expiry(text: str | None) -> str:
         today = date.today()
         year, month = today.year + 5, today.month
     else:
-        match = EXPIRY_RE.match(text)
+        match = EXPIRY_RE.fullmatch(text)
         if match is None:
             fail(f"bad expiry {text!r}: expected YYYY-MM (2000-2099)")
         year, month = int(match[1]), int(match[2])
@@ -98,12 +101,18 @@ def issue(
         ),
     ] = None,
     bits: Annotated[
-        int, typer.Option("--bits", help="APP key size: 1024..1984, a multiple of 8.")
+        int,
+        typer.Option(
+            "--bits",
+            parser=whole_number,
+            metavar="BITS",
+            help="APP key size: 1024..1984, a multiple of 8.",
+        ),
     ] = 1984,
     holder: Annotated[str, typer.Option("--holder", help="Cardholder name (5F20).")] = (
         "CARDHOLDER"
     ),
-    currency: Annotated[int, typer.Option("--currency", help="ISO 4217 numeric.")] = 156,
+    currency: CurrencyOption = 156,
     ca_index_text: Annotated[
         str, typer.Option("--ca-index", metavar="XX", help=KEY_INDEX_HELP)
     ] = "01",
@@ -304,7 +313,8 @@ def send(
         ),
     ] = None,
     wait: Annotated[
-        float | None, typer.Option("--wait", metavar="SECONDS", help=f"{WAIT_HELP} Default: 0.")
+        float | None,
+        typer.Option("--wait", parser=seconds, metavar="SECONDS", help=f"{WAIT_HELP} Default: 0."),
     ] = None,
     decode: Annotated[
         bool,

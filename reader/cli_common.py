@@ -123,6 +123,48 @@ def key_index(text: str, option: str) -> int:
     return int(text, 16)
 
 
+_DIGITS: Final = re.compile(r"[0-9]+")
+_SECONDS: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+MAX_DIGITS: Final = 18  # more than any number hcepay takes (int() refuses 4301 in its own words)
+
+
+def whole_number(text: str | int) -> int:
+    """A number given on the command line (a serial, --currency, --bits, --last, --atc) as
+    every command reads it: ASCII digits 0-9 and nothing else. Python's int() also reads
+    "٣" (an Arabic-Indic three) as 3, and " 3", "+3" or "1_000": a serial or a code the
+    user did not type. A usage error (exit 2) that click says in one line, naming the
+    option; an int is an option's default, passed through."""
+    if isinstance(text, int):
+        return text
+    if _DIGITS.fullmatch(text) is None:
+        raise typer.BadParameter(f"{text!r} is not a whole number in ASCII digits 0-9")
+    if len(text) > MAX_DIGITS:
+        raise typer.BadParameter(f"{text[:MAX_DIGITS]}... has more than {MAX_DIGITS} digits")
+    return int(text)
+
+
+def seconds(text: str | float) -> float:
+    """A duration in seconds (--wait, --idle, --timeout): ASCII digits with an optional
+    decimal part (30, 0.5). Python's float() also reads "٣", "1e3", "inf" and "nan"; the
+    command still checks the range (wait_seconds)."""
+    if isinstance(text, float | int):
+        return float(text)
+    if _SECONDS.fullmatch(text) is None or len(text) > MAX_DIGITS:
+        raise typer.BadParameter(f"{text!r} is not a number of seconds like 30 or 0.5")
+    return float(text)
+
+
+CurrencyOption = Annotated[
+    int,
+    typer.Option(
+        "--currency",
+        parser=whole_number,
+        metavar="CODE",
+        help="Currency: an ISO 4217 numeric code, 0 to 999 (156 yuan, 978 euro, 840 dollar).",
+    ),
+]
+
+
 def default_home() -> Path:
     """The home a command without --home uses: $HCEPAY_HOME, else ~/.hcepay."""
     env = os.environ.get("HCEPAY_HOME")

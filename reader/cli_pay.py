@@ -31,6 +31,7 @@ from reader.cli_common import (
     PAY_WAIT,
     READER_HELP,
     WAIT_HELP,
+    CurrencyOption,
     ExitCode,
     Failure,
     HomeOption,
@@ -45,10 +46,12 @@ from reader.cli_common import (
     plural,
     problem,
     reader_transport,
+    seconds,
     sigterm_unwinds,
     stderr,
     stdout,
     wait_seconds,
+    whole_number,
 )
 from reader.interrupt import PaymentGuard
 
@@ -609,7 +612,7 @@ def _transport(home: Path, reader: str | None, card: str | None, wait: float = 0
 
 def pay_command(
     amount: Annotated[str, typer.Option("--amount", help="Amount, e.g. 12.34.")],
-    currency: Annotated[int, typer.Option("--currency", help="ISO 4217 numeric.")] = 156,
+    currency: CurrencyOption = 156,
     reader: Annotated[
         str | None, typer.Option("--reader", metavar="NAME", help=READER_HELP)
     ] = None,
@@ -625,7 +628,10 @@ def pay_command(
     wait: Annotated[
         float | None,
         typer.Option(
-            "--wait", metavar="SECONDS", help=f"{WAIT_HELP} Default with --reader: {PAY_WAIT:g}."
+            "--wait",
+            parser=seconds,
+            metavar="SECONDS",
+            help=f"{WAIT_HELP} Default with --reader: {PAY_WAIT:g}.",
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -854,6 +860,7 @@ def log_command(
         int | None,
         typer.Option(
             "--last",
+            parser=whole_number,
             metavar="N",
             help="Only the last N transactions, the newest (oldest first, as always).",
         ),

@@ -21,6 +21,7 @@ from reader.cli_common import (
     PAY_WAIT,
     READER_HELP,
     WAIT_HELP,
+    CurrencyOption,
     ExitCode,
     JsonOption,
     examples,
@@ -30,9 +31,11 @@ from reader.cli_common import (
     plural,
     reader_transport,
     require_pcsc,
+    seconds,
     stderr,
     stdout,
     wait_seconds,
+    whole_number,
 )
 from reader.cli_pcsc import VPCD_DEFAULT, VpcdOption, vpcd_config
 
@@ -227,7 +230,10 @@ def register(app: typer.Typer) -> None:
         wait: Annotated[
             float | None,
             typer.Option(
-                "--wait", metavar="SECONDS", help=f"{WAIT_HELP} Each vector's. Default: 0."
+                "--wait",
+                parser=seconds,
+                metavar="SECONDS",
+                help=f"{WAIT_HELP} Each vector's. Default: 0.",
             ),
         ] = None,
         in_process: Annotated[
@@ -432,11 +438,19 @@ def register_record(group: typer.Typer) -> None:
     def record_command(
         out: Annotated[Path, typer.Option("--out", help="The vector file to write.")],
         amount: Annotated[str, typer.Option("--amount", help="Amount, e.g. 12.34.")] = "12.34",
-        currency: Annotated[int, typer.Option("--currency", help="ISO 4217 numeric.")] = 156,
+        currency: CurrencyOption = 156,
         profile: Annotated[
             str, typer.Option("--profile", help="The card profile (vectors/profiles/).")
         ] = "test-card-1",
-        atc: Annotated[int, typer.Option("--atc", help="The card's ATC at the start.")] = 0,
+        atc: Annotated[
+            int,
+            typer.Option(
+                "--atc",
+                parser=whole_number,
+                metavar="N",
+                help="The card's ATC at the start: a whole number, 0 to 65535.",
+            ),
+        ] = 0,
         used: Annotated[
             str, typer.Option("--used", help="The card's used credit at the start, e.g. 0.00.")
         ] = "0",
@@ -450,6 +464,7 @@ def register_record(group: typer.Typer) -> None:
             float | None,
             typer.Option(
                 "--wait",
+                parser=seconds,
                 metavar="SECONDS",
                 help=f"{WAIT_HELP} Default with --reader: {PAY_WAIT:g}, as pay's.",
             ),
@@ -539,6 +554,7 @@ def register_serve(group: typer.Typer) -> None:
             float,
             typer.Option(
                 "--idle",
+                parser=seconds,
                 metavar="SECONDS",
                 help="Silence after a command that ends an exchange the terminal did not end "
                 "by powering the card off or resetting it.",
@@ -548,6 +564,7 @@ def register_serve(group: typer.Typer) -> None:
             float | None,
             typer.Option(
                 "--timeout",
+                parser=seconds,
                 metavar="SECONDS",
                 help="Fail a vector whose first command has not come by then (default: wait).",
             ),

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
         (["pay"], "hcepay: error: missing option '--amount' (see 'hcepay pay -h')"),
         (
             ["pay", "--amount", "1", "--currency", "x"],
-            "hcepay: error: invalid value for '--currency': 'x' is not a valid int "
-            "(see 'hcepay pay -h')",
+            "hcepay: error: invalid value for '--currency': 'x' is not a whole number in ASCII "
+            "digits 0-9 (see 'hcepay pay -h')",
         ),
         (
             ["pay", "--amount", "1", "extra"],

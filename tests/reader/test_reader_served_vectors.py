@@ -362,8 +362,9 @@ def test_the_command_exits_0_when_every_vector_passes(vpcd: StandInVpcd) -> None
         (["vectors/card/card-approve-basic.json"], "a card-side vector"),
         (["--vpcd", "127.0.0.1:0"], "bad vpcd address"),
         (["--idle", "0"], "--idle and --timeout must be a number of seconds more than 0"),
-        (["--idle", "inf"], "--idle and --timeout must be a number of seconds more than 0"),
-        (["--timeout", "-1"], "--idle and --timeout must be a number of seconds more than 0"),
+        (["--timeout", "0"], "--idle and --timeout must be a number of seconds more than 0"),
+        (["--idle", "inf"], "'inf' is not a number of seconds like 30 or 0.5"),
+        (["--timeout", "-1"], "'-1' is not a number of seconds like 30 or 0.5"),
         (["no-such-file.json"], "no-such-file.json"),
     ],
 )
