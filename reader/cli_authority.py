@@ -52,6 +52,7 @@ DEFAULT_BITS: Final = 1984
 DEFAULT_EXPONENT: Final = 3
 MAX_SERIAL = 0xFFFFFF
 _CA_FILE = re.compile(r"ca-([0-9A-F]{2})\.pub\.pem")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # the one form --expires takes
 
 authority_app = typer.Typer(
     name="authority",
@@ -66,10 +67,12 @@ def _expiry(text: str | None, today: date) -> date:
             return today.replace(year=today.year + DEFAULT_YEARS)
         except ValueError:  # 29 February
             return today.replace(year=today.year + DEFAULT_YEARS, day=28)
+    if _DAY.fullmatch(text) is None:  # fromisoformat also reads 20300101 and 2030-W01-1
+        fail(f"--expires {text!r}: must be a date YYYY-MM-DD, as 2031-12-31")
     try:
         expires = date.fromisoformat(text)
     except ValueError:
-        fail(f"--expires {text!r}: must be a date YYYY-MM-DD")
+        fail(f"--expires {text!r}: no such day (YYYY-MM-DD, as 2031-12-31)")
     refuse_past("--expires", text, expires, today)
     return expires
 
@@ -111,7 +114,12 @@ def init(
     ] = DEFAULT_EXPONENT,
     expires: Annotated[
         str | None,
-        typer.Option("--expires", help="Key expiry in the terminal, YYYY-MM-DD (default +5y)."),
+        typer.Option(
+            "--expires",
+            metavar="YYYY-MM-DD",
+            help="The last day the terminal accepts the key; not a past day. "
+            "Default: 5 years on (an existing key: its expiry as it is).",
+        ),
     ] = None,
     force: Annotated[
         bool,

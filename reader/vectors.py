@@ -39,6 +39,7 @@ MAX_STEPS = 256
 CHOICE_KEY: Final = "choice"  # a vector of a choice PROTOCOL.md leaves open
 MAX_APDU_BYTES = 65_544  # extended case 4: 4 + 3 + 65535 + 2 (ISO 7816-4 5.1)
 _HEX_BYTE = re.compile("[0-9A-Fa-f]{2}")
+_DAY = re.compile("[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fromisoformat also reads 20300101
 WILDCARD = ".."
 GENERATE_AC_INS = 0xAE  # PROTOCOL.md §3
 
@@ -289,6 +290,8 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
     expires = _optional(obj, "authority_expires", str, where)
     if expires is not None:
         try:
+            if _DAY.fullmatch(expires) is None:
+                raise ValueError(expires)
             date.fromisoformat(expires)  # as the replay reads it
         except ValueError:
             raise VectorError(f"authority_expires {expires!r} is not YYYY-MM-DD", where) from None

@@ -211,6 +211,25 @@ def test_init_usage_errors_are_one_line(run: Invoke, args: tuple[str, str]) -> N
     assert "Traceback" not in out + err
 
 
+@pytest.mark.parametrize(
+    ("expires", "said"),
+    [
+        ("20400101", "must be a date YYYY-MM-DD, as 2031-12-31"),  # fromisoformat reads it
+        ("2040-W01-1", "must be a date YYYY-MM-DD, as 2031-12-31"),
+        ("2040-01-01T00:00", "must be a date YYYY-MM-DD, as 2031-12-31"),
+        ("2040-\u0660\u0661-01", "must be a date YYYY-MM-DD, as 2031-12-31"),
+        ("2040-02-30", "no such day (YYYY-MM-DD, as 2031-12-31)"),
+    ],
+)
+def test_init_expires_is_only_yyyy_mm_dd(
+    run: Invoke, tmp_path: Path, expires: str, said: str
+) -> None:
+    code, out, err = run("authority", "init", "--bits", "1024", "--expires", expires)
+    assert (code, out) == (2, "")
+    assert err == f"hcepay: error: --expires {expires!r}: {said}\n"
+    assert not (tmp_path / "authority").exists()  # no key made
+
+
 def test_revoke_and_show(run: Invoke, tmp_path: Path) -> None:
     assert run("authority", "init", "--bits", "1024")[0] == 0
     assert run("authority", "revoke", "7")[0] == 0

@@ -141,6 +141,16 @@ TERMINAL_BAD = (
 )
 
 
+def test_authority_expires_is_only_yyyy_mm_dd(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    for expires in ("20300101", "2030-W01-1"):  # date.fromisoformat reads both
+        fields = f'"date": "261129", "time": "120000", "authority_expires": "{expires}"'
+        bad.write_text(TERMINAL_BAD % fields, encoding="utf-8")
+        code, _, stderr = run("vectors", "replay", str(bad))
+        assert code == 2, stderr
+        assert f"authority_expires {expires!r} is not YYYY-MM-DD" in stderr
+
+
 @pytest.mark.parametrize(
     "text",
     [
