@@ -395,16 +395,42 @@ def _terminal_values(
     return vx.terminal_values_from_json(obj, "terminal values")
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path, profiles: Path) -> None:
     """An --out that cannot be written is a usage error before the payment, checked as
     pay's --trace is: the payment spends the card's ATC and credit (a real card's, with
-    --reader), and its exchange was lost when only the write found the folder missing."""
+    --reader), and its exchange was lost when only the write found the folder missing.
+    Nor may it replace what is not a vector: a file of the profiles folder (the card's
+    card.json or key, written over by the card's own exchange), even through a symbolic
+    link, or any other file already there. A vector (or trace) file is replaced: that is
+    how a vector is recorded again."""
     from reader.trace import check_output_path
 
     try:
         check_output_path(out)
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc} ({exc.filename or out})")
+    if out.resolve().is_relative_to(profiles.resolve()):
+        fail(
+            f"--out {out}: a file of the profiles folder {profiles} (the cards' keys and "
+            "descriptions), not a vector: write the vector elsewhere"
+        )
+    if out.exists() and not _vector_file(out):
+        fail(f"--out {out}: exists and is not a vector file, so it is not replaced")
+
+
+def _vector_file(path: Path) -> bool:
+    """Whether the regular file `path` is a vector or a trace (a JSON object with
+    `hcepay_vector`, PROTOCOL.md §8), which a recording may replace; a file that is not
+    one is never replaced, whatever its name."""
+    from reader import vectors as vx
+
+    try:
+        with path.open("rb") as f:
+            raw = f.read(vx.MAX_VECTOR_FILE_BYTES + 1)
+        obj = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return False
+    return isinstance(obj, dict) and "hcepay_vector" in obj
 
 
 def _text(name: str) -> str:
@@ -436,7 +462,15 @@ def register_record(group: typer.Typer) -> None:
         ),
     )
     def record_command(
-        out: Annotated[Path, typer.Option("--out", help="The vector file to write.")],
+        out: Annotated[
+            Path,
+            typer.Option(
+                "--out",
+                metavar="FILE",
+                help="The vector file to write: a new file, or a vector file to replace "
+                "(no other file, nor one of the profiles folder).",
+            ),
+        ],
         amount: Annotated[str, typer.Option("--amount", help="Amount, e.g. 12.34.")] = "12.34",
         currency: CurrencyOption = 156,
         profile: Annotated[
@@ -494,7 +528,8 @@ def register_record(group: typer.Typer) -> None:
         seconds = wait_seconds(wait, reader_name, PAY_WAIT)
         if reader_name is not None:
             reader_name = _one_reader(reader_name)
-        _check_out(out)
+        profiles_folder = profiles or default_vectors_folder() / "profiles"
+        _check_out(out, profiles_folder)
         try:
             minor = _option_amount("--amount", amount)
             used_minor = _option_amount("--used", used)
@@ -506,7 +541,7 @@ def register_record(group: typer.Typer) -> None:
                 name=_text(name or out.stem),
                 start=start,
                 values=values,
-                profiles=profiles or default_vectors_folder() / "profiles",
+                profiles=profiles_folder,
                 reader_name=reader_name,
                 wait=seconds,
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,47 @@ def test_record_refuses_an_out_it_cannot_write_before_paying(
         assert (code, stdout) == (2, ""), stderr
         assert stderr.startswith(f"hcepay: error: cannot write {out}: ") and stderr.count("\n") == 1
     assert fifo.is_fifo()
+
+
+def test_record_never_writes_over_the_profile_it_records_from(tmp_path: Path) -> None:
+    """`--out` naming the profile's card.json or key (or a link to one) replaced it with
+    the vector: the profile no longer opened. Refused before the payment, file unchanged."""
+    profiles = tmp_path / "profiles"
+    shutil.copytree(ROOT / "vectors" / "profiles" / "test-card-1", profiles / "test-card-1")
+    card = profiles / "test-card-1"
+    link = tmp_path / "v.json"
+    link.symlink_to(card / "app.pem")
+    kept = {name: (card / name).read_bytes() for name in ("card.json", "app.pem")}
+    for out in (card / "card.json", card / "app.pem", card / "new.json", link):
+        code, stdout, stderr = run(
+            "vectors", "record", "--out", str(out), "--profiles", str(profiles)
+        )
+        assert (code, stdout) == (2, ""), stderr
+        assert stderr == (
+            f"hcepay: error: --out {out}: a file of the profiles folder {profiles} (the cards' "
+            "keys and descriptions), not a vector: write the vector elsewhere\n"
+        )
+    assert {name: (card / name).read_bytes() for name in kept} == kept
+    assert link.is_symlink() and not (card / "new.json").exists()
+
+
+def test_record_replaces_a_vector_file_and_no_other_file(tmp_path: Path) -> None:
+    """An existing --out is replaced only when it is a vector (recorded again); any other
+    file (notes, a key, a config) is refused before the payment and left as it was."""
+    other = tmp_path / "notes.json"
+    other.write_text('{"not": "a vector"}\n', encoding="utf-8")
+    code, stdout, stderr = run("vectors", "record", "--out", str(other))
+    assert (code, stdout) == (2, "")
+    assert stderr == (
+        f"hcepay: error: --out {other}: exists and is not a vector file, so it is not replaced\n"
+    )
+    assert other.read_text(encoding="utf-8") == '{"not": "a vector"}\n'
+    vector = tmp_path / "v.json"
+    shutil.copy(APPROVE, vector)
+    code, stdout, stderr = run("vectors", "record", "--out", str(vector), "--amount", "1.00")
+    assert code == 0, stderr
+    terminal = vx.load(vector).terminal
+    assert terminal is not None and terminal.amount == 100  # the new recording's
 
 
 def test_replay_exit_codes_and_table(tmp_path: Path) -> None:
