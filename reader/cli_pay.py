@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn, Protocol
 import typer
 
 from apdu.errors import DecodeError
-from authority.errors import KeyFileError
+from authority.errors import KeyFileError, LicenseReason
 from authority.home import LOCK_FILE, authority_dir, cards_dir, read_regular, terminal_dir
 from reader import spool
 from reader.cli_common import (
@@ -70,6 +70,11 @@ AMOUNT_RE: Final = re.compile(r"^([0-9]+)(?:\.([0-9]+))?$")  # ASCII digits only
 MAX_AMOUNT_TEXT: Final = 32
 PROFILE: Final = Path(__file__).resolve().parent.parent / "vectors" / "profiles" / "test-card-1"
 DEMO_KEY_YEARS: Final = 5
+OTHER_KEY_HINT: Final = (
+    "; the license is sized for another key: the card was most likely issued under another "
+    "authority key of that index (8F) than the terminal holds (one made again with `hcepay "
+    "authority init --force`, or another home's)"
+)
 
 
 class AmountError(ValueError):
@@ -236,7 +241,8 @@ def run_payment(
     except CheckError as exc:  # what was recorded before it: torn payments proven now (P§9)
         note = _torn_note(journal)
         recovered = tuple(journal.recorded)
-        return Run(ExitCode.REFUSED, "refused", exc.reason + note, recovered=recovered)
+        reason = refusal(exc, "; issue the card again under the terminal's key")
+        return Run(ExitCode.REFUSED, "refused", reason + note, recovered=recovered)
     except ReaderChoiceError as exc:  # --reader matches several readers: nothing was sent
         return Run(ExitCode.USAGE, "not attempted", exc.reason)
     except TransportError as exc:
@@ -269,6 +275,18 @@ def run_payment(
         return Run(ExitCode.OK, "approved", "", paid, paid.outcome, paid.recovered)
     reason = "declined by the card"
     return Run(ExitCode.DECLINED, "declined", reason, paid, paid.outcome, paid.recovered)
+
+
+def refusal(exc: checks.CheckError, fix: str = "") -> str:
+    """A check's refusal as `pay` and `log --verify` say it: a license whose length is not
+    the authority key's (PROTOCOL.md §5.1, §7 check 3) adds its usual cause, a card signed
+    by another key of that index, which the bare "license bad length" never hinted at (and
+    `fix`, what to do about it). The refusal, its check and its exit code stay as they are."""
+    from reader.checks import LicenseCheckError
+
+    if isinstance(exc, LicenseCheckError) and exc.license_reason is LicenseReason.BAD_LENGTH:
+        return exc.reason + OTHER_KEY_HINT + fix
+    return exc.reason
 
 
 def _torn_note(journal: GuardedJournal) -> str:
@@ -769,7 +787,7 @@ def verify_row(outcome: Outcome, keys: KeyStore) -> str:
         checks.verify_recorded(_recorded(outcome), keys)
         sent = sent_with(outcome.cdol1_data, outcome.time.date())
     except CheckError as exc:
-        return exc.reason
+        return refusal(exc)
     except (ValueError, KeyError, TypeError, DecodeError) as exc:
         # TypeError: a column of another type (text where bytes are kept), edited by hand
         return f"malformed row: {exc}"

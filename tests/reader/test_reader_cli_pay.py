@@ -945,3 +945,35 @@ def test_log_recover_tries_no_entry_after_the_log_refuses_a_write(
     monkeypatch.undo()
     result = CliRunner().invoke(app, ["log", "--home", str(home), "recover", "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["imported"] == 3
+
+
+def test_a_license_of_another_keys_length_says_its_usual_cause(tmp_path: Path) -> None:
+    """A card issued under an authority key 01 that was made again (another size) is
+    refused with "license bad length", which named no cause. `pay` and `log --verify` now
+    say it, with the same refusal: exit 3, check 3, the license's reason first."""
+    home = tmp_path / "home"
+    runner = CliRunner()
+    for argv in (
+        ["authority", "init", "--bits", "1024"],
+        ["card", "issue", "--account", "6200123456789012", "--limit", "10", "--bits", "1024"],
+    ):
+        assert runner.invoke(app, [*argv, "--home", str(home)]).exit_code == 0
+    assert _pay(home, "--amount", "1.00")[0] == ExitCode.OK
+    remade = ["authority", "init", "--force", "--bits", "1032", "--home", str(home)]
+    assert runner.invoke(app, remade).exit_code == 0
+    cause = "the card was most likely issued under another authority key of that index (8F)"
+    code, out = _pay(home, "--amount", "1.00")
+    reason = json.loads(out)["reason"]
+    assert (code, json.loads(out)["verdict"]) == (ExitCode.REFUSED, "refused")
+    assert reason.startswith("license bad length (128 bytes, want 129); "), reason
+    assert cause in reason and "`hcepay authority init --force`" in reason
+    assert reason.endswith("issue the card again under the terminal's key")
+    result = runner.invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
+    assert result.exit_code == ExitCode.REFUSED
+    assert result.stderr.startswith("hcepay: error: refused: license bad length")
+    assert len(result.stderr.splitlines()) == 1 and cause in result.stderr
+    result = runner.invoke(app, ["log", "--home", str(home), "--verify", "--json"])
+    assert result.exit_code == ExitCode.REFUSED
+    [row] = json.loads(result.stdout)["transactions"]
+    assert row["verify_reason"].startswith("license bad length (128 bytes, want 129); ")
+    assert cause in row["verify_reason"] and "issue the card" not in row["verify_reason"]
