@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from reader import cli_authority, cli_card, cli_decode, cli_pay, cli_pcsc, cli_vectors
-from reader.cli_common import ExitCode, interrupt_reported, output_lost, stderr
+from reader.cli_common import ExitCode, examples, interrupt_reported, output_lost, stderr
 from reader.entry import caused_by_interrupt
 from reader.interrupt import (
     hold_decided_payments_to_exit,
@@ -118,7 +118,22 @@ app = typer.Typer(
     cls=OneLineErrors,
     help=(
         "hcepay: an ISO 7816 card-emulation simulator for mobile credit payment.\n\n"
-        "Start with `hcepay demo` (one complete payment, in-process, nothing to set up)."
+        "Start with `hcepay demo` (one complete payment, in-process, nothing to set up). "
+        "Then make a home folder of your own (--home FOLDER, else $HCEPAY_HOME, else "
+        "~/.hcepay): `authority init`, `card issue`, `pay`, `log`. `hcepay COMMAND -h` says "
+        "what each command does, with examples.\n\n"
+        "Every command exits 0 when it did what it says, 2 for a usage error (one line on "
+        "stderr, never a traceback), 70 for an internal error (a bug), 74 when its output "
+        "could not be written (what it did stands) and 130 when interrupted; a command with "
+        "more codes (pay, demo, log, vectors, card send, decode, readers) names them in its "
+        "help."
+    ),
+    epilog=examples(
+        "hcepay demo",
+        "hcepay authority init --home /tmp/pos   # an authority key, trusted by the terminal",
+        "hcepay card issue --account 6200123456789012 --limit 1000.00 --home /tmp/pos",
+        "hcepay pay --amount 12.34 --home /tmp/pos   # the home's card, in-process",
+        "hcepay log --verify --home /tmp/pos",
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -57,6 +57,11 @@ _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # the one form --expires takes
 authority_app = typer.Typer(
     name="authority",
     help="The credit authority: its RSA keys, license serials and the terminal's key store.",
+    epilog=examples(
+        "hcepay authority init   # key 01, trusted by the terminal",
+        "hcepay authority show",
+        "hcepay authority revoke 5",
+    ),
     no_args_is_help=True,
 )
 
@@ -91,6 +96,7 @@ def _keystore(home: Path) -> KeyStore:
     epilog=examples(
         "hcepay authority init   # key index 01, 1984 bits, in ~/.hcepay",
         "hcepay authority init --index 02 --home /tmp/pos",
+        "hcepay authority init --bits 1024 --expires 2035-12-31   # a small key, for tests",
     ),
 )
 def init(
@@ -340,7 +346,12 @@ def _authority_keys(home: Path) -> dict[int, RsaPublicKey | str]:
     epilog=examples("hcepay authority show", "hcepay authority show --json --home /tmp/pos"),
 )
 def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """List the authority keys, the terminal's accepted keys and the revoked serials."""
+    """List the authority keys, the terminal's accepted keys and the revoked serials.
+
+    With --json, one object: `home`, `keys` (each `index`, `bits`, `exponent`,
+    `authority_private_key`, `authority_public_key`, `problem`, `terminal_expires`,
+    `terminal_status`: valid, expired or not held, `same_key`), `next_serial` and
+    `revoked`."""
     from rich.table import Table
 
     from authority.rsa import RsaPublicKey

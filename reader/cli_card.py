@@ -20,6 +20,7 @@ import typer
 from authority.errors import KeyFileError
 from authority.home import allocate_serial, ca_private_path, cards_dir, index_hex, peek_serial
 from reader.cli_common import (
+    AMOUNT_HELP,
     KEY_INDEX_HELP,
     ONE_TRANSPORT,
     READER_HELP,
@@ -49,6 +50,10 @@ from reader.cli_pay import AmountError, format_amount, parse_amount
 card_app = typer.Typer(
     name="card",
     help="Issue a card into the home folder, send it APDUs by hand (and serve it).",
+    epilog=examples(
+        "hcepay card issue --account 6200123456789012 --limit 1000.00",
+        "hcepay card send --in-process 00A404000E325041592E5359532E444446303100",
+    ),
     no_args_is_help=True,
 )
 
@@ -90,8 +95,17 @@ def _expiry(text: str | None) -> str:
     ),
 )
 def issue(
-    account: Annotated[str, typer.Option("--account", help="Credit account id: up to 19 digits.")],
-    limit: Annotated[str, typer.Option("--limit", help="Credit limit, e.g. 1000.00.")],
+    account: Annotated[
+        str,
+        typer.Option(
+            "--account",
+            metavar="DIGITS",
+            help="The credit account id (5A): 1 to 19 ASCII digits; the card's folder name.",
+        ),
+    ],
+    limit: Annotated[
+        str, typer.Option("--limit", metavar="AMOUNT", help=f"The credit limit: {AMOUNT_HELP}.")
+    ],
     expiry: Annotated[
         str | None,
         typer.Option(
@@ -109,16 +123,25 @@ def issue(
             help="APP key size: 1024..1984, a multiple of 8.",
         ),
     ] = 1984,
-    holder: Annotated[str, typer.Option("--holder", help="Cardholder name (5F20).")] = (
-        "CARDHOLDER"
-    ),
+    holder: Annotated[
+        str,
+        typer.Option(
+            "--holder",
+            metavar="NAME",
+            help="Cardholder name (5F20): 2 to 26 printable ASCII characters.",
+        ),
+    ] = "CARDHOLDER",
     currency: CurrencyOption = 156,
     ca_index_text: Annotated[
         str, typer.Option("--ca-index", metavar="XX", help=KEY_INDEX_HELP)
     ] = "01",
     home: HomeOption = None,
 ) -> None:
-    """Issue a card: APP key pair, license signed by the home's authority, state at ATC 0."""
+    """Issue a card: APP key pair, license signed by the home's authority, state at ATC 0.
+
+    The card goes in `<home>/cards/ACCOUNT`, with the next license serial; the authority's
+    key of --ca-index must exist (`hcepay authority init`). Pay with it in-process, or serve
+    it to a virtual reader (`hcepay card serve`)."""
     from applet.profile import IssueRequest, issue_card
     from authority.keyfiles import load_private
     from authority.rsa import generate
@@ -309,7 +332,9 @@ def send(
     card: Annotated[
         str | None,
         typer.Option(
-            "--card", metavar="ACCOUNT", help="With --in-process; default: the only card."
+            "--card",
+            metavar="ACCOUNT",
+            help="With --in-process: the account of the home's card. Default: the only card.",
         ),
     ] = None,
     wait: Annotated[
@@ -328,7 +353,10 @@ def send(
 
     With --decode, each response is decoded as `hcepay decode --response` shows it; with
     --json too, each item has `decoded`: the object `hcepay decode --response --json`
-    prints (`data`, `sw`, `sw_meaning`, `tlv`, `tlv_error`)."""
+    prints (`data`, `sw`, `sw_meaning`, `tlv`, `tlv_error`).
+
+    Exit 0 once every APDU is answered, whatever its status word; 2 usage (a bad APDU is
+    named by its argument or line); 4 transport error (no card, the card lost)."""
     from reader.transport import LoggingTransport, ReaderChoiceError
 
     commands = _commands(apdus or [])

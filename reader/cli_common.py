@@ -107,6 +107,13 @@ HomeOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+AMOUNT_HELP: Final = (
+    "a decimal string in the currency's units, at most 2 decimals (12.34, 5, 0.50); "
+    "no sign, no exponent"
+)
+TRACE_HELP: Final = (
+    "Write the exchange to FILE as a PROTOCOL.md §8 trace (JSON), replacing the file."
+)
 
 
 KEY_INDEX_HELP = (

@@ -150,7 +150,14 @@ def _print_text(result: dict[str, Any], raw: bytes, response: bool) -> None:
 
 
 def decode(
-    hex_apdu: Annotated[str, typer.Argument(metavar="HEX", help="The APDU in hex.")],
+    hex_apdu: Annotated[
+        str,
+        typer.Argument(
+            metavar="HEX",
+            help="The APDU in hex, header first (00A40400...); blanks and colons between "
+            "bytes are skipped (quote them).",
+        ),
+    ],
     response: Annotated[
         bool, typer.Option("--response", "-r", help="Decode a response APDU (data + SW).")
     ] = False,
@@ -161,7 +168,10 @@ def decode(
     Data that does not decode as BER-TLV is shown in hex: an answer's (malformed, or too
     deeply nested) with one line saying why; a command's (often no TLV: a DF name, DOL data)
     without. With --json, `tlv` is then null and `tlv_error` the reason, for both (null
-    when the tree is there, or there is no data)."""
+    when the tree is there, or there is no data).
+
+    Exit 0 decoded, 1 not an APDU (not hex, or a length that does not fit ISO 7816-4's
+    cases), 2 usage."""
     raw = _parse_hex(hex_apdu)
     try:
         result = decode_response(raw) if response else decode_command(raw)

@@ -27,9 +27,11 @@ from authority.errors import KeyFileError, LicenseReason
 from authority.home import LOCK_FILE, authority_dir, cards_dir, read_regular, terminal_dir
 from reader import spool
 from reader.cli_common import (
+    AMOUNT_HELP,
     ONE_TRANSPORT,
     PAY_WAIT,
     READER_HELP,
+    TRACE_HELP,
     WAIT_HELP,
     CurrencyOption,
     ExitCode,
@@ -438,14 +440,19 @@ def make_demo_home(home: Path) -> Path:
 
 
 def demo(
-    amount: Annotated[str, typer.Option("--amount", help="Amount, e.g. 12.34.")] = "12.34",
-    trace: Annotated[
-        Path | None, typer.Option("--trace", metavar="FILE", help="Write the exchange (§8).")
-    ] = None,
+    amount: Annotated[
+        str, typer.Option("--amount", metavar="AMOUNT", help=f"The amount: {AMOUNT_HELP}.")
+    ] = "12.34",
+    trace: Annotated[Path | None, typer.Option("--trace", metavar="FILE", help=TRACE_HELP)] = None,
     as_json: JsonOption = False,
 ) -> None:
     """One complete payment, in-process, in a temporary home, shown as the six steps of a
-    credit payment (request, license, verification, deduction, authorization, record)."""
+    credit payment (request, license, verification, deduction, authorization, record).
+
+    The card is the published test card (limit 1000.00, currency 156); the home and its
+    log are removed when the demo ends. Exit 0 approved, 1 declined (an amount over the
+    limit), 2 usage, 3 refused by a check; `--json` prints `hcepay pay --json`'s object
+    with `steps` added."""
     from applet.profile import open_card
     from authority.keystore import load_keystore
     from reader.flow import PaymentRequest
@@ -629,7 +636,9 @@ def _transport(home: Path, reader: str | None, card: str | None, wait: float = 0
 
 
 def pay_command(
-    amount: Annotated[str, typer.Option("--amount", help="Amount, e.g. 12.34.")],
+    amount: Annotated[
+        str, typer.Option("--amount", metavar="AMOUNT", help=f"The amount: {AMOUNT_HELP}.")
+    ],
     currency: CurrencyOption = 156,
     reader: Annotated[
         str | None, typer.Option("--reader", metavar="NAME", help=READER_HELP)
@@ -638,11 +647,14 @@ def pay_command(
         bool, typer.Option("--in-process", help="Pay with the home's card in this process.")
     ] = False,
     card: Annotated[
-        str | None, typer.Option("--card", metavar="ACCOUNT", help="Default: the only card.")
+        str | None,
+        typer.Option(
+            "--card",
+            metavar="ACCOUNT",
+            help="The account of the home's card to pay with (in-process). Default: the only card.",
+        ),
     ] = None,
-    trace: Annotated[
-        Path | None, typer.Option("--trace", metavar="FILE", help="Write the exchange (§8).")
-    ] = None,
+    trace: Annotated[Path | None, typer.Option("--trace", metavar="FILE", help=TRACE_HELP)] = None,
     wait: Annotated[
         float | None,
         typer.Option(

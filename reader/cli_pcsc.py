@@ -30,7 +30,11 @@ from reader.cli_common import (
 
 
 def readers(as_json: JsonOption = False) -> None:
-    """List the PC/SC readers pcscd knows, with the ATR of the card in each."""
+    """List the PC/SC readers pcscd knows, with the ATR of the card in each.
+
+    The index is what --reader takes (as does a part of the name). Exit 0, also when there
+    is no reader (said on stderr; --json: []), 4 when pcscd is not running or PC/SC
+    support (pyscard) is missing."""
     from rich.table import Table
 
     require_pcsc()
@@ -82,7 +86,10 @@ def serve(
     """Serve a card to pcscd through vpcd until Ctrl-C (reconnects when pcscd restarts).
 
     `hcepay -v card serve` logs one line per APDU. One process serves a card folder at a
-    time.
+    time. The card's state (ATC, used credit) is saved as it changes, as for `pay`.
+
+    Exit 0 when stopped (Ctrl-C or SIGTERM), 2 for a bad --vpcd or card (one in use by
+    another process included).
     """
     from applet import open_card
     from reader.cli_card import card_folder

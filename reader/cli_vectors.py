@@ -17,6 +17,7 @@ import typer
 from rich.text import Text
 
 from reader.cli_common import (
+    AMOUNT_HELP,
     ONE_TRANSPORT,
     PAY_WAIT,
     READER_HELP,
@@ -198,6 +199,10 @@ def register(app: typer.Typer) -> None:
     group = typer.Typer(
         help="Conformance vectors (PROTOCOL.md §8): replay them, record new ones, serve them "
         "to your own terminal.",
+        epilog=examples(
+            "hcepay vectors replay vectors/card   # the card-side vectors, in-process",
+            "hcepay vectors record --out my-payment.json --amount 5.00",
+        ),
         no_args_is_help=True,
     )
     app.add_typer(group, name="vectors")
@@ -217,7 +222,11 @@ def register(app: typer.Typer) -> None:
     def replay_command(
         paths: Annotated[
             list[Path] | None,
-            typer.Argument(help="Vector files or folders (default: the repository's vectors/)."),
+            typer.Argument(
+                metavar="[PATH]...",
+                help="Vector files or folders (each searched for *.json, profiles/ left out). "
+                "Default: the repository's vectors/.",
+            ),
         ] = None,
         reader_name: Annotated[
             str | None,
@@ -242,7 +251,11 @@ def register(app: typer.Typer) -> None:
         ] = False,
         profiles: Annotated[
             Path | None,
-            typer.Option("--profiles", help="Profiles folder (default: vectors/profiles)."),
+            typer.Option(
+                "--profiles",
+                metavar="FOLDER",
+                help="The folder of the card profiles vectors name. Default: vectors/profiles.",
+            ),
         ] = None,
         protocol_only: Annotated[
             bool,
@@ -255,7 +268,12 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Replay vectors; exit 0 only when every one passes (1 when any fails, 2 for a bad
-        vector file or option, 4 when the card could not be reached)."""
+        vector file or option, 4 when the card could not be reached).
+
+        A card-side vector sends its commands to a card (our applet in-process, or the card
+        in --reader) and compares each answer; a terminal-side one runs our terminal against
+        its card's answers and compares the commands and the verdict. With --json, one
+        object: `results` (each vector's), `passed`, `failed`, `left_out`."""
         from reader import vectors as vx
 
         if reader_name is not None and in_process:
@@ -471,10 +489,15 @@ def register_record(group: typer.Typer) -> None:
                 "(no other file, nor one of the profiles folder).",
             ),
         ],
-        amount: Annotated[str, typer.Option("--amount", help="Amount, e.g. 12.34.")] = "12.34",
+        amount: Annotated[
+            str, typer.Option("--amount", metavar="AMOUNT", help=f"The amount: {AMOUNT_HELP}.")
+        ] = "12.34",
         currency: CurrencyOption = 156,
         profile: Annotated[
-            str, typer.Option("--profile", help="The card profile (vectors/profiles/).")
+            str,
+            typer.Option(
+                "--profile", metavar="NAME", help="The card profile: a folder of --profiles."
+            ),
         ] = "test-card-1",
         atc: Annotated[
             int,
@@ -486,7 +509,12 @@ def register_record(group: typer.Typer) -> None:
             ),
         ] = 0,
         used: Annotated[
-            str, typer.Option("--used", help="The card's used credit at the start, e.g. 0.00.")
+            str,
+            typer.Option(
+                "--used",
+                metavar="AMOUNT",
+                help=f"The card's used credit at the start: {AMOUNT_HELP}.",
+            ),
         ] = "0",
         reader_name: Annotated[
             str | None,
@@ -507,18 +535,50 @@ def register_record(group: typer.Typer) -> None:
             bool, typer.Option("--in-process", help="Pay our card in-process (default).")
         ] = False,
         un: Annotated[
-            str | None, typer.Option("--un", help="Unpredictable number, 8 hex digits.")
+            str | None,
+            typer.Option(
+                "--un",
+                metavar="HEX",
+                help="The unpredictable number (9F37): 8 hex digits. Default: a random one.",
+            ),
         ] = None,
-        day: Annotated[str | None, typer.Option("--date", help="Date YYMMDD.")] = None,
-        clock: Annotated[str | None, typer.Option("--time", help="Time HHMMSS.")] = None,
-        name: Annotated[str | None, typer.Option("--name", help="Vector name.")] = None,
+        day: Annotated[
+            str | None,
+            typer.Option(
+                "--date", metavar="YYMMDD", help="The transaction date (9A). Default: today."
+            ),
+        ] = None,
+        clock: Annotated[
+            str | None,
+            typer.Option(
+                "--time", metavar="HHMMSS", help="The transaction time (9F21). Default: now."
+            ),
+        ] = None,
+        name: Annotated[
+            str | None,
+            typer.Option(
+                "--name",
+                metavar="TEXT",
+                help="The vector's name. Default: --out's file name without .json.",
+            ),
+        ] = None,
         profiles: Annotated[
             Path | None,
-            typer.Option("--profiles", help="Profiles folder (default: vectors/profiles)."),
+            typer.Option(
+                "--profiles",
+                metavar="FOLDER",
+                help="The folder of the card profiles vectors name. Default: vectors/profiles.",
+            ),
         ] = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Run one payment and write it as a vector, ready to replay (PROTOCOL.md §8)."""
+        """Run one payment and write it as a vector, ready to replay (PROTOCOL.md §8).
+
+        The card is the profile's, in-process (its files are only read), or the card in
+        --reader; --atc and --used give its starting state, which the vector keeps. Exit 0
+        when the vector is written, whatever the payment's verdict (it is in the vector and
+        in the line printed); 2 usage, 4 when the card could not be reached (nothing
+        written). With --json, one object: `out`, `vector`, `steps`, `verdict`, `reason`."""
         from reader import vectors as vx
         from reader.cli_pay import AmountError
         from reader.transport import TransportError
@@ -581,7 +641,8 @@ def register_serve(group: typer.Typer) -> None:
         paths: Annotated[
             list[Path] | None,
             typer.Argument(
-                help="Terminal-side vector files or folders (default: vectors/terminal)."
+                metavar="[PATH]...",
+                help="Terminal-side vector files or folders (default: vectors/terminal).",
             ),
         ] = None,
         vpcd: VpcdOption = VPCD_DEFAULT,
@@ -606,7 +667,11 @@ def register_serve(group: typer.Typer) -> None:
         ] = None,
         profiles: Annotated[
             Path | None,
-            typer.Option("--profiles", help="Profiles folder (default: vectors/profiles)."),
+            typer.Option(
+                "--profiles",
+                metavar="FOLDER",
+                help="The folder of the card profiles vectors name. Default: vectors/profiles.",
+            ),
         ] = None,
         as_json: JsonOption = False,
     ) -> None:

@@ -124,6 +124,14 @@ def test_every_help_example_runs(
         (("vectors", "replay"), "2 for a bad vector file"),
         (("vectors", "serve"), "check its verdict and its log against the expect line yourself"),
         (("authority", "revoke"), "The home and its terminal key store must exist"),
+        ((), "2 for a usage error (one line on stderr, never a traceback), 70 for an internal"),
+        (("demo",), "Exit 0 approved, 1 declined (an amount over the limit)"),
+        (("decode",), "Exit 0 decoded, 1 not an APDU"),
+        (("readers",), "4 when pcscd is not running"),
+        (("card", "send"), "4 transport error (no card, the card lost)"),
+        (("card", "serve"), "Exit 0 when stopped (Ctrl-C or SIGTERM)"),
+        (("vectors", "record"), "Exit 0 when the vector is written, whatever the payment's"),
+        (("authority", "show"), "With --json, one object: home, keys"),
     ],
 )
 def test_the_help_names_what_the_command_does(path: tuple[str, ...], says: str) -> None:
@@ -137,3 +145,49 @@ def test_log_help_gives_the_shape_of_its_json() -> None:
     text = " ".join(_help("log").split())
     for field in ("transactions", "verify_reason", "pending_entries", "spooled", "exit 3"):
         assert field in text, field
+
+
+@pytest.mark.parametrize(
+    ("path", "option"),
+    [
+        (("pay",), "--amount"),
+        (("demo",), "--amount"),
+        (("card", "issue"), "--limit"),
+        (("vectors", "record"), "--amount"),
+        (("vectors", "record"), "--used"),
+    ],
+)
+def test_every_amount_option_says_how_an_amount_is_written(
+    path: tuple[str, ...], option: str
+) -> None:
+    """An amount is a decimal string in the currency's units ("Amount, e.g. 12.34." left
+    the units, the decimals and the refused forms to guess)."""
+    text = " ".join(_help(*path).split())
+    said = (
+        rf"{option} AMOUNT [^│]*a decimal string in the currency's units, at most 2 decimals "
+        r"\(12\.34, 5, 0\.50\); no sign, no exponent\."
+    )
+    assert re.search(said, text), text
+
+
+@pytest.mark.parametrize("path", [("pay",), ("card", "issue"), ("vectors", "record")])
+def test_every_currency_option_says_what_the_code_is(path: tuple[str, ...]) -> None:
+    text = " ".join(_help(*path).split())
+    assert "--currency CODE Currency: an ISO 4217 numeric code, 0 to 999" in text, text
+
+
+def test_every_group_has_an_example() -> None:
+    """`hcepay`, `hcepay card -h`, `hcepay authority -h` and `hcepay vectors -h` showed
+    no example: a user starting from a group had none to copy."""
+    root = typer.main.get_command(app)
+    groups = [path for path, command in _commands(root) if getattr(command, "commands", None)]
+    assert {(), ("card",), ("authority",), ("vectors",), ("log",)} <= set(groups)
+    without = [path for path in groups if not EXAMPLE_RE.search(_command(root, path).epilog or "")]
+    assert without == [], without
+
+
+def _command(root: Any, path: tuple[str, ...]) -> Any:
+    command = root
+    for name in path:
+        command = command.commands[name]
+    return command
