@@ -15,12 +15,17 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, NoReturn, Protocol
 
 import typer
+from rich.box import HEAVY_HEAD
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.segment import Segment
 from rich.table import Table
 
 from apdu.errors import DecodeError
@@ -844,52 +849,185 @@ def log_command(
     if as_json:
         if _print_log_json(root, path, last, verify):
             raise typer.Exit(int(ExitCode.REFUSED))
-        return
-    rows = []
-    total = 0
+    elif _print_log_table(root, path, last, verify):
+        raise typer.Exit(int(ExitCode.REFUSED))
+
+
+TABLE_BATCH: Final = 500  # rows printed at a time by `hcepay log` (about 60 kB of text)
+LOG_COLUMNS: Final = ("id", "time", "account", "amount", "cur", "ATC", "verdict", "serial", "CA")
+
+
+def _row_cells(r: LogRow, failures: dict[int, str] | None) -> list[str]:
+    """One row of `hcepay log` as its cells; with --verify (`failures`), why it fails or ok."""
+    o = r.outcome
+    cells = [
+        str(r.id),
+        o.time.isoformat(sep=" "),
+        o.account,
+        format_amount(o.amount),
+        str(o.currency),
+        f"{o.atc:04X}",
+        str(o.verdict),
+        str(o.serial),
+        f"{o.ca_index:02X}",
+    ]
+    if failures is not None:
+        cells.append(failures.get(r.id) or "ok")
+    return cells
+
+
+def _cell_width(text: str) -> int:
+    """The columns a cell takes in a rich table: its widest line."""
+    return max(map(cell_len, text.splitlines()), default=0)
+
+
+@dataclass
+class _Layout:
+    """What the first reading of the rows learns for printing them: each column's width
+    (its widest cell, as rich measures it) and whether every cell is printable ASCII, one
+    line, so that a row can be written as text of those widths."""
+
+    widths: list[int]
+    plain: bool = True
+
+    def add(self, cells: list[str]) -> None:
+        joined = "".join(cells)
+        if self.plain and joined.isascii() and joined.isprintable():
+            self.widths = [max(w, len(c)) for w, c in zip(self.widths, cells, strict=True)]
+        else:  # a hand-edited value: wide characters, a line break (rich lays them out)
+            self.plain = False
+            self.widths = [max(w, _cell_width(c)) for w, c in zip(self.widths, cells, strict=True)]
+
+
+def _fit(widths: list[int], room: int) -> list[int]:
+    """Column widths that fit a console of `room` columns (a cell takes its width, two
+    spaces and a rule), the widest column narrowed first: every batch of a long table is
+    laid out alike, the values that no longer fit folded."""
+    fitted = list(widths)
+    excess = sum(fitted) + 3 * len(fitted) + 1 - room
+    while excess > 0 and max(fitted) > 1:  # bounded by the sum of the widths
+        fitted[fitted.index(max(fitted))] -= 1
+        excess -= 1
+    return fitted
+
+
+class _TablePart:
+    """A table's lines without its top rule (a batch after the first) or its bottom rule
+    (a batch before the last): a long table printed a batch at a time reads as one."""
+
+    def __init__(self, table: Table, *, top: bool, bottom: bool) -> None:
+        self.table = table
+        self.top = top
+        self.bottom = bottom
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = list(Segment.split_lines(console.render(self.table, options)))
+        for line in lines[0 if self.top else 1 : None if self.bottom else -1]:
+            yield from line
+            yield Segment.line()
+
+
+def _log_table(title: str | None, columns: tuple[str, ...], widths: list[int]) -> Table:
+    """`hcepay log`'s table of fixed column widths: a batch of rows is laid out without
+    measuring the others (rich measured every cell of 10^5 rows: 45 s, 790 MB)."""
+    table = Table(title=title, show_header=title is not None)
+    for column, width in zip(columns, widths, strict=True):
+        table.add_column(column, width=width, overflow="fold")  # never cut a value short
+    return table
+
+
+def _print_log_table(root: Path, path: Path, last: int | None, verify: bool) -> bool:
+    """`hcepay log` as a table; whether a row failed its re-check. As `--json`, the rows are
+    read twice in one snapshot: to check that each reads back, re-check it and measure its
+    cells, then to print them a batch at a time. A row that cannot be read is one line,
+    exit 2, with nothing printed. A table that fits the console, of printable ASCII (every
+    row the log writes), is written as text in rich's layout; else rich lays out each
+    batch with the same widths."""
+    columns = (*LOG_COLUMNS, "verify") if verify else LOG_COLUMNS
+    layout = _Layout([cell_len(c) for c in columns])
+    failures: dict[int, str] | None = {} if verify else None  # the rows failing: id -> why
+    total = shown_count = 0
     pending_rows: list[PendingRow] = []
-    if path.exists():
+    with ExitStack() as stack:
+        log: TransactionLog | None = None
+        if path.exists():
+            try:
+                log = stack.enter_context(TransactionLog(path))
+                stack.enter_context(log.snapshot())
+            except LogError as exc:
+                fail(f"transaction log: {exc.reason}")
+
+        def shown() -> Iterator[LogRow]:
+            if log is None:
+                return iter(())
+            return log.rows(last, last=True) if last is not None else log.rows()
+
         try:
-            with TransactionLog(path) as log:
-                rows = list(log.rows(last, last=True) if last is not None else log.rows())
+            keys: KeyStore | None = None
+            for r in shown():
+                if failures is not None:
+                    keys = keys or _keys(root)  # a home with no rows needs no keys
+                    if why := verify_row(r.outcome, keys):
+                        failures[r.id] = why
+                layout.add(_row_cells(r, failures))
+                shown_count += 1
+            if log is not None:
                 total = log.count()
                 pending_rows = log.pending_rows()
         except LogError as exc:
             fail(f"transaction log: {exc.reason}")
-    keys = _keys(root) if verify and rows else KeyStore()
-    failures = {r.id: verify_row(r.outcome, keys) for r in rows} if verify else {}
-    bad = [i for i, why in failures.items() if why]
-    spooled = _spooled(path)
-    shown = f"the last {len(rows)} of {total} transactions" if len(rows) < total else ""
-    table = Table(title=f"{shown or 'transactions'} in {path}")
-    for column in ("id", "time", "account", "amount", "cur", "ATC", "verdict", "serial", "CA"):
-        table.add_column(column, overflow="fold")  # never cut a value short
-    if verify:
-        table.add_column("verify", overflow="fold")
-    for r in rows:
-        o = r.outcome
-        cells = [
-            str(r.id),
-            o.time.isoformat(sep=" "),
-            o.account,
-            format_amount(o.amount),
-            str(o.currency),
-            f"{o.atc:04X}",
-            str(o.verdict),
-            str(o.serial),
-            f"{o.ca_index:02X}",
-        ]
-        if verify:
-            cells.append(failures[r.id] or "ok")
-        table.add_row(*cells)
-    stdout.print(table)
-    if verify:
-        good = len(rows) - len(bad)
+        spooled = _spooled(path)
+        what = f"the last {shown_count} of {total} transactions" if shown_count < total else ""
+        title = f"{what or 'transactions'} in {path}"
+        try:
+            _print_rows(shown(), title, columns, layout, shown_count, failures)
+        except LogError as exc:  # read once already: only a disk failing in between
+            fail(f"transaction log: {exc.reason}")
+    bad = len(failures) if failures is not None else 0
+    if failures is not None:
+        good = shown_count - bad
         verb = "verifies" if good == 1 else "verify"
-        stdout.print(f"{good} of {plural(len(rows), 'row')} {verb}")
+        stdout.print(f"{good} of {plural(shown_count, 'row')} {verb}")
     _print_pending(pending_rows, spooled)
-    if bad:
-        raise typer.Exit(int(ExitCode.REFUSED))
+    return bool(bad)
+
+
+def _print_rows(
+    rows: Iterator[LogRow],
+    title: str,
+    columns: tuple[str, ...],
+    layout: _Layout,
+    count: int,
+    failures: dict[int, str] | None,
+) -> None:
+    """The table of `count` rows, TABLE_BATCH rows per print."""
+    room = stdout.width
+    plain = layout.plain and sum(layout.widths) + 3 * len(columns) + 1 <= room
+    widths = layout.widths if plain else _fit(layout.widths, room)
+    head = _log_table(title, columns, widths)
+    if plain:
+        stdout.print(_TablePart(head, top=True, bottom=False))
+        box = (head.box or HEAVY_HEAD).substitute(stdout.options, safe=stdout.safe_box)
+        inner = f" {box.mid_vertical} "
+        batch: list[str] = []
+        for r in rows:
+            cells = _row_cells(r, failures)
+            text = inner.join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
+            batch.append(f"{box.mid_left} {text} {box.mid_right}")
+            if len(batch) == TABLE_BATCH:
+                stdout.print("\n".join(batch))
+                batch = []
+        batch.append(box.get_bottom([w + 2 for w in widths]))
+        stdout.print("\n".join(batch))
+        return
+    part = head
+    first = True
+    for printed, r in enumerate(rows, 1):
+        part.add_row(*_row_cells(r, failures))
+        if part.row_count == TABLE_BATCH and printed < count:
+            stdout.print(_TablePart(part, top=first, bottom=False))
+            part, first = _log_table(None, columns, widths), False
+    stdout.print(_TablePart(part, top=first, bottom=True))
 
 
 JSON_BATCH: Final = 500  # rows printed at a time by `hcepay log --json` (about 0.8 MB)
