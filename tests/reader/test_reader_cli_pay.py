@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.box import HEAVY_HEAD
 from rich.console import Console
 from rich.table import Table
 from typer.testing import CliRunner
@@ -28,6 +29,7 @@ from reader.cli import app
 from reader.cli_common import ExitCode, Failure, stdout
 from reader.cli_pay import (
     AmountError,
+    _row_text,
     format_amount,
     make_demo_home,
     parse_amount,
@@ -1092,3 +1094,26 @@ def test_a_damaged_row_after_the_first_batch_prints_nothing_of_the_table(
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith("hcepay: error: transaction log: row 5 cannot be read: ")
+
+
+@given(
+    st.lists(
+        st.tuples(st.text(st.characters(min_codepoint=32, max_codepoint=126)), st.integers(1, 12)),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_a_row_written_as_text_is_the_row_rich_lays_out(cells: list[tuple[str, int]]) -> None:
+    """`hcepay log` writes a row of printable ASCII as text: the lines a rich Table of the
+    same column widths renders for it, its cells folded alike (words kept whole where they
+    fit, longer ones cut, blanks at a fold dropped), the row as high as its highest cell."""
+    texts, widths = [c for c, _ in cells], [w for _, w in cells]
+    table = Table(show_header=False)
+    for width in widths:
+        table.add_column(width=width, overflow="fold")
+    table.add_row(*texts)
+    out = io.StringIO()
+    console = Console(file=out, width=200, highlight=False, soft_wrap=True, markup=False)
+    console.print(table)
+    rows = out.getvalue().splitlines()[1:-1]  # the top and bottom rules aside
+    assert _row_text(texts, widths, HEAVY_HEAD) == "\n".join(rows)
