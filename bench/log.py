@@ -6,9 +6,10 @@ as its own process, its stdout /dev/null (a file: rich's width for files, no ter
 prints its time, its peak RSS and the ratio table / JSON (goal: about 1x, the table bounded
 in memory as the JSON is). With --verify, the same for `--verify` (exit 3: a copy fails its
 re-check, on the paid account after both RSA recoveries, the work of a row that verifies; on
-the next account after the license's).
+the next account after the license's). With --columns N, both run with COLUMNS=N: the
+table folded to a console of N columns, as a terminal that narrow gets it.
 
-    .venv/bin/python bench/log.py [--rows 100000] [--verify]
+    .venv/bin/python bench/log.py [--rows 100000] [--verify] [--columns 80]
 """
 
 from __future__ import annotations
@@ -56,23 +57,26 @@ def build_log(home: Path, rows: int) -> None:
             log.record(replace(first.outcome, atc=atc, account=number))
 
 
-def run(home: Path, *args: str) -> tuple[float, int, int]:
+def run(home: Path, columns: int | None, *args: str) -> tuple[float, int, int]:
     """`hcepay log ARGS` into /dev/null: seconds, peak RSS in KB, exit code."""
     command = [sys.executable, "-m", "reader.entry", "log", "--home", str(home), *args]
+    env = {name: value for name, value in os.environ.items() if name != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
     with open(os.devnull, "w") as devnull:
         start = time.perf_counter()
-        child = subprocess.Popen(command, cwd=ROOT, stdout=devnull)
+        child = subprocess.Popen(command, cwd=ROOT, stdout=devnull, env=env)
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     return seconds, usage.ru_maxrss, child.returncode
 
 
-def compare(home: Path, extra: list[str], code: int) -> None:
+def compare(home: Path, columns: int | None, extra: list[str], code: int) -> None:
     """The table and the JSON of the same log, one after the other, and their ratio."""
     results = []
     for args in ([*extra, "--json"], extra):
-        seconds, peak_kb, exit_code = run(home, *args)
+        seconds, peak_kb, exit_code = run(home, columns, *args)
         if exit_code != code:
             raise SystemExit(f"bench: hcepay log {' '.join(args)} exited {exit_code}, not {code}")
         name = " ".join(["log", *args])
@@ -86,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--verify", action="store_true", help="compare --verify too")
+    parser.add_argument("--columns", type=int, help="COLUMNS for both (default: a file's)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hcepay-bench-log-"))
     try:
@@ -96,11 +101,12 @@ def main() -> None:
         print(
             f"{args.rows:,} rows ({size / 2**20:.0f} MB log, built in "
             f"{time.perf_counter() - start:.1f} s), stdout /dev/null"
+            + (f", COLUMNS={args.columns}" if args.columns is not None else "")
         )
         print(f"{'':<24} {'time':>10} {'peak RSS':>11}")
-        compare(home, [], 0)
+        compare(home, args.columns, [], 0)
         if args.verify:
-            compare(home, ["--verify"], 3 if args.rows > 1 else 0)
+            compare(home, args.columns, ["--verify"], 3 if args.rows > 1 else 0)
         print("goal: the table takes about the time and memory of the JSON (ratio about 1x)")
     finally:
         shutil.rmtree(work)
