@@ -15,6 +15,7 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -913,10 +914,6 @@ def log_command(
     (payments kept for `hcepay log recover`)."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.table import Table
-
-    from authority.keystore import KeyStore
-    from reader.log import LogError, TransactionLog
 
     if last is not None and last < 1:
         fail(f"--last {last}: give 1 or more (the number of newest transactions to show)")
@@ -925,52 +922,69 @@ def log_command(
     if as_json:
         if _print_log_json(root, path, last, verify):
             raise typer.Exit(int(ExitCode.REFUSED))
-        return
-    rows = []
-    total = 0
+    elif _print_log_table(root, path, last, verify):
+        raise typer.Exit(int(ExitCode.REFUSED))
+
+
+def _print_log_table(root: Path, path: Path, last: int | None, verify: bool) -> bool:
+    """`hcepay log` as a table; whether a row failed its re-check. As `--json`, the rows are
+    read twice in one snapshot: to check that each reads back, re-check it and measure its
+    cells, then to print them a batch at a time. A row that cannot be read is one line,
+    exit 2, with nothing printed. Rows of printable ASCII (every row the log writes) are
+    written as text in rich's layout, folded by rich's wrap in a console too narrow for
+    them; a hand-edited value (wide characters, a line break) is laid out by rich, each
+    batch with the same widths."""
+    from reader import log_table
+    from reader.log import LogError, TransactionLog
+
+    columns = (*log_table.LOG_COLUMNS, "verify") if verify else log_table.LOG_COLUMNS
+    layout = log_table.Layout([log_table.cell_width(c) for c in columns])
+    failures: dict[int, str] | None = {} if verify else None  # the rows failing: id -> why
+    total = shown_count = 0
     pending_rows: list[PendingRow] = []
-    if path.exists():
+    with ExitStack() as stack:
+        log: TransactionLog | None = None
+        if path.exists():
+            try:
+                log = stack.enter_context(TransactionLog(path))
+                stack.enter_context(log.snapshot())
+            except LogError as exc:
+                fail(f"transaction log: {exc.reason}")
+
+        def shown() -> Iterator[LogRow]:
+            if log is None:
+                return iter(())
+            return log.rows(last, last=True) if last is not None else log.rows()
+
         try:
-            with TransactionLog(path) as log:
-                rows = list(log.rows(last, last=True) if last is not None else log.rows())
+            keys: KeyStore | None = None
+            for r in shown():
+                if failures is not None:
+                    if keys is None:  # a home with no rows needs no keys
+                        keys = _keys(root)
+                    if why := verify_row(r.outcome, keys):
+                        failures[r.id] = why
+                layout.add(log_table.row_cells(r, failures))
+                shown_count += 1
+            if log is not None:
                 total = log.count()
                 pending_rows = log.pending_rows()
         except LogError as exc:
             fail(f"transaction log: {exc.reason}")
-    keys = _keys(root) if verify and rows else KeyStore()
-    failures = {r.id: verify_row(r.outcome, keys) for r in rows} if verify else {}
-    bad = [i for i, why in failures.items() if why]
-    spooled = _spooled(path)
-    shown = f"the last {len(rows)} of {total} transactions" if len(rows) < total else ""
-    table = Table(title=f"{shown or 'transactions'} in {path}")
-    for column in ("id", "time", "account", "amount", "cur", "ATC", "verdict", "serial", "CA"):
-        table.add_column(column, overflow="fold")  # never cut a value short
-    if verify:
-        table.add_column("verify", overflow="fold")
-    for r in rows:
-        o = r.outcome
-        cells = [
-            str(r.id),
-            o.time.isoformat(sep=" "),
-            o.account,
-            format_amount(o.amount),
-            str(o.currency),
-            f"{o.atc:04X}",
-            str(o.verdict),
-            str(o.serial),
-            f"{o.ca_index:02X}",
-        ]
-        if verify:
-            cells.append(failures[r.id] or "ok")
-        table.add_row(*cells)
-    stdout.print(table)
-    if verify:
-        good = len(rows) - len(bad)
+        spooled = _spooled(path)
+        what = f"the last {shown_count} of {total} transactions" if shown_count < total else ""
+        title = f"{what or 'transactions'} in {path}"
+        try:
+            log_table.print_rows(shown(), title, columns, layout, shown_count, failures)
+        except LogError as exc:  # read once already: only a disk failing in between
+            fail(f"transaction log: {exc.reason}")
+    bad = len(failures) if failures is not None else 0
+    if failures is not None:
+        good = shown_count - bad
         verb = "verifies" if good == 1 else "verify"
-        stdout.print(f"{good} of {plural(len(rows), 'row')} {verb}")
+        stdout.print(f"{good} of {plural(shown_count, 'row')} {verb}")
     _print_pending(pending_rows, spooled)
-    if bad:
-        raise typer.Exit(int(ExitCode.REFUSED))
+    return bool(bad)
 
 
 JSON_BATCH: Final = 500  # rows printed at a time by `hcepay log --json` (about 0.8 MB)
@@ -998,7 +1012,8 @@ def _print_log_json(root: Path, path: Path, last: int | None, verify: bool) -> b
             keys: KeyStore | None = None
             for r in shown():
                 if verify:
-                    keys = keys or _keys(root)  # a home with no rows needs no keys
+                    if keys is None:  # a home with no rows needs no keys
+                        keys = _keys(root)
                     if why := verify_row(r.outcome, keys):
                         failures[r.id] = why
             head["total"] = log.count()

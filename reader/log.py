@@ -21,6 +21,7 @@ entry removed from `pending_open`).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -239,7 +240,7 @@ class TransactionLog:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            raise LogError(f"cannot open {path}: {exc}") from None
+            raise LogError(_unopened(path, exc) or f"cannot open {path}: {exc}") from None
         try:
             self._check_ours()
             self._use_wal()
@@ -247,7 +248,7 @@ class TransactionLog:
             self._migrate()
         except sqlite3.Error as exc:
             self._db.close()
-            raise LogError(f"cannot use {path}: {exc}") from None
+            raise LogError(_unopened(path, exc) or f"cannot use {path}: {exc}") from None
         except LogError:
             self._db.close()
             raise
@@ -338,7 +339,8 @@ class TransactionLog:
             entry = (pending.account, pending.atc, pending.cdol1_data, now.isoformat())
             self._db.execute(_WRITE_PENDING, (*entry, pending.serial))
         except sqlite3.Error as exc:
-            raise LogError(f"cannot write the pending entry: {exc}") from None
+            why = _unopened(self.path, exc) or f"cannot write the pending entry: {exc}"
+            raise LogError(why) from None
 
     def close_pending(self, pending: PendingEntry, outcome: str = "refused") -> None:
         """Close an open pending entry (a refusal, or a decision of PROTOCOL.md §9) in one
@@ -488,6 +490,38 @@ class TransactionLog:
                 yield LogRow(int(row[0]), _outcome(row))
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the transactions: {exc}") from None
+
+
+def _unopened(path: Path, exc: Exception) -> str | None:
+    """Why the log at `path` cannot be opened or written, in the file system's words, or
+    None: SQLite says only "unable to open database file" or "attempt to write a readonly
+    database". Even `hcepay log`, which only reads, needs the folder writable: a WAL log
+    is read through its `-wal` and `-shm` files, made beside it; `pay` writes its pending
+    entry before GENERATE AC (PROTOCOL.md §9), so a log it cannot write stops it before."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
+        return None
+    folder = path.parent
+    read_only = "is on a read-only file system" if _read_only_fs(folder) else ""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"{path}: its folder {folder} {read_only or 'is not writable'}, and the log "
+            f"writes {path.name}-wal and {path.name}-shm beside it (make the folder "
+            "writable by this user, or give another --home)"
+        )
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        can = "writable" if os.access(path, os.R_OK) else "readable"
+        why = read_only or f"is not {can} by this user"
+        return f"{path}: {why} (the log is read and written: make it both for this user)"
+    return None
+
+
+def _read_only_fs(folder: Path) -> bool:
+    """Whether `folder` is on a file system mounted read-only."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _entry(account: object, atc: object, cdol1_data: object, serial: object) -> PendingEntry:

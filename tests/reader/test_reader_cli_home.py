@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -367,3 +369,96 @@ def test_a_home_name_stdout_cannot_encode_is_escaped_not_an_internal_error(
         )
         assert (result.returncode, result.stderr) == (0, b""), result.stderr
         assert b"caf\\udcff" in result.stdout, result.stdout
+
+
+@contextmanager
+def _unwritable(path: Path) -> Iterator[None]:
+    """`path` made unwritable for this process: mode 555 for a user; for root, which writes
+    whatever the mode says, immutable (chattr +i). Checked: the test must meet a real
+    refusal, not a mode root ignores."""
+    mode = path.stat().st_mode
+    if os.geteuid() != 0:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    elif shutil.which("chattr") is None:
+        pytest.skip("root writes a folder of any mode: this needs chattr +i")
+    elif subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip(f"chattr +i is not supported for {path}'s file system")
+
+    def undo() -> None:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(mode)
+
+    try:
+        with pytest.raises(OSError):  # the refusal is real
+            if path.is_dir():
+                (path / "probe").touch()
+            else:
+                path.open("a").close()
+        yield
+    finally:
+        undo()
+
+
+def _paid_home(tmp_path: Path) -> Path:
+    """A demo home whose log holds one payment."""
+    home = tmp_path / "home"
+    make_demo_home(home)
+    result = CliRunner().invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
+    assert result.exit_code == 0, result.output
+    return home
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["log"], ["log", "--json"], ["log", "--verify"], ["log", "recover"], ["pay", "--amount", "1"]],
+    ids=" ".join,
+)
+def test_a_log_in_a_home_that_cannot_be_written_is_one_line_naming_the_folder(
+    argv: list[str], tmp_path: Path
+) -> None:
+    """A home that is not writable (a read-only mount, a folder of another user): `log`
+    and `pay` said "attempt to write a readonly database", or "unable to open database
+    file" for a new log. The line names the log, its folder, why and what to do; exit 2
+    as for every file of the home that cannot be used, and no payment is attempted."""
+    home = _paid_home(tmp_path)
+    state = next((home / "cards").iterdir()) / "state.dat"
+    before = state.read_bytes()
+    expected = (
+        f"hcepay: error: transaction log: {home / 'terminal.db'}: its folder {home} is not "
+        "writable, and the log writes terminal.db-wal and terminal.db-shm beside it (make "
+        "the folder writable by this user, or give another --home)\n"
+    )
+    with _unwritable(home):
+        result = CliRunner().invoke(app, [*argv, "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == expected
+    assert state.read_bytes() == before  # the card was not even selected
+
+
+def test_pay_in_a_home_that_cannot_be_written_makes_no_log_and_says_why(tmp_path: Path) -> None:
+    """A new log cannot be made there: SQLite said only "unable to open database file"."""
+    home = tmp_path / "home"
+    make_demo_home(home)
+    with _unwritable(home):
+        result = CliRunner().invoke(app, ["pay", "--home", str(home), "--amount", "1"])
+    assert result.exit_code == 2, result.output
+    assert f": {home / 'terminal.db'}: its folder {home} is not writable, " in result.stderr
+    assert "unable to open" not in result.stderr and not (home / "terminal.db").exists()
+
+
+def test_pay_with_a_log_that_cannot_be_written_names_it(tmp_path: Path) -> None:
+    """A log file this user may read but not write: `log` shows it, and `pay` stops at its
+    pending entry, before GENERATE AC (PROTOCOL.md §9), naming the file, not SQLite's
+    "attempt to write a readonly database"."""
+    home = _paid_home(tmp_path)
+    log = home / "terminal.db"
+    with _unwritable(log):
+        shown = CliRunner().invoke(app, ["log", "--home", str(home)])
+        result = CliRunner().invoke(app, ["pay", "--home", str(home), "--amount", "1"])
+    assert shown.exit_code == 0 and "0001" in shown.stdout, shown.output
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"hcepay: error: not attempted: transaction log: {log}: is not writable by this user "
+        "(the log is read and written: make it both for this user)\n"
+    )

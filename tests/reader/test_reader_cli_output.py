@@ -4,6 +4,7 @@ what the command did stands (a payment made is in the log)."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -192,3 +193,37 @@ def test_a_command_with_no_stdout_at_all_is_no_traceback() -> None:
     )
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode in (0, ExitCode.OUTPUT_LOST), done.stderr
+
+
+def test_a_log_whose_reader_goes_away_after_its_first_line_exits_74(tmp_path: Path) -> None:
+    """`hcepay log | head -1`: the table is printed a batch at a time, and the pipe closes
+    after the first batch; each later print meets the closed pipe: one line on stderr and
+    exit 74, not a traceback or rich's silent exit 1."""
+    home = tmp_path / "home"
+    make_demo_home(home)
+    paid = _hcepay(["pay", "--home", str(home), "--amount", "1.00"], capture_output=True)
+    assert paid.returncode == 0, paid.stderr
+    with sqlite3.connect(home / "terminal.db") as db:  # row 1 again with other ATCs
+        columns = [c[1] for c in db.execute("PRAGMA table_info(transactions)")][1:]
+        copied = ", ".join("n.atc" if c == "atc" else c for c in columns)
+        db.execute(
+            f"INSERT INTO transactions ({', '.join(columns)}) "
+            "WITH RECURSIVE n(atc) AS (SELECT 2 UNION ALL SELECT atc + 1 FROM n WHERE atc < 3000) "
+            f"SELECT {copied} FROM transactions, n WHERE id = 1"
+        )
+    db.close()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "reader.entry", "log", "--home", str(home)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout.readline() == f"transactions in {home / 'terminal.db'}\n"
+    child.stdout.close()  # 3000 rows, 300 kB: more than a pipe holds
+    assert child.wait(timeout=120) == ExitCode.OUTPUT_LOST
+    assert child.stderr.read().splitlines() == [
+        "hcepay: cannot write the output (Broken pipe); what the command did stands"
+    ]
+    child.stderr.close()

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
 import tempfile
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.box import HEAVY_HEAD
+from rich.console import Console
+from rich.table import Table
 from typer.testing import CliRunner
 
 from apdu.command import CommandAPDU
 from apdu.dol import split_dol
 from apdu.messages import PDOL, gpo_pdol_data
 from reader.cli import app
-from reader.cli_common import ExitCode, Failure
+from reader.cli_common import ExitCode, Failure, stdout
 from reader.cli_pay import (
     AmountError,
     format_amount,
@@ -29,6 +35,7 @@ from reader.cli_pay import (
     terminal_config,
 )
 from reader.log import SCHEMA_VERSION, LogError, TransactionLog, outcome_to_json
+from reader.log_table import row_text
 
 
 @pytest.fixture
@@ -977,3 +984,169 @@ def test_a_license_of_another_keys_length_says_its_usual_cause(tmp_path: Path) -
     [row] = json.loads(result.stdout)["transactions"]
     assert row["verify_reason"].startswith("license bad length (128 bytes, want 129); ")
     assert cause in row["verify_reason"] and "issue the card" not in row["verify_reason"]
+
+
+def _as_rich_lays_it_out(home: Path, width: int, *extra: str) -> str:
+    """`hcepay log EXTRA`'s table and summary as rich lays them out measuring every cell
+    at once (how `hcepay log` printed them before it printed a batch at a time), built
+    from `log --json`."""
+    done = CliRunner().invoke(app, ["log", "--home", str(home), "--json", *extra])
+    doc = json.loads(done.stdout)
+    rows = doc["transactions"]
+    title = f"transactions in {doc['log']}"
+    if len(rows) < doc["total"]:
+        title = f"the last {len(rows)} of {doc['total']} {title}"
+    table = Table(title=title)
+    for column in ("id", "time", "account", "amount", "cur", "ATC", "verdict", "serial", "CA"):
+        table.add_column(column, overflow="fold")
+    verify = "--verify" in extra
+    if verify:
+        table.add_column("verify", overflow="fold")
+    for r in rows:
+        cells = [
+            str(r["id"]),
+            r["time"].replace("T", " "),
+            r["account"],
+            format_amount(r["amount"]),
+        ]
+        cells += [str(r["currency"]), f"{r['atc']:04X}", r["verdict"], str(r["serial"])]
+        cells += [f"{r['ca_index']:02X}", *([r["verify_reason"] or "ok"] if verify else [])]
+        table.add_row(*cells)
+    out = io.StringIO()
+    console = Console(
+        file=out, width=width, highlight=False, soft_wrap=True, markup=False, emoji=False
+    )
+    console.print(table)
+    if verify:
+        good = sum(r["verified"] for r in rows)
+        console.print(f"{good} of {len(rows)} row{'s' * (len(rows) != 1)} ", end="")
+        console.print("verifies" if good == 1 else "verify")
+    return out.getvalue()
+
+
+def _rows_per_print(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record, for each print of stdout, how many table rows it holds (a row's first line
+    starts with its id)."""
+    counts: list[int] = []
+    original = stdout.print
+
+    def counting(*objects: Any, **options: Any) -> None:
+        with stdout.capture() as captured:
+            original(*objects, **options)
+        text = captured.get()
+        counts.append(sum(1 for line in text.splitlines() if re.match(r"│ \d", line)))
+        original(*objects, **options)
+
+    monkeypatch.setattr(stdout, "print", counting)
+    return counts
+
+
+@pytest.mark.parametrize("extra", [[], ["--verify"], ["--last", "3"]], ids=repr)
+def test_log_table_is_printed_a_batch_at_a_time_as_rich_laid_it_out(
+    home: Path, extra: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hcepay log` prints its table a batch of rows at a time (rich measured every cell
+    of a log of 10^5 rows: 45 s, 790 MB): whatever the batch against the row count, the
+    output is the table rich laid out whole, each row once, no print over a batch."""
+    for cents in range(1, 6):
+        assert _pay(home, "--amount", f"0.0{cents}")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:  # a failing row, a long reason
+        db.execute("UPDATE transactions SET amount = 999 WHERE id = 4")
+    db.close()
+    expected = _as_rich_lays_it_out(home, stdout.width, *extra)
+    assert "┃ id ┃ time" in expected and "0.05" in expected
+    for batch in (1, 2, 5, 500):
+        monkeypatch.setattr("reader.log_table.TABLE_BATCH", batch)
+        counts = _rows_per_print(monkeypatch)
+        result = CliRunner().invoke(app, ["log", "--home", str(home), *extra])
+        assert result.exit_code == (3 if extra == ["--verify"] else 0), result.output
+        assert result.stdout == expected, (batch, result.stdout)
+        assert sum(counts) == (3 if extra[:1] == ["--last"] else 5)
+        assert max(counts) == min(batch, sum(counts)), counts
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_a_log_table_wider_than_the_console_folds_alike_in_every_batch(
+    home: Path, width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table that does not fit the console is laid out by rich with the same widths in
+    every batch, no print over a batch: the lines of one table, all as wide, the same
+    whatever the batch."""
+    for cents in range(1, 6):
+        assert _pay(home, "--amount", f"0.0{cents}")[0] == 0
+    outputs = []
+    for batch in (2, 500):
+        monkeypatch.setattr("reader.log_table.TABLE_BATCH", batch)
+        monkeypatch.setattr(stdout, "width", width)
+        counts = _rows_per_print(monkeypatch)
+        result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify"])
+        monkeypatch.undo()
+        assert result.exit_code == 0, result.output
+        assert sum(counts) == 5 and max(counts) == min(batch, 5), counts
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1], outputs
+    lines = outputs[0].splitlines()[1:-1]  # the title and "5 of 5 rows verify" aside
+    assert lines[0].startswith("┏") and lines[-1].startswith("└"), outputs[0]
+    assert {len(line) for line in lines} == {len(lines[0])} and len(lines[0]) <= width
+    assert [line[2] for line in lines if re.match(r"│ \d", line)] == list("12345")
+    assert outputs[0].splitlines()[-1] == "5 of 5 rows verify"
+
+
+@pytest.mark.parametrize("account", ["６２００１２３４５６７８９０１２", "6200\n123456789012"])
+def test_a_hand_edited_account_is_shown_as_rich_laid_it_out(
+    home: Path, account: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value the log never writes (wide characters, a line break: a log edited by hand)
+    is laid out by rich, in batches of the same widths: as rich laid out the table whole."""
+    monkeypatch.setattr("reader.log_table.TABLE_BATCH", 2)
+    for cents in range(1, 4):
+        assert _pay(home, "--amount", f"0.0{cents}")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("UPDATE transactions SET account = ? WHERE id = 2", (account,))
+    db.close()
+    result = CliRunner().invoke(app, ["log", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == _as_rich_lays_it_out(home, stdout.width), result.stdout
+
+
+@pytest.mark.parametrize("extra", [[], ["--verify"], ["--last", "2"]], ids=repr)
+def test_a_damaged_row_after_the_first_batch_prints_nothing_of_the_table(
+    home: Path, extra: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows are read whole before the first is printed: a damaged row in a later batch
+    is still one line, exit 2, with no half table before it."""
+    monkeypatch.setattr("reader.log_table.TABLE_BATCH", 2)
+    for cents in range(1, 6):
+        assert _pay(home, "--amount", f"0.0{cents}")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("UPDATE transactions SET time = 'yesterday' WHERE id = 5")
+    db.close()
+    result = CliRunner().invoke(app, ["log", "--home", str(home), *extra])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("hcepay: error: transaction log: row 5 cannot be read: ")
+
+
+@given(
+    st.lists(
+        st.tuples(st.text(st.characters(min_codepoint=32, max_codepoint=126)), st.integers(1, 12)),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_a_row_written_as_text_is_the_row_rich_lays_out(cells: list[tuple[str, int]]) -> None:
+    """`hcepay log` writes a row of printable ASCII as text: the lines a rich Table of the
+    same column widths renders for it, its cells folded alike (words kept whole where they
+    fit, longer ones cut, blanks at a fold dropped), the row as high as its highest cell."""
+    texts, widths = [c for c, _ in cells], [w for _, w in cells]
+    table = Table(show_header=False)
+    for width in widths:
+        table.add_column(width=width, overflow="fold")
+    table.add_row(*texts)
+    out = io.StringIO()
+    console = Console(file=out, width=200, highlight=False, soft_wrap=True, markup=False)
+    console.print(table)
+    rows = out.getvalue().splitlines()[1:-1]  # the top and bottom rules aside
+    assert row_text(texts, widths, HEAVY_HEAD) == "\n".join(rows)
