@@ -129,10 +129,15 @@ def _release(context: int) -> None:
         _call(scard.SCardReleaseContext, context)
 
 
-def _reader_names(context: int) -> list[str]:
+def _reader_names(context: int, *, kept: bool = False) -> list[str]:
+    """pcscd's reader names; on a `kept` context (PcscTransport's), a code that says the
+    context died with pcscd is _StaleContext, for connect to try once more afresh."""
     hresult, names = _call(scard.SCardListReaders, context, [])
-    if hresult & 0xFFFFFFFF == Hresult.NO_READERS_AVAILABLE:
+    code = hresult & 0xFFFFFFFF
+    if code == Hresult.NO_READERS_AVAILABLE:
         return []
+    if kept and code in _STALE:
+        raise _StaleContext
     _check(hresult)
     return [str(name) for name in names]
 
@@ -265,7 +270,7 @@ class PcscTransport:
         if code in _STALE:
             raise _StaleContext
         if name is None or code == Hresult.UNKNOWN_READER:  # an index, or a part of a name
-            name = resolve_reader(self.reader, _reader_names(context))
+            name = resolve_reader(self.reader, _reader_names(context, kept=True))
             code, card, protocol = attempt(name)
         if code == Hresult.NO_SMARTCARD and self.wait > 0:  # the phone is not there yet
             self._await_card(context, name)
@@ -300,8 +305,11 @@ class PcscTransport:
             hresult, states = _call(
                 scard.SCardGetStatusChange, context, timeout_ms, [(name, state)]
             )
-            if hresult & 0xFFFFFFFF == Hresult.TIMEOUT:
+            code = hresult & 0xFFFFFFFF
+            if code == Hresult.TIMEOUT:
                 continue
+            if code in _STALE:  # pcscd restarted (or stopped) during the wait
+                raise _StaleContext
             _check(hresult, reader=name)
             event = int(states[0][1])
             if event & scard.SCARD_STATE_PRESENT and not event & scard.SCARD_STATE_MUTE:

@@ -359,6 +359,84 @@ def test_a_stale_context_is_replaced_once(monkeypatch: pytest.MonkeyPatch) -> No
     transport.close()
 
 
+class RestartedPcscd(RecordingScard):
+    """pcscd restarted after the first connect: the contexts made before answer `code` to
+    SCardListReaders and SCardConnect, the ones made after work."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__()
+        self.code = code
+        self.contexts: list[int] = []
+        self.dead: set[int] = set()
+
+    def restart(self) -> None:
+        self.dead = set(self.contexts)
+
+    def SCardEstablishContext(self, scope: int) -> tuple[int, int]:
+        code, context = super().SCardEstablishContext(scope)
+        self.contexts.append(context)
+        return code, context
+
+    def SCardListReaders(self, context: int, groups: list[str]) -> tuple[int, list[str]]:
+        self.calls.append(("list", context))
+        return (self.code, []) if context in self.dead else (0, NAMES)
+
+    def SCardConnect(
+        self, context: int, name: str, share: int, protocols: int
+    ) -> tuple[int, int, int]:
+        if context in self.dead:
+            self.calls.append(("connect", context, name, share))
+            return self.code, 0, 0
+        if name not in NAMES:
+            return Hresult.UNKNOWN_READER, 0, 0
+        return super().SCardConnect(context, name, share, protocols)
+
+
+@pytest.mark.parametrize("code", [Hresult.INVALID_HANDLE, Hresult.NO_SERVICE])
+@pytest.mark.parametrize("reader", [1, "1", "pcd 00 01"], ids=["int", "digits", "part"])
+def test_a_stale_context_is_replaced_for_an_index_or_a_part_of_a_name(
+    monkeypatch: pytest.MonkeyPatch, code: int, reader: str | int
+) -> None:
+    """Once pcscd restarted, the kept context fails whichever call comes first: for an index
+    given as a number that is SCardListReaders, and the connect is made again on a fresh
+    context, not refused as "card removed" or "pcscd not running" (pcscd runs again); as
+    for a reader given by digits or by a part of its name (SCardConnect first)."""
+    fake = RestartedPcscd(code)
+    fake.install(monkeypatch)
+    transport = PcscTransport(reader)
+    assert transport.connect() == b"\x3b\x00"
+    fake.restart()
+    assert transport.connect() == b"\x3b\x00"
+    assert transport.name == f"pcsc:{NAMES[1]}"
+    assert [c[0] for c in fake.calls].count("establish") == 2
+    transport.close()
+
+
+def test_a_pcscd_restart_during_the_wait_for_a_card_connects_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pcscd restarted while `pay` waits for the tap: the watch's SCARD_E_INVALID_HANDLE
+    makes a fresh context and the wait goes on there, not "card removed"."""
+    clock = FakeClock()
+    fake = EmptyReaderScard(clock, arrives_after=2)
+    fake.install(monkeypatch)
+    watches: list[int] = []
+
+    def status_change(
+        context: int, timeout: int, states: list[tuple[str, int]]
+    ) -> tuple[int, list[tuple[str, int, list[int]]]]:
+        watches.append(context)
+        if len(watches) == 1:
+            return Hresult.INVALID_HANDLE, []
+        return fake.SCardGetStatusChange(context, timeout, states)
+
+    monkeypatch.setattr(scard, "SCardGetStatusChange", status_change)
+    transport = PcscTransport(NAMES[0], wait=30, clock=clock, sleep=clock.sleep)
+    assert transport.connect() == b"\x3b\x00"
+    assert len(set(watches)) == 2  # the second context watched on
+    transport.close()
+
+
 def test_a_named_reader_that_goes_away_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader listed by pcscd but gone when connected to: "no reader named ..." (what a
     user can act on), not the PC/SC error number."""
