@@ -110,8 +110,9 @@ class ChainingTransport:
 
     A `6Cxx` answer repeats the same command (its data kept) with Le = xx; a `61xx` answer
     is followed by GET RESPONSE, in the command's class (its logical channel), until the
-    card answers anything else. A response shorter than a status word is passed up
-    unchanged: the flow refuses it (PROTOCOL.md §7 check 1).
+    card answers anything else; a GET RESPONSE answered `6Cxx` is sent once more with that
+    Le. A response shorter than a status word is passed up unchanged: the flow refuses it
+    (PROTOCOL.md §7 check 1).
     """
 
     def __init__(self, inner: Transport, max_rounds: int = MAX_CHAIN_ROUNDS) -> None:
@@ -157,8 +158,21 @@ class ChainingTransport:
                 raise TransportError("chained response longer than 65536 bytes")
             if rounds == self.max_rounds:
                 break
-            response = self.inner.transmit(_get_response(cla, sw2))
+            response = self._get_response(cla, sw2)
         raise TransportError(f"response chaining exceeded {self.max_rounds} GET RESPONSE rounds")
+
+    def _get_response(self, cla: int, le: int) -> bytes:
+        """GET RESPONSE for the next part; a `6Cxx` answer (the card wants another Le for
+        it, ISO 7816-4 5.6) is followed once, as for any command."""
+        response = self.inner.transmit(_get_response(cla, le))
+        for _ in range(MAX_WRONG_LE_ROUNDS):
+            sw1, sw2 = _status(response)
+            if sw1 != SW1_WRONG_LE:
+                return response
+            response = self.inner.transmit(_get_response(cla, sw2))
+        if _status(response)[0] == SW1_WRONG_LE:
+            raise TransportError("the card keeps answering 6Cxx (wrong Le) to GET RESPONSE")
+        return response
 
 
 def _get_response_cla(cla: int) -> int:

@@ -224,6 +224,22 @@ def test_61_00_is_followed_by_get_response_for_256_bytes() -> None:
     assert inner.sent[1] == bytes.fromhex("00C0000000")
 
 
+def test_a_get_response_answered_6cxx_is_sent_again_with_that_le() -> None:
+    """A card that wants another Le for the next part answers GET RESPONSE `6Cxx`: the
+    GET RESPONSE goes again with Le = xx, and the part joins the others (ISO 7816-4 5.6);
+    a `6Cxx` is never passed up joined to data."""
+    inner = Scripted([b"AB\x61\x10", b"\x6c\x08", b"CDEFGHIJ\x90\x00"])
+    assert ChainingTransport(inner).transmit(SELECT_PPSE) == b"ABCDEFGHIJ\x90\x00"
+    assert inner.sent[1:] == [bytes.fromhex("00C0000010"), bytes.fromhex("00C0000008")]
+
+
+def test_a_get_response_answered_6cxx_twice_is_a_transport_error() -> None:
+    inner = Scripted([b"AB\x61\x10", b"\x6c\x08", b"\x6c\x04"])
+    with pytest.raises(TransportError, match=r"keeps answering 6Cxx \(wrong Le\) to GET RESPONSE"):
+        ChainingTransport(inner).transmit(SELECT_PPSE)
+    assert len(inner.sent) == 3
+
+
 @pytest.mark.parametrize(
     ("cla", "get_response_cla"),
     [
