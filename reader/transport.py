@@ -29,6 +29,7 @@ MAX_RESPONSE_BYTES: Final = 65536 + 2
 SHORT_LE_MAX: Final = 256
 MAX_TRACE_STEPS: Final = 1024
 _CHAINING_SW1: Final = frozenset({SW1_WRONG_LE, SW1_MORE_DATA})
+_SW1_ERRORS: Final = range(0x64, 0x70)  # execution and checking errors (ISO 7816-4 5.6)
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,10 @@ class ChainingTransport:
     A `6Cxx` answer repeats the same command (its data kept) with Le = xx; a `61xx` answer
     is followed by GET RESPONSE, in the command's class (its logical channel), until the
     card answers anything else; a GET RESPONSE answered `6Cxx` is sent once more with that
-    Le. A response shorter than a status word is passed up unchanged: the flow refuses it
-    (PROTOCOL.md §7 check 1).
+    Le. The parts are joined under the last status word; where that is an error (`64xx` to
+    `6Fxx`, which carries no data, ISO 7816-4 5.6), the rest of the response is lost and the
+    card's error is passed up alone. A response shorter than a status word is passed up
+    unchanged: the flow refuses it (PROTOCOL.md §7 check 1).
     """
 
     def __init__(self, inner: Transport, max_rounds: int = MAX_CHAIN_ROUNDS) -> None:
@@ -149,6 +152,8 @@ class ChainingTransport:
             sw1, sw2 = _status(response)
             if sw1 != SW1_MORE_DATA:
                 if not data or len(response) < 2:  # a short answer is passed up as it is
+                    return response
+                if sw1 in _SW1_ERRORS:  # the rest is lost: no data with an error
                     return response
                 if len(data) + len(response) > MAX_RESPONSE_BYTES:
                     raise TransportError("chained response longer than 65536 bytes")

@@ -264,6 +264,25 @@ def test_get_response_goes_out_in_the_class_of_the_command(cla: int, get_respons
 
 
 @pytest.mark.parametrize(
+    ("last", "whole"),
+    [
+        (b"CD\x62\x82", b"ABCD\x62\x82"),  # a warning keeps its data
+        (b"\x63\xc1", b"AB\x63\xc1"),
+        (b"\x6f\x00", b"\x6f\x00"),  # an error: the rest is lost, no data with it
+        (b"\x69\x85", b"\x69\x85"),
+        (b"\x64\x00", b"\x64\x00"),
+    ],
+)
+def test_the_last_status_word_ends_the_joined_response(last: bytes, whole: bytes) -> None:
+    """The joined response ends with the status word of the last answer. A warning (`62xx`,
+    `63xx`) comes with data; an error (`64xx` to `6Fxx`) comes with none (ISO 7816-4 5.6),
+    so a GET RESPONSE that fails passes up the card's error alone, never an error joined to
+    the part before it."""
+    inner = Scripted([b"AB\x61\x02", last])
+    assert ChainingTransport(inner).transmit(SELECT_PPSE) == whole
+
+
+@pytest.mark.parametrize(
     ("command", "repeat"),
     [
         ("00B2010C", "00B2010C05"),  # case 1: repeated as case 2, Le = xx
