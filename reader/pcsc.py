@@ -47,6 +47,7 @@ class Hresult(IntEnum):
 CARD_REMOVED = "card removed"
 NO_ANSWER = "no answer from the card (the reader returned nothing)"
 NO_CARD = "no card in reader"
+NO_READER = "no reader connected"
 READER_BUSY = "reader busy"
 NO_PCSCD = "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"
 WAIT_SLICE = 0.25  # one SCardGetStatusChange of a wait: Ctrl-C is seen between two
@@ -76,7 +77,7 @@ _REASONS: dict[int, str] = {
     Hresult.SHARING_VIOLATION: READER_BUSY,
     Hresult.NO_SERVICE: NO_PCSCD,
     Hresult.SERVICE_STOPPED: NO_PCSCD,
-    Hresult.NO_READERS_AVAILABLE: "no reader connected",
+    Hresult.NO_READERS_AVAILABLE: NO_READER,
     Hresult.UNSUPPORTED_CARD: "card not supported (no T=0 or T=1)",
     Hresult.PROTO_MISMATCH: "card not supported (no T=0 or T=1)",
     Hresult.TIMEOUT: "reader timed out",
@@ -172,11 +173,14 @@ def list_readers() -> list[ReaderInfo]:
 
 def resolve_reader(reader: str | int, names: list[str]) -> str:
     """A reader's name from, in this order: its exact name; its index (a string of digits
-    that names no reader is an index); a part of its name, any case, that only it holds
-    ("acr122" for "ACS ACR122U PICC Interface 00 00"). ReaderChoiceError when that part is
-    in several names."""
+    that names no reader is an index); its whole name in another case; a part of its name,
+    any case, that only it holds ("acr122" for "ACS ACR122U PICC Interface 00 00").
+    ReaderChoiceError when that part is in several names. With no reader at all, any
+    choice is "no reader connected": the fix is a reader, not another name."""
     if isinstance(reader, str) and reader in names:
         return reader
+    if not names:
+        raise TransportError(NO_READER)
     if isinstance(reader, int) or (reader.isascii() and reader.isdigit()):
         index = int(reader)
         if 0 <= index < len(names):
@@ -184,6 +188,9 @@ def resolve_reader(reader: str | int, names: list[str]) -> str:
         readers = f"{len(names)} reader{'' if len(names) == 1 else 's'}"
         raise TransportError(f"no reader number {index} ({readers})")
     part = reader.casefold()
+    whole = [name for name in names if part == name.casefold()]
+    if len(whole) == 1:  # "reader 0" is "Reader 0", also beside "Reader 0 extra"
+        return whole[0]
     matches = [name for name in names if part and part in name.casefold()]
     if len(matches) == 1:
         return matches[0]

@@ -92,6 +92,36 @@ def test_an_exact_name_wins_over_a_part_of_another() -> None:
     assert resolve_reader("1", ["x 1", "y"]) == "y"  # the index before the part "1"
 
 
+def test_a_whole_name_in_another_case_wins_over_a_part_of_another() -> None:
+    """A name that is the start of another ("Reader 0", "Reader 0 extra") typed in another
+    case is that reader, not both: it is the whole of one name and a part of the other."""
+    names = ["Reader 0", "Reader 0 extra"]
+    assert resolve_reader("reader 0", names) == "Reader 0"
+    assert resolve_reader("READER 0 EXTRA", names) == "Reader 0 extra"
+    with pytest.raises(ReaderChoiceError):
+        resolve_reader("reader", names)
+
+
+@pytest.mark.parametrize("reader", ["Virtual PCD 00 00", "virtual", "0", 0, ""])
+def test_any_choice_among_no_readers_says_there_is_none(reader: str | int) -> None:
+    """pcscd lists no reader (none plugged in, vpcd not installed): the reason is that,
+    not "no reader named ..." or "no reader number 0 (0 readers)"."""
+    with pytest.raises(TransportError) as caught:
+        resolve_reader(reader, [])
+    assert caught.value.reason == "no reader connected"
+
+
+def test_connect_with_no_reader_says_there_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = NamedScard([])
+    fake.install(monkeypatch)
+    monkeypatch.setattr(
+        scard, "SCardListReaders", lambda context, groups: (Hresult.NO_READERS_AVAILABLE, [])
+    )
+    with pytest.raises(TransportError) as caught:
+        PcscTransport("Virtual PCD 00 00").connect()
+    assert caught.value.reason == "no reader connected"
+
+
 def test_a_part_of_several_names_lists_them() -> None:
     with pytest.raises(ReaderChoiceError) as caught:
         resolve_reader("acs", ACS)
