@@ -7,11 +7,15 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from apdu import messages as m
+from apdu.command import CommandAPDU
 from applet.vpcd import (
     MAX_BUFFER,
     ApduMessage,
@@ -412,3 +416,30 @@ def test_the_hint_is_given_once_a_streak(
         for conn in conns:
             conn.close()
     assert sum("another card is probably served" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("control", [Control.POWER_OFF, Control.POWER_ON, Control.RESET])
+def test_power_off_on_and_reset_end_the_session_and_keep_the_card(
+    make_card: Any, term: Any, control: Control
+) -> None:
+    """vpcd's power off, power on and reset end the applet's session (IDLE, no pending
+    response: PROTOCOL.md §6) and keep the card's durable state (its ATC, its credit); a
+    presence poll does neither."""
+    from applet.payment import Phase
+
+    card = make_card(atc=4)
+    session = CardSession(card)
+    assert session.answer(ControlMessage(Control.ATR_REQUEST)) == card.atr
+    selected = session.answer(ApduMessage(m.select(m.CREDIT_AID).to_bytes()))
+    assert selected is not None and selected[-2:] == b"\x90\x00"
+    gpo_no_le = replace(CommandAPDU.parse(term.gpo()), le=None).to_bytes()
+    gpo = session.answer(ApduMessage(gpo_no_le))
+    assert gpo is not None and gpo[-2] == 0x61  # executed, its answer pending for GET RESPONSE
+    assert card.state.phase != Phase.IDLE and card.state.card.atc == 5
+    assert session.answer(ControlMessage(Control.ATR_REQUEST)) == card.atr
+    assert card.state.phase != Phase.IDLE  # the poll left the session as it was
+
+    assert session.answer(ControlMessage(control)) is None
+    assert card.state.phase == Phase.IDLE and card.state.card.atc == 5
+    get_response = ApduMessage(m.get_response(gpo[-1]).to_bytes())
+    assert session.answer(get_response) == b"\x69\x85"  # the pending answer went with it
