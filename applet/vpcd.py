@@ -13,6 +13,7 @@ Two layers: `FrameReader` is pure (bytes in, whole messages out, never half a fr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -167,6 +168,13 @@ class VpcdConfig:
     silent_connections_hint: int = 3
 
 
+def _hint(sock: socket.socket, option: int) -> None:
+    """Set a TCP option that only speeds the exchange up; a socket that refuses it (one the
+    peer already closed: EINVAL on macOS) is served all the same, its end found by recv."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+
+
 def parse_endpoint(text: str) -> tuple[str, int]:
     """Parse `HOST:PORT` (or `PORT`, or `HOST`) into a host and a port. An empty text is
     refused: `--vpcd ""` (an unset variable) is a mistake, not the default address."""
@@ -275,7 +283,7 @@ class VpcdClient:
 
     def _serve_connection(self, sock: socket.socket) -> None:
         """Serve one connection until it closes, we are stopped, or aborted."""
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _hint(sock, socket.TCP_NODELAY)
         self._abort.clear()
         self._connected.set()
         if self._on_connect is not None:
@@ -287,7 +295,7 @@ class VpcdClient:
             # Linux turns quick ACKs off again after a while: set it before every recv, or
             # delayed ACKs cost ~40 ms per APDU.
             if hasattr(socket, "TCP_QUICKACK"):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                _hint(sock, socket.TCP_QUICKACK)
             try:
                 data = sock.recv(65536)
             except TimeoutError:

@@ -443,3 +443,36 @@ def test_power_off_on_and_reset_end_the_session_and_keep_the_card(
     assert card.state.phase == Phase.IDLE and card.state.card.atc == 5
     get_response = ApduMessage(m.get_response(gpo[-1]).to_bytes())
     assert session.answer(get_response) == b"\x69\x85"  # the pending answer went with it
+
+
+class RefusingOptions:
+    """A connected socket whose setsockopt fails, as macOS's does (EINVAL) once the peer
+    has closed: every other call goes to the socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def setsockopt(self, *args: object) -> None:
+        raise OSError(22, "Invalid argument")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def test_a_socket_that_refuses_tcp_options_is_served_all_the_same(
+    listener: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TCP_NODELAY and TCP_QUICKACK only speed the exchange up: a socket that refuses them
+    is served, not the end of `card serve` with a traceback."""
+    connect = socket.create_connection
+    monkeypatch.setattr(
+        socket, "create_connection", lambda *a, **k: RefusingOptions(connect(*a, **k))
+    )
+    card = RecordingCard()
+    with _served(card, _config(listener)):
+        conn, _ = listener.accept()
+        conn.settimeout(2)
+        conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+        assert _recv_frame(conn) == ATR
+    conn.close()
+    assert card.events[0] == "power_on"
