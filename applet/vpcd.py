@@ -247,7 +247,12 @@ class VpcdClient:
                         self._silent += 1
                         self._hint_another_card(address)
                     if not warned:
-                        log.warning("vpcd at %s not reachable (%s): retrying", address, exc)
+                        log.warning(
+                            "vpcd at %s not reachable (%s): is pcscd running, with "
+                            "vsmartcard-vpcd? retrying",
+                            address,
+                            exc.strerror or exc,
+                        )
                         warned = True
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, self.config.backoff_max)

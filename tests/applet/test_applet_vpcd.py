@@ -476,3 +476,19 @@ def test_a_socket_that_refuses_tcp_options_is_served_all_the_same(
         assert _recv_frame(conn) == ATR
     conn.close()
     assert card.events[0] == "power_on"
+
+
+def test_vpcd_not_listening_is_one_plain_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Nobody listens at the address (pcscd stopped, or vpcd not installed): one warning
+    line that says so in plain words and what to check, not Python's "[Errno 111]", and
+    not again at every try."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again: nobody listens there
+    config = VpcdConfig(port=port, backoff_initial=0.01, backoff_max=0.01)
+    with caplog.at_level(logging.WARNING, logger="applet.vpcd"), _served(RecordingCard(), config):
+        threading.Event().wait(0.2)  # many tries
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [
+        f"vpcd at 127.0.0.1:{port} not reachable (Connection refused): is pcscd running, "
+        "with vsmartcard-vpcd? retrying"
+    ]
