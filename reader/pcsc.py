@@ -87,6 +87,10 @@ _REASONS: dict[int, str] = {
 _STALE = frozenset({Hresult.INVALID_HANDLE, Hresult.NO_SERVICE, Hresult.SERVICE_STOPPED})
 
 
+# SCardConnect's answers while a phone is being tapped: not there yet, or seen and gone again
+_NO_CARD_YET = frozenset({Hresult.NO_SMARTCARD, Hresult.REMOVED_CARD})
+
+
 class _StaleContext(Exception):
     """The kept PC/SC context no longer works (pcscd restarted or is gone)."""
 
@@ -279,9 +283,16 @@ class PcscTransport:
         if name is None or code == Hresult.UNKNOWN_READER:  # an index, or a part of a name
             name = resolve_reader(self.reader, _reader_names(context, kept=True))
             code, card, protocol = attempt(name)
-        if code == Hresult.NO_SMARTCARD and self.wait > 0:  # the phone is not there yet
-            self._await_card(context, name)
+        if code in _NO_CARD_YET and self.wait > 0:  # the phone is not there yet
+            if self.on_wait is not None:
+                self.on_wait(name, self.wait)
+            deadline = self._clock() + self.wait
+            self._await_card(context, name, deadline)
             code, card, protocol = attempt(name)
+            while code in _NO_CARD_YET:  # a phone seen, then gone before the connect: a tap
+                self._sleep(BUSY_SLICE)  # that wobbles; watched again until the deadline
+                self._await_card(context, name, deadline)
+                code, card, protocol = attempt(name)
         busy_until = self._clock() + self.busy_retry
         while code == Hresult.SHARING_VIOLATION and self._clock() < busy_until:
             self._sleep(BUSY_SLICE)  # a service that took the new card lets go within ~1 s
@@ -300,12 +311,9 @@ class PcscTransport:
         self._card = int(card)
         return bytes(atr)
 
-    def _await_card(self, context: int, name: str) -> None:
-        """Wait up to `self.wait` seconds for a card in reader `name` (PC/SC part 5
+    def _await_card(self, context: int, name: str, deadline: float) -> None:
+        """Wait until `deadline` for a card in reader `name` (PC/SC part 5
         SCardGetStatusChange, in slices of WAIT_SLICE); TransportError when none comes."""
-        if self.on_wait is not None:
-            self.on_wait(name, self.wait)
-        deadline = self._clock() + self.wait
         state = scard.SCARD_STATE_UNAWARE
         while (left := deadline - self._clock()) > 0:
             timeout_ms = max(1, int(min(left, WAIT_SLICE) * 1000))

@@ -670,6 +670,63 @@ def test_a_connect_waits_for_the_card_to_be_presented(monkeypatch: pytest.Monkey
     transport.close()
 
 
+class WobblingTapScard(EmptyReaderScard):
+    """A phone seen in the field, gone again when connected to (`gone_code`), then back."""
+
+    def __init__(self, clock: FakeClock, gone_code: int) -> None:
+        super().__init__(clock, arrives_after=2)
+        self.gone_code = gone_code
+        self.wobbled = False
+
+    def SCardConnect(
+        self, context: int, name: str, share: int, protocols: int
+    ) -> tuple[int, int, int]:
+        if self.present and not self.wobbled:
+            self.wobbled = True
+            self.present = False
+            self.arrives_after = len(self.timeouts) + 2
+            self.calls.append(("connect", context, name, share))
+            return self.gone_code, 0, 0
+        return super().SCardConnect(context, name, share, protocols)
+
+
+@pytest.mark.parametrize(
+    "gone_code", [Hresult.NO_SMARTCARD, Hresult.REMOVED_CARD], ids=["no-card", "removed"]
+)
+def test_a_tap_that_wobbles_is_waited_for_again(
+    monkeypatch: pytest.MonkeyPatch, gone_code: int
+) -> None:
+    """A phone that enters the field and leaves it before SCardConnect (a hand that
+    wobbles) is watched for again within the same wait, not "no card in reader" or "card
+    removed" with most of the wait left; the wait is announced once."""
+    clock = FakeClock()
+    fake = WobblingTapScard(clock, gone_code)
+    fake.install(monkeypatch)
+    said: list[tuple[str, float]] = []
+    transport = PcscTransport(
+        NAMES[0], wait=30, on_wait=lambda *a: said.append(a), clock=clock, sleep=clock.sleep
+    )
+    assert transport.connect() == b"\x3b\x00"
+    assert fake.wobbled and said == [(NAMES[0], 30)]
+    assert clock.now < 5
+    transport.close()
+
+
+def test_a_tap_that_keeps_wobbling_ends_with_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that reports a card SCardConnect never finds: tried again, paced, until
+    the wait is over, then the wait's own reason."""
+    clock = FakeClock()
+    fake = EmptyReaderScard(clock, arrives_after=0)
+    fake.install(monkeypatch)
+    monkeypatch.setattr(scard, "SCardConnect", lambda *a: (Hresult.NO_SMARTCARD, 0, 0))
+    transport = PcscTransport(NAMES[0], wait=3, clock=clock, sleep=clock.sleep)
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == f"no card presented to {NAMES[0]} within 3 s"
+    assert 3 <= clock.now <= 3.3
+    transport.close()
+
+
 def test_no_card_within_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     EmptyReaderScard(clock, arrives_after=None).install(monkeypatch)
