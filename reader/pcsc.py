@@ -48,6 +48,7 @@ CARD_REMOVED = "card removed"
 NO_ANSWER = "no answer from the card (the reader returned nothing)"
 NO_CARD = "no card in reader"
 NO_READER = "no reader connected"
+MUTE_CARD = "card not responding (no answer to reset): take it away and present it again"
 READER_BUSY = "reader busy"
 NO_PCSCD = "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"
 WAIT_SLICE = 0.25  # one SCardGetStatusChange of a wait: Ctrl-C is seen between two
@@ -149,11 +150,13 @@ def _reader_names(context: int, *, kept: bool = False) -> list[str]:
 
 @dataclass(frozen=True)
 class ReaderInfo:
-    """One reader as pcscd lists it: its index, its name, the ATR of its card (None: empty)."""
+    """One reader as pcscd lists it: its index, its name, the ATR of its card (None: empty,
+    or `mute`: a card is there that did not answer the reset, PC/SC SCARD_STATE_MUTE)."""
 
     index: int
     name: str
     atr: bytes | None
+    mute: bool = False
 
 
 def list_readers() -> list[ReaderInfo]:
@@ -168,8 +171,10 @@ def list_readers() -> list[ReaderInfo]:
         _check(hresult)
         infos = []
         for index, (name, event_state, atr) in enumerate(results):
-            present = bool(event_state & scard.SCARD_STATE_PRESENT) and bool(atr)
-            infos.append(ReaderInfo(index, str(name), bytes(atr) if present else None))
+            present = bool(event_state & scard.SCARD_STATE_PRESENT)
+            mute = present and bool(event_state & scard.SCARD_STATE_MUTE)
+            shown = bytes(atr) if present and not mute and atr else None
+            infos.append(ReaderInfo(index, str(name), shown, mute))
         return infos
     finally:
         _release(context)
@@ -299,6 +304,8 @@ class PcscTransport:
             code, card, protocol = attempt(name)
         if code == Hresult.SHARING_VIOLATION:
             raise TransportError(busy_reason(name))
+        if code == Hresult.UNRESPONSIVE_CARD:  # there, but mute: not a card that left
+            raise TransportError(MUTE_CARD)
         _check(code, reader=name)
         self.name = f"pcsc:{name}"
         self._pci = (

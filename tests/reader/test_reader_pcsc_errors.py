@@ -502,13 +502,28 @@ def test_list_readers_gives_an_atr_only_for_a_present_card(monkeypatch: pytest.M
         return 0, [
             (NAMES[0], scard.SCARD_STATE_EMPTY, [0x3B, 0x00]),
             (NAMES[1], scard.SCARD_STATE_PRESENT, [0x3B, 0x80]),
+            ("Mute 00 00", scard.SCARD_STATE_PRESENT | scard.SCARD_STATE_MUTE, [0x3B, 0x81]),
         ]
 
     monkeypatch.setattr(scard, "SCardGetStatusChange", status_change)
     assert pcsc.list_readers() == [
         pcsc.ReaderInfo(0, NAMES[0], None),
         pcsc.ReaderInfo(1, NAMES[1], b"\x3b\x80"),
+        pcsc.ReaderInfo(2, "Mute 00 00", None, mute=True),
     ]
+
+
+def test_a_mute_card_is_not_a_card_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SCardConnect's SCARD_W_UNRESPONSIVE_CARD: a card is in the field and did not answer
+    the reset. Said so, not "card removed" (the card never left)."""
+    RecordingScard(connect_codes=[Hresult.UNRESPONSIVE_CARD]).install(monkeypatch)
+    transport = PcscTransport(NAMES[0])
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == (
+        "card not responding (no answer to reset): take it away and present it again"
+    )
+    transport.close()
 
 
 class NamedScard(RecordingScard):
