@@ -42,6 +42,7 @@ class Hresult(IntEnum):
     UNPOWERED_CARD = 0x80100067
     RESET_CARD = 0x80100068
     REMOVED_CARD = 0x80100069
+    SECURITY_VIOLATION = 0x8010006A
 
 
 CARD_REMOVED = "card removed"
@@ -51,6 +52,13 @@ NO_READER = "no reader connected"
 MUTE_CARD = "card not responding (no answer to reset): take it away and present it again"
 READER_BUSY = "reader busy"
 NO_PCSCD = "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"
+ACCESS_DENIED = (
+    "pcscd denied access (its polkit rules do not allow this user or session: see docs/pcsc.md)"
+)
+REFUSED = (
+    "pcscd closed the connection (access denied by its polkit rules, or a pcscd of another "
+    "version than this libpcsclite: see docs/pcsc.md)"
+)
 WAIT_SLICE = 0.25  # one SCardGetStatusChange of a wait: Ctrl-C is seen between two
 BUSY_RETRY = 2.0  # seconds a connect answered SCARD_E_SHARING_VIOLATION is tried again
 BUSY_SLICE = 0.1  # the pause between two of those tries
@@ -82,6 +90,7 @@ _REASONS: dict[int, str] = {
     Hresult.UNSUPPORTED_CARD: "card not supported (no T=0 or T=1)",
     Hresult.PROTO_MISMATCH: "card not supported (no T=0 or T=1)",
     Hresult.TIMEOUT: "reader timed out",
+    Hresult.SECURITY_VIOLATION: ACCESS_DENIED,
 }
 
 
@@ -124,8 +133,12 @@ def _call(function: Any, *args: Any) -> Any:
 
 
 def _establish() -> int:
-    """A fresh PC/SC context."""
+    """A fresh PC/SC context. pcscd that turns a client away (polkit) makes the client
+    library answer "Access denied" (SCARD_W_SECURITY_VIOLATION) or, from older versions,
+    "RPC transport error" (SCARD_F_COMM_ERROR): no card is involved yet."""
     hresult, context = _call(scard.SCardEstablishContext, scard.SCARD_SCOPE_USER)
+    if hresult & 0xFFFFFFFF == Hresult.COMM_ERROR:
+        raise TransportError(REFUSED)
     _check(hresult)
     return int(context)
 

@@ -39,6 +39,7 @@ NAMES = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
         (Hresult.UNSUPPORTED_CARD, "card not supported (no T=0 or T=1)"),
         (Hresult.PROTO_MISMATCH, "card not supported (no T=0 or T=1)"),
         (Hresult.TIMEOUT, "reader timed out"),
+        (Hresult.SECURITY_VIOLATION, pcsc.ACCESS_DENIED),
     ],
 )
 def test_reasons(code: int, reason: str) -> None:
@@ -477,6 +478,40 @@ def test_a_named_reader_that_goes_away_is_named(monkeypatch: pytest.MonkeyPatch)
         transport.connect()
     assert caught.value.reason == f"no reader named {NAMES[0]!r}"
     transport.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (Hresult.SECURITY_VIOLATION, "pcscd denied access (its polkit rules do not allow"),
+        (Hresult.COMM_ERROR, "pcscd closed the connection (access denied by its polkit"),
+    ],
+    ids=["access-denied", "rpc-transport-error"],
+)
+def test_a_client_pcscd_turns_away_is_told_so(
+    monkeypatch: pytest.MonkeyPatch, code: int, reason: str
+) -> None:
+    """pcscd running, its polkit rules refusing this user or session (over ssh, in a
+    container): SCardEstablishContext answers "Access denied", or "RPC transport error"
+    from older client libraries. Neither is "card removed": no card is involved yet."""
+    fake = RecordingScard()
+    fake.install(monkeypatch)
+    monkeypatch.setattr(scard, "SCardEstablishContext", lambda scope: (code, 0))
+    with pytest.raises(TransportError) as caught:
+        pcsc.list_readers()
+    assert caught.value.reason.startswith(reason)
+    assert "docs/pcsc.md" in caught.value.reason
+    with pytest.raises(TransportError) as caught:
+        PcscTransport(NAMES[0]).connect()
+    assert caught.value.reason.startswith(reason)
+
+
+def test_a_card_pcscd_denies_is_told_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """polkit may allow pcscd but not the card (SCardConnect: SCARD_W_SECURITY_VIOLATION)."""
+    RecordingScard(connect_codes=[Hresult.SECURITY_VIOLATION]).install(monkeypatch)
+    with pytest.raises(TransportError) as caught:
+        PcscTransport(NAMES[0]).connect()
+    assert caught.value.reason == pcsc.ACCESS_DENIED
 
 
 def test_list_readers_with_no_reader_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
