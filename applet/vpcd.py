@@ -158,6 +158,9 @@ class VpcdConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     poll_interval: float = 0.2  # how often a blocked recv looks at the stop flag (s)
+    # how long a TCP connect may take: a vpcd across a network (a Wi-Fi in power save)
+    # answers a SYN in more than one poll interval; Ctrl-C waits for it at most this long
+    connect_timeout: float = 2.0
     backoff_initial: float = 0.05
     backoff_max: float = 2.0
     # pcscd powers a new card up within one poll (400 ms): a connection vpcd has accepted but
@@ -237,8 +240,10 @@ class VpcdClient:
             while not self._stop.is_set():
                 try:
                     sock = socket.create_connection(
-                        (self.config.host, self.config.port), timeout=self.config.poll_interval
+                        (self.config.host, self.config.port),
+                        timeout=max(self.config.connect_timeout, self.config.poll_interval),
                     )
+                    sock.settimeout(self.config.poll_interval)
                 except OSError as exc:
                     # vpcd listens with a backlog of 0 and accepts nobody while its reader
                     # holds a card: after a silent connection (left in that one-deep queue),

@@ -321,6 +321,7 @@ def test_a_port_whose_vpcd_serves_another_card_is_named(caplog: pytest.LogCaptur
     config = VpcdConfig(
         port=port,
         poll_interval=0.02,
+        connect_timeout=0.02,
         first_message_timeout=0.1,
         backoff_initial=0.01,
         backoff_max=0.02,
@@ -492,3 +493,30 @@ def test_vpcd_not_listening_is_one_plain_warning(caplog: pytest.LogCaptureFixtur
         f"vpcd at 127.0.0.1:{port} not reachable (Connection refused): is pcscd running, "
         "with vsmartcard-vpcd? retrying"
     ]
+
+
+def test_a_connect_may_take_longer_than_a_poll(
+    listener: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TCP connect to vpcd gets connect_timeout (2 s), not the 0.2 s poll interval: a
+    vpcd across a network whose SYN answer takes longer was never reached ("timed out",
+    over and over). Once connected, recv polls the stop flag at the poll interval again."""
+    connect = socket.create_connection
+    timeouts: list[float | None] = []
+    connected: list[socket.socket] = []
+
+    def recording(address: tuple[str, int], timeout: float | None = None) -> socket.socket:
+        timeouts.append(timeout)
+        sock = connect(address, timeout=timeout)
+        connected.append(sock)
+        return sock
+
+    monkeypatch.setattr(socket, "create_connection", recording)
+    config = VpcdConfig(port=listener.getsockname()[1], poll_interval=0.05)
+    with _served(RecordingCard(), config):
+        conn, _ = listener.accept()
+        conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+        assert _recv_frame(conn) == ATR
+        assert connected[0].gettimeout() == 0.05
+    conn.close()
+    assert timeouts[0] == 2.0
