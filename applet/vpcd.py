@@ -179,11 +179,16 @@ def _hint(sock: socket.socket, option: int) -> None:
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
-    """Parse `HOST:PORT` (or `PORT`, or `HOST`) into a host and a port. An empty text is
-    refused: `--vpcd ""` (an unset variable) is a mistake, not the default address."""
+    """Parse `HOST:PORT` (or `PORT`, or `HOST`) into a host and a port. An IPv6 address is
+    a host with a port only in brackets (`[::1]:35964`, RFC 3986 3.2.2); bare (`::1`), its
+    colons are its own. An empty text is refused: `--vpcd ""` (an unset variable) is a
+    mistake, not the default address."""
     if not text.strip():
         raise ValueError(f"bad vpcd address {text!r}: expected HOST:PORT, HOST or PORT")
     host, sep, port_text = text.rpartition(":")
+    bracketed = text.startswith("[")
+    if (bracketed and text.endswith("]")) or (not bracketed and text.count(":") > 1):
+        host, sep, port_text = text, ":", str(DEFAULT_PORT)  # an IPv6 host, no port
     if not sep:
         if text.isdigit():
             host, port_text = DEFAULT_HOST, text

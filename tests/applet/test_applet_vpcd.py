@@ -119,13 +119,18 @@ def test_a_payload_longer_than_the_length_field_is_refused() -> None:
         ("35964", ("127.0.0.1", 35964)),
         ("localhost", ("localhost", 35963)),
         ("[::1]:35963", ("::1", 35963)),
+        ("[::1]", ("::1", 35963)),  # an IPv6 host in brackets, no port
+        ("::1", ("::1", 35963)),  # bare: its colons are the address's, not a port's
+        ("fe80::1%eth0", ("fe80::1%eth0", 35963)),
     ],
 )
 def test_parse_endpoint(text: str, expected: tuple[str, int]) -> None:
     assert parse_endpoint(text) == expected
 
 
-@pytest.mark.parametrize("text", ["host:0", "host:70000", "host:port", ":", "", " "])
+@pytest.mark.parametrize(
+    "text", ["host:0", "host:70000", "host:port", ":", "", " ", "[::1]:", "[::1]:x"]
+)
 def test_parse_endpoint_refuses_bad_ports(text: str) -> None:
     with pytest.raises(ValueError, match="bad vpcd address"):
         parse_endpoint(text)
