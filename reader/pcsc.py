@@ -347,6 +347,8 @@ class PcscTransport:
                 raise _StaleContext
             _check(hresult, reader=name)
             event = int(states[0][1])
+            if event & scard.SCARD_STATE_UNKNOWN:  # pcscd no longer knows the reader
+                raise TransportError(f"reader {name} is gone (unplugged during the wait)")
             if event & scard.SCARD_STATE_PRESENT and not event & scard.SCARD_STATE_MUTE:
                 return
             state = event & ~scard.SCARD_STATE_CHANGED

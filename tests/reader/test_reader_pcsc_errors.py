@@ -777,6 +777,38 @@ def test_a_tap_that_keeps_wobbling_ends_with_the_wait(monkeypatch: pytest.Monkey
     transport.close()
 
 
+def test_a_reader_unplugged_during_the_wait_is_said_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reader is unplugged while `pay` waits for the tap: SCardGetStatusChange reports
+    SCARD_STATE_UNKNOWN (pcsc-lite: the name is no longer known) and the wait ends then,
+    saying so, not with "no card presented ... within 30 s" half a minute later."""
+    clock = FakeClock()
+    fake = EmptyReaderScard(clock, arrives_after=None)
+    fake.install(monkeypatch)
+    calls: list[int] = []
+
+    def status_change(
+        context: int, timeout: int, states: list[tuple[str, int]]
+    ) -> tuple[int, list[tuple[str, int, list[int]]]]:
+        calls.append(timeout)
+        if len(calls) < 3:
+            return fake.SCardGetStatusChange(context, timeout, states)
+        ((name, current),) = states
+        if current & scard.SCARD_STATE_UNKNOWN:  # told already: a slice goes by unchanged
+            clock.sleep(timeout / 1000)
+            return Hresult.TIMEOUT, [(name, current, [])]
+        return 0, [(name, scard.SCARD_STATE_UNKNOWN | scard.SCARD_STATE_CHANGED, [])]
+
+    monkeypatch.setattr(scard, "SCardGetStatusChange", status_change)
+    transport = PcscTransport(NAMES[0], wait=30, clock=clock, sleep=clock.sleep)
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == f"reader {NAMES[0]} is gone (unplugged during the wait)"
+    assert clock.now < 1
+    transport.close()
+
+
 def test_no_card_within_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     EmptyReaderScard(clock, arrives_after=None).install(monkeypatch)
