@@ -240,7 +240,7 @@ class VpcdClient:
         """Connect, serve, reconnect; return when stopped. The card is deactivated at the end."""
         backoff = self.config.backoff_initial
         address = f"{self.config.host}:{self.config.port}"
-        warned = False
+        warned: str | None = None  # the warning given for the current streak of failures
         try:
             while not self._stop.is_set():
                 try:
@@ -256,31 +256,47 @@ class VpcdClient:
                     if isinstance(exc, TimeoutError) and self._silent:
                         self._silent += 1
                         self._hint_another_card(address)
-                    if not warned:
+                    if warned != "unreachable":
                         log.warning(
                             "vpcd at %s not reachable (%s): is pcscd running, with "
                             "vsmartcard-vpcd? retrying",
                             address,
                             exc.strerror or exc,
                         )
-                        warned = True
+                        warned = "unreachable"
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, self.config.backoff_max)
                     continue
-                warned = False
-                backoff = self.config.backoff_initial
                 log.info("connected to vpcd at %s", address)
                 silent_before = self._silent
                 try:
-                    self._serve_connection(sock)
+                    heard = self._serve_connection(sock)
                 finally:
                     sock.close()
                     self._connected.clear()
                     self.card.deactivate("field lost")
                 if self._silent > silent_before:  # this one was silent too: counted once
                     self._hint_another_card(address)
-                if not self._stop.is_set():
+                    continue  # it waited first_message_timeout already
+                if self._stop.is_set():
+                    continue
+                if heard:
+                    warned = None
+                    backoff = self.config.backoff_initial
                     log.warning("vpcd at %s closed the connection: reconnecting", address)
+                    continue
+                # Closed before vpcd said anything (a port forward with nothing behind it,
+                # another service): not vpcd serving us. Tried again with the backoff of a
+                # refused connect, or the loop would spin, a connection and a line each time.
+                if warned != "closed":
+                    log.warning(
+                        "vpcd at %s closed the connection before saying anything (is vpcd "
+                        "what listens there?): retrying",
+                        address,
+                    )
+                    warned = "closed"
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.config.backoff_max)
         finally:
             self.card.deactivate("server stopped")
             log.info("stopped serving vpcd at %s (%d APDUs)", address, self.apdus)
@@ -296,8 +312,9 @@ class VpcdClient:
                 self._silent,
             )
 
-    def _serve_connection(self, sock: socket.socket) -> None:
-        """Serve one connection until it closes, we are stopped, or aborted."""
+    def _serve_connection(self, sock: socket.socket) -> bool:
+        """Serve one connection until it closes, we are stopped, or aborted; whether vpcd
+        sent anything on it."""
         _hint(sock, socket.TCP_NODELAY)
         self._abort.clear()
         self._connected.set()
@@ -306,6 +323,7 @@ class VpcdClient:
         reader = FrameReader()
         session = CardSession(self.card)
         silent_until: float | None = time.monotonic() + self.config.first_message_timeout
+        heard = False
         while not self._stop.is_set() and not self._abort.is_set():
             # Linux turns quick ACKs off again after a while: set it before every recv, or
             # delayed ACKs cost ~40 ms per APDU.
@@ -317,14 +335,15 @@ class VpcdClient:
                 if silent_until is not None and time.monotonic() > silent_until:
                     log.warning("vpcd sent nothing on a new connection: connecting again")
                     self._silent += 1
-                    return
+                    return heard
                 continue
             except OSError as exc:
                 log.warning("vpcd connection error: %s", exc)
-                return
+                return heard
             if not data:
-                return
+                return heard
             silent_until = None
+            heard = True
             self._silent = 0
             try:
                 reader.feed(data)
@@ -332,15 +351,16 @@ class VpcdClient:
                     reply = self._handle(session, message)
                     if self._abort.is_set():
                         log.info("card removed: connection dropped without an answer")
-                        return
+                        return heard
                     if reply is not None:
                         sock.sendall(encode_frame(reply))
             except FrameError as exc:
                 log.warning("vpcd framing error: %s: dropping the connection", exc.reason)
-                return
+                return heard
             except OSError as exc:
                 log.warning("vpcd connection error: %s", exc)
-                return
+                return heard
+        return heard
 
     def _handle(self, session: CardSession, message: Message) -> bytes | None:
         """Answer one message, with one log line per APDU."""

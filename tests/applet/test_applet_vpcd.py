@@ -525,3 +525,43 @@ def test_a_connect_may_take_longer_than_a_poll(
         assert connected[0].gettimeout() == 0.05
     conn.close()
     assert timeouts[0] == 2.0
+
+
+def test_a_port_that_closes_every_connection_is_tried_with_the_backoff(
+    listener: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Something that accepts and closes at once (a port forward with nothing behind it):
+    the card tries again after the backoff, doubling, with one warning, and is served as
+    soon as vpcd speaks. It had reconnected at once, some 10 000 connections and warning
+    lines a second."""
+    closed = 0
+    speak = threading.Event()
+    spoken: list[socket.socket] = []
+
+    def accept_and_close() -> None:
+        nonlocal closed
+        while not speak.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            if speak.is_set():
+                spoken.append(conn)
+                return
+            closed += 1
+            conn.close()
+
+    acceptor = threading.Thread(target=accept_and_close, daemon=True)
+    config = VpcdConfig(port=listener.getsockname()[1], backoff_initial=0.01, backoff_max=0.1)
+    with caplog.at_level(logging.WARNING, logger="applet.vpcd"), _served(RecordingCard(), config):
+        acceptor.start()
+        threading.Event().wait(0.5)
+        speak.set()
+        acceptor.join(timeout=2)
+        conn = spoken[0] if spoken else listener.accept()[0]
+        conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+        assert _recv_frame(conn) == ATR
+    conn.close()
+    assert 2 <= closed <= 15  # 0.01, 0.02, 0.04, then 0.1 s apart
+    said = [r.getMessage() for r in caplog.records if "before saying anything" in r.getMessage()]
+    assert len(said) == 1
