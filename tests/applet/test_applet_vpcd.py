@@ -565,3 +565,14 @@ def test_a_port_that_closes_every_connection_is_tried_with_the_backoff(
     assert 2 <= closed <= 15  # 0.01, 0.02, 0.04, then 0.1 s apart
     said = [r.getMessage() for r in caplog.records if "before saying anything" in r.getMessage()]
     assert len(said) == 1
+
+
+def test_an_empty_frame_is_an_apdu_too_short(make_card: Any) -> None:
+    """A frame of length 0 is no control byte: an APDU with no header, which the card
+    answers `6700` (ISO 7816-4 5.1: a command has at least its 4-byte header); the frame
+    round-trips through the reader as an empty APDU message."""
+    reader = FrameReader()
+    reader.feed(b"\x00\x00")
+    message = reader.next_message()
+    assert message == ApduMessage(b"") and reader.pending == 0
+    assert CardSession(make_card()).answer(message) == b"\x67\x00"
