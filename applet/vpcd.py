@@ -338,7 +338,7 @@ class VpcdClient:
                     return heard
                 continue
             except OSError as exc:
-                log.warning("vpcd connection error: %s", exc)
+                log.warning("vpcd connection error: %s", exc.strerror or exc)
                 return heard
             if not data:
                 return heard
@@ -358,7 +358,7 @@ class VpcdClient:
                 log.warning("vpcd framing error: %s: dropping the connection", exc.reason)
                 return heard
             except OSError as exc:
-                log.warning("vpcd connection error: %s", exc)
+                log.warning("vpcd connection error: %s", exc.strerror or exc)
                 return heard
         return heard
 

@@ -576,3 +576,23 @@ def test_an_empty_frame_is_an_apdu_too_short(make_card: Any) -> None:
     message = reader.next_message()
     assert message == ApduMessage(b"") and reader.pending == 0
     assert CardSession(make_card()).answer(message) == b"\x67\x00"
+
+
+def test_a_connection_reset_is_one_plain_warning(
+    listener: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """vpcd's end resets the connection (pcscd killed): one warning line in plain words,
+    not Python's "[Errno 104]"; the card then connects again."""
+    import struct
+
+    card = RecordingCard()
+    with caplog.at_level(logging.WARNING, logger="applet.vpcd"), _served(card, _config(listener)):
+        conn, _ = listener.accept()
+        conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+        assert _recv_frame(conn) == ATR
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # linger 0: a reset, not a close
+        again, _ = listener.accept()
+    again.close()
+    said = [r.getMessage() for r in caplog.records if "connection error" in r.getMessage()]
+    assert said == ["vpcd connection error: Connection reset by peer"]
