@@ -352,6 +352,8 @@ class PcscTransport:
             if event & scard.SCARD_STATE_PRESENT and not event & scard.SCARD_STATE_MUTE:
                 return
             state = event & ~scard.SCARD_STATE_CHANGED
+        if state & scard.SCARD_STATE_PRESENT:  # there all along, but mute (no ATR)
+            raise TransportError(MUTE_CARD)
         raise TransportError(f"no card presented to {name} within {self.wait:g} s")
 
     def transmit(self, command: bytes) -> bytes:

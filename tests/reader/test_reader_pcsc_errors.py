@@ -809,6 +809,34 @@ def test_a_reader_unplugged_during_the_wait_is_said_at_once(
     transport.close()
 
 
+def test_a_mute_card_at_the_end_of_the_wait_is_said_to_be_mute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A card held in the field the whole wait that never answers the reset (PC/SC
+    SCARD_STATE_PRESENT | SCARD_STATE_MUTE): at the wait's end the reason is that card,
+    not "no card presented"."""
+    clock = FakeClock()
+    EmptyReaderScard(clock, arrives_after=None).install(monkeypatch)
+    mute = scard.SCARD_STATE_PRESENT | scard.SCARD_STATE_MUTE
+
+    def status_change(
+        context: int, timeout: int, states: list[tuple[str, int]]
+    ) -> tuple[int, list[tuple[str, int, list[int]]]]:
+        ((name, current),) = states
+        if current == scard.SCARD_STATE_UNAWARE:
+            return 0, [(name, mute | scard.SCARD_STATE_CHANGED, [])]
+        clock.sleep(timeout / 1000)
+        return Hresult.TIMEOUT, [(name, current, [])]
+
+    monkeypatch.setattr(scard, "SCardGetStatusChange", status_change)
+    transport = PcscTransport(NAMES[0], wait=3, clock=clock, sleep=clock.sleep)
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == pcsc.MUTE_CARD
+    assert 3 <= clock.now <= 3.3
+    transport.close()
+
+
 def test_no_card_within_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     EmptyReaderScard(clock, arrives_after=None).install(monkeypatch)
