@@ -13,6 +13,7 @@ Two layers: `FrameReader` is pure (bytes in, whole messages out, never half a fr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import socket
@@ -159,6 +160,9 @@ class VpcdConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     poll_interval: float = 0.2  # how often a blocked recv looks at the stop flag (s)
+    # how long a TCP connect may take: a vpcd across a network (a Wi-Fi in power save)
+    # answers a SYN in more than one poll interval; Ctrl-C waits for it at most this long
+    connect_timeout: float = 2.0
     backoff_initial: float = 0.05
     backoff_max: float = 2.0
     # pcscd powers a new card up within one poll (400 ms): a connection vpcd has accepted but
@@ -169,12 +173,24 @@ class VpcdConfig:
     silent_connections_hint: int = 3
 
 
+def _hint(sock: socket.socket, option: int) -> None:
+    """Set a TCP option that only speeds the exchange up; a socket that refuses it (one the
+    peer already closed: EINVAL on macOS) is served all the same, its end found by recv."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+
+
 def parse_endpoint(text: str) -> tuple[str, int]:
-    """Parse `HOST:PORT` (or `PORT`, or `HOST`) into a host and a port. An empty text is
-    refused: `--vpcd ""` (an unset variable) is a mistake, not the default address."""
+    """Parse `HOST:PORT` (or `PORT`, or `HOST`) into a host and a port. An IPv6 address is
+    a host with a port only in brackets (`[::1]:35964`, RFC 3986 3.2.2); bare (`::1`), its
+    colons are its own. An empty text is refused: `--vpcd ""` (an unset variable) is a
+    mistake, not the default address."""
     if not text.strip():
         raise ValueError(f"bad vpcd address {text!r}: expected HOST:PORT, HOST or PORT")
     host, sep, port_text = text.rpartition(":")
+    bracketed = text.startswith("[")
+    if (bracketed and text.endswith("]")) or (not bracketed and text.count(":") > 1):
+        host, sep, port_text = text, ":", str(DEFAULT_PORT)  # an IPv6 host, no port
     if not sep:
         if _PORT.fullmatch(text):
             host, port_text = DEFAULT_HOST, text
@@ -226,13 +242,15 @@ class VpcdClient:
         """Connect, serve, reconnect; return when stopped. The card is deactivated at the end."""
         backoff = self.config.backoff_initial
         address = f"{self.config.host}:{self.config.port}"
-        warned = False
+        warned: str | None = None  # the warning given for the current streak of failures
         try:
             while not self._stop.is_set():
                 try:
                     sock = socket.create_connection(
-                        (self.config.host, self.config.port), timeout=self.config.poll_interval
+                        (self.config.host, self.config.port),
+                        timeout=max(self.config.connect_timeout, self.config.poll_interval),
                     )
+                    sock.settimeout(self.config.poll_interval)
                 except OSError as exc:
                     # vpcd listens with a backlog of 0 and accepts nobody while its reader
                     # holds a card: after a silent connection (left in that one-deep queue),
@@ -240,26 +258,47 @@ class VpcdClient:
                     if isinstance(exc, TimeoutError) and self._silent:
                         self._silent += 1
                         self._hint_another_card(address)
-                    if not warned:
-                        log.warning("vpcd at %s not reachable (%s): retrying", address, exc)
-                        warned = True
+                    if warned != "unreachable":
+                        log.warning(
+                            "vpcd at %s not reachable (%s): is pcscd running, with "
+                            "vsmartcard-vpcd? retrying",
+                            address,
+                            exc.strerror or exc,
+                        )
+                        warned = "unreachable"
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, self.config.backoff_max)
                     continue
-                warned = False
-                backoff = self.config.backoff_initial
                 log.info("connected to vpcd at %s", address)
                 silent_before = self._silent
                 try:
-                    self._serve_connection(sock)
+                    heard = self._serve_connection(sock)
                 finally:
                     sock.close()
                     self._connected.clear()
                     self.card.deactivate("field lost")
                 if self._silent > silent_before:  # this one was silent too: counted once
                     self._hint_another_card(address)
-                if not self._stop.is_set():
+                    continue  # it waited first_message_timeout already
+                if self._stop.is_set():
+                    continue
+                if heard:
+                    warned = None
+                    backoff = self.config.backoff_initial
                     log.warning("vpcd at %s closed the connection: reconnecting", address)
+                    continue
+                # Closed before vpcd said anything (a port forward with nothing behind it,
+                # another service): not vpcd serving us. Tried again with the backoff of a
+                # refused connect, or the loop would spin, a connection and a line each time.
+                if warned != "closed":
+                    log.warning(
+                        "vpcd at %s closed the connection before saying anything (is vpcd "
+                        "what listens there?): retrying",
+                        address,
+                    )
+                    warned = "closed"
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.config.backoff_max)
         finally:
             self.card.deactivate("server stopped")
             log.info("stopped serving vpcd at %s (%d APDUs)", address, self.apdus)
@@ -275,9 +314,10 @@ class VpcdClient:
                 self._silent,
             )
 
-    def _serve_connection(self, sock: socket.socket) -> None:
-        """Serve one connection until it closes, we are stopped, or aborted."""
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def _serve_connection(self, sock: socket.socket) -> bool:
+        """Serve one connection until it closes, we are stopped, or aborted; whether vpcd
+        sent anything on it."""
+        _hint(sock, socket.TCP_NODELAY)
         self._abort.clear()
         self._connected.set()
         if self._on_connect is not None:
@@ -285,25 +325,27 @@ class VpcdClient:
         reader = FrameReader()
         session = CardSession(self.card)
         silent_until: float | None = time.monotonic() + self.config.first_message_timeout
+        heard = False
         while not self._stop.is_set() and not self._abort.is_set():
             # Linux turns quick ACKs off again after a while: set it before every recv, or
             # delayed ACKs cost ~40 ms per APDU.
             if hasattr(socket, "TCP_QUICKACK"):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                _hint(sock, socket.TCP_QUICKACK)
             try:
                 data = sock.recv(65536)
             except TimeoutError:
                 if silent_until is not None and time.monotonic() > silent_until:
                     log.warning("vpcd sent nothing on a new connection: connecting again")
                     self._silent += 1
-                    return
+                    return heard
                 continue
             except OSError as exc:
-                log.warning("vpcd connection error: %s", exc)
-                return
+                log.warning("vpcd connection error: %s", exc.strerror or exc)
+                return heard
             if not data:
-                return
+                return heard
             silent_until = None
+            heard = True
             self._silent = 0
             try:
                 reader.feed(data)
@@ -311,15 +353,16 @@ class VpcdClient:
                     reply = self._handle(session, message)
                     if self._abort.is_set():
                         log.info("card removed: connection dropped without an answer")
-                        return
+                        return heard
                     if reply is not None:
                         sock.sendall(encode_frame(reply))
             except FrameError as exc:
                 log.warning("vpcd framing error: %s: dropping the connection", exc.reason)
-                return
+                return heard
             except OSError as exc:
-                log.warning("vpcd connection error: %s", exc)
-                return
+                log.warning("vpcd connection error: %s", exc.strerror or exc)
+                return heard
+        return heard
 
     def _handle(self, session: CardSession, message: Message) -> bytes | None:
         """Answer one message, with one log line per APDU."""

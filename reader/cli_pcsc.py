@@ -47,7 +47,12 @@ def readers(as_json: JsonOption = False) -> None:
         fail(exc.reason, ExitCode.TRANSPORT)
     if as_json:
         rows = [
-            {"index": i.index, "name": i.name, "atr": i.atr.hex().upper() if i.atr else None}
+            {
+                "index": i.index,
+                "name": i.name,
+                "atr": i.atr.hex().upper() if i.atr else None,
+                "mute": i.mute,
+            }
             for i in infos
         ]
         stdout.print(json.dumps(rows))  # one line, as every --json
@@ -57,7 +62,10 @@ def readers(as_json: JsonOption = False) -> None:
         return
     table = Table("index", "name", "ATR")
     for info in infos:
-        atr = info.atr.hex(" ").upper() if info.atr else "(no card)"
+        if info.atr:
+            atr = info.atr.hex(" ").upper()
+        else:
+            atr = "(card not responding)" if info.mute else "(no card)"
         table.add_row(str(info.index), info.name, atr)
     stdout.print(table)
 

@@ -42,13 +42,23 @@ class Hresult(IntEnum):
     UNPOWERED_CARD = 0x80100067
     RESET_CARD = 0x80100068
     REMOVED_CARD = 0x80100069
+    SECURITY_VIOLATION = 0x8010006A
 
 
 CARD_REMOVED = "card removed"
 NO_ANSWER = "no answer from the card (the reader returned nothing)"
 NO_CARD = "no card in reader"
+NO_READER = "no reader connected"
+MUTE_CARD = "card not responding (no answer to reset): take it away and present it again"
 READER_BUSY = "reader busy"
 NO_PCSCD = "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"
+ACCESS_DENIED = (
+    "pcscd denied access (its polkit rules do not allow this user or session: see docs/pcsc.md)"
+)
+REFUSED = (
+    "pcscd closed the connection (access denied by its polkit rules, or a pcscd of another "
+    "version than this libpcsclite: see docs/pcsc.md)"
+)
 WAIT_SLICE = 0.25  # one SCardGetStatusChange of a wait: Ctrl-C is seen between two
 BUSY_RETRY = 2.0  # seconds a connect answered SCARD_E_SHARING_VIOLATION is tried again
 BUSY_SLICE = 0.1  # the pause between two of those tries
@@ -76,14 +86,19 @@ _REASONS: dict[int, str] = {
     Hresult.SHARING_VIOLATION: READER_BUSY,
     Hresult.NO_SERVICE: NO_PCSCD,
     Hresult.SERVICE_STOPPED: NO_PCSCD,
-    Hresult.NO_READERS_AVAILABLE: "no reader connected",
+    Hresult.NO_READERS_AVAILABLE: NO_READER,
     Hresult.UNSUPPORTED_CARD: "card not supported (no T=0 or T=1)",
     Hresult.PROTO_MISMATCH: "card not supported (no T=0 or T=1)",
     Hresult.TIMEOUT: "reader timed out",
+    Hresult.SECURITY_VIOLATION: ACCESS_DENIED,
 }
 
 
 _STALE = frozenset({Hresult.INVALID_HANDLE, Hresult.NO_SERVICE, Hresult.SERVICE_STOPPED})
+
+
+# SCardConnect's answers while a phone is being tapped: not there yet, or seen and gone again
+_NO_CARD_YET = frozenset({Hresult.NO_SMARTCARD, Hresult.REMOVED_CARD})
 
 
 class _StaleContext(Exception):
@@ -118,8 +133,12 @@ def _call(function: Any, *args: Any) -> Any:
 
 
 def _establish() -> int:
-    """A fresh PC/SC context."""
+    """A fresh PC/SC context. pcscd that turns a client away (polkit) makes the client
+    library answer "Access denied" (SCARD_W_SECURITY_VIOLATION) or, from older versions,
+    "RPC transport error" (SCARD_F_COMM_ERROR): no card is involved yet."""
     hresult, context = _call(scard.SCardEstablishContext, scard.SCARD_SCOPE_USER)
+    if hresult & 0xFFFFFFFF == Hresult.COMM_ERROR:
+        raise TransportError(REFUSED)
     _check(hresult)
     return int(context)
 
@@ -129,21 +148,28 @@ def _release(context: int) -> None:
         _call(scard.SCardReleaseContext, context)
 
 
-def _reader_names(context: int) -> list[str]:
+def _reader_names(context: int, *, kept: bool = False) -> list[str]:
+    """pcscd's reader names; on a `kept` context (PcscTransport's), a code that says the
+    context died with pcscd is _StaleContext, for connect to try once more afresh."""
     hresult, names = _call(scard.SCardListReaders, context, [])
-    if hresult & 0xFFFFFFFF == Hresult.NO_READERS_AVAILABLE:
+    code = hresult & 0xFFFFFFFF
+    if code == Hresult.NO_READERS_AVAILABLE:
         return []
+    if kept and code in _STALE:
+        raise _StaleContext
     _check(hresult)
     return [str(name) for name in names]
 
 
 @dataclass(frozen=True)
 class ReaderInfo:
-    """One reader as pcscd lists it: its index, its name, the ATR of its card (None: empty)."""
+    """One reader as pcscd lists it: its index, its name, the ATR of its card (None: empty,
+    or `mute`: a card is there that did not answer the reset, PC/SC SCARD_STATE_MUTE)."""
 
     index: int
     name: str
     atr: bytes | None
+    mute: bool = False
 
 
 def list_readers() -> list[ReaderInfo]:
@@ -158,8 +184,10 @@ def list_readers() -> list[ReaderInfo]:
         _check(hresult)
         infos = []
         for index, (name, event_state, atr) in enumerate(results):
-            present = bool(event_state & scard.SCARD_STATE_PRESENT) and bool(atr)
-            infos.append(ReaderInfo(index, str(name), bytes(atr) if present else None))
+            present = bool(event_state & scard.SCARD_STATE_PRESENT)
+            mute = present and bool(event_state & scard.SCARD_STATE_MUTE)
+            shown = bytes(atr) if present and not mute and atr else None
+            infos.append(ReaderInfo(index, str(name), shown, mute))
         return infos
     finally:
         _release(context)
@@ -167,11 +195,14 @@ def list_readers() -> list[ReaderInfo]:
 
 def resolve_reader(reader: str | int, names: list[str]) -> str:
     """A reader's name from, in this order: its exact name; its index (a string of digits
-    that names no reader is an index); a part of its name, any case, that only it holds
-    ("acr122" for "ACS ACR122U PICC Interface 00 00"). ReaderChoiceError when that part is
-    in several names."""
+    that names no reader is an index); its whole name in another case; a part of its name,
+    any case, that only it holds ("acr122" for "ACS ACR122U PICC Interface 00 00").
+    ReaderChoiceError when that part is in several names. With no reader at all, any
+    choice is "no reader connected": the fix is a reader, not another name."""
     if isinstance(reader, str) and reader in names:
         return reader
+    if not names:
+        raise TransportError(NO_READER)
     if isinstance(reader, int) or (reader.isascii() and reader.isdigit()):
         index = int(reader)
         if 0 <= index < len(names):
@@ -179,6 +210,9 @@ def resolve_reader(reader: str | int, names: list[str]) -> str:
         readers = f"{len(names)} reader{'' if len(names) == 1 else 's'}"
         raise TransportError(f"no reader number {index} ({readers})")
     part = reader.casefold()
+    whole = [name for name in names if part == name.casefold()]
+    if len(whole) == 1:  # "reader 0" is "Reader 0", also beside "Reader 0 extra"
+        return whole[0]
     matches = [name for name in names if part and part in name.casefold()]
     if len(matches) == 1:
         return matches[0]
@@ -265,17 +299,26 @@ class PcscTransport:
         if code in _STALE:
             raise _StaleContext
         if name is None or code == Hresult.UNKNOWN_READER:  # an index, or a part of a name
-            name = resolve_reader(self.reader, _reader_names(context))
+            name = resolve_reader(self.reader, _reader_names(context, kept=True))
             code, card, protocol = attempt(name)
-        if code == Hresult.NO_SMARTCARD and self.wait > 0:  # the phone is not there yet
-            self._await_card(context, name)
+        if code in _NO_CARD_YET and self.wait > 0:  # the phone is not there yet
+            if self.on_wait is not None:
+                self.on_wait(name, self.wait)
+            deadline = self._clock() + self.wait
+            self._await_card(context, name, deadline)
             code, card, protocol = attempt(name)
+            while code in _NO_CARD_YET:  # a phone seen, then gone before the connect: a tap
+                self._sleep(BUSY_SLICE)  # that wobbles; watched again until the deadline
+                self._await_card(context, name, deadline)
+                code, card, protocol = attempt(name)
         busy_until = self._clock() + self.busy_retry
         while code == Hresult.SHARING_VIOLATION and self._clock() < busy_until:
             self._sleep(BUSY_SLICE)  # a service that took the new card lets go within ~1 s
             code, card, protocol = attempt(name)
         if code == Hresult.SHARING_VIOLATION:
             raise TransportError(busy_reason(name))
+        if code == Hresult.UNRESPONSIVE_CARD:  # there, but mute: not a card that left
+            raise TransportError(MUTE_CARD)
         _check(code, reader=name)
         self.name = f"pcsc:{name}"
         self._pci = (
@@ -288,25 +331,29 @@ class PcscTransport:
         self._card = int(card)
         return bytes(atr)
 
-    def _await_card(self, context: int, name: str) -> None:
-        """Wait up to `self.wait` seconds for a card in reader `name` (PC/SC part 5
+    def _await_card(self, context: int, name: str, deadline: float) -> None:
+        """Wait until `deadline` for a card in reader `name` (PC/SC part 5
         SCardGetStatusChange, in slices of WAIT_SLICE); TransportError when none comes."""
-        if self.on_wait is not None:
-            self.on_wait(name, self.wait)
-        deadline = self._clock() + self.wait
         state = scard.SCARD_STATE_UNAWARE
         while (left := deadline - self._clock()) > 0:
             timeout_ms = max(1, int(min(left, WAIT_SLICE) * 1000))
             hresult, states = _call(
                 scard.SCardGetStatusChange, context, timeout_ms, [(name, state)]
             )
-            if hresult & 0xFFFFFFFF == Hresult.TIMEOUT:
+            code = hresult & 0xFFFFFFFF
+            if code == Hresult.TIMEOUT:
                 continue
+            if code in _STALE:  # pcscd restarted (or stopped) during the wait
+                raise _StaleContext
             _check(hresult, reader=name)
             event = int(states[0][1])
+            if event & scard.SCARD_STATE_UNKNOWN:  # pcscd no longer knows the reader
+                raise TransportError(f"reader {name} is gone (unplugged during the wait)")
             if event & scard.SCARD_STATE_PRESENT and not event & scard.SCARD_STATE_MUTE:
                 return
             state = event & ~scard.SCARD_STATE_CHANGED
+        if state & scard.SCARD_STATE_PRESENT:  # there all along, but mute (no ATR)
+            raise TransportError(MUTE_CARD)
         raise TransportError(f"no card presented to {name} within {self.wait:g} s")
 
     def transmit(self, command: bytes) -> bytes:

@@ -29,6 +29,7 @@ MAX_RESPONSE_BYTES: Final = 65536 + 2
 SHORT_LE_MAX: Final = 256
 MAX_TRACE_STEPS: Final = 1024
 _CHAINING_SW1: Final = frozenset({SW1_WRONG_LE, SW1_MORE_DATA})
+_SW1_ERRORS: Final = range(0x64, 0x70)  # execution and checking errors (ISO 7816-4 5.6)
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +107,15 @@ def _status(response: bytes) -> tuple[int, int]:
 
 
 class ChainingTransport:
-    """`61xx` and `6Cxx` handled once, with bounded rounds (PROTOCOL.md §3, ISO 7816-4 5.3.4).
+    """`61xx` and `6Cxx` handled once, with bounded rounds (PROTOCOL.md §3, ISO 7816-4 5.6).
 
     A `6Cxx` answer repeats the same command (its data kept) with Le = xx; a `61xx` answer
-    is followed by GET RESPONSE until the card answers anything else. A response shorter
-    than a status word is passed up unchanged: the flow refuses it (PROTOCOL.md §7 check 1).
+    is followed by GET RESPONSE, in the command's class (its logical channel), until the
+    card answers anything else; a GET RESPONSE answered `6Cxx` is sent once more with that
+    Le. The parts are joined under the last status word; where that is an error (`64xx` to
+    `6Fxx`, which carries no data, ISO 7816-4 5.6), the rest of the response is lost and the
+    card's error is passed up alone. A response shorter than a status word is passed up
+    unchanged: the flow refuses it (PROTOCOL.md §7 check 1).
     """
 
     def __init__(self, inner: Transport, max_rounds: int = MAX_CHAIN_ROUNDS) -> None:
@@ -139,14 +144,16 @@ class ChainingTransport:
         else:
             if _status(response)[0] == SW1_WRONG_LE:
                 raise TransportError("the card keeps answering 6Cxx (wrong Le)")
-        return self._collect(response)
+        return self._collect(_get_response_cla(command[0] if command else 0), response)
 
-    def _collect(self, response: bytes) -> bytes:
+    def _collect(self, cla: int, response: bytes) -> bytes:
         data = bytearray()
         for rounds in range(self.max_rounds + 1):  # the answer to the last round is read too
             sw1, sw2 = _status(response)
             if sw1 != SW1_MORE_DATA:
                 if not data or len(response) < 2:  # a short answer is passed up as it is
+                    return response
+                if sw1 in _SW1_ERRORS:  # the rest is lost: no data with an error
                     return response
                 if len(data) + len(response) > MAX_RESPONSE_BYTES:
                     raise TransportError("chained response longer than 65536 bytes")
@@ -156,14 +163,41 @@ class ChainingTransport:
                 raise TransportError("chained response longer than 65536 bytes")
             if rounds == self.max_rounds:
                 break
-            response = self.inner.transmit(_get_response(sw2))
+            response = self._get_response(cla, sw2)
         raise TransportError(f"response chaining exceeded {self.max_rounds} GET RESPONSE rounds")
+
+    def _get_response(self, cla: int, le: int) -> bytes:
+        """GET RESPONSE for the next part; a `6Cxx` answer (the card wants another Le for
+        it, ISO 7816-4 5.6) is followed once, as for any command."""
+        response = self.inner.transmit(_get_response(cla, le))
+        for _ in range(MAX_WRONG_LE_ROUNDS):
+            sw1, sw2 = _status(response)
+            if sw1 != SW1_WRONG_LE:
+                return response
+            response = self.inner.transmit(_get_response(cla, sw2))
+        if _status(response)[0] == SW1_WRONG_LE:
+            raise TransportError("the card keeps answering 6Cxx (wrong Le) to GET RESPONSE")
+        return response
+
+
+def _get_response_cla(cla: int) -> int:
+    """The class of the GET RESPONSE that continues a command of class `cla`: the same class
+    (ISO 7816-4 5.6), without its command-chaining bit, for an interindustry class; for a
+    proprietary one (b8 set: `80` of GPO and GENERATE AC), the interindustry class of the
+    same logical channel (PROTOCOL.md §3: `00` on the basic channel; ISO 7816-4 5.4.1)."""
+    if cla == 0xFF:  # not a class (ISO 7816-3 PPS; PC/SC part 3 reader commands)
+        return 0x00
+    if not cla & 0x80:
+        return cla & ~0x10
+    if cla & 0x40:  # further interindustry coding: channels 4 to 19 in b4-b1
+        return 0x40 | cla & 0x0F
+    return cla & 0x03  # first interindustry coding: channels 0 to 3 in b2-b1
 
 
 @lru_cache(maxsize=256)
-def _get_response(le: int) -> bytes:
-    """GET RESPONSE with Le = `le` (0..255, SW2 of 61xx), encoded once for each Le."""
-    return messages.get_response(le).to_bytes()
+def _get_response(cla: int, le: int) -> bytes:
+    """GET RESPONSE with Le = `le` (0..255, SW2 of 61xx; 0 is 256), encoded once for each."""
+    return replace(messages.get_response(le), cla=cla).to_bytes()
 
 
 def _with_le(command: bytes, le: int) -> bytes:

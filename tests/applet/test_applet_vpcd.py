@@ -7,11 +7,15 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from apdu import messages as m
+from apdu.command import CommandAPDU
 from applet.vpcd import (
     MAX_BUFFER,
     ApduMessage,
@@ -115,13 +119,18 @@ def test_a_payload_longer_than_the_length_field_is_refused() -> None:
         ("35964", ("127.0.0.1", 35964)),
         ("localhost", ("localhost", 35963)),
         ("[::1]:35963", ("::1", 35963)),
+        ("[::1]", ("::1", 35963)),  # an IPv6 host in brackets, no port
+        ("::1", ("::1", 35963)),  # bare: its colons are the address's, not a port's
+        ("fe80::1%eth0", ("fe80::1%eth0", 35963)),
     ],
 )
 def test_parse_endpoint(text: str, expected: tuple[str, int]) -> None:
     assert parse_endpoint(text) == expected
 
 
-@pytest.mark.parametrize("text", ["host:0", "host:70000", "host:port", ":", "", " "])
+@pytest.mark.parametrize(
+    "text", ["host:0", "host:70000", "host:port", ":", "", " ", "[::1]:", "[::1]:x"]
+)
 def test_parse_endpoint_refuses_bad_ports(text: str) -> None:
     with pytest.raises(ValueError, match="bad vpcd address"):
         parse_endpoint(text)
@@ -317,6 +326,7 @@ def test_a_port_whose_vpcd_serves_another_card_is_named(caplog: pytest.LogCaptur
     config = VpcdConfig(
         port=port,
         poll_interval=0.02,
+        connect_timeout=0.02,
         first_message_timeout=0.1,
         backoff_initial=0.01,
         backoff_max=0.02,
@@ -412,3 +422,177 @@ def test_the_hint_is_given_once_a_streak(
         for conn in conns:
             conn.close()
     assert sum("another card is probably served" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("control", [Control.POWER_OFF, Control.POWER_ON, Control.RESET])
+def test_power_off_on_and_reset_end_the_session_and_keep_the_card(
+    make_card: Any, term: Any, control: Control
+) -> None:
+    """vpcd's power off, power on and reset end the applet's session (IDLE, no pending
+    response: PROTOCOL.md §6) and keep the card's durable state (its ATC, its credit); a
+    presence poll does neither."""
+    from applet.payment import Phase
+
+    card = make_card(atc=4)
+    session = CardSession(card)
+    assert session.answer(ControlMessage(Control.ATR_REQUEST)) == card.atr
+    selected = session.answer(ApduMessage(m.select(m.CREDIT_AID).to_bytes()))
+    assert selected is not None and selected[-2:] == b"\x90\x00"
+    gpo_no_le = replace(CommandAPDU.parse(term.gpo()), le=None).to_bytes()
+    gpo = session.answer(ApduMessage(gpo_no_le))
+    assert gpo is not None and gpo[-2] == 0x61  # executed, its answer pending for GET RESPONSE
+    assert card.state.phase != Phase.IDLE and card.state.card.atc == 5
+    assert session.answer(ControlMessage(Control.ATR_REQUEST)) == card.atr
+    assert card.state.phase != Phase.IDLE  # the poll left the session as it was
+
+    assert session.answer(ControlMessage(control)) is None
+    assert card.state.phase == Phase.IDLE and card.state.card.atc == 5
+    get_response = ApduMessage(m.get_response(gpo[-1]).to_bytes())
+    assert session.answer(get_response) == b"\x69\x85"  # the pending answer went with it
+
+
+class RefusingOptions:
+    """A connected socket whose setsockopt fails, as macOS's does (EINVAL) once the peer
+    has closed: every other call goes to the socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def setsockopt(self, *args: object) -> None:
+        raise OSError(22, "Invalid argument")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def test_a_socket_that_refuses_tcp_options_is_served_all_the_same(
+    listener: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TCP_NODELAY and TCP_QUICKACK only speed the exchange up: a socket that refuses them
+    is served, not the end of `card serve` with a traceback."""
+    connect = socket.create_connection
+    monkeypatch.setattr(
+        socket, "create_connection", lambda *a, **k: RefusingOptions(connect(*a, **k))
+    )
+    card = RecordingCard()
+    with _served(card, _config(listener)):
+        conn, _ = listener.accept()
+        conn.settimeout(2)
+        conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+        assert _recv_frame(conn) == ATR
+    conn.close()
+    assert card.events[0] == "power_on"
+
+
+def test_vpcd_not_listening_is_one_plain_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Nobody listens at the address (pcscd stopped, or vpcd not installed): one warning
+    line that says so in plain words and what to check, not Python's "[Errno 111]", and
+    not again at every try."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again: nobody listens there
+    config = VpcdConfig(port=port, backoff_initial=0.01, backoff_max=0.01)
+    with caplog.at_level(logging.WARNING, logger="applet.vpcd"), _served(RecordingCard(), config):
+        threading.Event().wait(0.2)  # many tries
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [
+        f"vpcd at 127.0.0.1:{port} not reachable (Connection refused): is pcscd running, "
+        "with vsmartcard-vpcd? retrying"
+    ]
+
+
+def test_a_connect_may_take_longer_than_a_poll(
+    listener: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TCP connect to vpcd gets connect_timeout (2 s), not the 0.2 s poll interval: a
+    vpcd across a network whose SYN answer takes longer was never reached ("timed out",
+    over and over). Once connected, recv polls the stop flag at the poll interval again."""
+    connect = socket.create_connection
+    timeouts: list[float | None] = []
+    connected: list[socket.socket] = []
+
+    def recording(address: tuple[str, int], timeout: float | None = None) -> socket.socket:
+        timeouts.append(timeout)
+        sock = connect(address, timeout=timeout)
+        connected.append(sock)
+        return sock
+
+    monkeypatch.setattr(socket, "create_connection", recording)
+    config = VpcdConfig(port=listener.getsockname()[1], poll_interval=0.05)
+    with _served(RecordingCard(), config):
+        conn, _ = listener.accept()
+        conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+        assert _recv_frame(conn) == ATR
+        assert connected[0].gettimeout() == 0.05
+    conn.close()
+    assert timeouts[0] == 2.0
+
+
+def test_a_port_that_closes_every_connection_is_tried_with_the_backoff(
+    listener: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Something that accepts and closes at once (a port forward with nothing behind it):
+    the card tries again after the backoff, doubling, with one warning, and is served as
+    soon as vpcd speaks. It had reconnected at once, some 10 000 connections and warning
+    lines a second."""
+    closed = 0
+    speak = threading.Event()
+    spoken: list[socket.socket] = []
+
+    def accept_and_close() -> None:
+        nonlocal closed
+        while not speak.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            if speak.is_set():
+                spoken.append(conn)
+                return
+            closed += 1
+            conn.close()
+
+    acceptor = threading.Thread(target=accept_and_close, daemon=True)
+    config = VpcdConfig(port=listener.getsockname()[1], backoff_initial=0.01, backoff_max=0.1)
+    with caplog.at_level(logging.WARNING, logger="applet.vpcd"), _served(RecordingCard(), config):
+        acceptor.start()
+        threading.Event().wait(0.5)
+        speak.set()
+        acceptor.join(timeout=2)
+        conn = spoken[0] if spoken else listener.accept()[0]
+        conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+        assert _recv_frame(conn) == ATR
+    conn.close()
+    assert 2 <= closed <= 15  # 0.01, 0.02, 0.04, then 0.1 s apart
+    said = [r.getMessage() for r in caplog.records if "before saying anything" in r.getMessage()]
+    assert len(said) == 1
+
+
+def test_an_empty_frame_is_an_apdu_too_short(make_card: Any) -> None:
+    """A frame of length 0 is no control byte: an APDU with no header, which the card
+    answers `6700` (ISO 7816-4 5.1: a command has at least its 4-byte header); the frame
+    round-trips through the reader as an empty APDU message."""
+    reader = FrameReader()
+    reader.feed(b"\x00\x00")
+    message = reader.next_message()
+    assert message == ApduMessage(b"") and reader.pending == 0
+    assert CardSession(make_card()).answer(message) == b"\x67\x00"
+
+
+def test_a_connection_reset_is_one_plain_warning(
+    listener: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """vpcd's end resets the connection (pcscd killed): one warning line in plain words,
+    not Python's "[Errno 104]"; the card then connects again."""
+    import struct
+
+    card = RecordingCard()
+    with caplog.at_level(logging.WARNING, logger="applet.vpcd"), _served(card, _config(listener)):
+        conn, _ = listener.accept()
+        conn.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+        assert _recv_frame(conn) == ATR
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # linger 0: a reset, not a close
+        again, _ = listener.accept()
+    again.close()
+    said = [r.getMessage() for r in caplog.records if "connection error" in r.getMessage()]
+    assert said == ["vpcd connection error: Connection reset by peer"]

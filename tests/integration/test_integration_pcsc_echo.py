@@ -141,8 +141,8 @@ def test_hcepay_readers_json_shows_the_atr(serve: Any, echo_card: Any) -> None:
     assert result.stdout.count("\n") == 1, result.stdout  # one line, as every --json
     listed = json.loads(result.stdout)
     assert listed[:2] == [
-        {"index": 0, "name": "Virtual PCD 00 00", "atr": None},
-        {"index": 1, "name": "Virtual PCD 00 01", "atr": "3B80800101"},
+        {"index": 0, "name": "Virtual PCD 00 00", "atr": None, "mute": False},
+        {"index": 1, "name": "Virtual PCD 00 01", "atr": "3B80800101", "mute": False},
     ]
     table = CliRunner().invoke(app, ["readers"])
     assert "3B 80 80 01 01" in table.stdout and "(no card)" in table.stdout

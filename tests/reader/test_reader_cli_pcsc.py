@@ -6,6 +6,7 @@ not exist is a machine where pcscd is not running, whatever this machine runs.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -88,3 +89,75 @@ def test_without_pyscard_every_command_says_so_alike(
         result.stderr
     )
     assert result.stderr.count("\n") == 1
+
+
+TWO = [
+    ("Virtual PCD 00 00", None),
+    ("Virtual PCD 00 01", bytes.fromhex("3B80800101")),
+]
+MUTE = ("ACS ACR122U PICC Interface 00 00", "mute")
+
+
+def _readers(
+    monkeypatch: pytest.MonkeyPatch,
+    found: list[tuple[str, bytes | str | None]] | Exception,
+    *args: str,
+) -> tuple[int, str, str]:
+    """`hcepay readers ARGS` over a pcscd that lists `found` (or fails with it)."""
+    from reader import pcsc
+
+    def listed() -> list[pcsc.ReaderInfo]:
+        if isinstance(found, Exception):
+            raise found
+        return [
+            pcsc.ReaderInfo(i, name, None, True)
+            if atr == "mute"
+            else pcsc.ReaderInfo(i, name, atr if isinstance(atr, bytes) else None)
+            for i, (name, atr) in enumerate(found)
+        ]
+
+    monkeypatch.setattr(pcsc, "list_readers", listed)
+    result = CliRunner().invoke(app, ["readers", *args], env={"COLUMNS": "300"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_readers_shows_each_reader_with_the_atr_of_its_card(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code, out, err = _readers(monkeypatch, [*TWO, MUTE])
+    assert (code, err) == (0, "")
+    rows = [line for line in out.splitlines() if " 00 0" in line]
+    assert len(rows) == 3
+    assert "0" in rows[0] and "(no card)" in rows[0]
+    assert "1" in rows[1] and "3B 80 80 01 01" in rows[1]
+    assert "2" in rows[2] and "(card not responding)" in rows[2]  # there, but mute
+
+
+def test_readers_json_is_one_line_a_reader_an_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--json`: one line, every reader with its index, its name, its card's ATR (hex,
+    null for an empty reader) and whether that card is mute, in pcscd's order."""
+    code, out, err = _readers(monkeypatch, [*TWO, MUTE], "--json")
+    assert (code, err) == (0, "")
+    assert out.count("\n") == 1
+    assert json.loads(out) == [
+        {"index": 0, "name": "Virtual PCD 00 00", "atr": None, "mute": False},
+        {"index": 1, "name": "Virtual PCD 00 01", "atr": "3B80800101", "mute": False},
+        {"index": 2, "name": MUTE[0], "atr": None, "mute": True},
+    ]
+
+
+def test_no_reader_is_no_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pcscd without readers: a listing of nothing (exit 0), said on stderr for a person,
+    an empty JSON list for a program."""
+    assert _readers(monkeypatch, []) == (0, "", "no PC/SC reader (is vsmartcard-vpcd installed?)\n")
+    assert _readers(monkeypatch, [], "--json") == (0, "[]\n", "")
+
+
+@pytest.mark.parametrize("args", [[], ["--json"]])
+def test_a_pcsc_failure_of_readers_is_one_line_and_exit_4(
+    monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    from reader.transport import TransportError
+
+    code, out, err = _readers(monkeypatch, TransportError("reader unavailable"), *args)
+    assert (code, out, err) == (4, "", "hcepay: error: reader unavailable\n")

@@ -39,6 +39,7 @@ NAMES = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
         (Hresult.UNSUPPORTED_CARD, "card not supported (no T=0 or T=1)"),
         (Hresult.PROTO_MISMATCH, "card not supported (no T=0 or T=1)"),
         (Hresult.TIMEOUT, "reader timed out"),
+        (Hresult.SECURITY_VIOLATION, pcsc.ACCESS_DENIED),
     ],
 )
 def test_reasons(code: int, reason: str) -> None:
@@ -90,6 +91,36 @@ def test_an_exact_name_wins_over_a_part_of_another() -> None:
     names = ["Reader 0", "Reader 0 extra"]
     assert resolve_reader("Reader 0", names) == "Reader 0"
     assert resolve_reader("1", ["x 1", "y"]) == "y"  # the index before the part "1"
+
+
+def test_a_whole_name_in_another_case_wins_over_a_part_of_another() -> None:
+    """A name that is the start of another ("Reader 0", "Reader 0 extra") typed in another
+    case is that reader, not both: it is the whole of one name and a part of the other."""
+    names = ["Reader 0", "Reader 0 extra"]
+    assert resolve_reader("reader 0", names) == "Reader 0"
+    assert resolve_reader("READER 0 EXTRA", names) == "Reader 0 extra"
+    with pytest.raises(ReaderChoiceError):
+        resolve_reader("reader", names)
+
+
+@pytest.mark.parametrize("reader", ["Virtual PCD 00 00", "virtual", "0", 0, ""])
+def test_any_choice_among_no_readers_says_there_is_none(reader: str | int) -> None:
+    """pcscd lists no reader (none plugged in, vpcd not installed): the reason is that,
+    not "no reader named ..." or "no reader number 0 (0 readers)"."""
+    with pytest.raises(TransportError) as caught:
+        resolve_reader(reader, [])
+    assert caught.value.reason == "no reader connected"
+
+
+def test_connect_with_no_reader_says_there_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = NamedScard([])
+    fake.install(monkeypatch)
+    monkeypatch.setattr(
+        scard, "SCardListReaders", lambda context, groups: (Hresult.NO_READERS_AVAILABLE, [])
+    )
+    with pytest.raises(TransportError) as caught:
+        PcscTransport("Virtual PCD 00 00").connect()
+    assert caught.value.reason == "no reader connected"
 
 
 def test_a_part_of_several_names_lists_them() -> None:
@@ -359,6 +390,84 @@ def test_a_stale_context_is_replaced_once(monkeypatch: pytest.MonkeyPatch) -> No
     transport.close()
 
 
+class RestartedPcscd(RecordingScard):
+    """pcscd restarted after the first connect: the contexts made before answer `code` to
+    SCardListReaders and SCardConnect, the ones made after work."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__()
+        self.code = code
+        self.contexts: list[int] = []
+        self.dead: set[int] = set()
+
+    def restart(self) -> None:
+        self.dead = set(self.contexts)
+
+    def SCardEstablishContext(self, scope: int) -> tuple[int, int]:
+        code, context = super().SCardEstablishContext(scope)
+        self.contexts.append(context)
+        return code, context
+
+    def SCardListReaders(self, context: int, groups: list[str]) -> tuple[int, list[str]]:
+        self.calls.append(("list", context))
+        return (self.code, []) if context in self.dead else (0, NAMES)
+
+    def SCardConnect(
+        self, context: int, name: str, share: int, protocols: int
+    ) -> tuple[int, int, int]:
+        if context in self.dead:
+            self.calls.append(("connect", context, name, share))
+            return self.code, 0, 0
+        if name not in NAMES:
+            return Hresult.UNKNOWN_READER, 0, 0
+        return super().SCardConnect(context, name, share, protocols)
+
+
+@pytest.mark.parametrize("code", [Hresult.INVALID_HANDLE, Hresult.NO_SERVICE])
+@pytest.mark.parametrize("reader", [1, "1", "pcd 00 01"], ids=["int", "digits", "part"])
+def test_a_stale_context_is_replaced_for_an_index_or_a_part_of_a_name(
+    monkeypatch: pytest.MonkeyPatch, code: int, reader: str | int
+) -> None:
+    """Once pcscd restarted, the kept context fails whichever call comes first: for an index
+    given as a number that is SCardListReaders, and the connect is made again on a fresh
+    context, not refused as "card removed" or "pcscd not running" (pcscd runs again); as
+    for a reader given by digits or by a part of its name (SCardConnect first)."""
+    fake = RestartedPcscd(code)
+    fake.install(monkeypatch)
+    transport = PcscTransport(reader)
+    assert transport.connect() == b"\x3b\x00"
+    fake.restart()
+    assert transport.connect() == b"\x3b\x00"
+    assert transport.name == f"pcsc:{NAMES[1]}"
+    assert [c[0] for c in fake.calls].count("establish") == 2
+    transport.close()
+
+
+def test_a_pcscd_restart_during_the_wait_for_a_card_connects_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pcscd restarted while `pay` waits for the tap: the watch's SCARD_E_INVALID_HANDLE
+    makes a fresh context and the wait goes on there, not "card removed"."""
+    clock = FakeClock()
+    fake = EmptyReaderScard(clock, arrives_after=2)
+    fake.install(monkeypatch)
+    watches: list[int] = []
+
+    def status_change(
+        context: int, timeout: int, states: list[tuple[str, int]]
+    ) -> tuple[int, list[tuple[str, int, list[int]]]]:
+        watches.append(context)
+        if len(watches) == 1:
+            return Hresult.INVALID_HANDLE, []
+        return fake.SCardGetStatusChange(context, timeout, states)
+
+    monkeypatch.setattr(scard, "SCardGetStatusChange", status_change)
+    transport = PcscTransport(NAMES[0], wait=30, clock=clock, sleep=clock.sleep)
+    assert transport.connect() == b"\x3b\x00"
+    assert len(set(watches)) == 2  # the second context watched on
+    transport.close()
+
+
 def test_a_named_reader_that_goes_away_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader listed by pcscd but gone when connected to: "no reader named ..." (what a
     user can act on), not the PC/SC error number."""
@@ -369,6 +478,40 @@ def test_a_named_reader_that_goes_away_is_named(monkeypatch: pytest.MonkeyPatch)
         transport.connect()
     assert caught.value.reason == f"no reader named {NAMES[0]!r}"
     transport.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (Hresult.SECURITY_VIOLATION, "pcscd denied access (its polkit rules do not allow"),
+        (Hresult.COMM_ERROR, "pcscd closed the connection (access denied by its polkit"),
+    ],
+    ids=["access-denied", "rpc-transport-error"],
+)
+def test_a_client_pcscd_turns_away_is_told_so(
+    monkeypatch: pytest.MonkeyPatch, code: int, reason: str
+) -> None:
+    """pcscd running, its polkit rules refusing this user or session (over ssh, in a
+    container): SCardEstablishContext answers "Access denied", or "RPC transport error"
+    from older client libraries. Neither is "card removed": no card is involved yet."""
+    fake = RecordingScard()
+    fake.install(monkeypatch)
+    monkeypatch.setattr(scard, "SCardEstablishContext", lambda scope: (code, 0))
+    with pytest.raises(TransportError) as caught:
+        pcsc.list_readers()
+    assert caught.value.reason.startswith(reason)
+    assert "docs/pcsc.md" in caught.value.reason
+    with pytest.raises(TransportError) as caught:
+        PcscTransport(NAMES[0]).connect()
+    assert caught.value.reason.startswith(reason)
+
+
+def test_a_card_pcscd_denies_is_told_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """polkit may allow pcscd but not the card (SCardConnect: SCARD_W_SECURITY_VIOLATION)."""
+    RecordingScard(connect_codes=[Hresult.SECURITY_VIOLATION]).install(monkeypatch)
+    with pytest.raises(TransportError) as caught:
+        PcscTransport(NAMES[0]).connect()
+    assert caught.value.reason == pcsc.ACCESS_DENIED
 
 
 def test_list_readers_with_no_reader_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -394,13 +537,28 @@ def test_list_readers_gives_an_atr_only_for_a_present_card(monkeypatch: pytest.M
         return 0, [
             (NAMES[0], scard.SCARD_STATE_EMPTY, [0x3B, 0x00]),
             (NAMES[1], scard.SCARD_STATE_PRESENT, [0x3B, 0x80]),
+            ("Mute 00 00", scard.SCARD_STATE_PRESENT | scard.SCARD_STATE_MUTE, [0x3B, 0x81]),
         ]
 
     monkeypatch.setattr(scard, "SCardGetStatusChange", status_change)
     assert pcsc.list_readers() == [
         pcsc.ReaderInfo(0, NAMES[0], None),
         pcsc.ReaderInfo(1, NAMES[1], b"\x3b\x80"),
+        pcsc.ReaderInfo(2, "Mute 00 00", None, mute=True),
     ]
+
+
+def test_a_mute_card_is_not_a_card_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SCardConnect's SCARD_W_UNRESPONSIVE_CARD: a card is in the field and did not answer
+    the reset. Said so, not "card removed" (the card never left)."""
+    RecordingScard(connect_codes=[Hresult.UNRESPONSIVE_CARD]).install(monkeypatch)
+    transport = PcscTransport(NAMES[0])
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == (
+        "card not responding (no answer to reset): take it away and present it again"
+    )
+    transport.close()
 
 
 class NamedScard(RecordingScard):
@@ -559,6 +717,123 @@ def test_a_connect_waits_for_the_card_to_be_presented(monkeypatch: pytest.Monkey
     assert transport.connect() == b"\x3b\x00"
     assert said == [(NAMES[0], 30)]
     assert fake.timeouts and max(fake.timeouts) <= 500  # Ctrl-C is seen within half a second
+    transport.close()
+
+
+class WobblingTapScard(EmptyReaderScard):
+    """A phone seen in the field, gone again when connected to (`gone_code`), then back."""
+
+    def __init__(self, clock: FakeClock, gone_code: int) -> None:
+        super().__init__(clock, arrives_after=2)
+        self.gone_code = gone_code
+        self.wobbled = False
+
+    def SCardConnect(
+        self, context: int, name: str, share: int, protocols: int
+    ) -> tuple[int, int, int]:
+        if self.present and not self.wobbled:
+            self.wobbled = True
+            self.present = False
+            self.arrives_after = len(self.timeouts) + 2
+            self.calls.append(("connect", context, name, share))
+            return self.gone_code, 0, 0
+        return super().SCardConnect(context, name, share, protocols)
+
+
+@pytest.mark.parametrize(
+    "gone_code", [Hresult.NO_SMARTCARD, Hresult.REMOVED_CARD], ids=["no-card", "removed"]
+)
+def test_a_tap_that_wobbles_is_waited_for_again(
+    monkeypatch: pytest.MonkeyPatch, gone_code: int
+) -> None:
+    """A phone that enters the field and leaves it before SCardConnect (a hand that
+    wobbles) is watched for again within the same wait, not "no card in reader" or "card
+    removed" with most of the wait left; the wait is announced once."""
+    clock = FakeClock()
+    fake = WobblingTapScard(clock, gone_code)
+    fake.install(monkeypatch)
+    said: list[tuple[str, float]] = []
+    transport = PcscTransport(
+        NAMES[0], wait=30, on_wait=lambda *a: said.append(a), clock=clock, sleep=clock.sleep
+    )
+    assert transport.connect() == b"\x3b\x00"
+    assert fake.wobbled and said == [(NAMES[0], 30)]
+    assert clock.now < 5
+    transport.close()
+
+
+def test_a_tap_that_keeps_wobbling_ends_with_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that reports a card SCardConnect never finds: tried again, paced, until
+    the wait is over, then the wait's own reason."""
+    clock = FakeClock()
+    fake = EmptyReaderScard(clock, arrives_after=0)
+    fake.install(monkeypatch)
+    monkeypatch.setattr(scard, "SCardConnect", lambda *a: (Hresult.NO_SMARTCARD, 0, 0))
+    transport = PcscTransport(NAMES[0], wait=3, clock=clock, sleep=clock.sleep)
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == f"no card presented to {NAMES[0]} within 3 s"
+    assert 3 <= clock.now <= 3.3
+    transport.close()
+
+
+def test_a_reader_unplugged_during_the_wait_is_said_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reader is unplugged while `pay` waits for the tap: SCardGetStatusChange reports
+    SCARD_STATE_UNKNOWN (pcsc-lite: the name is no longer known) and the wait ends then,
+    saying so, not with "no card presented ... within 30 s" half a minute later."""
+    clock = FakeClock()
+    fake = EmptyReaderScard(clock, arrives_after=None)
+    fake.install(monkeypatch)
+    calls: list[int] = []
+
+    def status_change(
+        context: int, timeout: int, states: list[tuple[str, int]]
+    ) -> tuple[int, list[tuple[str, int, list[int]]]]:
+        calls.append(timeout)
+        if len(calls) < 3:
+            return fake.SCardGetStatusChange(context, timeout, states)
+        ((name, current),) = states
+        if current & scard.SCARD_STATE_UNKNOWN:  # told already: a slice goes by unchanged
+            clock.sleep(timeout / 1000)
+            return Hresult.TIMEOUT, [(name, current, [])]
+        return 0, [(name, scard.SCARD_STATE_UNKNOWN | scard.SCARD_STATE_CHANGED, [])]
+
+    monkeypatch.setattr(scard, "SCardGetStatusChange", status_change)
+    transport = PcscTransport(NAMES[0], wait=30, clock=clock, sleep=clock.sleep)
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == f"reader {NAMES[0]} is gone (unplugged during the wait)"
+    assert clock.now < 1
+    transport.close()
+
+
+def test_a_mute_card_at_the_end_of_the_wait_is_said_to_be_mute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A card held in the field the whole wait that never answers the reset (PC/SC
+    SCARD_STATE_PRESENT | SCARD_STATE_MUTE): at the wait's end the reason is that card,
+    not "no card presented"."""
+    clock = FakeClock()
+    EmptyReaderScard(clock, arrives_after=None).install(monkeypatch)
+    mute = scard.SCARD_STATE_PRESENT | scard.SCARD_STATE_MUTE
+
+    def status_change(
+        context: int, timeout: int, states: list[tuple[str, int]]
+    ) -> tuple[int, list[tuple[str, int, list[int]]]]:
+        ((name, current),) = states
+        if current == scard.SCARD_STATE_UNAWARE:
+            return 0, [(name, mute | scard.SCARD_STATE_CHANGED, [])]
+        clock.sleep(timeout / 1000)
+        return Hresult.TIMEOUT, [(name, current, [])]
+
+    monkeypatch.setattr(scard, "SCardGetStatusChange", status_change)
+    transport = PcscTransport(NAMES[0], wait=3, clock=clock, sleep=clock.sleep)
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == pcsc.MUTE_CARD
+    assert 3 <= clock.now <= 3.3
     transport.close()
 
 

@@ -213,3 +213,86 @@ def test_wrong_le_to_a_command_that_cannot_be_repeated_is_a_transport_error() ->
     with pytest.raises(TransportError, match="cannot repeat the command with Le 16"):
         ChainingTransport(inner).transmit(b"\x00\xa4\x04")
     assert inner.sent == [b"\x00\xa4\x04"]
+
+
+def test_61_00_is_followed_by_get_response_for_256_bytes() -> None:
+    """`61 00`: 256 bytes or more wait (PROTOCOL.md §3); the GET RESPONSE asks for them with
+    Le `00` (256), not for none."""
+    inner = Scripted([b"A" * 256 + b"\x61\x00", b"B" * 256 + b"\x90\x00"])
+    out = ChainingTransport(inner).transmit(SELECT_PPSE)
+    assert out == b"A" * 256 + b"B" * 256 + b"\x90\x00"
+    assert inner.sent[1] == bytes.fromhex("00C0000000")
+
+
+def test_a_get_response_answered_6cxx_is_sent_again_with_that_le() -> None:
+    """A card that wants another Le for the next part answers GET RESPONSE `6Cxx`: the
+    GET RESPONSE goes again with Le = xx, and the part joins the others (ISO 7816-4 5.6);
+    a `6Cxx` is never passed up joined to data."""
+    inner = Scripted([b"AB\x61\x10", b"\x6c\x08", b"CDEFGHIJ\x90\x00"])
+    assert ChainingTransport(inner).transmit(SELECT_PPSE) == b"ABCDEFGHIJ\x90\x00"
+    assert inner.sent[1:] == [bytes.fromhex("00C0000010"), bytes.fromhex("00C0000008")]
+
+
+def test_a_get_response_answered_6cxx_twice_is_a_transport_error() -> None:
+    inner = Scripted([b"AB\x61\x10", b"\x6c\x08", b"\x6c\x04"])
+    with pytest.raises(TransportError, match=r"keeps answering 6Cxx \(wrong Le\) to GET RESPONSE"):
+        ChainingTransport(inner).transmit(SELECT_PPSE)
+    assert len(inner.sent) == 3
+
+
+@pytest.mark.parametrize(
+    ("cla", "get_response_cla"),
+    [
+        (0x00, 0x00),  # PROTOCOL.md §3: SELECT, READ RECORD
+        (0x80, 0x00),  # PROTOCOL.md §3: GPO, GENERATE AC, GET DATA
+        (0x01, 0x01),  # logical channel 1
+        (0x0C, 0x0C),  # secure messaging, kept: the same class
+        (0x10, 0x00),  # the last command of a chain: GET RESPONSE is no chained command
+        (0x83, 0x03),  # proprietary class on channel 3
+        (0x45, 0x45),  # further interindustry class: channel 9
+        (0xC5, 0x45),  # proprietary class on channel 9
+        (0xFF, 0x00),  # a reader's own command (PC/SC part 3)
+    ],
+)
+def test_get_response_goes_out_in_the_class_of_the_command(cla: int, get_response_cla: int) -> None:
+    """ISO 7816-4 5.6: GET RESPONSE follows `61xx` "with the same CLA"; a GET RESPONSE on
+    another logical channel than the command's would fetch nothing (or another response)."""
+    inner = Scripted([b"AB\x61\x02", b"CD\x90\x00"])
+    command = bytes([cla]) + bytes.fromhex("B2010C00")
+    assert ChainingTransport(inner).transmit(command) == b"ABCD\x90\x00"
+    assert inner.sent[1] == bytes([get_response_cla]) + bytes.fromhex("C0000002")
+
+
+@pytest.mark.parametrize(
+    ("last", "whole"),
+    [
+        (b"CD\x62\x82", b"ABCD\x62\x82"),  # a warning keeps its data
+        (b"\x63\xc1", b"AB\x63\xc1"),
+        (b"\x6f\x00", b"\x6f\x00"),  # an error: the rest is lost, no data with it
+        (b"\x69\x85", b"\x69\x85"),
+        (b"\x64\x00", b"\x64\x00"),
+    ],
+)
+def test_the_last_status_word_ends_the_joined_response(last: bytes, whole: bytes) -> None:
+    """The joined response ends with the status word of the last answer. A warning (`62xx`,
+    `63xx`) comes with data; an error (`64xx` to `6Fxx`) comes with none (ISO 7816-4 5.6),
+    so a GET RESPONSE that fails passes up the card's error alone, never an error joined to
+    the part before it."""
+    inner = Scripted([b"AB\x61\x02", last])
+    assert ChainingTransport(inner).transmit(SELECT_PPSE) == whole
+
+
+@pytest.mark.parametrize(
+    ("command", "repeat"),
+    [
+        ("00B2010C", "00B2010C05"),  # case 1: repeated as case 2, Le = xx
+        ("80CA9F3600", "80CA9F3605"),  # case 2
+        ("80A80000028300", "80A8000002830005"),  # case 3: repeated as case 4, data kept
+    ],
+)
+def test_wrong_le_repeats_every_case_with_the_le_named(command: str, repeat: str) -> None:
+    """`6Cxx`: "the same command may be reissued using SW2 as short Le field" (ISO 7816-4
+    5.6), whatever its case; a case 1 or 3 command gains the Le field."""
+    inner = Scripted([b"\x6c\x05", b"12345\x90\x00"])
+    assert ChainingTransport(inner).transmit(bytes.fromhex(command)) == b"12345\x90\x00"
+    assert inner.sent[1] == bytes.fromhex(repeat)
