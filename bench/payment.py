@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
 from pathlib import Path
@@ -71,6 +71,7 @@ ROUNDS = 10
 STEP_PAYMENTS = 200  # payments of the step table, after STEP_WARMUP more
 STEP_WARMUP = 50
 T = TypeVar("T")
+LINUX_CLOCK_REALTIME_COARSE = 5  # the clock of file times (unnamed in Python 3.11's time)
 WAL_FRAME = 24 + 4096  # a WAL frame: its header and one page
 WAL_BYTES = 1000 * WAL_FRAME  # SQLite checkpoints at 1000 frames, then reuses the file
 WARMUP = 300  # payments before timing: the log's WAL has wrapped (steady state)
@@ -247,31 +248,72 @@ def in_place_fdatasync(path: Path, size: int, chunk: int, step: int) -> Callable
     return run
 
 
-def tick_flushes(path: Path, pairs: int = 40, gap_s: float = 0.005) -> tuple[float, float]:
-    """Medians of (the first flush after a clock tick, the next flush in the same tick).
+@dataclass(frozen=True)
+class TickFlushes:
+    """What a flush costs by where it falls in the clock tick (tick_flushes)."""
 
-    The first write to a file in a new clock tick changes its mtime, and fdatasync then
-    writes the file's inode too (one more write before the flush: ext4 without a journal, as
-    here, keeps the inode's block on the file's list of buffers to sync); a loop of bare
-    flushes (the floor) mostly writes within one tick. Busy-waits between pairs so that the
-    CPU stays awake, as in a payment."""
+    tick_s: float  # the clock tick: the resolution of file timestamps
+    new_tick_s: float  # median flush whose write is the file's first in a new tick
+    same_tick_s: float  # median flush of the next write in that tick
+    new_tick_kib: float | None  # KiB the disk was given per flush, None where unknown
+    same_tick_kib: float | None
+
+
+def _written_sectors(path: Path) -> Callable[[], int] | None:
+    """The sectors written so far to the block device holding `path` (its stat file in
+    /sys, Linux), or None where there is none to read."""
+    st = os.stat(path)
+    stat_file = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/stat")
+    try:
+        stat_file.read_text()
+    except OSError:
+        return None
+    return lambda: int(stat_file.read_text().split()[6])  # field 7: sectors written
+
+
+def _kib(kib: float | None) -> str:
+    """ " (N KiB to the disk)" for the kernel line, or nothing where it is unknown."""
+    return "" if kib is None else f" ({kib:.0f} KiB to the disk)"
+
+
+def tick_flushes(path: Path, pairs: int = 40) -> TickFlushes:
+    """A flush that is the file's first write in a new clock tick, then the next one in
+    that tick; timed, and counted in what reached the disk.
+
+    File times move in clock ticks (the coarse clock): the first write to a file in a new
+    tick changes its mtime, and fdatasync then writes the file's inode as well (ext4
+    without a journal, as here: the disk is given one block more). A loop of bare flushes
+    (the floor) mostly writes within one tick. Each pair starts right after a tick begins,
+    with no idle time before it (so no device wake-up is timed)."""
+    coarse = getattr(time, "CLOCK_REALTIME_COARSE", LINUX_CLOCK_REALTIME_COARSE)
     path.write_bytes(b"\0" * (2 * SLOT_SIZE))
-    first: list[float] = []
-    second: list[float] = []
+    written = _written_sectors(path)
+    times: tuple[list[float], list[float]] = ([], [])
+    sectors = [0, 0]
     fd = os.open(path, os.O_WRONLY)
     try:
+        os.fdatasync(fd)
         for _ in range(pairs):
-            end = time.perf_counter() + gap_s
-            while time.perf_counter() < end:
+            tick = time.clock_gettime_ns(coarse)
+            while time.clock_gettime_ns(coarse) == tick:
                 pass
-            for offset, times in ((0, first), (SLOT_SIZE, second)):
+            for which, offset in enumerate((0, SLOT_SIZE)):
+                before = written() if written else 0
                 os.pwrite(fd, b"x" * 512, offset)
                 start = time.perf_counter()
                 os.fdatasync(fd)
-                times.append(time.perf_counter() - start)
+                times[which].append(time.perf_counter() - start)
+                sectors[which] += (written() if written else 0) - before
     finally:
         os.close(fd)
-    return statistics.median(first), statistics.median(second)
+    kib = [n * 512 / 1024 / pairs if written else None for n in sectors]
+    return TickFlushes(
+        time.clock_getres(coarse),
+        statistics.median(times[0]),
+        statistics.median(times[1]),
+        kib[0],
+        kib[1],
+    )
 
 
 def cpu_placement(
@@ -472,7 +514,7 @@ def main() -> None:
             on_disk = step_times(steps_dir, FileStateStore(steps_dir), log, keys, now)
             with TransactionLog(Path(":memory:")) as memory_log:
                 in_memory_steps = step_times(card_dir, MemoryStateStore(), memory_log, keys, now)
-            new_tick_s, same_tick_s = tick_flushes(work / "tick.bin")
+            ticks = tick_flushes(work / "tick.bin")
             placement = cpu_placement(work / "placement.bin", rsa_parts["private"])
         median = {name: statistics.median(values) for name, values in times.items()}
         payment_s, private_s, writes_s = median["payment"], median["private"], median["writes"]
@@ -520,9 +562,11 @@ def main() -> None:
     )
     print(
         f"  kernel       a flush whose write starts a clock tick (new mtime: the inode is written "
-        f"too) {new_tick_s * ms:.3f} ms, the next one in that tick {same_tick_s * ms:.3f} ms;"
-        "\n               the floor's loops mostly flush within one tick, a payment starts a "
-        "new tick for each of its two files every ~2 payments"
+        f"too) {ticks.new_tick_s * ms:.3f} ms{_kib(ticks.new_tick_kib)}, the next one in that "
+        f"tick {ticks.same_tick_s * ms:.3f} ms{_kib(ticks.same_tick_kib)};"
+        f"\n               the floor's loops mostly flush within one tick ({ticks.tick_s * ms:.0f} "
+        "ms); a payment starts a new tick for each of its two files every "
+        f"~{ticks.tick_s / payment_s:.1f} payments"
     )
     if placement is None:
         print("  placement    n/a: one CPU, or threads cannot be pinned here")
