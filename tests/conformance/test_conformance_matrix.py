@@ -3,8 +3,9 @@
 The columns come from PROTOCOL.md §6's list of status words and the rows from §3's commands
 (GET DATA once per tag §3 and §9 name), so a status word or command added to PROTOCOL.md
 fails here until the matrix has it. Every cell the matrix marks as answered must be shown by
-a step of each vector it names, and every (command, status word) pair a card vector shows
-must be a marked cell: the table can neither overclaim nor fall behind the suite.
+a step of each vector it names, and every (command, status word) pair a card vector shows,
+or the applet answers when probed in each state of §6, must be a marked cell: the table can
+neither overclaim nor fall behind the suite or the applet.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ NOT_APPLICABLE: Final = "·"  # a cell no command of that row can be answered (d
 SELECT_NAMES: Final = {m.PPSE_NAME: "SELECT PPSE", m.PSE_NAME: "SELECT PSE"}
 APP_RECORDS: Final = (1, 2, 3)
 MALFORMED: Final = "malformed APDU"
+PSE_DIRECTORY: Final = "READ RECORD (PSE directory)"
 APP_SFI_P2: Final = 0x0C  # SFI 1, P1 a record number (ISO 7816-4 7.3.3)
+Matrix = dict[str, dict[str, str]]  # row -> column -> cell text
 
 
 def column(sw: int) -> str:
@@ -77,7 +80,7 @@ def row_of(c: bytes, pse: bool) -> str:
         return SELECT_NAMES.get(cmd.data, "SELECT AID")
     if ins == INS.READ_RECORD:
         if pse:
-            return "READ RECORD (PSE directory)"
+            return PSE_DIRECTORY
         if p1 in APP_RECORDS and p2 == APP_SFI_P2:
             return f"READ RECORD {p1}"
         return "READ RECORD (other record or SFI)"
@@ -114,26 +117,22 @@ def protocol_rows() -> set[str]:
         if ins == INS.SELECT:
             name = next(n for n in ("PPSE", "PSE", "AID") if f"<{n}>" in apdu)
             rows.add(f"SELECT {name}")
-        elif ins == INS.READ_RECORD:
-            pse = "PSE" in apdu or "01 0C" in apdu
-            rows |= (
-                {"READ RECORD (PSE directory)"}
-                if pse
-                else {f"READ RECORD {n}" for n in APP_RECORDS}
-            )
+        elif ins == INS.READ_RECORD:  # the app's records (`<rec>`, §4) or the PSE directory
+            app = "<rec>" in apdu
+            rows |= {f"READ RECORD {n}" for n in APP_RECORDS} if app else {PSE_DIRECTORY}
         elif ins != INS.GET_DATA:
-            rows.add(COMMAND_ROWS[ins])
+            rows.add(COMMAND_ROWS[ins])  # a command new to §3: KeyError until it has a row
     for tag in re.findall(r"`80 CA ([0-9A-F]{2} [0-9A-F]{2}) 00`", text):
         rows.add(f"GET DATA {tag.replace(' ', '')}")
     return rows
 
 
-def matrix() -> tuple[list[str], dict[str, dict[str, str]]]:
+def matrix() -> tuple[list[str], Matrix]:
     """docs/conformance.md's matrix: its columns and, by row, each cell's text."""
     text = CONFORMANCE.read_text(encoding="utf-8")
     lines = text.split("<!-- matrix -->")[1].split("<!-- /matrix -->")[0].strip().splitlines()
     head = [x.strip().strip("`") for x in lines[0].strip("|").split("|")]
-    rows: dict[str, dict[str, str]] = {}
+    rows: Matrix = {}
     for line in lines[2:]:
         cells = [x.strip() for x in line.strip("|").split("|")]
         rows[cells[0]] = dict(zip(head[1:], cells[1:], strict=True))
@@ -149,7 +148,6 @@ OTHER_ROWS: Final = {
     "unknown CLA",
     MALFORMED,
 }
-Matrix = dict[str, dict[str, str]]
 
 
 def named(cell: str) -> list[tuple[str, bool]]:
