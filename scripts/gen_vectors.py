@@ -716,6 +716,229 @@ def _get_response_none(s: Session) -> None:
     )
 
 
+# Each command × each status word PROTOCOL.md names for it (docs/conformance.md's matrix).
+
+
+def with_le(command: CommandAPDU, le: int | None) -> bytes:
+    """The command with another Le (None: no Le field, a case 1 or 3 command)."""
+    return replace(command, le=le).to_bytes()
+
+
+def with_cla(command: CommandAPDU, cla: int) -> bytes:
+    """The command with another class byte (P§3 gives each command its own)."""
+    return replace(command, cla=cla).to_bytes()
+
+
+def repeat_6c(s: Session, command: CommandAPDU, note: str) -> None:
+    """The command with Le 01: 6Cxx, then repeated with Le xx: the whole answer (P§3)."""
+    first = s.send(with_le(command, 1), f"{note} with Le 01")
+    assert first.sw1 == SW1_WRONG_LE, f"{first.sw:04X}"
+    again = s.send(with_le(command, first.sw2 or LE_MAX), f"{note} with the Le the card gave")
+    if first.sw2:
+        assert len(ok(again).data) == first.sw2, "6Cxx names the exact length"
+    else:  # 6C00: more than 256 bytes; Le 00 gets them chained (P§3)
+        assert again.sw1 == SW1_MORE_DATA, f"{again.sw:04X}"
+        ok(s.send(m.get_response(again.sw2 or LE_MAX).to_bytes(), "GET RESPONSE"))
+
+
+def fetch_61(s: Session, command: bytes, note: str) -> ResponseAPDU:
+    """A command answered 61xx alone, then GET RESPONSE until 9000."""
+    response = s.send(command, note)
+    assert response.sw1 == SW1_MORE_DATA and not response.data, f"{response.sw:04X}"
+    data = b""
+    while response.sw1 == SW1_MORE_DATA:
+        data += response.data
+        response = s.send(m.get_response(response.sw2 or LE_MAX).to_bytes(), "GET RESPONSE")
+    return ResponseAPDU(data + ok(response).data, response.sw)
+
+
+GET_DATA_TAGS = (0x9F36, m.TAG_AVAILABLE_CREDIT, m.TAG_LAST_ANSWER)
+
+
+@card_vector(
+    "card-wrong-le-6c-each-command",
+    "Each command whose answer fits 256 bytes, sent with Le 01, gets 6Cxx naming the answer's length; repeated with that Le it gets the answer: SELECT PPSE, PSE and AID, READ RECORD of the PSE directory and records 1-3, GET DATA 9F36 and DF01 (P§3).",
+)
+def _wrong_le_each(s: Session) -> None:
+    repeat_6c(s, m.select(m.PPSE_NAME), "SELECT PPSE")
+    repeat_6c(s, m.select(m.PSE_NAME), "SELECT PSE")
+    repeat_6c(s, m.read_record(1, 1), "READ RECORD 1 of the PSE directory")
+    repeat_6c(s, m.select(m.CREDIT_AID), "SELECT AID")
+    ok(gpo(s))
+    for record in (1, 2, 3):
+        repeat_6c(s, m.read_record(record), f"READ RECORD {record}")
+    for tag in (0x9F36, m.TAG_AVAILABLE_CREDIT):
+        repeat_6c(s, m.get_data(tag), f"GET DATA {tag:04X}")
+
+
+@card_vector(
+    "card-wrong-le-6c00-long",
+    "GENERATE AC with Le 01 gets 6C00 (its answer is over 256 bytes) and is not executed: nothing deducted, no last answer, the ATC stays 0001; repeated with Le 00 it approves, chained with 61xx; GET DATA DF02 with Le 01 gets 6C00 too (docs/protocol-choices.md: 6Cxx, Le shorter than data over 256 bytes).",
+    choice=True,
+)
+def _wrong_le_long(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    command = m.generate_ac(fill_dol(m.CDOL1, values()))
+    first = s.send(with_le(command, 1), "GENERATE AC with Le 01")
+    assert first.sw == SW1_WRONG_LE << 8, f"{first.sw:04X}"  # 6C00: more than 256 bytes
+    available = s.exchange(m.get_data(m.TAG_AVAILABLE_CREDIT).to_bytes(), "nothing deducted")
+    holds(available, "DF0106000000100000")
+    expect_sw(
+        s.exchange(m.get_data(m.TAG_LAST_ANSWER).to_bytes(), "no answer made: 6A88"),
+        SW.REFERENCED_DATA_NOT_FOUND,
+    )
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0001"), "9F36020001")
+    again = s.send(with_le(command, LE_MAX), "GENERATE AC with Le 00, as 6C00 asked")
+    assert again.sw1 == SW1_MORE_DATA, f"{again.sw:04X}"
+    answer = ok(s.send(m.get_response(again.sw2 or LE_MAX).to_bytes(), "GET RESPONSE"))
+    assert cid_of(ResponseAPDU(again.data + answer.data, answer.sw)) == 0x40
+    repeat_6c(s, m.get_data(m.TAG_LAST_ANSWER), "GET DATA DF02")
+
+
+@card_vector(
+    "card-no-le-each-command",
+    "Every command with an answer, sent without Le, is executed and answered 61xx alone, and GET RESPONSE fetches the answer: SELECT PPSE and PSE, READ RECORD of the PSE directory and records 2-3, GENERATE AC, GET DATA of each tag; a GET RESPONSE whose Le is shorter than what is left gets that many bytes and 61xx (docs/protocol-choices.md).",
+    choice=True,
+)
+def _no_le_each(s: Session) -> None:
+    fetch_61(s, with_le(m.select(m.PPSE_NAME), None), "SELECT PPSE without Le")
+    fetch_61(s, with_le(m.select(m.PSE_NAME), None), "SELECT PSE without Le")
+    fetch_61(s, with_le(m.read_record(1, 1), None), "READ RECORD 1 of the PSE directory, no Le")
+    ok(select_aid(s))
+    ok(gpo(s))
+    ok(s.exchange(m.read_record(1).to_bytes(), "READ RECORD 1"))
+    for record in (2, 3):
+        fetch_61(s, with_le(m.read_record(record), None), f"READ RECORD {record} without Le")
+    command = with_le(m.generate_ac(fill_dol(m.CDOL1, values())), None)
+    assert cid_of(fetch_61(s, command, "GENERATE AC without Le")) == 0x40
+    for tag in GET_DATA_TAGS:
+        fetch_61(s, with_le(m.get_data(tag), None), f"GET DATA {tag:04X} without Le")
+    first = s.send(with_le(m.get_data(m.TAG_LAST_ANSWER), None), "GET DATA DF02 without Le")
+    assert first.sw1 == SW1_MORE_DATA, f"{first.sw:04X}"
+    part = s.send(m.get_response(16).to_bytes(), "GET RESPONSE, Le 10: a part")
+    assert len(part.data) == 16 and part.sw1 == SW1_MORE_DATA, f"{part.sw:04X}"
+    while part.sw1 == SW1_MORE_DATA:
+        part = s.send(m.get_response(part.sw2 or LE_MAX).to_bytes(), "GET RESPONSE: the rest")
+    ok(part)
+
+
+@card_vector(
+    "card-extended-le-whole",
+    "An extended Le that allows the whole answer gets it in one response with 9000, no 61xx: GENERATE AC and GET DATA DF02, both longer than 256 bytes (docs/protocol-choices.md: extended-length APDUs).",
+    choice=True,
+)
+def _extended(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    command = replace(m.generate_ac(fill_dol(m.CDOL1, values())), le=65536, extended=True)
+    answer = ok(s.send(command.to_bytes(), "GENERATE AC, extended Le 0000"))
+    assert len(answer.data) > LE_MAX and cid_of(answer) == 0x40
+    last = replace(m.get_data(m.TAG_LAST_ANSWER), le=65536, extended=True)
+    assert len(ok(s.send(last.to_bytes(), "GET DATA DF02, extended Le 0000")).data) > LE_MAX
+
+
+@card_vector(
+    "card-sw-cla-each-command",
+    "Each command sent with the other class (00 and 80 swapped) answers 6E00 and changes nothing: SELECT PPSE and PSE, READ RECORD of the PSE directory, records 1-4, GENERATE AC (then accepted with CLA 80), GET DATA of each tag and of an unknown one (P§3 classes, §6).",
+)
+def _cla_each(s: Session) -> None:
+    for name, note in ((m.PPSE_NAME, "SELECT PPSE"), (m.PSE_NAME, "SELECT PSE")):
+        expect_sw(s.send(with_cla(m.select(name), 0x80), f"{note}, CLA 80"), SW.CLA_NOT_SUPPORTED)
+    ok(s.exchange(m.select(m.PSE_NAME).to_bytes(), "SELECT PSE"))
+    directory = with_cla(m.read_record(1, 1), 0x80)
+    expect_sw(s.send(directory, "READ RECORD 1 of the PSE directory, CLA 80"), SW.CLA_NOT_SUPPORTED)
+    ok(select_aid(s))
+    ok(gpo(s))
+    for record in (1, 2, 3, 4):
+        other = with_cla(m.read_record(record), 0x80)
+        expect_sw(s.send(other, f"READ RECORD {record}, CLA 80"), SW.CLA_NOT_SUPPORTED)
+    command = m.generate_ac(fill_dol(m.CDOL1, values()))
+    expect_sw(s.send(with_cla(command, 0x00), "GENERATE AC, CLA 00"), SW.CLA_NOT_SUPPORTED)
+    assert cid_of(ok(generate_ac(s))) == 0x40
+    for tag in (*GET_DATA_TAGS, 0x9F13):
+        other = with_cla(m.get_data(tag), 0x00)
+        expect_sw(s.send(other, f"GET DATA {tag:04X}, CLA 00"), SW.CLA_NOT_SUPPORTED)
+
+
+@card_vector(
+    "card-sw-forms-each-command",
+    "Forms §3 does not use, each command: SELECT with P2 0C (no FCI) 6A86, of the next occurrence of the PPSE or PSE selected 6A82, with no name 6700; READ RECORD of the PSE directory with P1 00 6A86 and with data 6700; records 2-4 with data 6700; GET DATA of each tag with data 6700; with a response pending, GET RESPONSE with P1-P2 0100 6A86 and with data 6700, the response kept (docs/protocol-choices.md).",
+    choice=True,
+)
+def _forms_each(s: Session) -> None:
+    for name, note in ((m.PPSE_NAME, "PPSE"), (m.PSE_NAME, "PSE"), (m.CREDIT_AID, "AID")):
+        no_fci = replace(m.select(name), p2=0x0C).to_bytes()
+        expect_sw(s.send(no_fci, f"SELECT {note}, P2 0C"), SW.INCORRECT_P1P2)
+    for name, note in ((m.PPSE_NAME, "PPSE"), (m.PSE_NAME, "PSE")):
+        ok(s.exchange(m.select(name).to_bytes(), f"SELECT {note}"))
+        following = replace(m.select(name), p2=0x02).to_bytes()
+        expect_sw(s.send(following, f"SELECT {note}, next occurrence"), SW.FILE_NOT_FOUND)
+    expect_sw(s.send(bytes.fromhex("00A4040000"), "SELECT with no name"), SW.WRONG_LENGTH)
+    ok(s.exchange(m.select(m.PSE_NAME).to_bytes(), "SELECT PSE"))
+    expect_sw(s.send(bytes.fromhex("00B2000C00"), "directory READ RECORD P1 00"), SW.INCORRECT_P1P2)
+    with_data = replace(m.read_record(1, 1), data=b"\xaa").to_bytes()
+    expect_sw(s.send(with_data, "directory READ RECORD 1 with data"), SW.WRONG_LENGTH)
+    ok(select_aid(s))
+    ok(gpo(s))
+    for record in (2, 3, 4):
+        with_data = replace(m.read_record(record), data=b"\xaa").to_bytes()
+        expect_sw(s.send(with_data, f"READ RECORD {record} with data"), SW.WRONG_LENGTH)
+    for tag in GET_DATA_TAGS:
+        with_data = replace(m.get_data(tag), data=b"\xaa").to_bytes()
+        expect_sw(s.send(with_data, f"GET DATA {tag:04X} with data"), SW.WRONG_LENGTH)
+    first = s.send(with_le(m.read_record(1), None), "READ RECORD 1 without Le: 61xx")
+    assert first.sw1 == SW1_MORE_DATA and not first.data, f"{first.sw:04X}"
+    get = m.get_response(first.sw2 or LE_MAX)
+    expect_sw(s.send(replace(get, p1=0x01).to_bytes(), "GET RESPONSE P1 01"), SW.INCORRECT_P1P2)
+    with_data = replace(get, data=b"\xaa").to_bytes()
+    expect_sw(s.send(with_data, "GET RESPONSE with data"), SW.WRONG_LENGTH)
+    ok(s.send(get.to_bytes(), "GET RESPONSE: the record is still there"))
+
+
+@card_vector(
+    "card-sw-wrong-state-each-command",
+    "Each command outside its state answers 6985 and changes nothing: READ RECORD 1-4 with nothing selected, records 2-4 before GPO and in the PPSE, GPO with only the PPSE selected, GENERATE AC with nothing selected; the ATC stays 0000 and the payment then goes (P§6 state machine).",
+)
+def _state_each(s: Session) -> None:
+    for record in (1, 2, 3, 4):
+        note = f"READ RECORD {record}, nothing selected"
+        expect_sw(s.send(m.read_record(record).to_bytes(), note), SW.CONDITIONS_NOT_SATISFIED)
+    expect_sw(generate_ac(s), SW.CONDITIONS_NOT_SATISFIED)
+    ok(select_ppse(s))
+    expect_sw(gpo(s), SW.CONDITIONS_NOT_SATISFIED)
+    for record in (2, 3, 4):
+        note = f"READ RECORD {record} in the PPSE"
+        expect_sw(s.send(m.read_record(record).to_bytes(), note), SW.CONDITIONS_NOT_SATISFIED)
+    ok(select_aid(s))
+    for record in (2, 3, 4):
+        note = f"READ RECORD {record} before GPO"
+        expect_sw(s.send(m.read_record(record).to_bytes(), note), SW.CONDITIONS_NOT_SATISFIED)
+    holds(s.exchange(m.get_data(0x9F36).to_bytes(), "ATC still 0000"), "9F36020000")
+    assert m.parse_gpo_response(ok(gpo(s)).data).atc == 1, "ATC 0001"
+    read_records(s)
+    assert cid_of(ok(generate_ac(s))) == 0x40
+
+
+@card_vector(
+    "card-sw-errors-keep-payment",
+    "Refused commands in the middle of a payment change nothing (P§6: an error never changes the state): after GPO, SELECT of an unknown AID (6A82), SELECT with P1-P2 0401 (6A86), GET DATA of an unknown tag (6A88), READ RECORD 4 (6A83) and INS 20 (6D00) leave the app selected with its GPO: the records are read and GENERATE AC approves with ATC 0001.",
+)
+def _errors_keep(s: Session) -> None:
+    ok(select_aid(s))
+    ok(gpo(s))
+    unknown = m.select(bytes.fromhex("A0000000031010")).to_bytes()
+    expect_sw(s.send(unknown, "SELECT A0000000031010"), SW.FILE_NOT_FOUND)
+    bad_p2 = replace(m.select(m.CREDIT_AID), p2=0x01).to_bytes()
+    expect_sw(s.send(bad_p2, "SELECT AID, P1-P2 0401"), SW.INCORRECT_P1P2)
+    expect_sw(s.send(m.get_data(0x9F13).to_bytes(), "GET DATA 9F13"), SW.REFERENCED_DATA_NOT_FOUND)
+    expect_sw(s.send(m.read_record(4).to_bytes(), "READ RECORD 4"), SW.RECORD_NOT_FOUND)
+    expect_sw(s.send(bytes.fromhex("0020008000"), "INS 20 (VERIFY)"), SW.INS_NOT_SUPPORTED)
+    read_records(s)
+    answer = m.parse_generate_ac_response(ok(generate_ac(s)).data)
+    assert (answer.cid, answer.atc) == (0x40, 1), answer
+
+
 # ---------------------------------------------------------------------------- terminal side
 
 Alter = Callable[[bytes, bytes], bytes]  # (command, whole response) -> response to send

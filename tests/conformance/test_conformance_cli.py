@@ -507,12 +507,16 @@ def test_a_bad_torn_transaction_names_its_field(change: Any, message: str) -> No
 
 
 CHOICES = {
+    "card-extended-le-whole",
     "card-get-data-before-select",
     "card-no-le-61xx",
+    "card-no-le-each-command",
     "card-select-partial-and-next",
+    "card-sw-forms-each-command",
     "card-sw-get-response-nothing-pending",
     "card-sw-read-record-forms",
     "card-wrong-le-6c-gpo",
+    "card-wrong-le-6c00-long",
 }
 
 
