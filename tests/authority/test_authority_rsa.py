@@ -212,3 +212,29 @@ def test_generate_holds_the_size_it_was_asked_for(
     monkeypatch.setattr(crypto_rsa, "generate_private_key", lambda **_: ca_key.to_cryptography())
     with pytest.raises(InvalidKeyError, match="generated a 1024-bit modulus, wanted 1032"):
         generate(1032, 3)
+
+
+def test_a_key_with_one_small_prime_is_refused() -> None:
+    """A 1024-bit modulus made of a 256-bit and a 768-bit prime is within PROTOCOL.md §5's
+    sizes, yet its small factor falls to ECM: each prime must have about half the modulus's
+    bits (FIPS 186-4 B.3.1), else InvalidKeyError."""
+    p = _prime_near(3 << 766, 2)
+    q = _prime_near(3 << 254, 2)
+    assert (p * q).bit_length() == 1024
+    with pytest.raises(InvalidKeyError, match="unequal sizes"):
+        RsaPrivateKey(p, q, 3)
+    with pytest.raises(InvalidKeyError, match="unequal sizes"):
+        RsaPrivateKey(q, p, 3)
+
+
+def test_a_key_whose_primes_are_too_close_is_refused() -> None:
+    """Primes that agree in their top 100 bits give n away to Fermat's method (their mean
+    is about sqrt(n)): |p - q| must exceed 2^(bits/2 - 100) (FIPS 186-4 B.3.1), else
+    InvalidKeyError."""
+    p = _prime_near(3 << 510, 2)
+    q = _prime_near(p + (1 << 400), 2)
+    assert (p * q).bit_length() == 1024 and q - p < 1 << 412
+    with pytest.raises(InvalidKeyError, match="too close"):
+        RsaPrivateKey(p, q, 3)
+    far = _prime_near(p + (1 << 420), 2)  # differ above bit 412: a sound key
+    assert RsaPrivateKey(p, far, 3).public.n == p * far
