@@ -284,3 +284,44 @@ def test_sign_and_recover_at_the_size_bounds(bits: int, e: int) -> None:
         signed = iso9796.sign(pair.ours, x)
         assert signed == pair.sign(x)
         assert iso9796.recover(pair.ours.public, signed) == x
+
+
+@pytest.mark.parametrize("bits", range(1024, 1985, 8))
+def test_every_allowed_size_signs_and_opens_both_formats(bits: int) -> None:
+    """PROTOCOL.md §5: every size from 1024 to 1984 bits in steps of 8 (each with one of the
+    two exponents, in turn) certifies as the authority key, is certified as the APP key
+    (with a remainder, or BB padding, as the sizes give), and signs an authorization; each
+    equals the independent layout and opens to what was signed."""
+    e = 3 if bits % 16 == 0 else 65537
+    key, other = _pair(bits, e), _pair(1024 if bits > 1504 else 1984, 3)
+    record1, day = bytes.fromhex("5A0862001234567890128F0101"), date(2030, 12, 31)
+    for ca, app in ((key, other), (other, key)):
+        x, remainder, exponent = _license_x(
+            ca.size, app, "6200123456789012", 12, 2030, 7, 2, record1
+        )
+        fields = LicenseFields(
+            _cn("6200123456789012", 10), bytes([0x12, 0x30]), 7, 2, app.ours.public
+        )
+        issued = issue_license(ca.ours, fields, record1)
+        assert (issued.license, issued.remainder, issued.exponent) == (
+            ca.sign(x),
+            remainder,
+            exponent,
+        )
+        opened = open_license(
+            ca.ours.public,
+            ca.sign(x),
+            remainder,
+            exponent,
+            record1,
+            account=bytes.fromhex("6200123456789012"),
+            today=day,
+        )
+        assert opened == fields
+    cdol1 = bytes(range(44))
+    x = _authorization_x(
+        key.size, 1, 0x40, 1234, 156, b"\x1a\x2b\x3c\x4d", "6200123456789012", 2, cdol1
+    )
+    dynamic = DynamicData(1, 0x40, 1234, 156, b"\x1a\x2b\x3c\x4d", _cn("6200123456789012", 10))
+    assert sign_authorization(key.ours, dynamic, cdol1) == key.sign(x)
+    assert open_authorization(key.ours.public, key.sign(x), cdol1) == dynamic
