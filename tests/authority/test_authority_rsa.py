@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import secrets
 from collections.abc import Callable
@@ -238,3 +239,37 @@ def test_a_key_whose_primes_are_too_close_is_refused() -> None:
         RsaPrivateKey(p, q, 3)
     far = _prime_near(p + (1 << 420), 2)  # differ above bit 412: a sound key
     assert RsaPrivateKey(p, far, 3).public.n == p * far
+
+
+def test_the_private_exponents_go_only_to_constant_time_powmod_of_blinded_input(
+    published_primes: dict[int, tuple[int, int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/protocol-choices.md "the RSA private operation": the secret exponents d mod
+    (p-1) and d mod (q-1) meet only GMP's `mpz_powm_sec`, once per prime, and what they
+    raise is blinded: not x mod p (or q), and another base at each signing of the same x,
+    though the signature is the same. The plain powmod sees only the public exponent."""
+    p, q, e = next(iter(published_primes.values()))
+    key = RsaPrivateKey(p, q, e)
+    d = pow(e, -1, math.lcm(p - 1, q - 1))
+    secret_calls: list[tuple[int, int, int]] = []
+    plain_exponents: list[int] = []
+    powmod_sec, powmod = gmpy2.powmod_sec, gmpy2.powmod
+
+    def recording_sec(base: object, exp: object, mod: object) -> object:
+        secret_calls.append((int(base), int(exp), int(mod)))  # type: ignore[call-overload]
+        return powmod_sec(base, exp, mod)
+
+    def recording(base: object, exp: object, mod: object) -> object:
+        plain_exponents.append(int(exp))  # type: ignore[call-overload]
+        return powmod(base, exp, mod)
+
+    monkeypatch.setattr(gmpy2, "powmod_sec", recording_sec)
+    monkeypatch.setattr(gmpy2, "powmod", recording)
+    x = secrets.randbelow(key.public.n)
+    signatures = {key.private_op(x) for _ in range(3)}
+    assert signatures == {pow(x, d, p * q)}
+    assert len(secret_calls) == 6
+    assert {(exp, mod) for _, exp, mod in secret_calls} == {(d % (p - 1), p), (d % (q - 1), q)}
+    assert all(base != x % mod for base, _, mod in secret_calls)
+    assert len({base for base, _, mod in secret_calls if mod == p}) == 3  # fresh blinding
+    assert set(plain_exponents) == {e}
