@@ -11,7 +11,7 @@ from typing import Final
 from authority import iso9796
 from authority.errors import InvalidKeyError, LicenseError, LicenseReason, RecoveryError
 from authority.iso9796 import HASH_LENGTHS, PAD, HashAlgorithm
-from authority.rsa import RsaPrivateKey, RsaPublicKey
+from authority.rsa import EXPONENTS, RsaPrivateKey, RsaPublicKey
 
 FORMAT: Final = 0x04
 KEY_ALGORITHM_RSA: Final = 0x01
@@ -195,6 +195,9 @@ def _app_key(x: bytes, room: int, remainder: bytes, exponent: bytes) -> RsaPubli
     app_size, exp_length = x[19], x[20]
     if exp_length not in (1, 3) or len(exponent) != exp_length:
         raise LicenseError(LicenseReason.BAD_EXPONENT)
+    e = int.from_bytes(exponent, "big")
+    if e not in EXPONENTS:  # the exponent's own reason, not the key's (PROTOCOL.md §5)
+        raise LicenseError(LicenseReason.BAD_EXPONENT, f"{e}: must be 3 or 65537")
     leftmost = x[_FIXED_BEFORE_KEY : _FIXED_BEFORE_KEY + room]
     if app_size <= room:
         if remainder or leftmost[app_size:].lstrip(_PAD_BYTE):  # a byte other than BB
@@ -205,7 +208,7 @@ def _app_key(x: bytes, room: int, remainder: bytes, exponent: bytes) -> RsaPubli
             raise LicenseError(LicenseReason.BAD_REMAINDER)
         modulus = leftmost + remainder
     try:
-        key = RsaPublicKey(int.from_bytes(modulus, "big"), int.from_bytes(exponent, "big"))
+        key = RsaPublicKey(int.from_bytes(modulus, "big"), e)
     except InvalidKeyError as exc:
         raise LicenseError(LicenseReason.BAD_APP_KEY, exc.reason) from None
     if key.size != app_size:

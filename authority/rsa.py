@@ -23,6 +23,7 @@ EXPONENTS: Final = frozenset({3, 65537})
 DEFAULT_BITS: Final = 1984
 DEFAULT_EXPONENT: Final = 3
 _BLINDING_TRIES: Final = 8
+_MIN_PRIME_DISTANCE_BITS: Final = 100  # |p - q| > 2^(bits/2 - 100), FIPS 186-4 B.3.1
 
 
 def check_size(bits: int) -> None:
@@ -37,6 +38,16 @@ def check_exponent(e: int) -> None:
     """Refuse a public exponent other than 3 or 65537 (PROTOCOL.md §5)."""
     if e not in EXPONENTS:
         raise InvalidKeyError(f"public exponent {e}: must be 3 or 65537")
+
+
+def _check_balance(p: int, q: int, bits: int) -> None:
+    """Refuse primes a key file may hold that give n away (FIPS 186-4 B.3.1): one much
+    shorter than the other (ECM finds it), or p and q agreeing in their top 100 bits
+    (Fermat's method). OpenSSL's keys pass; a key made elsewhere must too."""
+    if abs(p.bit_length() - q.bit_length()) > 1:
+        raise InvalidKeyError("prime factors of unequal sizes")
+    if abs(p - q) <= 1 << (bits // 2 - _MIN_PRIME_DISTANCE_BITS):
+        raise InvalidKeyError("prime factors too close")
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,7 @@ class RsaPrivateKey:
         mp, mq = gmpy2.mpz(p), gmpy2.mpz(q)
         if not (gmpy2.is_prime(mp, 25) and gmpy2.is_prime(mq, 25)):
             raise InvalidKeyError("prime factors are not prime")
+        _check_balance(p, q, public.bits)
         lam = gmpy2.lcm(mp - 1, mq - 1)
         if gmpy2.gcd(e, lam) != 1:
             raise InvalidKeyError("exponent not invertible for these primes")

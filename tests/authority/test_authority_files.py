@@ -12,9 +12,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import gmpy2
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import rsa as crypto_rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -594,3 +596,66 @@ def test_os_problem_says_what_is_wrong_in_plain_words(tmp_path: Path) -> None:
     with pytest.raises(IsADirectoryError) as info:
         os.open(tmp_path / "folder", os.O_RDWR)
     assert os_problem(info.value) == f"{tmp_path / 'folder'}: is a folder, not a file"
+
+
+def test_key_formats_read_and_refused(tmp_path: Path, ca_key: RsaPrivateKey) -> None:
+    """docs/protocol-choices.md "key files": PKCS#1 PEM is read as PKCS#8 is, to the same
+    key; an encrypted, DER or OpenSSH private key is one KeyFileError naming the format."""
+    crypto_key = ca_key.to_cryptography()
+    pem, der = serialization.Encoding.PEM, serialization.Encoding.DER
+    none = serialization.NoEncryption()
+    private_forms = {
+        "pkcs1": (pem, serialization.PrivateFormat.TraditionalOpenSSL, none),
+        "encrypted": (
+            pem,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        ),
+        "der": (der, serialization.PrivateFormat.PKCS8, none),
+        "openssh": (pem, serialization.PrivateFormat.OpenSSH, none),
+    }
+    for name, (encoding, form, encryption) in private_forms.items():
+        path = tmp_path / f"{name}.pem"
+        path.write_bytes(crypto_key.private_bytes(encoding, form, encryption))
+        os.chmod(path, 0o600)
+        if name == "pkcs1":
+            assert path.read_bytes().startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+            assert load_private(path).public == ca_key.public
+            continue
+        with pytest.raises(KeyFileError) as info:
+            load_private(path)
+        assert info.value.reason == "not an unencrypted PKCS#8 PEM private key"
+        assert "\n" not in str(info.value)
+    public = tmp_path / "pkcs1.pub.pem"
+    public.write_bytes(crypto_key.public_key().public_bytes(pem, serialization.PublicFormat.PKCS1))
+    assert public.read_bytes().startswith(b"-----BEGIN RSA PUBLIC KEY-----")
+    assert load_public(public) == ca_key.public
+
+
+def test_a_key_file_of_unbalanced_primes_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A PKCS#8 file `cryptography` loads, whose 1024-bit modulus is a 256-bit prime times
+    a 768-bit one, is a KeyFileError naming why (authority/rsa.py, FIPS 186-4 B.3.1)."""
+
+    def prime(start: int) -> int:  # p = 2 mod 3, so that e = 3 is invertible
+        p = int(gmpy2.next_prime(start))
+        while p % 3 != 2:
+            p = int(gmpy2.next_prime(p))
+        return p
+
+    p, q, e = prime(3 << 766), prime(3 << 254), 3
+    d = pow(e, -1, (p - 1) * (q - 1))
+    numbers = crypto_rsa.RSAPrivateNumbers(
+        p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p), crypto_rsa.RSAPublicNumbers(e, p * q)
+    )
+    path = tmp_path / "ca-01.pem"
+    path.write_bytes(
+        numbers.private_key().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.chmod(path, 0o600)
+    with pytest.raises(KeyFileError) as info:
+        load_private(path)
+    assert info.value.reason == "prime factors of unequal sizes"

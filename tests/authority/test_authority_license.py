@@ -445,3 +445,20 @@ def test_expiry_of_any_bytes_is_canonical_or_value_error(data: bytes) -> None:
     except ValueError:
         return
     assert expiry_mmyy(last.month, last.year) == data
+
+
+@pytest.mark.parametrize("exponent", ["01", "05", "000011", "010003"])
+def test_a_signed_exponent_other_than_3_or_65537_is_bad_exponent(
+    big_ca_key: RsaPrivateKey, exponent: str
+) -> None:
+    """PROTOCOL.md §5: the APP exponent is 3 or 65537; a signed, hash-correct license over a
+    `9F47` of another value, its length byte right, is BAD_EXPONENT (the exponent's own
+    reason), not BAD_APP_KEY."""
+    app = generate(1024, 3).public
+    value = bytes.fromhex(exponent)
+    lic, exp = _sign_key_fields(big_ca_key, app.size, app.modulus_bytes(), value)
+    with pytest.raises(LicenseError) as info:
+        _open(big_ca_key.public, lic, b"", exp)
+    assert info.value.reason is LicenseReason.BAD_EXPONENT
+    lic, exp = _sign_key_fields(big_ca_key, app.size, app.modulus_bytes(), b"\x03")
+    assert _open(big_ca_key.public, lic, b"", exp).app_key == app  # the helper is sound

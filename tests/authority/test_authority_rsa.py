@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import secrets
 from collections.abc import Callable
@@ -212,3 +213,63 @@ def test_generate_holds_the_size_it_was_asked_for(
     monkeypatch.setattr(crypto_rsa, "generate_private_key", lambda **_: ca_key.to_cryptography())
     with pytest.raises(InvalidKeyError, match="generated a 1024-bit modulus, wanted 1032"):
         generate(1032, 3)
+
+
+def test_a_key_with_one_small_prime_is_refused() -> None:
+    """A 1024-bit modulus made of a 256-bit and a 768-bit prime is within PROTOCOL.md §5's
+    sizes, yet its small factor falls to ECM: each prime must have about half the modulus's
+    bits (FIPS 186-4 B.3.1), else InvalidKeyError."""
+    p = _prime_near(3 << 766, 2)
+    q = _prime_near(3 << 254, 2)
+    assert (p * q).bit_length() == 1024
+    with pytest.raises(InvalidKeyError, match="unequal sizes"):
+        RsaPrivateKey(p, q, 3)
+    with pytest.raises(InvalidKeyError, match="unequal sizes"):
+        RsaPrivateKey(q, p, 3)
+
+
+def test_a_key_whose_primes_are_too_close_is_refused() -> None:
+    """Primes that agree in their top 100 bits give n away to Fermat's method (their mean
+    is about sqrt(n)): |p - q| must exceed 2^(bits/2 - 100) (FIPS 186-4 B.3.1), else
+    InvalidKeyError."""
+    p = _prime_near(3 << 510, 2)
+    q = _prime_near(p + (1 << 400), 2)
+    assert (p * q).bit_length() == 1024 and q - p < 1 << 412
+    with pytest.raises(InvalidKeyError, match="too close"):
+        RsaPrivateKey(p, q, 3)
+    far = _prime_near(p + (1 << 420), 2)  # differ above bit 412: a sound key
+    assert RsaPrivateKey(p, far, 3).public.n == p * far
+
+
+def test_the_private_exponents_go_only_to_constant_time_powmod_of_blinded_input(
+    published_primes: dict[int, tuple[int, int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/protocol-choices.md "the RSA private operation": the secret exponents d mod
+    (p-1) and d mod (q-1) meet only GMP's `mpz_powm_sec`, once per prime, and what they
+    raise is blinded: not x mod p (or q), and another base at each signing of the same x,
+    though the signature is the same. The plain powmod sees only the public exponent."""
+    p, q, e = next(iter(published_primes.values()))
+    key = RsaPrivateKey(p, q, e)
+    d = pow(e, -1, math.lcm(p - 1, q - 1))
+    secret_calls: list[tuple[int, int, int]] = []
+    plain_exponents: list[int] = []
+    powmod_sec, powmod = gmpy2.powmod_sec, gmpy2.powmod
+
+    def recording_sec(base: object, exp: object, mod: object) -> object:
+        secret_calls.append((int(base), int(exp), int(mod)))  # type: ignore[call-overload]
+        return powmod_sec(base, exp, mod)
+
+    def recording(base: object, exp: object, mod: object) -> object:
+        plain_exponents.append(int(exp))  # type: ignore[call-overload]
+        return powmod(base, exp, mod)
+
+    monkeypatch.setattr(gmpy2, "powmod_sec", recording_sec)
+    monkeypatch.setattr(gmpy2, "powmod", recording)
+    x = secrets.randbelow(key.public.n)
+    signatures = {key.private_op(x) for _ in range(3)}
+    assert signatures == {pow(x, d, p * q)}
+    assert len(secret_calls) == 6
+    assert {(exp, mod) for _, exp, mod in secret_calls} == {(d % (p - 1), p), (d % (q - 1), q)}
+    assert all(base != x % mod for base, _, mod in secret_calls)
+    assert len({base for base, _, mod in secret_calls if mod == p}) == 3  # fresh blinding
+    assert set(plain_exponents) == {e}
