@@ -287,9 +287,10 @@ class VpcdClient:
                     backoff = self.config.backoff_initial
                     log.warning("vpcd at %s closed the connection: reconnecting", address)
                     continue
-                # Closed before vpcd said anything (a port forward with nothing behind it,
-                # another service): not vpcd serving us. Tried again with the backoff of a
-                # refused connect, or the loop would spin, a connection and a line each time.
+                # Closed before a whole vpcd frame came (a port forward with nothing behind
+                # it, another service and its banner): not vpcd serving us. Tried again with
+                # the backoff of a refused connect, or the loop would spin, a connection and
+                # a line each time.
                 if warned != "closed":
                     log.warning(
                         "vpcd at %s closed the connection before saying anything (is vpcd "
@@ -316,7 +317,7 @@ class VpcdClient:
 
     def _serve_connection(self, sock: socket.socket) -> bool:
         """Serve one connection until it closes, we are stopped, or aborted; whether vpcd
-        sent anything on it."""
+        sent a whole message on it."""
         _hint(sock, socket.TCP_NODELAY)
         self._abort.clear()
         self._connected.set()
@@ -344,12 +345,14 @@ class VpcdClient:
                 return heard
             if not data:
                 return heard
-            silent_until = None
-            heard = True
-            self._silent = 0
             try:
                 reader.feed(data)
                 while (message := reader.next_message()) is not None:
+                    # vpcd has spoken once a whole frame came: bytes that make none (a
+                    # banner, an error line) are not vpcd, and end like a silent connection
+                    silent_until = None
+                    heard = True
+                    self._silent = 0
                     reply = self._handle(session, message)
                     if self._abort.is_set():
                         log.info("card removed: connection dropped without an answer")

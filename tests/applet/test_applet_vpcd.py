@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -596,3 +597,37 @@ def test_a_connection_reset_is_one_plain_warning(
     again.close()
     said = [r.getMessage() for r in caplog.records if "connection error" in r.getMessage()]
     assert said == ["vpcd connection error: Connection reset by peer"]
+
+
+def test_a_port_that_sends_part_of_a_frame_and_closes_is_tried_with_the_backoff(
+    listener: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Something that greets with a few bytes and closes (a banner, an error line) has not
+    spoken vpcd: no whole frame came. The card tries again after the backoff, as for a port
+    that closes at once, not in a spin of connections and warning lines."""
+    closed = 0
+    done = threading.Event()
+
+    def greet_and_close() -> None:
+        nonlocal closed
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with contextlib.suppress(OSError):
+                conn.sendall(b"\x00\x10ERR\r\n")  # a length of 16, then 5 bytes: no frame
+            closed += 1
+            conn.close()
+
+    acceptor = threading.Thread(target=greet_and_close, daemon=True)
+    config = VpcdConfig(port=listener.getsockname()[1], backoff_initial=0.01, backoff_max=0.1)
+    with caplog.at_level(logging.WARNING, logger="applet.vpcd"), _served(RecordingCard(), config):
+        acceptor.start()
+        threading.Event().wait(0.5)
+        done.set()
+    acceptor.join(timeout=6)
+    assert 2 <= closed <= 15  # 0.01, 0.02, 0.04, then 0.1 s apart
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("before saying anything" in m for m in messages) == 1
+    assert not any("closed the connection: reconnecting" in m for m in messages)
