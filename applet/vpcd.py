@@ -282,6 +282,11 @@ class VpcdClient:
                     continue  # it waited first_message_timeout already
                 if self._stop.is_set():
                     continue
+                if self._abort.is_set():  # we dropped it (the card left): not vpcd's doing
+                    log.info("card removed from vpcd at %s: connecting again", address)
+                    warned = None
+                    backoff = self.config.backoff_initial
+                    continue
                 if heard:
                     warned = None
                     backoff = self.config.backoff_initial

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -631,3 +632,31 @@ def test_a_port_that_sends_part_of_a_frame_and_closes_is_tried_with_the_backoff(
     messages = [r.getMessage() for r in caplog.records]
     assert sum("before saying anything" in m for m in messages) == 1
     assert not any("closed the connection: reconnecting" in m for m in messages)
+
+
+def test_an_abort_before_vpcd_speaks_is_the_card_leaving_not_vpcd_closing(
+    listener: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """abort() drops the connection itself (the card leaves the field): vpcd did not close
+    it, so no warning says so, and the card is back at once, not after the backoff of a
+    port that closes every connection."""
+    config = replace(_config(listener), backoff_initial=3.0, backoff_max=3.0)
+    with (
+        caplog.at_level(logging.WARNING, logger="applet.vpcd"),
+        _served(RecordingCard(), config) as client,
+    ):
+        first, _ = listener.accept()
+        client.connected.wait(2)
+        client.abort()
+        assert first.recv(16) == b""  # dropped by the card
+        start = time.monotonic()
+        back, _ = listener.accept()
+        elapsed = time.monotonic() - start
+        back.sendall(encode_frame(bytes([Control.ATR_REQUEST])))
+        assert _recv_frame(back) == ATR
+    first.close()
+    back.close()
+    assert elapsed < 1.5
+    assert [
+        r.getMessage() for r in caplog.records if "closed the connection" in r.getMessage()
+    ] == []
