@@ -373,13 +373,16 @@ class PcscTransport:
         """Why a transmit failed. pcsc-lite's client answers a transmit that pcscd died under
         with SCARD_F_COMM_ERROR or SCARD_W_SECURITY_VIOLATION (pcsc-lite 1.9.9), not
         SCARD_E_NO_SERVICE: the card's status, asked once more, tells a pcscd that is gone
-        from a card that is."""
+        from a card that is. With pcscd still there, both codes are the same broken link:
+        polkit judges a connect, never a transmit, so neither is "pcscd denied access"."""
         code = hresult & 0xFFFFFFFF
         if code not in (Hresult.NO_SERVICE, Hresult.SERVICE_STOPPED) and self._card is not None:
             with contextlib.suppress(TransportError):
                 status = _call(scard.SCardStatus, self._card)[0] & 0xFFFFFFFF
                 if status in (Hresult.NO_SERVICE, Hresult.SERVICE_STOPPED):
                     return NO_PCSCD
+        if code == Hresult.SECURITY_VIOLATION:
+            code = Hresult.COMM_ERROR
         return reason_for(code)
 
     def disconnect(self) -> None:

@@ -198,6 +198,9 @@ class FakeScard:
         (Hresult.COMM_ERROR, False, "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"),
         (Hresult.NO_SERVICE, False, "pcscd not running (start it: /usr/sbin/pcscd --foreground &)"),
         (Hresult.COMM_ERROR, True, "card removed"),
+        # the other code pcsc-lite gives for a broken link: polkit judges SCardConnect and
+        # SCardEstablishContext, never a transmit, so no "pcscd denied access" here
+        (Hresult.SECURITY_VIOLATION, True, "card removed"),
         (Hresult.REMOVED_CARD, True, "card removed"),
     ],
 )
