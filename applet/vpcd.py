@@ -202,6 +202,12 @@ def parse_endpoint(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def format_endpoint(host: str, port: int) -> str:
+    """`host:port` as parse_endpoint reads it back: an IPv6 host in brackets (RFC 3986
+    3.2.2), so that an address a message names can be given to `--vpcd` as it is."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class VpcdClient:
     """Serve one card to vpcd until `stop()`: reconnect with backoff when pcscd goes away.
 
@@ -241,7 +247,7 @@ class VpcdClient:
     def serve_forever(self) -> None:
         """Connect, serve, reconnect; return when stopped. The card is deactivated at the end."""
         backoff = self.config.backoff_initial
-        address = f"{self.config.host}:{self.config.port}"
+        address = format_endpoint(self.config.host, self.config.port)
         warned: str | None = None  # the warning given for the current streak of failures
         try:
             while not self._stop.is_set():

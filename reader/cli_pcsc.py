@@ -12,7 +12,14 @@ from typing import Annotated
 
 import typer
 
-from applet.vpcd import DEFAULT_HOST, DEFAULT_PORT, VpcdClient, VpcdConfig, parse_endpoint
+from applet.vpcd import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    VpcdClient,
+    VpcdConfig,
+    format_endpoint,
+    parse_endpoint,
+)
 from reader.cli_common import (
     ExitCode,
     HomeOption,
@@ -103,7 +110,6 @@ def serve(
     from reader.cli_card import card_folder
 
     config = vpcd_config(vpcd)
-    host, port = config.host, config.port
     folder = card_folder(home_folder(home), card)
     try:
         runtime = open_card(folder)
@@ -111,7 +117,8 @@ def serve(
         fail(f"cannot open card {folder.name}: {problem(exc)}")
     client = VpcdClient(runtime, config)
 
-    stderr.print(f"serving card {folder.name} to vpcd at {host}:{port} (Ctrl-C stops)")
+    where = format_endpoint(config.host, config.port)
+    stderr.print(f"serving card {folder.name} to vpcd at {where} (Ctrl-C stops)")
     with on_stop_signals(client.stop):
         client.serve_forever()
     stderr.print(f"stopped: {plural(client.apdus, 'APDU')} served, card state saved")

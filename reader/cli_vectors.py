@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.text import Text
 
+from applet.vpcd import format_endpoint
 from reader.cli_common import (
     AMOUNT_HELP,
     ONE_TRANSPORT,
@@ -717,7 +718,7 @@ def register_serve(group: typer.Typer) -> None:
                 for line in sv.setup_lines(setup):
                     stderr.print(Text(f"  set: {_shown(line)}"))
                 stderr.print(Text(f"  expect: {_shown(sv.expected_end(vector))}"))
-                where = f"{config.host}:{config.port}"  # said before vpcd takes it
+                where = format_endpoint(config.host, config.port)  # said before vpcd takes it
                 stderr.print(f"  serving the card to the vpcd reader at {where}: pay on it now")
                 try:
                     result = sv.serve_vector(vector, config, timing, stop)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from applet.atr import ATR
-from applet.vpcd import VpcdClient, VpcdConfig
+from applet.vpcd import VpcdClient, VpcdConfig, format_endpoint
 from reader.checks import Verdict
 from reader.transport import TransportError
 from reader.vectors import (
@@ -143,7 +143,8 @@ def serve_vector(
         return None
     if not reached.is_set():
         raise VpcdUnreachableError(
-            f"vpcd at {vpcd.host}:{vpcd.port} was not reachable within {timing.timeout:g} s "
+            f"vpcd at {format_endpoint(vpcd.host, vpcd.port)} was not reachable within "
+            f"{timing.timeout:g} s "
             "(is pcscd running with vpcd?)"
         )
     return card.result()

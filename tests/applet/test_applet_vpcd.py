@@ -30,6 +30,7 @@ from applet.vpcd import (
     VpcdClient,
     VpcdConfig,
     encode_frame,
+    format_endpoint,
     parse_endpoint,
 )
 
@@ -660,3 +661,25 @@ def test_an_abort_before_vpcd_speaks_is_the_card_leaving_not_vpcd_closing(
     assert [
         r.getMessage() for r in caplog.records if "closed the connection" in r.getMessage()
     ] == []
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "text"),
+    [("::1", 35964, "[::1]:35964"), ("127.0.0.1", 35963, "127.0.0.1:35963"), ("pos", 1, "pos:1")],
+)
+def test_an_address_is_written_as_vpcd_takes_it_back(host: str, port: int, text: str) -> None:
+    """An address said in a message can be given to --vpcd again: an IPv6 host is written
+    in brackets (RFC 3986 3.2.2); bare, `::1:35964` would be read as a host."""
+    assert format_endpoint(host, port) == text
+    assert parse_endpoint(text) == (host, port)
+
+
+def test_an_ipv6_vpcd_is_named_in_brackets_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """The warning for an unreachable vpcd names its address as --vpcd takes it."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again: nobody listens there
+    config = VpcdConfig(host="::1", port=port, backoff_initial=0.01, connect_timeout=0.2)
+    with caplog.at_level(logging.WARNING, logger="applet.vpcd"), _served(RecordingCard(), config):
+        threading.Event().wait(0.2)
+    said = [r.getMessage() for r in caplog.records if "not reachable" in r.getMessage()]
+    assert said and said[0].startswith(f"vpcd at [::1]:{port} not reachable")
