@@ -840,12 +840,12 @@ def _extended(s: Session) -> None:
 
 @card_vector(
     "card-sw-cla-each-command",
-    "Each command sent with the other class (00 and 80 swapped) answers 6E00 and changes nothing: SELECT PPSE and PSE, READ RECORD of the PSE directory, records 1-4, GENERATE AC (then accepted with CLA 80), GET DATA of each tag and of an unknown one (P§3 classes, §6).",
+    "Each command sent with the other class (00 and 80 swapped) answers 6E00 and changes nothing: with the PSE selected, SELECT PPSE and PSE and READ RECORD of the PSE directory; then records 1-4, GENERATE AC (then accepted with CLA 80), GET DATA of each tag and of an unknown one (P§3 classes, §6).",
 )
 def _cla_each(s: Session) -> None:
+    ok(s.exchange(m.select(m.PSE_NAME).to_bytes(), "SELECT PSE"))  # a phone routes it first
     for name, note in ((m.PPSE_NAME, "SELECT PPSE"), (m.PSE_NAME, "SELECT PSE")):
         expect_sw(s.send(with_cla(m.select(name), 0x80), f"{note}, CLA 80"), SW.CLA_NOT_SUPPORTED)
-    ok(s.exchange(m.select(m.PSE_NAME).to_bytes(), "SELECT PSE"))
     directory = with_cla(m.read_record(1, 1), 0x80)
     expect_sw(s.send(directory, "READ RECORD 1 of the PSE directory, CLA 80"), SW.CLA_NOT_SUPPORTED)
     ok(select_aid(s))
