@@ -262,6 +262,7 @@ class PcscTransport:
         self._pci = scard.SCARD_PCI_T1
         self.disposition = scard.SCARD_RESET_CARD
         self._finalizer: weakref.finalize[[int], PcscTransport] | None = None
+        self._wait_until: float | None = None  # the end of this connect's wait for a tap
 
     def _open_context(self, fresh: bool) -> int:
         """The PC/SC context, kept from one connect to the next (establishing one costs a
@@ -277,6 +278,7 @@ class PcscTransport:
         """Connect to the card in the reader and return its ATR."""
         if self._card is not None:
             self.disconnect()
+        self._wait_until = None
         for fresh in (False, True):  # a kept context dies with pcscd: one retry, fresh
             try:
                 return self._connect(self._open_context(fresh))
@@ -302,9 +304,7 @@ class PcscTransport:
             name = resolve_reader(self.reader, _reader_names(context, kept=True))
             code, card, protocol = attempt(name)
         if code in _NO_CARD_YET and self.wait > 0:  # the phone is not there yet
-            if self.on_wait is not None:
-                self.on_wait(name, self.wait)
-            deadline = self._clock() + self.wait
+            deadline = self._wait_deadline(name)
             self._await_card(context, name, deadline)
             code, card, protocol = attempt(name)
             while code in _NO_CARD_YET:  # a phone seen, then gone before the connect: a tap
@@ -330,6 +330,15 @@ class PcscTransport:
             _check(hresult, reader=name)
         self._card = int(card)
         return bytes(atr)
+
+    def _wait_deadline(self, name: str) -> float:
+        """When this connect's wait for a tap ends, set and announced once: a wait that a
+        pcscd restart moved to a fresh context goes on, it does not start again."""
+        if self._wait_until is None:
+            if self.on_wait is not None:
+                self.on_wait(name, self.wait)
+            self._wait_until = self._clock() + self.wait
+        return self._wait_until
 
     def _await_card(self, context: int, name: str, deadline: float) -> None:
         """Wait until `deadline` for a card in reader `name` (PC/SC part 5

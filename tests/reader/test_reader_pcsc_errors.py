@@ -471,6 +471,40 @@ def test_a_pcscd_restart_during_the_wait_for_a_card_connects_afresh(
     transport.close()
 
 
+def test_a_pcscd_restart_during_the_wait_keeps_the_wait_and_its_announcement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait goes on on the fresh context: "present the card" is said once, and `wait`
+    seconds after it began the wait ends, not `wait` seconds after pcscd restarted."""
+    clock = FakeClock()
+    fake = EmptyReaderScard(clock, arrives_after=None)
+    fake.install(monkeypatch)
+    watches = 0
+
+    def status_change(
+        context: int, timeout: int, states: list[tuple[str, int]]
+    ) -> tuple[int, list[tuple[str, int, list[int]]]]:
+        nonlocal watches
+        watches += 1
+        if clock.now >= 2 and watches < 100:  # pcscd restarts 2 s into the wait
+            watches = 100
+            return Hresult.INVALID_HANDLE, []
+        return fake.SCardGetStatusChange(context, timeout, states)
+
+    monkeypatch.setattr(scard, "SCardGetStatusChange", status_change)
+    said: list[tuple[str, float]] = []
+    transport = PcscTransport(
+        NAMES[0], wait=3, on_wait=lambda *a: said.append(a), clock=clock, sleep=clock.sleep
+    )
+    with pytest.raises(TransportError) as caught:
+        transport.connect()
+    assert caught.value.reason == f"no card presented to {NAMES[0]} within 3 s"
+    assert watches >= 100  # the restart was seen
+    assert said == [(NAMES[0], 3)]
+    assert clock.now <= 3.3
+    transport.close()
+
+
 def test_a_named_reader_that_goes_away_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader listed by pcscd but gone when connected to: "no reader named ..." (what a
     user can act on), not the PC/SC error number."""
