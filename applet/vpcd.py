@@ -237,7 +237,8 @@ class VpcdClient:
         return self._connected
 
     def stop(self) -> None:
-        """Ask the loop to end (it returns within one poll interval)."""
+        """Ask the loop to end: it returns within one poll interval, or within the connect
+        timeout when a connect to vpcd is in progress."""
         self._stop.set()
 
     def abort(self) -> None:
