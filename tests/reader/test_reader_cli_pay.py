@@ -1150,3 +1150,19 @@ def test_a_row_written_as_text_is_the_row_rich_lays_out(cells: list[tuple[str, i
     console.print(table)
     rows = out.getvalue().splitlines()[1:-1]  # the top and bottom rules aside
     assert row_text(texts, widths, HEAVY_HEAD) == "\n".join(rows)
+
+
+@pytest.mark.parametrize("length", [0, 100, 127, 249, 300])
+def test_a_license_of_no_key_size_is_not_said_to_be_another_keys(home: Path, length: int) -> None:
+    """The hint "sized for another key" fits a license as long as some authority key's
+    modulus (128 to 248 bytes, PROTOCOL.md §5): one of 100 bytes is no key's, but damaged
+    (a truncated record, a log edited by hand), and sending the user to remake the card
+    or look for another authority key would mislead. The refusal is said as it is."""
+    assert _pay(home, "--amount", "1.00")[0] == ExitCode.OK
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("UPDATE transactions SET license = ? WHERE id = 1", (bytes(length),))
+    db.close()
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
+    assert result.exit_code == ExitCode.REFUSED, result.output
+    [row] = json.loads(result.stdout)["transactions"]
+    assert row["verify_reason"] == f"license bad length ({length} bytes, want 248)"
