@@ -1066,6 +1066,32 @@ def test_log_table_is_printed_a_batch_at_a_time_as_rich_laid_it_out(
         monkeypatch.undo()
 
 
+@pytest.mark.parametrize("extra", [[], ["--verify"], ["--last", "2"]], ids=repr)
+def test_a_log_table_wider_than_the_console_folds_as_rich_laid_it_out(
+    home: Path, extra: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a console too narrow for the table, the columns are as wide as rich made them
+    when it laid out the whole table: narrowing the widest column one at a time cut the
+    time column to 9 at 79 columns ("2026-11-3", "0", "12:00:00": three lines a row where
+    rich gave two), and differed from rich's at most widths from 20 to 120. A console too
+    narrow for even the rules (1, 10 columns) is laid out as rich did too."""
+    for cents in range(1, 6):
+        assert _pay(home, "--amount", f"0.0{cents}")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:  # a failing row, a long reason
+        db.execute("UPDATE transactions SET amount = 999 WHERE id = 4")
+    db.close()
+    differ = []
+    for width in (1, 10, 30, 40, 50, 61, 70, 79, 83, 91, 97, 116):
+        expected = _as_rich_lays_it_out(home, width, *extra)
+        monkeypatch.setattr(stdout, "width", width)
+        result = CliRunner().invoke(app, ["log", "--home", str(home), *extra])
+        monkeypatch.undo()
+        assert result.exit_code == (3 if extra == ["--verify"] else 0), result.output
+        if result.stdout != expected:
+            differ.append(width)
+    assert differ == [], differ
+
+
 @pytest.mark.parametrize("width", [60, 80])
 def test_a_log_table_wider_than_the_console_folds_alike_in_every_batch(
     home: Path, width: int, monkeypatch: pytest.MonkeyPatch
