@@ -93,13 +93,17 @@ class AuthorityKeyError(CheckError):
 
 
 class LicenseCheckError(CheckError):
-    """Check 3: the license was refused; `.license_reason` is the authority's reason."""
+    """Check 3: the license was refused; `.license_reason` is the authority's reason and
+    `.license_length` the length of the license refused (None when not known)."""
 
     check = Check.LICENSE
 
-    def __init__(self, reason: LicenseReason, detail: str = "") -> None:
+    def __init__(
+        self, reason: LicenseReason, detail: str = "", license_length: int | None = None
+    ) -> None:
         super().__init__(f"license {reason}" + (f" ({detail})" if detail else ""))
         self.license_reason = reason
+        self.license_length = license_length
 
 
 class SerialMismatchError(CheckError):
@@ -207,7 +211,7 @@ def license_fields(
             allow_sha1=allow_sha1,
         )
     except LicenseError as exc:
-        raise LicenseCheckError(exc.reason, exc.detail) from None
+        raise LicenseCheckError(exc.reason, exc.detail, len(records.license)) from None
 
 
 @dataclass(frozen=True)

@@ -282,12 +282,20 @@ def run_payment(
 
 def refusal(exc: checks.CheckError, fix: str = "") -> str:
     """A check's refusal as `pay` and `log --verify` say it: a license whose length is not
-    the authority key's (PROTOCOL.md §5.1, §7 check 3) adds its usual cause, a card signed
-    by another key of that index, which the bare "license bad length" never hinted at (and
-    `fix`, what to do about it). The refusal, its check and its exit code stay as they are."""
+    the authority key's (PROTOCOL.md §5.1, §7 check 3) but is another key size's adds its
+    usual cause, a card signed by another key of that index, which the bare "license bad
+    length" never hinted at (and `fix`, what to do about it). A length no key has (a
+    truncated record, a row edited by hand) is damage, not another key: said as it is. The
+    refusal, its check and its exit code stay as they are."""
+    from authority.rsa import MAX_BITS, MIN_BITS
     from reader.checks import LicenseCheckError
 
-    if isinstance(exc, LicenseCheckError) and exc.license_reason is LicenseReason.BAD_LENGTH:
+    if (
+        isinstance(exc, LicenseCheckError)
+        and exc.license_reason is LicenseReason.BAD_LENGTH
+        and exc.license_length is not None
+        and MIN_BITS // 8 <= exc.license_length <= MAX_BITS // 8
+    ):
         return exc.reason + OTHER_KEY_HINT + fix
     return exc.reason
 

@@ -4,6 +4,7 @@ first reading of the rows (reader/cli_pay.py), so that each batch is laid out al
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -66,16 +67,22 @@ class Layout:
             self.widths = [max(w, cell_width(c)) for w, c in zip(self.widths, cells, strict=True)]
 
 
-def fit(widths: list[int], room: int) -> list[int]:
-    """Column widths that fit a console of `room` columns (a cell takes its width, two
-    spaces and a rule), the widest column narrowed first: every batch of a long table is
-    laid out alike, the values that no longer fit folded."""
-    fitted = list(widths)
-    excess = table_width(fitted) - room
-    while excess > 0 and max(fitted) > 1:  # bounded by the sum of the widths
-        fitted[fitted.index(max(fitted))] -= 1
-        excess -= 1
-    return fitted
+def fit(columns: tuple[str, ...], widths: list[int], room: int) -> list[int]:
+    """The column widths rich gives a table of these columns, whose widest cells are
+    `widths` wide, in a console of `room` columns: the layout `hcepay log` had when rich
+    laid out the whole table, so that every batch folds alike and as before. Rich sizes a
+    column by its widest cell alone, so one row of cells that wide stands for all the rows;
+    its widths are read off the top rule of that row's table (rich says them nowhere else)."""
+    probe = Table(box=HEAVY_HEAD)
+    for column in columns:
+        probe.add_column(column, overflow="fold")
+    probe.add_row(*("x" * width for width in widths))
+    console = Console(
+        file=io.StringIO(), width=room, legacy_windows=False, safe_box=False, color_system=None
+    )
+    lines = iter(Segment.split_lines(console.render(probe)))  # not cut to the width
+    top = "".join(segment.text for segment in next(lines))
+    return [max(len(rule) - 2, 0) for rule in top[1:-1].split(HEAVY_HEAD.top_divider)]
 
 
 class TablePart:
@@ -127,9 +134,9 @@ def print_rows(
     room = stdout.width
     widths = layout.widths
     if table_width(widths) > room:
-        widths = fit(widths, room)
+        widths = fit(columns, widths, room)
     head = batch_table(title, columns, widths)
-    if layout.plain and table_width(widths) <= room:
+    if layout.plain and min(widths) > 0 and table_width(widths) <= room:
         stdout.print(TablePart(head, top=True, bottom=False))
         box = (head.box or HEAVY_HEAD).substitute(stdout.options, safe=stdout.safe_box)
         batch: list[str] = []

@@ -1066,6 +1066,32 @@ def test_log_table_is_printed_a_batch_at_a_time_as_rich_laid_it_out(
         monkeypatch.undo()
 
 
+@pytest.mark.parametrize("extra", [[], ["--verify"], ["--last", "2"]], ids=repr)
+def test_a_log_table_wider_than_the_console_folds_as_rich_laid_it_out(
+    home: Path, extra: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a console too narrow for the table, the columns are as wide as rich made them
+    when it laid out the whole table: narrowing the widest column one at a time cut the
+    time column to 9 at 79 columns ("2026-11-3", "0", "12:00:00": three lines a row where
+    rich gave two), and differed from rich's at most widths from 20 to 120. A console too
+    narrow for even the rules (1, 10 columns) is laid out as rich did too."""
+    for cents in range(1, 6):
+        assert _pay(home, "--amount", f"0.0{cents}")[0] == 0
+    with sqlite3.connect(home / "terminal.db") as db:  # a failing row, a long reason
+        db.execute("UPDATE transactions SET amount = 999 WHERE id = 4")
+    db.close()
+    differ = []
+    for width in (1, 10, 30, 40, 50, 61, 70, 79, 83, 91, 97, 116):
+        expected = _as_rich_lays_it_out(home, width, *extra)
+        monkeypatch.setattr(stdout, "width", width)
+        result = CliRunner().invoke(app, ["log", "--home", str(home), *extra])
+        monkeypatch.undo()
+        assert result.exit_code == (3 if extra == ["--verify"] else 0), result.output
+        if result.stdout != expected:
+            differ.append(width)
+    assert differ == [], differ
+
+
 @pytest.mark.parametrize("width", [60, 80])
 def test_a_log_table_wider_than_the_console_folds_alike_in_every_batch(
     home: Path, width: int, monkeypatch: pytest.MonkeyPatch
@@ -1150,3 +1176,19 @@ def test_a_row_written_as_text_is_the_row_rich_lays_out(cells: list[tuple[str, i
     console.print(table)
     rows = out.getvalue().splitlines()[1:-1]  # the top and bottom rules aside
     assert row_text(texts, widths, HEAVY_HEAD) == "\n".join(rows)
+
+
+@pytest.mark.parametrize("length", [0, 100, 127, 249, 300])
+def test_a_license_of_no_key_size_is_not_said_to_be_another_keys(home: Path, length: int) -> None:
+    """The hint "sized for another key" fits a license as long as some authority key's
+    modulus (128 to 248 bytes, PROTOCOL.md §5): one of 100 bytes is no key's, but damaged
+    (a truncated record, a log edited by hand), and sending the user to remake the card
+    or look for another authority key would mislead. The refusal is said as it is."""
+    assert _pay(home, "--amount", "1.00")[0] == ExitCode.OK
+    with sqlite3.connect(home / "terminal.db") as db:
+        db.execute("UPDATE transactions SET license = ? WHERE id = 1", (bytes(length),))
+    db.close()
+    result = CliRunner().invoke(app, ["log", "--home", str(home), "--verify", "--json"])
+    assert result.exit_code == ExitCode.REFUSED, result.output
+    [row] = json.loads(result.stdout)["transactions"]
+    assert row["verify_reason"] == f"license bad length ({length} bytes, want 248)"
