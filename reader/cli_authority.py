@@ -96,7 +96,7 @@ def _keystore(home: Path) -> KeyStore:
     epilog=examples(
         "hcepay authority init   # key index 01, 1984 bits, in ~/.hcepay",
         "hcepay authority init --index 02 --home /tmp/pos",
-        "hcepay authority init --bits 1024 --expires 2035-12-31   # a small key, for tests",
+        "hcepay authority init --bits 1024 --expires 2099-12-31   # a small key, for tests",
     ),
 )
 def init(

@@ -31,6 +31,7 @@ from reader.cli_common import (
     JsonOption,
     examples,
     fail,
+    format_amount,
     hex_input,
     home_folder,
     home_lock,
@@ -45,7 +46,7 @@ from reader.cli_common import (
     wait_seconds,
     whole_number,
 )
-from reader.cli_pay import AmountError, format_amount, parse_amount
+from reader.cli_pay import AmountError, parse_amount
 
 card_app = typer.Typer(
     name="card",

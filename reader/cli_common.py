@@ -135,6 +135,14 @@ _SECONDS: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 MAX_DIGITS: Final = 18  # more than any number hcepay takes (int() refuses 4301 in its own words)
 
 
+MINOR_DIGITS: Final = 2  # amounts in minor units: 1234 is 12.34 (PROTOCOL.md §3, n12)
+
+
+def format_amount(units: int) -> str:
+    """Minor units as a decimal string (12.34)."""
+    return f"{units // 10**MINOR_DIGITS}.{units % 10**MINOR_DIGITS:0{MINOR_DIGITS}d}"
+
+
 def whole_number(text: str | int) -> int:
     """A number given on the command line (a serial, --currency, --bits, --last, --atc) as
     every command reads it: ASCII digits 0-9 and nothing else. Python's int() also reads

@@ -29,6 +29,7 @@ from authority.home import LOCK_FILE, authority_dir, cards_dir, read_regular, te
 from reader import spool
 from reader.cli_common import (
     AMOUNT_HELP,
+    MINOR_DIGITS,
     ONE_TRANSPORT,
     PAY_WAIT,
     READER_HELP,
@@ -43,6 +44,7 @@ from reader.cli_common import (
     examples,
     existing_home,
     fail,
+    format_amount,
     home_folder,
     interrupted,
     note_for_lost_output,
@@ -68,7 +70,6 @@ if TYPE_CHECKING:
     from reader.transport import TracingTransport, Transport
 
 MAX_AMOUNT: Final = 999_999_999_999  # n12
-MINOR_DIGITS: Final = 2
 AMOUNT_RE: Final = re.compile(r"^([0-9]+)(?:\.([0-9]+))?$")  # ASCII digits only
 MAX_AMOUNT_TEXT: Final = 32
 PROFILE: Final = Path(__file__).resolve().parent.parent / "vectors" / "profiles" / "test-card-1"
@@ -101,11 +102,6 @@ def parse_amount(text: str) -> int:
     if units > MAX_AMOUNT:
         raise AmountError(f"amount {text} does not fit 12 digits of minor units (n12)")
     return units
-
-
-def format_amount(units: int) -> str:
-    """Minor units as a decimal string (12.34)."""
-    return f"{units // 10**MINOR_DIGITS}.{units % 10**MINOR_DIGITS:0{MINOR_DIGITS}d}"
 
 
 def _amount(text: str) -> int:

@@ -17,8 +17,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from reader.cli_common import stdout
-from reader.cli_pay import format_amount
+from reader.cli_common import format_amount, stdout
 from reader.log import LogRow
 
 TABLE_BATCH: Final = 500  # rows printed at a time by `hcepay log` (about 60 kB of text)

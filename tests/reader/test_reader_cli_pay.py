@@ -26,10 +26,9 @@ from apdu.command import CommandAPDU
 from apdu.dol import split_dol
 from apdu.messages import PDOL, gpo_pdol_data
 from reader.cli import app
-from reader.cli_common import ExitCode, Failure, stdout
+from reader.cli_common import ExitCode, Failure, format_amount, stdout
 from reader.cli_pay import (
     AmountError,
-    format_amount,
     make_demo_home,
     parse_amount,
     terminal_config,
