@@ -97,8 +97,9 @@ _REASONS: dict[int, str] = {
 _STALE = frozenset({Hresult.INVALID_HANDLE, Hresult.NO_SERVICE, Hresult.SERVICE_STOPPED})
 
 
-# SCardConnect's answers while a phone is being tapped: not there yet, or seen and gone again
-_NO_CARD_YET = frozenset({Hresult.NO_SMARTCARD, Hresult.REMOVED_CARD})
+# SCardConnect's answers while a phone is being tapped: not there yet, seen and gone again,
+# or there but mute (no answer to reset: it must be taken away and presented again)
+_NO_CARD_YET = frozenset({Hresult.NO_SMARTCARD, Hresult.REMOVED_CARD, Hresult.UNRESPONSIVE_CARD})
 
 
 class _StaleContext(Exception):
@@ -307,8 +308,8 @@ class PcscTransport:
             deadline = self._wait_deadline(name)
             self._await_card(context, name, deadline)
             code, card, protocol = attempt(name)
-            while code in _NO_CARD_YET:  # a phone seen, then gone before the connect: a tap
-                self._sleep(BUSY_SLICE)  # that wobbles; watched again until the deadline
+            while code in _NO_CARD_YET:  # a phone seen, then gone (or mute) at the connect: a
+                self._sleep(BUSY_SLICE)  # tap that wobbles; watched again until the deadline
                 self._await_card(context, name, deadline)
                 code, card, protocol = attempt(name)
         busy_until = self._clock() + self.busy_retry

@@ -874,6 +874,24 @@ def test_a_mute_card_at_the_end_of_the_wait_is_said_to_be_mute(
     transport.close()
 
 
+def test_a_card_mute_at_the_connect_is_waited_on_until_presented_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a wait, a card that is mute when the connect starts (SCARD_W_UNRESPONSIVE_CARD:
+    a phone held badly) is not the end: the reader is watched until the phone, taken away
+    and presented again, answers its reset, as the mute message asks the user to do."""
+    clock = FakeClock()
+    fake = EmptyReaderScard(clock, arrives_after=2)
+    fake.install(monkeypatch)
+    fake.present = True  # a card is in the field, but the first connect finds it mute
+    fake.connect_codes = [Hresult.UNRESPONSIVE_CARD]
+    transport = PcscTransport(NAMES[0], wait=3, clock=clock, sleep=clock.sleep)
+    assert transport.connect() == bytes([0x3B, 0x00])
+    assert [c[0] for c in fake.calls].count("connect") == 2  # mute, then answered
+    assert len(fake.timeouts) == 2 and 0 < clock.now < 3  # it waited, then connected
+    transport.close()
+
+
 def test_no_card_within_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     EmptyReaderScard(clock, arrives_after=None).install(monkeypatch)
