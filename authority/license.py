@@ -11,7 +11,7 @@ from typing import Final
 from authority import iso9796
 from authority.errors import InvalidKeyError, LicenseError, LicenseReason, RecoveryError
 from authority.iso9796 import HASH_LENGTHS, PAD, HashAlgorithm
-from authority.rsa import EXPONENTS, RsaPrivateKey, RsaPublicKey
+from authority.rsa import RsaPrivateKey, RsaPublicKey, check_exponent
 
 FORMAT: Final = 0x04
 KEY_ALGORITHM_RSA: Final = 0x01
@@ -196,8 +196,10 @@ def _app_key(x: bytes, room: int, remainder: bytes, exponent: bytes) -> RsaPubli
     if exp_length not in (1, 3) or len(exponent) != exp_length:
         raise LicenseError(LicenseReason.BAD_EXPONENT)
     e = int.from_bytes(exponent, "big")
-    if e not in EXPONENTS:  # the exponent's own reason, not the key's (PROTOCOL.md §5)
-        raise LicenseError(LicenseReason.BAD_EXPONENT, f"{e}: must be 3 or 65537")
+    try:  # the exponent's own reason, not the key's (PROTOCOL.md §5)
+        check_exponent(e)
+    except InvalidKeyError as exc:
+        raise LicenseError(LicenseReason.BAD_EXPONENT, exc.reason) from None
     leftmost = x[_FIXED_BEFORE_KEY : _FIXED_BEFORE_KEY + room]
     if app_size <= room:
         if remainder or leftmost[app_size:].lstrip(_PAD_BYTE):  # a byte other than BB
