@@ -263,20 +263,24 @@ def test_interrupts_after_hold_are_announced_once(capsys: pytest.CaptureFixture[
     )
 
 
+class WrappedInterruptModule(types.ModuleType):
+    """A module whose loading is cut by a Ctrl-C that Python 3.11 wraps in a RuntimeError
+    (one landing in a dataclass field's __set_name__)."""
+
+    def __getattr__(self, name: str) -> object:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error calling __set_name__") from exc
+
+
 def test_an_interrupt_wrapped_while_loading_is_still_an_interrupt(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Python 3.11 wraps a Ctrl-C that lands in a dataclass field's __set_name__ in a
     RuntimeError: the console script must still say "interrupted" and exit 130."""
 
-    class Loading(types.ModuleType):
-        def __getattr__(self, name: str) -> object:
-            try:
-                raise KeyboardInterrupt
-            except KeyboardInterrupt as exc:
-                raise RuntimeError("Error calling __set_name__") from exc
-
-    monkeypatch.setitem(sys.modules, "reader.cli", Loading("reader.cli"))
+    monkeypatch.setitem(sys.modules, "reader.cli", WrappedInterruptModule("reader.cli"))
     monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # entry.main sets its own
     before = signal.getsignal(signal.SIGINT)
     try:
@@ -300,14 +304,7 @@ def test_an_interrupt_wrapped_while_a_command_loads_is_still_an_interrupt(
     internal error (70)."""
     from reader import cli
 
-    class Loading(types.ModuleType):
-        def __getattr__(self, name: str) -> object:
-            try:
-                raise KeyboardInterrupt
-            except KeyboardInterrupt as exc:
-                raise RuntimeError("Error calling __set_name__") from exc
-
-    monkeypatch.setitem(sys.modules, "apdu.command", Loading("apdu.command"))
+    monkeypatch.setitem(sys.modules, "apdu.command", WrappedInterruptModule("apdu.command"))
     monkeypatch.setattr(sys, "argv", ["hcepay", "decode", "00A4040000"])
     before = signal.getsignal(signal.SIGINT)
     try:

@@ -48,6 +48,17 @@ def _pay(home: Path, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def _small_keys_home(tmp_path: Path) -> Path:
+    """A home of 1024-bit keys (quick to make): its authority key 01 and one card."""
+    home = tmp_path / "home"
+    for argv in (
+        ["authority", "init", "--bits", "1024"],
+        ["card", "issue", "--account", "6200123456789012", "--limit", "10", "--bits", "1024"],
+    ):
+        assert CliRunner().invoke(app, [*argv, "--home", str(home)]).exit_code == 0
+    return home
+
+
 def test_pay_approve_decline_and_log_verify(home: Path) -> None:
     code, out = _pay(home, "--amount", "12.34")
     assert code == 0 and json.loads(out)["verdict"] == "approved"
@@ -785,13 +796,8 @@ def test_a_lost_key_store_is_mended_by_the_command_pay_names(tmp_path: Path, los
     refused ("use --force"); --force made a new authority key, and every issued card and
     logged row failed. The command pay names now trusts the authority's own key again; so
     it does when the terminal's copy of the key (ca-01.pub.pem) is what was lost."""
-    home = tmp_path / "home"
+    home = _small_keys_home(tmp_path)
     runner = CliRunner()
-    for argv in (
-        ["authority", "init", "--bits", "1024"],
-        ["card", "issue", "--account", "6200123456789012", "--limit", "10", "--bits", "1024"],
-    ):
-        assert runner.invoke(app, [*argv, "--home", str(home)]).exit_code == 0
     assert _pay(home, "--amount", "1.00")[0] == 0
     (home / "terminal" / lost).unlink()
     result = runner.invoke(app, ["pay", "--home", str(home), "--amount", "1.00"])
@@ -957,13 +963,8 @@ def test_a_license_of_another_keys_length_says_its_usual_cause(tmp_path: Path) -
     """A card issued under an authority key 01 that was made again (another size) is
     refused with "license bad length", which named no cause. `pay` and `log --verify` now
     say it, with the same refusal: exit 3, check 3, the license's reason first."""
-    home = tmp_path / "home"
+    home = _small_keys_home(tmp_path)
     runner = CliRunner()
-    for argv in (
-        ["authority", "init", "--bits", "1024"],
-        ["card", "issue", "--account", "6200123456789012", "--limit", "10", "--bits", "1024"],
-    ):
-        assert runner.invoke(app, [*argv, "--home", str(home)]).exit_code == 0
     assert _pay(home, "--amount", "1.00")[0] == ExitCode.OK
     remade = ["authority", "init", "--force", "--bits", "1032", "--home", str(home)]
     assert runner.invoke(app, remade).exit_code == 0
