@@ -188,6 +188,7 @@ class SignedAnswer:
 
     length: int
     make: Callable[[], bytes]
+    prepare: Callable[[], None] | None = None  # for the next answer, while this one is made
 
 
 Result = tuple[bytes | SignedAnswer, AppState]
@@ -289,9 +290,8 @@ def _generate_ac(cmd: CommandAPDU, state: AppState, env: CardEnv) -> Result:
     used = state.card.used + amount if approved else state.card.used
     inputs = AnswerInputs(int(cid), transaction.atc, data)
     card = state.card.with_answer(inputs, used)
-    return SignedAnswer(env.answer_length, partial(make_answer, inputs, env)), AppState(
-        card, Phase.DONE, transaction
-    )
+    answer = SignedAnswer(env.answer_length, partial(make_answer, inputs, env), env.app_key.prepare)
+    return answer, AppState(card, Phase.DONE, transaction)
 
 
 def make_answer(inputs: AnswerInputs, env: CardEnv) -> bytes:

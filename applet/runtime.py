@@ -149,7 +149,9 @@ class CardRuntime:
         if new.card is not self._state.card and new.card != self._state.card:
             self._reload = True
             if isinstance(answer, SignedAnswer):
-                data = self.store.commit_while(new.card, answer.make, self._state.card)
+                data = self.store.commit_while(
+                    new.card, answer.make, self._state.card, answer.prepare
+                )
             else:
                 self.store.commit(new.card)  # raises: 6F00, the answer is never sent
                 data = answer

@@ -30,6 +30,7 @@ import logging
 import os
 import stat
 import struct
+import sys
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -104,22 +105,30 @@ class _Committer:
 
     def _run(self) -> None:
         while True:  # a daemon: its caller always waits for the job it gave
-            job, done = self._jobs.get()
+            job, done, then = self._jobs.get()
             try:
                 job()
             except BaseException as exc:  # handed to the caller, raised there
                 done.put(exc)
-            else:
-                done.put(None)
+                continue
+            done.put(None)
+            if then is not None:
+                try:
+                    then()
+                except Exception as exc:  # spare work: the commit stands all the same
+                    log.debug("work after a commit failed: %s", exc)
 
-    def start(self, job: Callable[[], None]) -> SimpleQueue[BaseException | None]:
-        """Run `job` on the thread; the queue gets None, or what `job` raised."""
+    def start(
+        self, job: Callable[[], None], then: Callable[[], None] | None = None
+    ) -> SimpleQueue[BaseException | None]:
+        """Run `job` on the thread; the queue gets None, or what `job` raised. After a
+        `job` that succeeded the thread runs `then` (work for later, made in the wait)."""
         done: SimpleQueue[BaseException | None] = SimpleQueue()
-        self._jobs.put((job, done))
+        self._jobs.put((job, done, then))
         return done
 
 
-_Job = tuple[Callable[[], None], "SimpleQueue[BaseException | None]"]
+_Job = tuple[Callable[[], None], "SimpleQueue[BaseException | None]", Callable[[], None] | None]
 _committer_lock = threading.Lock()
 _committers: list[_Committer] = []  # at most one: this process's commit thread
 
@@ -133,10 +142,14 @@ def _committer() -> _Committer:
 
 
 def _forget_committer_in_child() -> None:
-    """A forked child has no commit thread (fork copies only the calling thread)."""
+    """A forked child has no commit thread (fork copies only the calling thread), and does
+    not use the blindings that thread prepared for its parent's signatures."""
     global _committer_lock
     _committer_lock = threading.Lock()
     _committers.clear()
+    rsa = sys.modules.get("authority.rsa")  # not loaded: no key, nothing prepared
+    if rsa is not None:
+        rsa.forget_prepared()
 
 
 os.register_at_fork(after_in_child=_forget_committer_in_child)
@@ -157,9 +170,17 @@ class StateStore(Protocol):
         """Store `state` durably; return only when it is stored, raise otherwise."""
         ...
 
-    def commit_while(self, state: CardState, work: Callable[[], T], before: CardState) -> T:
+    def commit_while(
+        self,
+        state: CardState,
+        work: Callable[[], T],
+        before: CardState,
+        then: Callable[[], None] | None = None,
+    ) -> T:
         """Store `state` while `work()` runs; `work()`'s result once both are done. When
-        `work()` raises, `before` (the state held until now) is what stays stored."""
+        `work()` raises, `before` (the state held until now) is what stays stored. A store
+        that waits on the disk runs `then` (work for a later command) once `state` is
+        stored, while `work()` may still run; others need not run it."""
         ...
 
 
@@ -179,8 +200,14 @@ class MemoryStateStore:
         self.state = state
         self.commits += 1
 
-    def commit_while(self, state: CardState, work: Callable[[], T], before: CardState) -> T:
-        """`work()`, then keep `state` (nothing to overlap in memory)."""
+    def commit_while(
+        self,
+        state: CardState,
+        work: Callable[[], T],
+        before: CardState,
+        then: Callable[[], None] | None = None,
+    ) -> T:
+        """`work()`, then keep `state` (nothing to overlap in memory: `then` is not run)."""
         result = work()
         self.commit(state)
         return result
@@ -304,16 +331,23 @@ class FileStateStore:
         self._unflushed = None
         self._sequence = sequence
 
-    def commit_while(self, state: CardState, work: Callable[[], T], before: CardState) -> T:
+    def commit_while(
+        self,
+        state: CardState,
+        work: Callable[[], T],
+        before: CardState,
+        then: Callable[[], None] | None = None,
+    ) -> T:
         """Commit on the commit thread while `work()` runs on this one (a signature: its RSA
-        releases the GIL, the flush waits in the kernel, so the two overlap).
+        releases the GIL, the flush waits in the kernel, so the two overlap). The commit
+        thread then runs `then` (the next signature's blinding), while `work()` goes on.
 
         A `work()` that fails once the state is stored is tried again (SIGNING_TRIES in all:
         a signature is deterministic, and a fault check withholds a bad one); if it still
         fails, `before` is stored again. Only if that store fails too does the new state
         stay: a deduction whose answer DF02 still makes, as after a kill (PROTOCOL.md §9)."""
         slot = self._slot_for(state)  # made here: the commit thread only writes and flushes
-        stored = _committer().start(partial(self._store_slot, *slot))
+        stored = _committer().start(partial(self._store_slot, *slot), then)
         try:
             result = work()
         except Exception:

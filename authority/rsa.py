@@ -8,6 +8,7 @@ result with the public key before anything leaves (the fault-attack guard).
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -24,6 +25,14 @@ DEFAULT_BITS: Final = 1984
 DEFAULT_EXPONENT: Final = 3
 _BLINDING_TRIES: Final = 8
 _MIN_PRIME_DISTANCE_BITS: Final = 100  # |p - q| > 2^(bits/2 - 100), FIPS 186-4 B.3.1
+_epoch: list[object] = [object()]  # what prepared blindings are good for (forget_prepared)
+
+
+def forget_prepared() -> None:
+    """Make every blinding prepared so far unusable: a forked child holds copies of its
+    parent's, so applet/store.py calls this in the child, and no blinding serves two
+    processes' signatures."""
+    _epoch[0] = object()
 
 
 def check_size(bits: int) -> None:
@@ -90,7 +99,7 @@ class RsaPublicKey:
 class RsaPrivateKey:
     """An RSA private key; its repr and errors never show d, p or q."""
 
-    __slots__ = ("_d", "_dp", "_dq", "_n", "_n_int", "_p", "_q", "_qinv", "public")
+    __slots__ = ("_d", "_dp", "_dq", "_n", "_n_int", "_p", "_q", "_qinv", "_spare", "public")
 
     public: RsaPublicKey
 
@@ -116,6 +125,9 @@ class RsaPrivateKey:
         self._dp = d % (mp - 1)
         self._dq = d % (mq - 1)
         self._qinv = gmpy2.invert(mq, mp)
+        # one blinding made ahead by prepare(), with the epoch it was made in; a deque's
+        # append and popleft are atomic, so one thread may prepare while another signs
+        self._spare: deque[tuple[object, Any, Any]] = deque(maxlen=1)
 
     def __repr__(self) -> str:
         return f"RsaPrivateKey(bits={self.public.bits}, e={self.public.e})"
@@ -137,8 +149,8 @@ class RsaPrivateKey:
         n, e = self._n, self.public.e
         if not 0 <= x < n:
             raise ValueError("input not below the modulus")
-        r, r_inv = self._blinding()
-        xb = (x * gmpy2.powmod(r, e, n)) % n
+        r_e, r_inv = self._take_blinding()
+        xb = (x * r_e) % n
         with gmpy2.context(allow_release_gil=True):  # another thread may flush meanwhile
             m1 = gmpy2.powmod_sec(xb % self._p, self._dp, self._p)
             m2 = gmpy2.powmod_sec(xb % self._q, self._dq, self._q)
@@ -148,15 +160,31 @@ class RsaPrivateKey:
             raise SigningFaultError("the private operation failed its public-key check")
         return int(s)
 
+    def prepare(self) -> None:
+        """Make the next private operation's blinding now, in a wait: the card's commit
+        thread runs this after its flush, while the signature it overlaps is still being
+        made (applet/store.py), so the next signature starts without it. Each blinding is
+        used once, and not after forget_prepared() (a forked child makes its own)."""
+        self._spare.append((_epoch[0], *self._blinding()))
+
+    def _take_blinding(self) -> tuple[Any, Any]:
+        """(r^e mod n, r^-1 mod n): the one prepare() made, else a fresh one."""
+        try:
+            epoch, r_e, r_inv = self._spare.popleft()
+        except IndexError:
+            return self._blinding()
+        return (r_e, r_inv) if epoch is _epoch[0] else self._blinding()
+
     def _blinding(self) -> tuple[Any, Any]:
-        """A fresh random r, invertible mod n, and its inverse (bounded tries)."""
+        """(r^e mod n, r^-1 mod n) for a fresh random r invertible mod n (bounded tries)."""
         n = self._n
         for _ in range(_BLINDING_TRIES):
             r = gmpy2.mpz(secrets.randbelow(self._n_int - 2) + 2)
             try:
-                return r, gmpy2.invert(r, n)
+                r_inv = gmpy2.invert(r, n)
             except ZeroDivisionError:  # r shares a factor with n: astronomically rare
                 continue
+            return gmpy2.powmod(r, self.public.e, n), r_inv
         raise SigningFaultError("no blinding factor found")
 
     def to_cryptography(self) -> crypto_rsa.RSAPrivateKey:

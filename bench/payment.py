@@ -12,9 +12,11 @@ Prints payments/s, the floor, the ratio (goal <= 1.3x) and where the rest goes, 
 the same run: "writes + RSA" is one payment's durable writes made through the real code (the
 card's two commits through applet/store.py, the pending entry and the row through
 reader/log.py, on their own state.dat and log) and its RSA operations, in the payment's order
-(the card's second commit overlapping its signature, as in applet/runtime.py), with no APDU
-and no check. payment - (writes + RSA) is what the protocol's work costs (APDUs, parsing,
-checks); (writes + RSA) - floor is what making those writes costs beyond the bare flushes.
+(the card's second commit overlapping its signature, and its commit thread then making the
+next signature's blinding, as in applet/runtime.py), with no APDU and no check. The floor's
+private operation makes its blinding itself, as a signature alone does. payment - (writes +
+RSA) is what the protocol's work costs (APDUs, parsing, checks); (writes + RSA) - floor is
+what making those writes costs beyond the bare flushes.
 Then the payment step by step (each APDU as the card answers it, each log call, the terminal's
 work in between), next to the same steps of the payment with nothing on disk: where each
 step's time beyond its floor part goes. Then a cProfile of the payments. Two kernel lines
@@ -391,7 +393,11 @@ def cpu_placement(
 
 
 def writes_and_rsa(
-    work: Path, card_state: CardState, row: Outcome, rsa_parts: dict[str, Callable[[], object]]
+    work: Path,
+    card_state: CardState,
+    row: Outcome,
+    rsa_parts: dict[str, Callable[[], object]],
+    prepare: Callable[[], None],
 ) -> tuple[Callable[[], None], Callable[[], None]]:
     """(one payment's durable writes and RSA operations with no protocol work, close).
 
@@ -409,7 +415,7 @@ def writes_and_rsa(
         store.commit(requested)  # GPO: the ATC
         rsa_parts["public_ca"]()  # the license
         log.write_pending(PendingEntry(padded, atc[0], row.cdol1_data, row.serial), row.time)
-        store.commit_while(requested, rsa_parts["private"], state[0])  # GENERATE AC
+        store.commit_while(requested, rsa_parts["private"], state[0], prepare)  # GENERATE AC
         rsa_parts["public_app"]()  # the authorization
         log.record(replace(row, atc=atc[0]))
         state[0] = requested
@@ -470,7 +476,11 @@ def main() -> None:
                 one()
             (skeleton_dir := work / "writes").mkdir()
             bare, close_bare = writes_and_rsa(
-                skeleton_dir, card.state.card, next(log.rows(limit=1)).outcome, rsa_parts
+                skeleton_dir,
+                card.state.card,
+                next(log.rows(limit=1)).outcome,
+                rsa_parts,
+                app.prepare,
             )
             for _ in range(args.warmup):
                 bare()

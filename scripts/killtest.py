@@ -186,7 +186,12 @@ def _arm_card(card: CardRuntime, kill_at: str, current: list[int]) -> None:
             die()
         commit(state)
 
-    def armed_commit_while(state: CardState, work: Callable[[], T], before: CardState) -> T:
+    def armed_commit_while(
+        state: CardState,
+        work: Callable[[], T],
+        before: CardState,
+        then: Callable[[], None] | None = None,
+    ) -> T:
         if kill_at == "card-gac-before-store":
             die()
         if kill_at == "card-gac-while-storing":
@@ -196,8 +201,8 @@ def _arm_card(card: CardRuntime, kill_at: str, current: list[int]) -> None:
                 die()
                 return work()
 
-            return commit_while(state, signing, before)
-        return commit_while(state, work, before)
+            return commit_while(state, signing, before, then)
+        return commit_while(state, work, before, then)
 
     store.commit = armed_commit  # type: ignore[method-assign]
     store.commit_while = armed_commit_while  # type: ignore[method-assign]

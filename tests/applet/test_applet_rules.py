@@ -9,8 +9,10 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,10 @@ from applet.runtime import CardRuntime
 from applet.state import CardState
 from applet.store import FileStateStore, MemoryStateStore, StateStore
 from authority import home
+from authority import rsa as rsa_module
 from authority.authorization import sign_authorization
 from authority.errors import SigningFaultError
-from authority.rsa import generate
+from authority.rsa import RsaPrivateKey, generate
 
 SELECT_AID = m.select(m.CREDIT_AID).to_bytes()
 SELECT_PSE = m.select(m.PSE_NAME).to_bytes()
@@ -593,6 +596,96 @@ def test_generate_ac_stores_on_the_commit_thread_and_answers_what_it_stored(
     stored = FileStateStore(file_store.folder).load()
     assert stored.used == term.amount and stored.atc == 1
     assert card.applet.answer_as_sent(stored.last_answers[-1]).answer == answer
+
+
+def _watch_prepare(
+    monkeypatch: pytest.MonkeyPatch, folder: Path | None, then: Callable[[], None] | None = None
+) -> tuple[list[tuple[str, int | None]], threading.Event]:
+    """RsaPrivateKey.prepare, watched: (its thread, the card's stored used credit then) per
+    call, and an event set after each; `then` runs in its place when given."""
+    calls: list[tuple[str, int | None]] = []
+    ran = threading.Event()
+    real = RsaPrivateKey.prepare
+
+    def watched(key: RsaPrivateKey) -> None:
+        try:
+            used = FileStateStore(folder).load().used if folder is not None else None
+            calls.append((threading.current_thread().name, used))
+            (then or partial(real, key))()
+        finally:
+            ran.set()
+
+    monkeypatch.setattr(RsaPrivateKey, "prepare", watched)
+    return calls, ran
+
+
+def test_the_commit_thread_prepares_the_next_blinding_once_the_state_is_stored(
+    requested: Requested, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After GENERATE AC's flush, while the card signs, the commit thread makes the next
+    signature's blinding (authority/rsa.py prepare): after the deduction is stored."""
+    card = requested(file_store)
+    calls, ran = _watch_prepare(monkeypatch, file_store.folder)
+    assert term.exchange(card, term.generate_ac())[1] == 0x9000
+    assert ran.wait(5)
+    assert calls == [("hcepay-commit", term.amount)]
+
+
+def test_a_forked_child_does_not_use_the_blinding_prepared_for_its_parent(
+    requested: Requested, term: Any, file_store: FailingFileStore
+) -> None:
+    card = requested(file_store)
+    assert term.exchange(card, term.generate_ac())[1] == 0x9000
+    key = card.applet.env.app_key
+    deadline = time.monotonic() + 5
+    while not key._spare and time.monotonic() < deadline:  # prepared after the answer
+        time.sleep(0.001)
+    assert len(key._spare) == 1
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: is its copy of the prepared blinding still usable?
+        usable = key._spare[0][0] is rsa_module._epoch[0]
+        os.write(write, b"1" if usable else b"0")
+        os._exit(0)
+    os.close(write)
+    assert os.read(read, 1) == b"0"
+    os.close(read)
+    os.waitpid(child, 0)
+    assert key._spare[0][0] is rsa_module._epoch[0]  # the parent's still is
+
+
+def test_a_failed_preparation_changes_nothing_of_the_answer(
+    requested: Requested, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    card = requested(file_store)
+
+    def fails() -> None:
+        raise SigningFaultError("no blinding factor found")
+
+    _, ran = _watch_prepare(monkeypatch, None, fails)
+    answer, sw = term.exchange(card, term.generate_ac())
+    assert sw == 0x9000 and ran.wait(5)
+    stored = FileStateStore(file_store.folder).load()
+    assert card.applet.answer_as_sent(stored.last_answers[-1]).answer == answer
+
+
+def test_no_preparation_after_a_failed_commit_or_in_memory(
+    requested: Requested, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit that failed runs no work after it; a card in memory has no wait to fill."""
+    calls, _ = _watch_prepare(monkeypatch, None)
+    card = requested(file_store)
+    file_store.failing = True
+    assert card.process(term.generate_ac()) == b"\x6f\x00"
+    assert term.exchange(requested(MemoryStateStore()), term.generate_ac())[1] == 0x9000
+    file_store.failing = False
+    (other := file_store.folder / "other").mkdir()
+    card = requested(FileStateStore(other))
+    assert term.exchange(card, term.generate_ac())[1] == 0x9000  # the thread's next job
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert calls == [("hcepay-commit", None)]  # the last card's only
 
 
 def test_a_generate_ac_whose_commit_fails_sends_nothing(

@@ -13,7 +13,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa as crypto_rsa
 
 from authority import iso9796
 from authority.errors import InvalidKeyError, RecoveryError, RecoveryReason, SigningFaultError
-from authority.rsa import RsaPrivateKey, RsaPublicKey, from_cryptography, generate
+from authority.rsa import (
+    RsaPrivateKey,
+    RsaPublicKey,
+    forget_prepared,
+    from_cryptography,
+    generate,
+)
 
 Sign = Callable[[RsaPrivateKey, int], int]
 
@@ -273,3 +279,79 @@ def test_the_private_exponents_go_only_to_constant_time_powmod_of_blinded_input(
     assert all(base != x % mod for base, _, mod in secret_calls)
     assert len({base for base, _, mod in secret_calls if mod == p}) == 3  # fresh blinding
     assert set(plain_exponents) == {e}
+
+
+def _counting_inverts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """gmpy2.invert, counted: one call per blinding made (the key's own inverses are made
+    when it is built)."""
+    calls: list[int] = []
+    invert = gmpy2.invert
+
+    def counting(a: object, m: object) -> object:
+        calls.append(1)
+        return invert(a, m)
+
+    monkeypatch.setattr(gmpy2, "invert", counting)
+    return calls
+
+
+def test_a_prepared_blinding_serves_the_next_private_operation_once(
+    published_primes: dict[int, tuple[int, int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prepare() makes the next signature's blinding ahead (the card's commit thread, while
+    it signs): the next private operation makes none, the one after makes its own again,
+    and every signature is the same correct one."""
+    p, q, e = next(iter(published_primes.values()))
+    key = RsaPrivateKey(p, q, e)
+    d = pow(e, -1, math.lcm(p - 1, q - 1))
+    x = secrets.randbelow(key.public.n)
+    inverts = _counting_inverts(monkeypatch)
+    key.prepare()
+    assert len(inverts) == 1
+    assert key.private_op(x) == pow(x, d, p * q)
+    assert len(inverts) == 1  # the prepared one, used
+    assert key.private_op(x) == pow(x, d, p * q)
+    assert len(inverts) == 2  # used once only: a fresh one
+    key.prepare()
+    key.prepare()  # one kept: the newer
+    assert key.private_op(x) == key.private_op(x) == pow(x, d, p * q)
+    assert len(inverts) == 5
+
+
+def test_a_blinding_prepared_before_forget_prepared_is_not_used(
+    published_primes: dict[int, tuple[int, int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forked child holds a copy of its parent's prepared blinding; forget_prepared()
+    (called in the child, applet/store.py) makes it make its own, so no blinding serves two
+    processes' signatures."""
+    p, q, e = next(iter(published_primes.values()))
+    key = RsaPrivateKey(p, q, e)
+    key.prepare()
+    inverts = _counting_inverts(monkeypatch)
+    forget_prepared()
+    x = secrets.randbelow(key.public.n)
+    assert key.private_op(x) == pow(x, pow(e, -1, math.lcm(p - 1, q - 1)), p * q)
+    assert len(inverts) == 1
+
+
+def test_prepared_blindings_still_blind_each_signature_afresh(
+    published_primes: dict[int, tuple[int, int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a blinding prepared before each signature, the constant-time powmod still sees
+    another base each time, never x mod p."""
+    p, q, e = next(iter(published_primes.values()))
+    key = RsaPrivateKey(p, q, e)
+    bases: list[int] = []
+    powmod_sec = gmpy2.powmod_sec
+
+    def recording_sec(base: object, exp: object, mod: object) -> object:
+        if int(mod) == p:  # type: ignore[call-overload]
+            bases.append(int(base))  # type: ignore[call-overload]
+        return powmod_sec(base, exp, mod)
+
+    monkeypatch.setattr(gmpy2, "powmod_sec", recording_sec)
+    x = secrets.randbelow(key.public.n)
+    for _ in range(3):
+        key.prepare()
+        key.private_op(x)
+    assert len(bases) == 3 and len(set(bases)) == 3 and x % p not in bases
