@@ -115,7 +115,7 @@ class _Committer:
             if then is not None:
                 try:
                     then()
-                except Exception as exc:  # spare work: the commit stands all the same
+                except BaseException as exc:  # spare work: the commit stands, the thread lives
                     log.debug("work after a commit failed: %s", exc)
 
     def start(

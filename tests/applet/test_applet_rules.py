@@ -669,6 +669,29 @@ def test_a_failed_preparation_changes_nothing_of_the_answer(
     assert card.applet.answer_as_sent(stored.last_answers[-1]).answer == answer
 
 
+def test_the_commit_thread_outlives_work_after_a_commit_that_raises_anything(
+    tmp_path: Path,
+) -> None:
+    """A `then` that raises even SystemExit leaves the commit thread alive: the next commit,
+    which waits for it, still returns."""
+    store = FileStateStore(tmp_path)
+    store.commit(CardState(atc=1))
+
+    def exits() -> None:
+        raise SystemExit(3)
+
+    assert store.commit_while(CardState(atc=2), lambda: "signed", CardState(atc=1), exits)
+    after = threading.Thread(
+        target=store.commit_while,
+        args=(CardState(atc=3), lambda: "signed", CardState(atc=2)),
+        daemon=True,  # a dead commit thread would leave it waiting for ever
+    )
+    after.start()
+    after.join(5)
+    assert not after.is_alive()
+    assert FileStateStore(tmp_path).load() == CardState(atc=3)
+
+
 def test_no_preparation_after_a_failed_commit_or_in_memory(
     requested: Requested, term: Any, file_store: FailingFileStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
