@@ -7,11 +7,13 @@ import errno
 import fcntl
 import json
 import os
+import re
 import stat
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Final
 
@@ -39,6 +41,19 @@ def resolve_home(explicit: Path | None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".hcepay"
+
+
+DAY_FORM: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # an authority key's expiry
+
+
+def parse_day(text: str) -> date:
+    """A day written YYYY-MM-DD, the one form hcepay takes for an authority key's expiry
+    (`authority init --expires`, a vector's `authority_expires`); ValueError for any other
+    form (date.fromisoformat also reads 20300101 and 2030-W01-1) or a day that does not
+    exist."""
+    if DAY_FORM.fullmatch(text) is None:
+        raise ValueError(f"{text!r} is not YYYY-MM-DD")
+    return date.fromisoformat(text)
 
 
 def index_hex(index: int) -> str:

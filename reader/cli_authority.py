@@ -15,10 +15,12 @@ import typer
 
 from authority.errors import InvalidKeyError, KeyFileError
 from authority.home import (
+    DAY_FORM,
     authority_dir,
     ca_private_path,
     ca_public_path,
     index_hex,
+    parse_day,
     peek_serial,
     serials_path,
     write_atomic,
@@ -52,7 +54,6 @@ DEFAULT_BITS: Final = 1984
 DEFAULT_EXPONENT: Final = 3
 MAX_SERIAL = 0xFFFFFF
 _CA_FILE = re.compile(r"ca-([0-9A-F]{2})\.pub\.pem")
-_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # the one form --expires takes
 
 authority_app = typer.Typer(
     name="authority",
@@ -72,10 +73,10 @@ def _expiry(text: str | None, today: date) -> date:
             return today.replace(year=today.year + DEFAULT_YEARS)
         except ValueError:  # 29 February
             return today.replace(year=today.year + DEFAULT_YEARS, day=28)
-    if _DAY.fullmatch(text) is None:  # fromisoformat also reads 20300101 and 2030-W01-1
+    if DAY_FORM.fullmatch(text) is None:
         fail(f"--expires {text!r}: must be a date YYYY-MM-DD, as 2031-12-31")
     try:
-        expires = date.fromisoformat(text)
+        expires = parse_day(text)
     except ValueError:
         fail(f"--expires {text!r}: no such day (YYYY-MM-DD, as 2031-12-31)")
     refuse_past("--expires", text, expires, today)

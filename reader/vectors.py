@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from authority.home import os_problem, write_atomic
+from authority.home import os_problem, parse_day, write_atomic
 from authority.license import account_from_digits
 from reader.checks import Verdict
 
@@ -39,7 +39,6 @@ MAX_STEPS = 256
 CHOICE_KEY: Final = "choice"  # a vector of a choice PROTOCOL.md leaves open
 MAX_APDU_BYTES = 65_544  # extended case 4: 4 + 3 + 65535 + 2 (ISO 7816-4 5.1)
 _HEX_BYTE = re.compile("[0-9A-Fa-f]{2}")
-_DAY = re.compile("[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fromisoformat also reads 20300101
 WILDCARD = ".."
 GENERATE_AC_INS = 0xAE  # PROTOCOL.md §3
 
@@ -290,9 +289,7 @@ def _parse_terminal(obj: Any, where: str) -> TerminalValues:
     expires = _optional(obj, "authority_expires", str, where)
     if expires is not None:
         try:
-            if _DAY.fullmatch(expires) is None:
-                raise ValueError(expires)
-            date.fromisoformat(expires)  # as the replay reads it
+            parse_day(expires)
         except ValueError:
             raise VectorError(f"authority_expires {expires!r} is not YYYY-MM-DD", where) from None
     revoked = _optional(obj, "revoked", list, where) or []
@@ -793,7 +790,7 @@ def terminal_setup(vector: Vector, profiles: Path) -> TerminalSetup:
         card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
         cfg = TerminalConfig(config["terminal_id"], config["merchant_id"], int(config["country"]))
         index = int(card["ca_index"])
-        expires = date.fromisoformat(values.authority_expires or DEFAULT_AUTHORITY_EXPIRY)
+        expires = parse_day(values.authority_expires or DEFAULT_AUTHORITY_EXPIRY)
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:  # too deep
         raise VectorError(f"profile {vector.card.profile!r}: {_problem(exc)}", "terminal") from None
     request = PaymentRequest(

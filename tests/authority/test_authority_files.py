@@ -25,6 +25,7 @@ from authority.home import (
     allocate_serial,
     flock_file,
     index_hex,
+    parse_day,
     peek_serial,
     resolve_home,
     serials_path,
@@ -659,3 +660,17 @@ def test_a_key_file_of_unbalanced_primes_is_refused_in_one_line(tmp_path: Path) 
     with pytest.raises(KeyFileError) as info:
         load_private(path)
     assert info.value.reason == "prime factors of unequal sizes"
+
+
+@given(st.dates())
+def test_parse_day_reads_every_day_written_yyyy_mm_dd(day: date) -> None:
+    assert parse_day(f"{day.year:04d}-{day.month:02d}-{day.day:02d}") == day
+
+
+@pytest.mark.parametrize(
+    "text", ["20311231", "2031-W01-1", "2031-02-30", "2031-1-01", " 2031-12-31", "٢٠٣١-12-31"]
+)
+def test_parse_day_refuses_other_forms_and_days_that_do_not_exist(text: str) -> None:
+    """One form (an authority key's expiry): date.fromisoformat alone reads the first two."""
+    with pytest.raises(ValueError):
+        parse_day(text)
